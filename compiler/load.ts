@@ -1,0 +1,43 @@
+// The front half of a compile: read a .wf model and a checkpoint into a verified IR program.
+
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { verifyProgram } from "../ir/graph.js";
+import type { Program } from "../ir/types.js";
+import { InputError, registerSource } from "./diagnostics.js";
+import { type ElaborateOptions, elaborate } from "./frontend/elaborate.js";
+import { parseModel } from "./frontend/parser.js";
+import { openSafetensors } from "./weights/safetensors.js";
+import type { WeightSource } from "./weights/source.js";
+
+export function readText(path: string, what: string): string {
+  if (!existsSync(path)) throw new InputError(`${what} '${path}' does not exist`);
+  return readFileSync(path, "utf8");
+}
+
+export function readHfConfig(dir: string): Record<string, unknown> {
+  const path = statSync(dir).isDirectory() ? join(dir, "config.json") : join(dir, "..", "config.json");
+  const text = readText(path, "config");
+  try {
+    const cfg = JSON.parse(text);
+    if (typeof cfg !== "object" || cfg === null || Array.isArray(cfg)) throw new Error();
+    return cfg;
+  } catch {
+    throw new InputError(`${path}: not a JSON object`);
+  }
+}
+
+export function openWeights(path: string): WeightSource {
+  if (!existsSync(path)) throw new InputError(`weights '${path}' do not exist`);
+  return openSafetensors(path);
+}
+
+export function loadProgram(modelPath: string, weightsPath: string, opts: ElaborateOptions = {}): Program {
+  const text = readText(modelPath, "model");
+  registerSource(modelPath, text);
+  const ast = parseModel(modelPath, text);
+  const weights = openWeights(weightsPath);
+  const program = elaborate(ast, readHfConfig(weightsPath), weights, opts);
+  verifyProgram(program);
+  return program;
+}

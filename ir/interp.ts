@@ -1,0 +1,52 @@
+// The reference interpreter: runs a graph with each op's reference semantics.
+
+import { type InterpState, type Value, opDef } from "./ops.js";
+import type { Graph, Program } from "./types.js";
+
+export interface Session {
+  past: number;
+  caches: InterpState["caches"];
+  /** Outputs of earlier entries kept as inputs of later ones (e.g. an encoder's output). */
+  state: Map<string, Value>;
+}
+
+export function newSession(): Session {
+  return { past: 0, caches: new Map(), state: new Map() };
+}
+
+/**
+ * Runs entry `graph` on `inputs`, advancing `session.past` by the rows of its tokens when it
+ * has a cached attention. Returns every output by name.
+ */
+export function interpret(p: Program, graphName: string, inputs: Record<string, Value>, session: Session): Record<string, Value> {
+  const g = p.graphs.find((x) => x.name === graphName);
+  if (!g) throw new Error(`no entry '${graphName}'`);
+  const st: InterpState = {
+    past: session.past,
+    context: p.context,
+    caches: session.caches,
+    graph: g.name,
+    params: (name) => p.params.get(name)!.data,
+    inputs: (name) => {
+      const v = inputs[name] ?? session.state.get(name);
+      if (!v) throw new Error(`missing input '${name}'`);
+      return v;
+    },
+  };
+  const vals: Value[] = [];
+  for (const n of g.nodes) {
+    vals[n.id] = opDef(n.op).interp(n.args.map((a) => vals[a]), n.attrs, n, n.args.map((a) => g.nodes[a].type), st);
+  }
+  if (usesCache(g)) session.past += rowsOfCall(g, vals);
+  return Object.fromEntries(g.outputs.map((o) => [o.name, vals[o.id]]));
+}
+
+export function usesCache(g: Graph): boolean {
+  return g.nodes.some((n) => n.op === "attention" && n.attrs.cache);
+}
+
+function rowsOfCall(g: Graph, vals: Value[]): number {
+  const tok = g.nodes.find((n) => n.op === "input" && n.attrs.kind === "tokens");
+  if (!tok) throw new Error(`${g.name}: a cached entry needs a tokens input`);
+  return vals[tok.id].length;
+}

@@ -1,0 +1,86 @@
+// Core IR types: a typed SSA graph with static shapes, except for named sequence
+// dimensions that stay symbolic until run time ("S" = rows of this call, "T" = past + S
+// for cached attention, "E" = rows of a static input such as an encoder output).
+
+export type DType = "f32" | "i32";
+export type Dim = number | string;
+export type Shape = readonly Dim[];
+
+export interface TensorType {
+  readonly dtype: DType;
+  readonly shape: Shape;
+}
+
+export interface SourceLoc {
+  readonly file: string;
+  readonly line: number;
+  readonly col: number;
+}
+
+export type AttrValue = number | string | boolean | readonly (number | string)[];
+export type Attrs = Readonly<Record<string, AttrValue>>;
+
+export interface Node {
+  readonly id: number;
+  readonly op: string;
+  readonly args: readonly number[];
+  readonly attrs: Attrs;
+  readonly type: TensorType;
+  readonly loc?: SourceLoc;
+}
+
+/** How an entry input is fed: token ids, segment ids, a 0/1 padding mask, or a tensor kept from another entry. */
+export type InputKind = "tokens" | "segments" | "padding" | "state";
+
+export interface Graph {
+  readonly name: string;
+  readonly nodes: Node[];
+  readonly outputs: { name: string; id: number }[];
+}
+
+export interface Param {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly data: Float32Array;
+}
+
+export interface Program {
+  readonly model: string;
+  readonly config: Record<string, number | string | boolean>;
+  /** Longest sequence (past + current) the compiled model accepts; sizes caches and buffers. */
+  readonly context: number;
+  readonly graphs: Graph[];
+  readonly params: Map<string, Param>;
+}
+
+export function numel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Size of a shape with symbolic dims replaced by `bind`. */
+export function sizeOf(shape: Shape, bind: (sym: string) => number): number {
+  let n = 1;
+  for (const d of shape) n *= typeof d === "number" ? d : bind(d);
+  return n;
+}
+
+/** Product of the static trailing dims (everything after the leading row dim). */
+export function rowWidth(shape: Shape): number {
+  let n = 1;
+  for (let i = 1; i < shape.length; i++) {
+    const d = shape[i];
+    if (typeof d !== "number") throw new Error(`dimension ${i} of [${shape.join(",")}] is symbolic`);
+    n *= d;
+  }
+  return n;
+}
+
+export function formatType(t: TensorType): string {
+  return `${t.dtype}[${t.shape.join(",")}]`;
+}
+
+export function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
