@@ -363,8 +363,7 @@ export class Elaborator {
         case "@":
           return T(this.node("matmul", [a, b], {}, e.span));
         case "-":
-          b = this.node("scale", [b], { by: -1 }, e.span);
-        // falls through
+          return T(this.node("add", [a, this.node("scale", [b], { by: -1 }, e.span)], {}, e.span));
         case "+":
         case "*":
           // broadcasting takes the larger operand first

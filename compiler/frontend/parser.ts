@@ -13,7 +13,7 @@ const messages: IParserErrorMessageProvider = {
   ...defaultParserErrorProvider,
   buildMismatchTokenMessage: ({ expected, actual }) => `expected ${label(expected)} but found ${found(actual)}`,
   buildNotAllInputParsedMessage: ({ firstRedundant }) => `unexpected ${found(firstRedundant)} after the end of the model`,
-  buildNoViableAltMessage: ({ actual, ruleName }) => `unexpected ${found(actual[0][0])} in ${ruleName.replace(/([A-Z])/g, " $1").toLowerCase()}`,
+  buildNoViableAltMessage: ({ actual, ruleName }) => `unexpected ${found((actual as unknown as IToken[][])[0][0])} in ${ruleName.replace(/([A-Z])/g, " $1").toLowerCase()}`,
   buildEarlyExitMessage: ({ actual, ruleName }) => `unexpected ${found(actual[0])} in ${ruleName.replace(/([A-Z])/g, " $1").toLowerCase()}`,
 };
 

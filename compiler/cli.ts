@@ -1,0 +1,147 @@
+// The wasmformer command line: compile, run, generate.
+
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import yargs from "yargs";
+import { hideBin } from "yargs/helpers";
+import { IRError } from "../ir/graph.js";
+import { generate } from "../runtime/generate.js";
+import { ArtifactError } from "../runtime/model.js";
+import { loadArtifact } from "../runtime/node.js";
+import { encodeNpy } from "../runtime/npy.js";
+import { loadTokenizer } from "../runtime/tokenizer.js";
+import { compileModel } from "./compile.js";
+import { Diagnostic, DiagnosticList, formatDiagnostic } from "./diagnostics.js";
+import { terminalProgress } from "./progress.js";
+
+class UsageError extends Error {}
+
+function parseIds(flag: string, text: string | undefined): number[] | undefined {
+  if (text === undefined) return undefined;
+  const parts = String(text).split(",").map((s) => s.trim());
+  const ids = parts.map(Number);
+  const bad = parts.findIndex((s, i) => s === "" || !Number.isInteger(ids[i]) || ids[i] < 0);
+  if (bad >= 0) throw new UsageError(`--${flag}: '${parts[bad]}' is not a non-negative integer id`);
+  return ids;
+}
+
+async function cmdCompile(a: { model: string; weights: string; out: string; context?: number; "print-ir"?: boolean; "emit-wat"?: boolean }) {
+  const t0 = performance.now();
+  const r = compileModel(a.model, a.weights, a.out, {
+    context: a.context,
+    emitWat: a["emit-wat"],
+    printAfter: a["print-ir"] ? (pass, ir) => process.stdout.write(`// ---- IR after ${pass} ----\n${ir}\n`) : undefined,
+    progress: terminalProgress(),
+  });
+  const m = r.manifest;
+  process.stderr.write(
+    `compiled ${m.model} (${m.kind}, context ${m.context}) to ${a.out}: ${r.files.join(", ")}; ` +
+      `weights ${(m.memory.weights_bytes / 2 ** 20).toFixed(1)} MiB, activations ${(m.memory.activation_bytes / 2 ** 20).toFixed(1)} MiB, ` +
+      `${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
+  );
+}
+
+async function cmdRun(a: { artifact: string; "input-ids": string; "token-type-ids"?: string; "decoder-input-ids"?: string; out: string }) {
+  const model = await loadArtifact(a.artifact);
+  const ids = parseIds("input-ids", a["input-ids"])!;
+  const types = parseIds("token-type-ids", a["token-type-ids"]);
+  const dec = parseIds("decoder-input-ids", a["decoder-input-ids"]);
+  let out: Float32Array, width: number;
+  if (model.manifest.kind === "seq2seq") {
+    const enc = model.run("encode", { ids });
+    model.setState("hidden", enc.hidden);
+    const d = dec ?? [model.manifest.tokens?.decoder_start ?? 0];
+    out = model.run("decode", { ids: d }).logits;
+    width = out.length / d.length;
+  } else {
+    const e = model.manifest.entries[0];
+    const res = model.run(e.name, { ids, segments: types });
+    out = res[e.outputs[0].name];
+    width = e.outputs[0].width;
+  }
+  writeFileSync(a.out, encodeNpy(out, [out.length / width, width]));
+  process.stderr.write(`wrote ${a.out}: float32 [${out.length / width}, ${width}]\n`);
+}
+
+async function cmdGenerate(a: { artifact: string; prompt?: string; "input-ids"?: string; "max-new-tokens": number; temperature: number; seed: number; json?: boolean; "ignore-eos"?: boolean }) {
+  const model = await loadArtifact(a.artifact);
+  const tokPath = model.manifest.tokenizer ? join(a.artifact, model.manifest.tokenizer) : undefined;
+  const readJson = (p: string) => JSON.parse(readFileSync(p, "utf8"));
+  let tokenizer;
+  if (a.prompt !== undefined) {
+    if (!tokPath) throw new UsageError(`--prompt needs a tokenizer, and ${a.artifact} has none (compile from a folder with tokenizer.json, or pass --input-ids)`);
+    let cfg = {};
+    try { cfg = readJson(join(a.artifact, "tokenizer_config.json")); } catch { /* optional */ }
+    tokenizer = loadTokenizer(readJson(tokPath), cfg);
+  }
+  const ids = a.prompt !== undefined ? tokenizer!.encode(a.prompt) : parseIds("input-ids", a["input-ids"]);
+  if (!ids || !ids.length) throw new UsageError(`give a non-empty --prompt or --input-ids`);
+  if (a.prompt !== undefined && !a.json) process.stdout.write(a.prompt);
+  const r = generate(model, ids, {
+    maxNewTokens: a["max-new-tokens"],
+    temperature: a.temperature,
+    seed: a.seed,
+    stopAtEos: !a["ignore-eos"],
+    onToken: tokenizer && !a.json ? (id) => process.stdout.write(tokenizer.decode([id])) : undefined,
+  });
+  if (a.json) {
+    process.stdout.write(JSON.stringify({ ids: r.ids, prefill_tokens_per_s: r.prefillTokensPerS, decode_tokens_per_s: r.decodeTokensPerS, ...(tokenizer ? { text: tokenizer.decode(r.ids) } : {}) }) + "\n");
+  } else {
+    if (!tokenizer) process.stdout.write(r.ids.join(","));
+    process.stdout.write("\n");
+    process.stderr.write(`prefill ${r.prefillTokensPerS.toFixed(1)} tokens/s, decode ${r.decodeTokensPerS.toFixed(1)} tokens/s\n`);
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const cli = yargs(argv)
+    .scriptName("wasmformer")
+    .strict()
+    .demandCommand(1, "give a command: compile, run or generate")
+    .command("compile <model>", "compile a .wf model with a checkpoint into an artifact folder", (y) =>
+      y.positional("model", { type: "string", demandOption: true, describe: "model definition (.wf)" })
+        .option("weights", { type: "string", demandOption: true, describe: "Hugging Face folder (config.json + safetensors)" })
+        .option("out", { type: "string", demandOption: true, describe: "artifact folder to write" })
+        .option("context", { type: "number", describe: "longest sequence to support (default: the model's, at most 2048)" })
+        .option("print-ir", { type: "boolean", describe: "print the IR before and after every pass" })
+        .option("emit-wat", { type: "boolean", describe: "also write model.wat" }))
+    .command("run <artifact>", "run an artifact on ids and write the output as .npy", (y) =>
+      y.positional("artifact", { type: "string", demandOption: true })
+        .option("input-ids", { type: "string", demandOption: true })
+        .option("token-type-ids", { type: "string" })
+        .option("decoder-input-ids", { type: "string" })
+        .option("out", { type: "string", demandOption: true }))
+    .command("generate <artifact>", "generate tokens from a prompt", (y) =>
+      y.positional("artifact", { type: "string", demandOption: true })
+        .option("prompt", { type: "string" })
+        .option("input-ids", { type: "string" })
+        .option("max-new-tokens", { type: "number", default: 32 })
+        .option("temperature", { type: "number", default: 0 })
+        .option("seed", { type: "number", default: 0 })
+        .option("ignore-eos", { type: "boolean", describe: "keep going after an end-of-sequence token" })
+        .option("json", { type: "boolean" })
+        .conflicts("prompt", "input-ids"))
+    .fail((msg, err) => {
+      throw err ?? new UsageError(msg);
+    })
+    .help();
+  try {
+    const a = await cli.parseAsync(argv);
+    const cmd = a._[0];
+    if (cmd === "compile") await cmdCompile(a as never);
+    else if (cmd === "run") await cmdRun(a as never);
+    else if (cmd === "generate") await cmdGenerate(a as never);
+    return 0;
+  } catch (e) {
+    if (e instanceof Diagnostic || e instanceof DiagnosticList) process.stderr.write(formatDiagnostic(e) + "\n");
+    else if (e instanceof IRError) process.stderr.write(formatDiagnostic(new Diagnostic(e.message, e.loc)) + "\n");
+    else if (e instanceof ArtifactError || e instanceof UsageError) process.stderr.write(`error: ${e.message}\n`);
+    else if (e instanceof Error && (e as NodeJS.ErrnoException).code?.startsWith("E")) process.stderr.write(`error: ${e.message}\n`);
+    else {
+      process.stderr.write(`internal error: ${(e as Error)?.message ?? e}\n`);
+      if (process.env.WASMFORMER_DEBUG) process.stderr.write(`${(e as Error)?.stack}\n`);
+      return 2;
+    }
+    return 1;
+  }
+}

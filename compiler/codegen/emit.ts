@@ -1,0 +1,232 @@
+// Code generation: plans linear memory, lowers every entry to a wasm function that calls the
+// kernels, lays weights out for the kernels, and assembles the artifact
+// (model.wasm + weights.bin + manifest.json).
+
+import type { Graph, Node, Program } from "../../ir/types.js";
+import { rowWidth } from "../../ir/types.js";
+import { type LowerCtx, constantsOf, lowerings } from "./lower.js";
+import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
+import type { OpKind } from "../../ir/ops.js";
+import type { Manifest, ManifestEntry } from "../../runtime/manifest.js";
+
+const ALIGN = 64;
+const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
+const PAGE = 65536;
+
+/** Run-time row symbols are bound to locals of every entry function: (rows, past, erows). */
+const ROWS = 0, PAST = 1, EROWS = 2;
+
+class Layout {
+  top: number;
+  constructor(start: number) {
+    this.top = start;
+  }
+  take(bytes: number): number {
+    const at = this.top;
+    this.top = align(this.top + bytes);
+    return at;
+  }
+}
+
+/** Nodes whose value depends only on parameters and `state` inputs: computed once per state. */
+function staticNodes(g: Graph): Set<number> {
+  const s = new Set<number>();
+  for (const n of g.nodes) {
+    const leaf = n.op === "param" || (n.op === "input" && n.attrs.kind === "state");
+    const pure = n.op !== "input" && n.op !== "positions" && n.op !== "param" && !(n.op === "attention" && n.attrs.cache) && n.op !== "rope";
+    if (leaf || (pure && n.args.length > 0 && n.args.every((a) => s.has(a)))) s.add(n.id);
+  }
+  return s;
+}
+
+export interface CompiledArtifact {
+  wasm: Uint8Array;
+  weights: Uint8Array;
+  manifest: Manifest;
+  /** The module in text form. */
+  wat: string;
+  /** Address of every node's buffer, per entry (for debugging and per-node tests). */
+  buffers: Map<string, Map<number, number>>;
+}
+
+export interface GenerateOptions {
+  onProgress?: (done: number, total: number) => void;
+  /** Give every activation its own buffer (default false: reuse by liveness). For per-node debugging. */
+  noReuse?: boolean;
+}
+
+export function generate(p: Program, opts: GenerateOptions = {}): CompiledArtifact {
+  const wm = new WasmModule();
+  try {
+    return generateInto(wm, p, opts);
+  } finally {
+    wm.dispose();
+  }
+}
+
+function generateInto(wm: WasmModule, p: Program, { onProgress, noReuse }: GenerateOptions): CompiledArtifact {
+  const m = wm.m;
+  const mem = new Layout(align(wm.dataEnd));
+
+  // 1. weights, in first-use order, each aligned for SIMD loads; constant tables follow
+  const weightsStart = mem.top;
+  const paramAt = new Map<string, number>();
+  const chunks: { at: number; data: Float32Array | Int32Array }[] = [];
+  for (const g of p.graphs)
+    for (const n of g.nodes)
+      if (n.op === "param" && !paramAt.has(n.attrs.name as string)) {
+        const w = p.params.get(n.attrs.name as string)!;
+        const at = mem.take(w.data.byteLength);
+        paramAt.set(w.name, at);
+        chunks.push({ at, data: w.data });
+      }
+  const constants = new Map<string, number>();
+  const constant = (key: string, data: () => Int32Array) => {
+    let at = constants.get(key);
+    if (at === undefined) {
+      const d = data();
+      constants.set(key, (at = mem.take(d.byteLength)));
+      chunks.push({ at, data: d });
+    }
+    return wm.c32(at);
+  };
+  // constant tables live with the weights: create them now, before the arena is planned
+  for (const g of p.graphs) for (const n of g.nodes) for (const t of constantsOf(n, p.context)) constant(t.key, t.data);
+
+  // 2. per entry: caches, state buffers, inputs, hoisted values; activations share one arena
+  const entries: ManifestEntry[] = [];
+  const exports = new Map<string, string>();
+  const caches = new Map<string, { k: number; v: number }>();
+  const planned: { g: Graph; statics: Set<number>; buf: Map<number, number>; arenaNodes: Node[] }[] = [];
+  const rowBytes = (n: Node) => rowWidth(n.type.shape) * 4;
+  const maxBytes = (n: Node) => (typeof n.type.shape[0] === "number" ? n.type.shape.reduce<number>((a, b) => a * (b as number), 1) * 4 : p.context * rowBytes(n));
+
+  for (const g of p.graphs) {
+    const statics = staticNodes(g);
+    const buf = new Map<number, number>();
+    for (const n of g.nodes) {
+      if (n.op === "param") buf.set(n.id, paramAt.get(n.attrs.name as string)!);
+      else if (n.op === "input") buf.set(n.id, mem.take(maxBytes(n)));
+      else if (statics.has(n.id)) buf.set(n.id, mem.take(maxBytes(n)));
+      if (n.op === "attention" && n.attrs.cache) {
+        const kw = rowWidth(g.nodes[n.args[1]].type.shape), vw = rowWidth(g.nodes[n.args[2]].type.shape);
+        caches.set(`${g.name}:${n.id}`, { k: mem.take(p.context * kw * 4), v: mem.take(p.context * vw * 4) });
+      }
+    }
+    planned.push({ g, statics, buf, arenaNodes: g.nodes.filter((n) => !buf.has(n.id)) });
+  }
+
+  // activations: a first-fit arena with liveness-based reuse (outputs stay live to the end)
+  const arenaStart = mem.top;
+  let arenaEnd = arenaStart;
+  for (const { g, buf, arenaNodes } of planned) {
+    const lastUse = new Map<number, number>();
+    for (const n of g.nodes) for (const a of n.args) lastUse.set(a, n.id);
+    for (const o of g.outputs) lastUse.set(o.id, Infinity);
+    const live: { at: number; end: number; id: number }[] = [];
+    const need = new Set(arenaNodes.map((n) => n.id));
+    for (const n of g.nodes) {
+      if (need.has(n.id)) {
+        const size = align(maxBytes(n));
+        live.sort((a, b) => a.at - b.at);
+        let at = arenaStart;
+        for (const l of live) {
+          if (l.at - at >= size) break;
+          at = Math.max(at, l.end);
+        }
+        live.push({ at, end: at + size, id: n.id });
+        buf.set(n.id, at);
+        arenaEnd = Math.max(arenaEnd, at + size);
+      }
+      // operands whose last use is this node are freed after it is placed, so no kernel writes over its inputs
+      if (!noReuse) for (let i = live.length - 1; i >= 0; i--) if ((lastUse.get(live[i].id) ?? -1) <= n.id && live[i].id !== n.id) live.splice(i, 1);
+    }
+  }
+
+  // 3. lower each entry (and its prepare function for hoisted values)
+  let lowered = 0;
+  const totalNodes = planned.reduce((s, x) => s + x.g.nodes.length, 0);
+  for (const { g, statics, buf } of planned) {
+    const ctx: LowerCtx = {
+      wm,
+      context: p.context,
+      node: (id) => g.nodes[id],
+      ptr: (id) => wm.c32(buf.get(id)!),
+      rows: (id) => {
+        const d = g.nodes[id].type.shape[0];
+        return typeof d === "number" ? wm.c32(d) : m.local.get(d === "E" ? EROWS : ROWS, i32);
+      },
+      width: (id) => rowWidth(g.nodes[id].type.shape),
+      count: (id) => {
+        const n = g.nodes[id];
+        const w = rowWidth(n.type.shape);
+        const d = n.type.shape[0];
+        return typeof d === "number" ? wm.c32(d * w) : m.i32.mul(m.local.get(d === "E" ? EROWS : ROWS, i32), wm.c32(w));
+      },
+      past: () => m.local.get(PAST, i32),
+      constant,
+      cache: (id) => caches.get(`${g.name}:${id}`)!,
+    };
+    const main: Expr[] = [];
+    const prep: Expr[] = [];
+    for (const n of g.nodes) {
+      const code = (lowerings[n.op as OpKind] as (c: LowerCtx, n: Node) => Expr[])(ctx, n);
+      (statics.has(n.id) ? prep : main).push(...code);
+      onProgress?.(++lowered, totalNodes);
+    }
+    const sig = createType([i32, i32, i32]);
+    m.addFunction(g.name, sig, none, [], m.block(null, main.length ? main : [m.nop()]));
+    exports.set(g.name, g.name);
+    const prepName = `${g.name}__prepare`;
+    if (prep.length) {
+      m.addFunction(prepName, sig, none, [], m.block(null, prep));
+      exports.set(prepName, prepName);
+    }
+    const input = (n: Node) => {
+      const tables = g.nodes.filter((u) => u.op === "embedding" && u.args[1] === n.id).map((u) => g.nodes[u.args[0]].type.shape[0] as number);
+      return {
+        name: n.attrs.name as string,
+        kind: n.attrs.kind as ManifestEntry["inputs"][number]["kind"],
+        dtype: n.type.dtype,
+        offset: buf.get(n.id)!,
+        width: rowWidth(n.type.shape),
+        ...(tables.length ? { limit: Math.min(...tables) } : {}),
+      };
+    };
+    entries.push({
+      name: g.name,
+      prepare: prep.length ? prepName : null,
+      cached: g.nodes.some((n) => n.op === "attention" && !!n.attrs.cache),
+      inputs: g.nodes.filter((n) => n.op === "input").map(input),
+      outputs: g.outputs.map((o) => ({ name: o.name, offset: buf.get(o.id)!, width: rowWidth(g.nodes[o.id].type.shape), rows: String(g.nodes[o.id].type.shape[0]) })),
+    });
+  }
+
+  if (mem.top > arenaStart) throw new Error("internal: memory was allocated after the arena was planned");
+  const pages = Math.ceil(arenaEnd / PAGE) + 1;
+
+  // weights.bin holds everything from weightsStart that has data (params and constant tables)
+  const dataEnd = Math.max(weightsStart, ...chunks.map((c) => c.at + c.data.byteLength));
+  const weights = new Uint8Array(dataEnd - weightsStart);
+  for (const c of chunks) weights.set(new Uint8Array(c.data.buffer, c.data.byteOffset, c.data.byteLength), c.at - weightsStart);
+
+  const { binary, text } = wm.finish(pages, exports);
+  const manifest: Manifest = {
+    format: "wasmformer",
+    version: 1,
+    model: p.model,
+    kind: kindOf(p),
+    context: p.context,
+    config: p.config,
+    memory: { pages, weights_offset: weightsStart, weights_bytes: weights.byteLength, activation_bytes: arenaEnd - arenaStart },
+    features: ["simd128"],
+    entries,
+  };
+  return { wasm: binary, weights, manifest, wat: text, buffers: new Map(planned.map((x) => [x.g.name, x.buf])) };
+}
+
+function kindOf(p: Program): Manifest["kind"] {
+  const names = p.graphs.map((g) => g.name);
+  if (names.includes("encode") && names.includes("decode")) return "seq2seq";
+  return p.graphs.some((g) => g.outputs.some((o) => o.name === "logits")) ? "causal-lm" : "encoder";
+}

@@ -1,0 +1,245 @@
+// Generic kernel library (AssemblyScript, SIMD128). Every kernel works on raw pointers into
+// the one linear memory and takes its sizes as arguments; the compiler calls these with
+// constant sizes from its generated entry functions, and generates its own shape-specialised
+// kernels (see ../lower.ts) where specialisation pays.
+//
+// Row-major f32 tensors throughout; `rows` is the run-time row count.
+
+// @ts-nocheck  (AssemblyScript, not TypeScript)
+
+@inline function f32at(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
+@inline function setf32(p: usize, i: i32, v: f32): void { store<f32>(p + (<usize>i << 2), v); }
+
+@inline function hsum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
+/** out[r,:] = table[ids[r],:] */
+export function embedding(table: usize, ids: usize, out: usize, rows: i32, D: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const id = load<i32>(ids + (<usize>r << 2));
+    memory.copy(out + (<usize>(r * D) << 2), table + (<usize>(id * D) << 2), <usize>D << 2);
+  }
+}
+
+/** out[r] = past + r */
+export function positions(out: usize, rows: i32, past: i32): void {
+  for (let r = 0; r < rows; r++) store<i32>(out + (<usize>r << 2), past + r);
+}
+
+/** out[i] = a[i] + b[i % bn] (b broadcast over rows when bn < n) */
+export function add(a: usize, b: usize, out: usize, n: i32, bn: i32): void {
+  for (let base = 0; base < n; base += bn) {
+    const pa = a + (<usize>base << 2), po = out + (<usize>base << 2);
+    let i = 0;
+    for (; i + 4 <= bn; i += 4) v128.store(po + (<usize>i << 2), f32x4.add(v128.load(pa + (<usize>i << 2)), v128.load(b + (<usize>i << 2))));
+    for (; i < bn; i++) setf32(po, i, f32at(pa, i) + f32at(b, i));
+  }
+}
+
+export function mul(a: usize, b: usize, out: usize, n: i32, bn: i32): void {
+  for (let base = 0; base < n; base += bn) {
+    const pa = a + (<usize>base << 2), po = out + (<usize>base << 2);
+    let i = 0;
+    for (; i + 4 <= bn; i += 4) v128.store(po + (<usize>i << 2), f32x4.mul(v128.load(pa + (<usize>i << 2)), v128.load(b + (<usize>i << 2))));
+    for (; i < bn; i++) setf32(po, i, f32at(pa, i) * f32at(b, i));
+  }
+}
+
+export function scale(a: usize, out: usize, n: i32, c: f32): void {
+  const cv = f32x4.splat(c);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(out + (<usize>i << 2), f32x4.mul(v128.load(a + (<usize>i << 2)), cv));
+  for (; i < n; i++) setf32(out, i, f32at(a, i) * c);
+}
+
+export function layernorm(x: usize, g: usize, b: usize, out: usize, rows: i32, D: i32, eps: f32): void {
+  for (let r = 0; r < rows; r++) {
+    const px = x + (<usize>(r * D) << 2), po = out + (<usize>(r * D) << 2);
+    let sv = f32x4.splat(0);
+    let i = 0;
+    for (; i + 4 <= D; i += 4) sv = f32x4.add(sv, v128.load(px + (<usize>i << 2)));
+    let s = hsum(sv);
+    for (; i < D; i++) s += f32at(px, i);
+    const mean = s / <f32>D;
+    const mv = f32x4.splat(mean);
+    let qv = f32x4.splat(0);
+    i = 0;
+    for (; i + 4 <= D; i += 4) { const d = f32x4.sub(v128.load(px + (<usize>i << 2)), mv); qv = f32x4.add(qv, f32x4.mul(d, d)); }
+    let q = hsum(qv);
+    for (; i < D; i++) { const d = f32at(px, i) - mean; q += d * d; }
+    const inv = <f32>1.0 / Mathf.sqrt(q / <f32>D + eps);
+    const iv = f32x4.splat(inv);
+    i = 0;
+    for (; i + 4 <= D; i += 4) {
+      const o = <usize>i << 2;
+      const n = f32x4.mul(f32x4.sub(v128.load(px + o), mv), iv);
+      v128.store(po + o, f32x4.add(f32x4.mul(n, v128.load(g + o)), v128.load(b + o)));
+    }
+    for (; i < D; i++) setf32(po, i, (f32at(px, i) - mean) * inv * f32at(g, i) + f32at(b, i));
+  }
+}
+
+export function rmsnorm(x: usize, g: usize, out: usize, rows: i32, D: i32, eps: f32): void {
+  for (let r = 0; r < rows; r++) {
+    const px = x + (<usize>(r * D) << 2), po = out + (<usize>(r * D) << 2);
+    let qv = f32x4.splat(0);
+    let i = 0;
+    for (; i + 4 <= D; i += 4) { const v = v128.load(px + (<usize>i << 2)); qv = f32x4.add(qv, f32x4.mul(v, v)); }
+    let q = hsum(qv);
+    for (; i < D; i++) { const v = f32at(px, i); q += v * v; }
+    const inv = <f32>1.0 / Mathf.sqrt(q / <f32>D + eps);
+    const iv = f32x4.splat(inv);
+    i = 0;
+    for (; i + 4 <= D; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(po + o, f32x4.mul(f32x4.mul(v128.load(px + o), iv), v128.load(g + o)));
+    }
+    for (; i < D; i++) setf32(po, i, f32at(px, i) * inv * f32at(g, i));
+  }
+}
+
+// erf with |error| < 1.2e-7 (W. J. Cody's rational approximations, as in many libms' erff).
+function erf32(x: f32): f32 {
+  const ax = Mathf.abs(x);
+  let r: f64;
+  const z = <f64>ax;
+  if (ax < 0.84375) {
+    const z2 = z * z;
+    const p = 1.28379167095512558561e-1 + z2 * (-3.25042107247001499370e-1 + z2 * (-2.84817495755985104766e-2 + z2 * (-5.77027029648944159157e-3 + z2 * -2.37630166566501626084e-5)));
+    const q = 1.0 + z2 * (3.97917223959155352819e-1 + z2 * (6.50222499887672944485e-2 + z2 * (5.08130628187576562776e-3 + z2 * (1.32494738004321644526e-4 + z2 * -3.96022827877536812320e-6))));
+    r = z + z * (p / q);
+  } else if (ax < 1.25) {
+    const s = z - 1.0;
+    const p = -2.36211856075265944077e-3 + s * (4.14856118683748331666e-1 + s * (-3.72207876035701323847e-1 + s * (3.18346619901161753674e-1 + s * (-1.10894694282396677476e-1 + s * (3.54783043256182359371e-2 + s * -2.16637559486879084300e-3)))));
+    const q = 1.0 + s * (1.06420880400844228286e-1 + s * (5.40397917702171048937e-1 + s * (7.18286544141962662868e-2 + s * (1.26171219808761642112e-1 + s * (1.36370839120290507362e-2 + s * 1.19844998467991074170e-2)))));
+    r = 8.45062911510467529297e-1 + p / q;
+  } else if (ax < 6.0) {
+    const s = 1.0 / (z * z);
+    let R: f64, S: f64;
+    if (ax < 2.857142857) {
+      R = -9.86494403484714822705e-3 + s * (-6.93858572707181764372e-1 + s * (-1.05586262253232909814e1 + s * (-6.23753324503260060396e1 + s * (-1.62396669462573470355e2 + s * (-1.84605092906711035994e2 + s * (-8.12874355063065934246e1 + s * -9.81432934416914548592))))));
+      S = 1.0 + s * (1.96512716674392571292e1 + s * (1.37657754143519042600e2 + s * (4.34565877475229228821e2 + s * (6.45387271733267880336e2 + s * (4.29008140027567833386e2 + s * (1.08635005541779435134e2 + s * (6.57024977031928170135 + s * -6.04244152148580987438e-2)))))));
+    } else {
+      R = -9.86494292470009928597e-3 + s * (-7.99283237680523006574e-1 + s * (-1.77579549177547519889e1 + s * (-1.60636384855821916062e2 + s * (-6.37566443368389627722e2 + s * (-1.02509513161107724954e3 + s * -4.83519191608651397019e2)))));
+      S = 1.0 + s * (3.03380607434824582924e1 + s * (3.25792512996573918826e2 + s * (1.53672958608443695994e3 + s * (3.19985821950859553908e3 + s * (2.55305040643316442583e3 + s * (4.74528541206955367215e2 + s * -2.24409524465858183362e1))))));
+    }
+    r = 1.0 - Math.exp(-z * z - 0.5625 + R / S) / z;
+  } else {
+    r = 1.0;
+  }
+  return <f32>(x < 0 ? -r : r);
+}
+
+export function gelu(x: usize, out: usize, n: i32): void {
+  for (let i = 0; i < n; i++) { const v = f32at(x, i); setf32(out, i, <f32>0.5 * v * (<f32>1.0 + erf32(v * <f32>0.7071067811865476))); }
+}
+
+export function gelu_tanh(x: usize, out: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const v = f32at(x, i);
+    setf32(out, i, <f32>0.5 * v * (<f32>1.0 + Mathf.tanh(<f32>0.7978845608028654 * (v + <f32>0.044715 * v * v * v))));
+  }
+}
+
+export function silu(x: usize, out: usize, n: i32): void {
+  for (let i = 0; i < n; i++) { const v = f32at(x, i); setf32(out, i, v / (<f32>1.0 + Mathf.exp(-v))); }
+}
+
+export function relu(x: usize, out: usize, n: i32): void {
+  const z = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(out + (<usize>i << 2), f32x4.max(v128.load(x + (<usize>i << 2)), z));
+  for (; i < n; i++) { const v = f32at(x, i); setf32(out, i, v > 0 ? v : 0); }
+}
+
+export function softmax(x: usize, out: usize, rows: i32, D: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const px = x + (<usize>(r * D) << 2), po = out + (<usize>(r * D) << 2);
+    let m = -Infinity as f32;
+    for (let i = 0; i < D; i++) m = Mathf.max(m, f32at(px, i));
+    let s: f32 = 0;
+    for (let i = 0; i < D; i++) { const e = Mathf.exp(f32at(px, i) - m); setf32(po, i, e); s += e; }
+    const inv = <f32>1.0 / s;
+    for (let i = 0; i < D; i++) setf32(po, i, f32at(po, i) * inv);
+  }
+}
+
+/** out[r, 0:size] = x[r, start:start+size] for x of width D */
+export function slice(x: usize, out: usize, rows: i32, D: i32, start: i32, size: i32): void {
+  for (let r = 0; r < rows; r++) memory.copy(out + (<usize>(r * size) << 2), x + (<usize>(r * D + start) << 2), <usize>size << 2);
+}
+
+/** Rotary embedding (rotate_half pairs j, j+hd/2) on every head of x[rows, D], positions past+r. */
+export function rope(x: usize, out: usize, rows: i32, D: i32, hd: i32, past: i32, theta: f32): void {
+  const half = hd >> 1;
+  for (let r = 0; r < rows; r++) {
+    const pos = <f32>(past + r);
+    for (let j = 0; j < half; j++) {
+      const inv: f32 = <f32>1.0 / Mathf.pow(theta, <f32>(j * 2) / <f32>hd);
+      const ang: f32 = pos * inv;
+      const c = <f32>Math.cos(<f64>ang), s = <f32>Math.sin(<f64>ang);
+      for (let h = 0; h < D; h += hd) {
+        const o = r * D + h + j;
+        const x1 = f32at(x, o), x2 = f32at(x, o + half);
+        setf32(out, o, x1 * c - x2 * s);
+        setf32(out, o + half, x2 * c + x1 * s);
+      }
+    }
+  }
+}
+
+/**
+ * Attention with online softmax (one pass over keys, no score matrix).
+ * q[rows, H*dk]; keys/values: L rows of width Hkv*dk / Hkv*dv; query r sits at absolute position
+ * q0 + r. causal: keys j <= q0 + r only. bias: table[bucket(j - (q0 + r)) * H + h] with
+ * bucket() read from `buckets` (i32, indexed by distance + range). mask: f32[L], 0 = padding.
+ */
+export function attention(
+  q: usize, k: usize, v: usize, out: usize, rows: i32, L: i32, q0: i32,
+  H: i32, Hkv: i32, dk: i32, dv: i32, scale: f32, causal: i32,
+  table: usize, buckets: usize, range: i32, mask: usize,
+): void {
+  const group = H / Hkv;
+  const kw = Hkv * dk, vw = Hkv * dv;
+  for (let r = 0; r < rows; r++) {
+    const limit = causal ? min(L, q0 + r + 1) : L;
+    for (let h = 0; h < H; h++) {
+      const g = h / group;
+      const pq = q + (<usize>(r * H * dk + h * dk) << 2);
+      const po = out + (<usize>(r * H * dv + h * dv) << 2);
+      memory.fill(po, 0, <usize>dv << 2);
+      let m: f32 = -Infinity;
+      let l: f32 = 0;
+      for (let j = 0; j < limit; j++) {
+        const pk = k + (<usize>(j * kw + g * dk) << 2);
+        let sv = f32x4.splat(0);
+        let d = 0;
+        for (; d + 4 <= dk; d += 4) sv = f32x4.add(sv, f32x4.mul(v128.load(pq + (<usize>d << 2)), v128.load(pk + (<usize>d << 2))));
+        let s = hsum(sv);
+        for (; d < dk; d++) s += f32at(pq, d) * f32at(pk, d);
+        s *= scale;
+        if (table) s += f32at(table, load<i32>(buckets + (<usize>(j - (q0 + r) + range) << 2)) * H + h);
+        if (mask && f32at(mask, j) == 0) s += <f32>-3.4028234663852886e38;
+        const pv = v + (<usize>(j * vw + g * dv) << 2);
+        if (s > m) {
+          const corr: f32 = j == 0 ? 0 : Mathf.exp(m - s);
+          l *= corr;
+          const cv = f32x4.splat(corr);
+          d = 0;
+          for (; d + 4 <= dv; d += 4) v128.store(po + (<usize>d << 2), f32x4.mul(v128.load(po + (<usize>d << 2)), cv));
+          for (; d < dv; d++) setf32(po, d, f32at(po, d) * corr);
+          m = s;
+        }
+        const p = Mathf.exp(s - m);
+        l += p;
+        const pv4 = f32x4.splat(p);
+        d = 0;
+        for (; d + 4 <= dv; d += 4) v128.store(po + (<usize>d << 2), f32x4.add(v128.load(po + (<usize>d << 2)), f32x4.mul(pv4, v128.load(pv + (<usize>d << 2)))));
+        for (; d < dv; d++) setf32(po, d, f32at(po, d) + p * f32at(pv, d));
+      }
+      const inv: f32 = <f32>1.0 / l;
+      for (let d = 0; d < dv; d++) setf32(po, d, f32at(po, d) * inv);
+    }
+  }
+}

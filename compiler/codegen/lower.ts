@@ -1,0 +1,114 @@
+// Lowerings: one function per IR op, turning a node into calls on kernels. Keyed by OpKind,
+// so an op without a lowering is a type error.
+
+import type { OpKind } from "../../ir/ops.js";
+import { bucketTable } from "../../ir/relpos.js";
+import type { Node } from "../../ir/types.js";
+import { linearKernel } from "./linear.js";
+import type { Expr, WasmModule } from "./wasm.js";
+
+export interface LowerCtx {
+  readonly wm: WasmModule;
+  readonly context: number;
+  node(id: number): Node;
+  /** Address of a node's buffer (a parameter's weights, an input, an activation). */
+  ptr(id: number): Expr;
+  /** Run-time row count of a node's tensor. */
+  rows(id: number): Expr;
+  /** Static width: product of all dims after the first. */
+  width(id: number): number;
+  /** rows × width. */
+  count(id: number): Expr;
+  past(): Expr;
+  /** Address of a constant i32 table stored with the weights. */
+  constant(key: string, data: () => Int32Array): Expr;
+  /** Addresses of the key and value cache of a cached attention node. */
+  cache(id: number): { k: number; v: number };
+}
+
+export type Lowering = (c: LowerCtx, n: Node) => Expr[];
+
+const unsupported = (why: string): Lowering => (_c, n) => {
+  throw new Error(`cannot lower ${n.op} (%${n.id}): ${why}`);
+};
+const elementwise = (kernel: string): Lowering => (c, n) => [c.wm.callLib(kernel, [c.ptr(n.args[0]), c.ptr(n.id), c.count(n.id)])];
+const binary = (kernel: string): Lowering => (c, n) => {
+  const [a, b] = n.args;
+  const shape = c.node(b).type.shape;
+  // b repeats over a when it is smaller (a bias or gain broadcast over rows)
+  const bn = shape.every((d) => typeof d === "number") ? c.wm.c32((shape as number[]).reduce((x, y) => x * y, 1)) : c.count(b);
+  return [c.wm.callLib(kernel, [c.ptr(a), c.ptr(b), c.ptr(n.id), c.count(n.id), bn])];
+};
+
+/** Constant tables a node's lowering reads (stored with the weights). */
+export function constantsOf(n: Node, context: number): { key: string; data: () => Int32Array }[] {
+  if (n.op !== "attention" || !n.attrs.bias) return [];
+  const [bi, nb, md] = [n.attrs.bias_bidirectional as boolean, n.attrs.bias_buckets as number, n.attrs.bias_max_distance as number];
+  // bucket of every key-minus-query distance in [-context, context]
+  return [{ key: `buckets_${bi ? "bi" : "causal"}_${nb}_${md}_${context}`, data: () => bucketTable(context, bi, nb, md) }];
+}
+
+export const lowerings = {
+  input: () => [],
+  param: () => [],
+  positions: (c, n) => [c.wm.callLib("positions", [c.ptr(n.id), c.rows(n.id), c.past()])],
+  embedding: (c, n) => [c.wm.callLib("embedding", [c.ptr(n.args[0]), c.ptr(n.args[1]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id))])],
+  linear: (c, n) => {
+    const [x, w, b] = n.args;
+    const [N, K] = c.node(w).type.shape as number[];
+    const fn = linearKernel(c.wm, K, N, b !== undefined);
+    return [c.wm.m.call(fn, [c.ptr(x), c.ptr(w), b !== undefined ? c.ptr(b) : c.wm.c32(0), c.ptr(n.id), c.rows(n.id)], 0)];
+  },
+  matmul: unsupported("the right operand must be a parameter (canonicalize-matmul turns that into linear)"),
+  transpose: unsupported("only parameters can be transposed (fold-transpose does that at compile time)"),
+  add: binary("add"),
+  mul: binary("mul"),
+  scale: (c, n) => [c.wm.callLib("scale", [c.ptr(n.args[0]), c.ptr(n.id), c.count(n.id), c.wm.cf32(n.attrs.by as number)])],
+  layernorm: (c, n) => [c.wm.callLib("layernorm", [...n.args.map((a) => c.ptr(a)), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id)), c.wm.cf32(n.attrs.eps as number)])],
+  rmsnorm: (c, n) => [c.wm.callLib("rmsnorm", [...n.args.map((a) => c.ptr(a)), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id)), c.wm.cf32(n.attrs.eps as number)])],
+  gelu: elementwise("gelu"),
+  gelu_tanh: elementwise("gelu_tanh"),
+  silu: elementwise("silu"),
+  relu: elementwise("relu"),
+  softmax: (c, n) => [c.wm.callLib("softmax", [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id))])],
+  slice: (c, n) => [c.wm.callLib("slice", [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.args[0])), c.wm.c32(n.attrs.start as number), c.wm.c32(n.attrs.size as number)])],
+  rope: (c, n) => [c.wm.callLib("rope", [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id)), c.wm.c32(n.attrs.head_dim as number), c.past(), c.wm.cf32(n.attrs.theta as number)])],
+  attention: (c, n) => {
+    const { wm } = c;
+    const m = wm.m;
+    const a = n.attrs;
+    const [q, k, v, ...rest] = n.args;
+    const H = a.heads as number, Hkv = a.kv_heads as number;
+    const dk = c.width(q) / H, dv = c.width(v) / Hkv;
+    const pre: Expr[] = [];
+    let kp = c.ptr(k), vp = c.ptr(v), L = c.rows(k), q0 = wm.c32(0);
+    if (a.cache) {
+      // append this call's keys/values at rows past.. of the cache, then attend over all of it
+      const cache = c.cache(n.id);
+      const at = (base: number, width: number) => m.i32.add(wm.c32(base), m.i32.mul(c.past(), wm.c32(width * 4)));
+      pre.push(m.memory.copy(at(cache.k, c.width(k)), c.ptr(k), m.i32.mul(c.rows(k), wm.c32(c.width(k) * 4))));
+      pre.push(m.memory.copy(at(cache.v, c.width(v)), c.ptr(v), m.i32.mul(c.rows(v), wm.c32(c.width(v) * 4))));
+      kp = wm.c32(cache.k);
+      vp = wm.c32(cache.v);
+      L = m.i32.add(c.past(), c.rows(k));
+      q0 = c.past();
+    }
+    let i = 0;
+    let table = wm.c32(0), buckets = wm.c32(0), range = 0, mask = wm.c32(0);
+    if (a.bias) {
+      table = c.ptr(rest[i++]);
+      range = c.context;
+      const [t] = constantsOf(n, c.context);
+      buckets = c.constant(t.key, t.data);
+    }
+    if (a.mask) mask = c.ptr(rest[i++]);
+    return [
+      ...pre,
+      wm.callLib("attention", [
+        c.ptr(q), kp, vp, c.ptr(n.id), c.rows(q), L, q0,
+        wm.c32(H), wm.c32(Hkv), wm.c32(dk), wm.c32(dv), wm.cf32(a.scale as number), wm.c32(a.causal ? 1 : 0),
+        table, buckets, wm.c32(range), mask,
+      ]),
+    ];
+  },
+} satisfies Record<OpKind, Lowering>;

@@ -1,0 +1,45 @@
+// The rewrite driver: a pass is a list of small rules `(node, ctx) => replacement | null`,
+// applied to every node until none fires (a fixed point), then dead nodes are dropped.
+
+import { GraphBuilder, compact } from "../../ir/graph.js";
+import type { Graph, Node, Program } from "../../ir/types.js";
+
+export interface RewriteCtx {
+  readonly b: GraphBuilder;
+  readonly program: Program;
+  node(id: number): Node;
+}
+
+export interface Rule {
+  readonly name: string;
+  /** Returns the id of a node to use instead of `n`, or null when the rule does not apply. */
+  readonly apply: (n: Node, c: RewriteCtx) => number | null;
+}
+
+export function rewriteGraph(g: Graph, program: Program, rules: readonly Rule[]): Graph {
+  const b = new GraphBuilder(g.name);
+  const ctx: RewriteCtx = { b, program, node: (id) => b.nodes[id] };
+  const map = new Map<number, number>();
+  for (const n of g.nodes) {
+    let id = b.add(n.op, n.args.map((a) => map.get(a)!), n.attrs, n.loc);
+    for (let rounds = 0, fired = true; fired; rounds++) {
+      if (rounds > 100) throw new Error(`rewrite rules did not reach a fixed point on ${g.name} %${n.id}`);
+      fired = false;
+      for (const r of rules) {
+        const out = r.apply(b.nodes[id], ctx);
+        if (out !== null && out !== id) {
+          id = out;
+          fired = true;
+          break;
+        }
+      }
+    }
+    map.set(n.id, id);
+  }
+  for (const o of g.outputs) b.output(o.name, map.get(o.id)!);
+  return compact(b.build());
+}
+
+export function rewriteProgram(p: Program, rules: readonly Rule[]): Program {
+  return { ...p, graphs: p.graphs.map((g) => rewriteGraph(g, p, rules)) };
+}

@@ -1,0 +1,6 @@
+// wasmformer/runtime: load a compiled artifact and run it, in Node or a browser.
+
+export { Model, ArtifactError, type ArtifactFiles, type RunInputs, type Ids } from "./model.js";
+export { generate, argmax, type GenerateOptions, type GenerateResult } from "./generate.js";
+export type { Manifest, ManifestEntry, ManifestInput, ManifestOutput } from "./manifest.js";
+export { encodeNpy, decodeNpy } from "./npy.js";

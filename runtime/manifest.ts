@@ -1,0 +1,51 @@
+// The artifact's manifest: everything the runtime needs to know, and nothing of the compiler.
+
+export type InputKind = "tokens" | "segments" | "padding" | "state";
+
+export interface ManifestInput {
+  name: string;
+  kind: InputKind;
+  dtype: "f32" | "i32";
+  /** Byte address of the input buffer in linear memory. */
+  offset: number;
+  /** Elements per row. */
+  width: number;
+  /** Exclusive upper bound for ids (rows of the embedding tables they index). */
+  limit?: number;
+}
+
+export interface ManifestOutput {
+  name: string;
+  offset: number;
+  width: number;
+  /** Row symbol: "S" (rows of the call) or "E" (rows of a state input). */
+  rows: string;
+}
+
+export interface ManifestEntry {
+  /** Exported function `name(rows, past, erows)`. */
+  name: string;
+  /** Exported function computing values that depend only on state inputs, or null. */
+  prepare: string | null;
+  /** Whether the entry appends to a KV cache (and so advances the past length). */
+  cached: boolean;
+  inputs: ManifestInput[];
+  outputs: ManifestOutput[];
+}
+
+export interface Manifest {
+  format: "wasmformer";
+  version: 1;
+  model: string;
+  kind: "causal-lm" | "encoder" | "seq2seq";
+  /** Longest sequence (past + current rows) the artifact accepts. */
+  context: number;
+  config: Record<string, number | string | boolean>;
+  memory: { pages: number; weights_offset: number; weights_bytes: number; activation_bytes: number };
+  features: string[];
+  entries: ManifestEntry[];
+  /** Special token ids for generation, from the checkpoint's config. */
+  tokens?: { eos?: number[]; bos?: number; decoder_start?: number; pad?: number };
+  /** File name of a Hugging Face tokenizer.json shipped with the artifact. */
+  tokenizer?: string;
+}

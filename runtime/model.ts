@@ -1,0 +1,117 @@
+// Loads a compiled artifact into a WebAssembly instance and runs its entries. No Node-only
+// imports: the same code runs in browsers, fed ArrayBuffers.
+
+import type { Manifest, ManifestEntry } from "./manifest.js";
+
+export interface ArtifactFiles {
+  manifest: Manifest;
+  wasm: BufferSource;
+  weights: ArrayBuffer | Uint8Array;
+}
+
+export type Ids = ArrayLike<number>;
+
+export interface RunInputs {
+  /** Token ids of this call (the `tokens` input). */
+  ids: Ids;
+  /** Segment (token type) ids; zeros when absent. */
+  segments?: Ids;
+  /** 1 for real tokens, 0 for padding; ones when absent. */
+  padding?: Ids;
+}
+
+export class ArtifactError extends Error {}
+
+export class Model {
+  /** Rows already in the KV cache. */
+  past = 0;
+  /** Rows of the current state inputs (e.g. the encoder output the decoder attends to). */
+  private stateRows = 0;
+  private readonly exports: Record<string, (rows: number, past: number, erows: number) => void>;
+
+  private constructor(readonly manifest: Manifest, readonly memory: WebAssembly.Memory, instance: WebAssembly.Instance) {
+    this.exports = instance.exports as never;
+  }
+
+  static async load(files: ArtifactFiles): Promise<Model> {
+    const m = files.manifest;
+    if (m.format !== "wasmformer" || m.version !== 1) throw new ArtifactError(`not a wasmformer v1 artifact (format ${String(m.format)}, version ${String(m.version)})`);
+    const weights = files.weights instanceof Uint8Array ? files.weights : new Uint8Array(files.weights);
+    if (weights.byteLength !== m.memory.weights_bytes)
+      throw new ArtifactError(`weights.bin has ${weights.byteLength} bytes, the manifest expects ${m.memory.weights_bytes}`);
+    const memory = new WebAssembly.Memory({ initial: m.memory.pages, maximum: m.memory.pages });
+    new Uint8Array(memory.buffer).set(weights, m.memory.weights_offset);
+    const { instance } = await WebAssembly.instantiate(files.wasm, { env: { memory } });
+    const model = new Model(m, memory, instance);
+    for (const e of m.entries) if (e.prepare && !e.inputs.some((i) => i.kind === "state")) model.exports[e.prepare](0, 0, 0);
+    return model;
+  }
+
+  entry(name: string): ManifestEntry {
+    const e = this.manifest.entries.find((x) => x.name === name);
+    if (!e) throw new ArtifactError(`artifact has no entry '${name}' (it has ${this.manifest.entries.map((x) => x.name).join(", ")})`);
+    return e;
+  }
+
+  /** Forgets the KV cache (and any state), starting a new sequence. */
+  reset() {
+    this.past = 0;
+  }
+
+  /**
+   * Runs an entry on the rows of `inputs.ids`, continuing the KV cache of a cached entry.
+   * Returns each output's rows for this call (copied out of linear memory).
+   */
+  run(name: string, inputs: RunInputs): Record<string, Float32Array> {
+    const e = this.entry(name);
+    const rows = inputs.ids.length;
+    if (rows < 1) throw new ArtifactError(`${name}: needs at least one token`);
+    const past = e.cached ? this.past : 0;
+    if (past + rows > this.manifest.context)
+      throw new ArtifactError(`${name}: ${past + rows} tokens exceed the compiled context of ${this.manifest.context} (compile with a larger --context)`);
+    for (const inp of e.inputs) {
+      if (inp.kind === "state") continue;
+      const src = inp.kind === "tokens" ? inputs.ids : inp.kind === "segments" ? inputs.segments : inputs.padding;
+      if (src && src.length !== rows) throw new ArtifactError(`${name}: ${inp.name} has ${src.length} values for ${rows} tokens`);
+      if (inp.dtype === "i32") {
+        const dst = new Int32Array(this.memory.buffer, inp.offset, rows);
+        for (let i = 0; i < rows; i++) {
+          const v = src ? src[i] : 0;
+          if (!Number.isInteger(v) || v < 0 || (inp.limit !== undefined && v >= inp.limit))
+            throw new ArtifactError(`${name}: ${inp.name}[${i}] = ${v} is outside [0, ${inp.limit ?? "∞"})`);
+          dst[i] = v;
+        }
+      } else {
+        const dst = new Float32Array(this.memory.buffer, inp.offset, rows);
+        for (let i = 0; i < rows; i++) dst[i] = src ? src[i] : 1;
+      }
+    }
+    this.exports[e.name](rows, past, this.stateRows);
+    if (e.cached) this.past += rows;
+    const out: Record<string, Float32Array> = {};
+    for (const o of e.outputs) {
+      const r = o.rows === "E" ? this.stateRows : rows;
+      out[o.name] = new Float32Array(this.memory.buffer, o.offset, r * o.width).slice();
+    }
+    return out;
+  }
+
+  /**
+   * Feeds `value` (rows × width) to every entry's state input named `name`, then runs those
+   * entries' prepare functions (e.g. the decoder's cross-attention keys and values).
+   */
+  setState(name: string, value: Float32Array) {
+    let fed = false;
+    for (const e of this.manifest.entries) {
+      const inp = e.inputs.find((i) => i.kind === "state" && i.name === name);
+      if (!inp) continue;
+      const rows = value.length / inp.width;
+      if (!Number.isInteger(rows) || rows > this.manifest.context) throw new ArtifactError(`state ${name}: ${value.length} values is not a whole number of rows of ${inp.width} within the context`);
+      new Float32Array(this.memory.buffer, inp.offset, value.length).set(value);
+      this.stateRows = rows;
+      if (e.prepare) this.exports[e.prepare](0, 0, rows);
+      fed = true;
+    }
+    if (!fed) throw new ArtifactError(`no entry takes a state input '${name}'`);
+  }
+}
