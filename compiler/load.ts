@@ -34,10 +34,13 @@ export function openWeights(path: string): WeightSource {
 
 export function loadProgram(modelPath: string, weightsPath: string, opts: ElaborateOptions = {}): Program {
   const text = readText(modelPath, "model");
-  registerSource(modelPath, text);
-  const ast = parseModel(modelPath, text);
-  const weights = openWeights(weightsPath);
-  const program = elaborate(ast, readHfConfig(weightsPath), weights, opts);
+  return programFromSource(modelPath, text, readHfConfig(weightsPath), openWeights(weightsPath), opts);
+}
+
+/** Parses and elaborates DSL text against a config and a weight source (files or in memory). */
+export function programFromSource(file: string, text: string, hfConfig: Record<string, unknown>, weights: WeightSource, opts: ElaborateOptions = {}): Program {
+  registerSource(file, text);
+  const program = elaborate(parseModel(file, text), hfConfig, weights, opts);
   verifyProgram(program);
   return program;
 }

@@ -6,6 +6,13 @@ import type { BlockDecl, ConfigField, EntryDecl, EntryInput, Expr, ModelDecl, St
 import * as T from "./lexer.js";
 
 const label = (t: TokenType) => (t.LABEL ?? t.name);
+/** What a user would call the thing each rule parses. */
+const ruleWords: Record<string, string> = {
+  model: "a config, weights, block or entry declaration",
+  stmt: "a statement (let, for, if, return, output or an assignment)",
+  weightItems: "a parameter declaration or a for loop",
+};
+const what = (rule: string) => ruleWords[rule] ?? "an expression";
 const found = (t: IToken) => (t.image === "" ? "end of file" : `'${t.image}'`);
 
 /** Words syntax errors for DSL users rather than for grammar authors. */
@@ -13,8 +20,8 @@ const messages: IParserErrorMessageProvider = {
   ...defaultParserErrorProvider,
   buildMismatchTokenMessage: ({ expected, actual }) => `expected ${label(expected)} but found ${found(actual)}`,
   buildNotAllInputParsedMessage: ({ firstRedundant }) => `unexpected ${found(firstRedundant)} after the end of the model`,
-  buildNoViableAltMessage: ({ actual, ruleName }) => `unexpected ${found((actual as unknown as IToken[][])[0][0])} in ${ruleName.replace(/([A-Z])/g, " $1").toLowerCase()}`,
-  buildEarlyExitMessage: ({ actual, ruleName }) => `unexpected ${found(actual[0])} in ${ruleName.replace(/([A-Z])/g, " $1").toLowerCase()}`,
+  buildNoViableAltMessage: ({ actual, ruleName }) => `expected ${what(ruleName)} but found ${found(actual[0])}`,
+  buildEarlyExitMessage: ({ actual, ruleName }) => `expected ${what(ruleName)} but found ${found(actual[0])}`,
 };
 
 class WfParser extends EmbeddedActionsParser {

@@ -1,0 +1,374 @@
+// wasmformer benchmark: prefill and decode throughput of a GPT-2-small-shaped model with random
+// weights made in-process (nothing downloaded, nothing written to disk but the results).
+//
+//   npm run bench               (node --no-liftoff bench/run.js)
+//   npm run bench -- --quick    fewer repeats, for a quick check
+//   options: --context N (compiled context, default 1024), --prefill N (default 128),
+//            --repeats N, --decode-steps N, --seed N, --no-validate
+//
+// Method (llm.c / ggml habits): validate the compiled model against the IR interpreter first,
+// warm up by calling the kernels, then time N separate calls and report median, min and max.
+// Decode is measured at a fixed past length: after a prefill of P tokens, every timed step
+// rewinds `model.past` to P and runs one token, so each step attends over exactly P cached rows.
+// The decode roofline is weight bytes per token / the wasm SIMD read bandwidth measured over the
+// model's own weights in its linear memory.
+
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { fileURLToPath } from "node:url";
+import binaryen from "binaryen";
+import { generateArtifact, memoryWeights, programFromSource, runPipeline } from "../dist/compiler/index.js";
+import { Model } from "../dist/runtime/index.js";
+import { interpret, newSession } from "../dist/ir/interp.js";
+
+// ---------------------------------------------------------------------------------------------
+// options
+
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(name);
+const opt = (name, def) => {
+  const i = argv.indexOf(name);
+  if (i < 0) return def;
+  const v = Number(argv[i + 1]);
+  if (!Number.isFinite(v)) throw new Error(`${name} needs a number`);
+  return v;
+};
+const QUICK = flag("--quick");
+const CONTEXT = opt("--context", 1024);
+const PREFILL = opt("--prefill", 128);
+const REPEATS = opt("--repeats", QUICK ? 3 : 5);
+const DECODE_STEPS = opt("--decode-steps", QUICK ? 8 : 16);
+const BW_REPEATS = QUICK ? 3 : 5;
+const SEED = opt("--seed", 1234);
+const VALIDATE = !flag("--no-validate");
+const VALIDATE_TOL = 1e-3; // max |compiled - interpreter| / max |interpreter|
+
+const MODEL = "gpt2-small-random";
+const SYSTEM = "wasmformer";
+const VARIANT = "baseline-simd128";
+const THREADS = 1;
+
+const hfConfig = {
+  model_type: "gpt2",
+  architectures: ["GPT2LMHeadModel"],
+  vocab_size: 50257,
+  n_embd: 768,
+  n_layer: 12,
+  n_head: 12,
+  n_positions: 1024,
+  n_ctx: 1024,
+  n_inner: 3072,
+  layer_norm_epsilon: 1e-5,
+  bos_token_id: 50256,
+  eos_token_id: 50256,
+};
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+const now = () => performance.now();
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const procStatus = (key) => {
+  try {
+    const line = readFileSync("/proc/self/status", "utf8").split("\n").find((l) => l.startsWith(key + ":"));
+    return line ? Number(line.split(/\s+/)[1]) * 1024 : NaN; // kB → bytes
+  } catch {
+    return NaN;
+  }
+};
+const MB = (b) => (b / 1e6).toFixed(1) + " MB";
+const log = (...a) => console.log(...a);
+
+/** xorshift128-based generator of normal-ish values (Irwin–Hall of four 16-bit uniforms). */
+function rng(seed) {
+  let x = seed >>> 0 || 1, y = 362436069, z = 521288629, w = 88675123;
+  const next = () => {
+    const t = x ^ (x << 11);
+    x = y; y = z; z = w;
+    w = (w ^ (w >>> 19) ^ (t ^ (t >>> 8))) >>> 0;
+    return w;
+  };
+  for (let i = 0; i < 16; i++) next();
+  // sum of 4 U(0,1) has mean 2, variance 1/3
+  const SCALE = Math.sqrt(3) / 65536;
+  return {
+    fill(a, std, mean = 0) {
+      const k = std * SCALE;
+      for (let i = 0; i < a.length; i++) {
+        const r1 = next(), r2 = next();
+        const s = (r1 & 0xffff) + (r1 >>> 16) + (r2 & 0xffff) + (r2 >>> 16) - 131070;
+        a[i] = mean + s * k;
+      }
+      return a;
+    },
+  };
+}
+
+function randomGpt2Weights(cfg, seed) {
+  const r = rng(seed);
+  const { vocab_size: V, n_embd: d, n_layer: L, n_positions: P, n_inner: F } = cfg;
+  const t = {};
+  const add = (name, shape, std = 0.02, mean = 0) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    t[`transformer.${name}`] = { shape, data: r.fill(new Float32Array(n), std, mean) };
+  };
+  add("wte.weight", [V, d]);
+  add("wpe.weight", [P, d], 0.01);
+  for (let i = 0; i < L; i++) {
+    add(`h.${i}.ln_1.weight`, [d], 0.02, 1);
+    add(`h.${i}.ln_1.bias`, [d]);
+    add(`h.${i}.attn.c_attn.weight`, [d, 3 * d]);
+    add(`h.${i}.attn.c_attn.bias`, [3 * d]);
+    add(`h.${i}.attn.c_proj.weight`, [d, d]);
+    add(`h.${i}.attn.c_proj.bias`, [d]);
+    add(`h.${i}.ln_2.weight`, [d], 0.02, 1);
+    add(`h.${i}.ln_2.bias`, [d]);
+    add(`h.${i}.mlp.c_fc.weight`, [d, F]);
+    add(`h.${i}.mlp.c_fc.bias`, [F]);
+    add(`h.${i}.mlp.c_proj.weight`, [F, d]);
+    add(`h.${i}.mlp.c_proj.bias`, [d]);
+  }
+  add("ln_f.weight", [d], 0.02, 1);
+  add("ln_f.bias", [d]);
+  return t;
+}
+
+/** A wasm module that sums [ptr, end) of an imported memory with v128 loads (8 accumulators). */
+function bandwidthModule() {
+  const wat = `(module
+  (import "env" "memory" (memory 1))
+  (func (export "sum") (param $p i32) (param $end i32) (result f32)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
+    (block $done
+      (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
+      (loop $l
+        (local.set $a0 (f32x4.add (local.get $a0) (v128.load offset=0 (local.get $p))))
+        (local.set $a1 (f32x4.add (local.get $a1) (v128.load offset=16 (local.get $p))))
+        (local.set $a2 (f32x4.add (local.get $a2) (v128.load offset=32 (local.get $p))))
+        (local.set $a3 (f32x4.add (local.get $a3) (v128.load offset=48 (local.get $p))))
+        (local.set $a4 (f32x4.add (local.get $a4) (v128.load offset=64 (local.get $p))))
+        (local.set $a5 (f32x4.add (local.get $a5) (v128.load offset=80 (local.get $p))))
+        (local.set $a6 (f32x4.add (local.get $a6) (v128.load offset=96 (local.get $p))))
+        (local.set $a7 (f32x4.add (local.get $a7) (v128.load offset=112 (local.get $p))))
+        (local.set $p (i32.add (local.get $p) (i32.const 128)))
+        (br_if $l (i32.lt_u (local.get $p) (local.get $end)))))
+    (local.set $a0 (f32x4.add (f32x4.add (f32x4.add (local.get $a0) (local.get $a1)) (f32x4.add (local.get $a2) (local.get $a3)))
+                              (f32x4.add (f32x4.add (local.get $a4) (local.get $a5)) (f32x4.add (local.get $a6) (local.get $a7)))))
+    (f32.add (f32.add (f32x4.extract_lane 0 (local.get $a0)) (f32x4.extract_lane 1 (local.get $a0)))
+             (f32.add (f32x4.extract_lane 2 (local.get $a0)) (f32x4.extract_lane 3 (local.get $a0))))))`;
+  const m = binaryen.parseText(wat);
+  try {
+    m.setFeatures(binaryen.Features.MVP | binaryen.Features.SIMD128);
+    if (!m.validate()) throw new Error("bandwidth module does not validate");
+    return m.emitBinary();
+  } finally {
+    m.dispose();
+  }
+}
+
+function compare(got, want) {
+  if (got.length !== want.length) throw new Error(`validation: ${got.length} logits vs ${want.length} from the interpreter`);
+  let maxErr = 0, maxRef = 0;
+  for (let i = 0; i < got.length; i++) {
+    if (!Number.isFinite(got[i])) return { maxErr: Infinity, maxRef: 1, rel: Infinity };
+    maxErr = Math.max(maxErr, Math.abs(got[i] - want[i]));
+    maxRef = Math.max(maxRef, Math.abs(want[i]));
+  }
+  return { maxErr, maxRef, rel: maxErr / Math.max(maxRef, 1e-30) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. model: random weights, compile
+
+const rows = [];
+const row = (metric, value, unit) => rows.push({ model: MODEL, system: SYSTEM, variant: VARIANT, threads: THREADS, metric, value, unit });
+const stat = (metric, xs, unit) => {
+  row(metric, median(xs), unit);
+  row(`${metric}_min`, Math.min(...xs), unit);
+  row(`${metric}_max`, Math.max(...xs), unit);
+};
+
+const tStart = now();
+log(`wasmformer bench${QUICK ? " (--quick)" : ""}: ${MODEL} (d 768, 12 layers, 12 heads, vocab 50257, ffn 3072)`);
+log(`node ${process.version} (${process.arch}), V8 ${process.versions.v8}, exec flags [${process.execArgv.join(" ")}]`);
+log(`threads: ${THREADS} (wasm is single-threaded here); host CPUs: ${os.availableParallelism?.() ?? os.cpus().length} (${os.cpus()[0]?.model ?? "?"})`);
+log(`context ${CONTEXT}, prefill ${PREFILL} tokens, ${REPEATS} repeats, ${DECODE_STEPS} decode steps at past ${PREFILL}`);
+if (!process.execArgv.includes("--no-liftoff")) log("warning: not run with --no-liftoff (use `npm run bench`)");
+
+let t0 = now();
+let tensors = randomGpt2Weights(hfConfig, SEED);
+const tWeights = (now() - t0) / 1000;
+const paramCount = Object.values(tensors).reduce((s, t) => s + t.data.length, 0);
+log(`random weights: ${(paramCount / 1e6).toFixed(1)} M params (${MB(paramCount * 4)}) in ${tWeights.toFixed(2)} s`);
+
+const wfPath = fileURLToPath(new URL("../examples/gpt2.wf", import.meta.url));
+const wfText = readFileSync(wfPath, "utf8");
+
+t0 = now();
+let program0 = programFromSource("examples/gpt2.wf", wfText, hfConfig, memoryWeights(tensors, "random GPT-2 weights"), { context: CONTEXT });
+const tElab = now();
+let program = runPipeline(program0);
+const tPasses = now();
+let art = generateArtifact(program);
+const tGen = now();
+const compileS = (tGen - t0) / 1000;
+const weightBytes = art.manifest.memory.weights_bytes;
+log(
+  `compile: ${compileS.toFixed(2)} s (elaborate ${((tElab - t0) / 1000).toFixed(2)} s, passes ${((tPasses - tElab) / 1000).toFixed(2)} s, codegen ${((tGen - tPasses) / 1000).toFixed(2)} s); ` +
+    `wasm ${MB(art.wasm.byteLength)}, weights ${MB(weightBytes)}, activations ${MB(art.manifest.memory.activation_bytes)}, memory ${MB(art.manifest.memory.pages * 65536)}`,
+);
+row("compile_time", compileS, "s");
+row("weight_bytes", weightBytes, "bytes");
+row("wasm_bytes", art.wasm.byteLength, "bytes");
+row("linear_memory_bytes", art.manifest.memory.pages * 65536, "bytes");
+
+t0 = now();
+const model = await Model.load({ manifest: art.manifest, wasm: art.wasm, weights: art.weights });
+const loadS = (now() - t0) / 1000;
+log(`Model.load: ${(loadS * 1000).toFixed(0)} ms`);
+row("load_time", loadS, "s");
+
+// ---------------------------------------------------------------------------------------------
+// 2. validate against the IR interpreter (a short prompt: the interpreter is slow at this size)
+
+const vocab = hfConfig.vocab_size;
+const prompt = [464, 2068, 7586, 21831]; // "The quick brown fox"
+if (VALIDATE) {
+  t0 = now();
+  const sess = newSession();
+  const refPre = interpret(program, "forward", { ids: Int32Array.from(prompt) }, sess).logits;
+  const refStep = interpret(program, "forward", { ids: Int32Array.from([625]) }, sess).logits;
+  const tInterp = (now() - t0) / 1000;
+  model.reset();
+  const gotPre = model.run("forward", { ids: prompt }).logits;
+  const gotStep = model.run("forward", { ids: [625] }).logits;
+  const a = compare(gotPre, refPre), b = compare(gotStep, refStep);
+  const worst = a.rel >= b.rel ? a : b;
+  log(
+    `validate vs IR interpreter (${prompt.length}-token prefill + 1 cached step, interpreter ${tInterp.toFixed(1)} s): ` +
+      `max abs err ${Math.max(a.maxErr, b.maxErr).toExponential(2)} (max |logit| ${worst.maxRef.toFixed(3)}, relative ${Math.max(a.rel, b.rel).toExponential(2)})`,
+  );
+  row("validate_max_abs_err", Math.max(a.maxErr, b.maxErr), "abs");
+  row("validate_max_rel_err", Math.max(a.rel, b.rel), "rel");
+  if (!(Math.max(a.rel, b.rel) <= VALIDATE_TOL)) {
+    console.error(`validation FAILED: relative error ${Math.max(a.rel, b.rel)} > ${VALIDATE_TOL}; not benchmarking a wrong model`);
+    process.exit(1);
+  }
+}
+
+// the compile-side copies are no longer needed: drop them before timing
+tensors = null;
+program0 = program = null;
+art = { manifest: art.manifest };
+
+// ---------------------------------------------------------------------------------------------
+// 3. warm up (separate calls: each kernel is entered fresh, no reliance on OSR)
+
+const ids = Array.from({ length: PREFILL }, (_, i) => (i * 7919 + 13) % vocab);
+const decodeId = 198;
+const prefill = () => {
+  model.reset();
+  return model.run("forward", { ids });
+};
+const decodeStep = () => {
+  model.past = PREFILL; // fixed position: attend over exactly PREFILL cached rows
+  return model.run("forward", { ids: [decodeId] });
+};
+t0 = now();
+prefill();
+for (let i = 0; i < 3; i++) decodeStep();
+log(`warm-up: ${((now() - t0) / 1000).toFixed(2)} s (1 prefill + 3 decode steps)`);
+
+// ---------------------------------------------------------------------------------------------
+// 4. timed runs
+
+const prefillS = [];
+for (let r = 0; r < REPEATS; r++) {
+  t0 = now();
+  const out = prefill();
+  prefillS.push((now() - t0) / 1000);
+  if (!Number.isFinite(out.logits[out.logits.length - 1])) throw new Error("prefill produced non-finite logits");
+}
+// decode at past PREFILL: the cache holds a real PREFILL-token prefix
+prefill();
+const decodeS = [];
+for (let s = 0; s < DECODE_STEPS; s++) {
+  t0 = now();
+  decodeStep();
+  decodeS.push((now() - t0) / 1000);
+}
+if (model.past !== PREFILL + 1) throw new Error(`decode: past is ${model.past}, expected ${PREFILL + 1}`);
+
+// ---------------------------------------------------------------------------------------------
+// 5. roofline: wasm SIMD read bandwidth over the model's weights (in its own linear memory)
+
+const bw = await WebAssembly.instantiate(bandwidthModule(), { env: { memory: model.memory } });
+const sum = bw.instance.exports.sum;
+const lo = model.manifest.memory.weights_offset;
+const hi = lo + Math.floor(weightBytes / 128) * 128;
+sum(lo, lo + (1 << 20)); // warm up the function
+const bwS = [];
+for (let r = 0; r < BW_REPEATS; r++) {
+  t0 = now();
+  const x = sum(lo, hi);
+  bwS.push((now() - t0) / 1000);
+  if (Number.isNaN(x)) throw new Error("bandwidth sum is NaN");
+}
+const gbps = bwS.map((s) => (hi - lo) / s / 1e9);
+// bytes one decode step must read: every weight (the wpe table aside, ~3 MB) plus the K and V
+// cache rows of all layers; the weights dominate
+const d = hfConfig.n_embd, L = hfConfig.n_layer;
+const kvBytes = 2 * L * PREFILL * d * 4;
+const bytesPerToken = weightBytes + kvBytes;
+const bestBw = Math.max(...gbps);
+const rooflineTokS = (bestBw * 1e9) / bytesPerToken;
+
+// ---------------------------------------------------------------------------------------------
+// 6. report
+
+const prefillTokS = prefillS.map((s) => PREFILL / s);
+const decodeTokS = decodeS.map((s) => 1 / s);
+const prefillFlops = 2 * (paramCount - hfConfig.n_positions * d) * PREFILL; // rough: 2 flops per weight per token
+stat("prefill_tokens_per_s", prefillTokS, "tok/s");
+stat("prefill_time", prefillS, "s");
+stat(`decode_tokens_per_s`, decodeTokS, "tok/s");
+stat("decode_time_per_token", decodeS.map((s) => s * 1000), "ms");
+stat("mem_read_bandwidth", gbps, "GB/s");
+row("decode_bytes_per_token", bytesPerToken, "bytes");
+row("decode_roofline_tokens_per_s", rooflineTokS, "tok/s");
+row("decode_roofline_fraction", median(decodeTokS) / rooflineTokS, "ratio");
+
+const peakRss = procStatus("VmHWM");
+const rss = procStatus("VmRSS");
+row("peak_rss", peakRss, "bytes");
+row("final_rss", rss, "bytes");
+
+const fmt = (x, dp) => x.toFixed(dp).padStart(10);
+const table = [
+  ["metric", "median", "min", "max", "unit"],
+  [`prefill ${PREFILL} tok`, median(prefillTokS), Math.min(...prefillTokS), Math.max(...prefillTokS), "tok/s"],
+  [`prefill ${PREFILL} tok`, median(prefillS) * 1000, Math.min(...prefillS) * 1000, Math.max(...prefillS) * 1000, "ms"],
+  [`decode @ past ${PREFILL}`, median(decodeTokS), Math.min(...decodeTokS), Math.max(...decodeTokS), "tok/s"],
+  [`decode @ past ${PREFILL}`, median(decodeS) * 1000, Math.min(...decodeS) * 1000, Math.max(...decodeS) * 1000, "ms/tok"],
+  ["wasm v128 read bw", median(gbps), Math.min(...gbps), Math.max(...gbps), "GB/s"],
+];
+log("");
+log(`${"".padEnd(22)}${table[0].slice(1, 4).map((h) => h.padStart(10)).join("")}  unit`);
+for (const [name, med, mn, mx, unit] of table.slice(1)) log(`${name.padEnd(22)}${fmt(med, 2)}${fmt(mn, 2)}${fmt(mx, 2)}  ${unit}`);
+log("");
+log(`prefill compute: ~${((prefillFlops / median(prefillS)) / 1e9).toFixed(1)} GFLOP/s (2 flops per weight per token)`);
+log(
+  `decode roofline: ${MB(bytesPerToken)} per token (weights ${MB(weightBytes)} + KV ${MB(kvBytes)}) / ${bestBw.toFixed(2)} GB/s (best) = ` +
+    `${rooflineTokS.toFixed(2)} tok/s ceiling; measured ${median(decodeTokS).toFixed(2)} tok/s = ${((100 * median(decodeTokS)) / rooflineTokS).toFixed(0)}% of it`,
+);
+log(`compile ${compileS.toFixed(2)} s, load ${(loadS * 1000).toFixed(0)} ms, weights ${MB(weightBytes)}, peak RSS (VmHWM) ${MB(peakRss)}, final RSS ${MB(rss)}`);
+
+const outDir = fileURLToPath(new URL("./results/", import.meta.url));
+mkdirSync(outDir, { recursive: true });
+writeFileSync(`${outDir}latest.json`, JSON.stringify(rows, null, 2) + "\n");
+log(`wrote ${rows.length} rows to bench/results/latest.json; total ${((now() - tStart) / 1000).toFixed(1)} s`);

@@ -1,0 +1,9 @@
+// wasmformer's compiler API: the pipeline stages, for tools that drive them directly.
+
+export { compileModel, type CompileOptions, type CompileResult } from "./compile.js";
+export { loadProgram, programFromSource, readHfConfig, openWeights } from "./load.js";
+export { runPipeline, passes, type Pass } from "./passes/manager.js";
+export { generate as generateArtifact, type CompiledArtifact } from "./codegen/emit.js";
+export { memoryWeights } from "./weights/memory.js";
+export { openSafetensors } from "./weights/safetensors.js";
+export { Diagnostic, DiagnosticList, formatDiagnostic } from "./diagnostics.js";

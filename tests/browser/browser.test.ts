@@ -1,0 +1,209 @@
+// Browser smoke test: the artifact that Node runs also runs in Chromium, loading the built
+// runtime (dist/runtime/*.js) as plain ES modules, and gives the same greedy ids and logits.
+//
+// Needs Debian's chromium at /usr/bin/chromium (.ci/run installs it via .ci/install-chromium.sh).
+// Serves everything from a local 127.0.0.1 server; every other request is aborted.
+
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { compileModel } from "../../compiler/compile.js";
+import { generate } from "../../runtime/generate.js";
+import { loadArtifact } from "../../runtime/node.js";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const CHROMIUM = "/usr/bin/chromium";
+const FIXTURE = join(ROOT, "tests/fixtures/gpt2");
+const reference = JSON.parse(readFileSync(join(FIXTURE, "reference.json"), "utf8"));
+const PROMPT: number[] = [35, 85, 26, 42, 60];
+const MAX_NEW = 10;
+
+// the runtime modules the page may load, and the artifact files it fetches
+const RUNTIME_MODULES = ["index", "model", "generate", "manifest", "npy"];
+const ARTIFACT_FILES = ["manifest.json", "model.wasm", "weights.bin"];
+const TYPES: Record<string, string> = {
+  ".js": "text/javascript; charset=utf-8",
+  ".map": "application/json",
+  ".json": "application/json",
+  ".wasm": "application/wasm",
+  ".bin": "application/octet-stream",
+  ".html": "text/html; charset=utf-8",
+};
+
+const INDEX_HTML = `<!doctype html>
+<meta charset="utf-8">
+<title>wasmformer browser smoke</title>
+<link rel="icon" href="data:,">
+<script type="module">
+import { Model, generate } from "/runtime/index.js";
+
+async function bytes(name) {
+  const r = await fetch("/artifact/" + name);
+  if (!r.ok) throw new Error(name + ": HTTP " + r.status);
+  return r.arrayBuffer();
+}
+
+window.wasmformerSmoke = async (prompt, maxNewTokens) => {
+  const [manifestBytes, wasm, weights] = await Promise.all(["manifest.json", "model.wasm", "weights.bin"].map(bytes));
+  const manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
+  const model = await Model.load({ manifest, wasm, weights });
+  const logits = model.run("forward", { ids: prompt }).logits;
+  model.reset();
+  const ids = generate(model, prompt, { maxNewTokens, stopAtEos: false }).ids;
+  return { ids, logits: Array.from(logits), userAgent: navigator.userAgent };
+};
+window.wasmformerReady = true;
+</script>
+`;
+
+let tmp: string | undefined;
+let artifact: string;
+let server: Server | undefined;
+let origin: string;
+let browser: Browser | undefined;
+const served: string[] = []; // "<status> <path>" for every request the server answered
+const pageProblems: string[] = []; // console errors, page errors, failed or blocked requests
+
+/** Builds dist/ (npm run build) when the runtime the page loads is missing or older than its source. */
+function ensureBuiltRuntime() {
+  const stale = RUNTIME_MODULES.filter((m) => {
+    const js = join(ROOT, "dist/runtime", `${m}.js`);
+    return !existsSync(js) || statSync(js).mtimeMs < statSync(join(ROOT, "runtime", `${m}.ts`)).mtimeMs;
+  });
+  if (!stale.length) return;
+  try {
+    execFileSync("npm", ["run", "build"], { cwd: ROOT, stdio: "pipe", timeout: 150_000 });
+  } catch (e) {
+    const err = e as { stdout?: Buffer; stderr?: Buffer; message: string };
+    throw new Error(
+      `dist/runtime is missing or stale (${stale.join(", ")}) and \`npm run build\` failed: ` +
+        `${err.message}\n${err.stdout?.toString() ?? ""}${err.stderr?.toString() ?? ""}`,
+    );
+  }
+  const still = RUNTIME_MODULES.filter((m) => !existsSync(join(ROOT, "dist/runtime", `${m}.js`)));
+  if (still.length) throw new Error(`\`npm run build\` ran but dist/runtime still lacks ${still.join(", ")}.js`);
+}
+
+function startServer(): Promise<Server> {
+  const s = createServer((req, res) => {
+    const path = new URL(req.url ?? "/", "http://127.0.0.1").pathname;
+    let file: string | undefined;
+    if (path === "/" || path === "/index.html") file = "index.html";
+    else if (path.startsWith("/runtime/")) {
+      const name = path.slice("/runtime/".length);
+      if (RUNTIME_MODULES.some((m) => name === `${m}.js` || name === `${m}.js.map`)) file = join(ROOT, "dist/runtime", name);
+    } else if (path.startsWith("/artifact/")) {
+      const name = path.slice("/artifact/".length);
+      if (ARTIFACT_FILES.includes(name)) file = join(artifact, name);
+    }
+    if (!file || (file !== "index.html" && !existsSync(file))) {
+      served.push(`404 ${path}`);
+      res.writeHead(404, { "content-type": "text/plain" }).end("not found");
+      return;
+    }
+    const body = file === "index.html" ? Buffer.from(INDEX_HTML) : readFileSync(file);
+    served.push(`200 ${path}`);
+    res.writeHead(200, { "content-type": TYPES[file.slice(file.lastIndexOf("."))], "cache-control": "no-store" }).end(body);
+  });
+  return new Promise((resolve, reject) => {
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => resolve(s));
+  });
+}
+
+function problems() {
+  return `\npage problems:\n  ${pageProblems.join("\n  ") || "(none)"}\nrequests served:\n  ${served.join("\n  ") || "(none)"}`;
+}
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM))
+    throw new Error(
+      `Chromium is not installed (${CHROMIUM} is missing): the browser smoke test needs Debian's chromium. ` +
+        `.ci/run installs it (.ci/install-chromium.sh); locally: apt-get install -y chromium`,
+    );
+  ensureBuiltRuntime();
+
+  tmp = mkdtempSync(join(tmpdir(), "wasmformer-browser-"));
+  artifact = join(tmp, "gpt2");
+  compileModel(join(ROOT, "examples/gpt2.wf"), FIXTURE, artifact);
+
+  server = await startServer();
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+async function openPage(): Promise<Page> {
+  const context = await browser!.newContext();
+  // nothing but the local server: abort every other request
+  await context.route("**/*", (route) => {
+    const url = route.request().url();
+    if (url.startsWith(origin + "/")) return route.continue();
+    pageProblems.push(`blocked ${url}`);
+    return route.abort();
+  });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => pageProblems.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") pageProblems.push(`console.error: ${m.text()}`);
+  });
+  page.on("requestfailed", (r) => pageProblems.push(`requestfailed: ${r.url()} (${r.failure()?.errorText})`));
+  await page.goto(origin + "/");
+  try {
+    await page.waitForFunction("window.wasmformerReady === true", undefined, { timeout: 20_000 });
+  } catch {
+    throw new Error(`the page did not finish importing /runtime/index.js (dist/runtime)${problems()}`);
+  }
+  return page;
+}
+
+test("the gpt2 artifact gives the same greedy ids and logits in Chromium as in Node", async () => {
+  // Node: the same artifact folder, through the Node helper
+  const nodeModel = await loadArtifact(artifact);
+  const nodeLogits = nodeModel.run("forward", { ids: PROMPT }).logits;
+  const nodeIds = generate(nodeModel, PROMPT, { maxNewTokens: MAX_NEW, stopAtEos: false }).ids;
+
+  // Chromium: the built runtime as ES modules, the artifact fetched as ArrayBuffers
+  const page = await openPage();
+  let got: { ids: number[]; logits: number[]; userAgent: string };
+  try {
+    got = await page.evaluate(`window.wasmformerSmoke(${JSON.stringify(PROMPT)}, ${MAX_NEW})`);
+  } catch (e) {
+    throw new Error(`running the artifact in Chromium failed: ${(e as Error).message}${problems()}`);
+  }
+  await page.context().close();
+
+  expect(got.userAgent).toMatch(/Chrom/);
+  // the page really ran the built runtime from dist/runtime
+  for (const m of ["index", "model", "generate"]) expect(served, problems()).toContain(`200 /runtime/${m}.js`);
+  for (const f of ARTIFACT_FILES) expect(served, problems()).toContain(`200 /artifact/${f}`);
+  expect(pageProblems, problems()).toEqual([]);
+
+  expect(reference.greedy.input_ids).toEqual(PROMPT);
+  expect(reference.greedy.max_new_tokens).toBe(MAX_NEW);
+  expect(nodeIds).toEqual(reference.greedy.ids);
+  expect(got.ids).toEqual(nodeIds);
+  expect(got.ids).toEqual(reference.greedy.ids);
+
+  expect(got.logits.length).toBe(nodeLogits.length);
+  expect(got.logits.length).toBe(PROMPT.length * nodeModel.entry("forward").outputs[0].width);
+  let maxDiff = 0;
+  for (let i = 0; i < nodeLogits.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got.logits[i] - nodeLogits[i]));
+  expect(Number.isFinite(maxDiff), "logits contain NaN or infinity").toBe(true);
+  expect(maxDiff).toBeLessThanOrEqual(1e-6);
+}, 60_000);

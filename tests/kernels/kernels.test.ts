@@ -1,0 +1,147 @@
+// Every lowered op against the IR interpreter on random shapes (tails: widths not multiples
+// of 4, single rows, odd head dims), over two calls so that cached ops see past > 0. Each
+// buffer's bytes past the rows a call wrote must keep their sentinel value.
+
+import { describe, expect, it } from "vitest";
+import { GraphBuilder } from "../../ir/graph.js";
+import { interpret, newSession } from "../../ir/interp.js";
+import type { Param, Program } from "../../ir/types.js";
+import { rowWidth } from "../../ir/types.js";
+import { compileInMemory, relError, rng } from "../helpers.js";
+
+type R = ReturnType<typeof rng>;
+interface Ctx {
+  b: GraphBuilder;
+  r: R;
+  /** A random activation [S, D] (an embedding lookup of the token ids into a random table). */
+  act(D: number, scale?: number): number;
+  param(shape: number[], scale?: number): number;
+  ids: number;
+  /** A 0/1 padding mask input [S] (random per call, never all zero). */
+  mask(): number;
+}
+type Case = (c: Ctx) => number;
+
+const SENTINEL = 0xa5;
+const VOCAB = 50;
+
+async function check(seed: number, build: Case, calls: number[], context = 32) {
+  const r = rng(seed);
+  const params = new Map<string, Param>();
+  const b = new GraphBuilder("forward");
+  const ids = b.add("input", [], { name: "ids", kind: "tokens", dtype: "i32", shape: ["S"] });
+  let np = 0;
+  const param = (shape: number[], scale = 1) => {
+    const name = `p${np++}`;
+    params.set(name, { name, shape, data: r.floats(shape.reduce((x, y) => x * y, 1), scale) });
+    return b.add("param", [], { name, shape });
+  };
+  let maskId: number | undefined;
+  const mask = () => (maskId ??= b.add("input", [], { name: "mask", kind: "padding", dtype: "f32", shape: ["S"] }));
+  const ctx: Ctx = { b, r, ids, param, mask, act: (D, scale = 1) => b.add("embedding", [param([VOCAB, D], scale), ids]) };
+  b.output("y", build(ctx));
+  const p: Program = { model: "kernel", config: {}, context, graphs: [b.build()], params };
+  const { art, model } = await compileInMemory(p, { noReuse: true });
+  const g = p.graphs[0];
+  const bufs = art.buffers.get("forward")!;
+  const mem = new Uint8Array(model.memory.buffer);
+  const session = newSession();
+  const tails = (rows: number) =>
+    g.nodes
+      .filter((n) => n.op !== "param" && typeof n.type.shape[0] === "string")
+      .map((n) => ({ n, from: bufs.get(n.id)! + rows * rowWidth(n.type.shape) * 4, to: bufs.get(n.id)! + context * rowWidth(n.type.shape) * 4 }));
+  for (const rows of calls) {
+    // sentinel bytes in every activation buffer past the rows this call may write
+    for (const t of tails(rows)) mem.fill(SENTINEL, t.from, t.to);
+    const tokens = Array.from({ length: rows }, () => r.int(0, VOCAB - 1));
+    const padding = Array.from({ length: rows }, (_, i) => (i === 0 || r.next() < 0.6 ? 1 : 0));
+    const got = model.run("forward", { ids: tokens, padding }).y;
+    const want = interpret(p, "forward", { ids: Int32Array.from(tokens), mask: Float32Array.from(padding) }, session).y;
+    expect(relError(got, want), `rows ${rows}`).toBeLessThan(2e-5);
+    for (const t of tails(rows)) {
+      const tail = mem.subarray(t.from, t.to);
+      expect(tail.every((x) => x === SENTINEL), `${t.n.op} %${t.n.id} wrote past its ${rows} rows`).toBe(true);
+    }
+  }
+}
+const widths = [1, 3, 4, 5, 7, 8, 13, 17, 36, 67];
+const rowsOf = [[1], [2], [3], [4], [5], [7], [9, 1]];
+
+function sweep(name: string, build: (c: Ctx, D: number) => number, count = 6) {
+  describe(name, () => {
+    for (let i = 0; i < count; i++) {
+      const r = rng(1000 + i * 7919 + name.length);
+      const D = r.pick(widths);
+      const calls = r.pick(rowsOf);
+      it(`D=${D} rows=${calls.join("+")}`, () => check(i * 31 + name.length, (c) => build(c, D), calls));
+    }
+  });
+}
+
+sweep("embedding", (c, D) => c.act(D));
+sweep("add (same shape)", (c, D) => c.b.add("add", [c.act(D), c.act(D)]));
+sweep("add (broadcast row)", (c, D) => c.b.add("add", [c.act(D), c.param([D])]));
+sweep("mul (broadcast row)", (c, D) => c.b.add("mul", [c.act(D), c.param([D])]));
+sweep("mul (same shape)", (c, D) => c.b.add("mul", [c.act(D), c.act(D)]));
+sweep("scale", (c, D) => c.b.add("scale", [c.act(D)], { by: -0.37 }));
+sweep("layernorm", (c, D) => c.b.add("layernorm", [c.act(D), c.param([D]), c.param([D])], { eps: 1e-5 }));
+sweep("rmsnorm", (c, D) => c.b.add("rmsnorm", [c.act(D), c.param([D])], { eps: 1e-6 }));
+sweep("gelu", (c, D) => c.b.add("gelu", [c.act(D, 4)]));
+sweep("gelu_tanh", (c, D) => c.b.add("gelu_tanh", [c.act(D, 4)]));
+sweep("silu", (c, D) => c.b.add("silu", [c.act(D, 4)]));
+sweep("relu", (c, D) => c.b.add("relu", [c.act(D)]));
+sweep("softmax", (c, D) => c.b.add("softmax", [c.act(D, 3)]));
+sweep("slice", (c, D) => c.b.add("slice", [c.act(D + 5)], { start: 2, size: D }));
+sweep("positions", (c) => c.b.add("embedding", [c.param([64, 3]), c.b.add("positions", [c.ids])]));
+
+describe("linear", () => {
+  for (let i = 0; i < 10; i++) {
+    const r = rng(77 + i);
+    const K = r.pick([1, 3, 4, 5, 8, 13, 33, 64, 67]);
+    const N = r.pick([1, 2, 3, 4, 5, 7, 9, 16, 31]);
+    const bias = i % 2 === 0;
+    const calls = r.pick(rowsOf);
+    it(`K=${K} N=${N}${bias ? " bias" : ""} rows=${calls.join("+")}`, () =>
+      check(i, (c) => c.b.add("linear", [c.act(K), c.param([N, K]), ...(bias ? [c.param([N])] : [])]), calls));
+  }
+});
+
+describe("rope", () => {
+  for (const [hd, heads, calls] of [[2, 1, [1]], [10, 3, [4, 1]], [6, 2, [7, 2]], [16, 2, [3]]] as const)
+    it(`head_dim=${hd} heads=${heads} rows=${calls.join("+")}`, () =>
+      check(hd, (c) => {
+        // a cached attention makes the graph advance `past`, so rope sees positions > 0
+        const x = c.b.add("rope", [c.act(hd * heads)], { head_dim: hd, theta: 10000 });
+        const kv = c.act(hd * heads);
+        const a = c.b.add("attention", [c.act(hd * heads), kv, kv], { heads, kv_heads: heads, scale: 0.3, causal: true, cache: true });
+        return c.b.add("add", [x, a]);
+      }, [...calls]));
+});
+
+describe("attention", () => {
+  const cases = [
+    { H: 1, Hkv: 1, dk: 1, causal: false, cache: false, calls: [3] },
+    { H: 4, Hkv: 4, dk: 13, causal: false, cache: false, calls: [5] },
+    { H: 6, Hkv: 2, dk: 10, causal: true, cache: true, calls: [5, 1] },
+    { H: 3, Hkv: 1, dk: 7, causal: true, cache: true, calls: [1, 1, 1] },
+    { H: 2, Hkv: 2, dk: 8, causal: true, cache: false, calls: [6] },
+    { H: 4, Hkv: 4, dk: 5, causal: false, cache: false, bias: true, calls: [7] },
+    { H: 4, Hkv: 4, dk: 5, causal: true, cache: true, bias: true, calls: [4, 1, 2] },
+    { H: 2, Hkv: 2, dk: 6, causal: false, cache: false, mask: true, calls: [5] },
+  ];
+  for (const k of cases)
+    it(`H=${k.H} Hkv=${k.Hkv} dk=${k.dk}${k.causal ? " causal" : ""}${k.cache ? " cached" : ""}${k.bias ? " bias" : ""}${k.mask ? " mask" : ""} rows=${k.calls.join("+")}`, () =>
+      check(k.dk * 10 + k.H, (c) => {
+        const args = [c.act(k.H * k.dk), c.act(k.Hkv * k.dk), c.act(k.Hkv * (k.dk + 1))];
+        const attrs: Record<string, unknown> = { heads: k.H, kv_heads: k.Hkv, scale: 0.4, causal: k.causal, cache: k.cache };
+        if (k.bias) {
+          args.push(c.param([8, k.H]));
+          Object.assign(attrs, { bias: true, bias_bidirectional: !k.causal, bias_buckets: 8, bias_max_distance: 20 });
+        }
+        if (k.mask) {
+          args.push(c.mask());
+          attrs.mask = true;
+        }
+        return c.b.add("attention", args, attrs as never);
+      }, k.calls));
+});
