@@ -16,6 +16,7 @@ export function readText(path: string, what: string): string {
 }
 
 export function readHfConfig(dir: string): Record<string, unknown> {
+  if (!existsSync(dir)) throw new InputError(`weights '${dir}' do not exist`);
   const path = statSync(dir).isDirectory() ? join(dir, "config.json") : join(dir, "..", "config.json");
   const text = readText(path, "config");
   try {
@@ -34,7 +35,8 @@ export function openWeights(path: string): WeightSource {
 
 export function loadProgram(modelPath: string, weightsPath: string, opts: ElaborateOptions = {}): Program {
   const text = readText(modelPath, "model");
-  return programFromSource(modelPath, text, readHfConfig(weightsPath), openWeights(weightsPath), opts);
+  const weights = openWeights(weightsPath);
+  return programFromSource(modelPath, text, readHfConfig(weightsPath), weights, opts);
 }
 
 /** Parses and elaborates DSL text against a config and a weight source (files or in memory). */

@@ -21,7 +21,9 @@ export const rulesFoldTranspose: Rule[] = [
       if (n.op !== "transpose") return null;
       const src = c.node(n.args[0]);
       if (src.op !== "param") return null;
-      const name = `${src.attrs.name}^T`;
+      // the transpose of a folded transpose is the original parameter
+      const srcName = src.attrs.name as string;
+      const name = srcName.endsWith("^T") ? srcName.slice(0, -2) : `${srcName}^T`;
       const [A, B] = src.type.shape as number[];
       if (!c.program.params.has(name)) {
         const x = c.program.params.get(src.attrs.name as string)!.data;

@@ -163,9 +163,12 @@ async function openPage(): Promise<Page> {
     if (m.type() === "error") pageProblems.push(`console.error: ${m.text()}`);
   });
   page.on("requestfailed", (r) => pageProblems.push(`requestfailed: ${r.url()} (${r.failure()?.errorText})`));
+  // a module that fails to import or evaluate raises a page error: stop waiting at the first one
+  const failed = new Promise<never>((_, reject) => page.once("pageerror", reject));
+  failed.catch(() => {});
   await page.goto(origin + "/");
   try {
-    await page.waitForFunction("window.wasmformerReady === true", undefined, { timeout: 20_000 });
+    await Promise.race([page.waitForFunction("window.wasmformerReady === true", undefined, { timeout: 20_000 }), failed]);
   } catch {
     throw new Error(`the page did not finish importing /runtime/index.js (dist/runtime)${problems()}`);
   }
