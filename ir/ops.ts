@@ -186,18 +186,34 @@ export const ops = {
       return out;
     },
   },
+  /** Swaps the last two dims: a matrix transpose of a 2-D parameter, or a per-row transpose of x[R, A, B]. */
   transpose: {
     arity: 1,
     infer: ([x]) => {
-      expect(x.shape.length === 2, `transpose takes a 2-D tensor, got ${formatType(x)}`);
-      return f32([x.shape[1], x.shape[0]]);
+      expect(x.shape.length === 2 || x.shape.length === 3, `transpose takes a 2-D or 3-D tensor, got ${formatType(x)}`);
+      const s = [...x.shape];
+      [s[s.length - 2], s[s.length - 1]] = [s[s.length - 1], s[s.length - 2]];
+      return { dtype: x.dtype, shape: s };
     },
     interp: ([x], _a, _n, [t]) => {
-      const [A, B] = t.shape as number[];
+      const [A, B] = t.shape.slice(-2) as number[];
       const out = new Float32Array(x.length);
-      for (let i = 0; i < A; i++) for (let j = 0; j < B; j++) out[j * A + i] = x[i * B + j];
+      for (let base = 0; base < x.length; base += A * B)
+        for (let i = 0; i < A; i++) for (let j = 0; j < B; j++) out[base + j * A + i] = x[base + i * B + j];
       return out;
     },
+  },
+  /** New trailing dims for each row: x[R, ...] → [R, ...shape] with the same row width. */
+  reshape: {
+    arity: 1,
+    infer: ([x], a) => {
+      const dims = a.shape as readonly number[];
+      const w = x.shape.length > 1 ? rowWidth(x.shape) : 1;
+      expect(dims.every((d) => Number.isInteger(d) && d > 0), `reshape: dims must be positive integers, got [${dims.join(", ")}]`);
+      expect(dims.reduce((p, d) => p * d, 1) === w, `reshape: [${dims.join(", ")}] does not hold a row of ${w} values of ${formatType(x)}`);
+      return { dtype: x.dtype, shape: [x.shape[0], ...dims] };
+    },
+    interp: ([x]) => x.slice(),
   },
   add: binary((x, y) => x + y),
   mul: binary((x, y) => x * y),

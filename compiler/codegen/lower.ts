@@ -60,7 +60,12 @@ export const lowerings = {
     return [c.wm.m.call(fn, [c.ptr(x), c.ptr(w), b !== undefined ? c.ptr(b) : c.wm.c32(0), c.ptr(n.id), c.rows(n.id)], 0)];
   },
   matmul: unsupported("the right operand must be a parameter (canonicalize-matmul turns that into linear)"),
-  transpose: unsupported("only parameters can be transposed (fold-transpose does that at compile time)"),
+  transpose: (c, n) => {
+    const shape = c.node(n.args[0]).type.shape;
+    if (shape.length !== 3) return unsupported("a 2-D transpose must be of a parameter (fold-transpose does it at compile time)")(c, n);
+    return [c.wm.callLib("transpose_rows", [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.wm.c32(shape[1] as number), c.wm.c32(shape[2] as number)])];
+  },
+  reshape: (c, n) => [c.wm.m.memory.copy(c.ptr(n.id), c.ptr(n.args[0]), c.wm.m.i32.mul(c.count(n.id), c.wm.c32(4)))],
   add: binary("add"),
   mul: binary("mul"),
   scale: (c, n) => [c.wm.callLib("scale", [c.ptr(n.args[0]), c.ptr(n.id), c.count(n.id), c.wm.cf32(n.attrs.by as number)])],

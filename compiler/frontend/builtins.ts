@@ -158,6 +158,16 @@ export const builtins: Record<string, Builtin> = {
     return T(el.node("attention", args, attrs, c.span));
   },
 
+  /** reshape(x, [d0, d1, ...]): new trailing dims for every row. */
+  reshape(el, c) {
+    positional(c, 2, "reshape");
+    const x = el.tensor(need(c, 0, "x", "reshape"), spanOf(c, 0));
+    const dims = need(c, 1, "shape", "reshape");
+    if (typeof dims !== "object" || dims.kind !== "tuple" || !dims.items.every((d) => typeof d === "number"))
+      throw new Diagnostic(`reshape(): shape should be a list of numbers`, spanOf(c, 1));
+    return T(el.node("reshape", [x], { shape: dims.items as number[] }, c.span));
+  },
+
   sqrt(_el, c) {
     positional(c, 1, "sqrt");
     return Math.sqrt(number(c, 0, "x", "sqrt"));

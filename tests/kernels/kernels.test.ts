@@ -92,6 +92,10 @@ sweep("silu", (c, D) => c.b.add("silu", [c.act(D, 4)]));
 sweep("relu", (c, D) => c.b.add("relu", [c.act(D)]));
 sweep("softmax", (c, D) => c.b.add("softmax", [c.act(D, 3)]));
 sweep("slice", (c, D) => c.b.add("slice", [c.act(D + 5)], { start: 2, size: D }));
+sweep("reshape + transpose (per row)", (c, D) => {
+  const x = c.b.add("reshape", [c.act(D * 3)], { shape: [3, D] });
+  return c.b.add("reshape", [c.b.add("transpose", [x])], { shape: [3 * D] });
+});
 sweep("positions", (c) => c.b.add("embedding", [c.param([64, 3]), c.b.add("positions", [c.ids])]));
 
 describe("linear", () => {

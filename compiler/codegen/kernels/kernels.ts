@@ -170,6 +170,14 @@ export function slice(x: usize, out: usize, rows: i32, D: i32, start: i32, size:
   for (let r = 0; r < rows; r++) memory.copy(out + (<usize>(r * size) << 2), x + (<usize>(r * D + start) << 2), <usize>size << 2);
 }
 
+/** out[r] = x[r]ᵀ for each row r holding an A×B matrix */
+export function transpose_rows(x: usize, out: usize, rows: i32, A: i32, B: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const base = r * A * B;
+    for (let i = 0; i < A; i++) for (let j = 0; j < B; j++) setf32(out, base + j * A + i, f32at(x, base + i * B + j));
+  }
+}
+
 /** Rotary embedding (rotate_half pairs j, j+hd/2) on every head of x[rows, D], positions past+r. */
 export function rope(x: usize, out: usize, rows: i32, D: i32, hd: i32, past: i32, theta: f32): void {
   const half = hd >> 1;
