@@ -21,6 +21,11 @@ export interface InterpState {
 
 export class ShapeError extends Error {}
 
+/** Which KV cache a cached attention node uses: entries sharing a key share the cache. */
+export function cacheKey(graph: string, n: Node): string {
+  return typeof n.attrs.cache === "string" ? n.attrs.cache : `${graph}:${n.id}`;
+}
+
 export interface OpDef {
   /** Operand count: exact, or [min, max]. */
   readonly arity: number | readonly [number, number];
@@ -283,6 +288,15 @@ export const ops = {
       return out;
     },
   },
+  /** The last row of x (generation needs only the last position's logits). */
+  last_row: {
+    arity: 1,
+    infer: ([x]) => ({ dtype: x.dtype, shape: [1, ...x.shape.slice(1)] }),
+    interp: ([x], _a, _n, [t]) => {
+      const w = t.shape.length > 1 ? rowWidth(t.shape) : 1;
+      return x.slice(x.length - w);
+    },
+  },
   /** Columns start..start+size-1 of the last dimension. */
   slice: {
     arity: 1,
@@ -330,7 +344,8 @@ export const ops = {
   },
   /**
    * Scaled dot-product attention over heads packed in the last dim: q[R,H*dk], k[L,Hkv*dk], v[L,Hkv*dv].
-   * attrs: heads, kv_heads, scale, causal, cache (keys/values append to a per-node cache at rows
+   * attrs: heads, kv_heads, scale, causal, cache (false, or the key of a KV cache — see cacheKey —
+   * that keys/values append to at rows
    * past..past+R-1 and attention spans all past+R rows), bias (operand: a relative-position table
    * [buckets, heads], with bias_bidirectional/bias_buckets/bias_max_distance), mask (operand: f32[L] of 0/1).
    */
@@ -367,7 +382,7 @@ export const ops = {
       const R = q.length / (dk * H);
       let keys = k as Float32Array, vals = v as Float32Array, L = k.length / kw, q0 = 0;
       if (a.cache) {
-        const key = `${st.graph}:${node.id}`;
+        const key = cacheKey(st.graph, node);
         let c = st.caches.get(key);
         if (!c) st.caches.set(key, (c = { k: new Float32Array(st.context * kw), v: new Float32Array(st.context * vw) }));
         if (st.past + R > st.context) throw new RangeError(`sequence of ${st.past + R} exceeds the context of ${st.context}`);

@@ -51,6 +51,8 @@ export function generate(model: Model, prompt: Ids, opts: GenerateOptions): Gene
   const eos = new Set(opts.stopAtEos === false ? [] : man.tokens?.eos ?? []);
   const out: number[] = [];
   model.reset();
+  // an entry's `_last` variant computes the last position's logits only
+  const pick_entry = (name: string) => (man.entries.some((e) => e.name === `${name}_last`) ? `${name}_last` : name);
   let step: (ids: number[]) => Float32Array;
   let first: number[];
   const t0 = now();
@@ -58,11 +60,13 @@ export function generate(model: Model, prompt: Ids, opts: GenerateOptions): Gene
   if (man.kind === "seq2seq") {
     const enc = model.run("encode", { ids: prompt });
     model.setState("hidden", enc.hidden);
-    step = (ids) => model.run("decode", { ids }).logits;
+    const entry = pick_entry("decode");
+    step = (ids) => model.run(entry, { ids }).logits;
     first = [man.tokens?.decoder_start ?? 0];
     prefillRows = prompt.length;
   } else if (man.kind === "causal-lm") {
-    step = (ids) => model.run("forward", { ids }).logits;
+    const entry = pick_entry("forward");
+    step = (ids) => model.run(entry, { ids }).logits;
     first = Array.from(prompt);
     prefillRows = prompt.length;
   } else {

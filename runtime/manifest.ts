@@ -18,7 +18,7 @@ export interface ManifestOutput {
   name: string;
   offset: number;
   width: number;
-  /** Row symbol: "S" (rows of the call) or "E" (rows of a state input). */
+  /** Rows: "S" (rows of the call), "E" (rows of a state input) or a fixed count such as "1". */
   rows: string;
 }
 

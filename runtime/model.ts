@@ -90,7 +90,7 @@ export class Model {
     if (e.cached) this.past += rows;
     const out: Record<string, Float32Array> = {};
     for (const o of e.outputs) {
-      const r = o.rows === "E" ? this.stateRows : rows;
+      const r = o.rows === "E" ? this.stateRows : /^\d+$/.test(o.rows) ? Number(o.rows) : rows;
       out[o.name] = new Float32Array(this.memory.buffer, o.offset, r * o.width).slice();
     }
     return out;

@@ -6,7 +6,7 @@ import type { Graph, Node, Program } from "../../ir/types.js";
 import { rowWidth } from "../../ir/types.js";
 import { type LowerCtx, constantsOf, lowerings } from "./lower.js";
 import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
-import type { OpKind } from "../../ir/ops.js";
+import { type OpKind, cacheKey } from "../../ir/ops.js";
 import type { Manifest, ManifestEntry } from "../../runtime/manifest.js";
 
 const ALIGN = 64;
@@ -110,7 +110,8 @@ function generateInto(wm: WasmModule, p: Program, { onProgress, noReuse }: Gener
       else if (statics.has(n.id)) buf.set(n.id, mem.take(maxBytes(n)));
       if (n.op === "attention" && n.attrs.cache) {
         const kw = rowWidth(g.nodes[n.args[1]].type.shape), vw = rowWidth(g.nodes[n.args[2]].type.shape);
-        caches.set(`${g.name}:${n.id}`, { k: mem.take(p.context * kw * 4), v: mem.take(p.context * vw * 4) });
+        const key = cacheKey(g.name, n);
+        if (!caches.has(key)) caches.set(key, { k: mem.take(p.context * kw * 4), v: mem.take(p.context * vw * 4) });
       }
     }
     planned.push({ g, statics, buf, arenaNodes: g.nodes.filter((n) => !buf.has(n.id)) });
@@ -165,7 +166,7 @@ function generateInto(wm: WasmModule, p: Program, { onProgress, noReuse }: Gener
       },
       past: () => m.local.get(PAST, i32),
       constant,
-      cache: (id) => caches.get(`${g.name}:${id}`)!,
+      cache: (id) => caches.get(cacheKey(g.name, g.nodes[id]))!,
     };
     const main: Expr[] = [];
     const prep: Expr[] = [];

@@ -76,6 +76,10 @@ export const lowerings = {
   silu: elementwise("silu"),
   relu: elementwise("relu"),
   softmax: (c, n) => [c.wm.callLib("softmax", [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id))])],
+  last_row: (c, n) => {
+    const m = c.wm.m, w = c.width(n.id) * 4;
+    return [m.memory.copy(c.ptr(n.id), m.i32.add(c.ptr(n.args[0]), m.i32.mul(m.i32.sub(c.rows(n.args[0]), c.wm.c32(1)), c.wm.c32(w))), c.wm.c32(w))];
+  },
   slice: (c, n) => [c.wm.callLib("slice", [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.args[0])), c.wm.c32(n.attrs.start as number), c.wm.c32(n.attrs.size as number)])],
   rope: (c, n) => [c.wm.callLib("rope", [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id)), c.wm.c32(n.attrs.head_dim as number), c.past(), c.wm.cf32(n.attrs.theta as number)])],
   attention: (c, n) => {

@@ -141,8 +141,9 @@ export const builtins: Record<string, Builtin> = {
       kv_heads: kvHeads,
       scale: number(c, -1, "scale", fn, 1 / Math.sqrt(headDim)),
       causal: flag(c, "causal", fn, false),
-      cache: flag(c, "cache", fn, false),
     };
+    // a cached attention gets its own KV cache, named so that variants of this entry share it
+    attrs.cache = flag(c, "cache", fn, false) ? el.cacheSlot() : false;
     const args = [q, k, v];
     const bias = arg(c, -1, "bias");
     if (bias !== undefined) {

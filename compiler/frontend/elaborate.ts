@@ -55,6 +55,12 @@ export class Elaborator {
   readonly params = new Map<string, Param>();
   g!: GraphBuilder;
   private returned: Value | undefined;
+  private cacheSlots = 0;
+
+  /** A new KV cache key for a cached attention of the entry being elaborated. */
+  cacheSlot(): string {
+    return `${this.g.name}.${this.cacheSlots++}`;
+  }
 
   constructor(readonly model: ModelDecl, readonly hf: Record<string, unknown>, readonly weights: WeightSource, readonly opts: ElaborateOptions = {}) {}
 
@@ -161,6 +167,7 @@ export class Elaborator {
 
   private elaborateEntry(e: EntryDecl) {
     this.g = new GraphBuilder(e.name);
+    this.cacheSlots = 0;
     const scope = new Scope(this.globals);
     for (const inp of e.inputs) {
       const loc = inp.span;

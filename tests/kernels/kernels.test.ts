@@ -96,6 +96,7 @@ sweep("reshape + transpose (per row)", (c, D) => {
   const x = c.b.add("reshape", [c.act(D * 3)], { shape: [3, D] });
   return c.b.add("reshape", [c.b.add("transpose", [x])], { shape: [3 * D] });
 });
+sweep("last_row", (c, D) => c.b.add("linear", [c.b.add("last_row", [c.act(D)]), c.param([3, D])]));
 sweep("positions", (c) => c.b.add("embedding", [c.param([64, 3]), c.b.add("positions", [c.ids])]));
 
 describe("linear", () => {

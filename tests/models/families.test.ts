@@ -77,6 +77,17 @@ for (const name of ["gpt2", "llama", "bert", "t5", "t5-v1_1"]) {
         void width;
       });
 
+      it("the _last entry gives the last row of the full logits", () => {
+        const c = fx.cases.find((x) => (x.decoder_input_ids ?? x.input_ids).length >= 7)!;
+        const full = runCase(model, kind, c);
+        const entry = kind === "seq2seq" ? "decode_last" : "forward_last";
+        model.reset();
+        if (kind === "seq2seq") model.setState("hidden", model.run("encode", { ids: c.input_ids }).hidden);
+        const last = model.run(entry, { ids: c.decoder_input_ids ?? c.input_ids }).logits;
+        expect(last.length).toBe(c.shape[1]);
+        expect(relError(last, full.subarray(full.length - c.shape[1]))).toBeLessThan(1e-6);
+      });
+
       it("greedy generation equals PyTorch's greedy ids", () => {
         const g = fx.greedy!;
         const r = generate(model, g.input_ids, { maxNewTokens: g.max_new_tokens, stopAtEos: false });

@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { canonicalizeMatmul } from "../../compiler/passes/canonicalize-matmul.js";
 import { foldTranspose } from "../../compiler/passes/fold-transpose.js";
+import { specializeLastRow } from "../../compiler/passes/specialize-last-row.js";
 import { loadProgram } from "../../compiler/load.js";
 import { passes, runPipeline } from "../../compiler/passes/manager.js";
 import { printGraph, printProgram } from "../../ir/graph.js";
@@ -100,6 +101,43 @@ describe("fold-transpose", () => {
       }`));
     const w = p.params.get("w")!.data, wt = out.params.get("w^T")!.data;
     expect(wt[1 * 4 + 2]).toBe(w[2 * 6 + 1]);
+  });
+});
+
+describe("specialize-last-row", () => {
+  const graph = (cache: string) => `
+      graph forward {
+        %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+        %1 = param() {name="emb", shape=[10,4]} : f32[10,4]
+        %2 = embedding(%1, %0) : f32[S,4]
+        %3 = attention(%2, %2, %2) {heads=2, kv_heads=2, scale=0.5, causal=true, cache=${cache}} : f32[S,4]
+        %4 = add(%2, %3) : f32[S,4]
+        %5 = param() {name="g", shape=[4]} : f32[4]
+        %6 = rmsnorm(%4, %5) {eps=0.000001} : f32[S,4]
+        %7 = linear(%6, %1) : f32[S,10]
+        return logits=%7
+      }`;
+  it("adds forward_last, working on one row from the last attention on", () => {
+    const p = specializeLastRow(program(dedent(graph('"forward.0"'))));
+    expect(p.graphs.map((g) => g.name)).toEqual(["forward", "forward_last"]);
+    expect(printGraph(p.graphs[1])).toBe(dedent(`
+      graph forward_last {
+        %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+        %1 = param() {name="emb", shape=[10,4]} : f32[10,4]
+        %2 = embedding(%1, %0) : f32[S,4]
+        %3 = attention(%2, %2, %2) {heads=2, kv_heads=2, scale=0.5, causal=true, cache="forward.0"} : f32[S,4]
+        %4 = last_row(%2) : f32[1,4]
+        %5 = last_row(%3) : f32[1,4]
+        %6 = add(%4, %5) : f32[1,4]
+        %7 = param() {name="g", shape=[4]} : f32[4]
+        %8 = rmsnorm(%6, %7) {eps=0.000001} : f32[1,4]
+        %9 = linear(%8, %1) : f32[1,10]
+        return logits=%9
+      }`));
+  });
+  it("does not fire on an entry without a KV cache", () => {
+    const p = program(dedent(graph("false")));
+    expect(specializeLastRow(p).graphs.map((g) => g.name)).toEqual(["forward"]);
   });
 });
 
