@@ -22,6 +22,7 @@ import binaryen from "binaryen";
 import { generateArtifact, memoryWeights, programFromSource, runPipeline } from "../dist/compiler/index.js";
 import { Model } from "../dist/runtime/index.js";
 import { interpret, newSession } from "../dist/ir/interp.js";
+import { randomGpt2Weights } from "./weights.js";
 
 // ---------------------------------------------------------------------------------------------
 // options
@@ -84,67 +85,6 @@ const procStatus = (key) => {
 };
 const MB = (b) => (b / 1e6).toFixed(1) + " MB";
 const log = (...a) => console.log(...a);
-
-/**
- * Seeded normal-ish values, fast enough for 124 M weights on a busy 2-core machine: a pool of
- * 2^20 Box–Muller normals (xorshift128 uniforms), copied out in 4096-value chunks that each
- * start at a random pool offset.
- */
-function rng(seed) {
-  let x = seed >>> 0 || 1, y = 362436069, z = 521288629, w = 88675123;
-  const next = () => {
-    const t = x ^ (x << 11);
-    x = y; y = z; z = w;
-    w = (w ^ (w >>> 19) ^ (t ^ (t >>> 8))) >>> 0;
-    return w;
-  };
-  const POOL = 1 << 20, CHUNK = 4096;
-  const pool = new Float32Array(POOL + CHUNK);
-  for (let i = 0; i < pool.length; i += 2) {
-    const u1 = (next() + 1) / 4294967297, u2 = next() / 4294967296;
-    const r = Math.sqrt(-2 * Math.log(u1));
-    pool[i] = r * Math.cos(2 * Math.PI * u2);
-    pool[i + 1] = r * Math.sin(2 * Math.PI * u2);
-  }
-  return {
-    fill(a, std, mean = 0) {
-      for (let off = 0; off < a.length; off += CHUNK) {
-        const src = next() % POOL, n = Math.min(CHUNK, a.length - off);
-        for (let j = 0; j < n; j++) a[off + j] = mean + std * pool[src + j];
-      }
-      return a;
-    },
-  };
-}
-
-function randomGpt2Weights(cfg, seed) {
-  const r = rng(seed);
-  const { vocab_size: V, n_embd: d, n_layer: L, n_positions: P, n_inner: F } = cfg;
-  const t = {};
-  const add = (name, shape, std = 0.02, mean = 0) => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    t[`transformer.${name}`] = { shape, data: r.fill(new Float32Array(n), std, mean) };
-  };
-  add("wte.weight", [V, d]);
-  add("wpe.weight", [P, d], 0.01);
-  for (let i = 0; i < L; i++) {
-    add(`h.${i}.ln_1.weight`, [d], 0.02, 1);
-    add(`h.${i}.ln_1.bias`, [d]);
-    add(`h.${i}.attn.c_attn.weight`, [d, 3 * d]);
-    add(`h.${i}.attn.c_attn.bias`, [3 * d]);
-    add(`h.${i}.attn.c_proj.weight`, [d, d]);
-    add(`h.${i}.attn.c_proj.bias`, [d]);
-    add(`h.${i}.ln_2.weight`, [d], 0.02, 1);
-    add(`h.${i}.ln_2.bias`, [d]);
-    add(`h.${i}.mlp.c_fc.weight`, [d, F]);
-    add(`h.${i}.mlp.c_fc.bias`, [F]);
-    add(`h.${i}.mlp.c_proj.weight`, [F, d]);
-    add(`h.${i}.mlp.c_proj.bias`, [d]);
-  }
-  add("ln_f.weight", [d], 0.02, 1);
-  add("ln_f.bias", [d]);
-  return t;
-}
 
 /** A wasm module that sums [ptr, end) of an imported memory with v128 loads (8 accumulators). */
 function bandwidthModule() {

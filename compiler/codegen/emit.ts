@@ -4,6 +4,7 @@
 
 import type { Graph, Node, Program } from "../../ir/types.js";
 import { rowWidth } from "../../ir/types.js";
+import { packLinearWeight } from "./linear.js";
 import { type LowerCtx, constantsOf, lowerings } from "./lower.js";
 import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
 import { type OpKind, cacheKey } from "../../ir/ops.js";
@@ -68,17 +69,35 @@ function generateInto(wm: WasmModule, p: Program, { onProgress, noReuse }: Gener
   const m = wm.m;
   const mem = new Layout(align(wm.dataEnd));
 
-  // 1. weights, in first-use order, each aligned for SIMD loads; constant tables follow
+  // 1. weights, in first-use order, each aligned for SIMD loads; constant tables follow.
+  // A matrix read by linear is stored packed for the matrix kernels (embedding lookups read
+  // that layout too); a row-major copy is added only if another op reads the parameter.
   const weightsStart = mem.top;
-  const paramAt = new Map<string, number>();
+  const layouts = new Map<string, { packed: boolean; rowMajor: boolean }>();
+  for (const g of p.graphs)
+    for (const n of g.nodes)
+      n.args.forEach((a, i) => {
+        const src = g.nodes[a];
+        if (src.op !== "param") return;
+        const l = layouts.get(src.attrs.name as string) ?? { packed: false, rowMajor: false };
+        if (n.op === "linear" && i === 1) l.packed = true;
+        else if (!(n.op === "embedding" && i === 0)) l.rowMajor = true;
+        layouts.set(src.attrs.name as string, l);
+      });
+  const paramAt = new Map<string, { rowMajor?: number; packed?: number }>();
   const chunks: { at: number; data: Float32Array | Int32Array }[] = [];
   for (const g of p.graphs)
     for (const n of g.nodes)
       if (n.op === "param" && !paramAt.has(n.attrs.name as string)) {
         const w = p.params.get(n.attrs.name as string)!;
-        const at = mem.take(w.data.byteLength);
-        paramAt.set(w.name, at);
-        chunks.push({ at, data: w.data });
+        const l = layouts.get(w.name) ?? { packed: false, rowMajor: true };
+        const place: { rowMajor?: number; packed?: number } = {};
+        if (l.packed) {
+          const data = packLinearWeight(w.data, w.shape[0], w.shape[1]);
+          chunks.push({ at: (place.packed = mem.take(data.byteLength)), data });
+        }
+        if (l.rowMajor || !l.packed) chunks.push({ at: (place.rowMajor = mem.take(w.data.byteLength)), data: w.data });
+        paramAt.set(w.name, place);
       }
   const constants = new Map<string, number>();
   const constant = (key: string, data: () => Int32Array) => {
@@ -105,7 +124,10 @@ function generateInto(wm: WasmModule, p: Program, { onProgress, noReuse }: Gener
     const statics = staticNodes(g);
     const buf = new Map<number, number>();
     for (const n of g.nodes) {
-      if (n.op === "param") buf.set(n.id, paramAt.get(n.attrs.name as string)!);
+      if (n.op === "param") {
+        const at = paramAt.get(n.attrs.name as string)!;
+        buf.set(n.id, at.rowMajor ?? at.packed!);
+      }
       else if (n.op === "input") buf.set(n.id, mem.take(maxBytes(n)));
       else if (statics.has(n.id)) buf.set(n.id, mem.take(maxBytes(n)));
       if (n.op === "attention" && n.attrs.cache) {
@@ -165,6 +187,11 @@ function generateInto(wm: WasmModule, p: Program, { onProgress, noReuse }: Gener
         return typeof d === "number" ? wm.c32(d * w) : m.i32.mul(m.local.get(d === "E" ? EROWS : ROWS, i32), wm.c32(w));
       },
       past: () => m.local.get(PAST, i32),
+      packed: (id) => {
+        const at = paramAt.get(g.nodes[id].attrs.name as string);
+        return at?.rowMajor === undefined && at?.packed !== undefined;
+      },
+      packedWeight: (id) => wm.c32(paramAt.get(g.nodes[id].attrs.name as string)!.packed!),
       constant,
       cache: (id) => caches.get(cacheKey(g.name, g.nodes[id]))!,
     };

@@ -20,6 +20,10 @@ export interface LowerCtx {
   /** rows × width. */
   count(id: number): Expr;
   past(): Expr;
+  /** Whether a parameter is stored only in the packed matrix layout (see linear.ts). */
+  packed(id: number): boolean;
+  /** Address of a parameter's packed matrix layout. */
+  packedWeight(id: number): Expr;
   /** Address of a constant i32 table stored with the weights. */
   constant(key: string, data: () => Int32Array): Expr;
   /** Addresses of the key and value cache of a cached attention node. */
@@ -52,12 +56,12 @@ export const lowerings = {
   input: () => [],
   param: () => [],
   positions: (c, n) => [c.wm.callLib("positions", [c.ptr(n.id), c.rows(n.id), c.past()])],
-  embedding: (c, n) => [c.wm.callLib("embedding", [c.ptr(n.args[0]), c.ptr(n.args[1]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id))])],
+  embedding: (c, n) => [c.wm.callLib(c.packed(n.args[0]) ? "embedding_packed" : "embedding", [c.ptr(n.args[0]), c.ptr(n.args[1]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id))])],
   linear: (c, n) => {
     const [x, w, b] = n.args;
     const [N, K] = c.node(w).type.shape as number[];
     const fn = linearKernel(c.wm, K, N, b !== undefined);
-    return [c.wm.m.call(fn, [c.ptr(x), c.ptr(w), b !== undefined ? c.ptr(b) : c.wm.c32(0), c.ptr(n.id), c.rows(n.id)], 0)];
+    return [c.wm.m.call(fn, [c.ptr(x), c.packedWeight(w), b !== undefined ? c.ptr(b) : c.wm.c32(0), c.ptr(n.id), c.rows(n.id)], 0)];
   },
   matmul: unsupported("the right operand must be a parameter (canonicalize-matmul turns that into linear)"),
   transpose: (c, n) => {

@@ -108,6 +108,7 @@ export class WasmModule {
     if (!this.m.validate()) throw new Error("generated wasm failed validation");
     binaryen.setOptimizeLevel(3);
     binaryen.setShrinkLevel(0);
+    binaryen.setDebugInfo(true); // keeps function names: readable profiles and stack traces
     this.m.optimize();
     return { binary: this.m.emitBinary(), text: this.m.emitText() };
   }

@@ -111,6 +111,11 @@ describe("linear", () => {
   }
 });
 
+describe("linear across row blocks", () => {
+  for (const [K, N, calls] of [[13, 9, [33, 2]], [8, 6, [70]], [67, 5, [64, 1]]] as const)
+    it(`K=${K} N=${N} rows=${calls.join("+")}`, () => check(K * N, (c) => c.b.add("linear", [c.act(K), c.param([N, K]), c.param([N])]), [...calls], 96));
+});
+
 describe("rope", () => {
   for (const [hd, heads, calls] of [[2, 1, [1]], [10, 3, [4, 1]], [6, 2, [7, 2]], [16, 2, [3]]] as const)
     it(`head_dim=${hd} heads=${heads} rows=${calls.join("+")}`, () =>

@@ -22,6 +22,19 @@ export function embedding(table: usize, ids: usize, out: usize, rows: i32, D: i3
   }
 }
 
+/** embedding() over a table stored in the packed matrix layout (see compiler/codegen/linear.ts). */
+export function embedding_packed(table: usize, ids: usize, out: usize, rows: i32, D: i32): void {
+  const D4 = D & ~3, Dt = D - D4;
+  for (let r = 0; r < rows; r++) {
+    const id = load<i32>(ids + (<usize>r << 2));
+    const base = table + (<usize>((id >> 2) * 4 * D) << 2);
+    const j = id & 3;
+    const po = out + (<usize>(r * D) << 2);
+    for (let k = 0; k < D4; k += 4) v128.store(po + (<usize>k << 2), v128.load(base + (<usize>(k * 4 + j * 4) << 2)));
+    for (let t = 0; t < Dt; t++) setf32(po, D4 + t, f32at(base, 4 * D4 + j * Dt + t));
+  }
+}
+
 /** out[r] = past + r */
 export function positions(out: usize, rows: i32, past: i32): void {
   for (let r = 0; r < rows; r++) store<i32>(out + (<usize>r << 2), past + r);

@@ -1,0 +1,441 @@
+// ONNX Runtime Web (wasm backend) on the same models as bench/run.js, for a side-by-side.
+//
+//   node bench/ort.js               (after `npm run build`)
+//   node bench/ort.js --quick       one process per thread count, shorter loops (~4 min on 2 busy cores)
+//   options: --models gpt2,llama  --threads 1,2  --repeats N (fresh processes per thread count)
+//            --prefill N (default 128)  --pasts 128,512  --decode-steps N  --prefill-repeats N
+//            --seed N  --no-validate  --liftoff (children without --no-liftoff)  --keep (keep the .onnx files)
+//   node bench/ort.js --merge       only merge bench/results/ort.json into bench/results/latest.json
+//
+// Method (PEERS.md habits): the parent makes the random weights (bench/weights.js, the generator
+// bench/run.js uses, same seed), elaborates the .wf model, exports it with compiler/export/onnx.ts
+// (decoder with explicit KV cache: input_ids, past_*/present_*) to a temp file, and checks ORT's
+// logits against wasmformer's compiled model on a short prompt plus one cached step (1e-3 relative)
+// before timing anything. Every trial then runs in a fresh `node` child (clean RSS, cold caches):
+//   runtime init   a one-node model's InferenceSession.create (loads and compiles ORT's wasm)
+//   session create InferenceSession.create of the model from its bytes (parse, optimise, prepack)
+//   prefill        N tokens with empty pasts, logits for every position (1 warm-up, then timed runs)
+//   decode         one token against pasts of fixed length P (a real prefill's presents for P = N,
+//                  random ones otherwise), the same pasts fed every step, as bench/run.js rewinds
+//   peak RSS       VmHWM from /proc/self/status at the end of the child
+// Per child the medians of its timed runs; reported: the median (and min, max) over children.
+// Rows {model, system: "onnxruntime-web", variant: "wasm", threads, metric, value, unit} replace
+// earlier onnxruntime-web rows of the same model/threads in bench/results/latest.json and are also
+// written alone to bench/results/ort.json (bench/run.js rewrites latest.json with its own rows).
+
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const SYSTEM = "onnxruntime-web";
+const VARIANT = "wasm";
+const resultsDir = fileURLToPath(new URL("./results/", import.meta.url));
+const self = fileURLToPath(import.meta.url);
+
+// ---------------------------------------------------------------------------------------------
+// options
+
+const argv = process.argv.slice(2);
+const flag = (name) => argv.includes(name);
+const str = (name, def) => {
+  const i = argv.indexOf(name);
+  return i < 0 ? def : argv[i + 1];
+};
+const opt = (name, def) => {
+  const s = str(name, undefined);
+  if (s === undefined) return def;
+  const v = Number(s);
+  if (!Number.isFinite(v)) throw new Error(`${name} needs a number`);
+  return v;
+};
+const list = (name, def) => String(str(name, def)).split(",").filter(Boolean);
+
+const now = () => performance.now();
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const procStatus = (key) => {
+  try {
+    const line = readFileSync("/proc/self/status", "utf8").split("\n").find((l) => l.startsWith(key + ":"));
+    return line ? Number(line.split(/\s+/)[1]) * 1024 : NaN; // kB → bytes
+  } catch {
+    return NaN;
+  }
+};
+const MB = (b) => (b / 1e6).toFixed(1) + " MB";
+const log = (...a) => console.log(...a);
+
+if (flag("--child")) await child();
+else if (flag("--merge")) mergeResults(JSON.parse(readFileSync(join(resultsDir, "ort.json"), "utf8")));
+else await parent();
+
+// ---------------------------------------------------------------------------------------------
+// child: one trial (or the validation run) in a fresh process
+
+async function child() {
+  const file = str("--child");
+  const threads = opt("--threads", 1);
+  const mode = str("--mode", "trial");
+  const vocab = opt("--vocab", 0);
+  const caches = JSON.parse(str("--caches", "[]")); // [{kvHeads, keyDim, valueDim}]
+  const ort = await import("onnxruntime-web");
+  ort.env.wasm.numThreads = threads;
+  ort.env.logLevel = "error";
+
+  const f32 = (data, dims) => new ort.Tensor("float32", data, dims);
+  const idsTensor = (ids) => new ort.Tensor("int64", BigInt64Array.from(ids, (x) => BigInt(x)), [1, ids.length]);
+  const feedsFor = (ids, pasts) => {
+    const feeds = { input_ids: idsTensor(ids) };
+    caches.forEach((c, i) => {
+      feeds[`past_key_${i}`] = pasts ? pasts[2 * i] : f32(new Float32Array(0), [1, c.kvHeads, 0, c.keyDim]);
+      feeds[`past_value_${i}`] = pasts ? pasts[2 * i + 1] : f32(new Float32Array(0), [1, c.kvHeads, 0, c.valueDim]);
+    });
+    return feeds;
+  };
+  const presentsOf = (out) => caches.flatMap((_, i) => [out[`present_key_${i}`], out[`present_value_${i}`]]);
+
+  // runtime init: a one-node model, so that loading ORT's wasm is not counted as session creation
+  let t0 = now();
+  const tiny = await ort.InferenceSession.create(tinyModel());
+  await tiny.run({ x: f32(new Float32Array([1]), [1]) });
+  await tiny.release();
+  const initS = (now() - t0) / 1000;
+
+  t0 = now();
+  let bytes = readFileSync(file);
+  const readS = (now() - t0) / 1000;
+  t0 = now();
+  const sess = await ort.InferenceSession.create(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  const createS = (now() - t0) / 1000;
+  bytes = null;
+  const rssAfterCreate = procStatus("VmRSS");
+
+  if (mode === "validate") {
+    const prompt = JSON.parse(str("--prompt"));
+    const step = opt("--step", 0);
+    const pre = await sess.run(feedsFor(prompt));
+    const next = await sess.run(feedsFor([step], presentsOf(pre)));
+    const a = pre.logits.data, b = next.logits.data;
+    const out = new Float32Array(a.length + b.length);
+    out.set(a);
+    out.set(b, a.length);
+    writeFileSync(str("--out"), out);
+    process.stdout.write(`RESULT ${JSON.stringify({ createS, prefillDims: pre.logits.dims, stepDims: next.logits.dims })}\n`);
+    return;
+  }
+
+  const PREFILL = opt("--prefill", 128);
+  const prefillRepeats = opt("--prefill-repeats", 3);
+  const decodeSteps = opt("--decode-steps", 16);
+  const pastLens = JSON.parse(str("--pasts", "[128,512]"));
+  const ids = Array.from({ length: PREFILL }, (_, i) => (i * 7919 + 13) % vocab);
+  const decodeId = 198 % vocab;
+
+  // prefill: warm-up, then timed runs
+  let out = await sess.run(feedsFor(ids));
+  if (out.logits.dims[1] !== PREFILL || out.logits.dims[2] !== vocab) throw new Error(`prefill logits dims ${out.logits.dims}`);
+  const prefillS = [];
+  for (let r = 0; r < prefillRepeats; r++) {
+    out = null;
+    t0 = now();
+    out = await sess.run(feedsFor(ids));
+    prefillS.push((now() - t0) / 1000);
+  }
+  if (!Number.isFinite(out.logits.data[out.logits.data.length - 1])) throw new Error("prefill produced non-finite logits");
+  const realPasts = presentsOf(out);
+  out = null;
+
+  // decode at fixed past lengths
+  let seed = 12345;
+  const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296) * 2 - 1;
+  const decode = {};
+  for (const P of pastLens) {
+    const pasts =
+      P === PREFILL
+        ? realPasts
+        : caches.flatMap((c) => [c.keyDim, c.valueDim].map((d) => f32(Float32Array.from({ length: c.kvHeads * P * d }, rand), [1, c.kvHeads, P, d])));
+    const feeds = feedsFor([decodeId], pasts);
+    for (let w = 0; w < 2; w++) await sess.run(feeds);
+    const ts = [];
+    for (let s = 0; s < decodeSteps; s++) {
+      t0 = now();
+      const o = await sess.run(feeds);
+      ts.push((now() - t0) / 1000);
+      if (s === 0 && o.present_key_0.dims[2] !== P + 1) throw new Error(`decode: present length ${o.present_key_0.dims[2]}, expected ${P + 1}`);
+    }
+    decode[P] = ts;
+  }
+  await sess.release();
+  const result = {
+    threads,
+    initS,
+    readS,
+    createS,
+    prefillS: median(prefillS),
+    prefillAll: prefillS,
+    decode: Object.fromEntries(Object.entries(decode).map(([P, ts]) => [P, median(ts)])),
+    rssAfterCreate,
+    peakRss: procStatus("VmHWM"),
+  };
+  process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+}
+
+/** y = Identity(x): enough for ORT to load its wasm. */
+function tinyModel() {
+  const enc = new TextEncoder();
+  const varint = (n) => {
+    const b = [];
+    while (n > 0x7f) {
+      b.push((n & 0x7f) | 0x80);
+      n >>>= 7;
+    }
+    b.push(n);
+    return b;
+  };
+  const field = (f, bytes) => [...varint(f * 8 + 2), ...varint(bytes.length), ...bytes];
+  const int = (f, v) => [...varint(f * 8), ...varint(v)];
+  const s = (f, x) => field(f, [...enc.encode(x)]);
+  const vi = (name) => [...s(1, name), ...field(2, field(1, [...int(1, 1), ...field(2, field(1, int(1, 1)))]))];
+  const node = [...s(1, "x"), ...s(2, "y"), ...s(4, "Identity")];
+  const graph = [...field(1, node), ...s(2, "tiny"), ...field(11, vi("x")), ...field(12, vi("y"))];
+  return new Uint8Array([...int(1, 8), ...field(7, graph), ...field(8, int(2, 17))]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// parent
+
+function runChild(args, nodeFlags) {
+  const r = spawnSync(process.execPath, [...nodeFlags, self, "--child", ...args], { encoding: "utf8", maxBuffer: 64 << 20 });
+  const line = (r.stdout ?? "").split("\n").find((l) => l.startsWith("RESULT "));
+  if (r.status !== 0 || !line) {
+    process.stderr.write(r.stdout ?? "");
+    process.stderr.write(r.stderr ?? "");
+    throw new Error(`child ${args.join(" ")} failed (status ${r.status}${r.signal ? `, ${r.signal}` : ""})`);
+  }
+  return JSON.parse(line.slice("RESULT ".length));
+}
+
+function compare(got, want) {
+  if (got.length !== want.length) throw new Error(`validation: ${got.length} logits from ORT vs ${want.length} from wasmformer`);
+  let maxErr = 0, maxRef = 0;
+  for (let i = 0; i < got.length; i++) {
+    if (!Number.isFinite(got[i])) return { maxErr: Infinity, maxRef: 1, rel: Infinity };
+    maxErr = Math.max(maxErr, Math.abs(got[i] - want[i]));
+    maxRef = Math.max(maxRef, Math.abs(want[i]));
+  }
+  return { maxErr, maxRef, rel: maxErr / Math.max(maxRef, 1e-30) };
+}
+
+function mergeResults(rows) {
+  mkdirSync(resultsDir, { recursive: true });
+  const path = join(resultsDir, "latest.json");
+  let old = [];
+  if (existsSync(path)) {
+    try {
+      old = JSON.parse(readFileSync(path, "utf8"));
+      if (!Array.isArray(old)) old = [];
+    } catch {
+      old = [];
+    }
+  }
+  const replaced = new Set(rows.map((r) => `${r.model}|${r.system}|${r.variant}|${r.threads}`));
+  const kept = old.filter((r) => !replaced.has(`${r.model}|${r.system}|${r.variant}|${r.threads}`));
+  writeFileSync(path, JSON.stringify([...kept, ...rows], null, 2) + "\n");
+  log(`merged ${rows.length} ${SYSTEM} rows into bench/results/latest.json (${kept.length} other rows kept)`);
+}
+
+async function parent() {
+  const { exportOnnx, onnxCacheLayout } = await import("../dist/compiler/export/onnx.js");
+  const { generateArtifact, memoryWeights, programFromSource, runPipeline } = await import("../dist/compiler/index.js");
+  const { Model } = await import("../dist/runtime/index.js");
+  const { randomGpt2Weights, randomLlamaWeights } = await import("./weights.js");
+
+  const QUICK = flag("--quick");
+  const MODELS = list("--models", "gpt2,llama");
+  const THREADS = list("--threads", "1,2").map(Number);
+  const REPEATS = opt("--repeats", QUICK ? 1 : 5);
+  if (!(REPEATS >= 1)) throw new Error("--repeats must be at least 1");
+  const PREFILL = opt("--prefill", 128);
+  const PASTS = list("--pasts", `${PREFILL},512`).map(Number);
+  const DECODE_STEPS = opt("--decode-steps", QUICK ? 8 : 32);
+  const PREFILL_REPEATS = opt("--prefill-repeats", QUICK ? 2 : 5);
+  const SEED = opt("--seed", 1234);
+  const VALIDATE = !flag("--no-validate");
+  const VALIDATE_TOL = 1e-3;
+  const CONTEXT = 1024;
+  const childFlags = flag("--liftoff") ? [] : ["--no-liftoff"];
+
+  const specs = {
+    gpt2: {
+      name: "gpt2-small-random", // as bench/run.js
+      wf: "../examples/gpt2.wf",
+      shape: "d 768, 12 layers, 12 heads, vocab 50257, ffn 3072",
+      config: {
+        model_type: "gpt2",
+        architectures: ["GPT2LMHeadModel"],
+        vocab_size: 50257,
+        n_embd: 768,
+        n_layer: 12,
+        n_head: 12,
+        n_positions: 1024,
+        n_ctx: 1024,
+        n_inner: 3072,
+        layer_norm_epsilon: 1e-5,
+        bos_token_id: 50256,
+        eos_token_id: 50256,
+      },
+      weights: randomGpt2Weights,
+    },
+    llama: {
+      name: "llama-small-random",
+      wf: "../examples/llama.wf",
+      shape: "dim 768, 12 layers, 12 heads (no GQA), SwiGLU ffn 2048, vocab 32000",
+      config: {
+        model_type: "llama",
+        architectures: ["LlamaForCausalLM"],
+        vocab_size: 32000,
+        hidden_size: 768,
+        num_hidden_layers: 12,
+        num_attention_heads: 12,
+        num_key_value_heads: 12,
+        intermediate_size: 2048,
+        max_position_embeddings: 1024,
+        rms_norm_eps: 1e-6,
+        rope_theta: 10000.0,
+        tie_word_embeddings: false,
+        bos_token_id: 1,
+        eos_token_id: 2,
+      },
+      weights: randomLlamaWeights,
+    },
+  };
+  for (const m of MODELS) if (!specs[m]) throw new Error(`--models: unknown model '${m}' (gpt2, llama)`);
+
+  const tStart = now();
+  const ortVersion = JSON.parse(readFileSync(fileURLToPath(new URL("../node_modules/onnxruntime-web/package.json", import.meta.url)), "utf8")).version;
+  log(`onnxruntime-web ${ortVersion} bench${QUICK ? " (--quick)" : ""}: wasm backend, threads ${THREADS.join(", ")}; models ${MODELS.join(", ")}`);
+  log(`node ${process.version}, children with [${childFlags.join(" ")}]; host CPUs: ${os.availableParallelism?.() ?? os.cpus().length} (${os.cpus()[0]?.model ?? "?"}), load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+  log(`prefill ${PREFILL} tokens (${PREFILL_REPEATS} timed runs per process), decode at past ${PASTS.join(" and ")} (${DECODE_STEPS} steps each), ${REPEATS} fresh processes per thread count`);
+
+  const rows = [];
+  const tmp = join(os.tmpdir(), `wasmformer-ort-${process.pid}`);
+  mkdirSync(tmp, { recursive: true });
+  try {
+    for (const key of MODELS) {
+      const spec = specs[key];
+      const row = (threads, metric, value, unit) => rows.push({ model: spec.name, system: SYSTEM, variant: VARIANT, threads, metric, value, unit });
+      log("");
+      log(`== ${spec.name} (${spec.shape})`);
+
+      // model: weights → program → ONNX file
+      let t0 = now();
+      let tensors = spec.weights(spec.config, SEED);
+      const params = Object.values(tensors).reduce((s, t) => s + t.data.length, 0);
+      const wfPath = fileURLToPath(new URL(spec.wf, import.meta.url));
+      let program = runPipeline(
+        programFromSource(spec.wf.replace("../", ""), readFileSync(wfPath, "utf8"), spec.config, memoryWeights(tensors, `random ${key} weights`), { context: CONTEXT }),
+      );
+      const tProgram = (now() - t0) / 1000;
+      t0 = now();
+      let onnx = exportOnnx(program);
+      const exportS = (now() - t0) / 1000;
+      const onnxPath = join(tmp, `${key}.onnx`);
+      writeFileSync(onnxPath, onnx);
+      const onnxBytes = onnx.byteLength;
+      onnx = null;
+      const caches = onnxCacheLayout(program);
+      const vocab = spec.config.vocab_size;
+      log(`random weights ${(params / 1e6).toFixed(1)} M params + elaborate/passes: ${tProgram.toFixed(1)} s; ONNX export ${exportS.toFixed(2)} s, ${MB(onnxBytes)} -> ${onnxPath}`);
+      for (const th of THREADS) {
+        row(th, "onnx_bytes", onnxBytes, "bytes");
+        row(th, "export_time", exportS, "s");
+      }
+
+      // validation: ORT vs wasmformer's compiled model, short prompt + one cached step
+      if (VALIDATE) {
+        const prompt = [464, 2068, 7586, 21831].map((t) => t % vocab), step = 625 % vocab;
+        t0 = now();
+        let art = generateArtifact(program);
+        let model = await Model.load({ manifest: art.manifest, wasm: art.wasm, weights: art.weights });
+        const wantPre = model.run("forward", { ids: prompt }).logits;
+        const wantStep = model.run("forward", { ids: [step] }).logits;
+        art = model = null;
+        const tWf = (now() - t0) / 1000;
+        tensors = program = null;
+        const outFile = join(tmp, `${key}-validate.bin`);
+        t0 = now();
+        // (default V8 tiers here: nothing is timed, and Liftoff loads ORT's wasm in a second instead of ~6)
+        runChild([onnxPath, "--mode", "validate", "--threads", "1", "--caches", JSON.stringify(caches), "--prompt", JSON.stringify(prompt), "--step", String(step), "--out", outFile], []);
+        const tOrt = (now() - t0) / 1000;
+        const got = new Float32Array(readFileSync(outFile).buffer.slice(0));
+        const a = compare(got.subarray(0, wantPre.length), wantPre), b = compare(got.subarray(wantPre.length), wantStep);
+        const rel = Math.max(a.rel, b.rel);
+        log(
+          `validate vs wasmformer (${prompt.length}-token prefill + 1 cached step; wasmformer compile+run ${tWf.toFixed(1)} s, ORT process ${tOrt.toFixed(1)} s): ` +
+            `max abs err ${Math.max(a.maxErr, b.maxErr).toExponential(2)}, relative ${rel.toExponential(2)}`,
+        );
+        for (const th of THREADS) row(th, "validate_max_rel_err", rel, "rel");
+        if (!(rel <= VALIDATE_TOL)) {
+          console.error(`validation FAILED for ${spec.name}: relative error ${rel} > ${VALIDATE_TOL}; not benchmarking a wrong model`);
+          process.exit(1);
+        }
+      }
+      tensors = program = null;
+
+      // trials: fresh processes, thread counts interleaved
+      const trials = new Map(THREADS.map((t) => [t, []]));
+      for (let r = 0; r < REPEATS; r++)
+        for (const th of THREADS) {
+          t0 = now();
+          const res = runChild(
+            [onnxPath, "--threads", String(th), "--vocab", String(vocab), "--caches", JSON.stringify(caches), "--prefill", String(PREFILL),
+              "--prefill-repeats", String(PREFILL_REPEATS), "--decode-steps", String(DECODE_STEPS), "--pasts", JSON.stringify(PASTS)],
+            childFlags,
+          );
+          trials.get(th).push(res);
+          log(
+            `  threads ${th} #${r + 1}: init ${(res.initS * 1000).toFixed(0)} ms, create ${res.createS.toFixed(2)} s, prefill ${(PREFILL / res.prefillS).toFixed(1)} tok/s, ` +
+              PASTS.map((P) => `decode@${P} ${(1 / res.decode[P]).toFixed(2)} tok/s`).join(", ") + `, peak RSS ${MB(res.peakRss)} (${((now() - t0) / 1000).toFixed(1)} s)`,
+          );
+        }
+
+      // report
+      const table = [];
+      for (const th of THREADS) {
+        const rs = trials.get(th);
+        const stat = (metric, xs, unit, label, show = (x) => x) => {
+          row(th, metric, median(xs), unit);
+          row(th, `${metric}_min`, Math.min(...xs), unit);
+          row(th, `${metric}_max`, Math.max(...xs), unit);
+          if (label) table.push([th, label, show(median(xs)), show(Math.min(...xs)), show(Math.max(...xs)), unit === "bytes" ? "MB" : unit]);
+        };
+        stat("runtime_init_time", rs.map((r) => r.initS), "s", "runtime init (wasm)");
+        stat("session_create_time", rs.map((r) => r.createS), "s", "session create");
+        stat("prefill_tokens_per_s", rs.map((r) => PREFILL / r.prefillS), "tok/s", `prefill ${PREFILL} tok`);
+        stat("prefill_time", rs.map((r) => r.prefillS), "s");
+        for (const P of PASTS) {
+          const suffix = P === PREFILL ? "" : `_past${P}`; // past = prefill: the same names as bench/run.js
+          stat(`decode_tokens_per_s${suffix}`, rs.map((r) => 1 / r.decode[P]), "tok/s", `decode @ past ${P}`);
+          stat(`decode_time_per_token${suffix}`, rs.map((r) => r.decode[P] * 1000), "ms");
+        }
+        stat("peak_rss", rs.map((r) => r.peakRss), "bytes", "peak RSS (VmHWM)", (b) => b / 1e6);
+        row(th, "rss_after_create", median(rs.map((r) => r.rssAfterCreate)), "bytes");
+      }
+      log("");
+      log(`${"threads".padEnd(8)}${"".padEnd(22)}${["median", "min", "max"].map((h) => h.padStart(10)).join("")}  unit`);
+      for (const [th, name, med, mn, mx, unit] of table) log(`${String(th).padEnd(8)}${name.padEnd(22)}${[med, mn, mx].map((x) => x.toFixed(2).padStart(10)).join("")}  ${unit}`);
+    }
+  } finally {
+    if (!flag("--keep")) rmSync(tmp, { recursive: true, force: true });
+    else log(`kept ${tmp}`);
+  }
+
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(join(resultsDir, "ort.json"), JSON.stringify(rows, null, 2) + "\n");
+  mergeResults(rows);
+  log(`wrote ${rows.length} rows to bench/results/ort.json; total ${((now() - tStart) / 1000).toFixed(1)} s`);
+}

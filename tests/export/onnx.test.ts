@@ -1,0 +1,125 @@
+// ONNX export: the exported graph, run by ONNX Runtime Web (wasm, one thread) in Node, gives the
+// same logits as wasmformer's compiled model, for a prefill and a cached decode step.
+
+import * as ort from "onnxruntime-web";
+import { describe, expect, it } from "vitest";
+import { exportOnnx, onnxCacheLayout, OnnxExportError } from "../../compiler/export/onnx.js";
+import { Message } from "../../compiler/export/protobuf.js";
+import type { Program } from "../../ir/types.js";
+import { compileInMemory, fixtureProgram, readExpected, readFixture, relError } from "../helpers.js";
+
+ort.env.wasm.numThreads = 1;
+ort.env.logLevel = "error";
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+describe("protobuf writer", () => {
+  it("encodes varints, negative int64s, floats and nested messages", () => {
+    expect(hex(new Message().varint(300).finish())).toBe("ac02");
+    expect(hex(new Message().int(1, -1).finish())).toBe("08ffffffffffffffffff01");
+    expect(hex(new Message().int(20, 2).finish())).toBe("a00102");
+    expect(hex(new Message().float(2, 1).finish())).toBe("150000803f");
+    expect(hex(new Message().message(7, new Message().string(1, "ab")).finish())).toBe("3a040a026162");
+    const big = new Uint8Array(10000).fill(7);
+    const m = new Message().bytes(9, big).finish();
+    expect(m.length).toBe(10003);
+    expect(hex(m.subarray(0, 3))).toBe("4a904e");
+  });
+});
+
+async function ortSession(p: Program) {
+  return ort.InferenceSession.create(exportOnnx(p), { executionProviders: ["wasm"] });
+}
+
+/** Runs the ONNX model on `ids` with the given pasts (or empty ones); returns logits and presents. */
+async function ortStep(sess: ort.InferenceSession, p: Program, ids: number[], pasts?: ort.Tensor[]) {
+  const layout = onnxCacheLayout(p);
+  const feeds: Record<string, ort.Tensor> = { input_ids: new ort.Tensor("int64", BigInt64Array.from(ids, BigInt), [1, ids.length]) };
+  layout.forEach((c, i) => {
+    feeds[`past_key_${i}`] = pasts?.[2 * i] ?? new ort.Tensor("float32", new Float32Array(0), [1, c.kvHeads, 0, c.keyDim]);
+    feeds[`past_value_${i}`] = pasts?.[2 * i + 1] ?? new ort.Tensor("float32", new Float32Array(0), [1, c.kvHeads, 0, c.valueDim]);
+  });
+  const out = await sess.run(feeds);
+  const presents = layout.flatMap((_, i) => [out[`present_key_${i}`], out[`present_value_${i}`]]);
+  return { logits: out.logits, presents };
+}
+
+describe("ONNX export run by onnxruntime-web", () => {
+  for (const name of ["gpt2", "llama"]) {
+    it(`${name}: prefill 7 tokens, then a cached decode step, match the compiled model`, async () => {
+      const p = fixtureProgram(name);
+      const vocab = Number(p.config.vocab);
+      const ids = [3, 17, 42, 5, 88, 1, 60].map((t) => t % vocab);
+      const next = 29;
+      const { model } = await compileInMemory(p);
+      const wantPre = model.run("forward", { ids }).logits;
+      const wantStep = model.run("forward", { ids: [next] }).logits;
+
+      const sess = await ortSession(p);
+      const layout = onnxCacheLayout(p);
+      expect(sess.inputNames).toEqual(["input_ids", ...layout.flatMap((_, i) => [`past_key_${i}`, `past_value_${i}`])]);
+      const pre = await ortStep(sess, p, ids);
+      expect(pre.logits.dims).toEqual([1, ids.length, vocab]);
+      expect(pre.presents[0].dims).toEqual([1, layout[0].kvHeads, ids.length, layout[0].keyDim]);
+      expect(relError(pre.logits.data as Float32Array, wantPre)).toBeLessThan(1e-4);
+
+      const step = await ortStep(sess, p, [next], pre.presents);
+      expect(step.logits.dims).toEqual([1, 1, vocab]);
+      expect(step.presents[1].dims).toEqual([1, layout[0].kvHeads, ids.length + 1, layout[0].valueDim]);
+      expect(relError(step.logits.data as Float32Array, wantStep)).toBeLessThan(1e-4);
+
+      // a two-token call on a cache (several query rows against a past) is also causal per row
+      const wantTwo = model.run("forward", { ids: [7, 8] }).logits;
+      const two = await ortStep(sess, p, [7, 8], step.presents);
+      expect(relError(two.logits.data as Float32Array, wantTwo)).toBeLessThan(1e-4);
+      await sess.release();
+    });
+  }
+
+  it("llama forward_last (last_row) exports too: logits of the last position", async () => {
+    const p = fixtureProgram("llama");
+    const ids = [9, 4, 77, 31, 2];
+    const { model } = await compileInMemory(p);
+    const want = model.run("forward", { ids }).logits;
+    const vocab = Number(p.config.vocab);
+    const sess = await ort.InferenceSession.create(exportOnnx(p, { entry: "forward_last" }));
+    const out = await ortStep(sess, p, ids);
+    expect(out.logits.dims).toEqual([1, 1, vocab]);
+    expect(relError(out.logits.data as Float32Array, want.subarray(want.length - vocab))).toBeLessThan(1e-4);
+    await sess.release();
+  });
+
+  it("gpt2 with Gemm linears matches the PyTorch reference", async () => {
+    const p = fixtureProgram("gpt2");
+    const c = readFixture("gpt2").cases[1];
+    const sess = await ort.InferenceSession.create(exportOnnx(p, { linear: "gemm" }));
+    const out = await ortStep(sess, p, c.input_ids);
+    expect(relError(out.logits.data as Float32Array, readExpected("gpt2", c))).toBeLessThan(1e-4);
+    await sess.release();
+  });
+
+  it("bert (no cache, padding mask, erf GELU) matches the PyTorch reference", async () => {
+    const p = fixtureProgram("bert");
+    const fx = readFixture("bert");
+    const c = fx.cases[1];
+    const sess = await ort.InferenceSession.create(exportOnnx(p));
+    expect(sess.inputNames).toEqual(["input_ids", "token_type_ids", "attention_mask"]);
+    const S = c.input_ids.length;
+    const i64 = (xs: number[]) => new ort.Tensor("int64", BigInt64Array.from(xs, BigInt), [1, S]);
+    const out = await sess.run({
+      input_ids: i64(c.input_ids),
+      token_type_ids: i64(c.token_type_ids ?? c.input_ids.map(() => 0)),
+      attention_mask: i64(c.input_ids.map(() => 1)),
+    });
+    expect(relError(out[sess.outputNames[0]].data as Float32Array, readExpected("bert", c))).toBeLessThan(1e-4);
+    await sess.release();
+  });
+
+  it("rejects what it cannot express, naming the op", () => {
+    const t5 = fixtureProgram("t5");
+    expect(() => exportOnnx(t5)).toThrow(/no entry 'forward'/);
+    expect(() => exportOnnx(t5, { entry: "encode" })).toThrow(OnnxExportError);
+    expect(() => exportOnnx(t5, { entry: "encode" })).toThrow(/relative position bias/);
+    expect(() => exportOnnx(t5, { entry: "decode" })).toThrow(/state inputs|relative position bias/);
+  });
+});
