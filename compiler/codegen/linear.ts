@@ -55,15 +55,23 @@ export function linearKernel(wm: WasmModule, K: number, N: number, bias: boolean
       ];
       const acc = (i: number, j: number) => ACC + i * cols + j;
       for (let a = 0; a < rowsT * cols; a++) body.push(m.local.set(ACC + a, m.v128.const(ZERO)));
-      if (K4 > 0) {
-        const step: Expr[] = [];
-        for (let i = 0; i < rowsT; i++) step.push(m.local.set(XV + i, m.v128.load(i * rowBytes, 4, m.i32.add(get(PX), get(KB)))));
+      // one k-chunk (16 bytes of x per row) at byte offset kb of x
+      const chunk = (): Expr[] => {
+        const kb = () => get(KB);
+        const out: Expr[] = [];
+        for (let i = 0; i < rowsT; i++) out.push(m.local.set(XV + i, m.v128.load(i * rowBytes, 4, m.i32.add(get(PX), kb()))));
         for (let j = 0; j < cols; j++) {
           // the chunk at x byte offset kb sits at 4·kb in the group, row j 16 bytes further
-          step.push(m.local.set(WV, m.v128.load(j * 16, 4, m.i32.add(get(PW), m.i32.shl(get(KB), wm.c32(2))))));
-          for (let i = 0; i < rowsT; i++) step.push(m.local.set(acc(i, j), m.f32x4.add(get(acc(i, j), v128), m.f32x4.mul(get(XV + i, v128), get(WV, v128)))));
+          out.push(m.local.set(WV, m.v128.load(j * 16, 4, m.i32.add(get(PW), m.i32.shl(kb(), wm.c32(2))))));
+          for (let i = 0; i < rowsT; i++) {
+            const a = acc(i, j);
+            out.push(m.local.set(a, m.f32x4.add(get(a, v128), m.f32x4.mul(get(XV + i, v128), get(WV, v128)))));
+          }
         }
-        body.push(wm.loop(`k${rowsT}x${cols}`, KB, wm.c32(0), K4 * 4, 16, step));
+        return out;
+      };
+      if (K4 > 0) {
+        body.push(wm.loop(`k${rowsT}x${cols}`, KB, wm.c32(0), K4 * 4, 16, chunk()));
       }
       for (let i = 0; i < rowsT; i++)
         for (let j = 0; j < cols; j++) {

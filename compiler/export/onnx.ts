@@ -310,12 +310,14 @@ export function exportOnnx(program: Program, opts: OnnxExportOptions = {}): Uint
       }
       dims = [dims[1], dims[0]];
     }
+    const transpose = key === "transposed";
+    key += `[${dims.join(",")}]`;
     let byLayout = initByData.get(data);
     if (!byLayout) initByData.set(data, (byLayout = new Map()));
     const hit = byLayout.get(key);
     if (hit) return hit;
     const out = og.fresh(initName);
-    og.initializer(out, dims, key === "transposed" ? transposed(data, dims[1], dims[0]) : data);
+    og.initializer(out, dims, transpose ? transposed(data, dims[1], dims[0]) : data);
     byLayout.set(key, out);
     return out;
   };
