@@ -3,10 +3,17 @@
 
 import type { Manifest, ManifestEntry } from "./manifest.js";
 
+/**
+ * weights.bin: its bytes, a stream of them (a browser's `(await fetch(url)).body`), or a
+ * function that writes them into the view it is given (Node reads the file straight into
+ * linear memory). Streams and functions avoid holding a second copy of the weights.
+ */
+export type WeightsInput = ArrayBuffer | Uint8Array | ReadableStream<Uint8Array> | ((into: Uint8Array) => void | Promise<void>);
+
 export interface ArtifactFiles {
   manifest: Manifest;
   wasm: BufferSource;
-  weights: ArrayBuffer | Uint8Array;
+  weights: WeightsInput;
 }
 
 export type Ids = ArrayLike<number>;
@@ -22,6 +29,28 @@ export interface RunInputs {
 
 export class ArtifactError extends Error {}
 
+async function fillWeights(w: WeightsInput, into: Uint8Array): Promise<void> {
+  const size = (n: number) => {
+    if (n !== into.byteLength) throw new ArtifactError(`weights.bin has ${n} bytes, the manifest expects ${into.byteLength}`);
+  };
+  if (typeof w === "function") return w(into);
+  if (w instanceof ArrayBuffer || w instanceof Uint8Array) {
+    size(w.byteLength);
+    into.set(w instanceof Uint8Array ? w : new Uint8Array(w));
+    return;
+  }
+  const reader = w.getReader();
+  let at = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (at + value.byteLength > into.byteLength) size(at + value.byteLength);
+    into.set(value, at);
+    at += value.byteLength;
+  }
+  size(at);
+}
+
 export class Model {
   /** Rows already in the KV cache. */
   past = 0;
@@ -36,12 +65,9 @@ export class Model {
   static async load(files: ArtifactFiles): Promise<Model> {
     const m = files.manifest;
     if (m.format !== "wasmformer" || m.version !== 1) throw new ArtifactError(`not a wasmformer v1 artifact (format ${String(m.format)}, version ${String(m.version)})`);
-    const weights = files.weights instanceof Uint8Array ? files.weights : new Uint8Array(files.weights);
-    if (weights.byteLength !== m.memory.weights_bytes)
-      throw new ArtifactError(`weights.bin has ${weights.byteLength} bytes, the manifest expects ${m.memory.weights_bytes}`);
     const memory = new WebAssembly.Memory({ initial: m.memory.pages, maximum: m.memory.pages });
-    new Uint8Array(memory.buffer).set(weights, m.memory.weights_offset);
-    const { instance } = await WebAssembly.instantiate(files.wasm, { env: { memory } });
+    const into = new Uint8Array(memory.buffer, m.memory.weights_offset, m.memory.weights_bytes);
+    const [{ instance }] = await Promise.all([WebAssembly.instantiate(files.wasm, { env: { memory } }), fillWeights(files.weights, into)]);
     const model = new Model(m, memory, instance);
     for (const e of m.entries) if (e.prepare && !e.inputs.some((i) => i.kind === "state")) model.exports[e.prepare](0, 0, 0);
     return model;

@@ -50,9 +50,12 @@ async function bytes(name) {
 }
 
 window.wasmformerSmoke = async (prompt, maxNewTokens) => {
-  const [manifestBytes, wasm, weights] = await Promise.all(["manifest.json", "model.wasm", "weights.bin"].map(bytes));
+  const [manifestBytes, wasm] = await Promise.all(["manifest.json", "model.wasm"].map(bytes));
   const manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
-  const model = await Model.load({ manifest, wasm, weights });
+  // weights stream from the response body straight into linear memory
+  const res = await fetch("/artifact/weights.bin");
+  if (!res.ok) throw new Error("weights.bin: HTTP " + res.status);
+  const model = await Model.load({ manifest, wasm, weights: res.body });
   const logits = model.run("forward", { ids: prompt }).logits;
   model.reset();
   const ids = generate(model, prompt, { maxNewTokens, stopAtEos: false }).ids;
@@ -181,7 +184,7 @@ test("the gpt2 artifact gives the same greedy ids and logits in Chromium as in N
   const nodeLogits = nodeModel.run("forward", { ids: PROMPT }).logits;
   const nodeIds = generate(nodeModel, PROMPT, { maxNewTokens: MAX_NEW, stopAtEos: false }).ids;
 
-  // Chromium: the built runtime as ES modules, the artifact fetched as ArrayBuffers
+  // Chromium: the built runtime as ES modules, the artifact fetched (weights streamed)
   const page = await openPage();
   let got: { ids: number[]; logits: number[]; userAgent: string };
   try {
