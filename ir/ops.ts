@@ -110,6 +110,15 @@ const erf = (x: number): number => {
 export const geluErf = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
 export const geluTanh = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
 
+/** Elementwise activations: ops of their own, and epilogues a fused linear can apply. */
+export const activations = {
+  gelu: geluErf,
+  gelu_tanh: geluTanh,
+  silu: (x: number) => x / (1 + Math.exp(-x)),
+  relu: (x: number) => (x > 0 ? x : 0),
+} satisfies Record<string, (x: number) => number>;
+export type Activation = keyof typeof activations;
+
 export const ops = {
   input: {
     arity: 0,
@@ -148,25 +157,41 @@ export const ops = {
       return out;
     },
   },
-  /** x[R,K] · w[N,K]ᵀ (+ b[N]): the torch.nn.Linear convention. */
+  /**
+   * x[R,K] · w[N,K]ᵀ (+ b[N]): the torch.nn.Linear convention. Epilogues (set by fuse-ffn):
+   * attr act applies an activation, attr residual adds a last operand r[R,N] after it.
+   */
   linear: {
-    arity: [2, 3],
-    infer: ([x, w, b]) => {
+    arity: [2, 4],
+    infer: ([x, w, ...rest], a) => {
       expectF32(x, "input");
       expect(w.shape.length === 2 && x.shape.length === 2, `linear needs x[rows,K] and w[N,K], got ${formatType(x)} and ${formatType(w)}`);
       expect(w.shape[1] === lastDim(x), `linear: input width ${lastDim(x)} does not match weight ${formatType(w)} (expected [N,${lastDim(x)}])`);
+      const out = f32([x.shape[0], w.shape[0]]);
+      const r = a.residual ? rest.pop() : undefined;
+      const b = rest[0];
+      expect(rest.length <= 1, `linear takes at most a bias and a residual`);
       if (b) expect(b.shape.length === 1 && b.shape[0] === w.shape[0], `linear: bias ${formatType(b)} does not match ${w.shape[0]} outputs`);
-      return f32([x.shape[0], w.shape[0]]);
+      if (a.residual) expect(r !== undefined && sameShape(r.shape, out.shape), `linear: residual must be ${formatType(out)}`);
+      if (a.act !== undefined) expect(String(a.act) in activations, `linear: unknown activation '${String(a.act)}'`);
+      return out;
     },
-    interp: ([x, w, b], _a, _n, [, wt]) => {
+    interp: ([x, w, ...rest], a, _n, [, wt]) => {
       const [N, K] = wt.shape as number[];
+      const r = a.residual ? rest.pop() : undefined;
+      const b = rest[0];
+      const act = a.act ? activations[a.act as Activation] : undefined;
       const R = x.length / K;
       const out = new Float32Array(R * N);
-      for (let r = 0; r < R; r++)
+      for (let i = 0; i < R; i++)
         for (let n = 0; n < N; n++) {
           let s = 0;
-          for (let k = 0; k < K; k++) s += x[r * K + k] * w[n * K + k];
-          out[r * N + n] = s + (b ? b[n] : 0);
+          for (let k = 0; k < K; k++) s += x[i * K + k] * w[n * K + k];
+          s += b ? b[n] : 0;
+          // each step rounds to f32 as the unfused ops would
+          let y = Math.fround(s);
+          if (act) y = Math.fround(act(y));
+          out[i * N + n] = r ? y + r[i * N + n] : y;
         }
       return out;
     },
@@ -269,10 +294,10 @@ export const ops = {
       return out;
     },
   },
-  gelu: unary(geluErf),
-  gelu_tanh: unary(geluTanh),
-  silu: unary((x) => x / (1 + Math.exp(-x))),
-  relu: unary((x) => (x > 0 ? x : 0)),
+  gelu: unary(activations.gelu),
+  gelu_tanh: unary(activations.gelu_tanh),
+  silu: unary(activations.silu),
+  relu: unary(activations.relu),
   softmax: {
     arity: 1,
     infer: ([x]) => (expectF32(x, "operand"), lastDim(x), x),

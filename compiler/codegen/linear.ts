@@ -30,17 +30,25 @@ export function packLinearWeight(w: Float32Array, N: number, K: number): Float32
   return out;
 }
 
-// parameters and locals of every generated linear kernel
-const X = 0, W = 1, B = 2, OUT = 3, ROWS = 4;
-const R = 5, G = 6, KB = 7, PX = 8, PW = 9, RB = 10, REND = 11;
-const XV = 12; // 2 v128 locals: x vectors
-const WV = 14; // 1 v128 local: the weight vector
-const ACC = 15; // 8 v128 accumulators
+// parameters and locals of every generated linear kernel (x, w, b, residual, out, rows)
+const X = 0, W = 1, B = 2, RES = 3, OUT = 4, ROWS = 5;
+const R = 6, G = 7, KB = 8, PX = 9, PW = 10, RB = 11, REND = 12;
+const XV = 13; // 2 v128 locals: x vectors
+const WV = 15; // 1 v128 local: the weight vector
+const ACC = 16; // 8 v128 accumulators
 const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(11).fill(v128)];
+
+export interface LinearEpilogue {
+  bias: boolean;
+  /** An activation applied after the bias: gelu, gelu_tanh, silu or relu. */
+  act?: string;
+  /** A tensor [rows, N] added last. */
+  residual: boolean;
+}
 const ZERO = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
-export function linearKernel(wm: WasmModule, K: number, N: number, bias: boolean): string {
-  const name = `linear_k${K}_n${N}${bias ? "_bias" : ""}`;
+export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual }: LinearEpilogue): string {
+  const name = `linear_k${K}_n${N}${bias ? "_bias" : ""}${act ? `_${act}` : ""}${residual ? "_res" : ""}`;
   return wm.ensure(name, () => {
     const m = wm.m;
     const get = (l: number, t = i32) => m.local.get(l, t);
@@ -80,9 +88,12 @@ export function linearKernel(wm: WasmModule, K: number, N: number, bias: boolean
           for (let t = 0; t < Kt; t++)
             s = m.f32.add(s, m.f32.mul(m.f32.load(i * rowBytes + (K4 + t) * 4, 4, get(PX)), m.f32.load((4 * K4 + j * Kt + t) * 4, 4, get(PW))));
           if (bias) s = m.f32.add(s, m.f32.load(j * 4, 4, m.i32.add(get(B), m.i32.shl(get(G), wm.c32(4)))));
-          // out[(r+i)*N + 4g + j]
-          const addr = m.i32.add(get(OUT), m.i32.shl(m.i32.add(m.i32.mul(get(R), wm.c32(N)), m.i32.shl(get(G), wm.c32(2))), wm.c32(2)));
-          body.push(m.f32.store((i * N + j) * 4, 4, addr, s));
+          if (act === "relu") s = m.f32.max(s, m.f32.const(0));
+          else if (act) s = wm.callLibF32(`act_${act}`, [s]);
+          // (r+i)*N + 4g + j, in bytes
+          const at = (base: number) => m.i32.add(get(base), m.i32.shl(m.i32.add(m.i32.mul(get(R), wm.c32(N)), m.i32.shl(get(G), wm.c32(2))), wm.c32(2)));
+          if (residual) s = m.f32.add(s, m.f32.load((i * N + j) * 4, 4, at(RES)));
+          body.push(m.f32.store((i * N + j) * 4, 4, at(OUT), s));
         }
       return m.block(null, body);
     };
@@ -100,6 +111,6 @@ export function linearKernel(wm: WasmModule, K: number, N: number, bias: boolean
     if (full > 0) perBlock.push(wm.loop("g", G, wm.c32(0), full, 1, rowsOfGroup(4)));
     if (part > 0) perBlock.push(m.local.set(G, wm.c32(full)), ...rowsOfGroup(part));
     const body = wm.loop("rb", RB, wm.c32(0), () => get(ROWS), ROW_BLOCK, perBlock);
-    m.addFunction(name, createType([i32, i32, i32, i32, i32]), none, LOCALS, body);
+    m.addFunction(name, createType([i32, i32, i32, i32, i32, i32]), none, LOCALS, body);
   });
 }

@@ -58,10 +58,13 @@ export const lowerings = {
   positions: (c, n) => [c.wm.callLib("positions", [c.ptr(n.id), c.rows(n.id), c.past()])],
   embedding: (c, n) => [c.wm.callLib(c.packed(n.args[0]) ? "embedding_packed" : "embedding", [c.ptr(n.args[0]), c.ptr(n.args[1]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id))])],
   linear: (c, n) => {
-    const [x, w, b] = n.args;
+    const [x, w, ...rest] = n.args;
+    const residual = n.attrs.residual ? rest.pop() : undefined;
+    const b = rest[0];
     const [N, K] = c.node(w).type.shape as number[];
-    const fn = linearKernel(c.wm, K, N, b !== undefined);
-    return [c.wm.m.call(fn, [c.ptr(x), c.packedWeight(w), b !== undefined ? c.ptr(b) : c.wm.c32(0), c.ptr(n.id), c.rows(n.id)], 0)];
+    const fn = linearKernel(c.wm, K, N, { bias: b !== undefined, act: n.attrs.act as string | undefined, residual: residual !== undefined });
+    const opt = (id: number | undefined) => (id !== undefined ? c.ptr(id) : c.wm.c32(0));
+    return [c.wm.m.call(fn, [c.ptr(x), c.packedWeight(w), opt(b), opt(residual), c.ptr(n.id), c.rows(n.id)], 0)];
   },
   matmul: unsupported("the right operand must be a parameter (canonicalize-matmul turns that into linear)"),
   transpose: (c, n) => {

@@ -63,6 +63,13 @@ export class WasmModule {
     return this.m.call(fn, args, none);
   }
 
+  /** A call to a scalar f32 → f32 function of the library (e.g. an activation). */
+  callLibF32(name: string, args: Expr[]): Expr {
+    const fn = this.lib.get(name);
+    if (!fn) throw new Error(`kernel library has no '${name}'`);
+    return this.m.call(fn, args, f32);
+  }
+
   /** Adds a generated function once per name; `build` runs only the first time. */
   ensure(name: string, build: () => void): string {
     if (!this.generated.has(name)) {

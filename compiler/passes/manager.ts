@@ -5,6 +5,7 @@ import { IRError, printProgram, verifyProgram } from "../../ir/graph.js";
 import type { Program } from "../../ir/types.js";
 import { canonicalizeMatmul } from "./canonicalize-matmul.js";
 import { foldTranspose } from "./fold-transpose.js";
+import { fuseFfn } from "./fuse-ffn.js";
 import { specializeLastRow } from "./specialize-last-row.js";
 
 export interface Pass {
@@ -15,6 +16,7 @@ export interface Pass {
 export const passes: readonly Pass[] = [
   { name: "canonicalize-matmul", run: canonicalizeMatmul },
   { name: "fold-transpose", run: foldTranspose },
+  { name: "fuse-ffn", run: fuseFfn },
   { name: "specialize-last-row", run: specializeLastRow },
 ];
 

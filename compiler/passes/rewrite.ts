@@ -8,6 +8,8 @@ export interface RewriteCtx {
   readonly b: GraphBuilder;
   readonly program: Program;
   node(id: number): Node;
+  /** How many nodes (and outputs) of the input graph use the value now at `id`. */
+  uses(id: number): number;
 }
 
 export interface Rule {
@@ -18,7 +20,11 @@ export interface Rule {
 
 export function rewriteGraph(g: Graph, program: Program, rules: readonly Rule[]): Graph {
   const b = new GraphBuilder(g.name);
-  const ctx: RewriteCtx = { b, program, node: (id) => b.nodes[id] };
+  const oldUses = new Map<number, number>();
+  for (const n of g.nodes) for (const a of n.args) oldUses.set(a, (oldUses.get(a) ?? 0) + 1);
+  for (const o of g.outputs) oldUses.set(o.id, (oldUses.get(o.id) ?? 0) + 1);
+  const origin = new Map<number, number[]>();
+  const ctx: RewriteCtx = { b, program, node: (id) => b.nodes[id], uses: (id) => (origin.get(id) ?? []).reduce((s, o) => s + (oldUses.get(o) ?? 0), 0) };
   const map = new Map<number, number>();
   for (const n of g.nodes) {
     let id = b.add(n.op, n.args.map((a) => map.get(a)!), n.attrs, n.loc);
@@ -35,6 +41,7 @@ export function rewriteGraph(g: Graph, program: Program, rules: readonly Rule[])
       }
     }
     map.set(n.id, id);
+    origin.set(id, [...(origin.get(id) ?? []), n.id]);
   }
   for (const o of g.outputs) b.output(o.name, map.get(o.id)!);
   return compact(b.build());

@@ -111,6 +111,19 @@ describe("linear", () => {
   }
 });
 
+describe("linear with fused epilogues", () => {
+  const acts = ["gelu", "gelu_tanh", "silu", "relu"] as const;
+  for (let i = 0; i < 8; i++) {
+    const r = rng(300 + i);
+    const [K, N] = [r.pick([3, 8, 13, 33]), r.pick([1, 4, 7, 10])];
+    const act = acts[i % 4];
+    const bias = i % 3 !== 0, residual = i % 2 === 0;
+    const calls = r.pick(rowsOf);
+    it(`K=${K} N=${N}${bias ? " bias" : ""} ${act}${residual ? " residual" : ""} rows=${calls.join("+")}`, () =>
+      check(400 + i, (c) => c.b.add("linear", [c.act(K, 2), c.param([N, K]), ...(bias ? [c.param([N])] : []), ...(residual ? [c.act(N)] : [])], { act, residual }), calls));
+  }
+});
+
 describe("linear across row blocks", () => {
   for (const [K, N, calls] of [[13, 9, [33, 2]], [8, 6, [70]], [67, 5, [64, 1]]] as const)
     it(`K=${K} N=${N} rows=${calls.join("+")}`, () => check(K * N, (c) => c.b.add("linear", [c.act(K), c.param([N, K]), c.param([N])]), [...calls], 96));

@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { canonicalizeMatmul } from "../../compiler/passes/canonicalize-matmul.js";
 import { foldTranspose } from "../../compiler/passes/fold-transpose.js";
+import { fuseFfn } from "../../compiler/passes/fuse-ffn.js";
 import { specializeLastRow } from "../../compiler/passes/specialize-last-row.js";
 import { loadProgram } from "../../compiler/load.js";
 import { passes, runPipeline } from "../../compiler/passes/manager.js";
@@ -101,6 +102,37 @@ describe("fold-transpose", () => {
       }`));
     const w = p.params.get("w")!.data, wt = out.params.get("w^T")!.data;
     expect(wt[1 * 4 + 2]).toBe(w[2 * 6 + 1]);
+  });
+});
+
+describe("fuse-ffn", () => {
+  const head = `
+      graph forward {
+        %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+        %1 = param() {name="emb", shape=[10,4]} : f32[10,4]
+        %2 = embedding(%1, %0) : f32[S,4]
+        %3 = param() {name="w1", shape=[6,4]} : f32[6,4]
+        %4 = param() {name="b1", shape=[6]} : f32[6]
+        %5 = linear(%2, %3, %4) : f32[S,6]`;
+  it("activation and residual add go into the linear epilogues", () =>
+    expectRewrite(fuseFfn, head + `
+        %6 = gelu_tanh(%5) : f32[S,6]
+        %7 = param() {name="w2", shape=[4,6]} : f32[4,6]
+        %8 = linear(%6, %7) : f32[S,4]
+        %9 = add(%2, %8) : f32[S,4]
+        return y=%9
+      }`, head.replace("%5 = linear(%2, %3, %4) : f32[S,6]", "%5 = linear(%2, %3, %4) {act=\"gelu_tanh\"} : f32[S,6]") + `
+        %6 = param() {name="w2", shape=[4,6]} : f32[4,6]
+        %7 = linear(%5, %6, %2) {residual=true} : f32[S,4]
+        return y=%7
+      }`));
+  it("does not fuse a linear whose result is also read elsewhere", () => {
+    const text = head + `
+        %6 = silu(%5) : f32[S,6]
+        %7 = add(%5, %6) : f32[S,6]
+        return y=%7
+      }`;
+    expectRewrite(fuseFfn, text, text);
   });
 });
 

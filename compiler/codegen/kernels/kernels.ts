@@ -144,19 +144,22 @@ function erf32(x: f32): f32 {
   return <f32>(x < 0 ? -r : r);
 }
 
+// Scalar activations: used by the elementwise kernels below and by the epilogues of the
+// generated matrix kernels.
+export function act_gelu(v: f32): f32 { return <f32>0.5 * v * (<f32>1.0 + erf32(v * <f32>0.7071067811865476)); }
+export function act_gelu_tanh(v: f32): f32 { return <f32>0.5 * v * (<f32>1.0 + Mathf.tanh(<f32>0.7978845608028654 * (v + <f32>0.044715 * v * v * v))); }
+export function act_silu(v: f32): f32 { return v / (<f32>1.0 + Mathf.exp(-v)); }
+
 export function gelu(x: usize, out: usize, n: i32): void {
-  for (let i = 0; i < n; i++) { const v = f32at(x, i); setf32(out, i, <f32>0.5 * v * (<f32>1.0 + erf32(v * <f32>0.7071067811865476))); }
+  for (let i = 0; i < n; i++) setf32(out, i, act_gelu(f32at(x, i)));
 }
 
 export function gelu_tanh(x: usize, out: usize, n: i32): void {
-  for (let i = 0; i < n; i++) {
-    const v = f32at(x, i);
-    setf32(out, i, <f32>0.5 * v * (<f32>1.0 + Mathf.tanh(<f32>0.7978845608028654 * (v + <f32>0.044715 * v * v * v))));
-  }
+  for (let i = 0; i < n; i++) setf32(out, i, act_gelu_tanh(f32at(x, i)));
 }
 
 export function silu(x: usize, out: usize, n: i32): void {
-  for (let i = 0; i < n; i++) { const v = f32at(x, i); setf32(out, i, v / (<f32>1.0 + Mathf.exp(-v))); }
+  for (let i = 0; i < n; i++) setf32(out, i, act_silu(f32at(x, i)));
 }
 
 export function relu(x: usize, out: usize, n: i32): void {
