@@ -50,6 +50,11 @@ export function compileModel(modelPath: string, weightsPath: string, outDir: str
   try {
     const files = ["model.wasm", "weights.bin", "manifest.json"];
     writeFileSync(join(tmp, "model.wasm"), art.wasm);
+    for (const v of art.variants ?? [])
+      if (v.file !== "model.wasm") {
+        writeFileSync(join(tmp, v.file), v.wasm);
+        files.push(v.file);
+      }
     writeFileSync(join(tmp, "weights.bin"), art.weights);
     writeFileSync(join(tmp, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
     if (opts.emitWat) {

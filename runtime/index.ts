@@ -4,3 +4,4 @@ export { Model, ArtifactError, type ArtifactFiles, type RunInputs, type Ids } fr
 export { generate, argmax, type GenerateOptions, type GenerateResult } from "./generate.js";
 export type { Manifest, ManifestEntry, ManifestInput, ManifestOutput } from "./manifest.js";
 export { encodeNpy, decodeNpy } from "./npy.js";
+export { hasRelaxedSimd, pickVariant, type WasmVariant } from "./features.js";

@@ -43,6 +43,8 @@ export interface Manifest {
   config: Record<string, number | string | boolean>;
   memory: { pages: number; weights_offset: number; weights_bytes: number; activation_bytes: number };
   features: string[];
+  /** Module files and the features each needs; the runtime runs the most capable one the host has. */
+  variants?: { file: string; features: string[] }[];
   entries: ManifestEntry[];
   /** Special token ids for generation, from the checkpoint's config. */
   tokens?: { eos?: number[]; bos?: number; decoder_start?: number; pad?: number };

@@ -3,6 +3,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
 import { join } from "node:path";
 import type { Manifest } from "./manifest.js";
+import { pickVariant } from "./features.js";
 import { ArtifactError, Model } from "./model.js";
 
 export function readManifest(dir: string): Manifest {
@@ -33,5 +34,6 @@ export async function loadArtifact(dir: string): Promise<Model> {
       closeSync(fd);
     }
   };
-  return Model.load({ manifest, wasm: readFileSync(join(dir, "model.wasm")), weights });
+  const variant = pickVariant(manifest.variants ?? [{ file: "model.wasm", features: ["simd128"] }]);
+  return Model.load({ manifest, wasm: readFileSync(join(dir, variant.file)), weights });
 }

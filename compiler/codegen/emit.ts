@@ -48,6 +48,8 @@ export interface CompiledArtifact {
   wat: string;
   /** Address of every node's buffer, per entry (for debugging and per-node tests). */
   buffers: Map<string, Map<number, number>>;
+  /** Every module variant; `wasm` is the plain SIMD128 one. */
+  variants?: { file: string; features: string[]; wasm: Uint8Array }[];
 }
 
 export interface GenerateOptions {
@@ -56,18 +58,38 @@ export interface GenerateOptions {
   noReuse?: boolean;
 }
 
+/**
+ * Plans memory once, then lowers the program for each variant: plain SIMD128 (model.wasm,
+ * runs everywhere) and relaxed SIMD (model.relaxed.wasm, fused multiply-add in the matrix
+ * kernels). Both share the memory layout and weights.bin; the runtime picks by feature detection.
+ */
 export function generate(p: Program, opts: GenerateOptions = {}): CompiledArtifact {
-  const wm = new WasmModule();
+  const plain = new WasmModule();
   try {
-    return generateInto(wm, p, opts);
+    const plan = planMemory(p, plain.dataEnd, opts);
+    const base = lowerVariant(plain, p, plan, opts.onProgress);
+    const relaxed = new WasmModule({ relaxed: true });
+    try {
+      const r = lowerVariant(relaxed, p, plan);
+      return {
+        ...base,
+        variants: [
+          { file: "model.wasm", features: ["simd128"], wasm: base.wasm },
+          { file: "model.relaxed.wasm", features: ["simd128", "relaxed-simd"], wasm: r.wasm },
+        ],
+      };
+    } finally {
+      relaxed.dispose();
+    }
   } finally {
-    wm.dispose();
+    plain.dispose();
   }
 }
 
-function generateInto(wm: WasmModule, p: Program, { onProgress, noReuse }: GenerateOptions): CompiledArtifact {
-  const m = wm.m;
-  const mem = new Layout(align(wm.dataEnd));
+type Plan = ReturnType<typeof planMemory>;
+
+function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
+  const mem = new Layout(align(dataEnd));
 
   // 1. weights, in first-use order, each aligned for SIMD loads; constant tables follow.
   // A matrix read by linear is stored packed for the matrix kernels (embedding lookups read
@@ -107,7 +129,7 @@ function generateInto(wm: WasmModule, p: Program, { onProgress, noReuse }: Gener
       constants.set(key, (at = mem.take(d.byteLength)));
       chunks.push({ at, data: d });
     }
-    return wm.c32(at);
+    return at;
   };
   // constant tables live with the weights: create them now, before the arena is planned
   for (const g of p.graphs) for (const n of g.nodes) for (const t of constantsOf(n, p.context)) constant(t.key, t.data);
@@ -166,7 +188,22 @@ function generateInto(wm: WasmModule, p: Program, { onProgress, noReuse }: Gener
     }
   }
 
-  // 3. lower each entry (and its prepare function for hoisted values)
+  if (mem.top > arenaStart) throw new Error("internal: memory was allocated after the arena was planned");
+  const pages = Math.ceil(arenaEnd / PAGE) + 1;
+
+  // weights.bin holds everything from weightsStart that has data (params and constant tables)
+  const dataEndW = Math.max(weightsStart, ...chunks.map((c) => c.at + c.data.byteLength));
+  const weights = new Uint8Array(dataEndW - weightsStart);
+  for (const c of chunks) weights.set(new Uint8Array(c.data.buffer, c.data.byteOffset, c.data.byteLength), c.at - weightsStart);
+  return { planned, paramAt, caches, constants, pages, weights, weightsStart, activationBytes: arenaEnd - arenaStart };
+}
+
+/** 3. Lowers each entry (and its prepare function for hoisted values) into `wm`. */
+function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done: number, total: number) => void) {
+  const m = wm.m;
+  const { planned, paramAt, caches, constants, pages, weights, weightsStart } = plan;
+  const entries: ManifestEntry[] = [];
+  const exports = new Map<string, string>();
   let lowered = 0;
   const totalNodes = planned.reduce((s, x) => s + x.g.nodes.length, 0);
   for (const { g, statics, buf } of planned) {
@@ -192,7 +229,7 @@ function generateInto(wm: WasmModule, p: Program, { onProgress, noReuse }: Gener
         return at?.rowMajor === undefined && at?.packed !== undefined;
       },
       packedWeight: (id) => wm.c32(paramAt.get(g.nodes[id].attrs.name as string)!.packed!),
-      constant,
+      constant: (key) => wm.c32(constants.get(key)!),
       cache: (id) => caches.get(cacheKey(g.name, g.nodes[id]))!,
     };
     const main: Expr[] = [];
@@ -230,14 +267,6 @@ function generateInto(wm: WasmModule, p: Program, { onProgress, noReuse }: Gener
     });
   }
 
-  if (mem.top > arenaStart) throw new Error("internal: memory was allocated after the arena was planned");
-  const pages = Math.ceil(arenaEnd / PAGE) + 1;
-
-  // weights.bin holds everything from weightsStart that has data (params and constant tables)
-  const dataEnd = Math.max(weightsStart, ...chunks.map((c) => c.at + c.data.byteLength));
-  const weights = new Uint8Array(dataEnd - weightsStart);
-  for (const c of chunks) weights.set(new Uint8Array(c.data.buffer, c.data.byteOffset, c.data.byteLength), c.at - weightsStart);
-
   const { binary, text } = wm.finish(pages, exports);
   const manifest: Manifest = {
     format: "wasmformer",
@@ -246,8 +275,12 @@ function generateInto(wm: WasmModule, p: Program, { onProgress, noReuse }: Gener
     kind: kindOf(p),
     context: p.context,
     config: p.config,
-    memory: { pages, weights_offset: weightsStart, weights_bytes: weights.byteLength, activation_bytes: arenaEnd - arenaStart },
+    memory: { pages, weights_offset: weightsStart, weights_bytes: weights.byteLength, activation_bytes: plan.activationBytes },
     features: ["simd128"],
+    variants: [
+      { file: "model.wasm", features: ["simd128"] },
+      { file: "model.relaxed.wasm", features: ["simd128", "relaxed-simd"] },
+    ],
     entries,
   };
   return { wasm: binary, weights, manifest, wat: text, buffers: new Map(planned.map((x) => [x.g.name, x.buf])) };

@@ -73,7 +73,7 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
           out.push(m.local.set(WV, m.v128.load(j * 16, 4, m.i32.add(get(PW), m.i32.shl(kb(), wm.c32(2))))));
           for (let i = 0; i < rowsT; i++) {
             const a = acc(i, j);
-            out.push(m.local.set(a, m.f32x4.add(get(a, v128), m.f32x4.mul(get(XV + i, v128), get(WV, v128)))));
+            out.push(m.local.set(a, wm.madd(get(XV + i, v128), get(WV, v128), get(a, v128))));
           }
         }
         return out;

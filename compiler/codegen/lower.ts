@@ -25,7 +25,7 @@ export interface LowerCtx {
   /** Address of a parameter's packed matrix layout. */
   packedWeight(id: number): Expr;
   /** Address of a constant i32 table stored with the weights. */
-  constant(key: string, data: () => Int32Array): Expr;
+  constant(key: string): Expr;
   /** Addresses of the key and value cache of a cached attention node. */
   cache(id: number): { k: number; v: number };
 }
@@ -115,7 +115,7 @@ export const lowerings = {
       table = c.ptr(rest[i++]);
       range = c.context;
       const [t] = constantsOf(n, c.context);
-      buckets = c.constant(t.key, t.data);
+      buckets = c.constant(t.key);
     }
     if (a.mask) mask = c.ptr(rest[i++]);
     return [

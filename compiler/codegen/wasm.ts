@@ -30,11 +30,14 @@ export class WasmModule {
   private readonly segments: { offset: number; data: Uint8Array }[] = [];
   /** First free byte after the library's data: generated code lays out memory from here. */
   readonly dataEnd: number;
+  /** Whether generated kernels may use relaxed SIMD (fused multiply-add). */
+  readonly relaxed: boolean;
 
-  constructor() {
+  constructor(opts: { relaxed?: boolean } = {}) {
+    this.relaxed = opts.relaxed ?? false;
     // the library's text form keeps its function names (this binaryen.js build has no binary reader)
     this.m = binaryen.parseText(kernelLibrary());
-    this.m.setFeatures(FEATURES);
+    this.m.setFeatures(this.relaxed ? FEATURES | binaryen.Features.RelaxedSIMD : FEATURES);
     for (let i = this.m.getNumExports() - 1; i >= 0; i--) {
       const info = binaryen.getExportInfo(this.m.getExportByIndex(i));
       if (info.kind === binaryen.ExternalFunction) this.lib.set(info.name, info.value);
@@ -77,6 +80,13 @@ export class WasmModule {
       build();
     }
     return name;
+  }
+
+  /** a·b + c on f32x4: relaxed_madd (fused where the host fuses) in the relaxed variant. */
+  madd(a: Expr, b: Expr, c: Expr): Expr {
+    if (!this.relaxed) return this.m.f32x4.add(c, this.m.f32x4.mul(a, b));
+    const raw = binaryen as unknown as { _BinaryenSIMDTernary(m: number, op: number, a: Expr, b: Expr, c: Expr): Expr; RelaxedMaddVecF32x4: number };
+    return raw._BinaryenSIMDTernary((this.m as unknown as { ptr: number }).ptr, raw.RelaxedMaddVecF32x4, a, b, c);
   }
 
   c32(n: number): Expr {

@@ -28,7 +28,7 @@ describe("compile / run / generate", () => {
   });
 
   it("writes the artifact and its text form", () => {
-    expect(readdirSync(out).sort()).toEqual(["manifest.json", "model.wasm", "model.wat", "weights.bin"]);
+    expect(readdirSync(out).sort()).toEqual(["manifest.json", "model.relaxed.wasm", "model.wasm", "model.wat", "weights.bin"]);
     const wat = readFileSync(join(out, "model.wat"), "utf8");
     expect(wat).toMatch(/\(func \$forward/);
     expect(wat).toMatch(/f32x4\.add/);
@@ -37,7 +37,7 @@ describe("compile / run / generate", () => {
   it("compiles byte-identically twice", () => {
     const again = join(tmp(), "gpt2");
     expect(cli("compile", "examples/gpt2.wf", "--weights", fixtureDir("gpt2"), "--out", again, "--emit-wat").code).toBe(0);
-    for (const f of ["model.wasm", "weights.bin", "manifest.json", "model.wat"]) expect(readFileSync(join(again, f)).equals(readFileSync(join(out, f))), f).toBe(true);
+    for (const f of ["model.wasm", "model.relaxed.wasm", "weights.bin", "manifest.json", "model.wat"]) expect(readFileSync(join(again, f)).equals(readFileSync(join(out, f))), f).toBe(true);
   });
 
   it("run writes logits for every position as .npy", () => {
@@ -49,6 +49,15 @@ describe("compile / run / generate", () => {
     const { data, shape } = decodeNpy(readFileSync(npy));
     expect(shape).toEqual(c.shape);
     expect(relError(data, readExpected("gpt2", c))).toBeLessThan(1e-4);
+  });
+
+  it("hosts with relaxed SIMD run model.relaxed.wasm, with the same results", () => {
+    const c = readFixture("gpt2").cases.find((x) => x.name === "len38")!;
+    const npy = join(tmp(), "relaxed.npy");
+    const r = spawnSync(process.execPath, ["--experimental-wasm-relaxed-simd", join(root, "bin", "wasmformer.js"), "run", out, "--input-ids", c.input_ids.join(","), "--out", npy], { cwd: root, encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(relError(decodeNpy(readFileSync(npy)).data, readExpected("gpt2", c))).toBeLessThan(1e-4);
+    expect(readFileSync(join(out, "model.relaxed.wasm")).equals(readFileSync(join(out, "model.wasm")))).toBe(false);
   });
 
   it("generate --json gives the greedy ids and speeds", () => {

@@ -1,0 +1,32 @@
+// Feature detection for the host's WebAssembly: which artifact variant it can run.
+
+const bytes = (...parts: number[][]) => new Uint8Array(parts.flat());
+const v128zero = [0xfd, 0x0c, ...Array(16).fill(0)];
+
+/** (func (result v128) (f32x4.relaxed_madd (v128.const 0) (v128.const 0) (v128.const 0))) */
+const RELAXED_PROBE = bytes(
+  [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+  [0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b], // type: () -> v128
+  [0x03, 0x02, 0x01, 0x00], // one function of type 0
+  [0x0a, 0x3d, 0x01, 0x3b, 0x00, ...v128zero, ...v128zero, ...v128zero, 0xfd, 0x85, 0x02, 0x0b],
+);
+
+export function hasRelaxedSimd(): boolean {
+  try {
+    return WebAssembly.validate(RELAXED_PROBE);
+  } catch {
+    return false;
+  }
+}
+
+export interface WasmVariant {
+  file: string;
+  features: string[];
+}
+
+/** The most capable variant this host supports (the plain SIMD128 one always works). */
+export function pickVariant(variants: readonly WasmVariant[]): WasmVariant {
+  const have = new Set(["simd128", ...(hasRelaxedSimd() ? ["relaxed-simd"] : [])]);
+  const usable = variants.filter((v) => v.features.every((f) => have.has(f)));
+  return usable.sort((a, b) => b.features.length - a.features.length)[0] ?? variants[0];
+}
