@@ -25,11 +25,12 @@ function parseIds(flag: string, text: string | undefined): number[] | undefined 
   return ids;
 }
 
-async function cmdCompile(a: { model: string; weights: string; out: string; context?: number; "print-ir"?: boolean; "emit-wat"?: boolean }) {
+async function cmdCompile(a: { model: string; weights: string; out: string; context?: number; "print-ir"?: boolean; "emit-wat"?: boolean; "disable-pass"?: string[] }) {
   const t0 = performance.now();
   const r = compileModel(a.model, a.weights, a.out, {
     context: a.context,
     emitWat: a["emit-wat"],
+    disablePasses: a["disable-pass"],
     printAfter: a["print-ir"] ? (pass, ir) => process.stdout.write(`// ---- IR after ${pass} ----\n${ir}\n`) : undefined,
     progress: terminalProgress(),
   });
@@ -104,7 +105,8 @@ export async function main(argv: string[]): Promise<number> {
         .option("out", { type: "string", demandOption: true, describe: "artifact folder to write" })
         .option("context", { type: "number", describe: "longest sequence to support (default: the model's, at most 2048)" })
         .option("print-ir", { type: "boolean", describe: "print the IR before and after every pass" })
-        .option("emit-wat", { type: "boolean", describe: "also write model.wat" }))
+        .option("emit-wat", { type: "boolean", describe: "also write model.wat" })
+        .option("disable-pass", { type: "string", array: true, describe: "skip a pass by name (e.g. fuse-ffn)" }))
     .command("run <artifact>", "run an artifact on ids and write the output as .npy", (y) =>
       y.positional("artifact", { type: "string", demandOption: true })
         .option("input-ids", { type: "string", demandOption: true })

@@ -6,13 +6,15 @@ import type { Program } from "../ir/types.js";
 import type { Manifest } from "../runtime/manifest.js";
 import { generate } from "./codegen/emit.js";
 import { loadProgram, readHfConfig } from "./load.js";
-import { type PipelineOptions, runPipeline } from "./passes/manager.js";
+import { type PipelineOptions, runPipeline, selectPasses } from "./passes/manager.js";
 import type { Progress } from "./progress.js";
 
 export interface CompileOptions {
   context?: number;
   emitWat?: boolean;
   printAfter?: PipelineOptions["printAfter"];
+  /** Passes to skip, by name (e.g. fuse-ffn, for an unfused baseline). */
+  disablePasses?: string[];
   progress?: Progress;
 }
 
@@ -33,6 +35,7 @@ export function compileModel(modelPath: string, weightsPath: string, outDir: str
   const program = runPipeline(
     loadProgram(modelPath, weightsPath, { context: opts.context, onProgress: (d, t, what) => progress?.update("loading weights", d, t, what) }),
     { printAfter: opts.printAfter },
+    selectPasses(opts.disablePasses ?? []),
   );
   progress?.done();
   const art = generate(program, { onProgress: (d, t) => progress?.update("generating code", d, t) });

@@ -20,7 +20,10 @@
 // broadcast over the query heads of their group by MatMul (q as [1, Hkv, group, S, dk] against k as
 // [1, Hkv, 1, dk, T]), which is the same as repeating them without the copies.
 //
-// Not supported (a clear Error): state inputs (T5's decoder), relative position bias (T5).
+// A linear fused by fuse-ffn (attrs act, residual) is written as its unfused ops again.
+//
+// Not supported (a clear Error): state inputs (T5's decoder), relative position bias (T5), and
+// any op or attribute this file does not know (a newer IR feature fails loudly, not silently).
 
 import type { Attrs, Graph, Node, Program, Shape } from "../../ir/types.js";
 import { littleEndianBytes, Message } from "./protobuf.js";
@@ -217,6 +220,8 @@ export function exportOnnx(program: Program, opts: OnnxExportOptions = {}): Uint
     if (n.op === "attention" && n.attrs.bias)
       throw new OnnxExportError(`${where(n)}: attention with a relative position bias (T5) is not supported`);
     if (!(n.op in handlers)) throw new OnnxExportError(`${where(n)}: op '${n.op}' is not supported`);
+    const unknown = Object.keys(n.attrs).filter((k) => !(knownAttrs[n.op] ?? []).includes(k) && n.attrs[k] !== false);
+    if (unknown.length) throw new OnnxExportError(`${where(n)}: attribute${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")} not supported`);
   }
 
   const og = new OnnxGraph();
@@ -381,7 +386,41 @@ interface Ctx {
   cachedIndex: Map<number, number>;
 }
 
-const unaryOp = (type: string) => (n: Node, c: Ctx) => c.og.op(type, [c.value(n.args[0])]);
+/**
+ * Elementwise activations (ops of their own, or a fused linear's epilogue), written in the forms
+ * ORT's graph optimiser recognises (GeluFusion, FastGeluFusion, QuickGeluFusion, as in HF exports),
+ * so that the peer runs its fused kernels.
+ */
+const activationWriters: Record<string, (og: OnnxGraph, x: string) => string> = {
+  gelu: (og, x) => {
+    // 0.5 · x · (1 + erf(x / √2))
+    const e = og.op("Erf", [og.op("Div", [x, og.float([Math.SQRT2], [])])]);
+    return og.op("Mul", [og.op("Mul", [x, og.float([0.5], [])]), og.op("Add", [e, og.float([1], [])])]);
+  },
+  gelu_tanh: (og, x) => {
+    // 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))
+    const x3 = og.op("Pow", [x, og.float([3], [])]);
+    const inner = og.op("Add", [x, og.op("Mul", [x3, og.float([0.044715], [])])]);
+    const t = og.op("Tanh", [og.op("Mul", [inner, og.float([Math.sqrt(2 / Math.PI)], [])])]);
+    return og.op("Mul", [og.op("Mul", [x, og.float([0.5], [])]), og.op("Add", [t, og.float([1], [])])]);
+  },
+  silu: (og, x) => og.op("Mul", [x, og.op("Sigmoid", [x])]),
+  relu: (og, x) => og.op("Relu", [x]),
+};
+
+/** The attributes each op's writer understands; anything else (a newer IR feature) is refused, not ignored. */
+const knownAttrs: Record<string, readonly string[]> = {
+  input: ["name", "kind", "dtype", "shape"],
+  param: ["name", "shape"],
+  linear: ["act", "residual"],
+  reshape: ["shape"],
+  scale: ["by"],
+  layernorm: ["eps"],
+  rmsnorm: ["eps"],
+  slice: ["start", "size"],
+  rope: ["head_dim", "theta"],
+  attention: ["heads", "kv_heads", "scale", "causal", "cache", "mask", "bias"],
+};
 
 /** One writer per supported IR op (input and param are handled by the exporter itself). */
 const handlers: Record<string, (n: Node, c: Ctx) => string> = {
@@ -390,19 +429,27 @@ const handlers: Record<string, (n: Node, c: Ctx) => string> = {
   positions: (_n, c) => c.positions(),
   embedding: (n, c) => c.og.op("Gather", [c.value(n.args[0]), c.value(n.args[1])], { axis: { i: 0 } }),
   linear: (n, c) => {
-    const [x, w, b] = n.args;
+    // x · wᵀ (+ b), then the fuse-ffn epilogues: act (an activation), residual (adds the last operand)
+    const [x, w, ...rest] = n.args;
+    const residual = n.attrs.residual ? rest.pop() : undefined;
+    const b = rest[0];
     const wn = c.node(w);
     const bias = b === undefined ? undefined : c.value(b);
-    if (c.linearMode === "gemm" || wn.op !== "param") {
-      if (wn.op !== "param" && c.linearMode !== "gemm") {
-        // a computed weight: y = x · transpose(w)
-        const y = c.og.op("MatMul", [c.value(x), c.og.transpose(c.value(w), [1, 0])]);
-        return bias ? c.og.op("Add", [y, bias]) : y;
-      }
-      return c.og.op("Gemm", [c.value(x), c.value(w), ...(bias ? [bias] : [])], { transB: { i: 1 } });
+    let y: string;
+    if (c.linearMode === "gemm") {
+      y = c.og.op("Gemm", [c.value(x), c.value(w), ...(bias ? [bias] : [])], { transB: { i: 1 } });
+    } else {
+      // MatMul on the [K, N] transpose of a parameter; a computed weight is transposed in the graph
+      const wt = wn.op === "param" ? c.paramInit(wn, "transposed") : c.og.transpose(c.value(w), [1, 0]);
+      y = c.og.op("MatMul", [c.value(x), wt]);
+      if (bias) y = c.og.op("Add", [y, bias]);
     }
-    const y = c.og.op("MatMul", [c.value(x), c.paramInit(wn, "transposed")]);
-    return bias ? c.og.op("Add", [y, bias]) : y;
+    if (n.attrs.act !== undefined) {
+      const act = activationWriters[String(n.attrs.act)];
+      if (!act) throw new OnnxExportError(`ONNX export: linear %${n.id}: activation '${String(n.attrs.act)}' is not supported`);
+      y = act(c.og, y);
+    }
+    return residual === undefined ? y : c.og.op("Add", [y, c.value(residual)]);
   },
   last_row: (n, c) => c.og.slice(c.value(n.args[0]), -1, Number.MAX_SAFE_INTEGER, 0),
   matmul: (n, c) => c.og.op("MatMul", [c.value(n.args[0]), c.value(n.args[1])]),
@@ -417,35 +464,17 @@ const handlers: Record<string, (n: Node, c: Ctx) => string> = {
   scale: (n, c) => c.og.op("Mul", [c.value(n.args[0]), c.og.float([num(n.attrs, "by")], [])]),
   layernorm: (n, c) =>
     c.og.op("LayerNormalization", n.args.map(c.value), { axis: { i: -1 }, epsilon: { f: num(n.attrs, "eps") } }),
-  // The activation and normalisation subgraphs are written in the forms ORT's graph optimiser
-  // recognises (SimplifiedLayerNormFusion, GeluFusion, FastGeluFusion, as in HF exports), so the
-  // peer runs its fused kernels.
   rmsnorm: (n, c) => {
-    // x / sqrt(mean(x²) + eps) · g  (RMSNormalization is opset 23)
+    // x / sqrt(mean(x²) + eps) · g  (RMSNormalization is opset 23), the form ORT's SimplifiedLayerNormFusion recognises
     const x = c.value(n.args[0]);
     const ms = c.og.op("ReduceMean", [c.og.op("Pow", [x, c.og.float([2], [])])], { axes: { ints: [-1] }, keepdims: { i: 1 } });
     const rms = c.og.op("Sqrt", [c.og.op("Add", [ms, c.og.float([num(n.attrs, "eps")], [])])]);
     return c.og.op("Mul", [c.og.op("Div", [x, rms]), c.value(n.args[1])]);
   },
-  gelu: (n, c) => {
-    // 0.5 · x · (1 + erf(x / √2))
-    const x = c.value(n.args[0]);
-    const e = c.og.op("Erf", [c.og.op("Div", [x, c.og.float([Math.SQRT2], [])])]);
-    return c.og.op("Mul", [c.og.op("Mul", [x, c.og.float([0.5], [])]), c.og.op("Add", [e, c.og.float([1], [])])]);
-  },
-  gelu_tanh: (n, c) => {
-    // 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))
-    const x = c.value(n.args[0]);
-    const x3 = c.og.op("Pow", [x, c.og.float([3], [])]);
-    const inner = c.og.op("Add", [x, c.og.op("Mul", [x3, c.og.float([0.044715], [])])]);
-    const t = c.og.op("Tanh", [c.og.op("Mul", [inner, c.og.float([Math.sqrt(2 / Math.PI)], [])])]);
-    return c.og.op("Mul", [c.og.op("Mul", [x, c.og.float([0.5], [])]), c.og.op("Add", [t, c.og.float([1], [])])]);
-  },
-  silu: (n, c) => {
-    const x = c.value(n.args[0]);
-    return c.og.op("Mul", [x, c.og.op("Sigmoid", [x])]);
-  },
-  relu: unaryOp("Relu"),
+  gelu: (n, c) => activationWriters.gelu(c.og, c.value(n.args[0])),
+  gelu_tanh: (n, c) => activationWriters.gelu_tanh(c.og, c.value(n.args[0])),
+  silu: (n, c) => activationWriters.silu(c.og, c.value(n.args[0])),
+  relu: (n, c) => activationWriters.relu(c.og, c.value(n.args[0])),
   softmax: (n, c) => c.og.op("Softmax", [c.value(n.args[0])], { axis: { i: -1 } }),
   slice: (n, c) => {
     const start = num(n.attrs, "start");

@@ -3,6 +3,7 @@
 
 import { IRError, printProgram, verifyProgram } from "../../ir/graph.js";
 import type { Program } from "../../ir/types.js";
+import { InputError } from "../diagnostics.js";
 import { canonicalizeMatmul } from "./canonicalize-matmul.js";
 import { foldTranspose } from "./fold-transpose.js";
 import { fuseFfn } from "./fuse-ffn.js";
@@ -19,6 +20,16 @@ export const passes: readonly Pass[] = [
   { name: "fuse-ffn", run: fuseFfn },
   { name: "specialize-last-row", run: specializeLastRow },
 ];
+
+/** The pipeline without the named passes; an unknown name is an error. Lowering needs canonicalize-matmul and fold-transpose. */
+export function selectPasses(disabled: readonly string[]): readonly Pass[] {
+  const required = new Set(["canonicalize-matmul", "fold-transpose"]);
+  for (const d of disabled) {
+    if (!passes.some((p) => p.name === d)) throw new InputError(`no pass named '${d}' (passes: ${passes.map((p) => p.name).join(", ")})`);
+    if (required.has(d)) throw new InputError(`pass '${d}' cannot be disabled: code generation needs its output`);
+  }
+  return passes.filter((p) => !disabled.includes(p.name));
+}
 
 export interface PipelineOptions {
   /** Called with the IR text before the first pass ("input") and after each pass. */

@@ -139,6 +139,15 @@ describe("bad input: one line, exit 1, no stack, nothing written", () => {
     expectCleanError(cli("run", out, "--input-ids", "1,101", "--out", join(tmp(), "x.npy")), /ids\[1\] = 101 is outside \[0, 101\)/);
     expectCleanError(cli("generate", out, "--input-ids", Array(41).fill(1).join(","), "--max-new-tokens", "1"), /41 tokens exceed the compiled context of 40/);
   });
+  it("--disable-pass skips a pass; unknown or required passes are errors", () => {
+    const out = join(tmp(), "unfused");
+    const r = cli("compile", "examples/gpt2.wf", "--weights", fixtureDir("gpt2"), "--out", out, "--disable-pass", "fuse-ffn", "--print-ir");
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).not.toContain("IR after fuse-ffn");
+    expect(r.out).toMatch(/= gelu_tanh\(/);
+    expectCleanError(cli("compile", "examples/gpt2.wf", "--weights", fixtureDir("gpt2"), "--out", out, "--disable-pass", "fuse-everything"), /no pass named 'fuse-everything'/);
+    expectCleanError(cli("compile", "examples/gpt2.wf", "--weights", fixtureDir("gpt2"), "--out", out, "--disable-pass", "fold-transpose"), /cannot be disabled/);
+  });
   it("unknown flags are usage errors", () => {
     const r = cli("compile", "examples/gpt2.wf", "--weights", fixtureDir("gpt2"), "--out", join(tmp(), "x"), "--frobnicate");
     expect(r.code).toBe(1);

@@ -121,5 +121,13 @@ describe("ONNX export run by onnxruntime-web", () => {
     expect(() => exportOnnx(t5, { entry: "encode" })).toThrow(OnnxExportError);
     expect(() => exportOnnx(t5, { entry: "encode" })).toThrow(/relative position bias/);
     expect(() => exportOnnx(t5, { entry: "decode" })).toThrow(/state inputs|relative position bias/);
+    // an attribute the exporter does not know (a newer IR feature) is refused, not ignored
+    const p = fixtureProgram("gpt2");
+    const g = p.graphs.find((x) => x.name === "forward")!;
+    const i = g.nodes.findIndex((n) => n.op === "layernorm");
+    const nodes = g.nodes.slice();
+    nodes[i] = { ...nodes[i], attrs: { ...nodes[i].attrs, fancy: 1 } };
+    const odd = { ...p, graphs: [{ ...g, nodes }] };
+    expect(() => exportOnnx(odd)).toThrow(/%\d+ = layernorm.*attribute fancy not supported/);
   });
 });
