@@ -259,10 +259,16 @@ const prefill = () => {
   model.reset();
   return model.run("forward", { ids });
 };
-const decodeStep = () => {
-  model.past = PREFILL; // fixed position: attend over exactly PREFILL cached rows
-  return model.run("forward", { ids: [decodeId] });
+// generation's path: the `_last` entry computes the last position's logits only
+const ttft = () => {
+  model.reset();
+  return model.run("forward_last", { ids });
 };
+const decodeAt = (past) => {
+  model.past = past; // fixed position: attend over exactly `past` cached rows
+  return model.run("forward_last", { ids: [decodeId] });
+};
+const decodeStep = () => decodeAt(PREFILL);
 t0 = now();
 prefill();
 for (let i = 0; i < 3; i++) decodeStep();
@@ -278,6 +284,12 @@ for (let r = 0; r < REPEATS; r++) {
   prefillS.push((now() - t0) / 1000);
   if (!Number.isFinite(out.logits[out.logits.length - 1])) throw new Error("prefill produced non-finite logits");
 }
+const ttftS = [];
+for (let r = 0; r < REPEATS; r++) {
+  t0 = now();
+  ttft();
+  ttftS.push((now() - t0) / 1000);
+}
 // decode at past PREFILL: the cache holds a real PREFILL-token prefix
 prefill();
 const decodeS = [];
@@ -287,6 +299,16 @@ for (let s = 0; s < DECODE_STEPS; s++) {
   decodeS.push((now() - t0) / 1000);
 }
 if (model.past !== PREFILL + 1) throw new Error(`decode: past is ${model.past}, expected ${PREFILL + 1}`);
+// decode at a long past: a real LONG_PAST-token prefix through the generation entry
+const LONG_PAST = Math.min(512, CONTEXT - 1);
+model.reset();
+model.run("forward_last", { ids: Array.from({ length: LONG_PAST }, (_, i) => (i * 104729 + 7) % vocab) });
+const decodeLongS = [];
+for (let s = 0; s < DECODE_STEPS; s++) {
+  t0 = now();
+  decodeAt(LONG_PAST);
+  decodeLongS.push((now() - t0) / 1000);
+}
 
 // ---------------------------------------------------------------------------------------------
 // 5. roofline: wasm SIMD read bandwidth over the model's weights (in its own linear memory)
@@ -320,7 +342,10 @@ const decodeTokS = decodeS.map((s) => 1 / s);
 const prefillFlops = 2 * (paramCount - hfConfig.n_positions * d) * PREFILL; // rough: 2 flops per weight per token
 stat("prefill_tokens_per_s", prefillTokS, "tok/s");
 stat("prefill_time", prefillS, "s");
+stat("ttft_tokens_per_s", ttftS.map((s) => PREFILL / s), "tok/s");
+stat("ttft_time", ttftS, "s");
 stat(`decode_tokens_per_s`, decodeTokS, "tok/s");
+stat(`decode_tokens_per_s_past${LONG_PAST}`, decodeLongS.map((s) => 1 / s), "tok/s");
 stat("decode_time_per_token", decodeS.map((s) => s * 1000), "ms");
 stat("mem_read_bandwidth", gbps, "GB/s");
 row("decode_bytes_per_token", bytesPerToken, "bytes");
@@ -339,7 +364,9 @@ const table = [
   ["metric", "median", "min", "max", "unit"],
   [`prefill ${PREFILL} tok`, median(prefillTokS), Math.min(...prefillTokS), Math.max(...prefillTokS), "tok/s"],
   [`prefill ${PREFILL} tok`, median(prefillS) * 1000, Math.min(...prefillS) * 1000, Math.max(...prefillS) * 1000, "ms"],
+  [`first token, ${PREFILL} tok`, median(ttftS) * 1000, Math.min(...ttftS) * 1000, Math.max(...ttftS) * 1000, "ms"],
   [`decode @ past ${PREFILL}`, median(decodeTokS), Math.min(...decodeTokS), Math.max(...decodeTokS), "tok/s"],
+  [`decode @ past ${LONG_PAST}`, median(decodeLongS.map((s) => 1 / s)), Math.min(...decodeLongS.map((s) => 1 / s)), Math.max(...decodeLongS.map((s) => 1 / s)), "tok/s"],
   [`decode @ past ${PREFILL}`, median(decodeS) * 1000, Math.min(...decodeS) * 1000, Math.max(...decodeS) * 1000, "ms/tok"],
   ["wasm v128 read bw", median(gbps), Math.min(...gbps), Math.max(...gbps), "GB/s"],
 ];
@@ -357,5 +384,12 @@ log(`compile ${compileS.toFixed(2)} s, load ${(loadS * 1000).toFixed(0)} ms, wei
 
 const outDir = fileURLToPath(new URL("./results/", import.meta.url));
 mkdirSync(outDir, { recursive: true });
-writeFileSync(`${outDir}latest.json`, JSON.stringify(rows, null, 2) + "\n");
+// read-merge-write: keep other systems' rows (bench/ort.js writes ONNX Runtime's)
+let kept = [];
+try {
+  kept = JSON.parse(readFileSync(`${outDir}latest.json`, "utf8")).filter((r) => !(r.system === SYSTEM && r.model === MODEL && r.variant === VARIANT));
+} catch {
+  /* no earlier results */
+}
+writeFileSync(`${outDir}latest.json`, JSON.stringify([...kept, ...rows], null, 2) + "\n");
 log(`wrote ${rows.length} rows to bench/results/latest.json; total ${((now() - tStart) / 1000).toFixed(1)} s`);
