@@ -1,6 +1,6 @@
 // The wasmformer command line: compile, run, generate.
 
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
@@ -11,6 +11,9 @@ import { loadArtifact } from "../runtime/node.js";
 import { encodeNpy } from "../runtime/npy.js";
 import { loadTokenizer } from "../runtime/tokenizer.js";
 import { compileModel } from "./compile.js";
+import { OnnxExportError, exportOnnx } from "./export/onnx.js";
+import { loadProgram } from "./load.js";
+import { runPipeline } from "./passes/manager.js";
 import { Diagnostic, DiagnosticList, formatDiagnostic } from "./diagnostics.js";
 import { terminalProgress } from "./progress.js";
 
@@ -25,12 +28,13 @@ function parseIds(flag: string, text: string | undefined): number[] | undefined 
   return ids;
 }
 
-async function cmdCompile(a: { model: string; weights: string; out: string; context?: number; "print-ir"?: boolean; "emit-wat"?: boolean; "disable-pass"?: string[] }) {
+async function cmdCompile(a: { model: string; weights: string; out: string; context?: number; "print-ir"?: boolean; "emit-wat"?: boolean; "disable-pass"?: string[]; quantize?: "int8" }) {
   const t0 = performance.now();
   const r = compileModel(a.model, a.weights, a.out, {
     context: a.context,
     emitWat: a["emit-wat"],
     disablePasses: a["disable-pass"],
+    quantize: a.quantize,
     printAfter: a["print-ir"] ? (pass, ir) => process.stdout.write(`// ---- IR after ${pass} ----\n${ir}\n`) : undefined,
     progress: terminalProgress(),
   });
@@ -40,6 +44,20 @@ async function cmdCompile(a: { model: string; weights: string; out: string; cont
       `weights ${(m.memory.weights_bytes / 2 ** 20).toFixed(1)} MiB, activations ${(m.memory.activation_bytes / 2 ** 20).toFixed(1)} MiB, ` +
       `${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
   );
+}
+
+async function cmdExportOnnx(a: { model: string; weights: string; out: string; context?: number; entry?: string }) {
+  const program = runPipeline(loadProgram(a.model, a.weights, { context: a.context, onProgress: terminalProgressFn("loading weights") }));
+  const bytes = exportOnnx(program, { entry: a.entry });
+  const tmp = `${a.out}.tmp-${process.pid}`;
+  writeFileSync(tmp, bytes);
+  renameSync(tmp, a.out);
+  process.stderr.write(`wrote ${a.out}: ONNX opset 17, ${(bytes.byteLength / 2 ** 20).toFixed(1)} MiB (inputs input_ids, past_key_i/past_value_i; outputs logits, present_*)\n`);
+}
+
+function terminalProgressFn(what: string) {
+  const p = terminalProgress();
+  return p ? (d: number, t: number, detail: string) => (p.update(what, d, t, detail), d === t && p.done()) : undefined;
 }
 
 async function cmdRun(a: { artifact: string; "input-ids": string; "token-type-ids"?: string; "decoder-input-ids"?: string; out: string }) {
@@ -98,7 +116,7 @@ export async function main(argv: string[]): Promise<number> {
   const cli = yargs(argv)
     .scriptName("wasmformer")
     .strict()
-    .demandCommand(1, "give a command: compile, run or generate")
+    .demandCommand(1, "give a command: compile, run, generate or export-onnx")
     .command("compile <model>", "compile a .wf model with a checkpoint into an artifact folder", (y) =>
       y.positional("model", { type: "string", demandOption: true, describe: "model definition (.wf)" })
         .option("weights", { type: "string", demandOption: true, describe: "Hugging Face folder (config.json + safetensors)" })
@@ -106,7 +124,14 @@ export async function main(argv: string[]): Promise<number> {
         .option("context", { type: "number", describe: "longest sequence to support (default: the model's, at most 2048)" })
         .option("print-ir", { type: "boolean", describe: "print the IR before and after every pass" })
         .option("emit-wat", { type: "boolean", describe: "also write model.wat" })
-        .option("disable-pass", { type: "string", array: true, describe: "skip a pass by name (e.g. fuse-ffn)" }))
+        .option("disable-pass", { type: "string", array: true, describe: "skip a pass by name (e.g. fuse-ffn)" })
+        .option("quantize", { choices: ["int8"] as const, describe: "store matrices as int8 (q8_0 blocks of 32), computed on directly" }))
+    .command("export-onnx <model>", "write an ONNX model of the same graph (for comparisons with ONNX Runtime)", (y) =>
+      y.positional("model", { type: "string", demandOption: true })
+        .option("weights", { type: "string", demandOption: true })
+        .option("out", { type: "string", demandOption: true, describe: "file to write (.onnx)" })
+        .option("context", { type: "number" })
+        .option("entry", { type: "string", describe: "entry to export (default forward)" }))
     .command("run <artifact>", "run an artifact on ids and write the output as .npy", (y) =>
       y.positional("artifact", { type: "string", demandOption: true })
         .option("input-ids", { type: "string", demandOption: true })
@@ -132,12 +157,13 @@ export async function main(argv: string[]): Promise<number> {
     const cmd = a._[0];
     if (cmd === "compile") await cmdCompile(a as never);
     else if (cmd === "run") await cmdRun(a as never);
+    else if (cmd === "export-onnx") await cmdExportOnnx(a as never);
     else if (cmd === "generate") await cmdGenerate(a as never);
     return 0;
   } catch (e) {
     if (e instanceof Diagnostic || e instanceof DiagnosticList) process.stderr.write(formatDiagnostic(e) + "\n");
     else if (e instanceof IRError) process.stderr.write(formatDiagnostic(new Diagnostic(e.message, e.loc)) + "\n");
-    else if (e instanceof ArtifactError || e instanceof UsageError) process.stderr.write(`error: ${e.message}\n`);
+    else if (e instanceof ArtifactError || e instanceof UsageError || e instanceof OnnxExportError) process.stderr.write(`error: ${e.message}\n`);
     else if (e instanceof Error && (e as NodeJS.ErrnoException).code?.startsWith("E")) process.stderr.write(`error: ${e.message}\n`);
     else {
       process.stderr.write(`internal error: ${(e as Error)?.message ?? e}\n`);

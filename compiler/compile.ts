@@ -6,7 +6,7 @@ import type { Program } from "../ir/types.js";
 import type { Manifest } from "../runtime/manifest.js";
 import { generate } from "./codegen/emit.js";
 import { loadProgram, readHfConfig } from "./load.js";
-import { type PipelineOptions, runPipeline, selectPasses } from "./passes/manager.js";
+import { type PipelineOptions, runPipeline, selectPasses, withQuantization } from "./passes/manager.js";
 import type { Progress } from "./progress.js";
 
 export interface CompileOptions {
@@ -15,6 +15,8 @@ export interface CompileOptions {
   printAfter?: PipelineOptions["printAfter"];
   /** Passes to skip, by name (e.g. fuse-ffn, for an unfused baseline). */
   disablePasses?: string[];
+  /** Weight quantization of the matrices (int8: q8_0 blocks of 32). */
+  quantize?: "int8";
   progress?: Progress;
 }
 
@@ -35,7 +37,7 @@ export function compileModel(modelPath: string, weightsPath: string, outDir: str
   const program = runPipeline(
     loadProgram(modelPath, weightsPath, { context: opts.context, onProgress: (d, t, what) => progress?.update("loading weights", d, t, what) }),
     { printAfter: opts.printAfter },
-    selectPasses(opts.disablePasses ?? []),
+    withQuantization(selectPasses(opts.disablePasses ?? []), opts.quantize),
   );
   progress?.done();
   const art = generate(program, { onProgress: (d, t) => progress?.update("generating code", d, t) });

@@ -41,7 +41,10 @@ export interface Graph {
 export interface Param {
   readonly name: string;
   readonly shape: readonly number[];
+  /** The values the model computes with (for a quantized parameter: the dequantized values). */
   readonly data: Float32Array;
+  /** Quantized storage: q8_0 = per row, blocks of 32 along the input dim, an f32 scale each. */
+  readonly quant?: { scheme: "q8_0"; codes: Int8Array; scales: Float32Array };
 }
 
 export interface Program {

@@ -4,7 +4,7 @@
 
 import type { Graph, Node, Program } from "../../ir/types.js";
 import { rowWidth } from "../../ir/types.js";
-import { packLinearWeight } from "./linear.js";
+import { packLinearWeight, packQ8Weight } from "./linear.js";
 import { type LowerCtx, constantsOf, lowerings } from "./lower.js";
 import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
 import { type OpKind, cacheKey } from "../../ir/ops.js";
@@ -107,7 +107,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
         layouts.set(src.attrs.name as string, l);
       });
   const paramAt = new Map<string, { rowMajor?: number; packed?: number }>();
-  const chunks: { at: number; data: Float32Array | Int32Array }[] = [];
+  const chunks: { at: number; data: Float32Array | Int32Array | Uint8Array }[] = [];
   for (const g of p.graphs)
     for (const n of g.nodes)
       if (n.op === "param" && !paramAt.has(n.attrs.name as string)) {
@@ -115,7 +115,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
         const l = layouts.get(w.name) ?? { packed: false, rowMajor: true };
         const place: { rowMajor?: number; packed?: number } = {};
         if (l.packed) {
-          const data = packLinearWeight(w.data, w.shape[0], w.shape[1]);
+          const data = w.quant ? packQ8Weight(w.quant.codes, w.quant.scales, w.shape[0], w.shape[1]) : packLinearWeight(w.data, w.shape[0], w.shape[1]);
           chunks.push({ at: (place.packed = mem.take(data.byteLength)), data });
         }
         if (l.rowMajor || !l.packed) chunks.push({ at: (place.rowMajor = mem.take(w.data.byteLength)), data: w.data });

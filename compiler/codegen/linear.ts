@@ -9,6 +9,7 @@
 // unrolled, row offsets are load immediates. Rows are processed in chunks of ROW_BLOCK so
 // that the weights stream once per chunk while the chunk of x stays in cache.
 
+import { Q8_BLOCK } from "../../ir/quant.js";
 import { type Expr, WasmModule, createType, i32, none, v128 } from "./wasm.js";
 
 const GROUP = 4;
@@ -36,7 +37,29 @@ const R = 6, G = 7, KB = 8, PX = 9, PW = 10, RB = 11, REND = 12;
 const XV = 13; // 2 v128 locals: x vectors
 const WV = 15; // 1 v128 local: the weight vector
 const ACC = 16; // 8 v128 accumulators
-const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(11).fill(v128)];
+// int8 (q8_0) kernels also use: the block's codes, its scale, 4 dequantized vectors, a block pointer
+const VV = 24, SC = 25, WQ = 26, PWB = 30;
+const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(17).fill(v128), i32];
+
+/** q8_0 blocks: 32 weights of a row share one scale. A packed block of a 4-row group is the 4 f32
+ * scales (16 bytes) then each row's 32 int8 codes (128 bytes). */
+const Q8_BLOCK_BYTES = 16 + GROUP * Q8_BLOCK;
+
+/** Packs q8_0 codes/scales of w[N, K] (K a multiple of 32) into the kernel layout. */
+export function packQ8Weight(codes: Int8Array, scales: Float32Array, N: number, K: number): Uint8Array {
+  const blocks = K / Q8_BLOCK, groups = Math.ceil(N / GROUP);
+  const out = new Uint8Array(groups * blocks * Q8_BLOCK_BYTES);
+  const f = new DataView(out.buffer);
+  for (let n = 0; n < N; n++) {
+    const g = n >> 2, j = n & 3;
+    for (let b = 0; b < blocks; b++) {
+      const at = (g * blocks + b) * Q8_BLOCK_BYTES;
+      f.setFloat32(at + 4 * j, scales[n * blocks + b], true);
+      for (let t = 0; t < Q8_BLOCK; t++) out[at + 16 + j * Q8_BLOCK + t] = codes[n * K + b * Q8_BLOCK + t] & 0xff;
+    }
+  }
+  return out;
+}
 
 export interface LinearEpilogue {
   bias: boolean;
@@ -47,13 +70,38 @@ export interface LinearEpilogue {
 }
 const ZERO = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
-export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual }: LinearEpilogue): string {
-  const name = `linear_k${K}_n${N}${bias ? "_bias" : ""}${act ? `_${act}` : ""}${residual ? "_res" : ""}`;
+export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual }: LinearEpilogue, quant?: "q8_0"): string {
+  if (quant && K % Q8_BLOCK) throw new Error(`q8_0 needs K a multiple of ${Q8_BLOCK}, got ${K}`);
+  const name = `linear_k${K}_n${N}${quant ? `_${quant}` : ""}${bias ? "_bias" : ""}${act ? `_${act}` : ""}${residual ? "_res" : ""}`;
   return wm.ensure(name, () => {
     const m = wm.m;
     const get = (l: number, t = i32) => m.local.get(l, t);
     const K4 = K - (K % 4), Kt = K % 4;
-    const rowBytes = K * 4, groupBytes = GROUP * K * 4;
+    const rowBytes = K * 4, groupBytes = quant ? (K / Q8_BLOCK) * Q8_BLOCK_BYTES : GROUP * K * 4;
+
+    /** One q8_0 block (32 values of k from byte KB of x): dequantized in registers, then multiply-added. */
+    const q8Block = (rowsT: number, cols: number): Expr[] => {
+      const acc = (i: number, j: number) => ACC + i * cols + j;
+      const out: Expr[] = [m.local.set(PWB, m.i32.add(get(PW), m.i32.mul(m.i32.shr_u(get(KB), wm.c32(7)), wm.c32(Q8_BLOCK_BYTES))))];
+      for (let j = 0; j < cols; j++) {
+        out.push(m.local.set(SC, m.f32x4.splat(m.f32.load(j * 4, 4, get(PWB)))));
+        for (let q = 0; q < 2; q++) {
+          out.push(m.local.set(VV, m.v128.load(16 + j * Q8_BLOCK + q * 16, 1, get(PWB))));
+          for (let t = 0; t < 4; t++) {
+            // codes 4t..4t+3 of these 16: i8 → i16 → i32 → f32, times the row's scale
+            const h = t < 2 ? m.i16x8.extend_low_i8x16_s(get(VV, v128)) : m.i16x8.extend_high_i8x16_s(get(VV, v128));
+            const w32 = t % 2 === 0 ? m.i32x4.extend_low_i16x8_s(h) : m.i32x4.extend_high_i16x8_s(h);
+            out.push(m.local.set(WQ + t, m.f32x4.mul(m.f32x4.convert_i32x4_s(w32), get(SC, v128))));
+          }
+          for (let t = 0; t < 4; t++)
+            for (let i = 0; i < rowsT; i++) {
+              const x = m.v128.load(i * rowBytes + (q * 4 + t) * 16, 4, m.i32.add(get(PX), get(KB)));
+              out.push(m.local.set(acc(i, j), wm.madd(x, get(WQ + t, v128), get(acc(i, j), v128))));
+            }
+        }
+      }
+      return out;
+    };
 
     /** rowsT rows of x (from R) × cols outputs of group G. */
     const tile = (rowsT: number, cols: number): Expr => {
@@ -78,7 +126,9 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
         }
         return out;
       };
-      if (K4 > 0) {
+      if (quant) {
+        body.push(wm.loop(`q${rowsT}x${cols}`, KB, wm.c32(0), K * 4, Q8_BLOCK * 4, q8Block(rowsT, cols)));
+      } else if (K4 > 0) {
         body.push(wm.loop(`k${rowsT}x${cols}`, KB, wm.c32(0), K4 * 4, 16, chunk()));
       }
       for (let i = 0; i < rowsT; i++)

@@ -62,7 +62,8 @@ export const lowerings = {
     const residual = n.attrs.residual ? rest.pop() : undefined;
     const b = rest[0];
     const [N, K] = c.node(w).type.shape as number[];
-    const fn = linearKernel(c.wm, K, N, { bias: b !== undefined, act: n.attrs.act as string | undefined, residual: residual !== undefined });
+    const quant = c.node(w).attrs.quant as "q8_0" | undefined;
+    const fn = linearKernel(c.wm, K, N, { bias: b !== undefined, act: n.attrs.act as string | undefined, residual: residual !== undefined }, quant);
     const opt = (id: number | undefined) => (id !== undefined ? c.ptr(id) : c.wm.c32(0));
     return [c.wm.m.call(fn, [c.ptr(x), c.packedWeight(w), opt(b), opt(residual), c.ptr(n.id), c.rows(n.id)], 0)];
   },

@@ -7,6 +7,7 @@ import { InputError } from "../diagnostics.js";
 import { canonicalizeMatmul } from "./canonicalize-matmul.js";
 import { foldTranspose } from "./fold-transpose.js";
 import { fuseFfn } from "./fuse-ffn.js";
+import { quantizeWeights } from "./quantize-weights.js";
 import { specializeLastRow } from "./specialize-last-row.js";
 
 export interface Pass {
@@ -20,6 +21,14 @@ export const passes: readonly Pass[] = [
   { name: "fuse-ffn", run: fuseFfn },
   { name: "specialize-last-row", run: specializeLastRow },
 ];
+
+/** The pipeline for `compile --quantize`: quantize-weights runs after fusion. */
+export function withQuantization(pipeline: readonly Pass[], quantize: "int8" | undefined): readonly Pass[] {
+  if (!quantize) return pipeline;
+  const at = pipeline.findIndex((p) => p.name === "specialize-last-row");
+  const pass: Pass = { name: "quantize-weights", run: (p) => quantizeWeights(p, quantize) };
+  return at < 0 ? [...pipeline, pass] : [...pipeline.slice(0, at), pass, ...pipeline.slice(at)];
+}
 
 /** The pipeline without the named passes; an unknown name is an error. Lowering needs canonicalize-matmul and fold-transpose. */
 export function selectPasses(disabled: readonly string[]): readonly Pass[] {

@@ -78,6 +78,16 @@ describe("compile / run / generate", () => {
   });
 });
 
+describe("export-onnx", () => {
+  it("writes an ONNX file; a model it cannot export is a clean error", () => {
+    const out = join(tmp(), "gpt2.onnx");
+    const r = cli("export-onnx", "examples/gpt2.wf", "--weights", fixtureDir("gpt2"), "--out", out);
+    expect(r.code, r.err).toBe(0);
+    expect(readFileSync(out).length).toBeGreaterThan(200_000);
+    expectCleanError(cli("export-onnx", "examples/t5.wf", "--weights", fixtureDir("t5"), "--out", join(tmp(), "t5.onnx")), /^error: .*/m);
+  });
+});
+
 describe("encoder and encoder-decoder runs", () => {
   it("bert with token type ids", () => {
     const out = join(tmp(), "bert");

@@ -7,6 +7,7 @@ import { GraphBuilder } from "../../ir/graph.js";
 import { interpret, newSession } from "../../ir/interp.js";
 import type { Param, Program } from "../../ir/types.js";
 import { rowWidth } from "../../ir/types.js";
+import { quantizeWeights } from "../../compiler/passes/quantize-weights.js";
 import { compileInMemory, relError, rng } from "../helpers.js";
 
 type R = ReturnType<typeof rng>;
@@ -25,7 +26,7 @@ type Case = (c: Ctx) => number;
 const SENTINEL = 0xa5;
 const VOCAB = 50;
 
-async function check(seed: number, build: Case, calls: number[], context = 32) {
+async function check(seed: number, build: Case, calls: number[], context = 32, transform: (p: Program) => Program = (p) => p) {
   const r = rng(seed);
   const params = new Map<string, Param>();
   const b = new GraphBuilder("forward");
@@ -40,7 +41,7 @@ async function check(seed: number, build: Case, calls: number[], context = 32) {
   const mask = () => (maskId ??= b.add("input", [], { name: "mask", kind: "padding", dtype: "f32", shape: ["S"] }));
   const ctx: Ctx = { b, r, ids, param, mask, act: (D, scale = 1) => b.add("embedding", [param([VOCAB, D], scale), ids]) };
   b.output("y", build(ctx));
-  const p: Program = { model: "kernel", config: {}, context, graphs: [b.build()], params };
+  const p: Program = transform({ model: "kernel", config: {}, context, graphs: [b.build()], params });
   const { art, model } = await compileInMemory(p, { noReuse: true });
   const g = p.graphs[0];
   const bufs = art.buffers.get("forward")!;
@@ -121,6 +122,23 @@ describe("linear with fused epilogues", () => {
     const calls = r.pick(rowsOf);
     it(`K=${K} N=${N}${bias ? " bias" : ""} ${act}${residual ? " residual" : ""} rows=${calls.join("+")}`, () =>
       check(400 + i, (c) => c.b.add("linear", [c.act(K, 2), c.param([N, K]), ...(bias ? [c.param([N])] : []), ...(residual ? [c.act(N)] : [])], { act, residual }), calls));
+  }
+});
+
+describe("linear on int8 (q8_0) weights", () => {
+  for (let i = 0; i < 8; i++) {
+    const r = rng(500 + i);
+    const [K, N] = [r.pick([32, 64, 96]), r.pick([1, 4, 5, 8, 13])];
+    const act = i % 3 === 0 ? "gelu_tanh" : undefined;
+    const bias = i % 2 === 1, residual = i % 4 === 2;
+    const calls = r.pick([...rowsOf, [40, 1]]);
+    it(`K=${K} N=${N}${bias ? " bias" : ""}${act ? ` ${act}` : ""}${residual ? " residual" : ""} rows=${calls.join("+")}`, () =>
+      check(600 + i, (c) => c.b.add("linear", [c.act(K), c.param([N, K]), ...(bias ? [c.param([N])] : []), ...(residual ? [c.act(N)] : [])], { ...(act ? { act } : {}), residual }), calls, 64, (p) => {
+        const q = quantizeWeights(p, "int8");
+        // the transformation must have happened: the weight is now a q8_0 parameter
+        expect(q.graphs[0].nodes.some((n) => n.op === "param" && n.attrs.quant === "q8_0")).toBe(true);
+        return q;
+      }));
   }
 });
 

@@ -1,0 +1,44 @@
+// compile --quantize int8 on the bundled trained GPT-2: q8_0 matrices, the fp32 model's
+// behaviour kept (logits close, greedy ids equal where fp32's top-1 margin is large).
+
+import { join } from "node:path";
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { loadProgram } from "../../compiler/load.js";
+import { passes, runPipeline, withQuantization } from "../../compiler/passes/manager.js";
+import { quantizeQ8 } from "../../ir/quant.js";
+import { generate } from "../../runtime/generate.js";
+import { compileInMemory, relError, root } from "../helpers.js";
+
+const tiny = join(root, "examples", "tiny-gpt2");
+
+describe("q8_0 quantization", () => {
+  it("matches GGUF Q8_0 rounding: d = max|w|/127, codes rounded half away from zero", () => {
+    const w = Float32Array.from({ length: 32 }, (_, i) => (i - 15.5) / 10);
+    const q = quantizeQ8(w, 1, 32);
+    expect(q.scales[0]).toBeCloseTo(1.55 / 127, 7);
+    expect(Math.max(...Array.from(q.codes, Math.abs))).toBe(127);
+    expect(q.codes[0]).toBe(-127);
+    for (let i = 0; i < 32; i++) expect(Math.abs(q.dequant[i] - w[i])).toBeLessThanOrEqual(q.scales[0] / 2 + 1e-7);
+  });
+
+  it("tiny GPT-2 at int8: weights shrink, logits stay close, greedy agrees with fp32", async () => {
+    const fp = runPipeline(loadProgram(join(root, "examples", "gpt2.wf"), tiny));
+    const q8 = runPipeline(loadProgram(join(root, "examples", "gpt2.wf"), tiny), {}, withQuantization(passes, "int8"));
+    const quantized = q8.graphs[0].nodes.filter((n) => n.op === "param" && n.attrs.quant === "q8_0");
+    expect(quantized.length).toBe(16); // 4 matrices in each of 4 layers; the tied head stays f32
+    const a = await compileInMemory(fp), b = await compileInMemory(q8);
+    expect(b.art.manifest.memory.weights_bytes).toBeLessThan(0.6 * a.art.manifest.memory.weights_bytes);
+    const ref = JSON.parse(readFileSync(join(tiny, "greedy.json"), "utf8"));
+    const la = a.model.run("forward", { ids: ref.prompt_ids }).logits;
+    const lb = b.model.run("forward", { ids: ref.prompt_ids }).logits;
+    expect(relError(lb, la)).toBeLessThan(0.03);
+    const ga = generate(a.model, ref.prompt_ids, { maxNewTokens: 10, stopAtEos: false }).ids;
+    const gb = generate(b.model, ref.prompt_ids, { maxNewTokens: 10, stopAtEos: false }).ids;
+    expect(ga).toEqual(ref.ids);
+    // where fp32's top-1 margin is large (> 0.3), int8 picks the same token
+    ref.top1_top2_margins.forEach((m: number, i: number) => {
+      if (m > 0.3 && ga.slice(0, i).join() === gb.slice(0, i).join()) expect(gb[i]).toBe(ga[i]);
+    });
+  });
+});
