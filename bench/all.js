@@ -1,7 +1,7 @@
 // npm run bench: every system on identical random weights, one after another, each in a fresh
 // process, then one table of ratios. `--quick` keeps the whole run under ~5 minutes here.
 //
-//   wasmformer: GPT-2 small and the LLaMA shape; plain SIMD128, relaxed SIMD, and unfused (GPT-2)
+//   wasmformer: GPT-2 small and the LLaMA shape; plain SIMD128, relaxed SIMD, unfused (GPT-2), int8 (LLaMA)
 //   ONNX Runtime Web (wasm backend, 1 and 2 threads) on an ONNX file exported from the same IR
 //
 // Rows accumulate in bench/results/latest.json ({model, system, variant, threads, metric, value, unit}).
@@ -29,6 +29,7 @@ node(["--no-liftoff"], "./run.js", ["--model", "gpt2"]);
 node(relaxed, "./run.js", ["--model", "gpt2"]);
 node(["--no-liftoff"], "./run.js", ["--model", "gpt2", "--unfused"]);
 node(["--no-liftoff"], "./run.js", ["--model", "llama"]);
+node(["--no-liftoff"], "./run.js", ["--model", "llama", "--quantize", "int8"]);
 if (!quick) node(relaxed, "./run.js", ["--model", "llama"]);
 node([], "./ort.js", []);
 
@@ -51,6 +52,7 @@ for (const model of [...new Set(rows.map((r) => r.model))]) {
   line("peak RSS", (wf("peak_rss_after_compile") ?? NaN) / 1e6, (ort("peak_rss") ?? NaN) / 1e6, "MB", false);
   console.log(`  ${"decode roofline fraction".padEnd(34)} ${fmt(wf("decode_roofline_fraction"), 2).padStart(9)}`);
   console.log(`  ${"relaxed SIMD prefill / decode".padEnd(34)} ${fmt(wf("prefill_tokens_per_s", "relaxed-simd")).padStart(9)} ${fmt(wf("decode_tokens_per_s", "relaxed-simd")).padStart(9)}`);
+  console.log(`  ${"int8 prefill / decode".padEnd(34)} ${fmt(wf("prefill_tokens_per_s", "simd128-int8")).padStart(9)} ${fmt(wf("decode_tokens_per_s", "simd128-int8")).padStart(9)}`);
   console.log(`  ${"unfused prefill / decode".padEnd(34)} ${fmt(wf("prefill_tokens_per_s", "simd128-unfused")).padStart(9)} ${fmt(wf("decode_tokens_per_s", "simd128-unfused")).padStart(9)}`);
   console.log(`  ${"ORT 2 threads prefill / decode".padEnd(34)} ${fmt(ort("prefill_tokens_per_s", 2)).padStart(9)} ${fmt(ort("decode_tokens_per_s", 2)).padStart(9)}`);
 }

@@ -3,6 +3,7 @@
 // live in compiler/codegen/lower.ts, keyed by the same OpKind, so a missing lowering
 // is a type error there.
 
+import { Q8_BLOCK, quantizeRowQ8 } from "./quant.js";
 import { relativeBucket } from "./relpos.js";
 import { type Attrs, type Dim, type Node, type Shape, type TensorType, rowWidth, sameShape, formatType } from "./types.js";
 
@@ -160,6 +161,8 @@ export const ops = {
   /**
    * x[R,K] · w[N,K]ᵀ (+ b[N]): the torch.nn.Linear convention. Epilogues (set by fuse-ffn):
    * attr act applies an activation, attr residual adds a last operand r[R,N] after it.
+   * attr quant "q8_0" (set by quantize-weights): w holds dequantized q8_0 weights and each row of
+   * x is quantized the same way on the fly (see quantizeRowQ8), as the integer kernels do.
    */
   linear: {
     arity: [2, 4],
@@ -174,6 +177,7 @@ export const ops = {
       if (b) expect(b.shape.length === 1 && b.shape[0] === w.shape[0], `linear: bias ${formatType(b)} does not match ${w.shape[0]} outputs`);
       if (a.residual) expect(r !== undefined && sameShape(r.shape, out.shape), `linear: residual must be ${formatType(out)}`);
       if (a.act !== undefined) expect(String(a.act) in activations, `linear: unknown activation '${String(a.act)}'`);
+      if (a.quant !== undefined) expect(a.quant === "q8_0" && lastDim(x) % Q8_BLOCK === 0, `linear: quant ${String(a.quant)} needs q8_0 and K a multiple of ${Q8_BLOCK}`);
       return out;
     },
     interp: ([x, w, ...rest], a, _n, [, wt]) => {
@@ -183,16 +187,24 @@ export const ops = {
       const act = a.act ? activations[a.act as Activation] : undefined;
       const R = x.length / K;
       const out = new Float32Array(R * N);
-      for (let i = 0; i < R; i++)
+      for (let i = 0; i < R; i++) {
+        const q = a.quant ? quantizeRowQ8(x, i * K, K) : undefined;
         for (let n = 0; n < N; n++) {
           let s = 0;
-          for (let k = 0; k < K; k++) s += x[i * K + k] * w[n * K + k];
+          if (q) {
+            for (let bl = 0; bl < K / Q8_BLOCK; bl++) {
+              let dot = 0;
+              for (let t = bl * Q8_BLOCK; t < (bl + 1) * Q8_BLOCK; t++) dot += q.codes[t] * w[n * K + t];
+              s += q.scales[bl] * dot;
+            }
+          } else for (let k = 0; k < K; k++) s += x[i * K + k] * w[n * K + k];
           s += b ? b[n] : 0;
           // each step rounds to f32 as the unfused ops would
           let y = Math.fround(s);
           if (act) y = Math.fround(act(y));
           out[i * N + n] = r ? y + r[i * N + n] : y;
         }
+      }
       return out;
     },
   },

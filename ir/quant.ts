@@ -27,3 +27,26 @@ export function quantizeQ8(w: Float32Array, N: number, K: number): NonNullable<P
   return { scheme: "q8_0", codes, scales, dequant };
 }
 
+
+/** Round half to even (wasm's f32.nearest). */
+export function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * On-the-fly q8_0 quantization of an activation row, block by block, exactly as the kernels do
+ * it in f32: d = max|x| / 127, q = nearest-even(x · (1/d)). Returns codes and per-block scales.
+ */
+export function quantizeRowQ8(x: ArrayLike<number>, offset: number, K: number): { codes: Int8Array; scales: Float32Array } {
+  const f = Math.fround;
+  const codes = new Int8Array(K), scales = new Float32Array(K / Q8_BLOCK);
+  for (let b = 0; b < K / Q8_BLOCK; b++) {
+    let amax = 0;
+    for (let t = 0; t < Q8_BLOCK; t++) amax = Math.max(amax, Math.abs(x[offset + b * Q8_BLOCK + t]));
+    const d = f(amax / 127), inv = d ? f(1 / d) : 0;
+    scales[b] = d;
+    for (let t = 0; t < Q8_BLOCK; t++) codes[b * Q8_BLOCK + t] = Math.max(-127, Math.min(127, roundHalfEven(f(x[offset + b * Q8_BLOCK + t] * inv))));
+  }
+  return { codes, scales };
+}

@@ -161,6 +161,16 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
     planned.push({ g, statics, buf, arenaNodes: g.nodes.filter((n) => !buf.has(n.id)) });
   }
 
+  // scratch: activation rows quantized for the integer kernels (K/32 f32 scales + K i16 codes a row)
+  let scratchBytes = 0;
+  for (const g of p.graphs)
+    for (const n of g.nodes)
+      if (n.op === "linear" && n.attrs.quant) {
+        const K = g.nodes[n.args[1]].type.shape[1] as number;
+        scratchBytes = Math.max(scratchBytes, p.context * ((K / 32) * 4 + K * 2));
+      }
+  const scratch = scratchBytes ? mem.take(scratchBytes) : 0;
+
   // activations: a first-fit arena with liveness-based reuse (outputs stay live to the end)
   const arenaStart = mem.top;
   let arenaEnd = arenaStart;
@@ -195,7 +205,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   const dataEndW = Math.max(weightsStart, ...chunks.map((c) => c.at + c.data.byteLength));
   const weights = new Uint8Array(dataEndW - weightsStart);
   for (const c of chunks) weights.set(new Uint8Array(c.data.buffer, c.data.byteOffset, c.data.byteLength), c.at - weightsStart);
-  return { planned, paramAt, caches, constants, pages, weights, weightsStart, activationBytes: arenaEnd - arenaStart };
+  return { planned, paramAt, caches, constants, scratch, pages, weights, weightsStart, activationBytes: arenaEnd - arenaStart };
 }
 
 /** 3. Lowers each entry (and its prepare function for hoisted values) into `wm`. */
@@ -230,6 +240,7 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
       },
       packedWeight: (id) => wm.c32(paramAt.get(g.nodes[id].attrs.name as string)!.packed!),
       constant: (key) => wm.c32(constants.get(key)!),
+      scratch: () => wm.c32(plan.scratch),
       cache: (id) => caches.get(cacheKey(g.name, g.nodes[id]))!,
     };
     const main: Expr[] = [];

@@ -37,8 +37,8 @@ const R = 6, G = 7, KB = 8, PX = 9, PW = 10, RB = 11, REND = 12;
 const XV = 13; // 2 v128 locals: x vectors
 const WV = 15; // 1 v128 local: the weight vector
 const ACC = 16; // 8 v128 accumulators
-// int8 (q8_0) kernels also use: the block's codes, its scale, 4 dequantized vectors, a block pointer
-const VV = 24, SC = 25, WQ = 26, PWB = 30;
+// int8 (q8_0) kernels also use: 16 weight codes, 4 i16x8 weight vectors, a block pointer
+const VV = 24, WQ = 26, PWB = 30;
 const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(17).fill(v128), i32];
 
 /** q8_0 blocks: 32 weights of a row share one scale. A packed block of a 4-row group is the 4 f32
@@ -77,27 +77,32 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
     const m = wm.m;
     const get = (l: number, t = i32) => m.local.get(l, t);
     const K4 = K - (K % 4), Kt = K % 4;
-    const rowBytes = K * 4, groupBytes = quant ? (K / Q8_BLOCK) * Q8_BLOCK_BYTES : GROUP * K * 4;
+    // a quantized x row (quantize_rows_q8) is K/32 f32 scales then K i16 codes
+    const rowBytes = quant ? (K / Q8_BLOCK) * 4 + K * 2 : K * 4;
+    const groupBytes = quant ? (K / Q8_BLOCK) * Q8_BLOCK_BYTES : GROUP * K * 4;
 
-    /** One q8_0 block (32 values of k from byte KB of x): dequantized in registers, then multiply-added. */
+    /**
+     * q8_0 block KB: rows of x arrive quantized (quantize_rows_q8: K/32 f32 scales, then K i16
+     * codes); weight codes widen to i16 and i32x4.dot_i16x8_s sums code products exactly; the
+     * block's sum is scaled by dx·dw into the f32 accumulators.
+     */
     const q8Block = (rowsT: number, cols: number): Expr[] => {
       const acc = (i: number, j: number) => ACC + i * cols + j;
-      const out: Expr[] = [m.local.set(PWB, m.i32.add(get(PW), m.i32.mul(m.i32.shr_u(get(KB), wm.c32(7)), wm.c32(Q8_BLOCK_BYTES))))];
+      const codesAt = (K / Q8_BLOCK) * 4; // x codes follow the row's scales
+      const xCodes = (i: number, part: number) => m.v128.load(i * rowBytes + codesAt + part * 16, 2, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(6))));
+      const xScale = (i: number) => m.f32.load(i * rowBytes, 4, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(2))));
+      const out: Expr[] = [m.local.set(PWB, m.i32.add(get(PW), m.i32.mul(get(KB), wm.c32(Q8_BLOCK_BYTES))))];
       for (let j = 0; j < cols; j++) {
-        out.push(m.local.set(SC, m.f32x4.splat(m.f32.load(j * 4, 4, get(PWB)))));
         for (let q = 0; q < 2; q++) {
           out.push(m.local.set(VV, m.v128.load(16 + j * Q8_BLOCK + q * 16, 1, get(PWB))));
-          for (let t = 0; t < 4; t++) {
-            // codes 4t..4t+3 of these 16: i8 → i16 → i32 → f32, times the row's scale
-            const h = t < 2 ? m.i16x8.extend_low_i8x16_s(get(VV, v128)) : m.i16x8.extend_high_i8x16_s(get(VV, v128));
-            const w32 = t % 2 === 0 ? m.i32x4.extend_low_i16x8_s(h) : m.i32x4.extend_high_i16x8_s(h);
-            out.push(m.local.set(WQ + t, m.f32x4.mul(m.f32x4.convert_i32x4_s(w32), get(SC, v128))));
-          }
-          for (let t = 0; t < 4; t++)
-            for (let i = 0; i < rowsT; i++) {
-              const x = m.v128.load(i * rowBytes + (q * 4 + t) * 16, 4, m.i32.add(get(PX), get(KB)));
-              out.push(m.local.set(acc(i, j), wm.madd(x, get(WQ + t, v128), get(acc(i, j), v128))));
-            }
+          out.push(m.local.set(WQ + 2 * q, m.i16x8.extend_low_i8x16_s(get(VV, v128))));
+          out.push(m.local.set(WQ + 2 * q + 1, m.i16x8.extend_high_i8x16_s(get(VV, v128))));
+        }
+        for (let i = 0; i < rowsT; i++) {
+          const dot = (p: number) => m.i32x4.dot_i16x8_s(xCodes(i, p), get(WQ + p, v128));
+          const sum = m.i32x4.add(m.i32x4.add(dot(0), dot(1)), m.i32x4.add(dot(2), dot(3)));
+          const scale = m.f32x4.splat(m.f32.mul(xScale(i), m.f32.load(j * 4, 4, get(PWB))));
+          out.push(m.local.set(acc(i, j), wm.madd(m.f32x4.convert_i32x4_s(sum), scale, get(acc(i, j), v128))));
         }
       }
       return out;
@@ -127,7 +132,7 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
         return out;
       };
       if (quant) {
-        body.push(wm.loop(`q${rowsT}x${cols}`, KB, wm.c32(0), K * 4, Q8_BLOCK * 4, q8Block(rowsT, cols)));
+        body.push(wm.loop(`q${rowsT}x${cols}`, KB, wm.c32(0), K / Q8_BLOCK, 1, q8Block(rowsT, cols)));
       } else if (K4 > 0) {
         body.push(wm.loop(`k${rowsT}x${cols}`, KB, wm.c32(0), K4 * 4, 16, chunk()));
       }

@@ -26,6 +26,8 @@ export interface LowerCtx {
   packedWeight(id: number): Expr;
   /** Address of a constant i32 table stored with the weights. */
   constant(key: string): Expr;
+  /** Address of the scratch area (quantized activation rows). */
+  scratch(): Expr;
   /** Addresses of the key and value cache of a cached attention node. */
   cache(id: number): { k: number; v: number };
 }
@@ -65,7 +67,12 @@ export const lowerings = {
     const quant = c.node(w).attrs.quant as "q8_0" | undefined;
     const fn = linearKernel(c.wm, K, N, { bias: b !== undefined, act: n.attrs.act as string | undefined, residual: residual !== undefined }, quant);
     const opt = (id: number | undefined) => (id !== undefined ? c.ptr(id) : c.wm.c32(0));
-    return [c.wm.m.call(fn, [c.ptr(x), c.packedWeight(w), opt(b), opt(residual), c.ptr(n.id), c.rows(n.id)], 0)];
+    if (!quant) return [c.wm.m.call(fn, [c.ptr(x), c.packedWeight(w), opt(b), opt(residual), c.ptr(n.id), c.rows(n.id)], 0)];
+    // integer kernels read x quantized into the scratch area first
+    return [
+      c.wm.callLib("quantize_rows_q8", [c.ptr(x), c.scratch(), c.rows(n.id), c.wm.c32(K)]),
+      c.wm.m.call(fn, [c.scratch(), c.packedWeight(w), opt(b), opt(residual), c.ptr(n.id), c.rows(n.id)], 0),
+    ];
   },
   matmul: unsupported("the right operand must be a parameter (canonicalize-matmul turns that into linear)"),
   transpose: (c, n) => {

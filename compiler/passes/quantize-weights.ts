@@ -42,6 +42,14 @@ export function quantizeWeights(p: Program, scheme: "int8"): Program {
         return c.b.add("param", [], { name, shape: [N, K], quant: "q8_0" }, n.loc);
       },
     },
+    {
+      // a linear over q8_0 weights quantizes its input rows the same way: integer dot products
+      name: "quantize-linear-input",
+      apply: (n, c) => {
+        if (n.op !== "linear" || n.attrs.quant !== undefined || c.node(n.args[1]).attrs.quant !== "q8_0") return null;
+        return c.b.add("linear", n.args, { ...n.attrs, quant: "q8_0" }, n.loc);
+      },
+    },
   ];
   return rewriteProgram(p, rules);
 }

@@ -35,6 +35,34 @@ export function embedding_packed(table: usize, ids: usize, out: usize, rows: i32
   }
 }
 
+/**
+ * q8_0 quantization of activation rows for the integer matrix kernels: each row of x[rows, K]
+ * becomes K/32 f32 scales followed by K codes widened to i16 (ir/quant.ts: quantizeRowQ8).
+ */
+export function quantize_rows_q8(x: usize, out: usize, rows: i32, K: i32): void {
+  const blocks = K >> 5;
+  const rowBytes = (blocks << 2) + (K << 1);
+  for (let r = 0; r < rows; r++) {
+    const px = x + (<usize>(r * K) << 2);
+    const ps = out + <usize>(r * rowBytes);
+    const pc = ps + (<usize>blocks << 2);
+    for (let b = 0; b < blocks; b++) {
+      const pb = px + (<usize>(b << 5) << 2);
+      let m = f32x4.splat(0);
+      for (let t = 0; t < 32; t += 4) m = f32x4.max(m, f32x4.abs(v128.load(pb + (<usize>t << 2))));
+      const amax = Mathf.max(Mathf.max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), Mathf.max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+      const d: f32 = amax / <f32>127.0;
+      const inv: f32 = d != 0 ? <f32>1.0 / d : 0;
+      store<f32>(ps + (<usize>b << 2), d);
+      for (let t = 0; t < 32; t++) {
+        let q = nearest<f32>(f32at(pb, t) * inv);
+        q = Mathf.min(Mathf.max(q, -127), 127);
+        store<i16>(pc + (<usize>((b << 5) + t) << 1), <i16><i32>q);
+      }
+    }
+  }
+}
+
 /** out[r] = past + r */
 export function positions(out: usize, rows: i32, past: i32): void {
   for (let r = 0; r < rows; r++) store<i32>(out + (<usize>r << 2), past + r);
