@@ -27,7 +27,7 @@ const node = (flags, script, args) => {
 const relaxed = ["--no-liftoff", "--experimental-wasm-relaxed-simd"];
 node(["--no-liftoff"], "./run.js", ["--model", "gpt2"]);
 node(relaxed, "./run.js", ["--model", "gpt2"]);
-node(["--no-liftoff"], "./run.js", ["--model", "gpt2", "--unfused"]);
+if (!quick) node(["--no-liftoff"], "./run.js", ["--model", "gpt2", "--unfused"]);
 node(["--no-liftoff"], "./run.js", ["--model", "llama"]);
 node(["--no-liftoff"], "./run.js", ["--model", "llama", "--quantize", "int8"]);
 if (!quick) node(relaxed, "./run.js", ["--model", "llama"]);

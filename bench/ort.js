@@ -28,6 +28,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { MB, benchModels, log, median, now, procStatus } from "./common.js";
 
 const SYSTEM = "onnxruntime-web";
 const VARIANT = "wasm";
@@ -52,22 +53,6 @@ const opt = (name, def) => {
 };
 const list = (name, def) => String(str(name, def)).split(",").filter(Boolean);
 
-const now = () => performance.now();
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const procStatus = (key) => {
-  try {
-    const line = readFileSync("/proc/self/status", "utf8").split("\n").find((l) => l.startsWith(key + ":"));
-    return line ? Number(line.split(/\s+/)[1]) * 1024 : NaN; // kB → bytes
-  } catch {
-    return NaN;
-  }
-};
-const MB = (b) => (b / 1e6).toFixed(1) + " MB";
-const log = (...a) => console.log(...a);
 
 if (flag("--child")) await child();
 else if (flag("--merge")) mergeResults(JSON.parse(readFileSync(join(resultsDir, "ort.json"), "utf8")));
@@ -252,7 +237,6 @@ async function parent() {
   const { exportOnnx, onnxCacheLayout } = await import("../dist/compiler/export/onnx.js");
   const { generateArtifact, memoryWeights, programFromSource, runPipeline } = await import("../dist/compiler/index.js");
   const { Model } = await import("../dist/runtime/index.js");
-  const { randomGpt2Weights, randomLlamaWeights } = await import("./weights.js");
 
   const QUICK = flag("--quick");
   const MODELS = list("--models", "gpt2,llama");
@@ -269,50 +253,7 @@ async function parent() {
   const CONTEXT = 1024;
   const childFlags = flag("--liftoff") ? [] : ["--no-liftoff"];
 
-  const specs = {
-    gpt2: {
-      name: "gpt2-small-random", // as bench/run.js
-      wf: "../examples/gpt2.wf",
-      shape: "d 768, 12 layers, 12 heads, vocab 50257, ffn 3072",
-      config: {
-        model_type: "gpt2",
-        architectures: ["GPT2LMHeadModel"],
-        vocab_size: 50257,
-        n_embd: 768,
-        n_layer: 12,
-        n_head: 12,
-        n_positions: 1024,
-        n_ctx: 1024,
-        n_inner: 3072,
-        layer_norm_epsilon: 1e-5,
-        bos_token_id: 50256,
-        eos_token_id: 50256,
-      },
-      weights: randomGpt2Weights,
-    },
-    llama: {
-      name: "llama-small-random",
-      wf: "../examples/llama.wf",
-      shape: "dim 768, 12 layers, 12 heads (no GQA), SwiGLU ffn 2048, vocab 32000",
-      config: {
-        model_type: "llama",
-        architectures: ["LlamaForCausalLM"],
-        vocab_size: 32000,
-        hidden_size: 768,
-        num_hidden_layers: 12,
-        num_attention_heads: 12,
-        num_key_value_heads: 12,
-        intermediate_size: 2048,
-        max_position_embeddings: 1024,
-        rms_norm_eps: 1e-6,
-        rope_theta: 10000.0,
-        tie_word_embeddings: false,
-        bos_token_id: 1,
-        eos_token_id: 2,
-      },
-      weights: randomLlamaWeights,
-    },
-  };
+  const specs = benchModels;
   for (const m of MODELS) if (!specs[m]) throw new Error(`--models: unknown model '${m}' (gpt2, llama)`);
 
   const tStart = now();
@@ -335,9 +276,9 @@ async function parent() {
       let t0 = now();
       let tensors = spec.weights(spec.config, SEED);
       const params = Object.values(tensors).reduce((s, t) => s + t.data.length, 0);
-      const wfPath = fileURLToPath(new URL(spec.wf, import.meta.url));
+      const wfPath = fileURLToPath(new URL(`../${spec.wf}`, import.meta.url));
       let program = runPipeline(
-        programFromSource(spec.wf.replace("../", ""), readFileSync(wfPath, "utf8"), spec.config, memoryWeights(tensors, `random ${key} weights`), { context: CONTEXT }),
+        programFromSource(spec.wf, readFileSync(wfPath, "utf8"), spec.config, memoryWeights(tensors, `random ${key} weights`), { context: CONTEXT }),
       );
       const tProgram = (now() - t0) / 1000;
       t0 = now();

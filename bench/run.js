@@ -22,7 +22,7 @@ import binaryen from "binaryen";
 import { generateArtifact, memoryWeights, programFromSource, runPipeline, selectPasses, withQuantization } from "../dist/compiler/index.js";
 import { Model, pickVariant } from "../dist/runtime/index.js";
 import { interpret, newSession } from "../dist/ir/interp.js";
-import { randomGpt2Weights, randomLlamaWeights } from "./weights.js";
+import { MB, benchModels, log, median, now, procStatus } from "./common.js";
 
 // ---------------------------------------------------------------------------------------------
 // options
@@ -60,32 +60,7 @@ const VALIDATE_TOL = QUANT ? VALIDATE_TOL_INT8 : VALIDATE_TOL_FP;
 const SYSTEM = "wasmformer";
 const THREADS = 1;
 
-// the two shapes of the performance issue, random weights made in process
-const specs = {
-  gpt2: {
-    name: "gpt2-small-random",
-    wf: "examples/gpt2.wf",
-    weights: randomGpt2Weights,
-    config: {
-      model_type: "gpt2", architectures: ["GPT2LMHeadModel"], vocab_size: 50257, n_embd: 768, n_layer: 12, n_head: 12,
-      n_positions: 1024, n_ctx: 1024, n_inner: 3072, layer_norm_epsilon: 1e-5, bos_token_id: 50256, eos_token_id: 50256,
-    },
-    kvWidth: 768,
-    layers: 12,
-  },
-  llama: {
-    name: "llama-small-random",
-    wf: "examples/llama.wf",
-    weights: randomLlamaWeights,
-    config: {
-      model_type: "llama", architectures: ["LlamaForCausalLM"], vocab_size: 32000, hidden_size: 768, num_hidden_layers: 12,
-      num_attention_heads: 12, num_key_value_heads: 12, intermediate_size: 2048, max_position_embeddings: 1024,
-      rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2,
-    },
-    kvWidth: 768,
-    layers: 12,
-  },
-};
+const specs = benchModels;
 const spec = specs[MODEL_KEY];
 if (!spec) throw new Error(`--model: unknown '${MODEL_KEY}' (gpt2, llama)`);
 const MODEL = spec.name;
@@ -94,22 +69,6 @@ const hfConfig = spec.config;
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-const now = () => performance.now();
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-const procStatus = (key) => {
-  try {
-    const line = readFileSync("/proc/self/status", "utf8").split("\n").find((l) => l.startsWith(key + ":"));
-    return line ? Number(line.split(/\s+/)[1]) * 1024 : NaN; // kB → bytes
-  } catch {
-    return NaN;
-  }
-};
-const MB = (b) => (b / 1e6).toFixed(1) + " MB";
-const log = (...a) => console.log(...a);
 
 /** A wasm module that sums [ptr, end) of an imported memory with v128 loads (8 accumulators; integer adds, so any bytes will do). */
 function bandwidthModule() {

@@ -1,0 +1,52 @@
+// What bench/run.js (wasmformer) and bench/ort.js (ONNX Runtime Web) share: the two model
+// shapes with their HF-style configs and random-weight generators, and small measuring helpers.
+
+import { readFileSync } from "node:fs";
+import { randomGpt2Weights, randomLlamaWeights } from "./weights.js";
+
+/** The shapes of the performance issues; `wf` is relative to the repository root. */
+export const benchModels = {
+  gpt2: {
+    name: "gpt2-small-random",
+    wf: "examples/gpt2.wf",
+    shape: "d 768, 12 layers, 12 heads, vocab 50257, ffn 3072",
+    config: {
+      model_type: "gpt2", architectures: ["GPT2LMHeadModel"], vocab_size: 50257, n_embd: 768, n_layer: 12, n_head: 12,
+      n_positions: 1024, n_ctx: 1024, n_inner: 3072, layer_norm_epsilon: 1e-5, bos_token_id: 50256, eos_token_id: 50256,
+    },
+    weights: randomGpt2Weights,
+    kvWidth: 768,
+    layers: 12,
+  },
+  llama: {
+    name: "llama-small-random",
+    wf: "examples/llama.wf",
+    shape: "dim 768, 12 layers, 12 heads (no GQA), SwiGLU ffn 2048, vocab 32000",
+    config: {
+      model_type: "llama", architectures: ["LlamaForCausalLM"], vocab_size: 32000, hidden_size: 768, num_hidden_layers: 12,
+      num_attention_heads: 12, num_key_value_heads: 12, intermediate_size: 2048, max_position_embeddings: 1024,
+      rms_norm_eps: 1e-6, rope_theta: 10000.0, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2,
+    },
+    weights: randomLlamaWeights,
+    kvWidth: 768,
+    layers: 12,
+  },
+};
+
+export const now = () => performance.now();
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+/** A field of /proc/self/status in bytes (VmHWM, VmRSS), NaN where there is none. */
+export const procStatus = (key) => {
+  try {
+    const line = readFileSync("/proc/self/status", "utf8").split("\n").find((l) => l.startsWith(key + ":"));
+    return line ? Number(line.split(/\s+/)[1]) * 1024 : NaN; // kB → bytes
+  } catch {
+    return NaN;
+  }
+};
+export const MB = (b) => (b / 1e6).toFixed(1) + " MB";
+export const log = (...a) => console.log(...a);
