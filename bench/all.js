@@ -49,7 +49,8 @@ for (const model of [...new Set(rows.map((r) => r.model))]) {
   line("decode @ past 128", wf("decode_tokens_per_s"), ort("decode_tokens_per_s"), "tok/s");
   line("decode @ past 512", wf("decode_tokens_per_s_past512"), ort("decode_tokens_per_s_past512"), "tok/s");
   line("start (load vs init+create)", wf("load_time"), (ort("runtime_init_time") ?? 0) + (ort("session_create_time") ?? NaN), "s", false);
-  line("peak RSS", (wf("peak_rss_after_compile") ?? NaN) / 1e6, (ort("peak_rss") ?? NaN) / 1e6, "MB", false);
+  line("peak RSS of a serving process", (wf("serve_peak_rss") ?? NaN) / 1e6, (ort("peak_rss") ?? NaN) / 1e6, "MB", false);
+  console.log(`  ${"serving peak RSS / weight bytes".padEnd(34)} ${fmt(wf("serve_peak_rss_per_weight_byte"), 2).padStart(9)}`);
   console.log(`  ${"decode roofline fraction".padEnd(34)} ${fmt(wf("decode_roofline_fraction"), 2).padStart(9)}`);
   console.log(`  ${"relaxed SIMD prefill / decode".padEnd(34)} ${fmt(wf("prefill_tokens_per_s", "relaxed-simd")).padStart(9)} ${fmt(wf("decode_tokens_per_s", "relaxed-simd")).padStart(9)}`);
   console.log(`  ${"int8 prefill / decode".padEnd(34)} ${fmt(wf("prefill_tokens_per_s", "simd128-int8")).padStart(9)} ${fmt(wf("decode_tokens_per_s", "simd128-int8")).padStart(9)}`);

@@ -13,7 +13,9 @@
 // The decode roofline is weight bytes per token / the wasm SIMD read bandwidth measured over the
 // model's own weights in its linear memory.
 
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import os from "node:os";
 import v8 from "node:v8";
 import { runInNewContext } from "node:vm";
@@ -224,6 +226,26 @@ if (VALIDATE) {
     console.error(`validation FAILED: relative error ${Math.max(a.rel, b.rel)} > ${VALIDATE_TOL}; not benchmarking a wrong model`);
     process.exit(1);
   }
+}
+
+// a serving process as users run one: the artifact on disk, loadArtifact, generate; its peak RSS
+let serve;
+if (!flag("--no-serve")) {
+  const dir = mkdtempSync(join(os.tmpdir(), "wasmformer-serve-"));
+  try {
+    writeFileSync(join(dir, "manifest.json"), JSON.stringify(art.manifest));
+    writeFileSync(join(dir, "weights.bin"), art.weights);
+    for (const v of art.variants) writeFileSync(join(dir, v.file), v.wasm);
+    const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(new URL("./serve.js", import.meta.url)), dir, String(PREFILL), "32"], { encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`serving process failed: ${r.stderr}`);
+    serve = JSON.parse(r.stdout.trim().split("\n").pop());
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  log(`serving process (loadArtifact + generate ${PREFILL}+32): load ${(serve.load_s * 1000).toFixed(0)} ms, peak RSS ${MB(serve.peak_rss)} = ${(serve.peak_rss / weightBytes).toFixed(2)}× the weight bytes, prefill ${serve.prefill_tokens_per_s.toFixed(1)} tok/s, decode ${serve.decode_tokens_per_s.toFixed(1)} tok/s`);
+  row("serve_load_time", serve.load_s, "s");
+  row("serve_peak_rss", serve.peak_rss, "bytes");
+  row("serve_peak_rss_per_weight_byte", serve.peak_rss / weightBytes, "ratio");
 }
 
 const peakBeforeReset = procStatus("VmHWM");
