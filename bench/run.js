@@ -172,8 +172,8 @@ function decodeWeightBytes(p) {
     if (n.op !== "param") continue;
     const name = n.attrs.name;
     const param = p.params.get(name);
-    // q8_0 stores 32 int8 codes + a 4-byte scale per block: 1.125 bytes a weight
-    const bytes = param.quant ? param.data.length * 1.125 : param.data.byteLength;
+    // q8_0 stores 32 int8 codes + a 2-byte scale per block: 1.0625 bytes a weight
+    const bytes = param.quant ? param.data.length * 1.0625 : param.data.byteLength;
     const us = users.get(n.id) ?? [];
     const gatherOnly = us.length > 0 && us.every(({ n: u, k }) => u.op === "embedding" && k === 0);
     const read = gatherOnly ? (bytes / n.type.shape[0]) * us.length : bytes;

@@ -1,6 +1,7 @@
 // Quantization schemes: how weights become codes and scales, and what they dequantize to.
 // The interpreter computes with the dequantized values, the kernels with the codes.
 
+import { floatToHalf, halfToFloat } from "./half.js";
 import type { Param } from "./types.js";
 
 export const Q8_BLOCK = 32;
@@ -16,12 +17,14 @@ export function quantizeQ8(w: Float32Array, N: number, K: number): NonNullable<P
       const at = n * K + b * Q8_BLOCK;
       let amax = 0;
       for (let t = 0; t < Q8_BLOCK; t++) amax = Math.max(amax, Math.abs(w[at + t]));
-      const d = Math.fround(amax / 127), inv = d ? 1 / d : 0;
-      scales[n * blocks + b] = d;
+      // as ggml's quantize_row_q8_0: codes from the f32 scale, the scale stored as f16
+      const d = Math.fround(amax / 127), inv = d ? Math.fround(1 / d) : 0;
+      const d16 = halfToFloat(floatToHalf(d));
+      scales[n * blocks + b] = d16;
       for (let t = 0; t < Q8_BLOCK; t++) {
-        const q = Math.max(-127, Math.min(127, roundAway(w[at + t] * inv)));
+        const q = Math.max(-127, Math.min(127, roundAway(Math.fround(w[at + t] * inv))));
         codes[at + t] = q;
-        dequant[at + t] = Math.fround(q * d);
+        dequant[at + t] = Math.fround(q * d16);
       }
     }
   return { scheme: "q8_0", codes, scales, dequant };

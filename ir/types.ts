@@ -43,7 +43,7 @@ export interface Param {
   readonly shape: readonly number[];
   /** The values the model computes with (for a quantized parameter: the dequantized values). */
   readonly data: Float32Array;
-  /** Quantized storage: q8_0 = per row, blocks of 32 along the input dim, an f32 scale each. */
+  /** Quantized storage: q8_0 = per row, blocks of 32 along the input dim, int8 codes and a scale each (an f16 value, as GGUF stores it). */
   readonly quant?: { scheme: "q8_0"; codes: Int8Array; scales: Float32Array };
 }
 

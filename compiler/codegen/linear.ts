@@ -9,6 +9,7 @@
 // unrolled, row offsets are load immediates. Rows are processed in chunks of ROW_BLOCK so
 // that the weights stream once per chunk while the chunk of x stays in cache.
 
+import { floatToHalf, halfToFloat } from "../../ir/half.js";
 import { Q8_BLOCK } from "../../ir/quant.js";
 import { type Expr, WasmModule, createType, i32, none, v128 } from "./wasm.js";
 
@@ -41,9 +42,10 @@ const ACC = 16; // 8 v128 accumulators
 const VV = 24, WQ = 26, PWB = 30;
 const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(17).fill(v128), i32];
 
-/** q8_0 blocks: 32 weights of a row share one scale. A packed block of a 4-row group is the 4 f32
- * scales (16 bytes) then each row's 32 int8 codes (128 bytes). */
-const Q8_BLOCK_BYTES = 16 + GROUP * Q8_BLOCK;
+/** q8_0 blocks: 32 weights of a row share one scale. A packed block of a 4-row group is the 4 f16
+ * scales (8 bytes) then each row's 32 int8 codes (128 bytes): 8.5 bits a weight, as GGUF's Q8_0. */
+const Q8_SCALES = GROUP * 2;
+const Q8_BLOCK_BYTES = Q8_SCALES + GROUP * Q8_BLOCK;
 
 /** Packs q8_0 codes/scales of w[N, K] (K a multiple of 32) into the kernel layout. */
 export function packQ8Weight(codes: Int8Array, scales: Float32Array, N: number, K: number): Uint8Array {
@@ -54,8 +56,10 @@ export function packQ8Weight(codes: Int8Array, scales: Float32Array, N: number, 
     const g = n >> 2, j = n & 3;
     for (let b = 0; b < blocks; b++) {
       const at = (g * blocks + b) * Q8_BLOCK_BYTES;
-      f.setFloat32(at + 4 * j, scales[n * blocks + b], true);
-      for (let t = 0; t < Q8_BLOCK; t++) out[at + 16 + j * Q8_BLOCK + t] = codes[n * K + b * Q8_BLOCK + t] & 0xff;
+      const bits = floatToHalf(scales[n * blocks + b]);
+      if (halfToFloat(bits) !== scales[n * blocks + b]) throw new Error(`q8_0 scale ${scales[n * blocks + b]} is not an f16 value`);
+      f.setUint16(at + 2 * j, bits, true);
+      for (let t = 0; t < Q8_BLOCK; t++) out[at + Q8_SCALES + j * Q8_BLOCK + t] = codes[n * K + b * Q8_BLOCK + t] & 0xff;
     }
   }
   return out;
@@ -86,6 +90,9 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
      * codes); weight codes widen to i16 and i32x4.dot_i16x8_s sums code products exactly; the
      * block's sum is scaled by dx·dw into the f32 accumulators.
      */
+    // f16 bits → f32 for non-negative finite values (normals and subnormals): move the exponent
+    // and mantissa into an f32 and rescale by 2^112
+    const f16 = (h: Expr): Expr => m.f32.mul(m.f32.reinterpret(m.i32.shl(m.i32.and(h, wm.c32(0x7fff)), wm.c32(13))), m.f32.const(2 ** 112));
     const q8Block = (rowsT: number, cols: number): Expr[] => {
       const acc = (i: number, j: number) => ACC + i * cols + j;
       const codesAt = (K / Q8_BLOCK) * 4; // x codes follow the row's scales
@@ -94,14 +101,14 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
       const out: Expr[] = [m.local.set(PWB, m.i32.add(get(PW), m.i32.mul(get(KB), wm.c32(Q8_BLOCK_BYTES))))];
       for (let j = 0; j < cols; j++) {
         for (let q = 0; q < 2; q++) {
-          out.push(m.local.set(VV, m.v128.load(16 + j * Q8_BLOCK + q * 16, 1, get(PWB))));
+          out.push(m.local.set(VV, m.v128.load(Q8_SCALES + j * Q8_BLOCK + q * 16, 1, get(PWB))));
           out.push(m.local.set(WQ + 2 * q, m.i16x8.extend_low_i8x16_s(get(VV, v128))));
           out.push(m.local.set(WQ + 2 * q + 1, m.i16x8.extend_high_i8x16_s(get(VV, v128))));
         }
         for (let i = 0; i < rowsT; i++) {
           const dot = (p: number) => m.i32x4.dot_i16x8_s(xCodes(i, p), get(WQ + p, v128));
           const sum = m.i32x4.add(m.i32x4.add(dot(0), dot(1)), m.i32x4.add(dot(2), dot(3)));
-          const scale = m.f32x4.splat(m.f32.mul(xScale(i), m.f32.load(j * 4, 4, get(PWB))));
+          const scale = m.f32x4.splat(m.f32.mul(xScale(i), f16(m.i32.load16_u(j * 2, 2, get(PWB)))));
           out.push(m.local.set(acc(i, j), wm.madd(m.f32x4.convert_i32x4_s(sum), scale, get(acc(i, j), v128))));
         }
       }

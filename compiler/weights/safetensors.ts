@@ -2,6 +2,7 @@
 
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
+import { halfToFloat } from "../../ir/half.js";
 import { InputError } from "../diagnostics.js";
 import type { TensorInfo, WeightSource } from "./source.js";
 
@@ -69,14 +70,6 @@ class SafetensorsFile {
   }
 }
 
-export function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
-}
 
 /** Opens `dir/model.safetensors`, or the shards listed by `dir/model.safetensors.index.json`, or a .safetensors file. */
 export function openSafetensors(path: string): WeightSource {

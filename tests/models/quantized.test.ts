@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { loadProgram } from "../../compiler/load.js";
 import { passes, runPipeline, withQuantization } from "../../compiler/passes/manager.js";
+import { floatToHalf, halfToFloat } from "../../ir/half.js";
 import { quantizeQ8 } from "../../ir/quant.js";
 import { generate } from "../../runtime/generate.js";
 import { compileInMemory, relError, root } from "../helpers.js";
@@ -13,13 +14,27 @@ import { compileInMemory, relError, root } from "../helpers.js";
 const tiny = join(root, "examples", "tiny-gpt2");
 
 describe("q8_0 quantization", () => {
-  it("matches GGUF Q8_0 rounding: d = max|w|/127, codes rounded half away from zero", () => {
+  it("matches GGUF Q8_0: d = max|w|/127 stored as f16, codes roundf(w / d)", () => {
     const w = Float32Array.from({ length: 32 }, (_, i) => (i - 15.5) / 10);
     const q = quantizeQ8(w, 1, 32);
-    expect(q.scales[0]).toBeCloseTo(1.55 / 127, 7);
+    expect(q.scales[0]).toBe(halfToFloat(floatToHalf(Math.fround(1.55 / 127))));
     expect(Math.max(...Array.from(q.codes, Math.abs))).toBe(127);
     expect(q.codes[0]).toBe(-127);
-    for (let i = 0; i < 32; i++) expect(Math.abs(q.dequant[i] - w[i])).toBeLessThanOrEqual(q.scales[0] / 2 + 1e-7);
+    // 0.05 / (1.55/127) = 4.0967… → 4; -0.05 → -4 (symmetric)
+    expect([q.codes[15], q.codes[16]]).toEqual([-4, 4]);
+    for (let i = 0; i < 32; i++) expect(Math.abs(q.dequant[i] - w[i])).toBeLessThanOrEqual(0.6 * q.scales[0]);
+  });
+
+  it("f16 conversion: exact values, ties to even, subnormals, overflow", () => {
+    expect(floatToHalf(1)).toBe(0x3c00);
+    expect(floatToHalf(-2)).toBe(0xc000);
+    expect(floatToHalf(65504)).toBe(0x7bff);
+    expect(floatToHalf(65520)).toBe(0x7c00); // rounds to infinity
+    expect(floatToHalf(2 ** -24)).toBe(0x0001);
+    expect(floatToHalf(2 ** -25)).toBe(0x0000); // a tie: to even (zero)
+    expect(floatToHalf(1 + 2 ** -11)).toBe(0x3c00); // tie between 1 and 1+2^-10: even
+    expect(floatToHalf(1 + 3 * 2 ** -11)).toBe(0x3c02);
+    for (const h of [0x0001, 0x03ff, 0x0400, 0x3555, 0x7bff]) expect(floatToHalf(halfToFloat(h))).toBe(h);
   });
 
   it("tiny GPT-2 at int8: weights shrink, logits stay close, greedy agrees with fp32", async () => {
@@ -28,7 +43,10 @@ describe("q8_0 quantization", () => {
     const quantized = q8.graphs[0].nodes.filter((n) => n.op === "param" && n.attrs.quant === "q8_0");
     expect(quantized.length).toBe(16); // 4 matrices in each of 4 layers; the tied head stays f32
     const a = await compileInMemory(fp), b = await compileInMemory(q8);
-    expect(b.art.manifest.memory.weights_bytes).toBeLessThan(0.6 * a.art.manifest.memory.weights_bytes);
+    // the 16 quantized matrices take 8.5 bits a weight (f16 scale per 32 codes), the rest stays f32
+    const qWeights = quantized.reduce((s, n) => s + (n.type.shape as number[]).reduce((x, y) => x * y, 1), 0);
+    const saved = a.art.manifest.memory.weights_bytes - b.art.manifest.memory.weights_bytes;
+    expect(saved / qWeights).toBeCloseTo(4 - 8.5 / 8, 1);
     const ref = JSON.parse(readFileSync(join(tiny, "greedy.json"), "utf8"));
     const la = a.model.run("forward", { ids: ref.prompt_ids }).logits;
     const lb = b.model.run("forward", { ids: ref.prompt_ids }).logits;
