@@ -50,3 +50,15 @@ export const procStatus = (key) => {
 };
 export const MB = (b) => (b / 1e6).toFixed(1) + " MB";
 export const log = (...a) => console.log(...a);
+
+/** Largest |got - want| and that relative to the largest |want|; non-finite values fail. */
+export function compareLogits(got, want) {
+  if (got.length !== want.length) throw new Error(`validation: ${got.length} logits vs ${want.length} expected`);
+  let maxErr = 0, maxRef = 0;
+  for (let i = 0; i < got.length; i++) {
+    if (!Number.isFinite(got[i])) return { maxErr: Infinity, maxRef: 1, rel: Infinity };
+    maxErr = Math.max(maxErr, Math.abs(got[i] - want[i]));
+    maxRef = Math.max(maxRef, Math.abs(want[i]));
+  }
+  return { maxErr, maxRef, rel: maxErr / Math.max(maxRef, 1e-30) };
+}

@@ -28,7 +28,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { MB, benchModels, log, median, now, procStatus } from "./common.js";
+import { MB, benchModels, compareLogits as compare, log, median, now, procStatus } from "./common.js";
 
 const SYSTEM = "onnxruntime-web";
 const VARIANT = "wasm";
@@ -204,16 +204,6 @@ function runChild(args, nodeFlags) {
   return JSON.parse(line.slice("RESULT ".length));
 }
 
-function compare(got, want) {
-  if (got.length !== want.length) throw new Error(`validation: ${got.length} logits from ORT vs ${want.length} from wasmformer`);
-  let maxErr = 0, maxRef = 0;
-  for (let i = 0; i < got.length; i++) {
-    if (!Number.isFinite(got[i])) return { maxErr: Infinity, maxRef: 1, rel: Infinity };
-    maxErr = Math.max(maxErr, Math.abs(got[i] - want[i]));
-    maxRef = Math.max(maxRef, Math.abs(want[i]));
-  }
-  return { maxErr, maxRef, rel: maxErr / Math.max(maxRef, 1e-30) };
-}
 
 function mergeResults(rows) {
   mkdirSync(resultsDir, { recursive: true });

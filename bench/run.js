@@ -24,7 +24,7 @@ import binaryen from "binaryen";
 import { generateArtifact, memoryWeights, programFromSource, runPipeline, selectPasses, withQuantization } from "../dist/compiler/index.js";
 import { Model, pickVariant } from "../dist/runtime/index.js";
 import { interpret, newSession } from "../dist/ir/interp.js";
-import { MB, benchModels, log, median, now, procStatus } from "./common.js";
+import { MB, benchModels, compareLogits as compare, log, median, now, procStatus } from "./common.js";
 
 // ---------------------------------------------------------------------------------------------
 // options
@@ -106,16 +106,6 @@ function bandwidthModule() {
   }
 }
 
-function compare(got, want) {
-  if (got.length !== want.length) throw new Error(`validation: ${got.length} logits vs ${want.length} from the interpreter`);
-  let maxErr = 0, maxRef = 0;
-  for (let i = 0; i < got.length; i++) {
-    if (!Number.isFinite(got[i])) return { maxErr: Infinity, maxRef: 1, rel: Infinity };
-    maxErr = Math.max(maxErr, Math.abs(got[i] - want[i]));
-    maxRef = Math.max(maxRef, Math.abs(want[i]));
-  }
-  return { maxErr, maxRef, rel: maxErr / Math.max(maxRef, 1e-30) };
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. model: random weights, compile
