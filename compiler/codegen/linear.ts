@@ -11,7 +11,7 @@
 
 import { floatToHalf, halfToFloat } from "../../ir/half.js";
 import { Q8_BLOCK } from "../../ir/quant.js";
-import { type Expr, WasmModule, createType, i32, none, v128 } from "./wasm.js";
+import { type Expr, WasmModule, createType, f32, i32, none, v128 } from "./wasm.js";
 
 const GROUP = 4;
 const ROW_BLOCK = 32;
@@ -39,8 +39,9 @@ const XV = 13; // 2 v128 locals: x vectors
 const WV = 15; // 1 v128 local: the weight vector
 const ACC = 16; // 8 v128 accumulators
 // int8 (q8_0) kernels also use: 16 weight codes, 4 i16x8 weight vectors, a block pointer
-const VV = 24, WQ = 26, PWB = 30;
-const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(17).fill(v128), i32];
+// and each row's block scale (f32), and for a single row its 4 vectors of x codes
+const VV = 24, WQ = 26, PWB = 30, XSF = 31, XQ = 33;
+const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(17).fill(v128), i32, f32, f32, v128, v128, v128, v128];
 
 /** q8_0 blocks: 32 weights of a row share one scale. A packed block of a 4-row group is the 4 f16
  * scales (8 bytes) then each row's 32 int8 codes (128 bytes): 8.5 bits a weight, as GGUF's Q8_0. */
@@ -99,16 +100,22 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
       const xCodes = (i: number, part: number) => m.v128.load(i * rowBytes + codesAt + part * 16, 2, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(6))));
       const xScale = (i: number) => m.f32.load(i * rowBytes, 4, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(2))));
       const out: Expr[] = [m.local.set(PWB, m.i32.add(get(PW), m.i32.mul(get(KB), wm.c32(Q8_BLOCK_BYTES))))];
+      // per block, once: each row's scale, and a single row's codes (they fit in registers)
+      for (let i = 0; i < rowsT; i++) out.push(m.local.set(XSF + i, xScale(i)));
+      if (rowsT === 1) for (let p = 0; p < 4; p++) out.push(m.local.set(XQ + p, xCodes(0, p)));
+      const xv = (i: number, p: number) => (rowsT === 1 ? get(XQ + p, v128) : xCodes(i, p));
       for (let j = 0; j < cols; j++) {
         for (let q = 0; q < 2; q++) {
           out.push(m.local.set(VV, m.v128.load(Q8_SCALES + j * Q8_BLOCK + q * 16, 1, get(PWB))));
           out.push(m.local.set(WQ + 2 * q, m.i16x8.extend_low_i8x16_s(get(VV, v128))));
           out.push(m.local.set(WQ + 2 * q + 1, m.i16x8.extend_high_i8x16_s(get(VV, v128))));
         }
+        // the weight row's f16 scale, decoded once for all rows (VV is free again)
+        out.push(m.local.set(VV, m.f32x4.splat(f16(m.i32.load16_u(j * 2, 2, get(PWB))))));
         for (let i = 0; i < rowsT; i++) {
-          const dot = (p: number) => m.i32x4.dot_i16x8_s(xCodes(i, p), get(WQ + p, v128));
+          const dot = (p: number) => m.i32x4.dot_i16x8_s(xv(i, p), get(WQ + p, v128));
           const sum = m.i32x4.add(m.i32x4.add(dot(0), dot(1)), m.i32x4.add(dot(2), dot(3)));
-          const scale = m.f32x4.splat(m.f32.mul(xScale(i), f16(m.i32.load16_u(j * 2, 2, get(PWB)))));
+          const scale = m.f32x4.mul(get(VV, v128), m.f32x4.splat(get(XSF + i, f32)));
           out.push(m.local.set(acc(i, j), wm.madd(m.f32x4.convert_i32x4_s(sum), scale, get(acc(i, j), v128))));
         }
       }
