@@ -26,11 +26,12 @@ const node = (flags, script, args) => {
 };
 const relaxed = ["--no-liftoff", "--experimental-wasm-relaxed-simd"];
 node(["--no-liftoff"], "./run.js", ["--model", "gpt2"]);
-node(relaxed, "./run.js", ["--model", "gpt2"]);
-if (!quick) node(["--no-liftoff"], "./run.js", ["--model", "gpt2", "--unfused"]);
+// variants reuse the base runs' serving-process figures
+node(relaxed, "./run.js", ["--model", "gpt2", "--no-serve"]);
+if (!quick) node(["--no-liftoff"], "./run.js", ["--model", "gpt2", "--unfused", "--no-serve"]);
 node(["--no-liftoff"], "./run.js", ["--model", "llama"]);
-node(["--no-liftoff"], "./run.js", ["--model", "llama", "--quantize", "int8"]);
-if (!quick) node(relaxed, "./run.js", ["--model", "llama"]);
+node(["--no-liftoff"], "./run.js", ["--model", "llama", "--quantize", "int8", "--no-serve"]);
+if (!quick) node(relaxed, "./run.js", ["--model", "llama", "--no-serve"]);
 node([], "./ort.js", []);
 
 // ---- summary -------------------------------------------------------------------------------
