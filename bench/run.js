@@ -25,6 +25,7 @@ import { generateArtifact, memoryWeights, programFromSource, runPipeline, select
 import { Model, pickVariant } from "../dist/runtime/index.js";
 import { interpret, newSession } from "../dist/ir/interp.js";
 import { MB, benchModels, compareLogits as compare, log, median, now, procStatus } from "./common.js";
+import { peakMaddGflops, timeLinear } from "./kernels.js";
 
 // ---------------------------------------------------------------------------------------------
 // options
@@ -172,6 +173,13 @@ function decodeWeightBytes(p) {
   return { read: [...seen.values()].reduce((a, b) => a + b, 0), names: [...seen.keys()] };
 }
 const dw = decodeWeightBytes(program);
+// the model's distinct matrix shapes, timed alone below
+const linearShapes = [...new Map(program.graphs.find((g) => g.name === "forward").nodes
+  .filter((n) => n.op === "linear")
+  .map((n) => {
+    const [N, K] = program.graphs.find((g) => g.name === "forward").nodes[n.args[1]].type.shape;
+    return [`${K}x${N}`, { K, N, quant: n.attrs.quant === "q8_0" }];
+  })).values()];
 const tied = dw.names.filter((n) => n.endsWith("^T^T"));
 if (tied.length) log(`note: the artifact holds a second copy of ${tied.map((n) => n.replace(/\^T\^T$/, "")).join(", ")} as '${tied.join("', '")}' (tied weights not shared)`);
 row("weight_bytes", weightBytes, "bytes");
@@ -338,6 +346,21 @@ const bytesPerToken = dw.read + kvBytes;
 const bestBw = Math.max(...gbps);
 const rooflineTokS = (bestBw * 1e9) / bytesPerToken;
 
+// per-kernel figures beside the wasm peaks: each matrix shape as a GEMV (1 row) and a GEMM (PREFILL rows)
+const peakGflops = flag("--no-kernels") ? NaN : await peakMaddGflops();
+const kernelRows = [];
+if (!flag("--no-kernels")) {
+  for (const { K, N, quant } of linearShapes) {
+    const gemv = await timeLinear(K, N, 1, { quant });
+    const gemm = await timeLinear(K, N, PREFILL, { quant, repeats: 3 });
+    const wBytes = quant ? K * N * 1.0625 : K * N * 4;
+    kernelRows.push({ shape: `${K}x${N}${quant ? " q8_0" : ""}`, gemvGBs: wBytes / gemv / 1e9, gemmGflops: (2 * K * N * PREFILL) / gemm / 1e9 });
+    row(`linear_${K}x${N}_gemv_bandwidth`, wBytes / gemv / 1e9, "GB/s");
+    row(`linear_${K}x${N}_gemm_gflops`, (2 * K * N * PREFILL) / gemm / 1e9, "GFLOP/s");
+  }
+  row("peak_f32x4_madd_gflops", peakGflops, "GFLOP/s");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 6. report
 
@@ -379,6 +402,11 @@ log(`${"".padEnd(22)}${table[0].slice(1, 4).map((h) => h.padStart(10)).join("")}
 for (const [name, med, mn, mx, unit] of table.slice(1)) log(`${name.padEnd(22)}${fmt(med, 2)}${fmt(mn, 2)}${fmt(mx, 2)}  ${unit}`);
 log("");
 log(`prefill compute: ~${((prefillFlops / median(prefillS)) / 1e9).toFixed(1)} GFLOP/s (2 flops per weight per token)`);
+if (kernelRows.length) {
+  log(`kernels alone, repeated calls (small matrices stay in cache; wasm peaks here: f32x4 mul+add ${peakGflops.toFixed(1)} GFLOP/s, v128 read of the weights ${bestBw.toFixed(1)} GB/s):`);
+  for (const k of kernelRows)
+    log(`  linear ${k.shape.padEnd(16)} GEMV ${k.gemvGBs.toFixed(1).padStart(6)} GB/s (${((100 * k.gemvGBs) / bestBw).toFixed(0)}% of read bw)   GEMM ${PREFILL} rows ${k.gemmGflops.toFixed(1).padStart(6)} GFLOP/s (${((100 * k.gemmGflops) / peakGflops).toFixed(0)}% of peak)`);
+}
 log(
   `decode roofline: ${MB(bytesPerToken)} per token (weights read ${MB(dw.read)} of ${MB(weightBytes)} + KV ${MB(kvBytes)}) / ${bestBw.toFixed(2)} GB/s (best) = ` +
     `${rooflineTokS.toFixed(2)} tok/s ceiling; measured ${median(decodeTokS).toFixed(2)} tok/s = ${((100 * median(decodeTokS)) / rooflineTokS).toFixed(0)}% of it`,

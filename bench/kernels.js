@@ -1,0 +1,70 @@
+// Per-kernel figures for the bench: the wasm f32x4 multiply-add peak on this core, and each
+// matrix shape of a model timed alone as a GEMV (1 row, bandwidth-bound) and a GEMM (many rows).
+
+import binaryen from "binaryen";
+import { generateArtifact } from "../dist/compiler/index.js";
+import { GraphBuilder } from "../dist/ir/graph.js";
+import { quantizeWeights } from "../dist/compiler/passes/quantize-weights.js";
+import { Model } from "../dist/runtime/index.js";
+import { median, now } from "./common.js";
+
+/**
+ * f32x4 multiply and add throughput (GFLOP/s, median of 5): 6 chains of multiplies and 6 of adds,
+ * independent of each other, so the measure is issue rate, not latency (14 of the 16 xmm registers).
+ */
+export async function peakMaddGflops() {
+  const C = 6;
+  const body = Array.from({ length: C }, (_, i) =>
+    `(local.set $p${i} (f32x4.mul (local.get $p${i}) (local.get $m))) (local.set $s${i} (f32x4.add (local.get $s${i}) (local.get $c)))`).join("\n");
+  const locals = Array.from({ length: C }, (_, i) => `(local $p${i} v128) (local $s${i} v128)`).join(" ");
+  const wat = `(module (func (export "run") (param $n i32) (result f32)
+    (local $m v128) (local $c v128) ${locals}
+    (local.set $m (f32x4.splat (f32.const 0.999))) (local.set $c (f32x4.splat (f32.const 0.001)))
+    (loop $l ${body} (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+    (f32x4.extract_lane 0 (f32x4.add ${Array.from({ length: C }, (_, i) => `(f32x4.add (local.get $p${i}) (local.get $s${i}))`).reduce((a, b) => `(f32x4.add ${a} ${b})`)} (local.get $c)))))`;
+  const m = binaryen.parseText(wat);
+  m.setFeatures(binaryen.Features.MVP | binaryen.Features.SIMD128);
+  const bytes = m.emitBinary();
+  m.dispose();
+  const { instance } = await WebAssembly.instantiate(bytes);
+  const n = 5_000_000;
+  instance.exports.run(1000);
+  const s = [];
+  for (let r = 0; r < 5; r++) {
+    const t0 = now();
+    instance.exports.run(n);
+    s.push((now() - t0) / 1000);
+  }
+  return (n * C * 2 * 4) / median(s) / 1e9; // C multiplies + C adds, 4 lanes each
+}
+
+/** One linear [rows, K] × [N, K]ᵀ compiled alone; median seconds per call over `repeats`. */
+export async function timeLinear(K, N, rows, { quant = false, repeats = 5, seed = 1 } = {}) {
+  let s = seed >>> 0 || 1;
+  const rand = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 0.04;
+  const params = new Map();
+  const b = new GraphBuilder("forward");
+  const ids = b.add("input", [], { name: "ids", kind: "tokens", dtype: "i32", shape: ["S"] });
+  const param = (name, shape) => {
+    const data = new Float32Array(shape[0] * shape[1]);
+    for (let i = 0; i < data.length; i++) data[i] = rand();
+    params.set(name, { name, shape, data });
+    return b.add("param", [], { name, shape });
+  };
+  const x = b.add("embedding", [param("x", [64, K]), ids]);
+  b.output("y", b.add("linear", [x, param("w", [N, K])]));
+  let p = { model: "kernel", config: {}, context: Math.max(rows, 1), graphs: [b.build()], params };
+  if (quant) p = quantizeWeights(p, "int8");
+  const art = generateArtifact(p);
+  const model = await Model.load({ manifest: art.manifest, wasm: art.wasm, weights: art.weights });
+  const input = { ids: Array.from({ length: rows }, (_, i) => i % 64) };
+  const call = () => model.run("forward", input); // includes the embedding gather and copying y out: small beside the matrix
+  call();
+  const t = [];
+  for (let r = 0; r < repeats; r++) {
+    const t0 = now();
+    call();
+    t.push((now() - t0) / 1000);
+  }
+  return median(t);
+}
