@@ -26,12 +26,13 @@ const node = (flags, script, args) => {
 };
 const relaxed = ["--no-liftoff", "--experimental-wasm-relaxed-simd"];
 node(["--no-liftoff"], "./run.js", ["--model", "gpt2"]);
-// variants reuse the base runs' serving-process figures
-node(relaxed, "./run.js", ["--model", "gpt2", "--no-serve"]);
-if (!quick) node(["--no-liftoff"], "./run.js", ["--model", "gpt2", "--unfused", "--no-serve"]);
+// variants reuse the base runs' serving-process figures; kernel shapes are timed in the base runs
+// and, for int8, in its own
+node(relaxed, "./run.js", ["--model", "gpt2", "--no-serve", "--no-kernels"]);
+if (!quick) node(["--no-liftoff"], "./run.js", ["--model", "gpt2", "--unfused", "--no-serve", "--no-kernels"]);
 node(["--no-liftoff"], "./run.js", ["--model", "llama"]);
 node(["--no-liftoff"], "./run.js", ["--model", "llama", "--quantize", "int8", "--no-serve"]);
-if (!quick) node(relaxed, "./run.js", ["--model", "llama", "--no-serve"]);
+if (!quick) node(relaxed, "./run.js", ["--model", "llama", "--no-serve", "--no-kernels"]);
 node([], "./ort.js", []);
 
 // ---- summary -------------------------------------------------------------------------------
