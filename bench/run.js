@@ -347,9 +347,11 @@ const bestBw = Math.max(...gbps);
 const rooflineTokS = (bestBw * 1e9) / bytesPerToken;
 
 // per-kernel figures beside the wasm peaks: each matrix shape as a GEMV (1 row) and a GEMM (PREFILL rows)
-const peakGflops = flag("--no-kernels") ? NaN : await peakMaddGflops();
+// (skipped by --quick, which must stay under 5 minutes for all systems; --kernels forces it)
+const KERNELS = flag("--kernels") || (!QUICK && !flag("--no-kernels"));
+const peakGflops = KERNELS ? await peakMaddGflops() : NaN;
 const kernelRows = [];
-if (!flag("--no-kernels")) {
+if (KERNELS) {
   for (const { K, N, quant } of linearShapes) {
     const gemv = await timeLinear(K, N, 1, { quant });
     const gemm = await timeLinear(K, N, PREFILL, { quant, repeats: 3 });
