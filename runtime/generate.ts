@@ -52,7 +52,7 @@ export function generate(model: Model, prompt: Ids, opts: GenerateOptions): Gene
   const out: number[] = [];
   model.reset();
   // an entry's `_last` variant computes the last position's logits only
-  const pick_entry = (name: string) => (man.entries.some((e) => e.name === `${name}_last`) ? `${name}_last` : name);
+  const entryFor = (name: string) => (man.entries.some((e) => e.name === `${name}_last`) ? `${name}_last` : name);
   let step: (ids: number[]) => Float32Array;
   let first: number[];
   const t0 = now();
@@ -60,12 +60,12 @@ export function generate(model: Model, prompt: Ids, opts: GenerateOptions): Gene
   if (man.kind === "seq2seq") {
     const enc = model.run("encode", { ids: prompt });
     model.setState("hidden", enc.hidden);
-    const entry = pick_entry("decode");
+    const entry = entryFor("decode");
     step = (ids) => model.run(entry, { ids }).logits;
     first = [man.tokens?.decoder_start ?? 0];
     prefillRows = prompt.length;
   } else if (man.kind === "causal-lm") {
-    const entry = pick_entry("forward");
+    const entry = entryFor("forward");
     step = (ids) => model.run(entry, { ids }).logits;
     first = Array.from(prompt);
     prefillRows = prompt.length;

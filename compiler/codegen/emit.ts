@@ -138,27 +138,44 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   const entries: ManifestEntry[] = [];
   const exports = new Map<string, string>();
   const caches = new Map<string, { k: number; v: number }>();
-  const planned: { g: Graph; statics: Set<number>; buf: Map<number, number>; arenaNodes: Node[] }[] = [];
+  const planned: { g: Graph; statics: Set<number>; borrowed: Set<number>; buf: Map<number, number>; arenaNodes: Node[] }[] = [];
+  // a value that depends only on parameters and state inputs is computed once for all entries:
+  // entries that hold the same one (decode and decode_last: T5's cross-attention keys and values)
+  // share its buffer, and only the first entry's prepare function computes it
+  const staticByKey = new Map<string, number>();
   const rowBytes = (n: Node) => rowWidth(n.type.shape) * 4;
   const maxBytes = (n: Node) => (typeof n.type.shape[0] === "number" ? n.type.shape.reduce<number>((a, b) => a * (b as number), 1) * 4 : p.context * rowBytes(n));
 
   for (const g of p.graphs) {
     const statics = staticNodes(g);
+    const borrowed = new Set<number>();
+    const keys = new Map<number, string>();
     const buf = new Map<number, number>();
     for (const n of g.nodes) {
       if (n.op === "param") {
         const at = paramAt.get(n.attrs.name as string)!;
         buf.set(n.id, at.rowMajor ?? at.packed!);
+        keys.set(n.id, `param:${n.attrs.name}`);
       }
-      else if (n.op === "input") buf.set(n.id, mem.take(maxBytes(n)));
-      else if (statics.has(n.id)) buf.set(n.id, mem.take(maxBytes(n)));
+      else if (n.op === "input") {
+        buf.set(n.id, mem.take(maxBytes(n)));
+        keys.set(n.id, `input:${n.attrs.name}`);
+      }
+      else if (statics.has(n.id)) {
+        const key = `${n.op}${JSON.stringify(n.attrs)}(${n.args.map((a) => keys.get(a)).join(",")})`;
+        keys.set(n.id, key);
+        const at = staticByKey.get(key);
+        if (at !== undefined) borrowed.add(n.id);
+        else staticByKey.set(key, mem.take(maxBytes(n)));
+        buf.set(n.id, staticByKey.get(key)!);
+      }
       if (n.op === "attention" && n.attrs.cache) {
         const kw = rowWidth(g.nodes[n.args[1]].type.shape), vw = rowWidth(g.nodes[n.args[2]].type.shape);
         const key = cacheKey(g.name, n);
         if (!caches.has(key)) caches.set(key, { k: mem.take(p.context * kw * 4), v: mem.take(p.context * vw * 4) });
       }
     }
-    planned.push({ g, statics, buf, arenaNodes: g.nodes.filter((n) => !buf.has(n.id)) });
+    planned.push({ g, statics, borrowed, buf, arenaNodes: g.nodes.filter((n) => !buf.has(n.id)) });
   }
 
   // scratch: activation rows quantized for the integer kernels (K/32 f32 scales + K i16 codes a row)
@@ -216,7 +233,7 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
   const exports = new Map<string, string>();
   let lowered = 0;
   const totalNodes = planned.reduce((s, x) => s + x.g.nodes.length, 0);
-  for (const { g, statics, buf } of planned) {
+  for (const { g, statics, borrowed, buf } of planned) {
     const ctx: LowerCtx = {
       wm,
       context: p.context,
@@ -246,9 +263,9 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
     const main: Expr[] = [];
     const prep: Expr[] = [];
     for (const n of g.nodes) {
-      const code = (lowerings[n.op as OpKind] as (c: LowerCtx, n: Node) => Expr[])(ctx, n);
-      (statics.has(n.id) ? prep : main).push(...code);
       onProgress?.(++lowered, totalNodes);
+      if (borrowed.has(n.id)) continue; // an earlier entry's prepare computes it
+      (statics.has(n.id) ? prep : main).push(...(lowerings[n.op as OpKind] as (c: LowerCtx, n: Node) => Expr[])(ctx, n));
     }
     const sig = createType([i32, i32, i32]);
     m.addFunction(g.name, sig, none, [], m.block(null, main.length ? main : [m.nop()]));

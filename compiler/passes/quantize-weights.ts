@@ -24,8 +24,9 @@ function linearOnly(p: Program): Set<string> {
   return new Set([...ok].filter(([, v]) => v).map(([k]) => k));
 }
 
+/** `scheme` names the storage; int8 (q8_0) is the one implemented. */
 export function quantizeWeights(p: Program, scheme: "int8"): Program {
-  void scheme;
+  if (scheme !== "int8") throw new Error(`unknown quantization scheme '${String(scheme)}'`);
   const eligible = linearOnly(p);
   const rules: Rule[] = [
     {

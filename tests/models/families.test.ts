@@ -61,7 +61,6 @@ for (const name of ["gpt2", "llama", "bert", "t5", "t5-v1_1"]) {
       it("incremental decode equals full recomputation", () => {
         const c = fx.cases.find((x) => (x.decoder_input_ids ?? x.input_ids).length >= 7)!;
         const full = runCase(model, kind, c);
-        const width = full.length / (c.decoder_input_ids ?? c.input_ids).length;
         // same sequence fed as a prefix of 3 rows, then one row at a time
         model.reset();
         const entry = kind === "seq2seq" ? "decode" : "forward";
@@ -74,7 +73,6 @@ for (const name of ["gpt2", "llama", "bert", "t5", "t5-v1_1"]) {
         for (const r of rows) inc.set(r, (at += r.length) - r.length);
         expect(relError(inc, full)).toBeLessThan(1e-5);
         expect(model.past).toBe(seq.length);
-        void width;
       });
 
       it("the _last entry gives the last row of the full logits", () => {
