@@ -7,6 +7,8 @@ import type { Program } from "../ir/types.js";
 import { InputError, registerSource } from "./diagnostics.js";
 import { type ElaborateOptions, elaborate } from "./frontend/elaborate.js";
 import { parseModel } from "./frontend/parser.js";
+import { ggufConfig } from "./weights/gguf-arch.js";
+import { openGguf, readGgufHeader } from "./weights/gguf.js";
 import { openSafetensors } from "./weights/safetensors.js";
 import type { WeightSource } from "./weights/source.js";
 
@@ -15,8 +17,12 @@ export function readText(path: string, what: string): string {
   return readFileSync(path, "utf8");
 }
 
+/** A .gguf file carries its own config (in its metadata) and tensors. */
+const isGguf = (path: string) => path.toLowerCase().endsWith(".gguf") && statSync(path).isFile();
+
 export function readHfConfig(dir: string): Record<string, unknown> {
   if (!existsSync(dir)) throw new InputError(`weights '${dir}' do not exist`);
+  if (isGguf(dir)) return ggufConfig(readGgufHeader(dir));
   const path = statSync(dir).isDirectory() ? join(dir, "config.json") : join(dir, "..", "config.json");
   const text = readText(path, "config");
   try {
@@ -30,7 +36,7 @@ export function readHfConfig(dir: string): Record<string, unknown> {
 
 export function openWeights(path: string): WeightSource {
   if (!existsSync(path)) throw new InputError(`weights '${path}' do not exist`);
-  return openSafetensors(path);
+  return isGguf(path) ? openGguf(path) : openSafetensors(path);
 }
 
 export function loadProgram(modelPath: string, weightsPath: string, opts: ElaborateOptions = {}): Program {

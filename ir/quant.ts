@@ -31,6 +31,38 @@ export function quantizeQ8(w: Float32Array, N: number, K: number): NonNullable<P
 }
 
 
+export const Q4_BLOCK = 32;
+
+/**
+ * Q4_0 as ggml's quantize_row_q4_0_ref, per block of 32 along a row: d = m / −8 where m is the
+ * block's value of largest magnitude (the first, on a tie), codes q = min(15, trunc(w / d + 8.5))
+ * ∈ 0..15 computed with the f32 scale, the scale stored as f16; values dequantize to (q − 8)·d.
+ * (Not a compile scheme: GGUF export writes it, GGUF import reads it.)
+ */
+export function quantizeQ4_0(w: Float32Array, N: number, K: number): { scheme: "q4_0"; codes: Uint8Array; scales: Float32Array; dequant: Float32Array } {
+  const f = Math.fround, blocks = K / Q4_BLOCK;
+  const codes = new Uint8Array(N * K), scales = new Float32Array(N * blocks), dequant = new Float32Array(N * K);
+  for (let n = 0; n < N; n++)
+    for (let b = 0; b < blocks; b++) {
+      const at = n * K + b * Q4_BLOCK;
+      let amax = 0, max = 0;
+      for (let t = 0; t < Q4_BLOCK; t++)
+        if (amax < Math.abs(w[at + t])) {
+          amax = Math.abs(w[at + t]);
+          max = w[at + t];
+        }
+      const d = f(max / -8), inv = d ? f(1 / d) : 0;
+      const d16 = halfToFloat(floatToHalf(d));
+      scales[n * blocks + b] = d16;
+      for (let t = 0; t < Q4_BLOCK; t++) {
+        const q = Math.min(15, Math.trunc(f(f(w[at + t] * inv) + 8.5)));
+        codes[at + t] = q;
+        dequant[at + t] = f((q - 8) * d16);
+      }
+    }
+  return { scheme: "q4_0", codes, scales, dequant };
+}
+
 /** Round half to even (wasm's f32.nearest). */
 export function roundHalfEven(v: number): number {
   const r = Math.round(v);
