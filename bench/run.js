@@ -4,7 +4,7 @@
 //   npm run bench               (node --no-liftoff bench/run.js)
 //   npm run bench -- --quick    fewer repeats, for a quick check
 //   options: --context N (compiled context, default 1024), --prefill N (default 128),
-//            --repeats N, --decode-steps N, --seed N, --no-validate
+//            --repeats N, --decode-steps N, --seed N, --no-validate, --threads N
 //
 // Method (llm.c / ggml habits): validate the compiled model against the IR interpreter first,
 // warm up by calling the kernels, then time N separate calls and report median, min and max.
@@ -23,6 +23,7 @@ import { fileURLToPath } from "node:url";
 import binaryen from "binaryen";
 import { generateArtifact, memoryWeights, programFromSource, runPipeline, selectPasses, withQuantization } from "../dist/compiler/index.js";
 import { Model, pickVariant } from "../dist/runtime/index.js";
+import { nodeThreads } from "../dist/runtime/node.js";
 import { interpret, newSession } from "../dist/ir/interp.js";
 import { MB, benchModels, compareLogits as compare, log, median, now, procStatus } from "./common.js";
 import { peakMaddGflops, timeLinear } from "./kernels.js";
@@ -61,7 +62,7 @@ const UNFUSED = flag("--unfused");
 const QUANT = strOpt("--quantize", undefined); // int8
 const VALIDATE_TOL = QUANT ? VALIDATE_TOL_INT8 : VALIDATE_TOL_FP;
 const SYSTEM = "wasmformer";
-const THREADS = 1;
+const THREADS = opt("--threads", 1); // threads running the matrix kernels (model.threads.wasm above 1)
 
 const specs = benchModels;
 const spec = specs[MODEL_KEY];
@@ -74,9 +75,9 @@ const hfConfig = spec.config;
 
 
 /** A wasm module that sums [ptr, end) of an imported memory with v128 loads (8 accumulators; integer adds, so any bytes will do). */
-function bandwidthModule() {
+function bandwidthModule(pages, shared) {
   const wat = `(module
-  (import "env" "memory" (memory 1))
+  (import "env" "memory" (memory 1 ${shared ? `${pages} shared` : ""}))
   (func (export "sum") (param $p i32) (param $end i32) (result i32)
     (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
     (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
@@ -99,7 +100,7 @@ function bandwidthModule() {
              (i32.add (i32x4.extract_lane 2 (local.get $a0)) (i32x4.extract_lane 3 (local.get $a0))))))`;
   const m = binaryen.parseText(wat);
   try {
-    m.setFeatures(binaryen.Features.MVP | binaryen.Features.SIMD128);
+    m.setFeatures(binaryen.Features.MVP | binaryen.Features.SIMD128 | binaryen.Features.Atomics);
     if (!m.validate()) throw new Error("bandwidth module does not validate");
     return m.emitBinary();
   } finally {
@@ -123,7 +124,7 @@ const stat = (metric, xs, unit) => {
 const tStart = now();
 log(`wasmformer bench${QUICK ? " (--quick)" : ""}: ${MODEL} (${spec.wf}, vocab ${hfConfig.vocab_size})${UNFUSED ? ", unfused" : ""}`);
 log(`node ${process.version} (${process.arch}), V8 ${process.versions.v8}, exec flags [${process.execArgv.join(" ")}]`);
-log(`threads: ${THREADS} (wasm is single-threaded here); host CPUs: ${os.availableParallelism?.() ?? os.cpus().length} (${os.cpus()[0]?.model ?? "?"})`);
+log(`threads: ${THREADS}${THREADS > 1 ? " (matrix kernels split by output rows over worker threads)" : ""}; host CPUs: ${os.availableParallelism?.() ?? os.cpus().length} (${os.cpus()[0]?.model ?? "?"})`);
 log(`context ${CONTEXT}, prefill ${PREFILL} tokens, ${REPEATS} repeats, ${DECODE_STEPS} decode steps at past ${PREFILL}`);
 if (!process.execArgv.includes("--no-liftoff")) log("warning: not run with --no-liftoff (use `npm run bench`)");
 
@@ -188,12 +189,13 @@ row("linear_memory_bytes", art.manifest.memory.pages * 65536, "bytes");
 
 t0 = now();
 // the variant the runtime would pick on this host (relaxed SIMD under --experimental-wasm-relaxed-simd)
-const variant = pickVariant(art.manifest.variants);
+const variant = pickVariant(art.manifest.variants, { threads: THREADS });
+if (THREADS > 1 && !variant.features.includes("threads")) throw new Error("--threads: this host has no shared WebAssembly memory");
 const VARIANT = `${variant.features.includes("relaxed-simd") ? "relaxed-simd" : "simd128"}${UNFUSED ? "-unfused" : ""}${QUANT ? `-${QUANT}` : ""}`;
 for (const r of rows) r.variant = VARIANT;
 VARIANT_NOW = VARIANT;
 log(`variant: ${VARIANT} (${variant.file})`);
-const model = await Model.load({ manifest: art.manifest, wasm: art.variants.find((v) => v.file === variant.file).wasm, weights: art.weights });
+const model = await Model.load({ manifest: art.manifest, wasm: art.variants.find((v) => v.file === variant.file).wasm, weights: art.weights }, { threads: THREADS, host: nodeThreads });
 const loadS = (now() - t0) / 1000;
 log(`Model.load: ${(loadS * 1000).toFixed(0)} ms`);
 row("load_time", loadS, "s");
@@ -326,7 +328,7 @@ for (let s = 0; s < DECODE_STEPS; s++) {
 // ---------------------------------------------------------------------------------------------
 // 5. roofline: wasm SIMD read bandwidth over the model's weights (in its own linear memory)
 
-const bw = await WebAssembly.instantiate(bandwidthModule(), { env: { memory: model.memory } });
+const bw = await WebAssembly.instantiate(bandwidthModule(model.memory.buffer.byteLength / 65536, THREADS > 1), { env: { memory: model.memory } });
 const sum = bw.instance.exports.sum;
 const lo = model.manifest.memory.weights_offset;
 const hi = lo + Math.floor(weightBytes / 128) * 128;
@@ -421,9 +423,10 @@ mkdirSync(outDir, { recursive: true });
 // read-merge-write: keep other systems' rows (bench/ort.js writes ONNX Runtime's)
 let kept = [];
 try {
-  kept = JSON.parse(readFileSync(`${outDir}latest.json`, "utf8")).filter((r) => !(r.system === SYSTEM && r.model === MODEL && r.variant === VARIANT));
+  kept = JSON.parse(readFileSync(`${outDir}latest.json`, "utf8")).filter((r) => !(r.system === SYSTEM && r.model === MODEL && r.variant === VARIANT && r.threads === THREADS));
 } catch {
   /* no earlier results */
 }
 writeFileSync(`${outDir}latest.json`, JSON.stringify([...kept, ...rows], null, 2) + "\n");
 log(`wrote ${rows.length} rows to bench/results/latest.json; total ${((now() - tStart) / 1000).toFixed(1)} s`);
+model.dispose();

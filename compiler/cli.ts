@@ -6,7 +6,7 @@ import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { IRError } from "../ir/graph.js";
 import { generate } from "../runtime/generate.js";
-import { ArtifactError } from "../runtime/model.js";
+import { ArtifactError, type Model } from "../runtime/model.js";
 import { loadArtifact } from "../runtime/node.js";
 import { encodeNpy } from "../runtime/npy.js";
 import { loadTokenizer } from "../runtime/tokenizer.js";
@@ -60,8 +60,18 @@ function terminalProgressFn(what: string) {
   return p ? (d: number, t: number, detail: string) => (p.update(what, d, t, detail), d === t && p.done()) : undefined;
 }
 
-async function cmdRun(a: { artifact: string; "input-ids": string; "token-type-ids"?: string; "decoder-input-ids"?: string; out: string }) {
-  const model = await loadArtifact(a.artifact);
+/** Loads an artifact, runs `use` on it, and stops its worker threads. */
+async function withModel<T>(a: { artifact: string; threads: number }, use: (model: Model) => T | Promise<T>): Promise<T> {
+  if (!Number.isInteger(a.threads) || a.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${a.threads}`);
+  const model = await loadArtifact(a.artifact, { threads: a.threads });
+  try {
+    return await use(model);
+  } finally {
+    model.dispose();
+  }
+}
+
+const cmdRun = (a: { artifact: string; threads: number; "input-ids": string; "token-type-ids"?: string; "decoder-input-ids"?: string; out: string }) => withModel(a, (model) => {
   const ids = parseIds("input-ids", a["input-ids"])!;
   const types = parseIds("token-type-ids", a["token-type-ids"]);
   const dec = parseIds("decoder-input-ids", a["decoder-input-ids"]);
@@ -80,10 +90,10 @@ async function cmdRun(a: { artifact: string; "input-ids": string; "token-type-id
   }
   writeFileSync(a.out, encodeNpy(out, [out.length / width, width]));
   process.stderr.write(`wrote ${a.out}: float32 [${out.length / width}, ${width}]\n`);
-}
+});
 
-async function cmdGenerate(a: { artifact: string; prompt?: string; "input-ids"?: string; "max-new-tokens": number; temperature: number; seed: number; json?: boolean; "ignore-eos"?: boolean }) {
-  const model = await loadArtifact(a.artifact);
+type GenerateArgs = { artifact: string; threads: number; prompt?: string; "input-ids"?: string; "max-new-tokens": number; temperature: number; seed: number; json?: boolean; "ignore-eos"?: boolean };
+const cmdGenerate = (a: GenerateArgs) => withModel(a, (model) => {
   const tokPath = model.manifest.tokenizer ? join(a.artifact, model.manifest.tokenizer) : undefined;
   const readJson = (p: string) => JSON.parse(readFileSync(p, "utf8"));
   let tokenizer;
@@ -108,9 +118,9 @@ async function cmdGenerate(a: { artifact: string; prompt?: string; "input-ids"?:
   } else {
     if (!tokenizer) process.stdout.write(r.ids.join(","));
     process.stdout.write("\n");
-    process.stderr.write(`prefill ${r.prefillTokensPerS.toFixed(1)} tokens/s, decode ${r.decodeTokensPerS.toFixed(1)} tokens/s\n`);
+    process.stderr.write(`prefill ${r.prefillTokensPerS.toFixed(1)} tokens/s, decode ${r.decodeTokensPerS.toFixed(1)} tokens/s${model.threads > 1 ? ` (${model.threads} threads)` : ""}\n`);
   }
-}
+});
 
 export async function main(argv: string[]): Promise<number> {
   const cli = yargs(argv)
@@ -137,6 +147,7 @@ export async function main(argv: string[]): Promise<number> {
         .option("input-ids", { type: "string", demandOption: true })
         .option("token-type-ids", { type: "string" })
         .option("decoder-input-ids", { type: "string" })
+        .option("threads", { type: "number", default: 1, describe: "threads running the matrix kernels (model.threads.wasm above 1)" })
         .option("out", { type: "string", demandOption: true }))
     .command("generate <artifact>", "generate tokens from a prompt", (y) =>
       y.positional("artifact", { type: "string", demandOption: true })
@@ -147,6 +158,7 @@ export async function main(argv: string[]): Promise<number> {
         .option("seed", { type: "number", default: 0 })
         .option("ignore-eos", { type: "boolean", describe: "keep going after an end-of-sequence token" })
         .option("json", { type: "boolean" })
+        .option("threads", { type: "number", default: 1, describe: "threads running the matrix kernels (model.threads.wasm above 1)" })
         .conflicts("prompt", "input-ids"))
     .fail((msg, err) => {
       throw err ?? new UsageError(msg);

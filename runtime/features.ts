@@ -1,5 +1,7 @@
 // Feature detection for the host's WebAssembly: which artifact variant it can run.
 
+import { hasThreads } from "./threads.js";
+
 const bytes = (...parts: number[][]) => new Uint8Array(parts.flat());
 const v128zero = [0xfd, 0x0c, ...Array(16).fill(0)];
 
@@ -24,9 +26,13 @@ export interface WasmVariant {
   features: string[];
 }
 
-/** The most capable variant this host supports (the plain SIMD128 one always works). */
-export function pickVariant(variants: readonly WasmVariant[]): WasmVariant {
-  const have = new Set(["simd128", ...(hasRelaxedSimd() ? ["relaxed-simd"] : [])]);
+/**
+ * The variant to run: with `threads` > 1 the threaded one where the host has shared memory,
+ * otherwise the most capable single-threaded one (the plain SIMD128 one always works).
+ */
+export function pickVariant(variants: readonly WasmVariant[], { threads = 1 }: { threads?: number } = {}): WasmVariant {
+  const have = new Set(["simd128", ...(hasRelaxedSimd() ? ["relaxed-simd"] : []), ...(threads > 1 && hasThreads() ? ["threads"] : [])]);
   const usable = variants.filter((v) => v.features.every((f) => have.has(f)));
-  return usable.sort((a, b) => b.features.length - a.features.length)[0] ?? variants[0];
+  const rank = (v: WasmVariant) => (v.features.includes("threads") ? 100 : 0) + v.features.length;
+  return usable.sort((a, b) => rank(b) - rank(a))[0] ?? variants[0];
 }

@@ -1,6 +1,7 @@
 // wasmformer/runtime: load a compiled artifact and run it, in Node or a browser.
 
-export { Model, ArtifactError, type ArtifactFiles, type RunInputs, type Ids } from "./model.js";
+export { Model, ArtifactError, type ArtifactFiles, type LoadOptions, type RunInputs, type Ids } from "./model.js";
+export { browserThreads, hasThreads, type ThreadHost } from "./threads.js";
 export { generate, argmax, type GenerateOptions, type GenerateResult } from "./generate.js";
 export type { Manifest, ManifestEntry, ManifestInput, ManifestOutput } from "./manifest.js";
 export { encodeNpy, decodeNpy } from "./npy.js";

@@ -41,7 +41,14 @@ export interface Manifest {
   /** Longest sequence (past + current rows) the artifact accepts. */
   context: number;
   config: Record<string, number | string | boolean>;
-  memory: { pages: number; weights_offset: number; weights_bytes: number; activation_bytes: number };
+  memory: {
+    pages: number;
+    weights_offset: number;
+    weights_bytes: number;
+    activation_bytes: number;
+    /** Address of the thread control block (runtime/control.ts). */
+    control?: number;
+  };
   features: string[];
   /** Module files and the features each needs; the runtime runs the most capable one the host has. */
   variants?: { file: string; features: string[] }[];

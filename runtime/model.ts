@@ -2,6 +2,8 @@
 // imports: the same code runs in browsers, fed ArrayBuffers.
 
 import type { Manifest, ManifestEntry } from "./manifest.js";
+import { CONTROL } from "./control.js";
+import type { ThreadHost } from "./threads.js";
 
 /**
  * weights.bin: its bytes, a stream of them (a browser's `(await fetch(url)).body`), or a
@@ -28,6 +30,15 @@ export interface RunInputs {
 }
 
 export class ArtifactError extends Error {}
+
+export interface LoadOptions {
+  /**
+   * Threads running the matrix kernels, the calling one included (default 1). Above 1, `wasm`
+   * must be the threaded variant (model.threads.wasm) and `host` starts the workers.
+   */
+  threads?: number;
+  host?: ThreadHost;
+}
 
 async function fillWeights(w: WeightsInput, into: Uint8Array): Promise<void> {
   const size = (n: number) => {
@@ -58,19 +69,63 @@ export class Model {
   private stateRows = 0;
   private readonly exports: Record<string, (rows: number, past: number, erows: number) => void>;
 
+  /** Worker threads serving kernel shares (threads − 1 of them). */
+  private workers: { terminate(): void }[] = [];
+
   private constructor(readonly manifest: Manifest, readonly memory: WebAssembly.Memory, instance: WebAssembly.Instance) {
     this.exports = instance.exports as never;
   }
 
-  static async load(files: ArtifactFiles): Promise<Model> {
+  static async load(files: ArtifactFiles, opts: LoadOptions = {}): Promise<Model> {
     const m = files.manifest;
     if (m.format !== "wasmformer" || m.version !== 1) throw new ArtifactError(`not a wasmformer v1 artifact (format ${String(m.format)}, version ${String(m.version)})`);
-    const memory = new WebAssembly.Memory({ initial: m.memory.pages, maximum: m.memory.pages });
+    const threads = opts.threads ?? 1;
+    if (!Number.isInteger(threads) || threads < 1) throw new ArtifactError(`threads must be a positive integer, got ${threads}`);
+    const module = await WebAssembly.compile(files.wasm);
+    const shared = WebAssembly.Module.exports(module).some((e) => e.name === "__worker");
+    if (threads > 1 && !shared) throw new ArtifactError(`${threads} threads need the threaded module (model.threads.wasm); this one is single-threaded`);
+    if (threads > 1 && !opts.host) throw new ArtifactError("threads > 1 need a thread host (loadArtifact in Node, browserThreads in a page)");
+    const memory = new WebAssembly.Memory({ initial: m.memory.pages, maximum: m.memory.pages, shared });
     const into = new Uint8Array(memory.buffer, m.memory.weights_offset, m.memory.weights_bytes);
-    const [{ instance }] = await Promise.all([WebAssembly.instantiate(files.wasm, { env: { memory } }), fillWeights(files.weights, into)]);
+    const [instance] = await Promise.all([WebAssembly.instantiate(module, { env: { memory } }), fillWeights(files.weights, into)]);
     const model = new Model(m, memory, instance);
+    if (threads > 1) await model.startThreads(module, threads, opts.host!);
     for (const e of m.entries) if (e.prepare && !e.inputs.some((i) => i.kind === "state")) model.exports[e.prepare](0, 0, 0);
     return model;
+  }
+
+  private async startThreads(module: WebAssembly.Module, threads: number, host: ThreadHost) {
+    const at = this.manifest.memory.control;
+    if (at === undefined) throw new ArtifactError("the manifest has no thread control block (recompile the artifact)");
+    // workers wait for the generation after this one: nothing bumps it until `threads` is set below
+    const generation = Atomics.load(new Int32Array(this.memory.buffer, at + CONTROL.generation, 1), 0);
+    try {
+      for (let id = 1; id < threads; id++) this.workers.push(await host.start(module, this.memory, id, generation));
+    } catch (e) {
+      this.dispose();
+      throw new ArtifactError(`could not start ${threads - 1} worker threads: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    // from now on the kernels publish jobs to the workers
+    new Int32Array(this.memory.buffer, at + CONTROL.threads, 1)[0] = threads;
+  }
+
+  /** Threads running the kernels, the calling one included. */
+  get threads(): number {
+    return this.workers.length + 1;
+  }
+
+  /** Stops the worker threads (a single-threaded model has nothing to release). */
+  dispose() {
+    const at = this.manifest.memory.control;
+    if (this.workers.length && at !== undefined) {
+      const c = new Int32Array(this.memory.buffer, at, CONTROL.bytes / 4);
+      c[CONTROL.threads / 4] = 1;
+      Atomics.store(c, CONTROL.quit / 4, 1);
+      Atomics.add(c, CONTROL.generation / 4, 1);
+      Atomics.notify(c, CONTROL.generation / 4);
+    }
+    for (const w of this.workers) w.terminate();
+    this.workers = [];
   }
 
   entry(name: string): ManifestEntry {

@@ -58,29 +58,32 @@ export interface GenerateOptions {
   noReuse?: boolean;
 }
 
-/**
- * Plans memory once, then lowers the program for each variant: plain SIMD128 (model.wasm,
- * runs everywhere) and relaxed SIMD (model.relaxed.wasm, fused multiply-add in the matrix
- * kernels). Both share the memory layout and weights.bin; the runtime picks by feature detection.
- */
+/** Module variants: all share the memory layout and weights.bin; the runtime picks one by feature detection. */
+const VARIANTS = [
+  // runs everywhere
+  { file: "model.wasm", features: ["simd128"], options: {} },
+  // fused multiply-add in the matrix kernels
+  { file: "model.relaxed.wasm", features: ["simd128", "relaxed-simd"], options: { relaxed: true } },
+  // shared memory: matrix kernels split over worker threads (run with threads > 1)
+  { file: "model.threads.wasm", features: ["simd128", "threads"], options: { threads: true } },
+];
+
+/** Plans memory once, then lowers the program for each variant. */
 export function generate(p: Program, opts: GenerateOptions = {}): CompiledArtifact {
   const plain = new WasmModule();
   try {
     const plan = planMemory(p, plain.dataEnd, opts);
     const base = lowerVariant(plain, p, plan, opts.onProgress);
-    const relaxed = new WasmModule({ relaxed: true });
-    try {
-      const r = lowerVariant(relaxed, p, plan);
-      return {
-        ...base,
-        variants: [
-          { file: "model.wasm", features: ["simd128"], wasm: base.wasm },
-          { file: "model.relaxed.wasm", features: ["simd128", "relaxed-simd"], wasm: r.wasm },
-        ],
-      };
-    } finally {
-      relaxed.dispose();
+    const variants = [{ file: VARIANTS[0].file, features: VARIANTS[0].features, wasm: base.wasm }];
+    for (const v of VARIANTS.slice(1)) {
+      const wm = new WasmModule(v.options);
+      try {
+        variants.push({ file: v.file, features: v.features, wasm: lowerVariant(wm, p, plan).wasm });
+      } finally {
+        wm.dispose();
+      }
     }
+    return { ...base, variants };
   } finally {
     plain.dispose();
   }
@@ -303,12 +306,9 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
     kind: kindOf(p),
     context: p.context,
     config: p.config,
-    memory: { pages, weights_offset: weightsStart, weights_bytes: weights.byteLength, activation_bytes: plan.activationBytes },
+    memory: { pages, weights_offset: weightsStart, weights_bytes: weights.byteLength, activation_bytes: plan.activationBytes, control: wm.control },
     features: ["simd128"],
-    variants: [
-      { file: "model.wasm", features: ["simd128"] },
-      { file: "model.relaxed.wasm", features: ["simd128", "relaxed-simd"] },
-    ],
+    variants: VARIANTS.map(({ file, features }) => ({ file, features })),
     entries,
   };
   return { wasm: binary, weights, manifest, wat: text, buffers: new Map(planned.map((x) => [x.g.name, x.buf])) };

@@ -32,16 +32,21 @@ export function packLinearWeight(w: Float32Array, N: number, K: number): Float32
   return out;
 }
 
-// parameters and locals of every generated linear kernel (x, w, b, residual, out, rows)
-const X = 0, W = 1, B = 2, RES = 3, OUT = 4, ROWS = 5;
-const R = 6, G = 7, KB = 8, PX = 9, PW = 10, RB = 11, REND = 12;
-const XV = 13; // 2 v128 locals: x vectors
-const WV = 15; // 1 v128 local: the weight vector
-const ACC = 16; // 8 v128 accumulators
+// parameters of every generated linear kernel: (x, w, b, residual, out, rows, from, to), where
+// [from, to) are the groups of 4 output rows to compute (a thread's share; see WasmModule.parallel)
+const X = 0, W = 1, B = 2, RES = 3, OUT = 4, ROWS = 5, G0 = 6, G1 = 7;
+// locals
+const R = 8, G = 9, KB = 10, PX = 11, PW = 12, RB = 13, REND = 14;
+const XV = 15; // 2 v128 locals: x vectors
+const WV = 17; // 1 v128 local: the weight vector
+const ACC = 18; // 8 v128 accumulators
 // int8 (q8_0) kernels also use: 16 weight codes, 4 i16x8 weight vectors, a block pointer
 // and each row's block scale (f32), and for a single row its 4 vectors of x codes
-const VV = 24, WQ = 26, PWB = 30, XSF = 31, XQ = 33;
-const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(17).fill(v128), i32, f32, f32, v128, v128, v128, v128];
+const VV = 26, WQ = 27, PWB = 31, XSF = 32, XQ = 34;
+const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(16).fill(v128), i32, f32, f32, v128, v128, v128, v128];
+
+/** Work units of a linear kernel with N outputs: its groups of 4 output rows. */
+export const linearUnits = (N: number) => Math.ceil(N / GROUP);
 
 /** q8_0 blocks: 32 weights of a row share one scale. A packed block of a 4-row group is the 4 f16
  * scales (8 bytes) then each row's 32 int8 codes (128 bytes): 8.5 bits a weight, as GGUF's Q8_0. */
@@ -177,9 +182,10 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
     const perBlock: Expr[] = [
       m.local.set(REND, m.select(m.i32.lt_s(m.i32.add(get(RB), wm.c32(ROW_BLOCK)), get(ROWS)), m.i32.add(get(RB), wm.c32(ROW_BLOCK)), get(ROWS))),
     ];
-    if (full > 0) perBlock.push(wm.loop("g", G, wm.c32(0), full, 1, rowsOfGroup(4)));
-    if (part > 0) perBlock.push(m.local.set(G, wm.c32(full)), ...rowsOfGroup(part));
+    // full groups in [from, min(to, full)), then the partial group if it is in range
+    if (full > 0) perBlock.push(wm.loop("g", G, get(G0), () => m.select(m.i32.lt_s(get(G1), wm.c32(full)), get(G1), wm.c32(full)), 1, rowsOfGroup(4)));
+    if (part > 0) perBlock.push(m.if(m.i32.gt_s(get(G1), wm.c32(full)), m.block(null, [m.local.set(G, wm.c32(full)), ...rowsOfGroup(part)])));
     const body = wm.loop("rb", RB, wm.c32(0), () => get(ROWS), ROW_BLOCK, perBlock);
-    m.addFunction(name, createType([i32, i32, i32, i32, i32, i32]), none, LOCALS, body);
+    m.addFunction(name, createType([i32, i32, i32, i32, i32, i32, i32, i32]), none, LOCALS, body);
   });
 }

@@ -4,7 +4,7 @@
 import type { OpKind } from "../../ir/ops.js";
 import { bucketTable } from "../../ir/relpos.js";
 import type { Node } from "../../ir/types.js";
-import { linearKernel } from "./linear.js";
+import { linearKernel, linearUnits } from "./linear.js";
 import type { Expr, WasmModule } from "./wasm.js";
 
 export interface LowerCtx {
@@ -67,12 +67,10 @@ export const lowerings = {
     const quant = c.node(w).attrs.quant as "q8_0" | undefined;
     const fn = linearKernel(c.wm, K, N, { bias: b !== undefined, act: n.attrs.act as string | undefined, residual: residual !== undefined }, quant);
     const opt = (id: number | undefined) => (id !== undefined ? c.ptr(id) : c.wm.c32(0));
-    if (!quant) return [c.wm.m.call(fn, [c.ptr(x), c.packedWeight(w), opt(b), opt(residual), c.ptr(n.id), c.rows(n.id)], 0)];
+    const call = (xp: Expr) => c.wm.parallel(fn, [xp, c.packedWeight(w), opt(b), opt(residual), c.ptr(n.id), c.rows(n.id)], linearUnits(N), N * K);
+    if (!quant) return [call(c.ptr(x))];
     // integer kernels read x quantized into the scratch area first
-    return [
-      c.wm.callLib("quantize_rows_q8", [c.ptr(x), c.scratch(), c.rows(n.id), c.wm.c32(K)]),
-      c.wm.m.call(fn, [c.scratch(), c.packedWeight(w), opt(b), opt(residual), c.ptr(n.id), c.rows(n.id)], 0),
-    ];
+    return [c.wm.callLib("quantize_rows_q8", [c.ptr(x), c.scratch(), c.rows(n.id), c.wm.c32(K)]), call(c.scratch())];
   },
   matmul: unsupported("the right operand must be a parameter (canonicalize-matmul turns that into linear)"),
   transpose: (c, n) => {

@@ -4,6 +4,7 @@
 import binaryen from "binaryen";
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { CONTROL } from "../../runtime/control.js";
 
 export type Expr = binaryen.ExpressionRef;
 export const { i32, f32, v128, none, createType } = binaryen;
@@ -20,6 +21,9 @@ function kernelLibrary(): string {
   throw new Error(`kernel library ${candidates[0]} is missing: run 'npm run build'`);
 }
 
+/** Multiply-adds below which a matrix kernel call is not split over threads (~10 µs of work). */
+const MIN_PARALLEL_MACS = 1 << 16;
+
 /** A wasm module under construction: the kernel library plus generated kernels and entries. */
 export class WasmModule {
   readonly m: binaryen.Module;
@@ -32,12 +36,22 @@ export class WasmModule {
   readonly dataEnd: number;
   /** Whether generated kernels may use relaxed SIMD (fused multiply-add). */
   readonly relaxed: boolean;
+  /** Whether the module runs its matrix kernels on worker threads over a shared memory. */
+  readonly threads: boolean;
+  /** Address of the thread control block (reserved in every variant, so layouts agree). */
+  readonly control: number;
+  /** Kernels that `parallel` splits over threads, in table order. */
+  private readonly table: string[] = [];
 
-  constructor(opts: { relaxed?: boolean } = {}) {
+  constructor(opts: { relaxed?: boolean; threads?: boolean } = {}) {
     this.relaxed = opts.relaxed ?? false;
+    this.threads = opts.threads ?? false;
     // the library's text form keeps its function names (this binaryen.js build has no binary reader)
     this.m = binaryen.parseText(kernelLibrary());
-    this.m.setFeatures(this.relaxed ? FEATURES | binaryen.Features.RelaxedSIMD : FEATURES);
+    let features = FEATURES;
+    if (this.relaxed) features |= binaryen.Features.RelaxedSIMD;
+    if (this.threads) features |= binaryen.Features.Atomics;
+    this.m.setFeatures(features);
     for (let i = this.m.getNumExports() - 1; i >= 0; i--) {
       const info = binaryen.getExportInfo(this.m.getExportByIndex(i));
       if (info.kind === binaryen.ExternalFunction) this.lib.set(info.name, info.value);
@@ -52,7 +66,8 @@ export class WasmModule {
       this.segments.push({ offset: info.offset, data: new Uint8Array(info.data) });
       end = Math.max(end, info.offset + info.data.byteLength);
     }
-    this.dataEnd = end;
+    this.control = Math.ceil(end / 64) * 64;
+    this.dataEnd = this.control + CONTROL.bytes;
   }
 
   private *exportNames() {
@@ -80,6 +95,82 @@ export class WasmModule {
       build();
     }
     return name;
+  }
+
+  /**
+   * A call of `kernel(a0..a5, from, to)` over work units [0, units) (a linear kernel's groups
+   * of 4 output rows). The threaded variant splits the range over the threads serving kernels:
+   * the caller publishes the job, runs the first share and waits for the workers' shares.
+   * Splitting by output rows keeps every sum's order, so results equal the single-thread ones.
+   */
+  parallel(kernel: string, args: Expr[], units: number, macsPerRow: number): Expr {
+    const m = this.m;
+    if (args.length !== 6) throw new Error("internal: parallel kernels take 6 arguments");
+    const alone = () => m.call(kernel, [...args.map((a) => m.copyExpression(a)), m.i32.const(0), m.i32.const(units)], none);
+    if (!this.threads) return alone();
+    let index = this.table.indexOf(kernel);
+    if (index < 0) index = this.table.push(kernel) - 1;
+    const split = m.call("__parallel", [m.i32.const(index), ...args, m.i32.const(units)], none);
+    // a job too small to pay for waking the workers runs on the calling thread alone
+    const minRows = Math.ceil(MIN_PARALLEL_MACS / macsPerRow);
+    return minRows <= 1 ? split : m.if(m.i32.ge_u(m.copyExpression(args[5]), m.i32.const(minRows)), split, alone());
+  }
+
+  /** The threaded variant's dispatcher and worker loop (see CONTROL). */
+  private addThreadFunctions() {
+    const m = this.m;
+    const c = (k: number) => m.i32.const(this.control + k);
+    const get = (l: number) => m.local.get(l, i32);
+    const kernelType = createType([i32, i32, i32, i32, i32, i32, i32, i32]);
+    // thread t's share of `units` split over `n`: [units·t/n, units·(t+1)/n)
+    const bound = (units: Expr, t: Expr, n: Expr) => m.i32.div_u(m.i32.mul(units, t), n);
+    const job = (k: number) => m.i32.load(CONTROL.job + 4 * k, 4, m.i32.const(this.control));
+    const callShare = (fn: Expr, args: Expr[], from: Expr, to: Expr) => m.call_indirect("kernels", fn, [...args, from, to], kernelType, none);
+
+    // __parallel(fn, a0..a5, units): locals 8 = n
+    const P = { fn: 0, a: 1, units: 7, n: 8 };
+    const args = () => [1, 2, 3, 4, 5, 6].map((l) => get(l));
+    m.addFunction("__parallel", createType([i32, i32, i32, i32, i32, i32, i32, i32]), none, [i32], m.block(null, [
+      m.local.set(P.n, m.i32.load(0, 4, c(CONTROL.threads))),
+      m.if(m.i32.le_u(get(P.n), m.i32.const(1)), m.block(null, [callShare(get(P.fn), args(), m.i32.const(0), get(P.units)), m.return()])),
+      ...[P.fn, ...args().map((_, i) => i + 1), P.units].map((l, k) => m.i32.store(CONTROL.job + 4 * k, 4, m.i32.const(this.control), get(l))),
+      m.i32.atomic.store(0, c(CONTROL.pending), m.i32.sub(get(P.n), m.i32.const(1))),
+      m.drop(m.i32.atomic.rmw.add(0, c(CONTROL.generation), m.i32.const(1))),
+      m.drop(m.memory.atomic.notify(c(CONTROL.generation), m.i32.sub(get(P.n), m.i32.const(1)))),
+      callShare(get(P.fn), args(), m.i32.const(0), bound(get(P.units), m.i32.const(1), get(P.n))),
+      // the workers' shares are about as long as ours: spin (a browser's main thread may not block)
+      m.loop("join", m.br("join", m.i32.atomic.load(0, c(CONTROL.pending)))),
+    ]));
+
+    // __worker(id, seen): serves jobs until quit. `seen` is the generation the runtime read before
+    // starting the worker (no job is published before every worker has started); locals 2 = spins,
+    // 3 = n, 4 = units
+    const W = { id: 0, seen: 1, spins: 2, n: 3, units: 4 };
+    const SPINS = 1 << 22;
+    m.addFunction("__worker", createType([i32, i32]), none, [i32, i32, i32], m.block(null, [
+      m.loop("serve", m.block(null, [
+        // wait for the next generation: spin a while (jobs come back to back), then sleep
+        m.local.set(W.spins, m.i32.const(0)),
+        m.block("woken", [
+          m.loop("wait", m.block(null, [
+            m.br("woken", m.i32.ne(m.i32.atomic.load(0, c(CONTROL.generation)), get(W.seen))),
+            m.local.set(W.spins, m.i32.add(get(W.spins), m.i32.const(1))),
+            m.if(m.i32.gt_u(get(W.spins), m.i32.const(SPINS)), m.drop(m.memory.atomic.wait32(c(CONTROL.generation), get(W.seen), m.i64.const(-1n)))),
+            m.br("wait"),
+          ])),
+        ]),
+        m.local.set(W.seen, m.i32.atomic.load(0, c(CONTROL.generation))),
+        m.if(m.i32.atomic.load(0, c(CONTROL.quit)), m.return()),
+        m.local.set(W.n, m.i32.load(0, 4, c(CONTROL.threads))),
+        m.local.set(W.units, job(7)),
+        callShare(job(0), [1, 2, 3, 4, 5, 6].map((k) => job(k)),
+          bound(get(W.units), get(W.id), get(W.n)), bound(get(W.units), m.i32.add(get(W.id), m.i32.const(1)), get(W.n))),
+        m.drop(m.i32.atomic.rmw.sub(0, c(CONTROL.pending), m.i32.const(1))),
+        m.br("serve"),
+      ])),
+    ]));
+    m.addTable("kernels", this.table.length, this.table.length);
+    m.addActiveElementSegment("kernels", "kernels_init", this.table, m.i32.const(0));
   }
 
   /** a·b + c on f32x4: relaxed_madd (fused where the host fuses) in the relaxed variant. */
@@ -116,11 +207,16 @@ export class WasmModule {
     ]);
   }
 
-  /** Imports memory `env.memory` of the given size in 64 KiB pages. */
+  /** Imports memory `env.memory` of the given size in 64 KiB pages (shared in the threaded variant). */
   finish(pages: number, exports: Map<string, string>) {
     const segments = this.segments.map((s) => ({ offset: this.m.i32.const(s.offset), data: s.data, passive: false }));
-    this.m.setMemory(pages, 65536, null, segments, false, false, "0");
-    this.m.addMemoryImport("0", "env", "memory", false);
+    // a shared memory needs a maximum: it is exactly the planned size, as in every variant
+    this.m.setMemory(pages, this.threads ? pages : 65536, null, segments, this.threads, false, "0");
+    this.m.addMemoryImport("0", "env", "memory", this.threads);
+    if (this.threads) {
+      this.addThreadFunctions();
+      this.m.addFunctionExport("__worker", "__worker");
+    }
     for (const [internal, external] of exports) this.m.addFunctionExport(internal, external);
     if (!this.m.validate()) throw new Error("generated wasm failed validation");
     binaryen.setOptimizeLevel(3);

@@ -25,8 +25,8 @@ const PROMPT: number[] = [35, 85, 26, 42, 60];
 const MAX_NEW = 10;
 
 // the runtime modules the page may load, and the artifact files it fetches
-const RUNTIME_MODULES = ["index", "model", "generate", "manifest", "npy", "features"];
-const ARTIFACT_FILES = ["manifest.json", "model.wasm", "model.relaxed.wasm", "weights.bin"];
+const RUNTIME_MODULES = ["index", "model", "generate", "manifest", "npy", "features", "threads", "control"];
+const ARTIFACT_FILES = ["manifest.json", "model.wasm", "model.relaxed.wasm", "model.threads.wasm", "weights.bin"];
 const TYPES: Record<string, string> = {
   ".js": "text/javascript; charset=utf-8",
   ".map": "application/json",
@@ -41,7 +41,7 @@ const INDEX_HTML = `<!doctype html>
 <title>wasmformer browser smoke</title>
 <link rel="icon" href="data:,">
 <script type="module">
-import { Model, generate, pickVariant } from "/runtime/index.js";
+import { Model, browserThreads, generate, pickVariant } from "/runtime/index.js";
 
 async function bytes(name) {
   const r = await fetch("/artifact/" + name);
@@ -60,7 +60,13 @@ window.wasmformerSmoke = async (prompt, maxNewTokens) => {
   const logits = model.run("forward", { ids: prompt }).logits;
   model.reset();
   const ids = generate(model, prompt, { maxNewTokens, stopAtEos: false }).ids;
-  return { ids, logits: Array.from(logits), userAgent: navigator.userAgent, variant: variant.file };
+  // the page is cross-origin isolated: the threaded module runs on 2 Web Workers, with the same logits
+  const threaded = pickVariant(manifest.variants, { threads: 2 });
+  const m2 = await Model.load({ manifest, wasm: await bytes(threaded.file), weights: await bytes("weights.bin") }, { threads: 2, host: browserThreads });
+  const threadedLogits = m2.run("forward", { ids: prompt }).logits;
+  const threads = m2.threads;
+  m2.dispose();
+  return { ids, logits: Array.from(logits), userAgent: navigator.userAgent, variant: variant.file, isolated: crossOriginIsolated, threaded: threaded.file, threads, threadedLogits: Array.from(threadedLogits) };
 };
 window.wasmformerReady = true;
 </script>
@@ -113,7 +119,13 @@ function startServer(): Promise<Server> {
     }
     const body = file === "index.html" ? Buffer.from(INDEX_HTML) : readFileSync(file);
     served.push(`200 ${path}`);
-    res.writeHead(200, { "content-type": TYPES[file.slice(file.lastIndexOf("."))], "cache-control": "no-store" }).end(body);
+    // cross-origin isolated (COOP + COEP), as a page must be to share WebAssembly memory with workers
+    res.writeHead(200, {
+      "content-type": TYPES[file.slice(file.lastIndexOf("."))],
+      "cache-control": "no-store",
+      "cross-origin-opener-policy": "same-origin",
+      "cross-origin-embedder-policy": "require-corp",
+    }).end(body);
   });
   return new Promise((resolve, reject) => {
     s.once("error", reject);
@@ -187,7 +199,7 @@ test("the gpt2 artifact gives the same greedy ids and logits in Chromium as in N
 
   // Chromium: the built runtime as ES modules, the artifact fetched
   const page = await openPage();
-  let got: { ids: number[]; logits: number[]; userAgent: string; variant: string };
+  let got: { ids: number[]; logits: number[]; userAgent: string; variant: string; isolated: boolean; threaded: string; threads: number; threadedLogits: number[] };
   try {
     got = await page.evaluate(`window.wasmformerSmoke(${JSON.stringify(PROMPT)}, ${MAX_NEW})`);
   } catch (e) {
@@ -215,4 +227,10 @@ test("the gpt2 artifact gives the same greedy ids and logits in Chromium as in N
   expect(Number.isFinite(maxDiff), "logits contain NaN or infinity").toBe(true);
   // the page runs the relaxed-SIMD module (fused multiply-add), Node the plain one
   expect(maxDiff).toBeLessThanOrEqual(1e-5);
+
+  // threads in the page: Web Workers over a shared memory give Node's single-thread plain-SIMD logits exactly
+  expect(got.isolated).toBe(true);
+  expect(got.threaded).toBe("model.threads.wasm");
+  expect(got.threads).toBe(2);
+  expect(got.threadedLogits).toEqual(Array.from(nodeLogits));
 }, 60_000);

@@ -28,7 +28,7 @@ describe("compile / run / generate", () => {
   });
 
   it("writes the artifact and its text form", () => {
-    expect(readdirSync(out).sort()).toEqual(["manifest.json", "model.relaxed.wasm", "model.wasm", "model.wat", "weights.bin"]);
+    expect(readdirSync(out).sort()).toEqual(["manifest.json", "model.relaxed.wasm", "model.threads.wasm", "model.wasm", "model.wat", "weights.bin"]);
     const wat = readFileSync(join(out, "model.wat"), "utf8");
     expect(wat).toMatch(/\(func \$forward/);
     expect(wat).toMatch(/f32x4\.add/);
@@ -37,7 +37,7 @@ describe("compile / run / generate", () => {
   it("compiles byte-identically twice", () => {
     const again = join(tmp(), "gpt2");
     expect(cli("compile", "examples/gpt2.wf", "--weights", fixtureDir("gpt2"), "--out", again, "--emit-wat").code).toBe(0);
-    for (const f of ["model.wasm", "model.relaxed.wasm", "weights.bin", "manifest.json", "model.wat"]) expect(readFileSync(join(again, f)).equals(readFileSync(join(out, f))), f).toBe(true);
+    for (const f of ["model.wasm", "model.relaxed.wasm", "model.threads.wasm", "weights.bin", "manifest.json", "model.wat"]) expect(readFileSync(join(again, f)).equals(readFileSync(join(out, f))), f).toBe(true);
   });
 
   it("run writes logits for every position as .npy", () => {
@@ -68,6 +68,16 @@ describe("compile / run / generate", () => {
     expect(j.ids).toEqual(g.ids);
     expect(j.prefill_tokens_per_s).toBeGreaterThan(0);
     expect(j.decode_tokens_per_s).toBeGreaterThan(0);
+  });
+
+  it("generate --threads 2 gives the same greedy ids; --threads 0 is a usage error", () => {
+    const g = readFixture("gpt2").greedy!;
+    const r = cli("generate", out, "--input-ids", g.input_ids.join(","), "--max-new-tokens", String(g.max_new_tokens), "--json", "--ignore-eos", "--threads", "2");
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out).ids).toEqual(g.ids);
+    const bad = cli("generate", out, "--input-ids", "1,2", "--threads", "0");
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/^error: --threads must be a positive integer/);
   });
 
   it("--print-ir prints the IR before and after each pass", () => {

@@ -1,0 +1,98 @@
+// Worker threads (model.threads.wasm): matrix kernels split by output rows give exactly the
+// single-thread results, in every family, cached decode and int8 included.
+
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { generate as generateArtifact } from "../compiler/codegen/emit.js";
+import { loadProgram } from "../compiler/load.js";
+import { passes, runPipeline, withQuantization } from "../compiler/passes/manager.js";
+import type { Program } from "../ir/types.js";
+import { generate } from "../runtime/generate.js";
+import { ArtifactError, Model } from "../runtime/model.js";
+import { nodeThreads } from "../runtime/node.js";
+import { pickVariant } from "../runtime/features.js";
+import { fixtureProgram, root } from "./helpers.js";
+
+const open: Model[] = [];
+afterAll(() => open.forEach((m) => m.dispose()));
+
+async function load(p: Program, threads: number) {
+  const art = generateArtifact(p);
+  const file = threads > 1 ? "model.threads.wasm" : "model.wasm";
+  const m = await Model.load({ manifest: art.manifest, wasm: art.variants!.find((v) => v.file === file)!.wasm, weights: art.weights }, { threads, host: nodeThreads });
+  open.push(m);
+  return m;
+}
+
+// 24 rows: enough work for every fixture matrix to be split (small calls run on one thread)
+const prompt = Array.from({ length: 24 }, (_, i) => (i * 17 + 3) % 60);
+
+/** Prefill, three cached decode steps, and the last-row entry: every output of every call. */
+function trace(m: Model, kind: string): Float32Array[] {
+  const out: Float32Array[] = [];
+  m.reset();
+  if (kind === "seq2seq") {
+    m.setState("hidden", m.run("encode", { ids: prompt }).hidden);
+    out.push(m.run("decode", { ids: prompt.slice(0, 20) }).logits);
+    for (const id of [4, 9, 2]) out.push(m.run("decode", { ids: [id] }).logits);
+    return out;
+  }
+  const entry = m.manifest.entries[0].name;
+  const first = m.run(entry, { ids: prompt });
+  out.push(first[m.manifest.entries[0].outputs[0].name]);
+  if (m.manifest.kind === "causal-lm") {
+    for (const id of [4, 9, 2]) out.push(m.run(entry, { ids: [id] }).logits);
+    m.reset();
+    out.push(m.run(`${entry}_last`, { ids: prompt }).logits);
+  }
+  return out;
+}
+
+describe("threads", () => {
+  for (const name of ["gpt2", "llama", "bert", "t5"]) {
+    it(`${name}: 2 and 3 threads give bit-identical outputs to 1`, async () => {
+      const p = fixtureProgram(name, name === "t5" ? { context: 32 } : {});
+      const one = trace(await load(p, 1), p.graphs.some((g) => g.name === "encode") ? "seq2seq" : "");
+      for (const threads of [2, 3]) {
+        const m = await load(p, threads);
+        expect(m.threads).toBe(threads);
+        const got = trace(m, p.graphs.some((g) => g.name === "encode") ? "seq2seq" : "");
+        got.forEach((o, i) => expect(o, `call ${i}`).toEqual(one[i]));
+      }
+    });
+  }
+
+  it("int8 kernels split the same way; greedy generation is unchanged", async () => {
+    const p = runPipeline(loadProgram(join(root, "examples", "gpt2.wf"), join(root, "examples", "tiny-gpt2")), {}, withQuantization(passes, "int8"));
+    const a = await load(p, 1), b = await load(p, 2);
+    expect(b.run("forward", { ids: prompt }).logits).toEqual(a.run("forward", { ids: prompt }).logits);
+    const ga = generate(a, prompt, { maxNewTokens: 12, stopAtEos: false }).ids;
+    expect(generate(b, prompt, { maxNewTokens: 12, stopAtEos: false }).ids).toEqual(ga);
+  });
+
+  it("the runtime picks the threaded module only when asked for threads", () => {
+    const variants = [
+      { file: "model.wasm", features: ["simd128"] },
+      { file: "model.threads.wasm", features: ["simd128", "threads"] },
+    ];
+    expect(pickVariant(variants).file).toBe("model.wasm");
+    expect(pickVariant(variants, { threads: 2 }).file).toBe("model.threads.wasm");
+  });
+
+  it("threads need the threaded module and a host; dispose stops the workers", async () => {
+    const p = fixtureProgram("gpt2");
+    const art = generateArtifact(p);
+    const files = { manifest: art.manifest, wasm: art.wasm, weights: art.weights };
+    await expect(Model.load(files, { threads: 2, host: nodeThreads })).rejects.toThrow(/need the threaded module/);
+    const threaded = { ...files, wasm: art.variants!.find((v) => v.file === "model.threads.wasm")!.wasm };
+    await expect(Model.load(threaded, { threads: 2 })).rejects.toThrow(ArtifactError);
+    await expect(Model.load(threaded, { threads: 0 })).rejects.toThrow(/positive integer/);
+    const m = await Model.load(threaded, { threads: 2, host: nodeThreads });
+    const before = m.run("forward", { ids: prompt }).logits;
+    m.dispose();
+    expect(m.threads).toBe(1);
+    // after dispose the model still runs, on the calling thread
+    m.reset();
+    expect(m.run("forward", { ids: prompt }).logits).toEqual(before);
+  });
+});
