@@ -11,6 +11,7 @@
 
 import { floatToHalf, halfToFloat } from "../../ir/half.js";
 import { Q8_BLOCK } from "../../ir/quant.js";
+import { vectorActivation } from "./vmath.js";
 import { type Expr, WasmModule, createType, f32, i32, none, v128 } from "./wasm.js";
 
 const GROUP = 4;
@@ -127,6 +128,24 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
       return out;
     };
 
+    /**
+     * The 4 lane sums of 4 accumulators as one vector, each summed (l0 + l1) + (l2 + l3) like
+     * the scalar epilogue: pairwise shuffles instead of 16 lane extractions.
+     */
+    const lanes = (a: number[], b: number[]) => [...a, ...b].flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
+    const reduce4 = (accs: number[], into: number): Expr[] => {
+      const g = (l: number) => get(l, v128);
+      // (x0+x1, y0+y1, x2+x3, y2+y3) into a temporary (the quantized path's WQ registers are free here)
+      const pair = (x: number, y: number, t: number) =>
+        m.local.set(t, m.f32x4.add(m.i8x16.shuffle(g(x), g(y), lanes([0, 4], [2, 6])), m.i8x16.shuffle(g(x), g(y), lanes([1, 5], [3, 7]))));
+      // (u0 + u2, u1 + u3, v0 + v2, v1 + v3) = the 4 sums in order
+      return [
+        pair(accs[0], accs[1], WQ),
+        pair(accs[2], accs[3], WQ + 1),
+        m.local.set(into, m.f32x4.add(m.i8x16.shuffle(g(WQ), g(WQ + 1), lanes([0, 1], [4, 5])), m.i8x16.shuffle(g(WQ), g(WQ + 1), lanes([2, 3], [6, 7])))),
+      ];
+    };
+
     /** rowsT rows of x (from R) × cols outputs of group G. */
     const tile = (rowsT: number, cols: number): Expr => {
       const body: Expr[] = [
@@ -155,6 +174,21 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
       } else if (K4 > 0) {
         body.push(wm.loop(`k${rowsT}x${cols}`, KB, wm.c32(0), K4 * 4, 16, chunk()));
       }
+      // (r+i)*N + 4g + j, in bytes
+      const at = (base: number) => m.i32.add(get(base), m.i32.shl(m.i32.add(m.i32.mul(get(R), wm.c32(N)), m.i32.shl(get(G), wm.c32(2))), wm.c32(2)));
+      const vact = act ? vectorActivation(wm, act) : undefined;
+      if (cols === GROUP && Kt === 0 && (!act || vact)) {
+        // a full group: the 4 outputs of a row as one vector through the epilogue
+        for (let i = 0; i < rowsT; i++) {
+          body.push(...reduce4([0, 1, 2, 3].map((j) => acc(i, j)), VV));
+          let v = get(VV, v128);
+          if (bias) v = m.f32x4.add(v, m.v128.load(0, 4, m.i32.add(get(B), m.i32.shl(get(G), wm.c32(4)))));
+          if (vact) v = m.call(vact, [v], v128);
+          if (residual) v = m.f32x4.add(v, m.v128.load(i * N * 4, 4, at(RES)));
+          body.push(m.v128.store(i * N * 4, 4, at(OUT), v));
+        }
+        return m.block(null, body);
+      }
       for (let i = 0; i < rowsT; i++)
         for (let j = 0; j < cols; j++) {
           const lane = (l: number) => m.f32x4.extract_lane(get(acc(i, j), v128), l);
@@ -164,8 +198,6 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
           if (bias) s = m.f32.add(s, m.f32.load(j * 4, 4, m.i32.add(get(B), m.i32.shl(get(G), wm.c32(4)))));
           if (act === "relu") s = m.f32.max(s, m.f32.const(0));
           else if (act) s = wm.callLibF32(`act_${act}`, [s]);
-          // (r+i)*N + 4g + j, in bytes
-          const at = (base: number) => m.i32.add(get(base), m.i32.shl(m.i32.add(m.i32.mul(get(R), wm.c32(N)), m.i32.shl(get(G), wm.c32(2))), wm.c32(2)));
           if (residual) s = m.f32.add(s, m.f32.load((i * N + j) * 4, 4, at(RES)));
           body.push(m.f32.store((i * N + j) * 4, 4, at(OUT), s));
         }
