@@ -39,7 +39,8 @@ export async function peakMaddGflops() {
 }
 
 /** One linear [rows, K] × [N, K]ᵀ compiled alone; median seconds per call over `repeats`. */
-export async function timeLinear(K, N, rows, { quant = false, repeats = 5, seed = 1 } = {}) {
+/** `quant`: undefined (f32), "q8_0" or "q4_0". */
+export async function timeLinear(K, N, rows, { quant = undefined, repeats = 5, seed = 1 } = {}) {
   let s = seed >>> 0 || 1;
   const rand = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 0.04;
   const params = new Map();
@@ -54,7 +55,7 @@ export async function timeLinear(K, N, rows, { quant = false, repeats = 5, seed 
   const x = b.add("embedding", [param("x", [64, K]), ids]);
   b.output("y", b.add("linear", [x, param("w", [N, K])]));
   let p = { model: "kernel", config: {}, context: Math.max(rows, 1), graphs: [b.build()], params };
-  if (quant) p = quantizeWeights(p, "int8");
+  if (quant) p = quantizeWeights(p, { scheme: quant === "q4_0" ? "int4" : "int8" });
   const art = generateArtifact(p);
   const model = await Model.load({ manifest: art.manifest, wasm: art.wasm, weights: art.weights });
   const input = { ids: Array.from({ length: rows }, (_, i) => i % 64) };

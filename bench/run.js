@@ -59,7 +59,7 @@ const strOpt = (name, def) => {
 };
 const MODEL_KEY = strOpt("--model", "gpt2");
 const UNFUSED = flag("--unfused");
-const QUANT = strOpt("--quantize", undefined); // int8
+const QUANT = strOpt("--quantize", undefined); // int8 | int4
 const VALIDATE_TOL = QUANT ? VALIDATE_TOL_INT8 : VALIDATE_TOL_FP;
 const SYSTEM = "wasmformer";
 const THREADS = opt("--threads", 1); // threads running the matrix kernels (model.threads.wasm above 1)
@@ -164,8 +164,8 @@ function decodeWeightBytes(p) {
     if (n.op !== "param") continue;
     const name = n.attrs.name;
     const param = p.params.get(name);
-    // q8_0 stores 32 int8 codes + a 2-byte scale per block: 1.0625 bytes a weight
-    const bytes = param.quant ? param.data.length * 1.0625 : param.data.byteLength;
+    // a block of 32 weights + a 2-byte scale: q8_0 34 bytes (1.0625 a weight), q4_0 18 (0.5625)
+    const bytes = param.quant ? param.data.length * (param.quant.scheme === "q4_0" ? 18 : 34) / 32 : param.data.byteLength;
     const us = users.get(n.id) ?? [];
     const gatherOnly = us.length > 0 && us.every(({ n: u, k }) => u.op === "embedding" && k === 0);
     const read = gatherOnly ? (bytes / n.type.shape[0]) * us.length : bytes;
@@ -179,7 +179,7 @@ const linearShapes = [...new Map(program.graphs.find((g) => g.name === "forward"
   .filter((n) => n.op === "linear")
   .map((n) => {
     const [N, K] = program.graphs.find((g) => g.name === "forward").nodes[n.args[1]].type.shape;
-    return [`${K}x${N}`, { K, N, quant: n.attrs.quant === "q8_0" }];
+    return [`${K}x${N}`, { K, N, quant: n.attrs.quant }];
   })).values()];
 const tied = dw.names.filter((n) => n.endsWith("^T^T"));
 if (tied.length) log(`note: the artifact holds a second copy of ${tied.map((n) => n.replace(/\^T\^T$/, "")).join(", ")} as '${tied.join("', '")}' (tied weights not shared)`);
@@ -357,8 +357,8 @@ if (KERNELS) {
   for (const { K, N, quant } of linearShapes) {
     const gemv = await timeLinear(K, N, 1, { quant });
     const gemm = await timeLinear(K, N, PREFILL, { quant, repeats: 3 });
-    const wBytes = quant ? K * N * 1.0625 : K * N * 4;
-    kernelRows.push({ shape: `${K}x${N}${quant ? " q8_0" : ""}`, gemvGBs: wBytes / gemv / 1e9, gemmGflops: (2 * K * N * PREFILL) / gemm / 1e9 });
+    const wBytes = quant ? (K * N * (quant === "q4_0" ? 18 : 34)) / 32 : K * N * 4;
+    kernelRows.push({ shape: `${K}x${N}${quant ? ` ${quant}` : ""}`, gemvGBs: wBytes / gemv / 1e9, gemmGflops: (2 * K * N * PREFILL) / gemm / 1e9 });
     row(`linear_${K}x${N}_gemv_bandwidth`, wBytes / gemv / 1e9, "GB/s");
     row(`linear_${K}x${N}_gemm_gflops`, (2 * K * N * PREFILL) / gemm / 1e9, "GFLOP/s");
   }

@@ -1,5 +1,6 @@
 // compile: .wf model + checkpoint → artifact folder (model.wasm, weights.bin, manifest.json).
 
+import type { QuantizeOptions } from "./passes/quantize-weights.js";
 import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { Program } from "../ir/types.js";
@@ -16,7 +17,7 @@ export interface CompileOptions {
   /** Passes to skip, by name (e.g. fuse-ffn, for an unfused baseline). */
   disablePasses?: string[];
   /** Weight quantization of the matrices (int8: q8_0 blocks of 32). */
-  quantize?: "int8";
+  quantize?: QuantizeOptions | QuantizeOptions["scheme"];
   progress?: Progress;
 }
 

@@ -161,8 +161,9 @@ export const ops = {
   /**
    * x[R,K] · w[N,K]ᵀ (+ b[N]): the torch.nn.Linear convention. Epilogues (set by fuse-ffn):
    * attr act applies an activation, attr residual adds a last operand r[R,N] after it.
-   * attr quant "q8_0" (set by quantize-weights): w holds dequantized q8_0 weights and each row of
-   * x is quantized the same way on the fly (see quantizeRowQ8), as the integer kernels do.
+   * attr quant "q8_0" or "q4_0" (set by quantize-weights): w holds the dequantized weights of
+   * that scheme and each row of x is quantized to q8_0 on the fly (see quantizeRowQ8), as the
+   * integer kernels do.
    */
   linear: {
     arity: [2, 4],
@@ -177,7 +178,7 @@ export const ops = {
       if (b) expect(b.shape.length === 1 && b.shape[0] === w.shape[0], `linear: bias ${formatType(b)} does not match ${w.shape[0]} outputs`);
       if (a.residual) expect(r !== undefined && sameShape(r.shape, out.shape), `linear: residual must be ${formatType(out)}`);
       if (a.act !== undefined) expect(String(a.act) in activations, `linear: unknown activation '${String(a.act)}'`);
-      if (a.quant !== undefined) expect(a.quant === "q8_0" && lastDim(x) % Q8_BLOCK === 0, `linear: quant ${String(a.quant)} needs q8_0 and K a multiple of ${Q8_BLOCK}`);
+      if (a.quant !== undefined) expect((a.quant === "q8_0" || a.quant === "q4_0") && lastDim(x) % Q8_BLOCK === 0, `linear: quant ${String(a.quant)} needs q8_0 or q4_0 and K a multiple of ${Q8_BLOCK}`);
       return out;
     },
     interp: ([x, w, ...rest], a, _n, [, wt]) => {

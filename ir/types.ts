@@ -38,13 +38,19 @@ export interface Graph {
   readonly outputs: { name: string; id: number }[];
 }
 
+/** Block-quantized weight formats the kernels compute on (GGUF Q8_0 and Q4_0). */
+export type QuantScheme = "q8_0" | "q4_0";
+
 export interface Param {
   readonly name: string;
   readonly shape: readonly number[];
   /** The values the model computes with (for a quantized parameter: the dequantized values). */
   readonly data: Float32Array;
-  /** Quantized storage: q8_0 = per row, blocks of 32 along the input dim, int8 codes and a scale each (an f16 value, as GGUF stores it). */
-  readonly quant?: { scheme: "q8_0"; codes: Int8Array; scales: Float32Array };
+  /**
+   * Quantized storage, per row in blocks of 32 along the input dim, a scale each (an f16 value,
+   * as GGUF stores it): q8_0 codes −127..127, q4_0 codes −8..7 (GGUF's nibble q − 8).
+   */
+  readonly quant?: { scheme: QuantScheme; codes: Int8Array; scales: Float32Array };
 }
 
 export interface Program {

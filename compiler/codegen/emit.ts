@@ -4,7 +4,7 @@
 
 import type { Graph, Node, Program } from "../../ir/types.js";
 import { rowWidth } from "../../ir/types.js";
-import { packLinearWeight, packQ8Weight } from "./linear.js";
+import { packLinearWeight, packQuantWeight } from "./linear.js";
 import { type LowerCtx, constantsOf, lowerings } from "./lower.js";
 import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
 import { type OpKind, cacheKey } from "../../ir/ops.js";
@@ -118,7 +118,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
         const l = layouts.get(w.name) ?? { packed: false, rowMajor: true };
         const place: { rowMajor?: number; packed?: number } = {};
         if (l.packed) {
-          const data = w.quant ? packQ8Weight(w.quant.codes, w.quant.scales, w.shape[0], w.shape[1]) : packLinearWeight(w.data, w.shape[0], w.shape[1]);
+          const data = w.quant ? packQuantWeight(w.quant.scheme, w.quant.codes, w.quant.scales, w.shape[0], w.shape[1]) : packLinearWeight(w.data, w.shape[0], w.shape[1]);
           chunks.push({ at: (place.packed = mem.take(data.byteLength)), data });
         }
         if (l.rowMajor || !l.packed) chunks.push({ at: (place.rowMajor = mem.take(w.data.byteLength)), data: w.data });

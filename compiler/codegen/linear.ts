@@ -41,32 +41,42 @@ const R = 8, G = 9, KB = 10, PX = 11, PW = 12, RB = 13, REND = 14;
 const XV = 15; // 2 v128 locals: x vectors
 const WV = 17; // 1 v128 local: the weight vector
 const ACC = 18; // 8 v128 accumulators
-// int8 (q8_0) kernels also use: 16 weight codes, 4 i16x8 weight vectors, a block pointer
-// and each row's block scale (f32), and for a single row its 4 vectors of x codes
-const VV = 26, WQ = 27, PWB = 31, XSF = 32, XQ = 34;
-const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(16).fill(v128), i32, f32, f32, v128, v128, v128, v128];
+// quantized kernels also use: a v128 of the 4 rows' block scales, 4 i16x8 weight vectors, a block
+// pointer, each x row's block scale (f32), a single row's 4 vectors of x codes, and 2×4 vectors
+// of a block's per-output dot products
+const VV = 26, WQ = 27, PWB = 31, XSF = 32, XQ = 34, DOT = 38;
+const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(16).fill(v128), i32, f32, f32, ...Array<number>(12).fill(v128)];
 
 /** Work units of a linear kernel with N outputs: its groups of 4 output rows. */
 export const linearUnits = (N: number) => Math.ceil(N / GROUP);
 
-/** q8_0 blocks: 32 weights of a row share one scale. A packed block of a 4-row group is the 4 f16
- * scales (8 bytes) then each row's 32 int8 codes (128 bytes): 8.5 bits a weight, as GGUF's Q8_0. */
-const Q8_SCALES = GROUP * 2;
-const Q8_BLOCK_BYTES = Q8_SCALES + GROUP * Q8_BLOCK;
+export type WeightScheme = "q8_0" | "q4_0";
 
-/** Packs q8_0 codes/scales of w[N, K] (K a multiple of 32) into the kernel layout. */
-export function packQ8Weight(codes: Int8Array, scales: Float32Array, N: number, K: number): Uint8Array {
-  const blocks = K / Q8_BLOCK, groups = Math.ceil(N / GROUP);
-  const out = new Uint8Array(groups * blocks * Q8_BLOCK_BYTES);
+/**
+ * Quantized blocks: 32 weights of a row share one f16 scale. A packed block of a 4-row group is
+ * the 4 scales (8 bytes) then each row's codes: q8_0 32 int8 (8.5 bits a weight, as GGUF's
+ * Q8_0), q4_0 16 bytes of nibbles, byte t holding element t low and t+16 high, value q − 8
+ * (4.5 bits a weight, as GGUF's Q4_0).
+ */
+const SCALES_BYTES = GROUP * 2;
+const CODE_BYTES: Record<WeightScheme, number> = { q8_0: Q8_BLOCK, q4_0: Q8_BLOCK / 2 };
+const blockBytes = (s: WeightScheme) => SCALES_BYTES + GROUP * CODE_BYTES[s];
+
+/** Packs codes/scales of w[N, K] (K a multiple of 32; q4_0 codes are −8..7) into the kernel layout. */
+export function packQuantWeight(scheme: WeightScheme, codes: Int8Array, scales: Float32Array, N: number, K: number): Uint8Array {
+  const blocks = K / Q8_BLOCK, groups = Math.ceil(N / GROUP), bb = blockBytes(scheme);
+  const out = new Uint8Array(groups * blocks * bb);
   const f = new DataView(out.buffer);
   for (let n = 0; n < N; n++) {
     const g = n >> 2, j = n & 3;
     for (let b = 0; b < blocks; b++) {
-      const at = (g * blocks + b) * Q8_BLOCK_BYTES;
+      const at = (g * blocks + b) * bb, row = n * K + b * Q8_BLOCK;
       const bits = floatToHalf(scales[n * blocks + b]);
-      if (halfToFloat(bits) !== scales[n * blocks + b]) throw new Error(`q8_0 scale ${scales[n * blocks + b]} is not an f16 value`);
+      if (halfToFloat(bits) !== scales[n * blocks + b]) throw new Error(`${scheme} scale ${scales[n * blocks + b]} is not an f16 value`);
       f.setUint16(at + 2 * j, bits, true);
-      for (let t = 0; t < Q8_BLOCK; t++) out[at + Q8_SCALES + j * Q8_BLOCK + t] = codes[n * K + b * Q8_BLOCK + t] & 0xff;
+      const c = at + SCALES_BYTES + j * CODE_BYTES[scheme];
+      if (scheme === "q8_0") for (let t = 0; t < Q8_BLOCK; t++) out[c + t] = codes[row + t] & 0xff;
+      else for (let t = 0; t < 16; t++) out[c + t] = (codes[row + t] + 8) | ((codes[row + t + 16] + 8) << 4);
     }
   }
   return out;
@@ -80,9 +90,11 @@ export interface LinearEpilogue {
   residual: boolean;
 }
 const ZERO = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+const bytesOf = (v: number) => [v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff];
+const i32x4Const = (v: number) => [0, 1, 2, 3].flatMap(() => bytesOf(v));
 
-export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual }: LinearEpilogue, quant?: "q8_0"): string {
-  if (quant && K % Q8_BLOCK) throw new Error(`q8_0 needs K a multiple of ${Q8_BLOCK}, got ${K}`);
+export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual }: LinearEpilogue, quant?: WeightScheme): string {
+  if (quant && K % Q8_BLOCK) throw new Error(`${quant} needs K a multiple of ${Q8_BLOCK}, got ${K}`);
   const name = `linear_k${K}_n${N}${quant ? `_${quant}` : ""}${bias ? "_bias" : ""}${act ? `_${act}` : ""}${residual ? "_res" : ""}`;
   return wm.ensure(name, () => {
     const m = wm.m;
@@ -90,60 +102,113 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
     const K4 = K - (K % 4), Kt = K % 4;
     // a quantized x row (quantize_rows_q8) is K/32 f32 scales then K i16 codes
     const rowBytes = quant ? (K / Q8_BLOCK) * 4 + K * 2 : K * 4;
-    const groupBytes = quant ? (K / Q8_BLOCK) * Q8_BLOCK_BYTES : GROUP * K * 4;
+    const groupBytes = quant ? (K / Q8_BLOCK) * blockBytes(quant) : GROUP * K * 4;
+    const lanes = (a: number[], b: number[]) => [...a, ...b].flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
 
     /**
-     * q8_0 block KB: rows of x arrive quantized (quantize_rows_q8: K/32 f32 scales, then K i16
-     * codes); weight codes widen to i16 and i32x4.dot_i16x8_s sums code products exactly; the
-     * block's sum is scaled by dx·dw into the f32 accumulators.
+     * The 4 lane sums of 4 vectors as one vector (lane j = vector j's sum), each summed
+     * (l0 + l1) + (l2 + l3) like a scalar reduction, by pairwise shuffles. The WQ registers
+     * serve as temporaries (free outside a quantized block's weight loads).
      */
-    // f16 bits → f32 for non-negative finite values (normals and subnormals): move the exponent
-    // and mantissa into an f32 and rescale by 2^112
-    const f16 = (h: Expr): Expr => m.f32.mul(m.f32.reinterpret(m.i32.shl(m.i32.and(h, wm.c32(0x7fff)), wm.c32(13))), m.f32.const(2 ** 112));
-    const q8Block = (rowsT: number, cols: number): Expr[] => {
-      const acc = (i: number, j: number) => ACC + i * cols + j;
+    const reduce4 = (vs: number[], into: number, add: (a: Expr, b: Expr) => Expr): Expr[] => {
+      const g = (l: number) => get(l, v128);
+      // (x0+x1, y0+y1, x2+x3, y2+y3)
+      const pair = (x: number, y: number, t: number) =>
+        m.local.set(t, add(m.i8x16.shuffle(g(x), g(y), lanes([0, 4], [2, 6])), m.i8x16.shuffle(g(x), g(y), lanes([1, 5], [3, 7]))));
+      return [
+        pair(vs[0], vs[1], WQ),
+        pair(vs[2], vs[3], WQ + 1),
+        // (u0 + u2, u1 + u3, v0 + v2, v1 + v3)
+        m.local.set(into, add(m.i8x16.shuffle(g(WQ), g(WQ + 1), lanes([0, 1], [4, 5])), m.i8x16.shuffle(g(WQ), g(WQ + 1), lanes([2, 3], [6, 7])))),
+      ];
+    };
+    const addF = (a: Expr, b: Expr) => m.f32x4.add(a, b);
+    const addI = (a: Expr, b: Expr) => m.i32x4.add(a, b);
+
+    /**
+     * Quantized block KB for rowsT rows: x rows arrive quantized (quantize_rows_q8: K/32 f32
+     * scales, then K i16 codes); weight codes widen to i16 and i32x4.dot_i16x8_s sums the code
+     * products exactly. The 4 outputs' integer sums are reduced into one vector, converted once
+     * and scaled by the 4 weight scales × the row's x scale into accumulator ACC + i (lane j =
+     * output j of the group).
+     */
+    const qBlock = (scheme: WeightScheme, rowsT: number): Expr[] => {
       const codesAt = (K / Q8_BLOCK) * 4; // x codes follow the row's scales
       const xCodes = (i: number, part: number) => m.v128.load(i * rowBytes + codesAt + part * 16, 2, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(6))));
       const xScale = (i: number) => m.f32.load(i * rowBytes, 4, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(2))));
-      const out: Expr[] = [m.local.set(PWB, m.i32.add(get(PW), m.i32.mul(get(KB), wm.c32(Q8_BLOCK_BYTES))))];
-      // per block, once: each row's scale, and a single row's codes (they fit in registers)
+      const out: Expr[] = [m.local.set(PWB, m.i32.add(get(PW), m.i32.mul(get(KB), wm.c32(blockBytes(scheme)))))];
+      // the 4 rows' f16 scales → f32x4: sign, exponent and mantissa moved into f32 position, ×2^112
+      // (exact for finite f16 values, subnormals included)
+      const h = () => get(VV, v128);
+      out.push(m.local.set(VV, m.i32x4.extend_low_i16x8_u(m.v128.load64_zero(0, 2, get(PWB)))));
+      out.push(m.local.set(VV, m.f32x4.mul(
+        m.v128.or(m.i32x4.shl(m.v128.and(h(), m.v128.const(i32x4Const(0x7fff))), wm.c32(13)), m.i32x4.shl(m.v128.and(h(), m.v128.const(i32x4Const(0x8000))), wm.c32(16))),
+        m.f32x4.splat(m.f32.const(2 ** 112)))));
       for (let i = 0; i < rowsT; i++) out.push(m.local.set(XSF + i, xScale(i)));
+      // a single row's codes stay in registers for the whole block
       if (rowsT === 1) for (let p = 0; p < 4; p++) out.push(m.local.set(XQ + p, xCodes(0, p)));
       const xv = (i: number, p: number) => (rowsT === 1 ? get(XQ + p, v128) : xCodes(i, p));
-      for (let j = 0; j < cols; j++) {
-        for (let q = 0; q < 2; q++) {
-          out.push(m.local.set(VV, m.v128.load(Q8_SCALES + j * Q8_BLOCK + q * 16, 1, get(PWB))));
-          out.push(m.local.set(WQ + 2 * q, m.i16x8.extend_low_i8x16_s(get(VV, v128))));
-          out.push(m.local.set(WQ + 2 * q + 1, m.i16x8.extend_high_i8x16_s(get(VV, v128))));
+      for (let j = 0; j < GROUP; j++) {
+        // weight row j's 32 codes as 4 i16x8 vectors in element order
+        const codes = SCALES_BYTES + j * CODE_BYTES[scheme];
+        if (scheme === "q8_0") {
+          for (let q = 0; q < 2; q++) {
+            out.push(m.local.set(WV, m.v128.load(codes + q * 16, 1, get(PWB))));
+            out.push(m.local.set(WQ + 2 * q, m.i16x8.extend_low_i8x16_s(get(WV, v128))));
+            out.push(m.local.set(WQ + 2 * q + 1, m.i16x8.extend_high_i8x16_s(get(WV, v128))));
+          }
+        } else {
+          // low nibbles are elements 0..15, high nibbles 16..31; both minus 8
+          const eight = () => m.v128.const(new Array(16).fill(8));
+          out.push(m.local.set(WV, m.v128.load(codes, 1, get(PWB))));
+          out.push(m.local.set(XV, m.i8x16.sub(m.v128.and(get(WV, v128), m.v128.const(new Array(16).fill(15))), eight())));
+          out.push(m.local.set(WV, m.i8x16.sub(m.i8x16.shr_u(get(WV, v128), wm.c32(4)), eight())));
+          out.push(m.local.set(WQ, m.i16x8.extend_low_i8x16_s(get(XV, v128))));
+          out.push(m.local.set(WQ + 1, m.i16x8.extend_high_i8x16_s(get(XV, v128))));
+          out.push(m.local.set(WQ + 2, m.i16x8.extend_low_i8x16_s(get(WV, v128))));
+          out.push(m.local.set(WQ + 3, m.i16x8.extend_high_i8x16_s(get(WV, v128))));
         }
-        // the weight row's f16 scale, decoded once for all rows (VV is free again)
-        out.push(m.local.set(VV, m.f32x4.splat(f16(m.i32.load16_u(j * 2, 2, get(PWB))))));
         for (let i = 0; i < rowsT; i++) {
           const dot = (p: number) => m.i32x4.dot_i16x8_s(xv(i, p), get(WQ + p, v128));
-          const sum = m.i32x4.add(m.i32x4.add(dot(0), dot(1)), m.i32x4.add(dot(2), dot(3)));
-          const scale = m.f32x4.mul(get(VV, v128), m.f32x4.splat(get(XSF + i, f32)));
-          out.push(m.local.set(acc(i, j), wm.madd(m.f32x4.convert_i32x4_s(sum), scale, get(acc(i, j), v128))));
+          out.push(m.local.set(DOT + 4 * i + j, m.i32x4.add(m.i32x4.add(dot(0), dot(1)), m.i32x4.add(dot(2), dot(3)))));
         }
+      }
+      for (let i = 0; i < rowsT; i++) {
+        out.push(...reduce4([0, 1, 2, 3].map((j) => DOT + 4 * i + j), DOT + 4 * i, addI));
+        const scale = m.f32x4.mul(get(VV, v128), m.f32x4.splat(get(XSF + i, f32)));
+        out.push(m.local.set(ACC + i, wm.madd(m.f32x4.convert_i32x4_s(get(DOT + 4 * i, v128)), scale, get(ACC + i, v128))));
       }
       return out;
     };
 
-    /**
-     * The 4 lane sums of 4 accumulators as one vector, each summed (l0 + l1) + (l2 + l3) like
-     * the scalar epilogue: pairwise shuffles instead of 16 lane extractions.
-     */
-    const lanes = (a: number[], b: number[]) => [...a, ...b].flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
-    const reduce4 = (accs: number[], into: number): Expr[] => {
-      const g = (l: number) => get(l, v128);
-      // (x0+x1, y0+y1, x2+x3, y2+y3) into a temporary (the quantized path's WQ registers are free here)
-      const pair = (x: number, y: number, t: number) =>
-        m.local.set(t, m.f32x4.add(m.i8x16.shuffle(g(x), g(y), lanes([0, 4], [2, 6])), m.i8x16.shuffle(g(x), g(y), lanes([1, 5], [3, 7]))));
-      // (u0 + u2, u1 + u3, v0 + v2, v1 + v3) = the 4 sums in order
-      return [
-        pair(accs[0], accs[1], WQ),
-        pair(accs[2], accs[3], WQ + 1),
-        m.local.set(into, m.f32x4.add(m.i8x16.shuffle(g(WQ), g(WQ + 1), lanes([0, 1], [4, 5])), m.i8x16.shuffle(g(WQ), g(WQ + 1), lanes([2, 3], [6, 7])))),
-      ];
+    // (r+i)*N + 4g + j, in bytes
+    const at = (base: number) => m.i32.add(get(base), m.i32.shl(m.i32.add(m.i32.mul(get(R), wm.c32(N)), m.i32.shl(get(G), wm.c32(2))), wm.c32(2)));
+    const vact = act ? vectorActivation(wm, act) : undefined;
+    const scalarAct = (s: Expr) => (!act ? s : act === "relu" ? m.f32.max(s, m.f32.const(0)) : wm.callLibF32(`act_${act}`, [s]));
+
+    /** Row i's sums of the group's outputs (lane j, `cols` valid) through bias, activation and residual into out. */
+    const epilogue = (i: number, sums: number, cols: number): Expr[] => {
+      if (cols === GROUP) {
+        let v = get(sums, v128);
+        if (bias) v = m.f32x4.add(v, m.v128.load(0, 4, m.i32.add(get(B), m.i32.shl(get(G), wm.c32(4)))));
+        if (vact) v = m.call(vact, [v], v128);
+        else if (act) {
+          const out: Expr[] = [m.local.set(sums, v)];
+          for (let j = 0; j < GROUP; j++) out.push(m.local.set(sums, m.f32x4.replace_lane(get(sums, v128), j, scalarAct(m.f32x4.extract_lane(get(sums, v128), j)))));
+          v = m.block(null, [...out, get(sums, v128)], v128);
+        }
+        if (residual) v = m.f32x4.add(v, m.v128.load(i * N * 4, 4, at(RES)));
+        return [m.v128.store(i * N * 4, 4, at(OUT), v)];
+      }
+      const out: Expr[] = [];
+      for (let j = 0; j < cols; j++) {
+        let s = m.f32x4.extract_lane(get(sums, v128), j);
+        if (bias) s = m.f32.add(s, m.f32.load(j * 4, 4, m.i32.add(get(B), m.i32.shl(get(G), wm.c32(4)))));
+        s = scalarAct(s);
+        if (residual) s = m.f32.add(s, m.f32.load((i * N + j) * 4, 4, at(RES)));
+        out.push(m.f32.store((i * N + j) * 4, 4, at(OUT), s));
+      }
+      return out;
     };
 
     /** rowsT rows of x (from R) × cols outputs of group G. */
@@ -152,6 +217,13 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
         m.local.set(PX, m.i32.add(get(X), m.i32.mul(get(R), wm.c32(rowBytes)))),
         m.local.set(PW, m.i32.add(get(W), m.i32.mul(get(G), wm.c32(groupBytes)))),
       ];
+      if (quant) {
+        // one accumulator a row, lane j = output j (rows past N in the last group are zero codes)
+        for (let i = 0; i < rowsT; i++) body.push(m.local.set(ACC + i, m.v128.const(ZERO)));
+        body.push(wm.loop(`q${rowsT}x${cols}`, KB, wm.c32(0), K / Q8_BLOCK, 1, qBlock(quant, rowsT)));
+        for (let i = 0; i < rowsT; i++) body.push(...epilogue(i, ACC + i, cols));
+        return m.block(null, body);
+      }
       const acc = (i: number, j: number) => ACC + i * cols + j;
       for (let a = 0; a < rowsT * cols; a++) body.push(m.local.set(ACC + a, m.v128.const(ZERO)));
       // one k-chunk (16 bytes of x per row) at byte offset kb of x
@@ -169,26 +241,17 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
         }
         return out;
       };
-      if (quant) {
-        body.push(wm.loop(`q${rowsT}x${cols}`, KB, wm.c32(0), K / Q8_BLOCK, 1, q8Block(rowsT, cols)));
-      } else if (K4 > 0) {
-        body.push(wm.loop(`k${rowsT}x${cols}`, KB, wm.c32(0), K4 * 4, 16, chunk()));
-      }
-      // (r+i)*N + 4g + j, in bytes
-      const at = (base: number) => m.i32.add(get(base), m.i32.shl(m.i32.add(m.i32.mul(get(R), wm.c32(N)), m.i32.shl(get(G), wm.c32(2))), wm.c32(2)));
-      const vact = act ? vectorActivation(wm, act) : undefined;
-      if (cols === GROUP && Kt === 0 && (!act || vact)) {
-        // a full group: the 4 outputs of a row as one vector through the epilogue
+      if (K4 > 0) body.push(wm.loop(`k${rowsT}x${cols}`, KB, wm.c32(0), K4 * 4, 16, chunk()));
+      if (Kt === 0) {
+        // the lane sums of each row's accumulators as one vector (a partial group's missing outputs are zero)
         for (let i = 0; i < rowsT; i++) {
-          body.push(...reduce4([0, 1, 2, 3].map((j) => acc(i, j)), VV));
-          let v = get(VV, v128);
-          if (bias) v = m.f32x4.add(v, m.v128.load(0, 4, m.i32.add(get(B), m.i32.shl(get(G), wm.c32(4)))));
-          if (vact) v = m.call(vact, [v], v128);
-          if (residual) v = m.f32x4.add(v, m.v128.load(i * N * 4, 4, at(RES)));
-          body.push(m.v128.store(i * N * 4, 4, at(OUT), v));
+          const accs = [0, 1, 2, 3].map((j) => (j < cols ? acc(i, j) : DOT + j));
+          for (let j = cols; j < GROUP; j++) body.push(m.local.set(DOT + j, m.v128.const(ZERO)));
+          body.push(...reduce4(accs, VV, addF), ...epilogue(i, VV, cols));
         }
         return m.block(null, body);
       }
+      // K % 4 tail: scalar sums per output
       for (let i = 0; i < rowsT; i++)
         for (let j = 0; j < cols; j++) {
           const lane = (l: number) => m.f32x4.extract_lane(get(acc(i, j), v128), l);
@@ -196,8 +259,7 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
           for (let t = 0; t < Kt; t++)
             s = m.f32.add(s, m.f32.mul(m.f32.load(i * rowBytes + (K4 + t) * 4, 4, get(PX)), m.f32.load((4 * K4 + j * Kt + t) * 4, 4, get(PW))));
           if (bias) s = m.f32.add(s, m.f32.load(j * 4, 4, m.i32.add(get(B), m.i32.shl(get(G), wm.c32(4)))));
-          if (act === "relu") s = m.f32.max(s, m.f32.const(0));
-          else if (act) s = wm.callLibF32(`act_${act}`, [s]);
+          s = scalarAct(s);
           if (residual) s = m.f32.add(s, m.f32.load((i * N + j) * 4, 4, at(RES)));
           body.push(m.f32.store((i * N + j) * 4, 4, at(OUT), s));
         }

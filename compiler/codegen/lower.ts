@@ -3,7 +3,7 @@
 
 import type { OpKind } from "../../ir/ops.js";
 import { bucketTable } from "../../ir/relpos.js";
-import type { Node } from "../../ir/types.js";
+import type { Node, QuantScheme } from "../../ir/types.js";
 import { linearKernel, linearUnits } from "./linear.js";
 import type { Expr, WasmModule } from "./wasm.js";
 
@@ -64,7 +64,7 @@ export const lowerings = {
     const residual = n.attrs.residual ? rest.pop() : undefined;
     const b = rest[0];
     const [N, K] = c.node(w).type.shape as number[];
-    const quant = c.node(w).attrs.quant as "q8_0" | undefined;
+    const quant = c.node(w).attrs.quant as QuantScheme | undefined;
     const fn = linearKernel(c.wm, K, N, { bias: b !== undefined, act: n.attrs.act as string | undefined, residual: residual !== undefined }, quant);
     const opt = (id: number | undefined) => (id !== undefined ? c.ptr(id) : c.wm.c32(0));
     const call = (xp: Expr) => c.wm.parallel(fn, [xp, c.packedWeight(w), opt(b), opt(residual), c.ptr(n.id), c.rows(n.id)], linearUnits(N), N * K);

@@ -7,7 +7,7 @@ import { InputError } from "../diagnostics.js";
 import { canonicalizeMatmul } from "./canonicalize-matmul.js";
 import { foldTranspose } from "./fold-transpose.js";
 import { fuseFfn } from "./fuse-ffn.js";
-import { quantizeWeights } from "./quantize-weights.js";
+import { type QuantizeOptions, quantizeWeights } from "./quantize-weights.js";
 import { specializeLastRow } from "./specialize-last-row.js";
 
 export interface Pass {
@@ -23,10 +23,11 @@ export const passes: readonly Pass[] = [
 ];
 
 /** The pipeline for `compile --quantize`: quantize-weights runs after fusion. */
-export function withQuantization(pipeline: readonly Pass[], quantize: "int8" | undefined): readonly Pass[] {
+export function withQuantization(pipeline: readonly Pass[], quantize: QuantizeOptions | QuantizeOptions["scheme"] | undefined): readonly Pass[] {
   if (!quantize) return pipeline;
+  const opts = typeof quantize === "string" ? { scheme: quantize } : quantize;
   const at = pipeline.findIndex((p) => p.name === "specialize-last-row");
-  const pass: Pass = { name: "quantize-weights", run: (p) => quantizeWeights(p, quantize) };
+  const pass: Pass = { name: "quantize-weights", run: (p) => quantizeWeights(p, opts) };
   return at < 0 ? [...pipeline, pass] : [...pipeline.slice(0, at), pass, ...pipeline.slice(at)];
 }
 

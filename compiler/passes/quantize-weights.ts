@@ -1,14 +1,25 @@
-// quantize-weights (compile --quantize int8): matrices read only by linear become q8_0 —
-// symmetric blocks of 32 along the input dimension, one scale per block (d = max|w| / 127,
-// q = round(w / d), as GGUF's Q8_0; the scale is kept in f32 here). The parameter's data
-// becomes the dequantized values, so the interpreter computes exactly what the kernels do.
-// Matrices whose input width is not a multiple of 32, or that other ops also read (a tied
-// embedding), stay f32.
+// quantize-weights (compile --quantize int8|int4): matrices read only by linear become block-
+// quantized along the input dimension, 32 weights a block, one f16 scale each, exactly as GGUF's
+// Q8_0 (d = max|w| / 127, q = round(w / d)) or Q4_0 (d = max / −8 by signed max, q = w / d + 8.5
+// truncated to 0..15). The parameter's data becomes the dequantized values, so the interpreter
+// computes exactly what the kernels do. Matrices whose input width is not a multiple of 32, or
+// that other ops also read (a tied embedding), stay f32. Per-tensor overrides pick another
+// scheme (or f32) for parameters whose name matches a glob.
 
-import { Q8_BLOCK, quantizeQ8 } from "../../ir/quant.js";
-import type { Program } from "../../ir/types.js";
+import { Q8_BLOCK, quantizeQ4_0, quantizeQ8 } from "../../ir/quant.js";
+import type { Param, Program, QuantScheme } from "../../ir/types.js";
 import type { Rule } from "./rewrite.js";
 import { rewriteProgram } from "./rewrite.js";
+
+/** What a user asks for: int8 = q8_0, int4 = q4_0, f32 = leave as is. */
+export type QuantizeChoice = "int8" | "int4" | "f32";
+export const SCHEMES: Record<Exclude<QuantizeChoice, "f32">, QuantScheme> = { int8: "q8_0", int4: "q4_0" };
+
+export interface QuantizeOptions {
+  scheme: Exclude<QuantizeChoice, "f32">;
+  /** Checked in order; the first glob (`*` any characters) matching a parameter's name wins. */
+  overrides?: readonly { pattern: string; scheme: QuantizeChoice }[];
+}
 
 /** Parameters every user of which reads them as a linear weight, in every entry. */
 function linearOnly(p: Program): Set<string> {
@@ -24,9 +35,21 @@ function linearOnly(p: Program): Set<string> {
   return new Set([...ok].filter(([, v]) => v).map(([k]) => k));
 }
 
-/** `scheme` names the storage; int8 (q8_0) is the one implemented. */
-export function quantizeWeights(p: Program, scheme: "int8"): Program {
-  if (scheme !== "int8") throw new Error(`unknown quantization scheme '${String(scheme)}'`);
+const globRegex = (glob: string) => new RegExp(`^${glob.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+
+function quantize(scheme: QuantScheme, w: Param): Param["quant"] & { dequant: Float32Array } {
+  const [N, K] = w.shape;
+  if (scheme === "q8_0") return quantizeQ8(w.data, N, K);
+  const q = quantizeQ4_0(w.data, N, K);
+  // the kernels take the nibble's value q − 8
+  return { scheme, codes: Int8Array.from(q.codes, (c) => c - 8), scales: q.scales, dequant: q.dequant };
+}
+
+export function quantizeWeights(p: Program, opts: QuantizeOptions): Program {
+  if (!(opts.scheme in SCHEMES)) throw new Error(`unknown quantization scheme '${String(opts.scheme)}'`);
+  const overrides = (opts.overrides ?? []).map((o) => ({ re: globRegex(o.pattern), scheme: o.scheme }));
+  // globs match the checkpoint's tensor name (fold-transpose's "^T" marks a transposed copy)
+  const choice = (name: string): QuantizeChoice => overrides.find((o) => o.re.test(name.replace(/(\^T)+$/, "")))?.scheme ?? opts.scheme;
   const eligible = linearOnly(p);
   const rules: Rule[] = [
     {
@@ -34,23 +57,34 @@ export function quantizeWeights(p: Program, scheme: "int8"): Program {
       apply: (n, c) => {
         if (n.op !== "param" || n.attrs.quant !== undefined || !eligible.has(n.attrs.name as string)) return null;
         const [N, K] = n.type.shape as number[];
-        if (K % Q8_BLOCK) return null;
-        const name = `${n.attrs.name}@q8_0`;
+        const want = choice(n.attrs.name as string);
+        if (K % Q8_BLOCK || want === "f32") return null;
+        const scheme = SCHEMES[want];
+        const name = `${n.attrs.name}@${scheme}`;
         if (!c.program.params.has(name)) {
-          const q = quantizeQ8(c.program.params.get(n.attrs.name as string)!.data, N, K);
-          c.program.params.set(name, { name, shape: [N, K], data: q.dequant, quant: { scheme: q.scheme, codes: q.codes, scales: q.scales } });
+          const q = quantize(scheme, c.program.params.get(n.attrs.name as string)!);
+          c.program.params.set(name, { name, shape: [N, K], data: q.dequant, quant: { scheme, codes: q.codes, scales: q.scales } });
         }
-        return c.b.add("param", [], { name, shape: [N, K], quant: "q8_0" }, n.loc);
+        return c.b.add("param", [], { name, shape: [N, K], quant: scheme }, n.loc);
       },
     },
     {
-      // a linear over q8_0 weights quantizes its input rows the same way: integer dot products
+      // a linear over quantized weights quantizes its input rows to q8_0: integer dot products
       name: "quantize-linear-input",
       apply: (n, c) => {
-        if (n.op !== "linear" || n.attrs.quant !== undefined || c.node(n.args[1]).attrs.quant !== "q8_0") return null;
-        return c.b.add("linear", n.args, { ...n.attrs, quant: "q8_0" }, n.loc);
+        if (n.op !== "linear" || n.attrs.quant !== undefined) return null;
+        const scheme = c.node(n.args[1]).attrs.quant;
+        if (scheme === undefined) return null;
+        return c.b.add("linear", n.args, { ...n.attrs, quant: scheme }, n.loc);
       },
     },
   ];
   return rewriteProgram(p, rules);
+}
+
+/** Parses `NAME=int8|int4|f32` (NAME a glob over parameter names), as given on the command line. */
+export function parseOverride(text: string): { pattern: string; scheme: QuantizeChoice } {
+  const m = /^([^=]+)=(int8|int4|f32)$/.exec(text);
+  if (!m) throw new Error(`'${text}' is not NAME=int8|int4|f32`);
+  return { pattern: m[1], scheme: m[2] as QuantizeChoice };
 }

@@ -125,18 +125,19 @@ describe("linear with fused epilogues", () => {
   }
 });
 
-describe("linear on int8 (q8_0) weights", () => {
+for (const [scheme, choice, seed] of [["q8_0", "int8", 500], ["q4_0", "int4", 700]] as const)
+describe(`linear on ${choice} (${scheme}) weights`, () => {
   for (let i = 0; i < 8; i++) {
-    const r = rng(500 + i);
+    const r = rng(seed + i);
     const [K, N] = [r.pick([32, 64, 96]), r.pick([1, 4, 5, 8, 13])];
     const act = i % 3 === 0 ? "gelu_tanh" : undefined;
     const bias = i % 2 === 1, residual = i % 4 === 2;
     const calls = r.pick([...rowsOf, [40, 1]]);
     it(`K=${K} N=${N}${bias ? " bias" : ""}${act ? ` ${act}` : ""}${residual ? " residual" : ""} rows=${calls.join("+")}`, () =>
-      check(600 + i, (c) => c.b.add("linear", [c.act(K), c.param([N, K]), ...(bias ? [c.param([N])] : []), ...(residual ? [c.act(N)] : [])], { ...(act ? { act } : {}), residual }), calls, 64, (p) => {
-        const q = quantizeWeights(p, "int8");
-        // the transformation must have happened: the weight is now a q8_0 parameter
-        expect(q.graphs[0].nodes.some((n) => n.op === "param" && n.attrs.quant === "q8_0")).toBe(true);
+      check(seed + 100 + i, (c) => c.b.add("linear", [c.act(K), c.param([N, K]), ...(bias ? [c.param([N])] : []), ...(residual ? [c.act(N)] : [])], { ...(act ? { act } : {}), residual }), calls, 64, (p) => {
+        const q = quantizeWeights(p, { scheme: choice });
+        // the transformation must have happened: the weight is now a quantized parameter
+        expect(q.graphs[0].nodes.some((n) => n.op === "param" && n.attrs.quant === scheme)).toBe(true);
         return q;
       }));
   }

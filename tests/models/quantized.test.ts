@@ -8,6 +8,8 @@ import { loadProgram } from "../../compiler/load.js";
 import { passes, runPipeline, withQuantization } from "../../compiler/passes/manager.js";
 import { floatToHalf, halfToFloat } from "../../ir/half.js";
 import { quantizeQ8 } from "../../ir/quant.js";
+import { interpret, newSession } from "../../ir/interp.js";
+import { parseOverride } from "../../compiler/passes/quantize-weights.js";
 import { generate } from "../../runtime/generate.js";
 import { compileInMemory, relError, root } from "../helpers.js";
 
@@ -58,5 +60,40 @@ describe("q8_0 quantization", () => {
     ref.top1_top2_margins.forEach((m: number, i: number) => {
       if (m > 0.3 && ga.slice(0, i).join() === gb.slice(0, i).join()) expect(gb[i]).toBe(ga[i]);
     });
+  });
+});
+
+describe("q4_0 quantization (compile --quantize int4)", () => {
+  const model = join(root, "examples", "gpt2.wf");
+  it("tiny GPT-2 at int4: 4.5 bits a weight, logits near fp32, the interpreter agrees with the kernels", async () => {
+    const fp = runPipeline(loadProgram(model, tiny));
+    const q4 = runPipeline(loadProgram(model, tiny), {}, withQuantization(passes, "int4"));
+    const quantized = q4.graphs[0].nodes.filter((n) => n.op === "param" && n.attrs.quant === "q4_0");
+    expect(quantized.length).toBe(16);
+    const a = await compileInMemory(fp), b = await compileInMemory(q4);
+    const qWeights = quantized.reduce((s, n) => s + (n.type.shape as number[]).reduce((x, y) => x * y, 1), 0);
+    const saved = a.art.manifest.memory.weights_bytes - b.art.manifest.memory.weights_bytes;
+    // f32 (4 bytes) replaced by 18 bytes per 32 weights
+    expect(saved / qWeights).toBeCloseTo(4 - 4.5 / 8, 2);
+    const ref = JSON.parse(readFileSync(join(tiny, "greedy.json"), "utf8"));
+    const la = a.model.run("forward", { ids: ref.prompt_ids }).logits;
+    const lb = b.model.run("forward", { ids: ref.prompt_ids }).logits;
+    const err = relError(lb, la);
+    // 4-bit weights move the logits more than 8-bit ones, but not beyond recognition
+    expect(err).toBeGreaterThan(1e-3);
+    expect(err).toBeLessThan(0.15);
+    const s = newSession();
+    expect(relError(lb, interpret(q4, "forward", { ids: Int32Array.from(ref.prompt_ids) }, s).logits)).toBeLessThan(1e-2);
+  });
+
+  it("per-tensor overrides: a glob picks int8 or f32 for some matrices", () => {
+    const p = runPipeline(loadProgram(model, tiny), {}, withQuantization(passes, { scheme: "int4", overrides: [{ pattern: "*h.0.*", scheme: "f32" }, { pattern: "*.mlp.c_proj.weight", scheme: "int8" }] }));
+    const schemes = new Map(p.graphs[0].nodes.filter((n) => n.op === "param").map((n) => [n.attrs.name as string, n.attrs.quant]));
+    const names = [...schemes.keys()];
+    expect(names.filter((n) => n.includes("h.0.")).every((n) => schemes.get(n) === undefined)).toBe(true);
+    expect(names.filter((n) => n.includes("h.1.mlp.c_proj.weight")).map((n) => schemes.get(n))).toEqual(["q8_0"]);
+    expect(names.filter((n) => n.includes("h.1.attn.c_attn.weight")).map((n) => schemes.get(n))).toEqual(["q4_0"]);
+    expect(() => parseOverride("lm_head=int3")).toThrow(/NAME=int8\|int4\|f32/);
+    expect(parseOverride("lm_head.weight=int8")).toEqual({ pattern: "lm_head.weight", scheme: "int8" });
   });
 });
