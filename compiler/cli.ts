@@ -1,10 +1,11 @@
-// The wasmformer command line: compile, run, generate.
+// The wasmformer command line: compile, run, generate, eval.
 
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { IRError } from "../ir/graph.js";
+import { meanNll } from "../runtime/eval.js";
 import { generate } from "../runtime/generate.js";
 import { ArtifactError, type Model } from "../runtime/model.js";
 import { loadArtifact } from "../runtime/node.js";
@@ -122,14 +123,58 @@ const cmdGenerate = (a: GenerateArgs) => withModel(a, (model) => {
   }
 });
 
+/** Token ids from a file: a JSON array of integers, or integers separated by whitespace or commas. */
+function readIdsFile(path: string): number[] {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8").trim();
+  } catch (e) {
+    throw new UsageError(`--ids: ${(e as Error).message}`);
+  }
+  let items: unknown[];
+  if (text.startsWith("[")) {
+    try {
+      items = JSON.parse(text);
+    } catch {
+      throw new UsageError(`--ids ${path}: not a valid JSON array`);
+    }
+    if (!Array.isArray(items)) throw new UsageError(`--ids ${path}: not a JSON array`);
+  } else {
+    items = text.split(/[\s,]+/).filter((s) => s !== "");
+  }
+  const ids = items.map((v) => (typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v));
+  const bad = ids.findIndex((v) => typeof v !== "number" || !Number.isSafeInteger(v) || v < 0);
+  if (bad >= 0) throw new UsageError(`--ids ${path}: item ${bad + 1} (${JSON.stringify(items[bad])}) is not a non-negative integer token id`);
+  if (ids.length < 2) throw new UsageError(`--ids ${path}: ${ids.length} token id${ids.length === 1 ? "" : "s"}; scoring needs at least 2`);
+  return ids as number[];
+}
+
+type EvalArgs = { artifact: string; ids: string; window?: number; stride?: number; threads: number; json?: boolean };
+const cmdEval = (a: EvalArgs) => {
+  const ids = readIdsFile(a.ids);
+  return withModel(a, (model) => {
+    const progress = a.json ? undefined : terminalProgress();
+    const t0 = performance.now();
+    const r = meanNll(model, ids, { window: a.window, stride: a.stride, onProgress: progress && ((d, t) => progress.update("scoring", d, t)) });
+    progress?.done();
+    const s = (performance.now() - t0) / 1000;
+    if (a.json) {
+      process.stdout.write(JSON.stringify({ tokens: r.tokens, mean_nll: r.meanNll, perplexity: r.perplexity, window: r.window, stride: r.stride, windows: r.windows, ids: ids.length, tokens_per_s: r.tokens / s }) + "\n");
+    } else {
+      process.stdout.write(`tokens ${r.tokens}, mean NLL ${r.meanNll.toFixed(6)}, perplexity ${r.perplexity.toFixed(4)}\n`);
+      process.stderr.write(`${r.windows} windows of up to ${r.window} tokens, stride ${r.stride}; ${(r.tokens / s).toFixed(1)} tokens/s${model.threads > 1 ? ` (${model.threads} threads)` : ""}\n`);
+    }
+  });
+};
+
 export async function main(argv: string[]): Promise<number> {
   const cli = yargs(argv)
     .scriptName("wasmformer")
     .strict()
-    .demandCommand(1, "give a command: compile, run, generate or export-onnx")
+    .demandCommand(1, "give a command: compile, run, generate, eval or export-onnx")
     .command("compile <model>", "compile a .wf model with a checkpoint into an artifact folder", (y) =>
       y.positional("model", { type: "string", demandOption: true, describe: "model definition (.wf)" })
-        .option("weights", { type: "string", demandOption: true, describe: "Hugging Face folder (config.json + safetensors)" })
+        .option("weights", { type: "string", demandOption: true, describe: "Hugging Face folder (config.json + safetensors) or a .gguf file" })
         .option("out", { type: "string", demandOption: true, describe: "artifact folder to write" })
         .option("context", { type: "number", describe: "longest sequence to support (default: the model's, at most 2048)" })
         .option("print-ir", { type: "boolean", describe: "print the IR before and after every pass" })
@@ -160,6 +205,13 @@ export async function main(argv: string[]): Promise<number> {
         .option("json", { type: "boolean" })
         .option("threads", { type: "number", default: 1, describe: "threads running the matrix kernels (model.threads.wasm above 1)" })
         .conflicts("prompt", "input-ids"))
+    .command("eval <artifact>", "mean NLL and perplexity of a causal LM over a file of token ids", (y) =>
+      y.positional("artifact", { type: "string", demandOption: true })
+        .option("ids", { type: "string", demandOption: true, describe: "token ids: a JSON array, or integers separated by whitespace or commas" })
+        .option("window", { type: "number", describe: "tokens per window, scored from a fresh context (default and most: the artifact's context)" })
+        .option("stride", { type: "number", describe: "tokens between window starts (default: the window; below it, each window scores only tokens not yet scored)" })
+        .option("threads", { type: "number", default: 1, describe: "threads running the matrix kernels (model.threads.wasm above 1)" })
+        .option("json", { type: "boolean", describe: "print {tokens, mean_nll, perplexity, window, stride, windows, ids, tokens_per_s}" }))
     .fail((msg, err) => {
       throw err ?? new UsageError(msg);
     })
@@ -171,6 +223,7 @@ export async function main(argv: string[]): Promise<number> {
     else if (cmd === "run") await cmdRun(a as never);
     else if (cmd === "export-onnx") await cmdExportOnnx(a as never);
     else if (cmd === "generate") await cmdGenerate(a as never);
+    else if (cmd === "eval") await cmdEval(a as never);
     return 0;
   } catch (e) {
     if (e instanceof Diagnostic || e instanceof DiagnosticList) process.stderr.write(formatDiagnostic(e) + "\n");

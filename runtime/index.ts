@@ -3,6 +3,7 @@
 export { Model, ArtifactError, type ArtifactFiles, type LoadOptions, type RunInputs, type Ids } from "./model.js";
 export { browserThreads, hasThreads, type ThreadHost } from "./threads.js";
 export { generate, argmax, type GenerateOptions, type GenerateResult } from "./generate.js";
+export { meanNll, type NllOptions, type NllResult } from "./eval.js";
 export type { Manifest, ManifestEntry, ManifestInput, ManifestOutput } from "./manifest.js";
 export { encodeNpy, decodeNpy } from "./npy.js";
 export { hasRelaxedSimd, pickVariant, type WasmVariant } from "./features.js";

@@ -1,0 +1,169 @@
+// `wasmformer eval`: held-out NLL of the bundled trained GPT-2 against PyTorch
+// (examples/tiny-gpt2/nll_reference.json, from examples/train/reference_nll.py), fp32 and int8.
+// The CLI runs in-process (main() from source), so no build of dist/ is needed.
+
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it, vi } from "vitest";
+import { main } from "../../compiler/cli.js";
+import { nllWindows, tokenNll } from "../../runtime/eval.js";
+import { root } from "../helpers.js";
+
+const tiny = join(root, "examples", "tiny-gpt2");
+const heldout = join(tiny, "heldout_ids.json");
+const dir = mkdtempSync(join(tmpdir(), "wf-eval-"));
+
+interface RefRow { scheme: string; window: number; stride: number; tokens: number; mean_nll: number }
+const refRows: RefRow[] = JSON.parse(readFileSync(join(tiny, "nll_reference.json"), "utf8")).results;
+const ref = (scheme: string, window = 256, stride = window) => {
+  const r = refRows.find((x) => x.scheme === scheme && x.window === window && x.stride === stride);
+  if (!r) throw new Error(`nll_reference.json has no ${scheme} ${window}/${stride} (re-run examples/train/reference_nll.py)`);
+  return r;
+};
+const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
+
+async function cli(...args: string[]) {
+  let out = "", err = "";
+  const so = vi.spyOn(process.stdout, "write").mockImplementation((s) => ((out += String(s)), true));
+  const se = vi.spyOn(process.stderr, "write").mockImplementation((s) => ((err += String(s)), true));
+  try {
+    const code = await main(args);
+    return { code, out, err };
+  } finally {
+    so.mockRestore();
+    se.mockRestore();
+  }
+}
+
+async function evalJson(artifact: string, ...args: string[]) {
+  const r = await cli("eval", artifact, "--ids", heldout, "--json", ...args);
+  expect(r.code, r.err).toBe(0);
+  return JSON.parse(r.out) as { tokens: number; mean_nll: number; perplexity: number; window: number; stride: number; windows: number; ids: number };
+}
+
+const fp32 = join(dir, "fp32"), int8 = join(dir, "int8");
+
+beforeAll(async () => {
+  for (const [out, q] of [[fp32, []], [int8, ["--quantize", "int8"]]] as const) {
+    const r = await cli("compile", "examples/gpt2.wf", "--weights", tiny, "--out", out, ...q);
+    expect(r.code, r.err).toBe(0);
+  }
+});
+
+describe("eval on examples/tiny-gpt2 heldout_ids.json", () => {
+  it("fp32: prints tokens, mean NLL and perplexity equal to PyTorch's (1e-4 relative)", async () => {
+    const r = await cli("eval", fp32, "--ids", heldout);
+    expect(r.code, r.err).toBe(0);
+    const m = /^tokens (\d+), mean NLL ([\d.]+), perplexity ([\d.]+)\n$/.exec(r.out);
+    expect(m, r.out).not.toBeNull();
+    const want = ref("fp32");
+    expect(Number(m![1])).toBe(want.tokens);
+    expect(rel(Number(m![2]), want.mean_nll)).toBeLessThan(1e-4);
+    expect(rel(Number(m![3]), Math.exp(want.mean_nll))).toBeLessThan(1e-4);
+  });
+
+  it.each([
+    [128, 128],
+    [256, 128],
+  ])("fp32 --window %i --stride %i: the same windows and NLL as PyTorch", async (window, stride) => {
+    const j = await evalJson(fp32, "--window", String(window), "--stride", String(stride));
+    const want = ref("fp32", window, stride);
+    expect([j.tokens, j.window, j.stride, j.ids]).toEqual([want.tokens, window, stride, 2000]);
+    expect(rel(j.mean_nll, want.mean_nll)).toBeLessThan(1e-4);
+    expect(j.perplexity).toBeCloseTo(Math.exp(j.mean_nll), 10);
+  });
+
+  it("int8: within +0.5% of fp32 and close to PyTorch's fake-quantized Q8_0", async () => {
+    const [a, b] = [await evalJson(fp32), await evalJson(int8)];
+    expect(b.tokens).toBe(a.tokens);
+    expect(b.mean_nll).toBeLessThanOrEqual(a.mean_nll * 1.005); // the issue's bound
+    // PyTorch with Q8_0 weights only: the kernels also quantize each activation row to int8 per
+    // block of 32, which PyTorch measures as +0.007..0.018% NLL (q8_0+a8 vs q8_0); 3e-4 is about
+    // twice that. Against PyTorch emulating the kernels' activation rounding too (q8_0+a8), only
+    // summation order differs (a few codes at rounding ties): observed ≤ 2e-5, allowed 5e-5.
+    expect(rel(b.mean_nll, ref("q8_0").mean_nll)).toBeLessThan(3e-4);
+    expect(rel(b.mean_nll, ref("q8_0+a8").mean_nll)).toBeLessThan(5e-5);
+  });
+
+  it("--threads 2 gives the same NLL as one thread", async () => {
+    const [a, b] = [await evalJson(int8), await evalJson(int8, "--threads", "2")];
+    expect(b.mean_nll).toBe(a.mean_nll);
+  });
+
+  it("reads whitespace- and comma-separated ids as well as JSON arrays", async () => {
+    const ids: number[] = JSON.parse(readFileSync(heldout, "utf8")).slice(0, 300);
+    const text = join(dir, "ids.txt"), json = join(dir, "ids.json");
+    writeFileSync(text, ids.map((v, i) => (i % 7 === 6 ? `${v},\n` : `${v}, `)).join("") + "\n");
+    writeFileSync(json, JSON.stringify(ids));
+    const [a, b] = [await cli("eval", fp32, "--ids", text, "--json"), await cli("eval", fp32, "--ids", json, "--json")];
+    expect(a.code, a.err).toBe(0);
+    expect(JSON.parse(a.out)).toMatchObject({ ids: 300, tokens: 298, mean_nll: JSON.parse(b.out).mean_nll });
+  });
+});
+
+describe("eval errors: one line, exit 1, no stack trace", () => {
+  const file = (name: string, text: string) => {
+    const p = join(dir, name);
+    writeFileSync(p, text);
+    return p;
+  };
+  it.each([
+    ["a missing file", () => join(dir, "nope.json"), [], /^error: --ids: ENOENT: no such file/],
+    ["a non-integer in text", () => file("word.txt", "1 2 x 4"), [], /^error: --ids .*word\.txt: item 3 \("x"\) is not a non-negative integer token id/],
+    ["a fraction in JSON", () => file("frac.json", "[1, 2.5]"), [], /^error: --ids .*: item 2 \(2\.5\) is not a non-negative integer/],
+    ["a negative id", () => file("neg.txt", "1 -2"), [], /^error: --ids .*: item 2 \("-2"\) is not a non-negative integer/],
+    ["broken JSON", () => file("broken.json", "[1, 2"), [], /^error: --ids .*: not a valid JSON array/],
+    ["an id beyond the vocabulary", () => file("big.txt", "1,2,1024"), [], /^error: id 1024 at position 2 is outside the vocabulary \[0, 1024\)/],
+    ["one token", () => file("one.txt", "5\n"), [], /^error: --ids .*: 1 token id; scoring needs at least 2/],
+    ["no tokens", () => file("empty.txt", ""), [], /^error: --ids .*: 0 token ids; scoring needs at least 2/],
+    ["a window beyond the context", () => heldout, ["--window", "257"], /^error: window must be an integer in \[2, 256\] \(the artifact's context\), got 257/],
+    ["a stride beyond the window", () => heldout, ["--window", "64", "--stride", "65"], /^error: stride must be an integer in \[1, window = 64\], got 65/],
+    ["zero threads", () => heldout, ["--threads", "0"], /^error: --threads must be a positive integer/],
+  ] as const)("%s", async (_, path, extra, pattern) => {
+    const r = await cli("eval", fp32, "--ids", path(), ...extra);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(pattern);
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+    expect(r.out).toBe("");
+  });
+
+  it("a folder that is not an artifact", async () => {
+    const r = await cli("eval", dir, "--ids", heldout);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^error: .* is not an artifact folder \(no manifest\.json\)\n$/);
+  });
+});
+
+describe("windows and log-softmax", () => {
+  // each target (index ≥ 1) scored at most once, in order; returns the targets and their context starts
+  const targets = (n: number, w: number, s: number) => nllWindows(n, w, s).flatMap(({ start, end, from }) => {
+    expect(end - start).toBeLessThanOrEqual(w);
+    return Array.from({ length: end - from }, (_, i) => [from + i, start]);
+  });
+
+  it("stride = window: non-overlapping windows, the first token of each unpredicted", () => {
+    expect(nllWindows(10, 4, 4)).toEqual([{ start: 0, end: 4, from: 1 }, { start: 4, end: 8, from: 5 }, { start: 8, end: 10, from: 9 }]);
+    expect(targets(2000, 256, 256)).toHaveLength(1992);
+    // a last window of one token has nothing to predict and is left out
+    expect(nllWindows(9, 4, 4)).toEqual([{ start: 0, end: 4, from: 1 }, { start: 4, end: 8, from: 5 }]);
+    expect(nllWindows(3, 256, 256)).toEqual([{ start: 0, end: 3, from: 1 }]);
+  });
+
+  it("stride < window: every token after the first scored once, with ≥ window − stride tokens of context", () => {
+    for (const [n, w, s] of [[7, 4, 2], [2000, 256, 128], [1000, 100, 1], [33, 8, 5]]) {
+      const t = targets(n, w, s);
+      expect(t.map(([target]) => target)).toEqual(Array.from({ length: n - 1 }, (_, i) => i + 1));
+      for (const [target, start] of t) if (target >= w) expect(target - start).toBeGreaterThanOrEqual(w - s);
+    }
+  });
+
+  it("−log softmax is exact for large logits (max subtracted, float64)", () => {
+    expect(tokenNll(Float32Array.of(1000, 1000), 0)).toBeCloseTo(Math.LN2, 14);
+    expect(tokenNll(Float32Array.of(-1e4, 0, 1e4), 2)).toBe(0);
+    expect(tokenNll(Float32Array.of(-1e4, 0, 1e4), 0)).toBe(2e4);
+    const row = [0.5, -1.25, 3, 2];
+    const lse = Math.log(row.reduce((s, v) => s + Math.exp(v), 0));
+    expect(tokenNll(row, 1)).toBeCloseTo(lse + 1.25, 14);
+  });
+});
