@@ -15,6 +15,7 @@ import { compileModel } from "./compile.js";
 import { OnnxExportError, exportOnnx } from "./export/onnx.js";
 import { loadProgram } from "./load.js";
 import { runPipeline } from "./passes/manager.js";
+import { parseOverride } from "./passes/quantize-weights.js";
 import { Diagnostic, DiagnosticList, formatDiagnostic } from "./diagnostics.js";
 import { terminalProgress } from "./progress.js";
 
@@ -29,13 +30,22 @@ function parseIds(flag: string, text: string | undefined): number[] | undefined 
   return ids;
 }
 
-async function cmdCompile(a: { model: string; weights: string; out: string; context?: number; "print-ir"?: boolean; "emit-wat"?: boolean; "disable-pass"?: string[]; quantize?: "int8" }) {
+type CompileArgs = { model: string; weights: string; out: string; context?: number; "print-ir"?: boolean; "emit-wat"?: boolean; "disable-pass"?: string[]; quantize?: "int8" | "int4"; "quantize-tensor"?: string[] };
+async function cmdCompile(a: CompileArgs) {
   const t0 = performance.now();
+  const overrides = (a["quantize-tensor"] ?? []).map((t) => {
+    try {
+      return parseOverride(t);
+    } catch (e) {
+      throw new UsageError(`--quantize-tensor: ${(e as Error).message}`);
+    }
+  });
+  if (overrides.length && !a.quantize) throw new UsageError("--quantize-tensor needs --quantize int8 or int4");
   const r = compileModel(a.model, a.weights, a.out, {
     context: a.context,
     emitWat: a["emit-wat"],
     disablePasses: a["disable-pass"],
-    quantize: a.quantize,
+    quantize: a.quantize ? { scheme: a.quantize, overrides } : undefined,
     printAfter: a["print-ir"] ? (pass, ir) => process.stdout.write(`// ---- IR after ${pass} ----\n${ir}\n`) : undefined,
     progress: terminalProgress(),
   });
@@ -180,7 +190,8 @@ export async function main(argv: string[]): Promise<number> {
         .option("print-ir", { type: "boolean", describe: "print the IR before and after every pass" })
         .option("emit-wat", { type: "boolean", describe: "also write model.wat" })
         .option("disable-pass", { type: "string", array: true, describe: "skip a pass by name (e.g. fuse-ffn)" })
-        .option("quantize", { choices: ["int8"] as const, describe: "store matrices as int8 (q8_0 blocks of 32), computed on directly" }))
+        .option("quantize", { choices: ["int8", "int4"] as const, describe: "store matrices as GGUF q8_0 (8.5 bits a weight) or q4_0 (4.5 bits) blocks of 32, computed on directly" })
+        .option("quantize-tensor", { type: "string", array: true, describe: "NAME=int8|int4|f32 for checkpoint tensors matching NAME (* is a wildcard), e.g. lm_head.weight=int8" }))
     .command("export-onnx <model>", "write an ONNX model of the same graph (for comparisons with ONNX Runtime)", (y) =>
       y.positional("model", { type: "string", demandOption: true })
         .option("weights", { type: "string", demandOption: true })

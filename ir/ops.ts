@@ -120,6 +120,29 @@ export const activations = {
 } satisfies Record<string, (x: number) => number>;
 export type Activation = keyof typeof activations;
 
+/**
+ * Dot products of x's rows with rows of a weight [N, K]: exact f32 inputs summed in f64, or, for
+ * quantized linears, each x row quantized to q8_0 blocks first (as the integer kernels do).
+ */
+function rowDots(x: ArrayLike<number>, K: number, quantized: boolean) {
+  const rows = new Map<number, ReturnType<typeof quantizeRowQ8>>();
+  return (i: number, w: ArrayLike<number>, n: number): number => {
+    let s = 0;
+    if (!quantized) {
+      for (let k = 0; k < K; k++) s += x[i * K + k] * w[n * K + k];
+      return s;
+    }
+    let q = rows.get(i);
+    if (!q) rows.set(i, (q = quantizeRowQ8(x, i * K, K)));
+    for (let bl = 0; bl < K / Q8_BLOCK; bl++) {
+      let dot = 0;
+      for (let t = bl * Q8_BLOCK; t < (bl + 1) * Q8_BLOCK; t++) dot += q.codes[t] * w[n * K + t];
+      s += q.scales[bl] * dot;
+    }
+    return s;
+  };
+}
+
 export const ops = {
   input: {
     arity: 0,
@@ -186,26 +209,41 @@ export const ops = {
       const r = a.residual ? rest.pop() : undefined;
       const b = rest[0];
       const act = a.act ? activations[a.act as Activation] : undefined;
+      const dots = rowDots(x, K, a.quant !== undefined);
       const R = x.length / K;
       const out = new Float32Array(R * N);
-      for (let i = 0; i < R; i++) {
-        const q = a.quant ? quantizeRowQ8(x, i * K, K) : undefined;
+      for (let i = 0; i < R; i++)
         for (let n = 0; n < N; n++) {
-          let s = 0;
-          if (q) {
-            for (let bl = 0; bl < K / Q8_BLOCK; bl++) {
-              let dot = 0;
-              for (let t = bl * Q8_BLOCK; t < (bl + 1) * Q8_BLOCK; t++) dot += q.codes[t] * w[n * K + t];
-              s += q.scales[bl] * dot;
-            }
-          } else for (let k = 0; k < K; k++) s += x[i * K + k] * w[n * K + k];
-          s += b ? b[n] : 0;
           // each step rounds to f32 as the unfused ops would
-          let y = Math.fround(s);
+          let y = Math.fround(dots(i, w, n) + (b ? b[n] : 0));
           if (act) y = Math.fround(act(y));
           out[i * N + n] = r ? y + r[i * N + n] : y;
         }
-      }
+      return out;
+    },
+  },
+  /**
+   * act(x · wgᵀ) ⊙ (x · wuᵀ): a gated FFN's gate and up projections in one pass (fuse-ffn makes
+   * it from linear → act, linear, mul). attr quant as for linear (both weights one scheme).
+   */
+  gated_linear: {
+    arity: 3,
+    infer: ([x, wg, wu], a) => {
+      expectF32(x, "input");
+      expect(x.shape.length === 2 && wg.shape.length === 2 && sameShape(wg.shape, wu.shape), `gated_linear needs x[rows,K] and two weights [N,K] of one shape, got ${formatType(x)}, ${formatType(wg)}, ${formatType(wu)}`);
+      expect(wg.shape[1] === lastDim(x), `gated_linear: input width ${lastDim(x)} does not match weight ${formatType(wg)}`);
+      expect(String(a.act) in activations, `gated_linear: unknown activation '${String(a.act)}'`);
+      if (a.quant !== undefined) expect((a.quant === "q8_0" || a.quant === "q4_0") && lastDim(x) % Q8_BLOCK === 0, `gated_linear: quant ${String(a.quant)} needs q8_0 or q4_0 and K a multiple of ${Q8_BLOCK}`);
+      return f32([x.shape[0], wg.shape[0]]);
+    },
+    interp: ([x, wg, wu], a, _n, [, wt]) => {
+      const [N, K] = wt.shape as number[];
+      const act = activations[a.act as Activation];
+      const dots = rowDots(x, K, a.quant !== undefined);
+      const R = x.length / K;
+      const out = new Float32Array(R * N);
+      for (let i = 0; i < R; i++)
+        for (let n = 0; n < N; n++) out[i * N + n] = Math.fround(act(Math.fround(dots(i, wg, n))) * Math.fround(dots(i, wu, n)));
       return out;
     },
   },

@@ -105,7 +105,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
         const src = g.nodes[a];
         if (src.op !== "param") return;
         const l = layouts.get(src.attrs.name as string) ?? { packed: false, rowMajor: false };
-        if (n.op === "linear" && i === 1) l.packed = true;
+        if ((n.op === "linear" && i === 1) || (n.op === "gated_linear" && i > 0)) l.packed = true;
         else if (!(n.op === "embedding" && i === 0)) l.rowMajor = true;
         layouts.set(src.attrs.name as string, l);
       });
@@ -185,7 +185,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   let scratchBytes = 0;
   for (const g of p.graphs)
     for (const n of g.nodes)
-      if (n.op === "linear" && n.attrs.quant) {
+      if ((n.op === "linear" || n.op === "gated_linear") && n.attrs.quant) {
         const K = g.nodes[n.args[1]].type.shape[1] as number;
         scratchBytes = Math.max(scratchBytes, p.context * ((K / 32) * 4 + K * 2));
       }

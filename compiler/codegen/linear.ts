@@ -45,7 +45,9 @@ const ACC = 18; // 8 v128 accumulators
 // pointer, each x row's block scale (f32), a single row's 4 vectors of x codes, and 2×4 vectors
 // of a block's per-output dot products
 const VV = 26, WQ = 27, PWB = 31, XSF = 32, XQ = 34, DOT = 38;
-const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(16).fill(v128), i32, f32, f32, ...Array<number>(12).fill(v128)];
+// every kernel: each row's 4 sums; gated kernels: each row's 4 gate sums
+const ROWV = 46, GATE = 48;
+const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(16).fill(v128), i32, f32, f32, ...Array<number>(16).fill(v128)];
 
 /** Work units of a linear kernel with N outputs: its groups of 4 output rows. */
 export const linearUnits = (N: number) => Math.ceil(N / GROUP);
@@ -84,8 +86,13 @@ export function packQuantWeight(scheme: WeightScheme, codes: Int8Array, scales: 
 
 export interface LinearEpilogue {
   bias: boolean;
-  /** An activation applied after the bias: gelu, gelu_tanh, silu or relu. */
+  /** An activation applied after the bias: gelu, gelu_tanh, silu or relu (gated: to the gate). */
   act?: string;
+  /**
+   * Gated (gated_linear): the kernel reads two weights, the gate's at `w` and the up
+   * projection's at `b` (no bias), and writes act(x·wgᵀ) ⊙ (x·wuᵀ).
+   */
+  gated?: boolean;
   /** A tensor [rows, N] added last. */
   residual: boolean;
 }
@@ -93,9 +100,10 @@ const ZERO = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 const bytesOf = (v: number) => [v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff];
 const i32x4Const = (v: number) => [0, 1, 2, 3].flatMap(() => bytesOf(v));
 
-export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual }: LinearEpilogue, quant?: WeightScheme): string {
+export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual, gated = false }: LinearEpilogue, quant?: WeightScheme): string {
   if (quant && K % Q8_BLOCK) throw new Error(`${quant} needs K a multiple of ${Q8_BLOCK}, got ${K}`);
-  const name = `linear_k${K}_n${N}${quant ? `_${quant}` : ""}${bias ? "_bias" : ""}${act ? `_${act}` : ""}${residual ? "_res" : ""}`;
+  if (gated && (bias || !act || (!quant && K % 4))) throw new Error("internal: a gated kernel has an activation, no bias, and K a multiple of 4");
+  const name = `${gated ? "gated" : "linear"}_k${K}_n${N}${quant ? `_${quant}` : ""}${bias ? "_bias" : ""}${act ? `_${act}` : ""}${residual ? "_res" : ""}`;
   return wm.ensure(name, () => {
     const m = wm.m;
     const get = (l: number, t = i32) => m.local.get(l, t);
@@ -186,16 +194,24 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
     const vact = act ? vectorActivation(wm, act) : undefined;
     const scalarAct = (s: Expr) => (!act ? s : act === "relu" ? m.f32.max(s, m.f32.const(0)) : wm.callLibF32(`act_${act}`, [s]));
 
-    /** Row i's sums of the group's outputs (lane j, `cols` valid) through bias, activation and residual into out. */
+    /**
+     * Row i's sums of the group's outputs (lane j, `cols` valid) through the epilogue into out:
+     * bias, activation, residual; or, gated, act(gate sums) ⊙ sums.
+     */
     const epilogue = (i: number, sums: number, cols: number): Expr[] => {
       if (cols === GROUP) {
+        const activate = (v: Expr, tmp: number): Expr => {
+          if (vact) return m.call(vact, [v], v128);
+          if (!act) return v;
+          const out: Expr[] = [m.local.set(tmp, v)];
+          for (let j = 0; j < GROUP; j++) out.push(m.local.set(tmp, m.f32x4.replace_lane(get(tmp, v128), j, scalarAct(m.f32x4.extract_lane(get(tmp, v128), j)))));
+          return m.block(null, [...out, get(tmp, v128)], v128);
+        };
         let v = get(sums, v128);
-        if (bias) v = m.f32x4.add(v, m.v128.load(0, 4, m.i32.add(get(B), m.i32.shl(get(G), wm.c32(4)))));
-        if (vact) v = m.call(vact, [v], v128);
-        else if (act) {
-          const out: Expr[] = [m.local.set(sums, v)];
-          for (let j = 0; j < GROUP; j++) out.push(m.local.set(sums, m.f32x4.replace_lane(get(sums, v128), j, scalarAct(m.f32x4.extract_lane(get(sums, v128), j)))));
-          v = m.block(null, [...out, get(sums, v128)], v128);
+        if (gated) v = m.f32x4.mul(activate(get(GATE + i, v128), GATE + i), v);
+        else {
+          if (bias) v = m.f32x4.add(v, m.v128.load(0, 4, m.i32.add(get(B), m.i32.shl(get(G), wm.c32(4)))));
+          v = activate(v, sums);
         }
         if (residual) v = m.f32x4.add(v, m.v128.load(i * N * 4, 4, at(RES)));
         return [m.v128.store(i * N * 4, 4, at(OUT), v)];
@@ -203,28 +219,44 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
       const out: Expr[] = [];
       for (let j = 0; j < cols; j++) {
         let s = m.f32x4.extract_lane(get(sums, v128), j);
-        if (bias) s = m.f32.add(s, m.f32.load(j * 4, 4, m.i32.add(get(B), m.i32.shl(get(G), wm.c32(4)))));
-        s = scalarAct(s);
+        if (gated) s = m.f32.mul(scalarAct(m.f32x4.extract_lane(get(GATE + i, v128), j)), s);
+        else {
+          if (bias) s = m.f32.add(s, m.f32.load(j * 4, 4, m.i32.add(get(B), m.i32.shl(get(G), wm.c32(4)))));
+          s = scalarAct(s);
+        }
         if (residual) s = m.f32.add(s, m.f32.load((i * N + j) * 4, 4, at(RES)));
         out.push(m.f32.store((i * N + j) * 4, 4, at(OUT), s));
       }
       return out;
     };
 
-    /** rowsT rows of x (from R) × cols outputs of group G. */
-    const tile = (rowsT: number, cols: number): Expr => {
-      const body: Expr[] = [
-        m.local.set(PX, m.i32.add(get(X), m.i32.mul(get(R), wm.c32(rowBytes)))),
-        m.local.set(PW, m.i32.add(get(W), m.i32.mul(get(G), wm.c32(groupBytes)))),
-      ];
+    /**
+     * rowsT rows of x (from R) × group G of the weights at `weights` (a parameter local): each
+     * row's 4 sums as one vector in local into(i). Needs K % 4 = 0 or quantized weights.
+     */
+    const sums = (rowsT: number, cols: number, weights: number, into: (i: number) => number): Expr[] => {
+      const body: Expr[] = [m.local.set(PW, m.i32.add(get(weights), m.i32.mul(get(G), wm.c32(groupBytes))))];
       if (quant) {
         // one accumulator a row, lane j = output j (rows past N in the last group are zero codes)
         for (let i = 0; i < rowsT; i++) body.push(m.local.set(ACC + i, m.v128.const(ZERO)));
-        body.push(wm.loop(`q${rowsT}x${cols}`, KB, wm.c32(0), K / Q8_BLOCK, 1, qBlock(quant, rowsT)));
-        for (let i = 0; i < rowsT; i++) body.push(...epilogue(i, ACC + i, cols));
-        return m.block(null, body);
+        body.push(wm.loop(`q${rowsT}x${cols}_${weights}`, KB, wm.c32(0), K / Q8_BLOCK, 1, qBlock(quant, rowsT)));
+        for (let i = 0; i < rowsT; i++) body.push(m.local.set(into(i), get(ACC + i, v128)));
+        return body;
       }
+      body.push(...floatTile(rowsT, cols, `${weights}`));
+      // the lane sums of each row's accumulators (a partial group's missing outputs read as zero)
+      for (let i = 0; i < rowsT; i++) {
+        const accs = [0, 1, 2, 3].map((j) => (j < cols ? ACC + i * cols + j : DOT + j));
+        for (let j = cols; j < GROUP; j++) body.push(m.local.set(DOT + j, m.v128.const(ZERO)));
+        body.push(...reduce4(accs, into(i), addF));
+      }
+      return body;
+    };
+
+    /** The f32 accumulation of rowsT rows × cols outputs of the group at PW: ACC + i·cols + j. */
+    const floatTile = (rowsT: number, cols: number, tag: string): Expr[] => {
       const acc = (i: number, j: number) => ACC + i * cols + j;
+      const body: Expr[] = [];
       for (let a = 0; a < rowsT * cols; a++) body.push(m.local.set(ACC + a, m.v128.const(ZERO)));
       // one k-chunk (16 bytes of x per row) at byte offset kb of x
       const chunk = (): Expr[] => {
@@ -241,28 +273,33 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
         }
         return out;
       };
-      if (K4 > 0) body.push(wm.loop(`k${rowsT}x${cols}`, KB, wm.c32(0), K4 * 4, 16, chunk()));
-      if (Kt === 0) {
-        // the lane sums of each row's accumulators as one vector (a partial group's missing outputs are zero)
-        for (let i = 0; i < rowsT; i++) {
-          const accs = [0, 1, 2, 3].map((j) => (j < cols ? acc(i, j) : DOT + j));
-          for (let j = cols; j < GROUP; j++) body.push(m.local.set(DOT + j, m.v128.const(ZERO)));
-          body.push(...reduce4(accs, VV, addF), ...epilogue(i, VV, cols));
-        }
+      if (K4 > 0) body.push(wm.loop(`k${rowsT}x${cols}_${tag}`, KB, wm.c32(0), K4 * 4, 16, chunk()));
+      return body;
+    };
+
+    /** rowsT rows of x (from R) × cols outputs of group G. */
+    const tile = (rowsT: number, cols: number): Expr => {
+      const body: Expr[] = [m.local.set(PX, m.i32.add(get(X), m.i32.mul(get(R), wm.c32(rowBytes))))];
+      if (gated) body.push(...sums(rowsT, cols, W, (i) => GATE + i), ...sums(rowsT, cols, B, (i) => ROWV + i));
+      else if (quant || Kt === 0) body.push(...sums(rowsT, cols, W, (i) => ROWV + i));
+      else {
+        // K % 4 tail: scalar sums per output
+        body.push(m.local.set(PW, m.i32.add(get(W), m.i32.mul(get(G), wm.c32(groupBytes)))), ...floatTile(rowsT, cols, "t"));
+        const acc = (i: number, j: number) => ACC + i * cols + j;
+        for (let i = 0; i < rowsT; i++)
+          for (let j = 0; j < cols; j++) {
+            const lane = (l: number) => m.f32x4.extract_lane(get(acc(i, j), v128), l);
+            let s = m.f32.add(m.f32.add(lane(0), lane(1)), m.f32.add(lane(2), lane(3)));
+            for (let t = 0; t < Kt; t++)
+              s = m.f32.add(s, m.f32.mul(m.f32.load(i * rowBytes + (K4 + t) * 4, 4, get(PX)), m.f32.load((4 * K4 + j * Kt + t) * 4, 4, get(PW))));
+            if (bias) s = m.f32.add(s, m.f32.load(j * 4, 4, m.i32.add(get(B), m.i32.shl(get(G), wm.c32(4)))));
+            s = scalarAct(s);
+            if (residual) s = m.f32.add(s, m.f32.load((i * N + j) * 4, 4, at(RES)));
+            body.push(m.f32.store((i * N + j) * 4, 4, at(OUT), s));
+          }
         return m.block(null, body);
       }
-      // K % 4 tail: scalar sums per output
-      for (let i = 0; i < rowsT; i++)
-        for (let j = 0; j < cols; j++) {
-          const lane = (l: number) => m.f32x4.extract_lane(get(acc(i, j), v128), l);
-          let s = m.f32.add(m.f32.add(lane(0), lane(1)), m.f32.add(lane(2), lane(3)));
-          for (let t = 0; t < Kt; t++)
-            s = m.f32.add(s, m.f32.mul(m.f32.load(i * rowBytes + (K4 + t) * 4, 4, get(PX)), m.f32.load((4 * K4 + j * Kt + t) * 4, 4, get(PW))));
-          if (bias) s = m.f32.add(s, m.f32.load(j * 4, 4, m.i32.add(get(B), m.i32.shl(get(G), wm.c32(4)))));
-          s = scalarAct(s);
-          if (residual) s = m.f32.add(s, m.f32.load((i * N + j) * 4, 4, at(RES)));
-          body.push(m.f32.store((i * N + j) * 4, 4, at(OUT), s));
-        }
+      for (let i = 0; i < rowsT; i++) body.push(...epilogue(i, ROWV + i, cols));
       return m.block(null, body);
     };
 

@@ -72,6 +72,17 @@ export const lowerings = {
     // integer kernels read x quantized into the scratch area first
     return [c.wm.callLib("quantize_rows_q8", [c.ptr(x), c.scratch(), c.rows(n.id), c.wm.c32(K)]), call(c.scratch())];
   },
+  gated_linear: (c, n) => {
+    const [x, wg, wu] = n.args;
+    const [N, K] = c.node(wg).type.shape as number[];
+    const quant = c.node(wg).attrs.quant as QuantScheme | undefined;
+    if (c.node(wu).attrs.quant !== quant) throw new Error(`internal: gated_linear %${n.id} has weights of two schemes`);
+    const fn = linearKernel(c.wm, K, N, { bias: false, act: n.attrs.act as string, residual: false, gated: true }, quant);
+    // the up projection's weights ride in the bias slot
+    const call = (xp: Expr) => c.wm.parallel(fn, [xp, c.packedWeight(wg), c.packedWeight(wu), c.wm.c32(0), c.ptr(n.id), c.rows(n.id)], linearUnits(N), 2 * N * K);
+    if (!quant) return [call(c.ptr(x))];
+    return [c.wm.callLib("quantize_rows_q8", [c.ptr(x), c.scratch(), c.rows(n.id), c.wm.c32(K)]), call(c.scratch())];
+  },
   matmul: unsupported("the right operand must be a parameter (canonicalize-matmul turns that into linear)"),
   transpose: (c, n) => {
     const shape = c.node(n.args[0]).type.shape;

@@ -413,6 +413,7 @@ const knownAttrs: Record<string, readonly string[]> = {
   input: ["name", "kind", "dtype", "shape"],
   param: ["name", "shape"],
   linear: ["act", "residual"],
+  gated_linear: ["act"],
   reshape: ["shape"],
   scale: ["by"],
   layernorm: ["eps"],
@@ -450,6 +451,18 @@ const handlers: Record<string, (n: Node, c: Ctx) => string> = {
       y = act(c.og, y);
     }
     return residual === undefined ? y : c.og.op("Add", [y, c.value(residual)]);
+  },
+  gated_linear: (n, c) => {
+    // act(x · wgᵀ) ⊙ (x · wuᵀ), as the unfused ops
+    const [x, wg, wu] = n.args;
+    const proj = (w: number) => {
+      const wn = c.node(w);
+      if (c.linearMode === "gemm") return c.og.op("Gemm", [c.value(x), c.value(w)], { transB: { i: 1 } });
+      return c.og.op("MatMul", [c.value(x), wn.op === "param" ? c.paramInit(wn, "transposed") : c.og.transpose(c.value(w), [1, 0])]);
+    };
+    const act = activationWriters[String(n.attrs.act)];
+    if (!act) throw new OnnxExportError(`ONNX export: gated_linear %${n.id}: activation '${String(n.attrs.act)}' is not supported`);
+    return c.og.op("Mul", [act(c.og, proj(wg)), proj(wu)]);
   },
   last_row: (n, c) => c.og.slice(c.value(n.args[0]), -1, Number.MAX_SAFE_INTEGER, 0),
   matmul: (n, c) => c.og.op("MatMul", [c.value(n.args[0]), c.value(n.args[1])]),

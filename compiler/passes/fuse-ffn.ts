@@ -1,6 +1,7 @@
 // fuse-ffn: folds what follows a matrix product into the matrix kernel's epilogue, so the
-// result is written once: an activation (linear → gelu/silu/relu) and a residual add
-// (x + linear(...), as in every transformer block's down and output projections).
+// result is written once: an activation (linear → gelu/silu/relu), a residual add
+// (x + linear(...), as in every transformer block's down and output projections), and a gated
+// FFN's act(x·Wg) ⊙ (x·Wu) as one gated_linear reading both weights in one pass over x.
 // Only a linear whose result nothing else reads is fused.
 
 import { activations } from "../../ir/ops.js";
@@ -16,6 +17,23 @@ export const rulesFuseFfn: Rule[] = [
       const l = c.node(n.args[0]);
       if (l.op !== "linear" || l.attrs.act !== undefined || l.attrs.residual || c.uses(l.id) !== 1) return null;
       return c.b.add("linear", l.args, { ...l.attrs, act: n.op }, n.loc);
+    },
+  },
+  {
+    // mul(linear(x, wg, act), linear(x, wu)), either order, no biases: SwiGLU / GeGLU
+    name: "gated-linear",
+    apply: (n, c) => {
+      if (n.op !== "mul") return null;
+      const [a, b] = n.args.map((i) => c.node(i));
+      for (const [gate, up] of [[a, b], [b, a]]) {
+        const plain = (l: typeof a) => l.op === "linear" && l.args.length === 2 && !l.attrs.residual && l.attrs.quant === undefined && c.uses(l.id) === 1;
+        if (!plain(gate) || !plain(up) || gate.attrs.act === undefined || up.attrs.act !== undefined || gate.id === up.id) continue;
+        const [wg, wu] = [c.node(gate.args[1]), c.node(up.args[1])];
+        // the same x, weights of one shape, and K a multiple of 4 (the kernels' vector epilogue)
+        if (gate.args[0] !== up.args[0] || wg.type.shape.join() !== wu.type.shape.join() || (wg.type.shape[1] as number) % 4) continue;
+        return c.b.add("gated_linear", [gate.args[0], gate.args[1], up.args[1]], { act: gate.attrs.act }, n.loc);
+      }
+      return null;
     },
   },
   {

@@ -30,7 +30,7 @@ function linearOnly(p: Program): Set<string> {
         const src = g.nodes[a];
         if (src.op !== "param") return;
         const name = src.attrs.name as string;
-        ok.set(name, (ok.get(name) ?? true) && n.op === "linear" && i === 1);
+        ok.set(name, (ok.get(name) ?? true) && ((n.op === "linear" && i === 1) || (n.op === "gated_linear" && i > 0)));
       });
   return new Set([...ok].filter(([, v]) => v).map(([k]) => k));
 }
@@ -49,7 +49,13 @@ export function quantizeWeights(p: Program, opts: QuantizeOptions): Program {
   if (!(opts.scheme in SCHEMES)) throw new Error(`unknown quantization scheme '${String(opts.scheme)}'`);
   const overrides = (opts.overrides ?? []).map((o) => ({ re: globRegex(o.pattern), scheme: o.scheme }));
   // globs match the checkpoint's tensor name (fold-transpose's "^T" marks a transposed copy)
-  const choice = (name: string): QuantizeChoice => overrides.find((o) => o.re.test(name.replace(/(\^T)+$/, "")))?.scheme ?? opts.scheme;
+  const byName = (name: string): QuantizeChoice => overrides.find((o) => o.re.test(name.replace(/(\^T)+$/, "")))?.scheme ?? opts.scheme;
+  // a gated kernel reads its two weights in one scheme: the up projection follows the gate
+  const gateOf = new Map<string, string>();
+  for (const g of p.graphs)
+    for (const n of g.nodes)
+      if (n.op === "gated_linear") gateOf.set(g.nodes[n.args[2]].attrs.name as string, g.nodes[n.args[1]].attrs.name as string);
+  const choice = (name: string) => byName(gateOf.get(name) ?? name);
   const eligible = linearOnly(p);
   const rules: Rule[] = [
     {
@@ -72,10 +78,12 @@ export function quantizeWeights(p: Program, opts: QuantizeOptions): Program {
       // a linear over quantized weights quantizes its input rows to q8_0: integer dot products
       name: "quantize-linear-input",
       apply: (n, c) => {
-        if (n.op !== "linear" || n.attrs.quant !== undefined) return null;
+        if ((n.op !== "linear" && n.op !== "gated_linear") || n.attrs.quant !== undefined) return null;
         const scheme = c.node(n.args[1]).attrs.quant;
         if (scheme === undefined) return null;
-        return c.b.add("linear", n.args, { ...n.attrs, quant: scheme }, n.loc);
+        // a gated kernel reads both weights in one scheme: the gate's choice holds for the up projection
+        if (n.op === "gated_linear" && c.node(n.args[2]).attrs.quant !== scheme) return null;
+        return c.b.add(n.op, n.args, { ...n.attrs, quant: scheme }, n.loc);
       },
     },
   ];

@@ -42,10 +42,15 @@ async function evalJson(artifact: string, ...args: string[]) {
   return JSON.parse(r.out) as { tokens: number; mean_nll: number; perplexity: number; window: number; stride: number; windows: number; ids: number };
 }
 
-const fp32 = join(dir, "fp32"), int8 = join(dir, "int8");
+const fp32 = join(dir, "fp32"), int8 = join(dir, "int8"), int4 = join(dir, "int4"), mixed = join(dir, "mixed");
 
 beforeAll(async () => {
-  for (const [out, q] of [[fp32, []], [int8, ["--quantize", "int8"]]] as const) {
+  for (const [out, q] of [
+    [fp32, []],
+    [int8, ["--quantize", "int8"]],
+    [int4, ["--quantize", "int4"]],
+    [mixed, ["--quantize", "int4", "--quantize-tensor", "*.mlp.c_proj.weight=int8", "--quantize-tensor", "*.h.0.*=f32"]],
+  ] as const) {
     const r = await cli("compile", "examples/gpt2.wf", "--weights", tiny, "--out", out, ...q);
     expect(r.code, r.err).toBe(0);
   }
@@ -84,6 +89,26 @@ describe("eval on examples/tiny-gpt2 heldout_ids.json", () => {
     // summation order differs (a few codes at rounding ties): observed ≤ 2e-5, allowed 5e-5.
     expect(rel(b.mean_nll, ref("q8_0").mean_nll)).toBeLessThan(3e-4);
     expect(rel(b.mean_nll, ref("q8_0+a8").mean_nll)).toBeLessThan(5e-5);
+  });
+
+  it("int4: within PyTorch's Q4_0 fake-quantization increase plus a small margin", async () => {
+    const [a, b] = [await evalJson(fp32), await evalJson(int4)];
+    const torchIncrease = ref("q4_0+a8").mean_nll / ref("fp32").mean_nll - 1;
+    expect(b.mean_nll).toBeGreaterThan(a.mean_nll); // 4-bit weights do cost something
+    // the margin: summation order (fp32 NLLs agree to 1e-8) and activation codes at rounding ties
+    expect(b.mean_nll / a.mean_nll - 1).toBeLessThanOrEqual(torchIncrease + 5e-4);
+    expect(rel(b.mean_nll, ref("q4_0+a8").mean_nll)).toBeLessThan(1e-4);
+  });
+
+  it("--quantize-tensor keeps chosen tensors at int8 or f32: a mixed artifact is larger than int4 and no worse", async () => {
+    const bytes = (d: string) => JSON.parse(readFileSync(join(d, "manifest.json"), "utf8")).memory.weights_bytes as number;
+    expect(bytes(mixed)).toBeGreaterThan(bytes(int4));
+    expect(bytes(mixed)).toBeLessThan(bytes(fp32));
+    const [a, m] = [await evalJson(int4), await evalJson(mixed)];
+    expect(m.mean_nll).toBeLessThan(a.mean_nll);
+    const bad = await cli("compile", "examples/gpt2.wf", "--weights", tiny, "--out", join(dir, "bad"), "--quantize", "int4", "--quantize-tensor", "lm_head=int3");
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/^error: --quantize-tensor: 'lm_head=int3' is not NAME=int8\|int4\|f32/);
   });
 
   it("--threads 2 gives the same NLL as one thread", async () => {

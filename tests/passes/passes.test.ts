@@ -136,6 +136,82 @@ describe("fuse-ffn", () => {
   });
 });
 
+describe("fuse-ffn: gated FFNs", () => {
+  const head = `
+      graph forward {
+        %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+        %1 = param() {name="emb", shape=[10,4]} : f32[10,4]
+        %2 = embedding(%1, %0) : f32[S,4]
+        %3 = param() {name="wg", shape=[8,4]} : f32[8,4]
+        %4 = param() {name="wu", shape=[8,4]} : f32[8,4]`;
+  it("silu(x·Wg) ⊙ (x·Wu) becomes one gated_linear (either operand order); the down projection keeps its residual", () =>
+    expectRewrite(fuseFfn, head + `
+        %5 = linear(%2, %4) : f32[S,8]
+        %6 = linear(%2, %3) : f32[S,8]
+        %7 = silu(%6) : f32[S,8]
+        %8 = mul(%5, %7) : f32[S,8]
+        %9 = param() {name="wd", shape=[4,8]} : f32[4,8]
+        %10 = linear(%8, %9) : f32[S,4]
+        %11 = add(%2, %10) : f32[S,4]
+        return y=%11
+      }`, head + `
+        %5 = gated_linear(%2, %3, %4) {act="silu"} : f32[S,8]
+        %6 = param() {name="wd", shape=[4,8]} : f32[4,8]
+        %7 = linear(%5, %6, %2) {residual=true} : f32[S,4]
+        return y=%7
+      }`));
+  it("does not fire when the projections read different inputs, or the gate's value is also used", () => {
+    const twoInputs = head + `
+        %5 = param() {name="g", shape=[4]} : f32[4]
+        %6 = mul(%2, %5) : f32[S,4]
+        %7 = linear(%2, %3) {act="silu"} : f32[S,8]
+        %8 = linear(%6, %4) : f32[S,8]
+        %9 = mul(%7, %8) : f32[S,8]
+        return y=%9
+      }`;
+    expectRewrite(fuseFfn, twoInputs, twoInputs);
+    const shared = head + `
+        %5 = linear(%2, %3) {act="silu"} : f32[S,8]
+        %6 = linear(%2, %4) : f32[S,8]
+        %7 = mul(%5, %6) : f32[S,8]
+        %8 = add(%7, %5) : f32[S,8]
+        return y=%8
+      }`;
+    expectRewrite(fuseFfn, shared, shared);
+  });
+  it("fused, unfused and the interpreter agree on random gated FFNs (f32, int8, int4; tails; several row counts)", async () => {
+    const { compileInMemory } = await import("../helpers.js");
+    const { quantizeWeights } = await import("../../compiler/passes/quantize-weights.js");
+    for (const [K, N, quant] of [[4, 8, undefined], [12, 13, undefined], [32, 9, "int8"], [64, 6, "int4"], [32, 4, "int4"]] as const) {
+      const p = program(dedent(`
+        graph forward {
+          %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+          %1 = param() {name="emb", shape=[10,${K}]} : f32[10,${K}]
+          %2 = embedding(%1, %0) : f32[S,${K}]
+          %3 = param() {name="wg", shape=[${N},${K}]} : f32[${N},${K}]
+          %4 = param() {name="wu", shape=[${N},${K}]} : f32[${N},${K}]
+          %5 = linear(%2, %3) : f32[S,${N}]
+          %6 = gelu_tanh(%5) : f32[S,${N}]
+          %7 = linear(%2, %4) : f32[S,${N}]
+          %8 = mul(%6, %7) : f32[S,${N}]
+          return y=%8
+        }`));
+      const fused = fuseFfn(p);
+      expect(fused.graphs[0].nodes.some((n) => n.op === "gated_linear")).toBe(true);
+      const q = (x: Program) => (quant ? quantizeWeights(x, { scheme: quant }) : x);
+      const [a, b] = [q(p), q(fused)];
+      const ma = (await compileInMemory(a)).model, mb = (await compileInMemory(b)).model;
+      for (const rows of [1, 3, 7]) {
+        const ids = Array.from({ length: rows }, (_, i) => (i * 3 + K) % 10);
+        const want = interpret(b, "forward", { ids: Int32Array.from(ids) }, newSession()).y;
+        const unfused = ma.run("forward", { ids }).y, got = mb.run("forward", { ids }).y;
+        expect(relError(got, want), `K=${K} N=${N} ${quant ?? "f32"} rows=${rows} vs interpreter`).toBeLessThan(quant ? 1e-4 : 1e-6);
+        expect(relError(got, unfused), `K=${K} N=${N} ${quant ?? "f32"} rows=${rows} vs unfused`).toBeLessThan(quant ? 1e-4 : 1e-6);
+      }
+    }
+  });
+});
+
 describe("specialize-last-row", () => {
   const graph = (cache: string) => `
       graph forward {
