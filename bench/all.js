@@ -1,8 +1,11 @@
 // npm run bench: every system on identical random weights, one after another, each in a fresh
 // process, then one table of ratios. `--quick` keeps the whole run under ~5 minutes here.
 //
-//   wasmformer: GPT-2 small and the LLaMA shape; plain SIMD128, relaxed SIMD, unfused (GPT-2), int8 (LLaMA)
+//   wasmformer: GPT-2 small and the LLaMA shape; plain SIMD128 on 1 and 2 threads, relaxed SIMD,
+//               unfused (GPT-2, full run), int8 and int4 (LLaMA; int4 in the full run)
 //   ONNX Runtime Web (wasm backend, 1 and 2 threads) on an ONNX file exported from the same IR
+//   llama.cpp (full run): its wasm build (wllama, Chromium) and native build (node-llama-cpp) on a
+//               GGUF file of the same LLaMA weights, Q8_0 and Q4_0 (bench/llamacpp.js)
 //
 // Rows accumulate in bench/results/latest.json ({model, system, variant, threads, metric, value, unit}).
 
@@ -30,10 +33,14 @@ node(["--no-liftoff"], "./run.js", ["--model", "gpt2"]);
 // and, for int8, in its own
 node(relaxed, "./run.js", ["--model", "gpt2", "--no-serve", "--no-kernels"]);
 if (!quick) node(["--no-liftoff"], "./run.js", ["--model", "gpt2", "--unfused", "--no-serve", "--no-kernels"]);
+node(["--no-liftoff"], "./run.js", ["--model", "gpt2", "--threads", "2", "--no-serve", "--no-kernels"]);
 node(["--no-liftoff"], "./run.js", ["--model", "llama"]);
+node(["--no-liftoff"], "./run.js", ["--model", "llama", "--threads", "2", "--no-serve", "--no-kernels"]);
 node(["--no-liftoff"], "./run.js", ["--model", "llama", "--quantize", "int8", "--no-serve"]);
+if (!quick) node(["--no-liftoff"], "./run.js", ["--model", "llama", "--quantize", "int4", "--no-serve"]);
 if (!quick) node(relaxed, "./run.js", ["--model", "llama", "--no-serve", "--no-kernels"]);
 node([], "./ort.js", []);
+if (!quick) node([], "./llamacpp.js", []);
 
 // ---- summary -------------------------------------------------------------------------------
 const rows = JSON.parse(readFileSync(results, "utf8"));
@@ -58,4 +65,29 @@ for (const model of [...new Set(rows.map((r) => r.model))]) {
   console.log(`  ${"int8 prefill / decode".padEnd(34)} ${fmt(wf("prefill_tokens_per_s", "simd128-int8")).padStart(9)} ${fmt(wf("decode_tokens_per_s", "simd128-int8")).padStart(9)}`);
   console.log(`  ${"unfused prefill / decode".padEnd(34)} ${fmt(wf("prefill_tokens_per_s", "simd128-unfused")).padStart(9)} ${fmt(wf("decode_tokens_per_s", "simd128-unfused")).padStart(9)}`);
   console.log(`  ${"ORT 2 threads prefill / decode".padEnd(34)} ${fmt(ort("prefill_tokens_per_s", 2)).padStart(9)} ${fmt(ort("decode_tokens_per_s", 2)).padStart(9)}`);
+  const t2 = (metric) => get(model, "wasmformer", "simd128", 2, metric);
+  const speedup = (metric) => (t2(metric) && wf(metric) ? `${(t2(metric) / wf(metric)).toFixed(2)}×` : "–");
+  console.log(`  ${"2 threads prefill / decode @128".padEnd(34)} ${fmt(t2("prefill_tokens_per_s")).padStart(9)} ${fmt(t2("decode_tokens_per_s")).padStart(9)}  tok/s  ${speedup("prefill_tokens_per_s")} / ${speedup("decode_tokens_per_s")} of 1 thread`);
+}
+
+// quantized weights: wasmformer int8/int4 beside llama.cpp's wasm (wllama) and native builds
+const q = (system, variant, metric) => get("llama-small-random", system, variant, 1, metric);
+if (rows.some((r) => r.model === "llama-small-random" && r.system === "wasmformer" && r.variant.includes("-int"))) {
+  console.log(`
+llama-small-random, quantized (1 thread)      ${["fp32", "int8", "int4", "wllama q8", "wllama q4", "native q8", "native q4"].map((h) => h.padStart(9)).join(" ")}`);
+  const cols = [["wasmformer", "simd128"], ["wasmformer", "simd128-int8"], ["wasmformer", "simd128-int4"], ["wllama", "q8_0"], ["wllama", "q4_0"], ["llama.cpp-native", "q8_0"], ["llama.cpp-native", "q4_0"]];
+  for (const [name, metric, d] of [
+    ["prefill 128 (wasmformer: all logits)", "prefill_tokens_per_s", 1],
+    ["first token of 128", "ttft_tokens_per_s", 1],
+    ["decode @ past 128", "decode_tokens_per_s", 1],
+    ["decode @ past 512", "decode_tokens_per_s_past512", 1],
+    ["load", "load_time", 2],
+    ["weight bytes (MB)", "weight_bytes", 1],
+  ])
+    console.log(`  ${name.padEnd(43)} ${cols.map(([sys, v]) => fmt(metric === "weight_bytes" ? (q(sys, v, metric) ?? NaN) / 1e6 : q(sys, v, metric), d).padStart(9)).join(" ")}`);
+  const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : "–");
+  const dec = (sys, v) => q(sys, v, "decode_tokens_per_s");
+  console.log(`  int8 decode: ${ratio(dec("wasmformer", "simd128-int8"), dec("wllama", "q8_0"))} wllama Q8_0, ${ratio(dec("wasmformer", "simd128-int8"), dec("wasmformer", "simd128"))} wasmformer fp32; ` +
+    `int8 prefill: ${ratio(q("wasmformer", "simd128-int8", "prefill_tokens_per_s"), q("wllama", "q8_0", "prefill_tokens_per_s"))} wllama Q8_0, ${ratio(q("wasmformer", "simd128-int8", "prefill_tokens_per_s"), q("wasmformer", "simd128", "prefill_tokens_per_s"))} fp32`);
+  console.log(`  int4 decode: ${ratio(dec("wasmformer", "simd128-int4"), dec("wasmformer", "simd128-int8"))} wasmformer int8, ${ratio(dec("wasmformer", "simd128-int4"), dec("wllama", "q4_0"))} wllama Q4_0, ${ratio(dec("wasmformer", "simd128-int4"), dec("llama.cpp-native", "q4_0"))} native Q4_0`);
 }
