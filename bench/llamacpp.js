@@ -5,7 +5,7 @@
 //                     thread (the page is not cross-origin isolated, so no Web Worker threads)
 //   llama.cpp-native  node-llama-cpp's prebuilt CPU build, 1 thread, no GPU: the native ceiling
 //
-//   node bench/llamacpp.js            q8_0, q4_0, f32; decode at past 128 and 512 (~10 min here)
+//   node bench/llamacpp.js            q8_0, q4_0, f32; decode at past 128 and 512 (~5 min here)
 //   node bench/llamacpp.js --quick    q8_0 and q4_0, past 128 only, fewer repeats (~110 s on 2 busy cores)
 //   options: --types q8_0,q4_0,f32  --systems wllama,native  --repeats N (prompt runs)
 //            --decode-runs N  --decode-steps N  --prefill N (default 128)  --seed N  --no-long
