@@ -6,6 +6,7 @@ import type { Program } from "../../ir/types.js";
 import { InputError } from "../diagnostics.js";
 import { canonicalizeMatmul } from "./canonicalize-matmul.js";
 import { foldTranspose } from "./fold-transpose.js";
+import { fuseAttention } from "./fuse-attention.js";
 import { fuseFfn } from "./fuse-ffn.js";
 import { type QuantizeOptions, quantizeWeights } from "./quantize-weights.js";
 import { specializeLastRow } from "./specialize-last-row.js";
@@ -16,6 +17,7 @@ export interface Pass {
 }
 
 export const passes: readonly Pass[] = [
+  { name: "fuse-attention", run: fuseAttention },
   { name: "canonicalize-matmul", run: canonicalizeMatmul },
   { name: "fold-transpose", run: foldTranspose },
   { name: "fuse-ffn", run: fuseFfn },

@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { canonicalizeMatmul } from "../../compiler/passes/canonicalize-matmul.js";
 import { foldTranspose } from "../../compiler/passes/fold-transpose.js";
+import { fuseAttention } from "../../compiler/passes/fuse-attention.js";
 import { fuseFfn } from "../../compiler/passes/fuse-ffn.js";
 import { specializeLastRow } from "../../compiler/passes/specialize-last-row.js";
 import { loadProgram } from "../../compiler/load.js";
@@ -133,6 +134,76 @@ describe("fuse-ffn", () => {
         return y=%7
       }`;
     expectRewrite(fuseFfn, text, text);
+  });
+});
+
+// The IR's only run-time dim is the row count, so written-out attention (scores [S, S]) exists
+// for a fixed sequence length, e.g. an encoder compiled for 8 tokens.
+describe("fuse-attention", () => {
+  const head = `
+      graph forward {
+        %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[8]} : i32[8]
+        %1 = param() {name="emb", shape=[10,4]} : f32[10,4]
+        %2 = embedding(%1, %0) : f32[8,4]
+        %3 = param() {name="wq", shape=[4,4]} : f32[4,4]
+        %4 = linear(%2, %3) : f32[8,4]
+        %5 = param() {name="wk", shape=[4,4]} : f32[4,4]
+        %6 = linear(%2, %5) : f32[8,4]
+        %7 = param() {name="wv", shape=[6,4]} : f32[6,4]
+        %8 = linear(%2, %7) : f32[8,6]`;
+  it("softmax(scale · q·kᵀ) · v becomes one attention op", () =>
+    expectRewrite(fuseAttention, head + `
+        %9 = transpose(%6) : f32[4,8]
+        %10 = matmul(%4, %9) : f32[8,8]
+        %11 = scale(%10) {by=0.5} : f32[8,8]
+        %12 = softmax(%11) : f32[8,8]
+        %13 = matmul(%12, %8) : f32[8,6]
+        return y=%13
+      }`, head + `
+        %9 = attention(%4, %6, %8) {heads=1, kv_heads=1, scale=0.5, causal=false, cache=false} : f32[8,6]
+        return y=%9
+      }`));
+  it("does not fire when the probabilities are also an output", () => {
+    const text = head + `
+        %9 = transpose(%6) : f32[4,8]
+        %10 = matmul(%4, %9) : f32[8,8]
+        %11 = softmax(%10) : f32[8,8]
+        %12 = matmul(%11, %8) : f32[8,6]
+        return y=%12, p=%11
+      }`;
+    expectRewrite(fuseAttention, text, text);
+  });
+  it("fused attention (compiled) equals the unfused graph (interpreted) on random widths", async () => {
+    const { compileInMemory } = await import("../helpers.js");
+    for (const [D, Dv, by] of [[4, 6, 0.5], [8, 8, 0.35], [5, 3, 1]] as const) {
+      const p = program(dedent(`
+        graph forward {
+          %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[8]} : i32[8]
+          %1 = param() {name="emb", shape=[10,${D}]} : f32[10,${D}]
+          %2 = embedding(%1, %0) : f32[8,${D}]
+          %3 = param() {name="wq", shape=[${D},${D}]} : f32[${D},${D}]
+          %4 = linear(%2, %3) : f32[8,${D}]
+          %5 = param() {name="wk", shape=[${D},${D}]} : f32[${D},${D}]
+          %6 = linear(%2, %5) : f32[8,${D}]
+          %7 = param() {name="wv", shape=[${Dv},${D}]} : f32[${Dv},${D}]
+          %8 = linear(%2, %7) : f32[8,${Dv}]
+          %9 = transpose(%6) : f32[${D},8]
+          %10 = matmul(%4, %9) : f32[8,8]
+          %11 = scale(%10) {by=${by}} : f32[8,8]
+          %12 = softmax(%11) : f32[8,8]
+          %13 = matmul(%12, %8) : f32[8,${Dv}]
+          return y=%13
+        }`));
+      const fused = runPipeline(p);
+      expect(fused.graphs[0].nodes.some((n) => n.op === "attention")).toBe(true);
+      const { model } = await compileInMemory(fused);
+      for (const seed of [1, 2]) {
+        const rows = 8;
+        const ids = Array.from({ length: rows }, (_, i) => (i * 7 + D * seed) % 10);
+        const want = interpret(p, "forward", { ids: Int32Array.from(ids) }, newSession()).y;
+        expect(relError(model.run("forward", { ids }).y, want), `D=${D} rows=${rows}`).toBeLessThan(1e-5);
+      }
+    }
   });
 });
 
