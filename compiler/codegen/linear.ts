@@ -130,6 +130,11 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
         m.local.set(into, add(m.i8x16.shuffle(g(WQ), g(WQ + 1), lanes([0, 1], [4, 5])), m.i8x16.shuffle(g(WQ), g(WQ + 1), lanes([2, 3], [6, 7])))),
       ];
     };
+    // reduce4 in two steps: pairSum(a, b) = (a0+a1, b0+b1, a2+a3, b2+b3), then quadSum of two pairs
+    const pairSum = (x: number, y: number, into: number, add: (a: Expr, b: Expr) => Expr) =>
+      m.local.set(into, add(m.i8x16.shuffle(get(x, v128), get(y, v128), lanes([0, 4], [2, 6])), m.i8x16.shuffle(get(x, v128), get(y, v128), lanes([1, 5], [3, 7]))));
+    const quadSum = (u: number, v: number, into: number, add: (a: Expr, b: Expr) => Expr) =>
+      m.local.set(into, add(m.i8x16.shuffle(get(u, v128), get(v, v128), lanes([0, 1], [4, 5])), m.i8x16.shuffle(get(u, v128), get(v, v128), lanes([2, 3], [6, 7]))));
     const addF = (a: Expr, b: Expr) => m.f32x4.add(a, b);
     const addI = (a: Expr, b: Expr) => m.i32x4.add(a, b);
 
@@ -160,29 +165,27 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
         // weight row j's 32 codes as 4 i16x8 vectors in element order
         const codes = SCALES_BYTES + j * CODE_BYTES[scheme];
         if (scheme === "q8_0") {
-          for (let q = 0; q < 2; q++) {
-            out.push(m.local.set(WV, m.v128.load(codes + q * 16, 1, get(PWB))));
-            out.push(m.local.set(WQ + 2 * q, m.i16x8.extend_low_i8x16_s(get(WV, v128))));
-            out.push(m.local.set(WQ + 2 * q + 1, m.i16x8.extend_high_i8x16_s(get(WV, v128))));
-          }
+          // widening loads: 8 codes → i16x8 in one instruction (pmovsxbw from memory on x64)
+          for (let p = 0; p < 4; p++) out.push(m.local.set(WQ + p, m.v128.load8x8_s(codes + p * 8, 1, get(PWB))));
         } else {
-          // low nibbles are elements 0..15, high nibbles 16..31; both minus 8
-          const eight = () => m.v128.const(new Array(16).fill(8));
-          out.push(m.local.set(WV, m.v128.load(codes, 1, get(PWB))));
-          out.push(m.local.set(XV, m.i8x16.sub(m.v128.and(get(WV, v128), m.v128.const(new Array(16).fill(15))), eight())));
-          out.push(m.local.set(WV, m.i8x16.sub(m.i8x16.shr_u(get(WV, v128), wm.c32(4)), eight())));
-          out.push(m.local.set(WQ, m.i16x8.extend_low_i8x16_s(get(XV, v128))));
-          out.push(m.local.set(WQ + 1, m.i16x8.extend_high_i8x16_s(get(XV, v128))));
-          out.push(m.local.set(WQ + 2, m.i16x8.extend_low_i8x16_s(get(WV, v128))));
-          out.push(m.local.set(WQ + 3, m.i16x8.extend_high_i8x16_s(get(WV, v128))));
+          // byte t holds element t (low nibble) and t + 16 (high): 8 bytes zero-extended to i16
+          // lanes give elements t..t+7 masked and t+16..t+23 shifted, then minus 8
+          const c = (v: number) => m.v128.const(Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? v : 0)));
+          for (let h = 0; h < 2; h++) {
+            out.push(m.local.set(WV, m.v128.load8x8_u(codes + h * 8, 1, get(PWB))));
+            out.push(m.local.set(WQ + h, m.i16x8.sub(m.v128.and(get(WV, v128), c(15)), c(8))));
+            out.push(m.local.set(WQ + 2 + h, m.i16x8.sub(m.i16x8.shr_u(get(WV, v128), wm.c32(4)), c(8))));
+          }
         }
         for (let i = 0; i < rowsT; i++) {
           const dot = (p: number) => m.i32x4.dot_i16x8_s(xv(i, p), get(WQ + p, v128));
           out.push(m.local.set(DOT + 4 * i + j, m.i32x4.add(m.i32x4.add(dot(0), dot(1)), m.i32x4.add(dot(2), dot(3)))));
+          // fold outputs (0, 1) and (2, 3) as soon as both exist: fewer live registers
+          if (j % 2 === 1) out.push(pairSum(DOT + 4 * i + j - 1, DOT + 4 * i + j, DOT + 4 * i + (j >> 1), addI));
         }
       }
       for (let i = 0; i < rowsT; i++) {
-        out.push(...reduce4([0, 1, 2, 3].map((j) => DOT + 4 * i + j), DOT + 4 * i, addI));
+        out.push(quadSum(DOT + 4 * i, DOT + 4 * i + 1, DOT + 4 * i, addI));
         const scale = m.f32x4.mul(get(VV, v128), m.f32x4.splat(get(XSF + i, f32)));
         out.push(m.local.set(ACC + i, wm.madd(m.f32x4.convert_i32x4_s(get(DOT + 4 * i, v128)), scale, get(ACC + i, v128))));
       }
@@ -316,7 +319,9 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
     // full groups in [from, min(to, full)), then the partial group if it is in range
     if (full > 0) perBlock.push(wm.loop("g", G, get(G0), () => m.select(m.i32.lt_s(get(G1), wm.c32(full)), get(G1), wm.c32(full)), 1, rowsOfGroup(4)));
     if (part > 0) perBlock.push(m.if(m.i32.gt_s(get(G1), wm.c32(full)), m.block(null, [m.local.set(G, wm.c32(full)), ...rowsOfGroup(part)])));
-    const body = wm.loop("rb", RB, wm.c32(0), () => get(ROWS), ROW_BLOCK, perBlock);
+    const body = m.block(null, [
+      wm.loop("rb", RB, wm.c32(0), () => get(ROWS), ROW_BLOCK, perBlock),
+    ]);
     m.addFunction(name, createType([i32, i32, i32, i32, i32, i32, i32, i32]), none, LOCALS, body);
   });
 }
