@@ -3,7 +3,7 @@
 // live in compiler/codegen/lower.ts, keyed by the same OpKind, so a missing lowering
 // is a type error there.
 
-import { Q8_BLOCK, quantizeRowQ8 } from "./quant.js";
+import { Q8_ACT_MAX_ROWS, Q8_BLOCK, quantizeRowQ8 } from "./quant.js";
 import { relativeBucket } from "./relpos.js";
 import { type Attrs, type Dim, type Node, type Shape, type TensorType, rowWidth, sameShape, formatType } from "./types.js";
 
@@ -185,8 +185,9 @@ export const ops = {
    * x[R,K] · w[N,K]ᵀ (+ b[N]): the torch.nn.Linear convention. Epilogues (set by fuse-ffn):
    * attr act applies an activation, attr residual adds a last operand r[R,N] after it.
    * attr quant "q8_0" or "q4_0" (set by quantize-weights): w holds the dequantized weights of
-   * that scheme and each row of x is quantized to q8_0 on the fly (see quantizeRowQ8), as the
-   * integer kernels do.
+   * that scheme; in a call of at most Q8_ACT_MAX_ROWS rows (decode) each row of x is quantized
+   * to q8_0 on the fly (see quantizeRowQ8), as the integer kernels do, while larger calls
+   * (prefill) multiply f32 x by the dequantized weights.
    */
   linear: {
     arity: [2, 4],
@@ -209,7 +210,7 @@ export const ops = {
       const r = a.residual ? rest.pop() : undefined;
       const b = rest[0];
       const act = a.act ? activations[a.act as Activation] : undefined;
-      const dots = rowDots(x, K, a.quant !== undefined);
+      const dots = rowDots(x, K, a.quant !== undefined && x.length / K <= Q8_ACT_MAX_ROWS);
       const R = x.length / K;
       const out = new Float32Array(R * N);
       for (let i = 0; i < R; i++)
@@ -239,7 +240,7 @@ export const ops = {
     interp: ([x, wg, wu], a, _n, [, wt]) => {
       const [N, K] = wt.shape as number[];
       const act = activations[a.act as Activation];
-      const dots = rowDots(x, K, a.quant !== undefined);
+      const dots = rowDots(x, K, a.quant !== undefined && x.length / K <= Q8_ACT_MAX_ROWS);
       const R = x.length / K;
       const out = new Float32Array(R * N);
       for (let i = 0; i < R; i++)

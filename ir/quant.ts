@@ -6,6 +6,13 @@ import type { Param } from "./types.js";
 
 export const Q8_BLOCK = 32;
 
+/**
+ * A linear over quantized weights quantizes its x rows to q8_0 (integer dot products) when the
+ * call has at most this many rows (decode); with more rows (prefill) x stays f32 and multiplies
+ * the dequantized weights, which the kernels dequantize once per block of rows.
+ */
+export const Q8_ACT_MAX_ROWS = 3;
+
 /** Rounds half away from zero, as C's roundf (Math.round rounds half up). */
 const roundAway = (x: number) => Math.sign(x) * Math.round(Math.abs(x));
 

@@ -48,6 +48,8 @@ export interface Manifest {
     activation_bytes: number;
     /** Address of the thread control block (runtime/control.ts). */
     control?: number;
+    /** Most threads the kernels have scratch for. */
+    max_threads?: number;
   };
   features: string[];
   /** Module files and the features each needs; the runtime runs the most capable one the host has. */

@@ -81,6 +81,7 @@ export class Model {
     if (m.format !== "wasmformer" || m.version !== 1) throw new ArtifactError(`not a wasmformer v1 artifact (format ${String(m.format)}, version ${String(m.version)})`);
     const threads = opts.threads ?? 1;
     if (!Number.isInteger(threads) || threads < 1) throw new ArtifactError(`threads must be a positive integer, got ${threads}`);
+    if (threads > (m.memory.max_threads ?? Infinity)) throw new ArtifactError(`${threads} threads: the artifact's kernels have scratch for at most ${m.memory.max_threads}`);
     const module = await WebAssembly.compile(files.wasm);
     const shared = WebAssembly.Module.exports(module).some((e) => e.name === "__worker");
     if (threads > 1 && !shared) throw new ArtifactError(`${threads} threads need the threaded module (model.threads.wasm); this one is single-threaded`);

@@ -4,7 +4,7 @@
 
 import type { Graph, Node, Program } from "../../ir/types.js";
 import { rowWidth } from "../../ir/types.js";
-import { packLinearWeight, packQuantWeight } from "./linear.js";
+import { MAX_THREADS, Q8_ACT_MAX_ROWS, dequantBytes, packLinearWeight, packQuantWeight } from "./linear.js";
 import { type LowerCtx, constantsOf, lowerings } from "./lower.js";
 import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
 import { type OpKind, cacheKey } from "../../ir/ops.js";
@@ -181,15 +181,13 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
     planned.push({ g, statics, borrowed, buf, arenaNodes: g.nodes.filter((n) => !buf.has(n.id)) });
   }
 
-  // scratch: activation rows quantized for the integer kernels (K/32 f32 scales + K i16 codes a row)
-  let scratchBytes = 0;
+  // scratch of the quantized kernels: the rows of a few-row call quantized to q8_0 (K/32 f32
+  // scales + K i16 codes a row), and each thread's dequantized weight groups for many-row calls
+  let maxK = 0;
   for (const g of p.graphs)
     for (const n of g.nodes)
-      if ((n.op === "linear" || n.op === "gated_linear") && n.attrs.quant) {
-        const K = g.nodes[n.args[1]].type.shape[1] as number;
-        scratchBytes = Math.max(scratchBytes, p.context * ((K / 32) * 4 + K * 2));
-      }
-  const scratch = scratchBytes ? mem.take(scratchBytes) : 0;
+      if ((n.op === "linear" || n.op === "gated_linear") && n.attrs.quant) maxK = Math.max(maxK, g.nodes[n.args[1]].type.shape[1] as number);
+  const scratch = maxK ? { xq: mem.take(Q8_ACT_MAX_ROWS * ((maxK / 32) * 4 + maxK * 2)), dq: mem.take(MAX_THREADS * dequantBytes(maxK)) } : undefined;
 
   // activations: a first-fit arena with liveness-based reuse (outputs stay live to the end)
   const arenaStart = mem.top;
@@ -260,7 +258,10 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
       },
       packedWeight: (id) => wm.c32(paramAt.get(g.nodes[id].attrs.name as string)!.packed!),
       constant: (key) => wm.c32(constants.get(key)!),
-      scratch: () => wm.c32(plan.scratch),
+      quantScratch: () => {
+        if (!plan.scratch) throw new Error("internal: no scratch planned for quantized kernels");
+        return plan.scratch;
+      },
       cache: (id) => caches.get(cacheKey(g.name, g.nodes[id]))!,
     };
     const main: Expr[] = [];
@@ -306,7 +307,7 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
     kind: kindOf(p),
     context: p.context,
     config: p.config,
-    memory: { pages, weights_offset: weightsStart, weights_bytes: weights.byteLength, activation_bytes: plan.activationBytes, control: wm.control },
+    memory: { pages, weights_offset: weightsStart, weights_bytes: weights.byteLength, activation_bytes: plan.activationBytes, control: wm.control, max_threads: MAX_THREADS },
     features: ["simd128"],
     variants: VARIANTS.map(({ file, features }) => ({ file, features })),
     entries,

@@ -10,7 +10,7 @@
 // that the weights stream once per chunk while the chunk of x stays in cache.
 
 import { floatToHalf, halfToFloat } from "../../ir/half.js";
-import { Q8_BLOCK } from "../../ir/quant.js";
+import { Q8_ACT_MAX_ROWS, Q8_BLOCK } from "../../ir/quant.js";
 import { vectorActivation } from "./vmath.js";
 import { type Expr, WasmModule, createType, f32, i32, none, v128 } from "./wasm.js";
 
@@ -33,21 +33,36 @@ export function packLinearWeight(w: Float32Array, N: number, K: number): Float32
   return out;
 }
 
-// parameters of every generated linear kernel: (x, w, b, residual, out, rows, from, to), where
-// [from, to) are the groups of 4 output rows to compute (a thread's share; see WasmModule.parallel)
-const X = 0, W = 1, B = 2, RES = 3, OUT = 4, ROWS = 5, G0 = 6, G1 = 7;
+// parameters of every generated linear kernel: (x, w, b, residual, out, rows, from, to, thread),
+// where [from, to) are the groups of 4 output rows to compute (a thread's share; see
+// WasmModule.parallel) and `thread` picks the thread's scratch
+const X = 0, W = 1, B = 2, RES = 3, OUT = 4, ROWS = 5, G0 = 6, G1 = 7, TID = 8;
+const PARAMS = [i32, i32, i32, i32, i32, i32, i32, i32, i32];
 // locals
-const R = 8, G = 9, KB = 10, PX = 11, PW = 12, RB = 13, REND = 14;
-const XV = 15; // 2 v128 locals: x vectors
-const WV = 17; // 1 v128 local: the weight vector
-const ACC = 18; // 8 v128 accumulators
+const R = 9, G = 10, KB = 11, PX = 12, PW = 13, RB = 14, REND = 15;
+const XV = 16; // 2 v128 locals: x vectors
+const WV = 18; // 1 v128 local: the weight vector
+const ACC = 19; // 8 v128 accumulators
 // quantized kernels also use: a v128 of the 4 rows' block scales, 4 i16x8 weight vectors, a block
 // pointer, each x row's block scale (f32), a single row's 4 vectors of x codes, and 2×4 vectors
 // of a block's per-output dot products
-const VV = 26, WQ = 27, PWB = 31, XSF = 32, XQ = 34, DOT = 38;
+const VV = 27, WQ = 28, PWB = 32, XSF = 33, XQ = 35, DOT = 39;
 // every kernel: each row's 4 sums; gated kernels: each row's 4 gate sums
-const ROWV = 46, GATE = 48;
-const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(16).fill(v128), i32, f32, f32, ...Array<number>(16).fill(v128)];
+const ROWV = 47, GATE = 49;
+// quantized kernels on many rows: the thread's buffer of dequantized weights
+const DQ = 51;
+const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(16).fill(v128), i32, f32, f32, ...Array<number>(16).fill(v128), i32];
+
+/**
+ * Quantized linears take integer dot products (x rows quantized to q8_0 on the fly) for calls
+ * of at most this many rows (decode); larger calls (prefill) dequantize each group of 4 weight
+ * rows to f32 once per block of rows and run the f32 tiles on f32 x. The IR's linear says the same.
+ */
+export { Q8_ACT_MAX_ROWS };
+/** Threads a kernel may run on (each has its own dequantization buffer). */
+export const MAX_THREADS = 16;
+/** Bytes of one thread's dequantization buffer for a kernel of input width K (gated: two groups). */
+export const dequantBytes = (K: number) => 2 * GROUP * K * 4;
 
 /** Work units of a linear kernel with N outputs: its groups of 4 output rows. */
 export const linearUnits = (N: number) => Math.ceil(N / GROUP);
@@ -100,8 +115,15 @@ const ZERO = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 const bytesOf = (v: number) => [v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff];
 const i32x4Const = (v: number) => [0, 1, 2, 3].flatMap(() => bytesOf(v));
 
-export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual, gated = false }: LinearEpilogue, quant?: WeightScheme): string {
+/** Where quantized kernels find the quantized x rows, and the threads' dequantization buffers (MAX_THREADS × dequantBytes(K) at least). */
+export interface QuantScratch {
+  xq: number;
+  dq: number;
+}
+
+export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual, gated = false }: LinearEpilogue, quant?: WeightScheme, addrs?: QuantScratch): string {
   if (quant && K % Q8_BLOCK) throw new Error(`${quant} needs K a multiple of ${Q8_BLOCK}, got ${K}`);
+  if (quant && !addrs) throw new Error("internal: a quantized kernel needs its scratch addresses");
   if (gated && (bias || !act || (!quant && K % 4))) throw new Error("internal: a gated kernel has an activation, no bias, and K a multiple of 4");
   const name = `${gated ? "gated" : "linear"}_k${K}_n${N}${quant ? `_${quant}` : ""}${bias ? "_bias" : ""}${act ? `_${act}` : ""}${residual ? "_res" : ""}`;
   return wm.ensure(name, () => {
@@ -109,7 +131,8 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
     const get = (l: number, t = i32) => m.local.get(l, t);
     const K4 = K - (K % 4), Kt = K % 4;
     // a quantized x row (quantize_rows_q8) is K/32 f32 scales then K i16 codes
-    const rowBytes = quant ? (K / Q8_BLOCK) * 4 + K * 2 : K * 4;
+    // x rows: f32 (K·4 bytes), or quantized by quantize_rows_q8 (K/32 f32 scales then K i16 codes)
+    const rowBytesQ = (K / Q8_BLOCK) * 4 + K * 2;
     const groupBytes = quant ? (K / Q8_BLOCK) * blockBytes(quant) : GROUP * K * 4;
     const lanes = (a: number[], b: number[]) => [...a, ...b].flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
 
@@ -145,38 +168,71 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
      * and scaled by the 4 weight scales × the row's x scale into accumulator ACC + i (lane j =
      * output j of the group).
      */
+    /** The block's 4 f16 row scales (at PWB) → f32x4 in VV: sign, exponent and mantissa moved into f32 position, ×2^112 (exact for finite f16 values, subnormals included). */
+    const blockScales = (): Expr[] => {
+      const h = () => get(VV, v128);
+      return [
+        m.local.set(VV, m.i32x4.extend_low_i16x8_u(m.v128.load64_zero(0, 2, get(PWB)))),
+        m.local.set(VV, m.f32x4.mul(
+          m.v128.or(m.i32x4.shl(m.v128.and(h(), m.v128.const(i32x4Const(0x7fff))), wm.c32(13)), m.i32x4.shl(m.v128.and(h(), m.v128.const(i32x4Const(0x8000))), wm.c32(16))),
+          m.f32x4.splat(m.f32.const(2 ** 112)))),
+      ];
+    };
+    /** Weight row j's 32 codes of the block at PWB as 4 i16x8 vectors in element order, in WQ. */
+    const unpackCodes = (scheme: WeightScheme, j: number): Expr[] => {
+      const codes = SCALES_BYTES + j * CODE_BYTES[scheme];
+      // widening loads: 8 codes → i16x8 in one instruction (pmovsxbw from memory on x64)
+      if (scheme === "q8_0") return [0, 1, 2, 3].map((p) => m.local.set(WQ + p, m.v128.load8x8_s(codes + p * 8, 1, get(PWB))));
+      // byte t holds element t (low nibble) and t + 16 (high): 8 bytes zero-extended to i16
+      // lanes give elements t..t+7 masked and t+16..t+23 shifted, then minus 8
+      const c = (v: number) => m.v128.const(Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? v : 0)));
+      const out: Expr[] = [];
+      for (let h = 0; h < 2; h++) {
+        out.push(m.local.set(WV, m.v128.load8x8_u(codes + h * 8, 1, get(PWB))));
+        out.push(m.local.set(WQ + h, m.i16x8.sub(m.v128.and(get(WV, v128), c(15)), c(8))));
+        out.push(m.local.set(WQ + 2 + h, m.i16x8.sub(m.i16x8.shr_u(get(WV, v128), wm.c32(4)), c(8))));
+      }
+      return out;
+    };
+
+    /**
+     * Dequantizes group G of the quantized weights at `weights` into the f32 group layout at
+     * DQ + `into` bytes (chunks of 4 k's, 4 rows each: what the f32 tiles read), exactly as the
+     * IR's dequantized values: code × f16 scale.
+     */
+    const dequantize = (scheme: WeightScheme, weights: number, into: number, tag: string): Expr => {
+      const body: Expr[] = [m.local.set(PWB, m.i32.add(m.i32.add(get(weights), m.i32.mul(get(G), wm.c32(groupBytes))), m.i32.mul(get(KB), wm.c32(blockBytes(scheme))))), ...blockScales()];
+      // block KB's 32 k's are chunks 8·KB .. 8·KB + 7 (64 bytes each) of the f32 group
+      const dst = () => m.i32.add(get(DQ), m.i32.shl(get(KB), wm.c32(9)));
+      for (let j = 0; j < GROUP; j++) {
+        body.push(...unpackCodes(scheme, j), m.local.set(WV, m.f32x4.splat(m.f32x4.extract_lane(get(VV, v128), j))));
+        for (let p = 0; p < 4; p++) {
+          const half = (lo: boolean) => m.f32x4.mul(m.f32x4.convert_i32x4_s(lo ? m.i32x4.extend_low_i16x8_s(get(WQ + p, v128)) : m.i32x4.extend_high_i16x8_s(get(WQ + p, v128))), get(WV, v128));
+          body.push(m.v128.store(into + (2 * p) * 64 + j * 16, 4, dst(), half(true)), m.v128.store(into + (2 * p + 1) * 64 + j * 16, 4, dst(), half(false)));
+        }
+      }
+      return wm.loop(`dq${weights}_${tag}`, KB, wm.c32(0), K / Q8_BLOCK, 1, body);
+    };
+
+    /**
+     * Quantized block KB for rowsT rows: x rows arrive quantized (quantize_rows_q8: K/32 f32
+     * scales, then K i16 codes); weight codes widen to i16 and i32x4.dot_i16x8_s sums the code
+     * products exactly. The 4 outputs' integer sums are reduced into one vector, converted once
+     * and scaled by the 4 weight scales × the row's x scale into accumulator ACC + i (lane j =
+     * output j of the group).
+     */
     const qBlock = (scheme: WeightScheme, rowsT: number): Expr[] => {
       const codesAt = (K / Q8_BLOCK) * 4; // x codes follow the row's scales
-      const xCodes = (i: number, part: number) => m.v128.load(i * rowBytes + codesAt + part * 16, 2, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(6))));
-      const xScale = (i: number) => m.f32.load(i * rowBytes, 4, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(2))));
-      const out: Expr[] = [m.local.set(PWB, m.i32.add(get(PW), m.i32.mul(get(KB), wm.c32(blockBytes(scheme)))))];
-      // the 4 rows' f16 scales → f32x4: sign, exponent and mantissa moved into f32 position, ×2^112
-      // (exact for finite f16 values, subnormals included)
-      const h = () => get(VV, v128);
-      out.push(m.local.set(VV, m.i32x4.extend_low_i16x8_u(m.v128.load64_zero(0, 2, get(PWB)))));
-      out.push(m.local.set(VV, m.f32x4.mul(
-        m.v128.or(m.i32x4.shl(m.v128.and(h(), m.v128.const(i32x4Const(0x7fff))), wm.c32(13)), m.i32x4.shl(m.v128.and(h(), m.v128.const(i32x4Const(0x8000))), wm.c32(16))),
-        m.f32x4.splat(m.f32.const(2 ** 112)))));
+      const xCodes = (i: number, part: number) => m.v128.load(i * rowBytesQ + codesAt + part * 16, 2, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(6))));
+      const xScale = (i: number) => m.f32.load(i * rowBytesQ, 4, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(2))));
+      const out: Expr[] = [m.local.set(PWB, m.i32.add(get(PW), m.i32.mul(get(KB), wm.c32(blockBytes(scheme))))), ...blockScales()];
       for (let i = 0; i < rowsT; i++) out.push(m.local.set(XSF + i, xScale(i)));
       // a single row's codes stay in registers for the whole block
-      if (rowsT === 1) for (let p = 0; p < 4; p++) out.push(m.local.set(XQ + p, xCodes(0, p)));
-      const xv = (i: number, p: number) => (rowsT === 1 ? get(XQ + p, v128) : xCodes(i, p));
+      const keepX = rowsT === 1;
+      if (keepX) for (let p = 0; p < 4; p++) out.push(m.local.set(XQ + p, xCodes(0, p)));
+      const xv = (i: number, p: number) => (keepX ? get(XQ + p, v128) : xCodes(i, p));
       for (let j = 0; j < GROUP; j++) {
-        // weight row j's 32 codes as 4 i16x8 vectors in element order
-        const codes = SCALES_BYTES + j * CODE_BYTES[scheme];
-        if (scheme === "q8_0") {
-          // widening loads: 8 codes → i16x8 in one instruction (pmovsxbw from memory on x64)
-          for (let p = 0; p < 4; p++) out.push(m.local.set(WQ + p, m.v128.load8x8_s(codes + p * 8, 1, get(PWB))));
-        } else {
-          // byte t holds element t (low nibble) and t + 16 (high): 8 bytes zero-extended to i16
-          // lanes give elements t..t+7 masked and t+16..t+23 shifted, then minus 8
-          const c = (v: number) => m.v128.const(Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? v : 0)));
-          for (let h = 0; h < 2; h++) {
-            out.push(m.local.set(WV, m.v128.load8x8_u(codes + h * 8, 1, get(PWB))));
-            out.push(m.local.set(WQ + h, m.i16x8.sub(m.v128.and(get(WV, v128), c(15)), c(8))));
-            out.push(m.local.set(WQ + 2 + h, m.i16x8.sub(m.i16x8.shr_u(get(WV, v128), wm.c32(4)), c(8))));
-          }
-        }
+        out.push(...unpackCodes(scheme, j));
         for (let i = 0; i < rowsT; i++) {
           const dot = (p: number) => m.i32x4.dot_i16x8_s(xv(i, p), get(WQ + p, v128));
           out.push(m.local.set(DOT + 4 * i + j, m.i32x4.add(m.i32x4.add(dot(0), dot(1)), m.i32x4.add(dot(2), dot(3)))));
@@ -235,18 +291,22 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
 
     /**
      * rowsT rows of x (from R) × group G of the weights at `weights` (a parameter local): each
-     * row's 4 sums as one vector in local into(i). Needs K % 4 = 0 or quantized weights.
+     * row's 4 sums as one vector in local into(i). Paths: integer (quantized weights, x rows
+     * quantized), f32 on dequantized weights in the thread's buffer (`dq`), or plain f32.
+     * Needs K % 4 = 0 or quantized weights.
      */
-    const sums = (rowsT: number, cols: number, weights: number, into: (i: number) => number): Expr[] => {
-      const body: Expr[] = [m.local.set(PW, m.i32.add(get(weights), m.i32.mul(get(G), wm.c32(groupBytes))))];
-      if (quant) {
+    const sums = (rowsT: number, cols: number, weights: number, into: (i: number) => number, dq: boolean): Expr[] => {
+      if (quant && !dq) {
+        const body: Expr[] = [m.local.set(PW, m.i32.add(get(weights), m.i32.mul(get(G), wm.c32(groupBytes))))];
         // one accumulator a row, lane j = output j (rows past N in the last group are zero codes)
         for (let i = 0; i < rowsT; i++) body.push(m.local.set(ACC + i, m.v128.const(ZERO)));
         body.push(wm.loop(`q${rowsT}x${cols}_${weights}`, KB, wm.c32(0), K / Q8_BLOCK, 1, qBlock(quant, rowsT)));
         for (let i = 0; i < rowsT; i++) body.push(m.local.set(into(i), get(ACC + i, v128)));
         return body;
       }
-      body.push(...floatTile(rowsT, cols, `${weights}`));
+      // the gated kernel's second weights (in the bias slot) dequantize after the first's group
+      const at = dq ? m.i32.add(get(DQ), wm.c32(weights === W ? 0 : GROUP * K * 4)) : m.i32.add(get(weights), m.i32.mul(get(G), wm.c32(groupBytes)));
+      const body: Expr[] = [m.local.set(PW, at), ...floatTile(rowsT, cols, `${weights}${dq ? "d" : ""}`)];
       // the lane sums of each row's accumulators (a partial group's missing outputs read as zero)
       for (let i = 0; i < rowsT; i++) {
         const accs = [0, 1, 2, 3].map((j) => (j < cols ? ACC + i * cols + j : DOT + j));
@@ -256,7 +316,7 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
       return body;
     };
 
-    /** The f32 accumulation of rowsT rows × cols outputs of the group at PW: ACC + i·cols + j. */
+    /** The f32 accumulation of rowsT rows (f32 x at PX) × cols outputs of the f32 group at PW: ACC + i·cols + j. */
     const floatTile = (rowsT: number, cols: number, tag: string): Expr[] => {
       const acc = (i: number, j: number) => ACC + i * cols + j;
       const body: Expr[] = [];
@@ -265,7 +325,7 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
       const chunk = (): Expr[] => {
         const kb = () => get(KB);
         const out: Expr[] = [];
-        for (let i = 0; i < rowsT; i++) out.push(m.local.set(XV + i, m.v128.load(i * rowBytes, 4, m.i32.add(get(PX), kb()))));
+        for (let i = 0; i < rowsT; i++) out.push(m.local.set(XV + i, m.v128.load(i * K * 4, 4, m.i32.add(get(PX), kb()))));
         for (let j = 0; j < cols; j++) {
           // the chunk at x byte offset kb sits at 4·kb in the group, row j 16 bytes further
           out.push(m.local.set(WV, m.v128.load(j * 16, 4, m.i32.add(get(PW), m.i32.shl(kb(), wm.c32(2))))));
@@ -280,11 +340,14 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
       return body;
     };
 
-    /** rowsT rows of x (from R) × cols outputs of group G. */
-    const tile = (rowsT: number, cols: number): Expr => {
-      const body: Expr[] = [m.local.set(PX, m.i32.add(get(X), m.i32.mul(get(R), wm.c32(rowBytes))))];
-      if (gated) body.push(...sums(rowsT, cols, W, (i) => GATE + i), ...sums(rowsT, cols, B, (i) => ROWV + i));
-      else if (quant || Kt === 0) body.push(...sums(rowsT, cols, W, (i) => ROWV + i));
+    /** rowsT rows of x (from R) × cols outputs of group G (dq: on the dequantized group). */
+    const tile = (rowsT: number, cols: number, dq: boolean): Expr => {
+      const intPath = quant !== undefined && !dq;
+      // the integer path reads the rows quantize_rows_q8 wrote to the scratch area
+      const xBase = intPath ? wm.c32(addrs!.xq) : get(X);
+      const body: Expr[] = [m.local.set(PX, m.i32.add(xBase, m.i32.mul(get(R), wm.c32(intPath ? rowBytesQ : K * 4))))];
+      if (gated) body.push(...sums(rowsT, cols, W, (i) => GATE + i, dq), ...sums(rowsT, cols, B, (i) => ROWV + i, dq));
+      else if (quant || Kt === 0) body.push(...sums(rowsT, cols, W, (i) => ROWV + i, dq));
       else {
         // K % 4 tail: scalar sums per output
         body.push(m.local.set(PW, m.i32.add(get(W), m.i32.mul(get(G), wm.c32(groupBytes)))), ...floatTile(rowsT, cols, "t"));
@@ -294,7 +357,7 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
             const lane = (l: number) => m.f32x4.extract_lane(get(acc(i, j), v128), l);
             let s = m.f32.add(m.f32.add(lane(0), lane(1)), m.f32.add(lane(2), lane(3)));
             for (let t = 0; t < Kt; t++)
-              s = m.f32.add(s, m.f32.mul(m.f32.load(i * rowBytes + (K4 + t) * 4, 4, get(PX)), m.f32.load((4 * K4 + j * Kt + t) * 4, 4, get(PW))));
+              s = m.f32.add(s, m.f32.mul(m.f32.load(i * K * 4 + (K4 + t) * 4, 4, get(PX)), m.f32.load((4 * K4 + j * Kt + t) * 4, 4, get(PW))));
             if (bias) s = m.f32.add(s, m.f32.load(j * 4, 4, m.i32.add(get(B), m.i32.shl(get(G), wm.c32(4)))));
             s = scalarAct(s);
             if (residual) s = m.f32.add(s, m.f32.load((i * N + j) * 4, 4, at(RES)));
@@ -307,10 +370,16 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
     };
 
     /** All rows of the current row block against output group G (cols valid outputs). */
-    const rowsOfGroup = (cols: number): Expr[] => [
-      wm.loop(`r${TILE_ROWS}x${cols}`, R, get(RB), () => m.i32.sub(get(REND), wm.c32(TILE_ROWS - 1)), TILE_ROWS, [tile(TILE_ROWS, cols)]),
-      wm.loop(`r1x${cols}`, R, get(R), () => get(REND), 1, [tile(1, cols)]),
-    ];
+    const rowsOfGroup = (cols: number): Expr[] => {
+      const rowsLoops = (dq: boolean) => [
+        wm.loop(`r${TILE_ROWS}x${cols}${dq ? "d" : ""}`, R, get(RB), () => m.i32.sub(get(REND), wm.c32(TILE_ROWS - 1)), TILE_ROWS, [tile(TILE_ROWS, cols, dq)]),
+        wm.loop(`r1x${cols}${dq ? "d" : ""}`, R, get(R), () => get(REND), 1, [tile(1, cols, dq)]),
+      ];
+      if (!quant) return rowsLoops(false);
+      // few rows: integer dot products; more: dequantize the group once for the row block, f32 tiles
+      const dequantized = [dequantize(quant, W, 0, `${cols}`), ...(gated ? [dequantize(quant, B, GROUP * K * 4, `${cols}`)] : []), ...rowsLoops(true)];
+      return [m.if(m.i32.le_s(get(ROWS), wm.c32(Q8_ACT_MAX_ROWS)), m.block(null, rowsLoops(false)), m.block(null, dequantized))];
+    };
 
     const full = N >> 2, part = N % 4;
     const perBlock: Expr[] = [
@@ -320,8 +389,10 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
     if (full > 0) perBlock.push(wm.loop("g", G, get(G0), () => m.select(m.i32.lt_s(get(G1), wm.c32(full)), get(G1), wm.c32(full)), 1, rowsOfGroup(4)));
     if (part > 0) perBlock.push(m.if(m.i32.gt_s(get(G1), wm.c32(full)), m.block(null, [m.local.set(G, wm.c32(full)), ...rowsOfGroup(part)])));
     const body = m.block(null, [
+      // this thread's dequantization buffer
+      ...(quant ? [m.local.set(DQ, m.i32.add(wm.c32(addrs!.dq), m.i32.mul(get(TID), wm.c32(dequantBytes(K)))))] : []),
       wm.loop("rb", RB, wm.c32(0), () => get(ROWS), ROW_BLOCK, perBlock),
     ]);
-    m.addFunction(name, createType([i32, i32, i32, i32, i32, i32, i32, i32]), none, LOCALS, body);
+    m.addFunction(name, createType(PARAMS), none, LOCALS, body);
   });
 }

@@ -4,7 +4,7 @@
 import type { OpKind } from "../../ir/ops.js";
 import { bucketTable } from "../../ir/relpos.js";
 import type { Node, QuantScheme } from "../../ir/types.js";
-import { linearKernel, linearUnits } from "./linear.js";
+import { Q8_ACT_MAX_ROWS, type QuantScratch, linearKernel, linearUnits } from "./linear.js";
 import type { Expr, WasmModule } from "./wasm.js";
 
 export interface LowerCtx {
@@ -26,10 +26,10 @@ export interface LowerCtx {
   packedWeight(id: number): Expr;
   /** Address of a constant i32 table stored with the weights. */
   constant(key: string): Expr;
-  /** Address of the scratch area (quantized activation rows). */
-  scratch(): Expr;
   /** Addresses of the key and value cache of a cached attention node. */
   cache(id: number): { k: number; v: number };
+  /** Scratch of the quantized matrix kernels: x rows quantized to q8_0, per-thread dequantized weights. */
+  quantScratch(): QuantScratch;
 }
 
 export type Lowering = (c: LowerCtx, n: Node) => Expr[];
@@ -54,6 +54,13 @@ export function constantsOf(n: Node, context: number): { key: string; data: () =
   return [{ key: `buckets_${bi ? "bi" : "causal"}_${nb}_${md}_${context}`, data: () => bucketTable(context, bi, nb, md) }];
 }
 
+/** Calls of a quantized kernel with few rows take integer dot products on x quantized into the scratch area first. */
+function quantizeRows(c: LowerCtx, n: Node, x: number, K: number, quant: QuantScheme | undefined): Expr[] {
+  if (!quant) return [];
+  const m = c.wm.m;
+  return [m.if(m.i32.le_s(c.rows(n.id), c.wm.c32(Q8_ACT_MAX_ROWS)), c.wm.callLib("quantize_rows_q8", [c.ptr(x), c.wm.c32(c.quantScratch().xq), c.rows(n.id), c.wm.c32(K)]))];
+}
+
 export const lowerings = {
   input: () => [],
   param: () => [],
@@ -65,23 +72,18 @@ export const lowerings = {
     const b = rest[0];
     const [N, K] = c.node(w).type.shape as number[];
     const quant = c.node(w).attrs.quant as QuantScheme | undefined;
-    const fn = linearKernel(c.wm, K, N, { bias: b !== undefined, act: n.attrs.act as string | undefined, residual: residual !== undefined }, quant);
     const opt = (id: number | undefined) => (id !== undefined ? c.ptr(id) : c.wm.c32(0));
-    const call = (xp: Expr) => c.wm.parallel(fn, [xp, c.packedWeight(w), opt(b), opt(residual), c.ptr(n.id), c.rows(n.id)], linearUnits(N), N * K);
-    if (!quant) return [call(c.ptr(x))];
-    // integer kernels read x quantized into the scratch area first
-    return [c.wm.callLib("quantize_rows_q8", [c.ptr(x), c.scratch(), c.rows(n.id), c.wm.c32(K)]), call(c.scratch())];
+    const fn = linearKernel(c.wm, K, N, { bias: b !== undefined, act: n.attrs.act as string | undefined, residual: residual !== undefined }, quant, quant && c.quantScratch());
+    return [...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(w), opt(b), opt(residual), c.ptr(n.id), c.rows(n.id)], linearUnits(N), N * K)];
   },
   gated_linear: (c, n) => {
     const [x, wg, wu] = n.args;
     const [N, K] = c.node(wg).type.shape as number[];
     const quant = c.node(wg).attrs.quant as QuantScheme | undefined;
     if (c.node(wu).attrs.quant !== quant) throw new Error(`internal: gated_linear %${n.id} has weights of two schemes`);
-    const fn = linearKernel(c.wm, K, N, { bias: false, act: n.attrs.act as string, residual: false, gated: true }, quant);
+    const fn = linearKernel(c.wm, K, N, { bias: false, act: n.attrs.act as string, residual: false, gated: true }, quant, quant && c.quantScratch());
     // the up projection's weights ride in the bias slot
-    const call = (xp: Expr) => c.wm.parallel(fn, [xp, c.packedWeight(wg), c.packedWeight(wu), c.wm.c32(0), c.ptr(n.id), c.rows(n.id)], linearUnits(N), 2 * N * K);
-    if (!quant) return [call(c.ptr(x))];
-    return [c.wm.callLib("quantize_rows_q8", [c.ptr(x), c.scratch(), c.rows(n.id), c.wm.c32(K)]), call(c.scratch())];
+    return [...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(wg), c.packedWeight(wu), c.wm.c32(0), c.ptr(n.id), c.rows(n.id)], linearUnits(N), 2 * N * K)];
   },
   matmul: unsupported("the right operand must be a parameter (canonicalize-matmul turns that into linear)"),
   transpose: (c, n) => {

@@ -98,15 +98,15 @@ export class WasmModule {
   }
 
   /**
-   * A call of `kernel(a0..a5, from, to)` over work units [0, units) (a linear kernel's groups
-   * of 4 output rows). The threaded variant splits the range over the threads serving kernels:
+   * A call of `kernel(a0..a5, from, to, thread)` over work units [0, units) (a linear kernel's
+   * groups of 4 output rows); `thread` (0 = the caller) indexes per-thread scratch. The threaded variant splits the range over the threads serving kernels:
    * the caller publishes the job, runs the first share and waits for the workers' shares.
    * Splitting by output rows keeps every sum's order, so results equal the single-thread ones.
    */
   parallel(kernel: string, args: Expr[], units: number, macsPerRow: number): Expr {
     const m = this.m;
     if (args.length !== 6) throw new Error("internal: parallel kernels take 6 arguments");
-    const alone = () => m.call(kernel, [...args.map((a) => m.copyExpression(a)), m.i32.const(0), m.i32.const(units)], none);
+    const alone = () => m.call(kernel, [...args.map((a) => m.copyExpression(a)), m.i32.const(0), m.i32.const(units), m.i32.const(0)], none);
     if (!this.threads) return alone();
     let index = this.table.indexOf(kernel);
     if (index < 0) index = this.table.push(kernel) - 1;
@@ -121,23 +121,23 @@ export class WasmModule {
     const m = this.m;
     const c = (k: number) => m.i32.const(this.control + k);
     const get = (l: number) => m.local.get(l, i32);
-    const kernelType = createType([i32, i32, i32, i32, i32, i32, i32, i32]);
+    const kernelType = createType([i32, i32, i32, i32, i32, i32, i32, i32, i32]);
     // thread t's share of `units` split over `n`: [units·t/n, units·(t+1)/n)
     const bound = (units: Expr, t: Expr, n: Expr) => m.i32.div_u(m.i32.mul(units, t), n);
     const job = (k: number) => m.i32.load(CONTROL.job + 4 * k, 4, m.i32.const(this.control));
-    const callShare = (fn: Expr, args: Expr[], from: Expr, to: Expr) => m.call_indirect("kernels", fn, [...args, from, to], kernelType, none);
+    const callShare = (fn: Expr, args: Expr[], from: Expr, to: Expr, thread: Expr) => m.call_indirect("kernels", fn, [...args, from, to, thread], kernelType, none);
 
     // __parallel(fn, a0..a5, units): locals 8 = n
     const P = { fn: 0, a: 1, units: 7, n: 8 };
     const args = () => [1, 2, 3, 4, 5, 6].map((l) => get(l));
     m.addFunction("__parallel", createType([i32, i32, i32, i32, i32, i32, i32, i32]), none, [i32], m.block(null, [
       m.local.set(P.n, m.i32.load(0, 4, c(CONTROL.threads))),
-      m.if(m.i32.le_u(get(P.n), m.i32.const(1)), m.block(null, [callShare(get(P.fn), args(), m.i32.const(0), get(P.units)), m.return()])),
+      m.if(m.i32.le_u(get(P.n), m.i32.const(1)), m.block(null, [callShare(get(P.fn), args(), m.i32.const(0), get(P.units), m.i32.const(0)), m.return()])),
       ...[P.fn, ...args().map((_, i) => i + 1), P.units].map((l, k) => m.i32.store(CONTROL.job + 4 * k, 4, m.i32.const(this.control), get(l))),
       m.i32.atomic.store(0, c(CONTROL.pending), m.i32.sub(get(P.n), m.i32.const(1))),
       m.drop(m.i32.atomic.rmw.add(0, c(CONTROL.generation), m.i32.const(1))),
       m.drop(m.memory.atomic.notify(c(CONTROL.generation), m.i32.sub(get(P.n), m.i32.const(1)))),
-      callShare(get(P.fn), args(), m.i32.const(0), bound(get(P.units), m.i32.const(1), get(P.n))),
+      callShare(get(P.fn), args(), m.i32.const(0), bound(get(P.units), m.i32.const(1), get(P.n)), m.i32.const(0)),
       // the workers' shares are about as long as ours: spin (a browser's main thread may not block)
       m.loop("join", m.br("join", m.i32.atomic.load(0, c(CONTROL.pending)))),
     ]));
@@ -164,7 +164,7 @@ export class WasmModule {
         m.local.set(W.n, m.i32.load(0, 4, c(CONTROL.threads))),
         m.local.set(W.units, job(7)),
         callShare(job(0), [1, 2, 3, 4, 5, 6].map((k) => job(k)),
-          bound(get(W.units), get(W.id), get(W.n)), bound(get(W.units), m.i32.add(get(W.id), m.i32.const(1)), get(W.n))),
+          bound(get(W.units), get(W.id), get(W.n)), bound(get(W.units), m.i32.add(get(W.id), m.i32.const(1)), get(W.n)), get(W.id)),
         m.drop(m.i32.atomic.rmw.sub(0, c(CONTROL.pending), m.i32.const(1))),
         m.br("serve"),
       ])),
