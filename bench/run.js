@@ -4,7 +4,8 @@
 //   npm run bench               (node --no-liftoff bench/run.js)
 //   npm run bench -- --quick    fewer repeats, for a quick check
 //   options: --context N (compiled context, default 1024), --prefill N (default 128),
-//            --repeats N, --decode-steps N, --seed N, --no-validate, --threads N
+//            --repeats N, --decode-steps N, --seed N, --no-validate, --threads N,
+//            --no-long (skip decode at past 512)
 //
 // Method (llm.c / ggml habits): validate the compiled model against the IR interpreter first,
 // warm up by calling the kernels, then time N separate calls and report median, min and max.
@@ -316,10 +317,13 @@ for (let s = 0; s < DECODE_STEPS; s++) {
 if (model.past !== PREFILL + 1) throw new Error(`decode: past is ${model.past}, expected ${PREFILL + 1}`);
 // decode at a long past: a real LONG_PAST-token prefix through the generation entry
 const LONG_PAST = Math.min(512, CONTEXT - 1);
-model.reset();
-model.run("forward_last", { ids: Array.from({ length: LONG_PAST }, (_, i) => (i * 104729 + 7) % vocab) });
+const LONG = !flag("--no-long");
+if (LONG) {
+  model.reset();
+  model.run("forward_last", { ids: Array.from({ length: LONG_PAST }, (_, i) => (i * 104729 + 7) % vocab) });
+}
 const decodeLongS = [];
-for (let s = 0; s < DECODE_STEPS; s++) {
+for (let s = 0; LONG && s < DECODE_STEPS; s++) {
   t0 = now();
   decodeAt(LONG_PAST);
   decodeLongS.push((now() - t0) / 1000);
@@ -376,7 +380,7 @@ stat("prefill_time", prefillS, "s");
 stat("ttft_tokens_per_s", ttftS.map((s) => PREFILL / s), "tok/s");
 stat("ttft_time", ttftS, "s");
 stat(`decode_tokens_per_s`, decodeTokS, "tok/s");
-stat(`decode_tokens_per_s_past${LONG_PAST}`, decodeLongS.map((s) => 1 / s), "tok/s");
+if (LONG) stat(`decode_tokens_per_s_past${LONG_PAST}`, decodeLongS.map((s) => 1 / s), "tok/s");
 stat("decode_time_per_token", decodeS.map((s) => s * 1000), "ms");
 stat("mem_read_bandwidth", gbps, "GB/s");
 row("decode_bytes_per_token", bytesPerToken, "bytes");
@@ -397,7 +401,7 @@ const table = [
   [`prefill ${PREFILL} tok`, median(prefillS) * 1000, Math.min(...prefillS) * 1000, Math.max(...prefillS) * 1000, "ms"],
   [`first token, ${PREFILL} tok`, median(ttftS) * 1000, Math.min(...ttftS) * 1000, Math.max(...ttftS) * 1000, "ms"],
   [`decode @ past ${PREFILL}`, median(decodeTokS), Math.min(...decodeTokS), Math.max(...decodeTokS), "tok/s"],
-  [`decode @ past ${LONG_PAST}`, median(decodeLongS.map((s) => 1 / s)), Math.min(...decodeLongS.map((s) => 1 / s)), Math.max(...decodeLongS.map((s) => 1 / s)), "tok/s"],
+  ...(LONG ? [[`decode @ past ${LONG_PAST}`, median(decodeLongS.map((s) => 1 / s)), Math.min(...decodeLongS.map((s) => 1 / s)), Math.max(...decodeLongS.map((s) => 1 / s)), "tok/s"]] : []),
   [`decode @ past ${PREFILL}`, median(decodeS) * 1000, Math.min(...decodeS) * 1000, Math.max(...decodeS) * 1000, "ms/tok"],
   ["wasm v128 read bw", median(gbps), Math.min(...gbps), Math.max(...gbps), "GB/s"],
 ];

@@ -1,0 +1,57 @@
+// Prints the side-by-side table of bench/results/latest.json: wasmformer against ONNX Runtime
+// Web (fp32) and against llama.cpp's wasm and native builds (quantized), with the ratios the
+// performance issues ask for. bench/all.js runs it at the end; run it alone after single steps.
+
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+const results = fileURLToPath(new URL("./results/latest.json", import.meta.url));
+const rows = JSON.parse(readFileSync(results, "utf8"));
+const get = (model, system, variant, threads, metric) => rows.find((r) => r.model === model && r.system === system && (variant === undefined || r.variant === variant) && r.threads === threads && r.metric === metric)?.value;
+const fmt = (x, d = 1) => (x === undefined || Number.isNaN(x) ? "–" : x.toFixed(d));
+console.log("\nsummary (medians; single thread unless stated; ratios are wasmformer simd128 / ONNX Runtime Web 1 thread)\n");
+for (const model of [...new Set(rows.map((r) => r.model))]) {
+  const wf = (metric, variant = "simd128") => get(model, "wasmformer", variant, 1, metric);
+  const ort = (metric, threads = 1) => get(model, "onnxruntime-web", "wasm", threads, metric);
+  const line = (name, a, b, unit, higherIsBetter = true) =>
+    console.log(`  ${name.padEnd(34)} ${fmt(a).padStart(9)} ${fmt(b).padStart(9)}  ${unit.padEnd(6)} ${a && b ? `${(higherIsBetter ? a / b : b / a).toFixed(2)}×` : ""}`);
+  console.log(`${model}                      wasmformer  ORT-web`);
+  line("prefill 128, all logits", wf("prefill_tokens_per_s"), ort("prefill_tokens_per_s"), "tok/s");
+  line("first token of 128 (vs ORT prefill)", wf("ttft_tokens_per_s"), ort("prefill_tokens_per_s"), "tok/s");
+  line("decode @ past 128", wf("decode_tokens_per_s"), ort("decode_tokens_per_s"), "tok/s");
+  line("decode @ past 512", wf("decode_tokens_per_s_past512"), ort("decode_tokens_per_s_past512"), "tok/s");
+  line("start (load vs init+create)", wf("load_time"), (ort("runtime_init_time") ?? 0) + (ort("session_create_time") ?? NaN), "s", false);
+  line("peak RSS of a serving process", (wf("serve_peak_rss") ?? NaN) / 1e6, (ort("peak_rss") ?? NaN) / 1e6, "MB", false);
+  console.log(`  ${"serving peak RSS / weight bytes".padEnd(34)} ${fmt(wf("serve_peak_rss_per_weight_byte"), 2).padStart(9)}`);
+  console.log(`  ${"decode roofline fraction".padEnd(34)} ${fmt(wf("decode_roofline_fraction"), 2).padStart(9)}`);
+  console.log(`  ${"relaxed SIMD prefill / decode".padEnd(34)} ${fmt(wf("prefill_tokens_per_s", "relaxed-simd")).padStart(9)} ${fmt(wf("decode_tokens_per_s", "relaxed-simd")).padStart(9)}`);
+  console.log(`  ${"int8 prefill / decode".padEnd(34)} ${fmt(wf("prefill_tokens_per_s", "simd128-int8")).padStart(9)} ${fmt(wf("decode_tokens_per_s", "simd128-int8")).padStart(9)}`);
+  console.log(`  ${"unfused prefill / decode".padEnd(34)} ${fmt(wf("prefill_tokens_per_s", "simd128-unfused")).padStart(9)} ${fmt(wf("decode_tokens_per_s", "simd128-unfused")).padStart(9)}`);
+  console.log(`  ${"ORT 2 threads prefill / decode".padEnd(34)} ${fmt(ort("prefill_tokens_per_s", 2)).padStart(9)} ${fmt(ort("decode_tokens_per_s", 2)).padStart(9)}`);
+  const t2 = (metric) => get(model, "wasmformer", "simd128", 2, metric);
+  const speedup = (metric) => (t2(metric) && wf(metric) ? `${(t2(metric) / wf(metric)).toFixed(2)}×` : "–");
+  console.log(`  ${"2 threads prefill / decode @128".padEnd(34)} ${fmt(t2("prefill_tokens_per_s")).padStart(9)} ${fmt(t2("decode_tokens_per_s")).padStart(9)}  tok/s  ${speedup("prefill_tokens_per_s")} / ${speedup("decode_tokens_per_s")} of 1 thread`);
+}
+
+// quantized weights: wasmformer int8/int4 beside llama.cpp's wasm (wllama) and native builds
+const q = (system, variant, metric) => get("llama-small-random", system, variant, 1, metric);
+if (rows.some((r) => r.model === "llama-small-random" && r.system === "wasmformer" && r.variant.includes("-int"))) {
+  console.log(`
+llama-small-random, quantized (1 thread)      ${["fp32", "int8", "int4", "wllama q8", "wllama q4", "native q8", "native q4"].map((h) => h.padStart(9)).join(" ")}`);
+  const cols = [["wasmformer", "simd128"], ["wasmformer", "simd128-int8"], ["wasmformer", "simd128-int4"], ["wllama", "q8_0"], ["wllama", "q4_0"], ["llama.cpp-native", "q8_0"], ["llama.cpp-native", "q4_0"]];
+  for (const [name, metric, d] of [
+    ["prefill 128 (wasmformer: all logits)", "prefill_tokens_per_s", 1],
+    ["first token of 128", "ttft_tokens_per_s", 1],
+    ["decode @ past 128", "decode_tokens_per_s", 1],
+    ["decode @ past 512", "decode_tokens_per_s_past512", 1],
+    ["load", "load_time", 2],
+    ["weight bytes (MB)", "weight_bytes", 1],
+  ])
+    console.log(`  ${name.padEnd(43)} ${cols.map(([sys, v]) => fmt(metric === "weight_bytes" ? (q(sys, v, metric) ?? NaN) / 1e6 : q(sys, v, metric), d).padStart(9)).join(" ")}`);
+  const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : "–");
+  const dec = (sys, v) => q(sys, v, "decode_tokens_per_s");
+  console.log(`  int8 decode: ${ratio(dec("wasmformer", "simd128-int8"), dec("wllama", "q8_0"))} wllama Q8_0, ${ratio(dec("wasmformer", "simd128-int8"), dec("wasmformer", "simd128"))} wasmformer fp32; ` +
+    `int8 prompt of 128 (last-row logits, as llama.cpp computes): ${ratio(q("wasmformer", "simd128-int8", "ttft_tokens_per_s"), q("wllama", "q8_0", "ttft_tokens_per_s"))} wllama Q8_0; ` +
+    `int8 prefill (all logits): ${ratio(q("wasmformer", "simd128-int8", "prefill_tokens_per_s"), q("wasmformer", "simd128", "prefill_tokens_per_s"))} fp32`);
+  console.log(`  int4 decode: ${ratio(dec("wasmformer", "simd128-int4"), dec("wasmformer", "simd128-int8"))} wasmformer int8, ${ratio(dec("wasmformer", "simd128-int4"), dec("wllama", "q4_0"))} wllama Q4_0, ${ratio(dec("wasmformer", "simd128-int4"), dec("llama.cpp-native", "q4_0"))} native Q4_0`);
+}
