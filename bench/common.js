@@ -33,6 +33,24 @@ export const benchModels = {
   },
 };
 
+/** Command-line options of a bench script: --flag, --name VALUE (string, number or comma list). */
+export function cliOptions(argv = process.argv.slice(2)) {
+  const flag = (name) => argv.includes(name);
+  const str = (name, def) => {
+    const i = argv.indexOf(name);
+    return i < 0 ? def : argv[i + 1];
+  };
+  const opt = (name, def) => {
+    const s = str(name, undefined);
+    if (s === undefined) return def;
+    const v = Number(s);
+    if (!Number.isFinite(v)) throw new Error(`${name} needs a number`);
+    return v;
+  };
+  const list = (name, def) => String(str(name, def)).split(",").filter(Boolean);
+  return { argv, flag, str, opt, list };
+}
+
 export const now = () => performance.now();
 export const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -42,7 +42,7 @@ import { createServer } from "node:http";
 import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { MB, benchModels, log, median, now } from "./common.js";
+import { MB, benchModels, cliOptions, log, median, now } from "./common.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const resultsDir = join(ROOT, "bench/results");
@@ -52,20 +52,7 @@ const WLLAMA_DIR = join(ROOT, "node_modules/@wllama/wllama/esm");
 // ---------------------------------------------------------------------------------------------
 // options
 
-const argv = process.argv.slice(2);
-const flag = (name) => argv.includes(name);
-const str = (name, def) => {
-  const i = argv.indexOf(name);
-  return i < 0 ? def : argv[i + 1];
-};
-const opt = (name, def) => {
-  const s = str(name, undefined);
-  if (s === undefined) return def;
-  const v = Number(s);
-  if (!Number.isFinite(v)) throw new Error(`${name} needs a number`);
-  return v;
-};
-const list = (name, def) => String(str(name, def)).split(",").filter(Boolean);
+const { flag, opt, list } = cliOptions();
 
 const QUICK = flag("--quick");
 const TYPES = list("--types", QUICK ? "q8_0,q4_0" : "q8_0,q4_0,f32");

@@ -28,7 +28,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { MB, benchModels, compareLogits as compare, log, median, now, procStatus } from "./common.js";
+import { MB, benchModels, cliOptions, compareLogits as compare, log, median, now, procStatus } from "./common.js";
 
 const SYSTEM = "onnxruntime-web";
 const VARIANT = "wasm";
@@ -38,20 +38,7 @@ const self = fileURLToPath(import.meta.url);
 // ---------------------------------------------------------------------------------------------
 // options
 
-const argv = process.argv.slice(2);
-const flag = (name) => argv.includes(name);
-const str = (name, def) => {
-  const i = argv.indexOf(name);
-  return i < 0 ? def : argv[i + 1];
-};
-const opt = (name, def) => {
-  const s = str(name, undefined);
-  if (s === undefined) return def;
-  const v = Number(s);
-  if (!Number.isFinite(v)) throw new Error(`${name} needs a number`);
-  return v;
-};
-const list = (name, def) => String(str(name, def)).split(",").filter(Boolean);
+const { flag, str, opt, list } = cliOptions();
 
 
 if (flag("--child")) await child();

@@ -26,21 +26,13 @@ import { generateArtifact, memoryWeights, programFromSource, runPipeline, select
 import { Model, pickVariant } from "../dist/runtime/index.js";
 import { nodeThreads } from "../dist/runtime/node.js";
 import { interpret, newSession } from "../dist/ir/interp.js";
-import { MB, benchModels, compareLogits as compare, log, median, now, procStatus } from "./common.js";
+import { MB, benchModels, cliOptions, compareLogits as compare, log, median, now, procStatus } from "./common.js";
 import { peakMaddGflops, timeLinear } from "./kernels.js";
 
 // ---------------------------------------------------------------------------------------------
 // options
 
-const argv = process.argv.slice(2);
-const flag = (name) => argv.includes(name);
-const opt = (name, def) => {
-  const i = argv.indexOf(name);
-  if (i < 0) return def;
-  const v = Number(argv[i + 1]);
-  if (!Number.isFinite(v)) throw new Error(`${name} needs a number`);
-  return v;
-};
+const { flag, str: strOpt, opt } = cliOptions();
 const QUICK = flag("--quick");
 const CONTEXT = opt("--context", 1024);
 const PREFILL = opt("--prefill", 128);
@@ -54,10 +46,6 @@ const VALIDATE = !flag("--no-validate");
 // and interpreted models may differ by a few code steps; 5e-2 still catches a wrong kernel.
 const VALIDATE_TOL_FP = 1e-3, VALIDATE_TOL_INT8 = 5e-2;
 
-const strOpt = (name, def) => {
-  const i = argv.indexOf(name);
-  return i < 0 ? def : argv[i + 1];
-};
 const MODEL_KEY = strOpt("--model", "gpt2");
 const UNFUSED = flag("--unfused");
 const QUANT = strOpt("--quantize", undefined); // int8 | int4
