@@ -5,7 +5,7 @@ import binaryen from "binaryen";
 import { generateArtifact } from "../dist/compiler/index.js";
 import { GraphBuilder } from "../dist/ir/graph.js";
 import { quantizeWeights } from "../dist/compiler/passes/quantize-weights.js";
-import { Model } from "../dist/runtime/index.js";
+import { Model, pickVariant } from "../dist/runtime/index.js";
 import { median, now } from "./common.js";
 
 /**
@@ -57,7 +57,9 @@ export async function timeLinear(K, N, rows, { quant = undefined, repeats = 5, s
   let p = { model: "kernel", config: {}, context: Math.max(rows, 1), graphs: [b.build()], params };
   if (quant) p = quantizeWeights(p, { scheme: quant === "q4_0" ? "int4" : "int8" });
   const art = generateArtifact(p);
-  const model = await Model.load({ manifest: art.manifest, wasm: art.wasm, weights: art.weights });
+  // the module the runtime would pick here (relaxed SIMD under --experimental-wasm-relaxed-simd)
+  const file = pickVariant(art.manifest.variants).file;
+  const model = await Model.load({ manifest: art.manifest, wasm: art.variants.find((v) => v.file === file).wasm, weights: art.weights });
   const input = { ids: Array.from({ length: rows }, (_, i) => i % 64) };
   const call = () => model.run("forward", input); // includes the embedding gather and copying y out: small beside the matrix
   call();
