@@ -124,6 +124,18 @@ export type Activation = keyof typeof activations;
  * Dot products of x's rows with rows of a weight [N, K]: exact f32 inputs summed in f64, or, for
  * quantized linears, each x row quantized to q8_0 blocks first (as the integer kernels do).
  */
+/** Each row's RMSNorm factor 1 / sqrt(mean(x²) + eps), for a linear with a fused RMSNorm (attr rms_eps). */
+function rowRmsInv(x: ArrayLike<number>, K: number, eps: number | undefined): (i: number) => number {
+  if (eps === undefined) return () => 1;
+  const inv = new Float32Array(x.length / K);
+  for (let i = 0; i < inv.length; i++) {
+    let ss = 0;
+    for (let k = 0; k < K; k++) ss += x[i * K + k] ** 2;
+    inv[i] = 1 / Math.sqrt(ss / K + eps);
+  }
+  return (i) => inv[i];
+}
+
 function rowDots(x: ArrayLike<number>, K: number, quantized: boolean) {
   const rows = new Map<number, ReturnType<typeof quantizeRowQ8>>();
   return (i: number, w: ArrayLike<number>, n: number): number => {
@@ -183,7 +195,9 @@ export const ops = {
   },
   /**
    * x[R,K] · w[N,K]ᵀ (+ b[N]): the torch.nn.Linear convention. Epilogues (set by fuse-ffn):
-   * attr act applies an activation, attr residual adds a last operand r[R,N] after it.
+   * attr act applies an activation, attr residual adds a last operand r[R,N] after it. attr
+   * rms_eps (set by fuse-norm): x is RMS-normalised first, rows scaled by 1/sqrt(mean(x²) + eps)
+   * (the norm's gain is folded into w).
    * attr quant "q8_0" or "q4_0" (set by quantize-weights): w holds the dequantized weights of
    * that scheme; in a call of at most Q8_ACT_MAX_ROWS rows (decode) each row of x is quantized
    * to q8_0 on the fly (see quantizeRowQ8), as the integer kernels do, while larger calls
@@ -213,10 +227,11 @@ export const ops = {
       const dots = rowDots(x, K, a.quant !== undefined && x.length / K <= Q8_ACT_MAX_ROWS);
       const R = x.length / K;
       const out = new Float32Array(R * N);
+      const inv = rowRmsInv(x, K, a.rms_eps as number | undefined);
       for (let i = 0; i < R; i++)
         for (let n = 0; n < N; n++) {
           // each step rounds to f32 as the unfused ops would
-          let y = Math.fround(dots(i, w, n) + (b ? b[n] : 0));
+          let y = Math.fround(Math.fround(dots(i, w, n) * inv(i)) + (b ? b[n] : 0));
           if (act) y = Math.fround(act(y));
           out[i * N + n] = r ? y + r[i * N + n] : y;
         }
@@ -243,8 +258,9 @@ export const ops = {
       const dots = rowDots(x, K, a.quant !== undefined && x.length / K <= Q8_ACT_MAX_ROWS);
       const R = x.length / K;
       const out = new Float32Array(R * N);
+      const inv = rowRmsInv(x, K, a.rms_eps as number | undefined);
       for (let i = 0; i < R; i++)
-        for (let n = 0; n < N; n++) out[i * N + n] = Math.fround(act(Math.fround(dots(i, wg, n))) * Math.fround(dots(i, wu, n)));
+        for (let n = 0; n < N; n++) out[i * N + n] = Math.fround(act(Math.fround(dots(i, wg, n) * inv(i))) * Math.fround(dots(i, wu, n) * inv(i)));
       return out;
     },
   },

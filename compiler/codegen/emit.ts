@@ -187,6 +187,8 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   for (const g of p.graphs)
     for (const n of g.nodes)
       if ((n.op === "linear" || n.op === "gated_linear") && n.attrs.quant) maxK = Math.max(maxK, g.nodes[n.args[1]].type.shape[1] as number);
+  // each row's RMSNorm factor for kernels with a fused RMSNorm (fuse-norm)
+  const rms = p.graphs.some((g) => g.nodes.some((n) => n.attrs.rms_eps !== undefined)) ? mem.take(p.context * 4) : undefined;
   const scratch = maxK ? { xq: mem.take(Q8_ACT_MAX_ROWS * ((maxK / 32) * 4 + maxK * 2)), dq: mem.take(MAX_THREADS * dequantBytes(maxK)) } : undefined;
 
   // activations: a first-fit arena with liveness-based reuse (outputs stay live to the end)
@@ -223,7 +225,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   const dataEndW = Math.max(weightsStart, ...chunks.map((c) => c.at + c.data.byteLength));
   const weights = new Uint8Array(dataEndW - weightsStart);
   for (const c of chunks) weights.set(new Uint8Array(c.data.buffer, c.data.byteOffset, c.data.byteLength), c.at - weightsStart);
-  return { planned, paramAt, caches, constants, scratch, pages, weights, weightsStart, activationBytes: arenaEnd - arenaStart };
+  return { planned, paramAt, caches, constants, scratch, rms, pages, weights, weightsStart, activationBytes: arenaEnd - arenaStart };
 }
 
 /** 3. Lowers each entry (and its prepare function for hoisted values) into `wm`. */
@@ -258,6 +260,10 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
       },
       packedWeight: (id) => wm.c32(paramAt.get(g.nodes[id].attrs.name as string)!.packed!),
       constant: (key) => wm.c32(constants.get(key)!),
+      rmsScratch: () => {
+        if (plan.rms === undefined) throw new Error("internal: no scratch planned for RMSNorm factors");
+        return plan.rms;
+      },
       quantScratch: () => {
         if (!plan.scratch) throw new Error("internal: no scratch planned for quantized kernels");
         return plan.scratch;

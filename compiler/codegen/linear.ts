@@ -108,6 +108,8 @@ export interface LinearEpilogue {
    * projection's at `b` (no bias), and writes act(x·wgᵀ) ⊙ (x·wuᵀ).
    */
   gated?: boolean;
+  /** Address of each row's RMSNorm factor (fuse-norm): the sums are scaled by it first. */
+  rmsAt?: number;
   /** A tensor [rows, N] added last. */
   residual: boolean;
 }
@@ -121,11 +123,11 @@ export interface QuantScratch {
   dq: number;
 }
 
-export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual, gated = false }: LinearEpilogue, quant?: WeightScheme, addrs?: QuantScratch): string {
+export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual, gated = false, rmsAt }: LinearEpilogue, quant?: WeightScheme, addrs?: QuantScratch): string {
   if (quant && K % Q8_BLOCK) throw new Error(`${quant} needs K a multiple of ${Q8_BLOCK}, got ${K}`);
   if (quant && !addrs) throw new Error("internal: a quantized kernel needs its scratch addresses");
   if (gated && (bias || !act || (!quant && K % 4))) throw new Error("internal: a gated kernel has an activation, no bias, and K a multiple of 4");
-  const name = `${gated ? "gated" : "linear"}_k${K}_n${N}${quant ? `_${quant}` : ""}${bias ? "_bias" : ""}${act ? `_${act}` : ""}${residual ? "_res" : ""}`;
+  const name = `${gated ? "gated" : "linear"}_k${K}_n${N}${rmsAt !== undefined ? "_rms" : ""}${quant ? `_${quant}` : ""}${bias ? "_bias" : ""}${act ? `_${act}` : ""}${residual ? "_res" : ""}`;
   return wm.ensure(name, () => {
     const m = wm.m;
     const get = (l: number, t = i32) => m.local.get(l, t);
@@ -258,6 +260,14 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
      * bias, activation, residual; or, gated, act(gate sums) ⊙ sums.
      */
     const epilogue = (i: number, sums: number, cols: number): Expr[] => {
+      // fuse-norm: row R + i's RMSNorm factor scales its sums (and the gate's) before anything else
+      const rmsOf = () => m.f32.load(i * 4, 4, m.i32.add(wm.c32(rmsAt!), m.i32.shl(get(R), wm.c32(2))));
+      const pre: Expr[] = [];
+      if (rmsAt !== undefined)
+        for (const l of gated ? [GATE + i, sums] : [sums]) pre.push(m.local.set(l, m.f32x4.mul(get(l, v128), m.f32x4.splat(rmsOf()))));
+      return [...pre, ...epilogueScaled(i, sums, cols)];
+    };
+    const epilogueScaled = (i: number, sums: number, cols: number): Expr[] => {
       if (cols === GROUP) {
         const activate = (v: Expr, tmp: number): Expr => {
           if (vact) return m.call(vact, [v], v128);
@@ -358,6 +368,7 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
             let s = m.f32.add(m.f32.add(lane(0), lane(1)), m.f32.add(lane(2), lane(3)));
             for (let t = 0; t < Kt; t++)
               s = m.f32.add(s, m.f32.mul(m.f32.load(i * K * 4 + (K4 + t) * 4, 4, get(PX)), m.f32.load((4 * K4 + j * Kt + t) * 4, 4, get(PW))));
+            if (rmsAt !== undefined) s = m.f32.mul(s, m.f32.load(i * 4, 4, m.i32.add(wm.c32(rmsAt), m.i32.shl(get(R), wm.c32(2)))));
             if (bias) s = m.f32.add(s, m.f32.load(j * 4, 4, m.i32.add(get(B), m.i32.shl(get(G), wm.c32(4)))));
             s = scalarAct(s);
             if (residual) s = m.f32.add(s, m.f32.load((i * N + j) * 4, 4, at(RES)));

@@ -412,8 +412,8 @@ const activationWriters: Record<string, (og: OnnxGraph, x: string) => string> = 
 const knownAttrs: Record<string, readonly string[]> = {
   input: ["name", "kind", "dtype", "shape"],
   param: ["name", "shape"],
-  linear: ["act", "residual"],
-  gated_linear: ["act"],
+  linear: ["act", "residual", "rms_eps"],
+  gated_linear: ["act", "rms_eps"],
   reshape: ["shape"],
   scale: ["by"],
   layernorm: ["eps"],
@@ -422,6 +422,14 @@ const knownAttrs: Record<string, readonly string[]> = {
   rope: ["head_dim", "theta"],
   attention: ["heads", "kv_heads", "scale", "causal", "cache", "mask", "bias"],
 };
+
+/** x / sqrt(mean(x²) + eps) (RMSNormalization is opset 23), the form ORT's SimplifiedLayerNormFusion recognises. */
+function rmsNormalize(og: OnnxGraph, x: string, eps: number): string {
+  const ms = og.op("ReduceMean", [og.op("Pow", [x, og.float([2], [])])], { axes: { ints: [-1] }, keepdims: { i: 1 } });
+  return og.op("Div", [x, og.op("Sqrt", [og.op("Add", [ms, og.float([eps], [])])])]);
+}
+/** A matrix kernel's input: its rows RMS-normalised first when fuse-norm folded a norm into it. */
+const kernelInput = (n: Node, c: Ctx) => (n.attrs.rms_eps === undefined ? c.value(n.args[0]) : rmsNormalize(c.og, c.value(n.args[0]), num(n.attrs, "rms_eps")));
 
 /** One writer per supported IR op (input and param are handled by the exporter itself). */
 const handlers: Record<string, (n: Node, c: Ctx) => string> = {
@@ -436,13 +444,14 @@ const handlers: Record<string, (n: Node, c: Ctx) => string> = {
     const b = rest[0];
     const wn = c.node(w);
     const bias = b === undefined ? undefined : c.value(b);
+    const xin = kernelInput(n, c);
     let y: string;
     if (c.linearMode === "gemm") {
-      y = c.og.op("Gemm", [c.value(x), c.value(w), ...(bias ? [bias] : [])], { transB: { i: 1 } });
+      y = c.og.op("Gemm", [xin, c.value(w), ...(bias ? [bias] : [])], { transB: { i: 1 } });
     } else {
       // MatMul on the [K, N] transpose of a parameter; a computed weight is transposed in the graph
       const wt = wn.op === "param" ? c.paramInit(wn, "transposed") : c.og.transpose(c.value(w), [1, 0]);
-      y = c.og.op("MatMul", [c.value(x), wt]);
+      y = c.og.op("MatMul", [xin, wt]);
       if (bias) y = c.og.op("Add", [y, bias]);
     }
     if (n.attrs.act !== undefined) {
@@ -454,11 +463,12 @@ const handlers: Record<string, (n: Node, c: Ctx) => string> = {
   },
   gated_linear: (n, c) => {
     // act(x · wgᵀ) ⊙ (x · wuᵀ), as the unfused ops
-    const [x, wg, wu] = n.args;
+    const [, wg, wu] = n.args;
+    const xin = kernelInput(n, c);
     const proj = (w: number) => {
       const wn = c.node(w);
-      if (c.linearMode === "gemm") return c.og.op("Gemm", [c.value(x), c.value(w)], { transB: { i: 1 } });
-      return c.og.op("MatMul", [c.value(x), wn.op === "param" ? c.paramInit(wn, "transposed") : c.og.transpose(c.value(w), [1, 0])]);
+      if (c.linearMode === "gemm") return c.og.op("Gemm", [xin, c.value(w)], { transB: { i: 1 } });
+      return c.og.op("MatMul", [xin, wn.op === "param" ? c.paramInit(wn, "transposed") : c.og.transpose(c.value(w), [1, 0])]);
     };
     const act = activationWriters[String(n.attrs.act)];
     if (!act) throw new OnnxExportError(`ONNX export: gated_linear %${n.id}: activation '${String(n.attrs.act)}' is not supported`);
@@ -477,13 +487,7 @@ const handlers: Record<string, (n: Node, c: Ctx) => string> = {
   scale: (n, c) => c.og.op("Mul", [c.value(n.args[0]), c.og.float([num(n.attrs, "by")], [])]),
   layernorm: (n, c) =>
     c.og.op("LayerNormalization", n.args.map(c.value), { axis: { i: -1 }, epsilon: { f: num(n.attrs, "eps") } }),
-  rmsnorm: (n, c) => {
-    // x / sqrt(mean(x²) + eps) · g  (RMSNormalization is opset 23), the form ORT's SimplifiedLayerNormFusion recognises
-    const x = c.value(n.args[0]);
-    const ms = c.og.op("ReduceMean", [c.og.op("Pow", [x, c.og.float([2], [])])], { axes: { ints: [-1] }, keepdims: { i: 1 } });
-    const rms = c.og.op("Sqrt", [c.og.op("Add", [ms, c.og.float([num(n.attrs, "eps")], [])])]);
-    return c.og.op("Mul", [c.og.op("Div", [x, rms]), c.value(n.args[1])]);
-  },
+  rmsnorm: (n, c) => c.og.op("Mul", [rmsNormalize(c.og, c.value(n.args[0]), num(n.attrs, "eps")), c.value(n.args[1])]),
   gelu: (n, c) => activationWriters.gelu(c.og, c.value(n.args[0])),
   gelu_tanh: (n, c) => activationWriters.gelu_tanh(c.og, c.value(n.args[0])),
   silu: (n, c) => activationWriters.silu(c.og, c.value(n.args[0])),

@@ -8,6 +8,7 @@ import { canonicalizeMatmul } from "./canonicalize-matmul.js";
 import { foldTranspose } from "./fold-transpose.js";
 import { fuseAttention } from "./fuse-attention.js";
 import { fuseFfn } from "./fuse-ffn.js";
+import { fuseNorm } from "./fuse-norm.js";
 import { type QuantizeOptions, quantizeWeights } from "./quantize-weights.js";
 import { specializeLastRow } from "./specialize-last-row.js";
 
@@ -21,6 +22,7 @@ export const passes: readonly Pass[] = [
   { name: "canonicalize-matmul", run: canonicalizeMatmul },
   { name: "fold-transpose", run: foldTranspose },
   { name: "fuse-ffn", run: fuseFfn },
+  { name: "fuse-norm", run: fuseNorm },
   { name: "specialize-last-row", run: specializeLastRow },
 ];
 

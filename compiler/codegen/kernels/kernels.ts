@@ -121,17 +121,27 @@ export function layernorm(x: usize, g: usize, b: usize, out: usize, rows: i32, D
   }
 }
 
+/** 1 / sqrt(mean(x²) + eps) of the D values at px. */
+function rmsInv(px: usize, D: i32, eps: f32): f32 {
+  let qv = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= D; i += 4) { const v = v128.load(px + (<usize>i << 2)); qv = f32x4.add(qv, f32x4.mul(v, v)); }
+  let q = hsum(qv);
+  for (; i < D; i++) { const v = f32at(px, i); q += v * v; }
+  return <f32>1.0 / Mathf.sqrt(q / <f32>D + eps);
+}
+
+/** Each row's RMSNorm factor (a matrix kernel with a fused RMSNorm scales its sums by it). */
+export function row_rms_inv(x: usize, out: usize, rows: i32, D: i32, eps: f32): void {
+  for (let r = 0; r < rows; r++) setf32(out, r, rmsInv(x + (<usize>(r * D) << 2), D, eps));
+}
+
 export function rmsnorm(x: usize, g: usize, out: usize, rows: i32, D: i32, eps: f32): void {
   for (let r = 0; r < rows; r++) {
     const px = x + (<usize>(r * D) << 2), po = out + (<usize>(r * D) << 2);
-    let qv = f32x4.splat(0);
-    let i = 0;
-    for (; i + 4 <= D; i += 4) { const v = v128.load(px + (<usize>i << 2)); qv = f32x4.add(qv, f32x4.mul(v, v)); }
-    let q = hsum(qv);
-    for (; i < D; i++) { const v = f32at(px, i); q += v * v; }
-    const inv = <f32>1.0 / Mathf.sqrt(q / <f32>D + eps);
+    const inv = rmsInv(px, D, eps);
     const iv = f32x4.splat(inv);
-    i = 0;
+    let i = 0;
     for (; i + 4 <= D; i += 4) {
       const o = <usize>i << 2;
       v128.store(po + o, f32x4.mul(f32x4.mul(v128.load(px + o), iv), v128.load(g + o)));
