@@ -1,7 +1,8 @@
 // What bench/run.js (wasmformer) and bench/ort.js (ONNX Runtime Web) share: the two model
 // shapes with their HF-style configs and random-weight generators, and small measuring helpers.
 
-import { readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { randomGpt2Weights, randomLlamaWeights } from "./weights.js";
 
 /** The shapes of the performance issues; `wf` is relative to the repository root. */
@@ -49,6 +50,32 @@ export function cliOptions(argv = process.argv.slice(2)) {
   };
   const list = (name, def) => String(str(name, def)).split(",").filter(Boolean);
   return { argv, flag, str, opt, list };
+}
+
+/** bench/results/, where every script writes its rows. */
+export const resultsDir = fileURLToPath(new URL("./results/", import.meta.url));
+
+/**
+ * Read-merge-write of bench/results/latest.json: `rows` replace earlier rows of the same
+ * model, system, variant and thread count; everything else is kept. Returns how many were kept.
+ */
+export function mergeResults(rows) {
+  mkdirSync(resultsDir, { recursive: true });
+  const path = `${resultsDir}latest.json`;
+  let old = [];
+  if (existsSync(path)) {
+    try {
+      old = JSON.parse(readFileSync(path, "utf8"));
+      if (!Array.isArray(old)) old = [];
+    } catch {
+      old = [];
+    }
+  }
+  const key = (r) => `${r.model}|${r.system}|${r.variant}|${r.threads}`;
+  const replaced = new Set(rows.map(key));
+  const kept = old.filter((r) => !replaced.has(key(r)));
+  writeFileSync(path, JSON.stringify([...kept, ...rows], null, 2) + "\n");
+  return kept.length;
 }
 
 export const now = () => performance.now();

@@ -37,15 +37,14 @@
 // same model/system/variant/threads in bench/results/latest.json; all of this run's rows are also
 // written alone to bench/results/llamacpp.json.
 
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { MB, benchModels, cliOptions, log, median, now } from "./common.js";
+import { MB, benchModels, cliOptions, log, median, mergeResults, now, resultsDir } from "./common.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const resultsDir = join(ROOT, "bench/results");
 const CHROMIUM = "/usr/bin/chromium";
 const WLLAMA_DIR = join(ROOT, "node_modules/@wllama/wllama/esm");
 
@@ -139,24 +138,10 @@ function record(system, type, r) {
   (firstTokens[type] ??= {})[name] = r.firstToken;
 }
 
-function mergeResults() {
-  mkdirSync(resultsDir, { recursive: true });
-  const path = join(resultsDir, "latest.json");
-  let old = [];
-  if (existsSync(path)) {
-    try {
-      old = JSON.parse(readFileSync(path, "utf8"));
-      if (!Array.isArray(old)) old = [];
-    } catch {
-      old = [];
-    }
-  }
-  const key = (r) => `${r.model}|${r.system}|${r.variant}|${r.threads}`;
-  const replaced = new Set(rows.map(key));
-  const kept = old.filter((r) => !replaced.has(key(r)));
-  writeFileSync(path, JSON.stringify([...kept, ...rows], null, 2) + "\n");
+function mergeRows() {
+  const kept = mergeResults(rows);
   writeFileSync(join(resultsDir, "llamacpp.json"), JSON.stringify(rows, null, 2) + "\n");
-  log(`merged ${rows.length} rows into bench/results/latest.json (${kept.length} other rows kept); also bench/results/llamacpp.json`);
+  log(`merged ${rows.length} rows into bench/results/latest.json (${kept} other rows kept); also bench/results/llamacpp.json`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -507,7 +492,7 @@ if (summary.length) {
   for (const [type, bySystem] of Object.entries(firstTokens))
     if (Object.keys(bySystem).length > 1)
       log(`greedy token after the ${PREFILL}-token prompt, ${type}: ${Object.entries(bySystem).map(([k, v]) => `${k} ${v ?? "(not an ordinary token)"}`).join(", ")}${new Set(Object.values(bySystem)).size === 1 ? " (agree)" : " (DIFFER)"}`);
-  mergeResults();
+  mergeRows();
 }
 log(`total ${((now() - tStart) / 1000).toFixed(1)} s`);
 if (failures.length) {

@@ -24,15 +24,14 @@
 // written alone to bench/results/ort.json (bench/run.js rewrites latest.json with its own rows).
 
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { MB, benchModels, cliOptions, compareLogits as compare, log, median, now, procStatus } from "./common.js";
+import { MB, benchModels, cliOptions, compareLogits as compare, log, median, mergeResults, now, procStatus, resultsDir } from "./common.js";
 
 const SYSTEM = "onnxruntime-web";
 const VARIANT = "wasm";
-const resultsDir = fileURLToPath(new URL("./results/", import.meta.url));
 const self = fileURLToPath(import.meta.url);
 
 // ---------------------------------------------------------------------------------------------
@@ -42,7 +41,7 @@ const { flag, str, opt, list } = cliOptions();
 
 
 if (flag("--child")) await child();
-else if (flag("--merge")) mergeResults(JSON.parse(readFileSync(join(resultsDir, "ort.json"), "utf8")));
+else if (flag("--merge")) mergeRows(JSON.parse(readFileSync(join(resultsDir, "ort.json"), "utf8")));
 else await parent();
 
 // ---------------------------------------------------------------------------------------------
@@ -192,22 +191,9 @@ function runChild(args, nodeFlags) {
 }
 
 
-function mergeResults(rows) {
-  mkdirSync(resultsDir, { recursive: true });
-  const path = join(resultsDir, "latest.json");
-  let old = [];
-  if (existsSync(path)) {
-    try {
-      old = JSON.parse(readFileSync(path, "utf8"));
-      if (!Array.isArray(old)) old = [];
-    } catch {
-      old = [];
-    }
-  }
-  const replaced = new Set(rows.map((r) => `${r.model}|${r.system}|${r.variant}|${r.threads}`));
-  const kept = old.filter((r) => !replaced.has(`${r.model}|${r.system}|${r.variant}|${r.threads}`));
-  writeFileSync(path, JSON.stringify([...kept, ...rows], null, 2) + "\n");
-  log(`merged ${rows.length} ${SYSTEM} rows into bench/results/latest.json (${kept.length} other rows kept)`);
+function mergeRows(rows) {
+  const kept = mergeResults(rows);
+  log(`merged ${rows.length} ${SYSTEM} rows into bench/results/latest.json (${kept} other rows kept)`);
 }
 
 async function parent() {
@@ -354,6 +340,6 @@ async function parent() {
 
   mkdirSync(resultsDir, { recursive: true });
   writeFileSync(join(resultsDir, "ort.json"), JSON.stringify(rows, null, 2) + "\n");
-  mergeResults(rows);
+  mergeRows(rows);
   log(`wrote ${rows.length} rows to bench/results/ort.json; total ${((now() - tStart) / 1000).toFixed(1)} s`);
 }

@@ -15,7 +15,7 @@
 // model's own weights in its linear memory.
 
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import os from "node:os";
 import v8 from "node:v8";
@@ -26,7 +26,7 @@ import { generateArtifact, memoryWeights, programFromSource, runPipeline, select
 import { Model, pickVariant } from "../dist/runtime/index.js";
 import { nodeThreads } from "../dist/runtime/node.js";
 import { interpret, newSession } from "../dist/ir/interp.js";
-import { MB, benchModels, cliOptions, compareLogits as compare, log, median, now, procStatus } from "./common.js";
+import { MB, benchModels, cliOptions, compareLogits as compare, mergeResults, log, median, now, procStatus } from "./common.js";
 import { peakMaddGflops, timeLinear } from "./kernels.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -410,15 +410,7 @@ log(
 log(`compile ${compileS.toFixed(2)} s, load ${(loadS * 1000).toFixed(0)} ms, weights ${MB(weightBytes)}, peak RSS (VmHWM) ${MB(peakRss)} ` +
   `(compile + validate + run${servingPeak ? `; ${MB(servingRss)} from warm-up on, compile-side copies freed` : ""}), final RSS ${MB(rss)}`);
 
-const outDir = fileURLToPath(new URL("./results/", import.meta.url));
-mkdirSync(outDir, { recursive: true });
 // read-merge-write: keep other systems' rows (bench/ort.js writes ONNX Runtime's)
-let kept = [];
-try {
-  kept = JSON.parse(readFileSync(`${outDir}latest.json`, "utf8")).filter((r) => !(r.system === SYSTEM && r.model === MODEL && r.variant === VARIANT && r.threads === THREADS));
-} catch {
-  /* no earlier results */
-}
-writeFileSync(`${outDir}latest.json`, JSON.stringify([...kept, ...rows], null, 2) + "\n");
+mergeResults(rows);
 log(`wrote ${rows.length} rows to bench/results/latest.json; total ${((now() - tStart) / 1000).toFixed(1)} s`);
 model.dispose();
