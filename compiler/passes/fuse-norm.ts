@@ -3,6 +3,8 @@
 // 1/sqrt(mean(x²) + eps), computed before the call: the normalised rows are never written.
 // Fires for linear and gated_linear (LLaMA's q/k/v, gate/up and head; T5's projections) when the
 // weights have no other reader (a tied embedding keeps its norm: folding would copy the table).
+// Not in the --quantize pipeline: weights are quantized as the checkpoint has them (GGUF blocks
+// stay exact), so the norm stays its own op there.
 
 import type { Node, Program } from "../../ir/types.js";
 import type { Rule, RewriteCtx } from "./rewrite.js";

@@ -26,13 +26,16 @@ export const passes: readonly Pass[] = [
   { name: "specialize-last-row", run: specializeLastRow },
 ];
 
-/** The pipeline for `compile --quantize`: quantize-weights runs after fusion. */
+/** The pipeline for `compile --quantize`: quantize-weights runs after fusion (fuse-norm left out, see below). */
 export function withQuantization(pipeline: readonly Pass[], quantize: QuantizeOptions | QuantizeOptions["scheme"] | undefined): readonly Pass[] {
   if (!quantize) return pipeline;
   const opts = typeof quantize === "string" ? { scheme: quantize } : quantize;
-  const at = pipeline.findIndex((p) => p.name === "specialize-last-row");
+  // fuse-norm would fold norm gains into the weights before they are quantized: the codes would
+  // no longer be the checkpoint's (a GGUF Q8_0/Q4_0 file's exact blocks, llama.cpp's rounding)
+  const kept = pipeline.filter((p) => p.name !== "fuse-norm");
+  const at = kept.findIndex((p) => p.name === "specialize-last-row");
   const pass: Pass = { name: "quantize-weights", run: (p) => quantizeWeights(p, opts) };
-  return at < 0 ? [...pipeline, pass] : [...pipeline.slice(0, at), pass, ...pipeline.slice(at)];
+  return at < 0 ? [...kept, pass] : [...kept.slice(0, at), pass, ...kept.slice(at)];
 }
 
 /** The pipeline without the named passes; an unknown name is an error. Lowering needs canonicalize-matmul and fold-transpose. */
