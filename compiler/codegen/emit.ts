@@ -237,6 +237,10 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
   let lowered = 0;
   const totalNodes = planned.reduce((s, x) => s + x.g.nodes.length, 0);
   for (const { g, statics, borrowed, buf } of planned) {
+    // what each per-call scratch area holds as this entry's main or prepare function runs
+    // (see LowerCtx.fresh): kernels reading the same input back to back share its work
+    let list: "main" | "prep" = "main";
+    const scratchHolds = new Map<string, string>();
     const ctx: LowerCtx = {
       wm,
       context: p.context,
@@ -269,13 +273,20 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
         return plan.scratch;
       },
       cache: (id) => caches.get(cacheKey(g.name, g.nodes[id]))!,
+      fresh: (slot, key) => {
+        const k = `${list}:${slot}`;
+        if (scratchHolds.get(k) === key) return false;
+        scratchHolds.set(k, key);
+        return true;
+      },
     };
     const main: Expr[] = [];
     const prep: Expr[] = [];
     for (const n of g.nodes) {
       onProgress?.(++lowered, totalNodes);
       if (borrowed.has(n.id)) continue; // an earlier entry's prepare computes it
-      (statics.has(n.id) ? prep : main).push(...(lowerings[n.op as OpKind] as (c: LowerCtx, n: Node) => Expr[])(ctx, n));
+      list = statics.has(n.id) ? "prep" : "main";
+      (list === "prep" ? prep : main).push(...(lowerings[n.op as OpKind] as (c: LowerCtx, n: Node) => Expr[])(ctx, n));
     }
     const sig = createType([i32, i32, i32]);
     m.addFunction(g.name, sig, none, [], m.block(null, main.length ? main : [m.nop()]));

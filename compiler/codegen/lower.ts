@@ -32,6 +32,12 @@ export interface LowerCtx {
   quantScratch(): QuantScratch;
   /** Address of the per-row RMSNorm factors of a kernel with a fused RMSNorm. */
   rmsScratch(): number;
+  /**
+   * Whether scratch `slot` must be (re)computed for `key` (and records that it will hold it):
+   * false when the previous kernel of this function already left it there, e.g. q, k and v
+   * projections of one input share its quantized rows and RMSNorm factors.
+   */
+  fresh(slot: string, key: string): boolean;
 }
 
 export type Lowering = (c: LowerCtx, n: Node) => Expr[];
@@ -60,13 +66,13 @@ export function constantsOf(n: Node, context: number): { key: string; data: () =
 const rmsAt = (c: LowerCtx, n: Node) => (n.attrs.rms_eps === undefined ? undefined : c.rmsScratch());
 /** ...computed on the calling thread before the kernel runs. */
 function rowRms(c: LowerCtx, n: Node, x: number, K: number): Expr[] {
-  if (n.attrs.rms_eps === undefined) return [];
+  if (n.attrs.rms_eps === undefined || !c.fresh("rms", `${x}:${n.attrs.rms_eps}`)) return [];
   return [c.wm.callLib("row_rms_inv", [c.ptr(x), c.wm.c32(c.rmsScratch()), c.rows(n.id), c.wm.c32(K), c.wm.cf32(n.attrs.rms_eps as number)])];
 }
 
 /** Calls of a quantized kernel with few rows take integer dot products on x quantized into the scratch area first. */
 function quantizeRows(c: LowerCtx, n: Node, x: number, K: number, quant: QuantScheme | undefined): Expr[] {
-  if (!quant) return [];
+  if (!quant || !c.fresh("xq", `${x}`)) return [];
   const m = c.wm.m;
   return [m.if(m.i32.le_s(c.rows(n.id), c.wm.c32(Q8_ACT_MAX_ROWS)), c.wm.callLib("quantize_rows_q8", [c.ptr(x), c.wm.c32(c.quantScratch().xq), c.rows(n.id), c.wm.c32(K)]))];
 }
