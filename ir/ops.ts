@@ -437,6 +437,7 @@ export const ops = {
   },
   /**
    * Scaled dot-product attention over heads packed in the last dim: q[R,H*dk], k[L,Hkv*dk], v[L,Hkv*dv].
+   * q has k's rows, or one row: the query of the last position only (see specialize-last-row).
    * attrs: heads, kv_heads, scale, causal, cache (false, or the key of a KV cache — see cacheKey —
    * that keys/values append to at rows
    * past..past+R-1 and attention spans all past+R rows), bias (operand: a relative-position table
@@ -456,7 +457,7 @@ export const ops = {
       expect(dk === (dq / H) * Hkv, `attention: k width ${dk} should be ${Hkv} heads × ${dq / H}`);
       expect(dv % Hkv === 0, `attention: v width ${dv} is not divisible by ${Hkv} heads`);
       expect(k.shape[0] === v.shape[0], `attention: k and v have different rows (${k.shape[0]} vs ${v.shape[0]})`);
-      if (a.cache) expect(k.shape[0] === q.shape[0], `attention: a cached attention takes k/v rows of the current call`);
+      if (a.cache) expect(q.shape[0] === k.shape[0] || q.shape[0] === 1, `attention: a cached attention's q has ${q.shape[0]} rows; it takes the k/v rows of the call (${k.shape[0]}), or 1 (the last query)`);
       let i = 0;
       if (a.bias) {
         const t = rest[i++];
@@ -472,17 +473,19 @@ export const ops = {
     interp: ([q, k, v, ...rest], a, node, types, st) => {
       const H = num(a, "heads"), Hkv = num(a, "kv_heads"), scale = num(a, "scale");
       const dk = lastDim(types[0]) / H, kw = dk * Hkv, vw = lastDim(types[2]), dv = vw / Hkv;
-      const R = q.length / (dk * H);
-      let keys = k as Float32Array, vals = v as Float32Array, L = k.length / kw, q0 = 0;
+      const R = q.length / (dk * H), Rk = k.length / kw;
+      let keys = k as Float32Array, vals = v as Float32Array, L = Rk;
       if (a.cache) {
         const key = cacheKey(st.graph, node);
         let c = st.caches.get(key);
         if (!c) st.caches.set(key, (c = { k: new Float32Array(st.context * kw), v: new Float32Array(st.context * vw) }));
-        if (st.past + R > st.context) throw new RangeError(`sequence of ${st.past + R} exceeds the context of ${st.context}`);
+        if (st.past + Rk > st.context) throw new RangeError(`sequence of ${st.past + Rk} exceeds the context of ${st.context}`);
         c.k.set(k, st.past * kw);
         c.v.set(v, st.past * vw);
-        keys = c.k; vals = c.v; L = st.past + R; q0 = st.past;
+        keys = c.k; vals = c.v; L = st.past + Rk;
       }
+      // the queries are the last R of the L positions
+      const q0 = L - R;
       let i = 0;
       const table = a.bias ? rest[i++] : undefined;
       const mask = a.mask ? rest[i++] : undefined;

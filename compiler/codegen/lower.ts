@@ -132,7 +132,7 @@ export const lowerings = {
     const H = a.heads as number, Hkv = a.kv_heads as number;
     const dk = c.width(q) / H, dv = c.width(v) / Hkv;
     const pre: Expr[] = [];
-    let kp = c.ptr(k), vp = c.ptr(v), L = c.rows(k), q0 = wm.c32(0);
+    let kp = c.ptr(k), vp = c.ptr(v), L = c.rows(k);
     if (a.cache) {
       // append this call's keys/values at rows past.. of the cache, then attend over all of it
       const cache = c.cache(n.id);
@@ -142,8 +142,9 @@ export const lowerings = {
       kp = wm.c32(cache.k);
       vp = wm.c32(cache.v);
       L = m.i32.add(c.past(), c.rows(k));
-      q0 = c.past();
     }
+    // the queries are the last rows(q) of the L positions
+    const q0 = m.i32.sub(m.i32.add(a.cache ? c.past() : wm.c32(0), c.rows(k)), c.rows(q));
     let i = 0;
     let table = wm.c32(0), buckets = wm.c32(0), range = 0, mask = wm.c32(0);
     if (a.bias) {

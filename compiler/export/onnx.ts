@@ -533,7 +533,9 @@ const handlers: Record<string, (n: Node, c: Ctx) => string> = {
       v = og.unsqueeze(v, [2]);
     }
     let s = og.op("Mul", [og.op("MatMul", [q, kT]), og.float([num(n.attrs, "scale")], [])]); // [..., S, T]
-    if (n.attrs.causal) s = og.op("Add", [s, c.causalMask(ci !== undefined)]);
+    // a one-row q of a longer k is the last position's query (specialize-last-row): it sees every key
+    const lastQuery = c.node(n.args[0]).type.shape[0] === 1 && c.node(n.args[1]).type.shape[0] !== 1;
+    if (n.attrs.causal && !lastQuery) s = og.op("Add", [s, c.causalMask(ci !== undefined)]);
     if (n.attrs.mask) {
       const m = c.value(n.args[3]); // f32 [L] of 0/1
       s = og.op("Add", [s, og.op("Where", [og.op("Equal", [m, og.float([0], [])]), og.float([NEG], []), og.float([0], [])])]);

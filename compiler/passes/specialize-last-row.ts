@@ -7,7 +7,7 @@
 import { GraphBuilder, compact } from "../../ir/graph.js";
 import type { Graph, Program } from "../../ir/types.js";
 
-const ROWWISE = new Set(["linear", "layernorm", "rmsnorm", "gelu", "gelu_tanh", "silu", "relu", "scale", "softmax", "slice", "add", "mul", "reshape", "transpose"]);
+const ROWWISE = new Set(["linear", "gated_linear", "layernorm", "rmsnorm", "gelu", "gelu_tanh", "silu", "relu", "scale", "softmax", "slice", "add", "mul", "reshape", "transpose"]);
 
 export function lastRowGraph(g: Graph, output = "logits"): Graph | null {
   const out = g.outputs.find((o) => o.name === output);
@@ -24,6 +24,8 @@ export function lastRowGraph(g: Graph, output = "logits"): Graph | null {
     if (i !== out.id && rowsOf(i) === "S" && us.length > 0 && !otherOutputs.has(i) && us.every((u) => local.has(u) && ROWWISE.has(g.nodes[u].op)))
       local.add(i);
   }
+  // an attention whose output is needed for the last row only runs that row's query (over all keys)
+  const lastQuery = (n: Graph["nodes"][number]) => n.op === "attention" && local.has(n.id);
 
   const b = new GraphBuilder(`${g.name}_last`);
   const full = new Map<number, number>();
@@ -37,6 +39,9 @@ export function lastRowGraph(g: Graph, output = "logits"): Graph | null {
   for (const n of g.nodes) {
     if (local.has(n.id) && ROWWISE.has(n.op)) {
       last.set(n.id, b.add(n.op, n.args.map(lastOf), n.attrs, n.loc));
+    } else if (lastQuery(n)) {
+      const [q, ...kv] = n.args;
+      last.set(n.id, b.add(n.op, [lastOf(q), ...kv.map((a) => full.get(a)!)], n.attrs, n.loc));
     } else {
       full.set(n.id, b.add(n.op, n.args.map((a) => full.get(a) ?? lastOf(a)), n.attrs, n.loc));
     }

@@ -84,6 +84,13 @@ for (const name of ["gpt2", "llama", "bert", "t5", "t5-v1_1"]) {
         const last = model.run(entry, { ids: c.decoder_input_ids ?? c.input_ids }).logits;
         expect(last.length).toBe(c.shape[1]);
         expect(relError(last, full.subarray(full.length - c.shape[1]))).toBeLessThan(1e-6);
+        // after a cached prefix: the last query attends over past + call rows
+        const ids = c.decoder_input_ids ?? c.input_ids;
+        model.reset();
+        if (kind === "seq2seq") model.setState("hidden", model.run("encode", { ids: c.input_ids }).hidden);
+        model.run(entry.replace("_last", ""), { ids: ids.slice(0, 3) });
+        const after = model.run(entry, { ids: ids.slice(3) }).logits;
+        expect(relError(after, full.subarray(full.length - c.shape[1]))).toBeLessThan(1e-5);
       });
 
       it("greedy generation equals PyTorch's greedy ids", () => {

@@ -370,7 +370,7 @@ describe("specialize-last-row", () => {
         %7 = linear(%6, %1) : f32[S,10]
         return logits=%7
       }`;
-  it("adds forward_last, working on one row from the last attention on", () => {
+  it("adds forward_last: the last attention runs the last query only, and the rest one row", () => {
     const p = specializeLastRow(program(dedent(graph('"forward.0"'))));
     expect(p.graphs.map((g) => g.name)).toEqual(["forward", "forward_last"]);
     expect(printGraph(p.graphs[1])).toBe(dedent(`
@@ -378,14 +378,13 @@ describe("specialize-last-row", () => {
         %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
         %1 = param() {name="emb", shape=[10,4]} : f32[10,4]
         %2 = embedding(%1, %0) : f32[S,4]
-        %3 = attention(%2, %2, %2) {heads=2, kv_heads=2, scale=0.5, causal=true, cache="forward.0"} : f32[S,4]
-        %4 = last_row(%2) : f32[1,4]
-        %5 = last_row(%3) : f32[1,4]
-        %6 = add(%4, %5) : f32[1,4]
-        %7 = param() {name="g", shape=[4]} : f32[4]
-        %8 = rmsnorm(%6, %7) {eps=0.000001} : f32[1,4]
-        %9 = linear(%8, %1) : f32[1,10]
-        return logits=%9
+        %3 = last_row(%2) : f32[1,4]
+        %4 = attention(%3, %2, %2) {heads=2, kv_heads=2, scale=0.5, causal=true, cache="forward.0"} : f32[1,4]
+        %5 = add(%3, %4) : f32[1,4]
+        %6 = param() {name="g", shape=[4]} : f32[4]
+        %7 = rmsnorm(%5, %6) {eps=0.000001} : f32[1,4]
+        %8 = linear(%7, %1) : f32[1,10]
+        return logits=%8
       }`));
   });
   it("does not fire on an entry without a KV cache", () => {
