@@ -124,6 +124,24 @@ export type Activation = keyof typeof activations;
  * Dot products of x's rows with rows of a weight [N, K]: exact f32 inputs summed in f64, or, for
  * quantized linears, each x row quantized to q8_0 blocks first (as the integer kernels do).
  */
+/**
+ * Each row's LayerNorm mean and factor 1 / sqrt(var + eps), for a linear with a fused LayerNorm
+ * (attr ln_eps): f32 sums in the order of the layernorm kernel are not needed here, the f64
+ * values rounded once are within its rounding.
+ */
+function rowMeanInv(x: ArrayLike<number>, K: number, eps: number): { mean: Float32Array; inv: Float32Array } {
+  const R = x.length / K, mean = new Float32Array(R), inv = new Float32Array(R);
+  for (let i = 0; i < R; i++) {
+    let s = 0, q = 0;
+    for (let k = 0; k < K; k++) s += x[i * K + k];
+    const mu = s / K;
+    for (let k = 0; k < K; k++) q += (x[i * K + k] - mu) ** 2;
+    mean[i] = mu;
+    inv[i] = 1 / Math.sqrt(q / K + eps);
+  }
+  return { mean, inv };
+}
+
 /** Each row's RMSNorm factor 1 / sqrt(mean(x²) + eps), for a linear with a fused RMSNorm (attr rms_eps). */
 function rowRmsInv(x: ArrayLike<number>, K: number, eps: number | undefined): (i: number) => number {
   if (eps === undefined) return () => 1;
@@ -197,7 +215,9 @@ export const ops = {
    * x[R,K] · w[N,K]ᵀ (+ b[N]): the torch.nn.Linear convention. Epilogues (set by fuse-ffn):
    * attr act applies an activation, attr residual adds a last operand r[R,N] after it. attr
    * rms_eps (set by fuse-norm): x is RMS-normalised first, rows scaled by 1/sqrt(mean(x²) + eps)
-   * (the norm's gain is folded into w).
+   * (the norm's gain is folded into w). attr ln_eps (set by fuse-norm): x is LayerNorm-normalised
+   * first, computed as (x·wᵀ − mean·Σₖw)·(1/sqrt(var + eps)): b is then [2, N], the bias (with the
+   * norm's shift folded in, w·β + b) and the row sums Σₖ w[n, k] (with the gain folded into w).
    * attr quant "q8_0" or "q4_0" (set by quantize-weights): w holds the dequantized weights of
    * that scheme; in a call of at most Q8_ACT_MAX_ROWS rows (decode) each row of x is quantized
    * to q8_0 on the fly (see quantizeRowQ8), as the integer kernels do, while larger calls
@@ -213,7 +233,9 @@ export const ops = {
       const r = a.residual ? rest.pop() : undefined;
       const b = rest[0];
       expect(rest.length <= 1, `linear takes at most a bias and a residual`);
-      if (b) expect(b.shape.length === 1 && b.shape[0] === w.shape[0], `linear: bias ${formatType(b)} does not match ${w.shape[0]} outputs`);
+      if (a.ln_eps !== undefined) expect(b !== undefined && b.shape.length === 2 && b.shape[0] === 2 && b.shape[1] === w.shape[0], `linear: a fused LayerNorm (ln_eps) takes b[2, ${w.shape[0]}] (bias, weight row sums), got ${b ? formatType(b) : "none"}`);
+      else if (b) expect(b.shape.length === 1 && b.shape[0] === w.shape[0], `linear: bias ${formatType(b)} does not match ${w.shape[0]} outputs`);
+      expect(a.ln_eps === undefined || a.rms_eps === undefined, `linear: ln_eps and rms_eps exclude each other`);
       if (a.residual) expect(r !== undefined && sameShape(r.shape, out.shape), `linear: residual must be ${formatType(out)}`);
       if (a.act !== undefined) expect(String(a.act) in activations, `linear: unknown activation '${String(a.act)}'`);
       if (a.quant !== undefined) expect((a.quant === "q8_0" || a.quant === "q4_0") && lastDim(x) % Q8_BLOCK === 0, `linear: quant ${String(a.quant)} needs q8_0 or q4_0 and K a multiple of ${Q8_BLOCK}`);
@@ -228,10 +250,12 @@ export const ops = {
       const R = x.length / K;
       const out = new Float32Array(R * N);
       const inv = rowRmsInv(x, K, a.rms_eps as number | undefined);
+      const ln = a.ln_eps === undefined ? undefined : rowMeanInv(x, K, a.ln_eps as number);
+      const dot = ln ? (i: number, n: number) => (dots(i, w, n) - ln.mean[i] * b[N + n]) * ln.inv[i] : (i: number, n: number) => dots(i, w, n) * inv(i);
       for (let i = 0; i < R; i++)
         for (let n = 0; n < N; n++) {
           // each step rounds to f32 as the unfused ops would
-          let y = Math.fround(Math.fround(dots(i, w, n) * inv(i)) + (b ? b[n] : 0));
+          let y = Math.fround(Math.fround(dot(i, n)) + (b ? b[n] : 0));
           if (act) y = Math.fround(act(y));
           out[i * N + n] = r ? y + r[i * N + n] : y;
         }

@@ -188,7 +188,9 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
     for (const n of g.nodes)
       if ((n.op === "linear" || n.op === "gated_linear") && n.attrs.quant) maxK = Math.max(maxK, g.nodes[n.args[1]].type.shape[1] as number);
   // each row's RMSNorm factor for kernels with a fused RMSNorm (fuse-norm)
-  const rms = p.graphs.some((g) => g.nodes.some((n) => n.attrs.rms_eps !== undefined)) ? mem.take(p.context * 4) : undefined;
+  // per-row factors of fused norms: RMSNorm 1 f32 a row, LayerNorm (mean, factor) pairs
+  const norms = p.graphs.flatMap((g) => g.nodes.filter((n) => n.attrs.rms_eps !== undefined || n.attrs.ln_eps !== undefined));
+  const rms = norms.length ? mem.take(p.context * (norms.some((n) => n.attrs.ln_eps !== undefined) ? 8 : 4)) : undefined;
   const scratch = maxK ? { xq: mem.take(Q8_ACT_MAX_ROWS * ((maxK / 32) * 4 + maxK * 2)), dq: mem.take(MAX_THREADS * dequantBytes(maxK)) } : undefined;
 
   // activations: a first-fit arena with liveness-based reuse (outputs stay live to the end)

@@ -108,8 +108,13 @@ export interface LinearEpilogue {
    * projection's at `b` (no bias), and writes act(x·wgᵀ) ⊙ (x·wuᵀ).
    */
   gated?: boolean;
-  /** Address of each row's RMSNorm factor (fuse-norm): the sums are scaled by it first. */
-  rmsAt?: number;
+  /**
+   * Address of each row's fused-norm factors (fuse-norm). RMSNorm: one f32 a row, the sums are
+   * scaled by it first. LayerNorm (`ln`): (mean, factor) pairs, the sums become
+   * (sums − mean · rowsum)·factor, the weights' row sums read after the N biases.
+   */
+  normAt?: number;
+  ln?: boolean;
   /** A tensor [rows, N] added last. */
   residual: boolean;
 }
@@ -123,11 +128,12 @@ export interface QuantScratch {
   dq: number;
 }
 
-export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual, gated = false, rmsAt }: LinearEpilogue, quant?: WeightScheme, addrs?: QuantScratch): string {
+export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual, gated = false, normAt, ln = false }: LinearEpilogue, quant?: WeightScheme, addrs?: QuantScratch): string {
   if (quant && K % Q8_BLOCK) throw new Error(`${quant} needs K a multiple of ${Q8_BLOCK}, got ${K}`);
   if (quant && !addrs) throw new Error("internal: a quantized kernel needs its scratch addresses");
   if (gated && (bias || !act || (!quant && K % 4))) throw new Error("internal: a gated kernel has an activation, no bias, and K a multiple of 4");
-  const name = `${gated ? "gated" : "linear"}_k${K}_n${N}${rmsAt !== undefined ? "_rms" : ""}${quant ? `_${quant}` : ""}${bias ? "_bias" : ""}${act ? `_${act}` : ""}${residual ? "_res" : ""}`;
+  if (ln && (gated || !bias || normAt === undefined)) throw new Error("internal: a fused LayerNorm needs a plain linear with its [2, N] bias and the factors' address");
+  const name = `${gated ? "gated" : "linear"}_k${K}_n${N}${normAt !== undefined ? (ln ? "_ln" : "_rms") : ""}${quant ? `_${quant}` : ""}${bias ? "_bias" : ""}${act ? `_${act}` : ""}${residual ? "_res" : ""}`;
   return wm.ensure(name, () => {
     const m = wm.m;
     const get = (l: number, t = i32) => m.local.get(l, t);
@@ -260,12 +266,28 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
      * bias, activation, residual; or, gated, act(gate sums) ⊙ sums.
      */
     const epilogue = (i: number, sums: number, cols: number): Expr[] => {
-      // fuse-norm: row R + i's RMSNorm factor scales its sums (and the gate's) before anything else
-      const rmsOf = () => m.f32.load(i * 4, 4, m.i32.add(wm.c32(rmsAt!), m.i32.shl(get(R), wm.c32(2))));
+      // fuse-norm: row R + i's RMSNorm factor scales its sums (and the gate's) before anything
+      // else; a LayerNorm's mean times the weights' row sums comes off first
       const pre: Expr[] = [];
-      if (rmsAt !== undefined)
-        for (const l of gated ? [GATE + i, sums] : [sums]) pre.push(m.local.set(l, m.f32x4.mul(get(l, v128), m.f32x4.splat(rmsOf()))));
+      if (ln && cols < GROUP) {
+        // a partial group: lane by lane (the row sums end at output N)
+        for (let j = 0; j < cols; j++) pre.push(m.local.set(sums, m.f32x4.replace_lane(get(sums, v128), j, normScalar(i, j, m.f32x4.extract_lane(get(sums, v128), j)))));
+      } else if (ln) {
+        const rowsum = m.v128.load(N * 4, 4, m.i32.add(get(B), m.i32.shl(get(G), wm.c32(4))));
+        const centred = m.f32x4.sub(get(sums, v128), m.f32x4.mul(m.f32x4.splat(lnMean(i)), rowsum));
+        pre.push(m.local.set(sums, m.f32x4.mul(centred, m.f32x4.splat(normFactor(i)))));
+      } else if (normAt !== undefined)
+        for (const l of gated ? [GATE + i, sums] : [sums]) pre.push(m.local.set(l, m.f32x4.mul(get(l, v128), m.f32x4.splat(normFactor(i)))));
       return [...pre, ...epilogueScaled(i, sums, cols)];
+    };
+    /** Row R + i's fused-norm factor (RMSNorm) or its LayerNorm mean and factor. */
+    const normRow = (i: number, at: number) => m.f32.load((ln ? 2 * i + at : i) * 4, 4, m.i32.add(wm.c32(normAt!), m.i32.shl(get(R), wm.c32(ln ? 3 : 2))));
+    const normFactor = (i: number) => normRow(i, 1);
+    const lnMean = (i: number) => normRow(i, 0);
+    /** A scalar sum of output j of row i through the fused norm. */
+    const normScalar = (i: number, j: number, s: Expr): Expr => {
+      if (ln) s = m.f32.sub(s, m.f32.mul(lnMean(i), m.f32.load((N + j) * 4, 4, m.i32.add(get(B), m.i32.shl(get(G), wm.c32(4))))));
+      return normAt === undefined ? s : m.f32.mul(s, normFactor(i));
     };
     const epilogueScaled = (i: number, sums: number, cols: number): Expr[] => {
       if (cols === GROUP) {
@@ -368,7 +390,7 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
             let s = m.f32.add(m.f32.add(lane(0), lane(1)), m.f32.add(lane(2), lane(3)));
             for (let t = 0; t < Kt; t++)
               s = m.f32.add(s, m.f32.mul(m.f32.load(i * K * 4 + (K4 + t) * 4, 4, get(PX)), m.f32.load((4 * K4 + j * Kt + t) * 4, 4, get(PW))));
-            if (rmsAt !== undefined) s = m.f32.mul(s, m.f32.load(i * 4, 4, m.i32.add(wm.c32(rmsAt), m.i32.shl(get(R), wm.c32(2)))));
+            s = normScalar(i, j, s);
             if (bias) s = m.f32.add(s, m.f32.load(j * 4, 4, m.i32.add(get(B), m.i32.shl(get(G), wm.c32(4)))));
             s = scalarAct(s);
             if (residual) s = m.f32.add(s, m.f32.load((i * N + j) * 4, 4, at(RES)));

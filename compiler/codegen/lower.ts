@@ -62,12 +62,13 @@ export function constantsOf(n: Node, context: number): { key: string; data: () =
   return [{ key: `buckets_${bi ? "bi" : "causal"}_${nb}_${md}_${context}`, data: () => bucketTable(context, bi, nb, md) }];
 }
 
-/** A fused RMSNorm's per-row factors (attr rms_eps, from fuse-norm): where the kernel finds them. */
-const rmsAt = (c: LowerCtx, n: Node) => (n.attrs.rms_eps === undefined ? undefined : c.rmsScratch());
-/** ...computed on the calling thread before the kernel runs. */
-function rowRms(c: LowerCtx, n: Node, x: number, K: number): Expr[] {
-  if (n.attrs.rms_eps === undefined || !c.fresh("rms", `${x}:${n.attrs.rms_eps}`)) return [];
-  return [c.wm.callLib("row_rms_inv", [c.ptr(x), c.wm.c32(c.rmsScratch()), c.rows(n.id), c.wm.c32(K), c.wm.cf32(n.attrs.rms_eps as number)])];
+/** A fused norm's per-row factors (attr rms_eps or ln_eps, from fuse-norm): where the kernel finds them. */
+const normAt = (c: LowerCtx, n: Node) => (n.attrs.rms_eps === undefined && n.attrs.ln_eps === undefined ? undefined : c.rmsScratch());
+/** ...computed on the calling thread before the kernel runs: RMSNorm factors, or LayerNorm (mean, factor) pairs. */
+function rowNorm(c: LowerCtx, n: Node, x: number, K: number): Expr[] {
+  const [kernel, eps] = n.attrs.ln_eps !== undefined ? ["row_mean_inv", n.attrs.ln_eps] : ["row_rms_inv", n.attrs.rms_eps];
+  if (eps === undefined || !c.fresh("rms", `${x}:${kernel}:${eps}`)) return [];
+  return [c.wm.callLib(kernel, [c.ptr(x), c.wm.c32(c.rmsScratch()), c.rows(n.id), c.wm.c32(K), c.wm.cf32(eps as number)])];
 }
 
 /** Calls of a quantized kernel with few rows take integer dot products on x quantized into the scratch area first. */
@@ -89,17 +90,17 @@ export const lowerings = {
     const [N, K] = c.node(w).type.shape as number[];
     const quant = c.node(w).attrs.quant as QuantScheme | undefined;
     const opt = (id: number | undefined) => (id !== undefined ? c.ptr(id) : c.wm.c32(0));
-    const fn = linearKernel(c.wm, K, N, { bias: b !== undefined, act: n.attrs.act as string | undefined, residual: residual !== undefined, rmsAt: rmsAt(c, n) }, quant, quant && c.quantScratch());
-    return [...rowRms(c, n, x, K), ...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(w), opt(b), opt(residual), c.ptr(n.id), c.rows(n.id)], linearUnits(N), N * K)];
+    const fn = linearKernel(c.wm, K, N, { bias: b !== undefined, act: n.attrs.act as string | undefined, residual: residual !== undefined, normAt: normAt(c, n), ln: n.attrs.ln_eps !== undefined }, quant, quant && c.quantScratch());
+    return [...rowNorm(c, n, x, K), ...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(w), opt(b), opt(residual), c.ptr(n.id), c.rows(n.id)], linearUnits(N), N * K)];
   },
   gated_linear: (c, n) => {
     const [x, wg, wu] = n.args;
     const [N, K] = c.node(wg).type.shape as number[];
     const quant = c.node(wg).attrs.quant as QuantScheme | undefined;
     if (c.node(wu).attrs.quant !== quant) throw new Error(`internal: gated_linear %${n.id} has weights of two schemes`);
-    const fn = linearKernel(c.wm, K, N, { bias: false, act: n.attrs.act as string, residual: false, gated: true, rmsAt: rmsAt(c, n) }, quant, quant && c.quantScratch());
+    const fn = linearKernel(c.wm, K, N, { bias: false, act: n.attrs.act as string, residual: false, gated: true, normAt: normAt(c, n) }, quant, quant && c.quantScratch());
     // the up projection's weights ride in the bias slot
-    return [...rowRms(c, n, x, K), ...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(wg), c.packedWeight(wu), c.wm.c32(0), c.ptr(n.id), c.rows(n.id)], linearUnits(N), 2 * N * K)];
+    return [...rowNorm(c, n, x, K), ...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(wg), c.packedWeight(wu), c.wm.c32(0), c.ptr(n.id), c.rows(n.id)], linearUnits(N), 2 * N * K)];
   },
   matmul: unsupported("the right operand must be a parameter (canonicalize-matmul turns that into linear)"),
   transpose: (c, n) => {

@@ -412,7 +412,7 @@ const activationWriters: Record<string, (og: OnnxGraph, x: string) => string> = 
 const knownAttrs: Record<string, readonly string[]> = {
   input: ["name", "kind", "dtype", "shape"],
   param: ["name", "shape"],
-  linear: ["act", "residual", "rms_eps"],
+  linear: ["act", "residual", "rms_eps", "ln_eps"],
   gated_linear: ["act", "rms_eps"],
   reshape: ["shape"],
   scale: ["by"],
@@ -428,8 +428,15 @@ function rmsNormalize(og: OnnxGraph, x: string, eps: number): string {
   const ms = og.op("ReduceMean", [og.op("Pow", [x, og.float([2], [])])], { axes: { ints: [-1] }, keepdims: { i: 1 } });
   return og.op("Div", [x, og.op("Sqrt", [og.op("Add", [ms, og.float([eps], [])])])]);
 }
-/** A matrix kernel's input: its rows RMS-normalised first when fuse-norm folded a norm into it. */
-const kernelInput = (n: Node, c: Ctx) => (n.attrs.rms_eps === undefined ? c.value(n.args[0]) : rmsNormalize(c.og, c.value(n.args[0]), num(n.attrs, "rms_eps")));
+/** A matrix kernel's input: its rows RMS- or LayerNorm-normalised first when fuse-norm folded a norm into it (the gain and shift are in its weights and bias). */
+function kernelInput(n: Node, c: Ctx): string {
+  const x = c.value(n.args[0]);
+  if (n.attrs.rms_eps !== undefined) return rmsNormalize(c.og, x, num(n.attrs, "rms_eps"));
+  if (n.attrs.ln_eps === undefined) return x;
+  const K = c.node(n.args[0]).type.shape[1] as number;
+  const affine = (v: number) => c.og.float(new Array<number>(K).fill(v), [K]);
+  return c.og.op("LayerNormalization", [x, affine(1), affine(0)], { axis: { i: -1 }, epsilon: { f: num(n.attrs, "ln_eps") } });
+}
 
 /** One writer per supported IR op (input and param are handled by the exporter itself). */
 const handlers: Record<string, (n: Node, c: Ctx) => string> = {
@@ -443,7 +450,8 @@ const handlers: Record<string, (n: Node, c: Ctx) => string> = {
     const residual = n.attrs.residual ? rest.pop() : undefined;
     const b = rest[0];
     const wn = c.node(w);
-    const bias = b === undefined ? undefined : c.value(b);
+    // a fused LayerNorm's bias is [2, N]: the bias row, then the weights' row sums (not needed here)
+    const bias = b === undefined ? undefined : n.attrs.ln_eps !== undefined ? c.og.reshape(c.og.slice(c.value(b), 0, 1, 0), [-1]) : c.value(b);
     const xin = kernelInput(n, c);
     let y: string;
     if (c.linearMode === "gemm") {

@@ -1,8 +1,13 @@
-// fuse-norm: an RMSNorm feeding a matrix kernel is computed inside it. The norm's gain folds into
-// the weights at compile time (w'[n, k] = w[n, k]·g[k]) and the kernel scales each row's sums by
-// 1/sqrt(mean(x²) + eps), computed before the call: the normalised rows are never written.
-// Fires for linear and gated_linear (LLaMA's q/k/v, gate/up and head; T5's projections) when the
-// weights have no other reader (a tied embedding keeps its norm: folding would copy the table).
+// fuse-norm: a norm feeding a matrix kernel is computed inside it; the normalised rows are never
+// written. The norm's gain folds into the weights at compile time (w'[n, k] = w[n, k]·g[k]).
+//  - RMSNorm: the kernel scales each row's sums by 1/sqrt(mean(x²) + eps), computed before the
+//    call. Fires for linear and gated_linear (LLaMA's q/k/v, gate/up and head; T5's projections).
+//  - LayerNorm: LN(x)·wᵀ + b = (x·w'ᵀ − mean·Σₖw')·(1/sqrt(var + eps)) + (w·β + b): the kernel
+//    reads raw x, and each row's mean and factor are computed before the call. The shift β folds
+//    into the bias, which carries the weights' row sums as a second row. Fires for linear
+//    (GPT-2's c_attn and c_fc, BERT's projections).
+// Only when the weights have no other reader (a tied embedding keeps its norm: folding would copy
+// the table).
 // Not in the --quantize pipeline: weights are quantized as the checkpoint has them (GGUF blocks
 // stay exact), so the norm stays its own op there.
 
@@ -23,19 +28,60 @@ function foldGain(c: RewriteCtx, w: Node, g: Node): number {
   return c.b.add("param", [], { name, shape: [N, K] }, w.loc);
 }
 
+/** The bias of a linear on LayerNorm(x, g, β) with folded weights wf = w·g: [w·β + b; Σₖ wf[n, k]] (sums in f64). */
+function lnBias(c: RewriteCtx, w: Node, folded: number, beta: Node, b: Node | undefined): number {
+  const wName = w.attrs.name as string, fName = c.node(folded).attrs.name as string;
+  const name = `${fName}:bias(${b ? `${b.attrs.name}+` : ""}${beta.attrs.name}·w, Σw)`;
+  const [N, K] = w.type.shape as number[];
+  if (!c.program.params.has(name)) {
+    const get = (n: string) => c.program.params.get(n)!.data;
+    const wd = get(wName), wf = get(fName), bd = get(beta.attrs.name as string), bias = b && get(b.attrs.name as string);
+    const data = new Float32Array(2 * N);
+    for (let n = 0; n < N; n++) {
+      let shift = bias ? bias[n] : 0, sum = 0;
+      for (let k = 0; k < K; k++) {
+        shift += wd[n * K + k] * bd[k];
+        sum += wf[n * K + k];
+      }
+      data[n] = shift;
+      data[N + n] = sum;
+    }
+    c.program.params.set(name, { name, shape: [2, N], data });
+  }
+  return c.b.add("param", [], { name, shape: [2, N] }, w.loc);
+}
+
+const folded = (n: Node) => n.attrs.rms_eps !== undefined || n.attrs.ln_eps !== undefined || n.attrs.quant !== undefined;
+
 export const rulesFuseNorm: Rule[] = [
   {
     name: "rmsnorm-into-matrix-kernel",
     apply: (n, c) => {
-      if ((n.op !== "linear" && n.op !== "gated_linear") || n.attrs.rms_eps !== undefined || n.attrs.quant !== undefined) return null;
+      if ((n.op !== "linear" && n.op !== "gated_linear") || folded(n)) return null;
       const norm = c.node(n.args[0]);
       if (norm.op !== "rmsnorm") return null;
       const g = c.node(norm.args[1]);
       const weights = n.op === "linear" ? [n.args[1]] : [n.args[1], n.args[2]];
       // parameters read by this node alone (and not both weights of one gated kernel)
       if (g.op !== "param" || weights.some((w) => c.node(w).op !== "param" || c.uses(w) !== 1) || new Set(weights).size !== weights.length) return null;
-      const folded = weights.map((w) => foldGain(c, c.node(w), g));
-      return c.b.add(n.op, [norm.args[0], ...folded, ...n.args.slice(1 + weights.length)], { ...n.attrs, rms_eps: norm.attrs.eps }, n.loc);
+      const gained = weights.map((w) => foldGain(c, c.node(w), g));
+      return c.b.add(n.op, [norm.args[0], ...gained, ...n.args.slice(1 + weights.length)], { ...n.attrs, rms_eps: norm.attrs.eps }, n.loc);
+    },
+  },
+  {
+    name: "layernorm-into-linear",
+    apply: (n, c) => {
+      if (n.op !== "linear" || folded(n)) return null;
+      const norm = c.node(n.args[0]);
+      if (norm.op !== "layernorm") return null;
+      const [g, beta] = [c.node(norm.args[1]), c.node(norm.args[2])];
+      const [, w, ...rest] = n.args;
+      const residual = n.attrs.residual ? rest.pop() : undefined;
+      const b = rest[0] === undefined ? undefined : c.node(rest[0]);
+      if (g.op !== "param" || beta.op !== "param" || c.node(w).op !== "param" || c.uses(w) !== 1 || (b && b.op !== "param")) return null;
+      const wf = foldGain(c, c.node(w), g);
+      const bias = lnBias(c, c.node(w), wf, beta, b);
+      return c.b.add("linear", [norm.args[0], wf, bias, ...(residual === undefined ? [] : [residual])], { ...n.attrs, ln_eps: norm.attrs.eps }, n.loc);
     },
   },
 ];

@@ -355,6 +355,83 @@ describe("fuse-norm", () => {
       }
     }
   });
+
+  const lnHead = `
+      graph forward {
+        %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+        %1 = param() {name="emb", shape=[10,4]} : f32[10,4]
+        %2 = embedding(%1, %0) : f32[S,4]
+        %3 = param() {name="g", shape=[4]} : f32[4]
+        %4 = param() {name="beta", shape=[4]} : f32[4]
+        %5 = layernorm(%2, %3, %4) {eps=0.00001} : f32[S,4]`;
+  it("a LayerNorm feeding linears moves into them: gain into the weights, shift into the bias, row sums beside it", () =>
+    expectRewrite(fuseNorm, lnHead + `
+        %6 = param() {name="w", shape=[6,4]} : f32[6,4]
+        %7 = param() {name="b", shape=[6]} : f32[6]
+        %8 = linear(%5, %6, %7) {act="gelu"} : f32[S,6]
+        %9 = param() {name="v", shape=[4,4]} : f32[4,4]
+        %10 = linear(%5, %9, %2) {residual=true} : f32[S,4]
+        return h=%8, r=%10
+      }`, `
+      graph forward {
+        %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+        %1 = param() {name="emb", shape=[10,4]} : f32[10,4]
+        %2 = embedding(%1, %0) : f32[S,4]
+        %3 = param() {name="w*g", shape=[6,4]} : f32[6,4]
+        %4 = param() {name="w*g:bias(b+beta·w, Σw)", shape=[2,6]} : f32[2,6]
+        %5 = linear(%2, %3, %4) {act="gelu", ln_eps=0.00001} : f32[S,6]
+        %6 = param() {name="v*g", shape=[4,4]} : f32[4,4]
+        %7 = param() {name="v*g:bias(beta·w, Σw)", shape=[2,4]} : f32[2,4]
+        %8 = linear(%2, %6, %7, %2) {residual=true, ln_eps=0.00001} : f32[S,4]
+        return h=%5, r=%8
+      }`));
+  it("keeps a LayerNorm whose linear reads a tied weight, or that feeds something else than a linear", () => {
+    const text = lnHead + `
+        %6 = linear(%5, %1) : f32[S,10]
+        %7 = gelu(%5) : f32[S,4]
+        return logits=%6, g=%7
+      }`;
+    expectRewrite(fuseNorm, text, text);
+  });
+  it("LayerNorm: fused, unfused and the interpreter agree (tails of K and N, bias, act, residual, rows 1..40; threads: tests/threads.test.ts on GPT-2)", async () => {
+    const { compileInMemory } = await import("../helpers.js");
+    for (const [K, N] of [[12, 9], [10, 4], [64, 24], [36, 7]] as const) {
+      const p = program(dedent(`
+        graph forward {
+          %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+          %1 = param() {name="emb", shape=[10,${K}]} : f32[10,${K}]
+          %2 = embedding(%1, %0) : f32[S,${K}]
+          %3 = param() {name="g", shape=[${K}]} : f32[${K}]
+          %4 = param() {name="beta", shape=[${K}]} : f32[${K}]
+          %5 = layernorm(%2, %3, %4) {eps=0.00001} : f32[S,${K}]
+          %6 = param() {name="w", shape=[${N},${K}]} : f32[${N},${K}]
+          %7 = param() {name="b", shape=[${N}]} : f32[${N}]
+          %8 = linear(%5, %6, %7) {act="gelu_tanh"} : f32[S,${N}]
+          %9 = param() {name="v", shape=[${K},${K}]} : f32[${K},${K}]
+          %10 = linear(%5, %9, %2) {residual=true} : f32[S,${K}]
+          %11 = param() {name="u", shape=[${N},${K}]} : f32[${N},${K}]
+          %12 = linear(%10, %11) : f32[S,${N}]
+          %13 = add(%8, %12) : f32[S,${N}]
+          return y=%13
+        }`));
+      p.context = 40;
+      // shift the embedding off zero mean: the fused form subtracts mean × row sums
+      const emb = p.params.get("emb")!.data;
+      for (let i = 0; i < emb.length; i++) emb[i] += 3 + (i % 7) * 0.25;
+      const fused = fuseNorm(p);
+      expect(fused.graphs[0].nodes.filter((n) => n.attrs.ln_eps !== undefined)).toHaveLength(2);
+      const ma = (await compileInMemory(p)).model, mb = (await compileInMemory(fused)).model;
+      for (const rows of [1, 3, 8, 40]) {
+        const ids = Array.from({ length: rows }, (_, i) => (i * 3 + K) % 10);
+        const want = interpret(fused, "forward", { ids: Int32Array.from(ids) }, newSession()).y;
+        const got = mb.run("forward", { ids }).y, unfused = ma.run("forward", { ids }).y;
+        const tag = `K=${K} N=${N} rows=${rows}`;
+        expect(relError(got, want), `${tag} vs interpreter`).toBeLessThan(1e-5);
+        expect(relError(got, unfused), `${tag} vs unfused`).toBeLessThan(1e-5);
+        expect(relError(interpret(p, "forward", { ids: Int32Array.from(ids) }, newSession()).y, want), `${tag} interpreter, unfused vs fused`).toBeLessThan(1e-5);
+      }
+    }
+  });
 });
 
 describe("specialize-last-row", () => {

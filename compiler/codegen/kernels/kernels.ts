@@ -94,24 +94,35 @@ export function scale(a: usize, out: usize, n: i32, c: f32): void {
   for (; i < n; i++) setf32(out, i, f32at(a, i) * c);
 }
 
+/** Mean of the D values at px. */
+function rowMean(px: usize, D: i32): f32 {
+  let sv = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= D; i += 4) sv = f32x4.add(sv, v128.load(px + (<usize>i << 2)));
+  let s = hsum(sv);
+  for (; i < D; i++) s += f32at(px, i);
+  return s / <f32>D;
+}
+
+/** 1 / sqrt(var + eps) of the D values at px with mean `mean` (two-pass variance). */
+function rowInvStd(px: usize, D: i32, mean: f32, eps: f32): f32 {
+  const mv = f32x4.splat(mean);
+  let qv = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= D; i += 4) { const d = f32x4.sub(v128.load(px + (<usize>i << 2)), mv); qv = f32x4.add(qv, f32x4.mul(d, d)); }
+  let q = hsum(qv);
+  for (; i < D; i++) { const d = f32at(px, i) - mean; q += d * d; }
+  return <f32>1.0 / Mathf.sqrt(q / <f32>D + eps);
+}
+
 export function layernorm(x: usize, g: usize, b: usize, out: usize, rows: i32, D: i32, eps: f32): void {
   for (let r = 0; r < rows; r++) {
     const px = x + (<usize>(r * D) << 2), po = out + (<usize>(r * D) << 2);
-    let sv = f32x4.splat(0);
-    let i = 0;
-    for (; i + 4 <= D; i += 4) sv = f32x4.add(sv, v128.load(px + (<usize>i << 2)));
-    let s = hsum(sv);
-    for (; i < D; i++) s += f32at(px, i);
-    const mean = s / <f32>D;
+    const mean = rowMean(px, D);
     const mv = f32x4.splat(mean);
-    let qv = f32x4.splat(0);
-    i = 0;
-    for (; i + 4 <= D; i += 4) { const d = f32x4.sub(v128.load(px + (<usize>i << 2)), mv); qv = f32x4.add(qv, f32x4.mul(d, d)); }
-    let q = hsum(qv);
-    for (; i < D; i++) { const d = f32at(px, i) - mean; q += d * d; }
-    const inv = <f32>1.0 / Mathf.sqrt(q / <f32>D + eps);
+    const inv = rowInvStd(px, D, mean, eps);
     const iv = f32x4.splat(inv);
-    i = 0;
+    let i = 0;
     for (; i + 4 <= D; i += 4) {
       const o = <usize>i << 2;
       const n = f32x4.mul(f32x4.sub(v128.load(px + o), mv), iv);
@@ -134,6 +145,16 @@ function rmsInv(px: usize, D: i32, eps: f32): f32 {
 /** Each row's RMSNorm factor (a matrix kernel with a fused RMSNorm scales its sums by it). */
 export function row_rms_inv(x: usize, out: usize, rows: i32, D: i32, eps: f32): void {
   for (let r = 0; r < rows; r++) setf32(out, r, rmsInv(x + (<usize>(r * D) << 2), D, eps));
+}
+
+/** Each row's LayerNorm mean and factor 1 / sqrt(var + eps), as (mean, factor) pairs (a matrix kernel with a fused LayerNorm reads them). */
+export function row_mean_inv(x: usize, out: usize, rows: i32, D: i32, eps: f32): void {
+  for (let r = 0; r < rows; r++) {
+    const px = x + (<usize>(r * D) << 2);
+    const mean = rowMean(px, D);
+    setf32(out, 2 * r, mean);
+    setf32(out, 2 * r + 1, rowInvStd(px, D, mean, eps));
+  }
 }
 
 export function rmsnorm(x: usize, g: usize, out: usize, rows: i32, D: i32, eps: f32): void {
