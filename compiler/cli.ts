@@ -14,7 +14,7 @@ import { loadTokenizer } from "../runtime/tokenizer.js";
 import { compileModel } from "./compile.js";
 import { OnnxExportError, exportOnnx } from "./export/onnx.js";
 import { loadProgram } from "./load.js";
-import { runPipeline } from "./passes/manager.js";
+import { passes, runPipeline, withQuantization } from "./passes/manager.js";
 import { parseOverride } from "./passes/quantize-weights.js";
 import { Diagnostic, DiagnosticList, formatDiagnostic } from "./diagnostics.js";
 import { terminalProgress } from "./progress.js";
@@ -57,8 +57,10 @@ async function cmdCompile(a: CompileArgs) {
   );
 }
 
-async function cmdExportOnnx(a: { model: string; weights: string; out: string; context?: number; entry?: string }) {
-  const program = runPipeline(loadProgram(a.model, a.weights, { context: a.context, onProgress: terminalProgressFn("loading weights") }));
+async function cmdExportOnnx(a: { model: string; weights: string; out: string; context?: number; entry?: string; quantize?: "int8" | "int4" }) {
+  const loaded = loadProgram(a.model, a.weights, { context: a.context, onProgress: terminalProgressFn("loading weights") });
+  // quantized matrices are written as ONNX Runtime's MatMulNBits (8 or 4 bits, blocks of 32)
+  const program = runPipeline(loaded, {}, withQuantization(passes, a.quantize));
   const bytes = exportOnnx(program, { entry: a.entry });
   const tmp = `${a.out}.tmp-${process.pid}`;
   writeFileSync(tmp, bytes);
@@ -197,7 +199,8 @@ export async function main(argv: string[]): Promise<number> {
         .option("weights", { type: "string", demandOption: true })
         .option("out", { type: "string", demandOption: true, describe: "file to write (.onnx)" })
         .option("context", { type: "number" })
-        .option("entry", { type: "string", describe: "entry to export (default forward)" }))
+        .option("entry", { type: "string", describe: "entry to export (default forward)" })
+        .option("quantize", { choices: ["int8", "int4"] as const, describe: "quantize matrices as compile does; written as com.microsoft MatMulNBits (ONNX Runtime)" }))
     .command("run <artifact>", "run an artifact on ids and write the output as .npy", (y) =>
       y.positional("artifact", { type: "string", demandOption: true })
         .option("input-ids", { type: "string", demandOption: true })

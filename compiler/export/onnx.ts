@@ -33,6 +33,12 @@ export interface OnnxExportOptions {
   entry?: string;
   /** How linear layers are written: "matmul" (MatMul on a [K, N] initializer + Add, default) or "gemm" (Gemm transB=1 on [N, K]). */
   linear?: "matmul" | "gemm";
+  /**
+   * How weights quantized by quantize-weights (q8_0, q4_0) are written: "matmulnbits" (default:
+   * ONNX Runtime's com.microsoft MatMulNBits, bits 8 or 4, block 32, the same codes and scales)
+   * or "dequantized" (f32 initializers of the dequantized values, for runtimes without it).
+   */
+  quantized?: "matmulnbits" | "dequantized";
   /** ModelProto.producer_name (default "wasmformer"). */
   producerName?: string;
   producerVersion?: string;
@@ -47,7 +53,10 @@ const IR_VERSION = 8;
 
 // TensorProto.DataType
 const FLOAT = 1;
+const UINT8 = 2;
 const INT64 = 7;
+/** ONNX Runtime's contrib operators (MatMulNBits). */
+const MS_DOMAIN = "com.microsoft";
 
 // AttributeProto.AttributeType
 const ATTR_FLOAT = 1;
@@ -107,8 +116,11 @@ class OnnxGraph {
     return name;
   }
 
+  /** Operator domains used besides the default one. */
+  readonly domains = new Set<string>();
+
   /** Appends a node; returns its (first) output name. `out` names the outputs (fresh names otherwise). */
-  op(type: string, inputs: readonly string[], attrs: Record<string, Attr> = {}, out?: string): string {
+  op(type: string, inputs: readonly string[], attrs: Record<string, Attr> = {}, out?: string, domain?: string): string {
     const output = out ?? this.fresh(`${type.toLowerCase()}_${this.nodes.length}`);
     const m = new Message();
     for (const i of inputs) m.string(1, i);
@@ -116,13 +128,18 @@ class OnnxGraph {
     m.string(3, `${type}_${this.nodes.length}`);
     m.string(4, type);
     for (const [k, v] of Object.entries(attrs)) m.message(5, attrProto(k, v));
+    if (domain) {
+      m.string(7, domain);
+      this.domains.add(domain);
+    }
     this.nodes.push(m);
     return output;
   }
 
-  initializer(name: string, dims: readonly number[], data: Float32Array | BigInt64Array): string {
+  initializer(name: string, dims: readonly number[], data: Float32Array | BigInt64Array | Uint8Array): string {
     if (data.length !== dims.reduce((a, b) => a * b, 1)) throw new Error(`initializer ${name}: ${data.length} values for [${dims.join(",")}]`);
-    this.initializers.push(tensorProto(name, dims, data instanceof Float32Array ? FLOAT : INT64, littleEndianBytes(data)));
+    const type = data instanceof Float32Array ? FLOAT : data instanceof Uint8Array ? UINT8 : INT64;
+    this.initializers.push(tensorProto(name, dims, type, data instanceof Uint8Array ? data : littleEndianBytes(data)));
     return name;
   }
 
@@ -335,8 +352,33 @@ export function exportOnnx(program: Program, opts: OnnxExportOptions = {}): Uint
     return v;
   };
 
+  /**
+   * x · wᵀ for a quantized parameter w as ONNX Runtime's MatMulNBits: B [N, K/32, blob] uint8,
+   * codes low-first along K with the default zero point (q8_0: q + 128; q4_0: two codes q + 8 a
+   * byte, even k in the low nibble), scales [N, K/32] (the f16 scales, exact in f32).
+   */
+  const nbitsInits = new Map<string, [string, string]>();
+  const quantMatmul = (x: string, w: Node): string | undefined => {
+    const p = program.params.get(w.attrs.name as string);
+    if (!p?.quant || opts.quantized === "dequantized") return undefined;
+    const [N, K] = p.shape;
+    const bits = p.quant.scheme === "q8_0" ? 8 : 4, blocks = K / 32, blob = (32 * bits) / 8;
+    let inits = nbitsInits.get(p.name);
+    if (!inits) {
+      const codes = p.quant.codes, bytes = new Uint8Array(N * blocks * blob);
+      if (bits === 8) for (let i = 0; i < codes.length; i++) bytes[i] = codes[i] + 128;
+      else for (let i = 0; i < codes.length; i += 2) bytes[i >> 1] = (codes[i] + 8) | ((codes[i + 1] + 8) << 4);
+      const b = og.fresh(`${p.name}.q${bits}`), sc = og.fresh(`${p.name}.scales`);
+      og.initializer(b, [N, blocks, blob], bytes);
+      og.initializer(sc, [N, blocks], p.quant.scales);
+      nbitsInits.set(p.name, (inits = [b, sc]));
+    }
+    const attrs = { K: { i: K }, N: { i: N }, bits: { i: bits }, block_size: { i: 32 } };
+    return og.op("MatMulNBits", [x, ...inits], attrs, undefined, MS_DOMAIN);
+  };
+
   // ---- the ops
-  const ctx: Ctx = { og, value, node, paramInit, positions, causalMask, ropeTables, linearMode, pastInputs, cachedIndex: new Map(cached.map((n, i) => [n.id, i])) };
+  const ctx: Ctx = { og, value, node, paramInit, quantMatmul, positions, causalMask, ropeTables, linearMode, pastInputs, cachedIndex: new Map(cached.map((n, i) => [n.id, i])) };
   for (const n of nodes) {
     if (n.op === "input" || n.op === "param") continue;
     val.set(n.id, handlers[n.op as keyof typeof handlers](n, ctx));
@@ -370,6 +412,7 @@ export function exportOnnx(program: Program, opts: OnnxExportOptions = {}): Uint
     .string(3, opts.producerVersion ?? "0.1.0")
     .message(7, graph)
     .message(8, new Message().string(1, "").int(2, OPSET));
+  for (const d of og.domains) model.message(8, new Message().string(1, d).int(2, 1));
   return model.finish();
 }
 
@@ -378,6 +421,8 @@ interface Ctx {
   value: (id: number) => string;
   node: (id: number) => Node;
   paramInit: (n: Node, layout: "as-is" | "transposed") => string;
+  /** x · wᵀ as MatMulNBits when w is a quantized parameter (undefined otherwise). */
+  quantMatmul: (x: string, w: Node) => string | undefined;
   positions: () => string;
   causalMask: (withPast: boolean) => string;
   ropeTables: (hd: number, theta: number) => string;
@@ -411,9 +456,9 @@ const activationWriters: Record<string, (og: OnnxGraph, x: string) => string> = 
 /** The attributes each op's writer understands; anything else (a newer IR feature) is refused, not ignored. */
 const knownAttrs: Record<string, readonly string[]> = {
   input: ["name", "kind", "dtype", "shape"],
-  param: ["name", "shape"],
-  linear: ["act", "residual", "rms_eps", "ln_eps"],
-  gated_linear: ["act", "rms_eps"],
+  param: ["name", "shape", "quant"],
+  linear: ["act", "residual", "rms_eps", "ln_eps", "quant"],
+  gated_linear: ["act", "rms_eps", "quant"],
   reshape: ["shape"],
   scale: ["by"],
   layernorm: ["eps"],
@@ -454,7 +499,10 @@ const handlers: Record<string, (n: Node, c: Ctx) => string> = {
     const bias = b === undefined ? undefined : n.attrs.ln_eps !== undefined ? c.og.reshape(c.og.slice(c.value(b), 0, 1, 0), [-1]) : c.value(b);
     const xin = kernelInput(n, c);
     let y: string;
-    if (c.linearMode === "gemm") {
+    const nbits = c.quantMatmul(xin, wn);
+    if (nbits) {
+      y = bias ? c.og.op("Add", [nbits, bias]) : nbits;
+    } else if (c.linearMode === "gemm") {
       y = c.og.op("Gemm", [xin, c.value(w), ...(bias ? [bias] : [])], { transB: { i: 1 } });
     } else {
       // MatMul on the [K, N] transpose of a parameter; a computed weight is transposed in the graph
@@ -475,6 +523,8 @@ const handlers: Record<string, (n: Node, c: Ctx) => string> = {
     const xin = kernelInput(n, c);
     const proj = (w: number) => {
       const wn = c.node(w);
+      const nbits = c.quantMatmul(xin, wn);
+      if (nbits) return nbits;
       if (c.linearMode === "gemm") return c.og.op("Gemm", [xin, c.value(w)], { transB: { i: 1 } });
       return c.og.op("MatMul", [xin, wn.op === "param" ? c.paramInit(wn, "transposed") : c.og.transpose(c.value(w), [1, 0])]);
     };

@@ -115,6 +115,28 @@ describe("ONNX export run by onnxruntime-web", () => {
     await sess.release();
   });
 
+  for (const scheme of ["int8", "int4"] as const) {
+    it(`tiny GPT-2 at ${scheme}: MatMulNBits (${scheme === "int8" ? 8 : 4} bits) gives the interpreter's logits`, async () => {
+      const { loadProgram } = await import("../../compiler/load.js");
+      const { passes, runPipeline, withQuantization } = await import("../../compiler/passes/manager.js");
+      const { interpret, newSession } = await import("../../ir/interp.js");
+      const { join } = await import("node:path");
+      const { root } = await import("../helpers.js");
+      const p = runPipeline(loadProgram(join(root, "examples", "gpt2.wf"), join(root, "examples", "tiny-gpt2")), {}, withQuantization(passes, scheme));
+      const bytes = exportOnnx(p);
+      const dequantized = exportOnnx(p, { quantized: "dequantized" });
+      // 8.5 / 4.5 bits a quantized weight instead of 32 (the tied embedding stays f32)
+      expect(bytes.length).toBeLessThan(dequantized.length * (scheme === "int8" ? 0.5 : 0.4));
+      const sess = await ort.InferenceSession.create(bytes);
+      // prefill (more than Q8_ACT_MAX_ROWS rows): f32 x times the dequantized weights, as ORT's default accuracy level
+      const ids = [3, 17, 42, 5, 88, 1, 60, 9];
+      const want = interpret(p, "forward", { ids: Int32Array.from(ids) }, newSession()).logits;
+      const out = await ortStep(sess, p, ids);
+      expect(relError(out.logits.data as Float32Array, want)).toBeLessThan(1e-4);
+      await sess.release();
+    });
+  }
+
   it("rejects what it cannot express, naming the op", () => {
     const t5 = fixtureProgram("t5");
     expect(() => exportOnnx(t5)).toThrow(/no entry 'forward'/);
