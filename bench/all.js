@@ -3,7 +3,8 @@
 //
 //   wasmformer: GPT-2 small and the LLaMA shape; plain SIMD128 on 1 and 2 threads, relaxed SIMD,
 //               unfused (GPT-2, full run), int8 and int4 (LLaMA; int4 in the full run)
-//   ONNX Runtime Web (wasm backend, 1 and 2 threads) on an ONNX file exported from the same IR
+//   ONNX Runtime Web (wasm backend, 1 and 2 threads) on an ONNX file exported from the same IR;
+//               in the full run also its MatMulNBits models of the int8/int4 LLaMA (1 thread)
 //   llama.cpp (full run): its wasm build (wllama, Chromium) and native build (node-llama-cpp) on a
 //               GGUF file of the same LLaMA weights, Q8_0 and Q4_0 (bench/llamacpp.js)
 //
@@ -42,7 +43,13 @@ node(["--no-liftoff"], "./run.js", ["--model", "llama", "--quantize", "int8", "-
 if (!quick) node(["--no-liftoff"], "./run.js", ["--model", "llama", "--quantize", "int4", "--no-serve"]);
 if (!quick) node(relaxed, "./run.js", ["--model", "llama", "--no-serve", "--no-kernels"]);
 node([], "./ort.js", []);
-if (!quick) node([], "./llamacpp.js", []);
+if (!quick) {
+  // ONNX Runtime Web on the same quantized weights (MatMulNBits): slow, so one process, decode at 128
+  const nbits = ["--models", "llama", "--threads", "1", "--pasts", "128", "--repeats", "1", "--prefill-repeats", "1", "--decode-steps", "8"];
+  node([], "./ort.js", [...nbits, "--quantize", "int8"]);
+  node([], "./ort.js", [...nbits, "--quantize", "int4"]);
+  node([], "./llamacpp.js", []);
+}
 
 // ---- summary (also `node bench/summary.js` on the rows of any earlier run) ------------------
 await import("./summary.js");

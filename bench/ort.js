@@ -5,6 +5,7 @@
 //   options: --models gpt2,llama  --threads 1,2  --repeats N (fresh processes per thread count)
 //            --prefill N (default 128)  --pasts 128,512  --decode-steps N  --prefill-repeats N
 //            --seed N  --no-validate  --liftoff (children without --no-liftoff)  --keep (keep the .onnx files)
+//            --quantize int8|int4 (MatMulNBits models of the weights wasmformer's --quantize makes)
 //   node bench/ort.js --merge       only merge bench/results/ort.json into bench/results/latest.json
 //
 // Method (PEERS.md habits): the parent makes the random weights (bench/weights.js, the generator
@@ -31,7 +32,12 @@ import { fileURLToPath } from "node:url";
 import { MB, benchModels, cliOptions, compareLogits as compare, log, median, mergeResults, now, procStatus, resultsDir } from "./common.js";
 
 const SYSTEM = "onnxruntime-web";
-const VARIANT = "wasm";
+// --quantize int8|int4: the weights quantized as wasmformer's --quantize does, written as
+// com.microsoft MatMulNBits (8 or 4 bits, blocks of 32: the same codes and scales)
+const QUANT = cliOptions().str("--quantize", undefined);
+if (QUANT !== undefined && QUANT !== "int8" && QUANT !== "int4") throw new Error(`--quantize: int8 or int4, got '${QUANT}'`);
+const VARIANT = QUANT ? `wasm matmulnbits ${QUANT === "int8" ? 8 : 4}-bit` : "wasm";
+const ORT_JSON = QUANT ? `ort-${QUANT}.json` : "ort.json";
 const self = fileURLToPath(import.meta.url);
 
 // ---------------------------------------------------------------------------------------------
@@ -41,7 +47,7 @@ const { flag, str, opt, list } = cliOptions();
 
 
 if (flag("--child")) await child();
-else if (flag("--merge")) mergeRows(JSON.parse(readFileSync(join(resultsDir, "ort.json"), "utf8")));
+else if (flag("--merge")) mergeRows(JSON.parse(readFileSync(join(resultsDir, ORT_JSON), "utf8")));
 else await parent();
 
 // ---------------------------------------------------------------------------------------------
@@ -198,7 +204,7 @@ function mergeRows(rows) {
 
 async function parent() {
   const { exportOnnx, onnxCacheLayout } = await import("../dist/compiler/export/onnx.js");
-  const { generateArtifact, memoryWeights, programFromSource, runPipeline } = await import("../dist/compiler/index.js");
+  const { generateArtifact, memoryWeights, passes, programFromSource, runPipeline, withQuantization } = await import("../dist/compiler/index.js");
   const { Model } = await import("../dist/runtime/index.js");
 
   const QUICK = flag("--quick");
@@ -212,7 +218,8 @@ async function parent() {
   const PREFILL_REPEATS = opt("--prefill-repeats", QUICK ? 2 : 5);
   const SEED = opt("--seed", 1234);
   const VALIDATE = !flag("--no-validate");
-  const VALIDATE_TOL = 1e-3;
+  // quantized: wasmformer's decode step quantizes x to q8_0 (ORT keeps it f32): a looser bound, still far from a wrong model
+  const VALIDATE_TOL = QUANT ? 5e-2 : 1e-3;
   const CONTEXT = 1024;
   const childFlags = flag("--liftoff") ? [] : ["--no-liftoff"];
 
@@ -221,7 +228,7 @@ async function parent() {
 
   const tStart = now();
   const ortVersion = JSON.parse(readFileSync(fileURLToPath(new URL("../node_modules/onnxruntime-web/package.json", import.meta.url)), "utf8")).version;
-  log(`onnxruntime-web ${ortVersion} bench${QUICK ? " (--quick)" : ""}: wasm backend, threads ${THREADS.join(", ")}; models ${MODELS.join(", ")}`);
+  log(`onnxruntime-web ${ortVersion} bench${QUICK ? " (--quick)" : ""}: wasm backend${QUANT ? `, ${VARIANT}` : ""}, threads ${THREADS.join(", ")}; models ${MODELS.join(", ")}`);
   log(`node ${process.version}, children with [${childFlags.join(" ")}]; host CPUs: ${os.availableParallelism?.() ?? os.cpus().length} (${os.cpus()[0]?.model ?? "?"}), load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
   log(`prefill ${PREFILL} tokens (${PREFILL_REPEATS} timed runs per process), decode at past ${PASTS.join(" and ")} (${DECODE_STEPS} steps each), ${REPEATS} fresh processes per thread count`);
 
@@ -242,6 +249,8 @@ async function parent() {
       const wfPath = fileURLToPath(new URL(`../${spec.wf}`, import.meta.url));
       let program = runPipeline(
         programFromSource(spec.wf, readFileSync(wfPath, "utf8"), spec.config, memoryWeights(tensors, `random ${key} weights`), { context: CONTEXT }),
+        {},
+        withQuantization(passes, QUANT),
       );
       const tProgram = (now() - t0) / 1000;
       t0 = now();
@@ -339,7 +348,7 @@ async function parent() {
   }
 
   mkdirSync(resultsDir, { recursive: true });
-  writeFileSync(join(resultsDir, "ort.json"), JSON.stringify(rows, null, 2) + "\n");
+  writeFileSync(join(resultsDir, ORT_JSON), JSON.stringify(rows, null, 2) + "\n");
   mergeRows(rows);
-  log(`wrote ${rows.length} rows to bench/results/ort.json; total ${((now() - tStart) / 1000).toFixed(1)} s`);
+  log(`wrote ${rows.length} rows to bench/results/${ORT_JSON}; total ${((now() - tStart) / 1000).toFixed(1)} s`);
 }

@@ -37,8 +37,9 @@ for (const model of [...new Set(rows.map((r) => r.model))]) {
 const q = (system, variant, metric) => get("llama-small-random", system, variant, 1, metric);
 if (rows.some((r) => r.model === "llama-small-random" && r.system === "wasmformer" && r.variant.includes("-int"))) {
   console.log(`
-llama-small-random, quantized (1 thread)      ${["fp32", "int8", "int4", "wllama q8", "wllama q4", "native q8", "native q4"].map((h) => h.padStart(9)).join(" ")}`);
-  const cols = [["wasmformer", "simd128"], ["wasmformer", "simd128-int8"], ["wasmformer", "simd128-int4"], ["wllama", "q8_0"], ["wllama", "q4_0"], ["llama.cpp-native", "q8_0"], ["llama.cpp-native", "q4_0"]];
+llama-small-random, quantized (1 thread)      ${["fp32", "int8", "int4", "wllama q8", "wllama q4", "native q8", "native q4", "ORT nb8", "ORT nb4"].map((h) => h.padStart(9)).join(" ")}`);
+  const cols = [["wasmformer", "simd128"], ["wasmformer", "simd128-int8"], ["wasmformer", "simd128-int4"], ["wllama", "q8_0"], ["wllama", "q4_0"], ["llama.cpp-native", "q8_0"], ["llama.cpp-native", "q4_0"],
+    ["onnxruntime-web", "wasm matmulnbits 8-bit"], ["onnxruntime-web", "wasm matmulnbits 4-bit"]];
   for (const [name, metric, d] of [
     ["prefill 128 (wasmformer: all logits)", "prefill_tokens_per_s", 1],
     ["first token of 128", "ttft_tokens_per_s", 1],
@@ -47,11 +48,17 @@ llama-small-random, quantized (1 thread)      ${["fp32", "int8", "int4", "wllama
     ["load", "load_time", 2],
     ["weight bytes (MB)", "weight_bytes", 1],
   ])
-    console.log(`  ${name.padEnd(43)} ${cols.map(([sys, v]) => fmt(metric === "weight_bytes" ? (q(sys, v, metric) ?? NaN) / 1e6 : q(sys, v, metric), d).padStart(9)).join(" ")}`);
+    console.log(`  ${name.padEnd(43)} ${cols.map(([sys, v]) => {
+      // ONNX Runtime's names: session create for load, the .onnx file for the weights; its prefill is its prompt
+      const m = sys !== "onnxruntime-web" ? metric : ({ load_time: "session_create_time", weight_bytes: "onnx_bytes", ttft_tokens_per_s: "prefill_tokens_per_s" })[metric] ?? metric;
+      return fmt(metric === "weight_bytes" ? (q(sys, v, m) ?? NaN) / 1e6 : q(sys, v, m), d).padStart(9);
+    }).join(" ")}`);
   const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : "–");
   const dec = (sys, v) => q(sys, v, "decode_tokens_per_s");
   console.log(`  int8 decode: ${ratio(dec("wasmformer", "simd128-int8"), dec("wllama", "q8_0"))} wllama Q8_0, ${ratio(dec("wasmformer", "simd128-int8"), dec("wasmformer", "simd128"))} wasmformer fp32; ` +
     `int8 prompt of 128 (last-row logits, as llama.cpp computes): ${ratio(q("wasmformer", "simd128-int8", "ttft_tokens_per_s"), q("wllama", "q8_0", "ttft_tokens_per_s"))} wllama Q8_0; ` +
     `int8 prefill (all logits): ${ratio(q("wasmformer", "simd128-int8", "prefill_tokens_per_s"), q("wasmformer", "simd128", "prefill_tokens_per_s"))} fp32`);
+  const ortNb = (bits) => dec("onnxruntime-web", `wasm matmulnbits ${bits}-bit`);
+  if (ortNb(8) || ortNb(4)) console.log(`  vs ONNX Runtime Web MatMulNBits: int8 decode ${ratio(dec("wasmformer", "simd128-int8"), ortNb(8))}, int4 decode ${ratio(dec("wasmformer", "simd128-int4"), ortNb(4))}`);
   console.log(`  int4 decode: ${ratio(dec("wasmformer", "simd128-int4"), dec("wasmformer", "simd128-int8"))} wasmformer int8, ${ratio(dec("wasmformer", "simd128-int4"), dec("wllama", "q4_0"))} wllama Q4_0, ${ratio(dec("wasmformer", "simd128-int4"), dec("llama.cpp-native", "q4_0"))} native Q4_0`);
 }

@@ -4,7 +4,7 @@
 
 import type { Graph, Node, Program } from "../../ir/types.js";
 import { rowWidth } from "../../ir/types.js";
-import { MAX_THREADS, Q8_ACT_MAX_ROWS, dequantBytes, packLinearWeight, packQuantWeight } from "./linear.js";
+import { MAX_THREADS, Q8_ACT_MAX_ROWS, dequantBytes, packLinearWeight, packQuantWeight, quantRowBytes } from "./linear.js";
 import { type LowerCtx, constantsOf, lowerings } from "./lower.js";
 import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
 import { type OpKind, cacheKey } from "../../ir/ops.js";
@@ -191,7 +191,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   // per-row factors of fused norms: RMSNorm 1 f32 a row, LayerNorm (mean, factor) pairs
   const norms = p.graphs.flatMap((g) => g.nodes.filter((n) => n.attrs.rms_eps !== undefined || n.attrs.ln_eps !== undefined));
   const rms = norms.length ? mem.take(p.context * (norms.some((n) => n.attrs.ln_eps !== undefined) ? 8 : 4)) : undefined;
-  const scratch = maxK ? { xq: mem.take(Q8_ACT_MAX_ROWS * ((maxK / 32) * 4 + maxK * 2)), dq: mem.take(MAX_THREADS * dequantBytes(maxK)) } : undefined;
+  const scratch = maxK ? { xq: mem.take(Q8_ACT_MAX_ROWS * quantRowBytes(maxK)), dq: mem.take(MAX_THREADS * dequantBytes(maxK)) } : undefined;
 
   // activations: a first-fit arena with liveness-based reuse (outputs stay live to the end)
   const arenaStart = mem.top;

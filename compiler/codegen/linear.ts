@@ -64,6 +64,9 @@ export const MAX_THREADS = 16;
 /** Bytes of one thread's dequantization buffer for a kernel of input width K (gated: two groups). */
 export const dequantBytes = (K: number) => 2 * GROUP * K * 4;
 
+/** Bytes of one x row quantized by quantize_rows_q8: K/32 f32 scales, K i16 codes, K/32 i32 block sums of the codes. */
+export const quantRowBytes = (K: number) => (K / Q8_BLOCK) * 8 + K * 2;
+
 /** Work units of a linear kernel with N outputs: its groups of 4 output rows. */
 export const linearUnits = (N: number) => Math.ceil(N / GROUP);
 
@@ -140,7 +143,7 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
     const K4 = K - (K % 4), Kt = K % 4;
     // a quantized x row (quantize_rows_q8) is K/32 f32 scales then K i16 codes
     // x rows: f32 (K·4 bytes), or quantized by quantize_rows_q8 (K/32 f32 scales then K i16 codes)
-    const rowBytesQ = (K / Q8_BLOCK) * 4 + K * 2;
+    const rowBytesQ = quantRowBytes(K);
     const groupBytes = quant ? (K / Q8_BLOCK) * blockBytes(quant) : GROUP * K * 4;
     const lanes = (a: number[], b: number[]) => [...a, ...b].flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
 
@@ -186,8 +189,12 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
           m.f32x4.splat(m.f32.const(2 ** 112)))),
       ];
     };
-    /** Weight row j's 32 codes of the block at PWB as 4 i16x8 vectors in element order, in WQ. */
-    const unpackCodes = (scheme: WeightScheme, j: number): Expr[] => {
+    /**
+     * Weight row j's 32 codes of the block at PWB as 4 i16x8 vectors in element order, in WQ.
+     * q4_0 with `offset` false: the nibbles n = q + 8 as they are (the integer path subtracts
+     * 8·Σx once per block instead).
+     */
+    const unpackCodes = (scheme: WeightScheme, j: number, offset = true): Expr[] => {
       const codes = SCALES_BYTES + j * CODE_BYTES[scheme];
       // widening loads: 8 codes → i16x8 in one instruction (pmovsxbw from memory on x64)
       if (scheme === "q8_0") return [0, 1, 2, 3].map((p) => m.local.set(WQ + p, m.v128.load8x8_s(codes + p * 8, 1, get(PWB))));
@@ -195,10 +202,11 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
       // lanes give elements t..t+7 masked and t+16..t+23 shifted, then minus 8
       const c = (v: number) => m.v128.const(Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? v : 0)));
       const out: Expr[] = [];
+      const centre = (v: Expr) => (offset ? m.i16x8.sub(v, c(8)) : v);
       for (let h = 0; h < 2; h++) {
         out.push(m.local.set(WV, m.v128.load8x8_u(codes + h * 8, 1, get(PWB))));
-        out.push(m.local.set(WQ + h, m.i16x8.sub(m.v128.and(get(WV, v128), c(15)), c(8))));
-        out.push(m.local.set(WQ + 2 + h, m.i16x8.sub(m.i16x8.shr_u(get(WV, v128), wm.c32(4)), c(8))));
+        out.push(m.local.set(WQ + h, centre(m.v128.and(get(WV, v128), c(15)))));
+        out.push(m.local.set(WQ + 2 + h, centre(m.i16x8.shr_u(get(WV, v128), wm.c32(4)))));
       }
       return out;
     };
@@ -240,7 +248,7 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
       if (keepX) for (let p = 0; p < 4; p++) out.push(m.local.set(XQ + p, xCodes(0, p)));
       const xv = (i: number, p: number) => (keepX ? get(XQ + p, v128) : xCodes(i, p));
       for (let j = 0; j < GROUP; j++) {
-        out.push(...unpackCodes(scheme, j));
+        out.push(...unpackCodes(scheme, j, false));
         for (let i = 0; i < rowsT; i++) {
           const dot = (p: number) => m.i32x4.dot_i16x8_s(xv(i, p), get(WQ + p, v128));
           out.push(m.local.set(DOT + 4 * i + j, m.i32x4.add(m.i32x4.add(dot(0), dot(1)), m.i32x4.add(dot(2), dot(3)))));
@@ -248,8 +256,11 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
           if (j % 2 === 1) out.push(pairSum(DOT + 4 * i + j - 1, DOT + 4 * i + j, DOT + 4 * i + (j >> 1), addI));
         }
       }
+      // q4_0: the nibbles were n = q + 8, so Σq·x = Σn·x − 8·Σx (the block's code sum from quantize_rows_q8)
+      const xSum8 = (i: number) => m.i32x4.splat(m.i32.shl(m.i32.load(i * rowBytesQ + codesAt + K * 2, 4, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(2)))), wm.c32(3)));
       for (let i = 0; i < rowsT; i++) {
         out.push(quadSum(DOT + 4 * i, DOT + 4 * i + 1, DOT + 4 * i, addI));
+        if (scheme === "q4_0") out.push(m.local.set(DOT + 4 * i, m.i32x4.sub(get(DOT + 4 * i, v128), xSum8(i))));
         const scale = m.f32x4.mul(get(VV, v128), m.f32x4.splat(get(XSF + i, f32)));
         out.push(m.local.set(ACC + i, wm.madd(m.f32x4.convert_i32x4_s(get(DOT + 4 * i, v128)), scale, get(ACC + i, v128))));
       }
