@@ -164,9 +164,10 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
         m.local.set(into, add(m.i8x16.shuffle(g(WQ), g(WQ + 1), lanes([0, 1], [4, 5])), m.i8x16.shuffle(g(WQ), g(WQ + 1), lanes([2, 3], [6, 7])))),
       ];
     };
-    // reduce4 in two steps: pairSum(a, b) = (a0+a1, b0+b1, a2+a3, b2+b3), then quadSum of two pairs
+    // integer sums in two steps (any order is exact): pairSum(a, b) = (a0+a2, b0+b2, a1+a3, b1+b3)
+    // from the interleaves x64 has single instructions for (punpckl/hdq), then quadSum of two pairs
     const pairSum = (x: number, y: number, into: number, add: (a: Expr, b: Expr) => Expr) =>
-      m.local.set(into, add(m.i8x16.shuffle(get(x, v128), get(y, v128), lanes([0, 4], [2, 6])), m.i8x16.shuffle(get(x, v128), get(y, v128), lanes([1, 5], [3, 7]))));
+      m.local.set(into, add(m.i8x16.shuffle(get(x, v128), get(y, v128), lanes([0, 4], [1, 5])), m.i8x16.shuffle(get(x, v128), get(y, v128), lanes([2, 6], [3, 7]))));
     const quadSum = (u: number, v: number, into: number, add: (a: Expr, b: Expr) => Expr) =>
       m.local.set(into, add(m.i8x16.shuffle(get(u, v128), get(v, v128), lanes([0, 1], [4, 5])), m.i8x16.shuffle(get(u, v128), get(v, v128), lanes([2, 3], [6, 7]))));
     const addF = (a: Expr, b: Expr) => m.f32x4.add(a, b);
@@ -179,16 +180,16 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
      * and scaled by the 4 weight scales × the row's x scale into accumulator ACC + i (lane j =
      * output j of the group).
      */
-    /** The block's 4 f16 row scales (at PWB) → f32x4 in VV: sign, exponent and mantissa moved into f32 position, ×2^112 (exact for finite f16 values, subnormals included). */
-    const blockScales = (): Expr[] => {
-      const h = () => get(VV, v128);
-      return [
-        m.local.set(VV, m.i32x4.extend_low_i16x8_u(m.v128.load64_zero(0, 2, get(PWB)))),
-        m.local.set(VV, m.f32x4.mul(
-          m.v128.or(m.i32x4.shl(m.v128.and(h(), m.v128.const(i32x4Const(0x7fff))), wm.c32(13)), m.i32x4.shl(m.v128.and(h(), m.v128.const(i32x4Const(0x8000))), wm.c32(16))),
-          m.f32x4.splat(m.f32.const(2 ** 112)))),
-      ];
-    };
+    /**
+     * The block's 4 f16 row scales (at PWB) → f32x4 in VV, ×2^112 (exact for finite f16 values,
+     * subnormals included): sign-extended and shifted left 13, the exponent and mantissa sit in
+     * f32 position and the sign at bit 28 and above; clearing bits 28-30 leaves the sign at 31.
+     */
+    const blockScales = (): Expr[] => [
+      m.local.set(VV, m.f32x4.mul(
+        m.v128.and(m.i32x4.shl(m.i32x4.extend_low_i16x8_s(m.v128.load64_zero(0, 2, get(PWB))), wm.c32(13)), m.v128.const(i32x4Const(0x8fffffff | 0))),
+        m.f32x4.splat(m.f32.const(2 ** 112)))),
+    ];
     /**
      * Weight row j's 32 codes of the block at PWB as 4 i16x8 vectors in element order, in WQ.
      * q4_0 with `offset` false: the nibbles n = q + 8 as they are (the integer path subtracts
