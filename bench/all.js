@@ -19,10 +19,13 @@ const here = (f) => fileURLToPath(new URL(f, import.meta.url));
 const results = here("./results/latest.json");
 rmSync(results, { force: true });
 
+const steps = [];
 const node = (flags, script, args) => {
   const cmd = [...flags, here(script), ...args, ...(quick ? ["--quick"] : [])];
   console.log(`\n$ node ${cmd.join(" ")}`);
+  const t0 = performance.now();
   const r = spawnSync(process.execPath, cmd, { stdio: "inherit" });
+  steps.push([cmd.filter((c) => !c.startsWith("/")).join(" "), (performance.now() - t0) / 1000]);
   if (r.status !== 0) {
     console.error(`bench step failed (exit ${r.status}): node ${cmd.join(" ")}`);
     process.exit(1);
@@ -53,3 +56,4 @@ if (!quick) {
 
 // ---- summary (also `node bench/summary.js` on the rows of any earlier run) ------------------
 await import("./summary.js");
+console.log(`\nsteps: ${steps.map(([c, s]) => `${s.toFixed(0)} s  ${c}`).join("\n       ")}\ntotal ${steps.reduce((a, [, s]) => a + s, 0).toFixed(0)} s`);

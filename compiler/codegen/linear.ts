@@ -26,9 +26,15 @@ export function packLinearWeight(w: Float32Array, N: number, K: number): Float32
   const groups = Math.ceil(N / GROUP);
   const out = new Float32Array(groups * GROUP * K);
   for (let n = 0; n < N; n++) {
-    const g = n >> 2, j = n & 3, base = g * GROUP * K;
-    for (let k = 0; k < K4; k++) out[base + (k >> 2) * 16 + j * 4 + (k & 3)] = w[n * K + k];
-    for (let t = 0; t < Kt; t++) out[base + 4 * K4 + j * Kt + t] = w[n * K + K4 + t];
+    const g = n >> 2, j = n & 3, base = g * GROUP * K, src = n * K;
+    // row n's 4-wide chunks go 16 floats apart (an unrolled copy: this runs over every weight)
+    for (let k = 0, at = base + j * 4; k < K4; k += 4, at += 16) {
+      out[at] = w[src + k];
+      out[at + 1] = w[src + k + 1];
+      out[at + 2] = w[src + k + 2];
+      out[at + 3] = w[src + k + 3];
+    }
+    for (let t = 0; t < Kt; t++) out[base + 4 * K4 + j * Kt + t] = w[src + K4 + t];
   }
   return out;
 }

@@ -6,6 +6,17 @@ import type { Rule } from "./rewrite.js";
 import { rewriteProgram } from "./rewrite.js";
 import type { Program } from "../../ir/types.js";
 
+/** x[A, B] → [B, A], in 32 × 32 tiles so that reads and writes both stay in cache. */
+function transpose(x: Float32Array, A: number, B: number): Float32Array {
+  const out = new Float32Array(x.length), T = 32;
+  for (let i0 = 0; i0 < A; i0 += T)
+    for (let j0 = 0; j0 < B; j0 += T) {
+      const i1 = Math.min(i0 + T, A), j1 = Math.min(j0 + T, B);
+      for (let i = i0; i < i1; i++) for (let j = j0; j < j1; j++) out[j * A + i] = x[i * B + j];
+    }
+  return out;
+}
+
 export const rulesFoldTranspose: Rule[] = [
   {
     name: "transpose-transpose",
@@ -27,9 +38,7 @@ export const rulesFoldTranspose: Rule[] = [
       const [A, B] = src.type.shape as number[];
       if (!c.program.params.has(name)) {
         const x = c.program.params.get(src.attrs.name as string)!.data;
-        const data = new Float32Array(x.length);
-        for (let i = 0; i < A; i++) for (let j = 0; j < B; j++) data[j * A + i] = x[i * B + j];
-        c.program.params.set(name, { name, shape: [B, A], data });
+        c.program.params.set(name, { name, shape: [B, A], data: transpose(x, A, B) });
       }
       return c.b.add("param", [], { name, shape: [B, A] }, n.loc);
     },
