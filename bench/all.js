@@ -11,7 +11,9 @@
 // Rows accumulate in bench/results/latest.json ({model, system, variant, threads, metric, value, unit}).
 
 import { spawnSync } from "node:child_process";
-import { rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const quick = process.argv.includes("--quick");
@@ -20,12 +22,15 @@ const results = here("./results/latest.json");
 rmSync(results, { force: true });
 
 const steps = [];
+// run.js's first run of a model leaves its artifact here for the variant runs of the same weights
+const cache = mkdtempSync(join(tmpdir(), "wasmformer-bench-"));
+process.on("exit", () => rmSync(cache, { recursive: true, force: true }));
 const node = (flags, script, args) => {
-  const cmd = [...flags, here(script), ...args, ...(quick ? ["--quick"] : [])];
+  const cmd = [...flags, here(script), ...args, ...(script === "./run.js" ? ["--cache", cache] : []), ...(quick ? ["--quick"] : [])];
   console.log(`\n$ node ${cmd.join(" ")}`);
   const t0 = performance.now();
   const r = spawnSync(process.execPath, cmd, { stdio: "inherit" });
-  steps.push([cmd.filter((c) => !c.startsWith("/")).join(" "), (performance.now() - t0) / 1000]);
+  steps.push([cmd.filter((c) => !c.startsWith("/") && c !== "--cache").join(" "), (performance.now() - t0) / 1000]);
   if (r.status !== 0) {
     console.error(`bench step failed (exit ${r.status}): node ${cmd.join(" ")}`);
     process.exit(1);

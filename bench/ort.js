@@ -11,8 +11,9 @@
 // Method (PEERS.md habits): the parent makes the random weights (bench/weights.js, the generator
 // bench/run.js uses, same seed), elaborates the .wf model, exports it with compiler/export/onnx.ts
 // (decoder with explicit KV cache: input_ids, past_*/present_*) to a temp file, and checks ORT's
-// logits against wasmformer's compiled model on a short prompt plus one cached step (1e-3 relative)
-// before timing anything. Every trial then runs in a fresh `node` child (clean RSS, cold caches):
+// logits against wasmformer's compiled model on a short prompt plus one cached step (1e-3 relative;
+// the first trial process checks them before it times anything, and stops the bench if they
+// disagree). Every trial then runs in a fresh `node` child (clean RSS, cold caches):
 //   runtime init   a one-node model's InferenceSession.create (loads and compiles ORT's wasm)
 //   session create InferenceSession.create of the model from its bytes (parse, optimise, prepack)
 //   prefill        N tokens with empty pasts, logits for every position (1 warm-up, then timed runs)
@@ -56,7 +57,6 @@ else await parent();
 async function child() {
   const file = str("--child");
   const threads = opt("--threads", 1);
-  const mode = str("--mode", "trial");
   const vocab = opt("--vocab", 0);
   const caches = JSON.parse(str("--caches", "[]")); // [{kvHeads, keyDim, valueDim}]
   const ort = await import("onnxruntime-web");
@@ -91,18 +91,19 @@ async function child() {
   bytes = null;
   const rssAfterCreate = procStatus("VmRSS");
 
-  if (mode === "validate") {
+  // validation, before anything is timed: a short prompt and one cached step against wasmformer's
+  // logits (--want: both concatenated); a disagreement beyond --tol ends the process
+  let validation;
+  if (str("--want", undefined)) {
     const prompt = JSON.parse(str("--prompt"));
     const step = opt("--step", 0);
     const pre = await sess.run(feedsFor(prompt));
     const next = await sess.run(feedsFor([step], presentsOf(pre)));
-    const a = pre.logits.data, b = next.logits.data;
-    const out = new Float32Array(a.length + b.length);
-    out.set(a);
-    out.set(b, a.length);
-    writeFileSync(str("--out"), out);
-    process.stdout.write(`RESULT ${JSON.stringify({ createS, prefillDims: pre.logits.dims, stepDims: next.logits.dims })}\n`);
-    return;
+    const want = new Float32Array(readFileSync(str("--want")).buffer.slice(0));
+    const n = pre.logits.data.length;
+    const a = compare(pre.logits.data, want.subarray(0, n)), b = compare(next.logits.data, want.subarray(n));
+    validation = { maxErr: Math.max(a.maxErr, b.maxErr), rel: Math.max(a.rel, b.rel) };
+    if (!(validation.rel <= opt("--tol", 0))) throw new Error(`validation FAILED: ORT's logits differ from wasmformer's by ${validation.rel} relative (> ${opt("--tol", 0)}); not timing a wrong model`);
   }
 
   const PREFILL = opt("--prefill", 128);
@@ -149,6 +150,7 @@ async function child() {
   await sess.release();
   const result = {
     threads,
+    validation,
     initS,
     readS,
     createS,
@@ -268,7 +270,9 @@ async function parent() {
         row(th, "export_time", exportS, "s");
       }
 
-      // validation: ORT vs wasmformer's compiled model, short prompt + one cached step
+      // validation: ORT vs wasmformer's compiled model, short prompt + one cached step. ORT's
+      // logits come from the first trial process, which runs them before it times anything.
+      let validateArgs = [], tWf = 0;
       if (VALIDATE) {
         const prompt = [464, 2068, 7586, 21831].map((t) => t % vocab), step = 625 % vocab;
         t0 = now();
@@ -277,25 +281,13 @@ async function parent() {
         const wantPre = model.run("forward", { ids: prompt }).logits;
         const wantStep = model.run("forward", { ids: [step] }).logits;
         art = model = null;
-        const tWf = (now() - t0) / 1000;
-        tensors = program = null;
-        const outFile = join(tmp, `${key}-validate.bin`);
-        t0 = now();
-        // (default V8 tiers here: nothing is timed, and Liftoff loads ORT's wasm in a second instead of ~6)
-        runChild([onnxPath, "--mode", "validate", "--threads", "1", "--caches", JSON.stringify(caches), "--prompt", JSON.stringify(prompt), "--step", String(step), "--out", outFile], []);
-        const tOrt = (now() - t0) / 1000;
-        const got = new Float32Array(readFileSync(outFile).buffer.slice(0));
-        const a = compare(got.subarray(0, wantPre.length), wantPre), b = compare(got.subarray(wantPre.length), wantStep);
-        const rel = Math.max(a.rel, b.rel);
-        log(
-          `validate vs wasmformer (${prompt.length}-token prefill + 1 cached step; wasmformer compile+run ${tWf.toFixed(1)} s, ORT process ${tOrt.toFixed(1)} s): ` +
-            `max abs err ${Math.max(a.maxErr, b.maxErr).toExponential(2)}, relative ${rel.toExponential(2)}`,
-        );
-        for (const th of THREADS) row(th, "validate_max_rel_err", rel, "rel");
-        if (!(rel <= VALIDATE_TOL)) {
-          console.error(`validation FAILED for ${spec.name}: relative error ${rel} > ${VALIDATE_TOL}; not benchmarking a wrong model`);
-          process.exit(1);
-        }
+        tWf = (now() - t0) / 1000;
+        const want = new Float32Array(wantPre.length + wantStep.length);
+        want.set(wantPre);
+        want.set(wantStep, wantPre.length);
+        const wantFile = join(tmp, `${key}-want.bin`);
+        writeFileSync(wantFile, want);
+        validateArgs = ["--prompt", JSON.stringify(prompt), "--step", String(step), "--want", wantFile, "--tol", String(VALIDATE_TOL)];
       }
       tensors = program = null;
 
@@ -304,11 +296,17 @@ async function parent() {
       for (let r = 0; r < REPEATS; r++)
         for (const th of THREADS) {
           t0 = now();
+          const first = r === 0 && th === THREADS[0];
           const res = runChild(
             [onnxPath, "--threads", String(th), "--vocab", String(vocab), "--caches", JSON.stringify(caches), "--prefill", String(PREFILL),
-              "--prefill-repeats", String(PREFILL_REPEATS), "--decode-steps", String(DECODE_STEPS), "--pasts", JSON.stringify(PASTS)],
+              "--prefill-repeats", String(PREFILL_REPEATS), "--decode-steps", String(DECODE_STEPS), "--pasts", JSON.stringify(PASTS), ...(first ? validateArgs : [])],
             childFlags,
           );
+          if (first && res.validation) {
+            const v = res.validation;
+            log(`validate vs wasmformer (4-token prefill + 1 cached step, in the first trial process before timing; wasmformer compile+run ${tWf.toFixed(1)} s): max abs err ${v.maxErr.toExponential(2)}, relative ${v.rel.toExponential(2)}`);
+            for (const t of THREADS) row(t, "validate_max_rel_err", v.rel, "rel");
+          }
           trials.get(th).push(res);
           log(
             `  threads ${th} #${r + 1}: init ${(res.initS * 1000).toFixed(0)} ms, create ${res.createS.toFixed(2)} s, prefill ${(PREFILL / res.prefillS).toFixed(1)} tok/s, ` +

@@ -15,7 +15,7 @@
 // model's own weights in its linear memory.
 
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import os from "node:os";
 import v8 from "node:v8";
@@ -52,6 +52,11 @@ const QUANT = strOpt("--quantize", undefined); // int8 | int4
 const VALIDATE_TOL = QUANT ? VALIDATE_TOL_INT8 : VALIDATE_TOL_FP;
 const SYSTEM = "wasmformer";
 const THREADS = opt("--threads", 1); // threads running the matrix kernels (model.threads.wasm above 1)
+
+// --cache DIR (bench/all.js): the first run of a model writes its artifact and validated logits
+// there; variant runs of the same weights (relaxed SIMD, threads) load them instead of making the
+// weights, compiling and interpreting again, and validate against the interpreter logits stored
+const CACHE = strOpt("--cache", undefined);
 
 const specs = benchModels;
 const spec = specs[MODEL_KEY];
@@ -117,29 +122,40 @@ log(`threads: ${THREADS}${THREADS > 1 ? " (matrix kernels split by output rows o
 log(`context ${CONTEXT}, prefill ${PREFILL} tokens, ${REPEATS} repeats, ${DECODE_STEPS} decode steps at past ${PREFILL}`);
 if (!process.execArgv.includes("--no-liftoff")) log("warning: not run with --no-liftoff (use `npm run bench`)");
 
+const cacheDir = CACHE && join(CACHE, `${MODEL_KEY}${QUANT ? `-${QUANT}` : ""}${UNFUSED ? "-unfused" : ""}-s${SEED}-c${CONTEXT}`);
+const cached = cacheDir && existsSync(join(cacheDir, "bench.json")) ? JSON.parse(readFileSync(join(cacheDir, "bench.json"), "utf8")) : undefined;
+
 let t0 = now();
-let tensors = spec.weights(hfConfig, SEED);
-const tWeights = (now() - t0) / 1000;
-const paramCount = Object.values(tensors).reduce((s, t) => s + t.data.length, 0);
-log(`random weights: ${(paramCount / 1e6).toFixed(1)} M params (${MB(paramCount * 4)}) in ${tWeights.toFixed(2)} s`);
+let tensors, program0, program, art, compileS;
+if (cached) {
+  const manifest = JSON.parse(readFileSync(join(cacheDir, "manifest.json"), "utf8"));
+  const variants = manifest.variants.map((v) => ({ ...v, wasm: readFileSync(join(cacheDir, v.file)) }));
+  art = { manifest, wasm: variants[0].wasm, variants, weights: readFileSync(join(cacheDir, "weights.bin")) };
+  log(`artifact of this model's first run read from ${cacheDir} in ${((now() - t0) / 1000).toFixed(2)} s (weights ${MB(art.weights.byteLength)})`);
+} else {
+  tensors = spec.weights(hfConfig, SEED);
+  const tWeights = (now() - t0) / 1000;
+  const paramCount = Object.values(tensors).reduce((s, t) => s + t.data.length, 0);
+  log(`random weights: ${(paramCount / 1e6).toFixed(1)} M params (${MB(paramCount * 4)}) in ${tWeights.toFixed(2)} s`);
 
-const wfPath = fileURLToPath(new URL(`../${spec.wf}`, import.meta.url));
-const wfText = readFileSync(wfPath, "utf8");
+  const wfPath = fileURLToPath(new URL(`../${spec.wf}`, import.meta.url));
+  const wfText = readFileSync(wfPath, "utf8");
 
-t0 = now();
-let program0 = programFromSource(spec.wf, wfText, hfConfig, memoryWeights(tensors, `random ${MODEL_KEY} weights`), { context: CONTEXT });
-const tElab = now();
-let program = runPipeline(program0, {}, withQuantization(selectPasses(UNFUSED ? ["fuse-ffn"] : []), QUANT));
-const tPasses = now();
-let art = generateArtifact(program);
-const tGen = now();
-const compileS = (tGen - t0) / 1000;
+  t0 = now();
+  program0 = programFromSource(spec.wf, wfText, hfConfig, memoryWeights(tensors, `random ${MODEL_KEY} weights`), { context: CONTEXT });
+  const tElab = now();
+  program = runPipeline(program0, {}, withQuantization(selectPasses(UNFUSED ? ["fuse-ffn"] : []), QUANT));
+  const tPasses = now();
+  art = generateArtifact(program);
+  const tGen = now();
+  compileS = (tGen - t0) / 1000;
+  log(
+    `compile: ${compileS.toFixed(2)} s (elaborate ${((tElab - t0) / 1000).toFixed(2)} s, passes ${((tPasses - tElab) / 1000).toFixed(2)} s, codegen ${((tGen - tPasses) / 1000).toFixed(2)} s); ` +
+      `wasm ${(art.wasm.byteLength / 1e3).toFixed(1)} kB, weights ${MB(art.manifest.memory.weights_bytes)}, activations ${MB(art.manifest.memory.activation_bytes)}, memory ${MB(art.manifest.memory.pages * 65536)}`,
+  );
+  row("compile_time", compileS, "s");
+}
 const weightBytes = art.manifest.memory.weights_bytes;
-log(
-  `compile: ${compileS.toFixed(2)} s (elaborate ${((tElab - t0) / 1000).toFixed(2)} s, passes ${((tPasses - tElab) / 1000).toFixed(2)} s, codegen ${((tGen - tPasses) / 1000).toFixed(2)} s); ` +
-    `wasm ${(art.wasm.byteLength / 1e3).toFixed(1)} kB, weights ${MB(weightBytes)}, activations ${MB(art.manifest.memory.activation_bytes)}, memory ${MB(art.manifest.memory.pages * 65536)}`,
-);
-row("compile_time", compileS, "s");
 
 // Bytes one decode step reads from the weights: every parameter in full, except tables that are
 // only gathered from (embedding lookups), of which one row per token is read. Parameters are
@@ -162,9 +178,9 @@ function decodeWeightBytes(p) {
   }
   return { read: [...seen.values()].reduce((a, b) => a + b, 0), names: [...seen.keys()] };
 }
-const dw = decodeWeightBytes(program);
+const dw = cached ? cached.dw : decodeWeightBytes(program);
 // the model's distinct matrix shapes, timed alone below
-const linearShapes = [...new Map(program.graphs.find((g) => g.name === "forward").nodes
+const linearShapes = cached ? cached.linearShapes : [...new Map(program.graphs.find((g) => g.name === "forward").nodes
   .filter((n) => n.op === "linear")
   .map((n) => {
     const [N, K] = program.graphs.find((g) => g.name === "forward").nodes[n.args[1]].type.shape;
@@ -196,9 +212,15 @@ const vocab = hfConfig.vocab_size;
 const prompt = [464, 2068, 7586, 21831].map((x) => x % vocab); // "The quick brown fox" in GPT-2's vocabulary
 if (VALIDATE) {
   t0 = now();
-  const sess = newSession();
-  const refPre = interpret(program, "forward", { ids: Int32Array.from(prompt) }, sess).logits;
-  const refStep = interpret(program, "forward", { ids: Int32Array.from([625]) }, sess).logits;
+  let refPre, refStep;
+  if (cached) {
+    // the first run's logits, which it checked against the interpreter
+    [refPre, refStep] = [Float32Array.from(cached.refPre), Float32Array.from(cached.refStep)];
+  } else {
+    const sess = newSession();
+    refPre = interpret(program, "forward", { ids: Int32Array.from(prompt) }, sess).logits;
+    refStep = interpret(program, "forward", { ids: Int32Array.from([625]) }, sess).logits;
+  }
   const tInterp = (now() - t0) / 1000;
   model.reset();
   const gotPre = model.run("forward", { ids: prompt }).logits;
@@ -206,7 +228,7 @@ if (VALIDATE) {
   const a = compare(gotPre, refPre), b = compare(gotStep, refStep);
   const worst = a.rel >= b.rel ? a : b;
   log(
-    `validate vs IR interpreter (${prompt.length}-token prefill + 1 cached step, interpreter ${tInterp.toFixed(1)} s): ` +
+    `validate vs ${cached ? "the IR interpreter's logits stored by the first run" : `IR interpreter`} (${prompt.length}-token prefill + 1 cached step${cached ? "" : `, interpreter ${tInterp.toFixed(1)} s`}): ` +
       `max abs err ${Math.max(a.maxErr, b.maxErr).toExponential(2)} (max |logit| ${worst.maxRef.toFixed(3)}, relative ${Math.max(a.rel, b.rel).toExponential(2)})`,
   );
   row("validate_max_abs_err", Math.max(a.maxErr, b.maxErr), "abs");
@@ -214,6 +236,16 @@ if (VALIDATE) {
   if (!(Math.max(a.rel, b.rel) <= VALIDATE_TOL)) {
     console.error(`validation FAILED: relative error ${Math.max(a.rel, b.rel)} > ${VALIDATE_TOL}; not benchmarking a wrong model`);
     process.exit(1);
+  }
+  if (cacheDir && !cached) {
+    // for the variant runs of these weights (see --cache)
+    t0 = now();
+    mkdirSync(cacheDir, { recursive: true });
+    writeFileSync(join(cacheDir, "manifest.json"), JSON.stringify(art.manifest));
+    writeFileSync(join(cacheDir, "weights.bin"), art.weights);
+    for (const v of art.variants) writeFileSync(join(cacheDir, v.file), v.wasm);
+    writeFileSync(join(cacheDir, "bench.json"), JSON.stringify({ dw, linearShapes, refPre: Array.from(refPre), refStep: Array.from(refStep) }));
+    log(`artifact and validated logits written to ${cacheDir} for variant runs (${((now() - t0) / 1000).toFixed(2)} s)`);
   }
 }
 
@@ -407,7 +439,7 @@ log(
   `decode roofline: ${MB(bytesPerToken)} per token (weights read ${MB(dw.read)} of ${MB(weightBytes)} + KV ${MB(kvBytes)}) / ${bestBw.toFixed(2)} GB/s (best) = ` +
     `${rooflineTokS.toFixed(2)} tok/s ceiling; measured ${median(decodeTokS).toFixed(2)} tok/s = ${((100 * median(decodeTokS)) / rooflineTokS).toFixed(0)}% of it`,
 );
-log(`compile ${compileS.toFixed(2)} s, load ${(loadS * 1000).toFixed(0)} ms, weights ${MB(weightBytes)}, peak RSS (VmHWM) ${MB(peakRss)} ` +
+log(`${compileS === undefined ? "compile reused" : `compile ${compileS.toFixed(2)} s`}, load ${(loadS * 1000).toFixed(0)} ms, weights ${MB(weightBytes)}, peak RSS (VmHWM) ${MB(peakRss)} ` +
   `(compile + validate + run${servingPeak ? `; ${MB(servingRss)} from warm-up on, compile-side copies freed` : ""}), final RSS ${MB(rss)}`);
 
 // read-merge-write: keep other systems' rows (bench/ort.js writes ONNX Runtime's)
