@@ -1,4 +1,4 @@
-// Worker threads (model.threads.wasm): matrix kernels split by output rows give exactly the
+// Worker threads (model.threads.wasm): matrix kernels split by output rows, attention by heads, give exactly the
 // single-thread results, in every family, cached decode and int8 included.
 
 import { join } from "node:path";
@@ -24,7 +24,7 @@ async function load(p: Program, threads: number) {
   return m;
 }
 
-// 24 rows: enough work for every fixture matrix to be split (small calls run on one thread)
+// 24 rows: enough work for every fixture matrix and prefill attention to be split (small calls run on one thread)
 const prompt = Array.from({ length: 24 }, (_, i) => (i * 17 + 3) % 60);
 
 /** Prefill, three cached decode steps, and the last-row entry: every output of every call. */

@@ -5,6 +5,7 @@ import type { OpKind } from "../../ir/ops.js";
 import { bucketTable } from "../../ir/relpos.js";
 import type { Node, QuantScheme } from "../../ir/types.js";
 import { Q8_ACT_MAX_ROWS, type QuantScratch, linearKernel, linearUnits } from "./linear.js";
+import binaryen from "binaryen";
 import type { Expr, WasmModule } from "./wasm.js";
 
 export interface LowerCtx {
@@ -144,8 +145,6 @@ export const lowerings = {
       vp = wm.c32(cache.v);
       L = m.i32.add(c.past(), c.rows(k));
     }
-    // the queries are the last rows(q) of the L positions
-    const q0 = m.i32.sub(m.i32.add(a.cache ? c.past() : wm.c32(0), c.rows(k)), c.rows(q));
     let i = 0;
     let table = wm.c32(0), buckets = wm.c32(0), range = 0, mask = wm.c32(0);
     if (a.bias) {
@@ -155,13 +154,18 @@ export const lowerings = {
       buckets = c.constant(t.key);
     }
     if (a.mask) mask = c.ptr(rest[i++]);
-    return [
-      ...pre,
-      wm.callLib("attention", [
-        c.ptr(q), kp, vp, c.ptr(n.id), c.rows(q), L, q0,
-        wm.c32(H), wm.c32(Hkv), wm.c32(dk), wm.c32(dv), wm.cf32(a.scale as number), wm.c32(a.causal ? 1 : 0),
-        table, buckets, wm.c32(range), mask,
-      ]),
-    ];
+    // a kernel of the parallel signature (q, k, v, L, out, rows, from, to, thread) for this
+    // configuration: threads split the heads [from, to)
+    const consts = [wm.c32(H), wm.c32(Hkv), wm.c32(dk), wm.c32(dv), wm.cf32(a.scale as number), wm.c32(a.causal ? 1 : 0), table, buckets, wm.c32(range), mask];
+    const name = `attention_${consts.map((e) => String((binaryen.getExpressionInfo(e) as unknown as { value: number }).value).replace(/[^0-9a-z]/gi, "_")).join("_")}`;
+    const fn = wm.ensure(name, () => {
+      const p = (k: number) => m.local.get(k, binaryen.i32);
+      // the queries are the last `rows` of the L positions
+      const body = wm.callLib("attention", [p(0), p(1), p(2), p(4), p(5), p(3), m.i32.sub(p(3), p(5)), ...consts, p(6), p(7)]);
+      m.addFunction(name, binaryen.createType(Array<number>(9).fill(binaryen.i32)), binaryen.none, [], body);
+    });
+    // multiply-adds: rows × keys × heads × (dk + dv) at most
+    const work = m.i32.mul(m.i32.mul(c.rows(q), m.i32.add(a.cache ? c.past() : wm.c32(0), c.rows(k))), wm.c32(H * (dk + dv)));
+    return [...pre, wm.parallel(fn, [c.ptr(q), kp, vp, L, c.ptr(n.id), c.rows(q)], H, 0, work)];
   },
 } satisfies Record<OpKind, Lowering>;

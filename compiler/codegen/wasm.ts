@@ -103,7 +103,7 @@ export class WasmModule {
    * the caller publishes the job, runs the first share and waits for the workers' shares.
    * Splitting by output rows keeps every sum's order, so results equal the single-thread ones.
    */
-  parallel(kernel: string, args: Expr[], units: number, macsPerRow: number): Expr {
+  parallel(kernel: string, args: Expr[], units: number, macsPerRow: number, work?: Expr): Expr {
     const m = this.m;
     if (args.length !== 6) throw new Error("internal: parallel kernels take 6 arguments");
     const alone = () => m.call(kernel, [...args.map((a) => m.copyExpression(a)), m.i32.const(0), m.i32.const(units), m.i32.const(0)], none);
@@ -111,7 +111,9 @@ export class WasmModule {
     let index = this.table.indexOf(kernel);
     if (index < 0) index = this.table.push(kernel) - 1;
     const split = m.call("__parallel", [m.i32.const(index), ...args, m.i32.const(units)], none);
-    // a job too small to pay for waking the workers runs on the calling thread alone
+    // a job too small to pay for waking the workers runs on the calling thread alone: its
+    // multiply-adds are macsPerRow × rows (args[5]), or `work` where that depends on more
+    if (work) return m.if(m.i32.ge_u(work, m.i32.const(MIN_PARALLEL_MACS)), split, alone());
     const minRows = Math.ceil(MIN_PARALLEL_MACS / macsPerRow);
     return minRows <= 1 ? split : m.if(m.i32.ge_u(m.copyExpression(args[5]), m.i32.const(minRows)), split, alone());
   }

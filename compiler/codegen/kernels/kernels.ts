@@ -283,17 +283,18 @@ export function rope(x: usize, out: usize, rows: i32, D: i32, hd: i32, past: i32
  * q[rows, H*dk]; keys/values: L rows of width Hkv*dk / Hkv*dv; query r sits at absolute position
  * q0 + r. causal: keys j <= q0 + r only. bias: table[bucket(j - (q0 + r)) * H + h] with
  * bucket() read from `buckets` (i32, indexed by distance + range). mask: f32[L], 0 = padding.
+ * Heads h0..h1-1 only (threads split the heads; each head's result is the same on any split).
  */
 export function attention(
   q: usize, k: usize, v: usize, out: usize, rows: i32, L: i32, q0: i32,
   H: i32, Hkv: i32, dk: i32, dv: i32, scale: f32, causal: i32,
-  table: usize, buckets: usize, range: i32, mask: usize,
+  table: usize, buckets: usize, range: i32, mask: usize, h0: i32, h1: i32,
 ): void {
   const group = H / Hkv;
   const kw = Hkv * dk, vw = Hkv * dv;
   for (let r = 0; r < rows; r++) {
     const limit = causal ? min(L, q0 + r + 1) : L;
-    for (let h = 0; h < H; h++) {
+    for (let h = h0; h < h1; h++) {
       const g = h / group;
       const pq = q + (<usize>(r * H * dk + h * dk) << 2);
       const po = out + (<usize>(r * H * dv + h * dv) << 2);
