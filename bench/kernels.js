@@ -39,7 +39,7 @@ export async function peakMaddGflops() {
 }
 
 /** One linear [rows, K] × [N, K]ᵀ compiled alone; median seconds per call over `repeats`. */
-/** `quant`: undefined (f32), "q8_0" or "q4_0". */
+/** `quant`: undefined (f32), "q8_0", "q4_0" or "q4_1". */
 export async function timeLinear(K, N, rows, { quant = undefined, repeats = 5, seed = 1 } = {}) {
   let s = seed >>> 0 || 1;
   const rand = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 0.04;
@@ -55,7 +55,7 @@ export async function timeLinear(K, N, rows, { quant = undefined, repeats = 5, s
   const x = b.add("embedding", [param("x", [64, K]), ids]);
   b.output("y", b.add("linear", [x, param("w", [N, K])]));
   let p = { model: "kernel", config: {}, context: Math.max(rows, 1), graphs: [b.build()], params };
-  if (quant) p = quantizeWeights(p, { scheme: quant === "q4_0" ? "int4" : "int8" });
+  if (quant) p = quantizeWeights(p, { scheme: ({ q8_0: "int8", q4_0: "int4", q4_1: "int4-min" })[quant] });
   const art = generateArtifact(p);
   // the module the runtime would pick here (relaxed SIMD under --experimental-wasm-relaxed-simd)
   const file = pickVariant(art.manifest.variants).file;

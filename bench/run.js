@@ -169,8 +169,8 @@ function decodeWeightBytes(p) {
     if (n.op !== "param") continue;
     const name = n.attrs.name;
     const param = p.params.get(name);
-    // a block of 32 weights + a 2-byte scale: q8_0 34 bytes (1.0625 a weight), q4_0 18 (0.5625)
-    const bytes = param.quant ? param.data.length * (param.quant.scheme === "q4_0" ? 18 : 34) / 32 : param.data.byteLength;
+    // a block of 32 weights + a 2-byte scale: q8_0 34 bytes (1.0625 a weight), q4_0 18 (0.5625), q4_1 + a 2-byte minimum 20
+    const bytes = param.quant ? param.data.length * ({ q8_0: 34, q4_0: 18, q4_1: 20 })[param.quant.scheme] / 32 : param.data.byteLength;
     const us = users.get(n.id) ?? [];
     const gatherOnly = us.length > 0 && us.every(({ n: u, k }) => u.op === "embedding" && k === 0);
     const read = gatherOnly ? (bytes / n.type.shape[0]) * us.length : bytes;

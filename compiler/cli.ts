@@ -15,7 +15,7 @@ import { compileModel } from "./compile.js";
 import { OnnxExportError, exportOnnx } from "./export/onnx.js";
 import { loadProgram } from "./load.js";
 import { passes, runPipeline, withQuantization } from "./passes/manager.js";
-import { parseOverride } from "./passes/quantize-weights.js";
+import { QUANTIZE_CHOICES, parseOverride } from "./passes/quantize-weights.js";
 import { Diagnostic, DiagnosticList, formatDiagnostic } from "./diagnostics.js";
 import { terminalProgress } from "./progress.js";
 
@@ -30,7 +30,7 @@ function parseIds(flag: string, text: string | undefined): number[] | undefined 
   return ids;
 }
 
-type CompileArgs = { model: string; weights: string; out: string; context?: number; "print-ir"?: boolean; "emit-wat"?: boolean; "disable-pass"?: string[]; quantize?: "int8" | "int4"; "quantize-tensor"?: string[] };
+type CompileArgs = { model: string; weights: string; out: string; context?: number; "print-ir"?: boolean; "emit-wat"?: boolean; "disable-pass"?: string[]; quantize?: (typeof QUANTIZE_CHOICES)[number]; "quantize-tensor"?: string[] };
 async function cmdCompile(a: CompileArgs) {
   const t0 = performance.now();
   const overrides = (a["quantize-tensor"] ?? []).map((t) => {
@@ -40,7 +40,7 @@ async function cmdCompile(a: CompileArgs) {
       throw new UsageError(`--quantize-tensor: ${(e as Error).message}`);
     }
   });
-  if (overrides.length && !a.quantize) throw new UsageError("--quantize-tensor needs --quantize int8 or int4");
+  if (overrides.length && !a.quantize) throw new UsageError("--quantize-tensor needs --quantize int8, int4 or int4-min");
   const r = compileModel(a.model, a.weights, a.out, {
     context: a.context,
     emitWat: a["emit-wat"],
@@ -57,7 +57,7 @@ async function cmdCompile(a: CompileArgs) {
   );
 }
 
-async function cmdExportOnnx(a: { model: string; weights: string; out: string; context?: number; entry?: string; quantize?: "int8" | "int4" }) {
+async function cmdExportOnnx(a: { model: string; weights: string; out: string; context?: number; entry?: string; quantize?: (typeof QUANTIZE_CHOICES)[number] }) {
   const loaded = loadProgram(a.model, a.weights, { context: a.context, onProgress: terminalProgressFn("loading weights") });
   // quantized matrices are written as ONNX Runtime's MatMulNBits (8 or 4 bits, blocks of 32)
   const program = runPipeline(loaded, {}, withQuantization(passes, a.quantize));
@@ -192,15 +192,15 @@ export async function main(argv: string[]): Promise<number> {
         .option("print-ir", { type: "boolean", describe: "print the IR before and after every pass" })
         .option("emit-wat", { type: "boolean", describe: "also write model.wat" })
         .option("disable-pass", { type: "string", array: true, describe: "skip a pass by name (e.g. fuse-ffn)" })
-        .option("quantize", { choices: ["int8", "int4"] as const, describe: "store matrices as GGUF q8_0 (8.5 bits a weight) or q4_0 (4.5 bits) blocks of 32, computed on directly" })
-        .option("quantize-tensor", { type: "string", array: true, describe: "NAME=int8|int4|f32 for checkpoint tensors matching NAME (* is a wildcard), e.g. lm_head.weight=int8" }))
+        .option("quantize", { choices: QUANTIZE_CHOICES, describe: "store matrices as GGUF q8_0 (8.5 bits a weight), q4_0 (4.5 bits) or q4_1 (int4-min: 5 bits, a per-block minimum) blocks of 32, computed on directly" })
+        .option("quantize-tensor", { type: "string", array: true, describe: "NAME=int8|int4|int4-min|f32 for checkpoint tensors matching NAME (* is a wildcard), e.g. lm_head.weight=int8" }))
     .command("export-onnx <model>", "write an ONNX model of the same graph (for comparisons with ONNX Runtime)", (y) =>
       y.positional("model", { type: "string", demandOption: true })
         .option("weights", { type: "string", demandOption: true })
         .option("out", { type: "string", demandOption: true, describe: "file to write (.onnx)" })
         .option("context", { type: "number" })
         .option("entry", { type: "string", describe: "entry to export (default forward)" })
-        .option("quantize", { choices: ["int8", "int4"] as const, describe: "quantize matrices as compile does; written as com.microsoft MatMulNBits (ONNX Runtime)" }))
+        .option("quantize", { choices: QUANTIZE_CHOICES, describe: "quantize matrices as compile does; q8_0/q4_0 written as com.microsoft MatMulNBits (ONNX Runtime), q4_1 dequantized" }))
     .command("run <artifact>", "run an artifact on ids and write the output as .npy", (y) =>
       y.positional("artifact", { type: "string", demandOption: true })
         .option("input-ids", { type: "string", demandOption: true })

@@ -5,7 +5,7 @@
 
 import { Q8_ACT_MAX_ROWS, Q8_BLOCK, quantizeRowQ8 } from "./quant.js";
 import { relativeBucket } from "./relpos.js";
-import { type Attrs, type Dim, type Node, type Shape, type TensorType, rowWidth, sameShape, formatType } from "./types.js";
+import { type Attrs, type Dim, type Node, type QuantScheme, type Shape, type TensorType, QUANT_SCHEMES, rowWidth, sameShape, formatType } from "./types.js";
 
 export type Value = Float32Array | Int32Array;
 
@@ -218,7 +218,7 @@ export const ops = {
    * (the norm's gain is folded into w). attr ln_eps (set by fuse-norm): x is LayerNorm-normalised
    * first, computed as (x·wᵀ − mean·Σₖw)·(1/sqrt(var + eps)): b is then [2, N], the bias (with the
    * norm's shift folded in, w·β + b) and the row sums Σₖ w[n, k] (with the gain folded into w).
-   * attr quant "q8_0" or "q4_0" (set by quantize-weights): w holds the dequantized weights of
+   * attr quant "q8_0", "q4_0" or "q4_1" (set by quantize-weights): w holds the dequantized weights of
    * that scheme; in a call of at most Q8_ACT_MAX_ROWS rows (decode) each row of x is quantized
    * to q8_0 on the fly (see quantizeRowQ8), as the integer kernels do, while larger calls
    * (prefill) multiply f32 x by the dequantized weights.
@@ -238,7 +238,7 @@ export const ops = {
       expect(a.ln_eps === undefined || a.rms_eps === undefined, `linear: ln_eps and rms_eps exclude each other`);
       if (a.residual) expect(r !== undefined && sameShape(r.shape, out.shape), `linear: residual must be ${formatType(out)}`);
       if (a.act !== undefined) expect(String(a.act) in activations, `linear: unknown activation '${String(a.act)}'`);
-      if (a.quant !== undefined) expect((a.quant === "q8_0" || a.quant === "q4_0") && lastDim(x) % Q8_BLOCK === 0, `linear: quant ${String(a.quant)} needs q8_0 or q4_0 and K a multiple of ${Q8_BLOCK}`);
+      if (a.quant !== undefined) expect(QUANT_SCHEMES.includes(a.quant as QuantScheme) && lastDim(x) % Q8_BLOCK === 0, `linear: quant ${String(a.quant)} needs one of ${QUANT_SCHEMES.join(", ")} and K a multiple of ${Q8_BLOCK}`);
       return out;
     },
     interp: ([x, w, ...rest], a, _n, [, wt]) => {
@@ -273,7 +273,7 @@ export const ops = {
       expect(x.shape.length === 2 && wg.shape.length === 2 && sameShape(wg.shape, wu.shape), `gated_linear needs x[rows,K] and two weights [N,K] of one shape, got ${formatType(x)}, ${formatType(wg)}, ${formatType(wu)}`);
       expect(wg.shape[1] === lastDim(x), `gated_linear: input width ${lastDim(x)} does not match weight ${formatType(wg)}`);
       expect(String(a.act) in activations, `gated_linear: unknown activation '${String(a.act)}'`);
-      if (a.quant !== undefined) expect((a.quant === "q8_0" || a.quant === "q4_0") && lastDim(x) % Q8_BLOCK === 0, `gated_linear: quant ${String(a.quant)} needs q8_0 or q4_0 and K a multiple of ${Q8_BLOCK}`);
+      if (a.quant !== undefined) expect(QUANT_SCHEMES.includes(a.quant as QuantScheme) && lastDim(x) % Q8_BLOCK === 0, `gated_linear: quant ${String(a.quant)} needs one of ${QUANT_SCHEMES.join(", ")} and K a multiple of ${Q8_BLOCK}`);
       return f32([x.shape[0], wg.shape[0]]);
     },
     interp: ([x, wg, wu], a, _n, [, wt]) => {

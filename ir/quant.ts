@@ -70,6 +70,36 @@ export function quantizeQ4_0(w: Float32Array, N: number, K: number): { scheme: "
   return { scheme: "q4_0", codes, scales, dequant };
 }
 
+/**
+ * Q4_1 as ggml's quantize_row_q4_1_ref, per block of 32 along a row: d = (max − min) / 15,
+ * codes q = min(15, trunc((w − min) / d + 0.5)) ∈ 0..15 computed with the f32 scale and minimum,
+ * both stored as f16; values dequantize to q·d + min (5 bits a weight: the minimum is the
+ * block's, so one-signed blocks keep their range).
+ */
+export function quantizeQ4_1(w: Float32Array, N: number, K: number): { scheme: "q4_1"; codes: Int8Array; scales: Float32Array; mins: Float32Array; dequant: Float32Array } {
+  const f = Math.fround, blocks = K / Q4_BLOCK;
+  const codes = new Int8Array(N * K), scales = new Float32Array(N * blocks), mins = new Float32Array(N * blocks), dequant = new Float32Array(N * K);
+  for (let n = 0; n < N; n++)
+    for (let b = 0; b < blocks; b++) {
+      const at = n * K + b * Q4_BLOCK;
+      let lo = Infinity, hi = -Infinity;
+      for (let t = 0; t < Q4_BLOCK; t++) {
+        lo = Math.min(lo, w[at + t]);
+        hi = Math.max(hi, w[at + t]);
+      }
+      const d = f(f(hi - lo) / 15), inv = d ? f(1 / d) : 0;
+      const d16 = halfToFloat(floatToHalf(d)), m16 = halfToFloat(floatToHalf(lo));
+      scales[n * blocks + b] = d16;
+      mins[n * blocks + b] = m16;
+      for (let t = 0; t < Q4_BLOCK; t++) {
+        const q = Math.min(15, Math.trunc(f(f(f(w[at + t] - lo) * inv) + 0.5)));
+        codes[at + t] = q;
+        dequant[at + t] = f(f(q * d16) + m16);
+      }
+    }
+  return { scheme: "q4_1", codes, scales, mins, dequant };
+}
+
 /** Round half to even (wasm's f32.nearest). */
 export function roundHalfEven(v: number): number {
   const r = Math.round(v);

@@ -38,8 +38,9 @@ export interface Graph {
   readonly outputs: { name: string; id: number }[];
 }
 
-/** Block-quantized weight formats the kernels compute on (GGUF Q8_0 and Q4_0). */
-export type QuantScheme = "q8_0" | "q4_0";
+/** Block-quantized weight formats the kernels compute on (GGUF Q8_0, Q4_0 and Q4_1). */
+export type QuantScheme = "q8_0" | "q4_0" | "q4_1";
+export const QUANT_SCHEMES: readonly QuantScheme[] = ["q8_0", "q4_0", "q4_1"];
 
 export interface Param {
   readonly name: string;
@@ -48,9 +49,10 @@ export interface Param {
   readonly data: Float32Array;
   /**
    * Quantized storage, per row in blocks of 32 along the input dim, a scale each (an f16 value,
-   * as GGUF stores it): q8_0 codes −127..127, q4_0 codes −8..7 (GGUF's nibble q − 8).
+   * as GGUF stores it): q8_0 codes −127..127, q4_0 codes −8..7 (GGUF's nibble q − 8), q4_1
+   * codes 0..15 and a minimum each (f16): w = code · scale + min.
    */
-  readonly quant?: { scheme: QuantScheme; codes: Int8Array; scales: Float32Array };
+  readonly quant?: { scheme: QuantScheme; codes: Int8Array; scales: Float32Array; mins?: Float32Array };
 }
 
 export interface Program {

@@ -118,7 +118,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
         const l = layouts.get(w.name) ?? { packed: false, rowMajor: true };
         const place: { rowMajor?: number; packed?: number } = {};
         if (l.packed) {
-          const data = w.quant ? packQuantWeight(w.quant.scheme, w.quant.codes, w.quant.scales, w.shape[0], w.shape[1]) : packLinearWeight(w.data, w.shape[0], w.shape[1]);
+          const data = w.quant ? packQuantWeight(w.quant.scheme, w.quant.codes, w.quant.scales, w.shape[0], w.shape[1], w.quant.mins) : packLinearWeight(w.data, w.shape[0], w.shape[1]);
           chunks.push({ at: (place.packed = mem.take(data.byteLength)), data });
         }
         if (l.rowMajor || !l.packed) chunks.push({ at: (place.rowMajor = mem.take(w.data.byteLength)), data: w.data });

@@ -11,6 +11,7 @@
 
 import { floatToHalf, halfToFloat } from "../../ir/half.js";
 import { Q8_ACT_MAX_ROWS, Q8_BLOCK } from "../../ir/quant.js";
+import type { QuantScheme } from "../../ir/types.js";
 import { vectorActivation } from "./vmath.js";
 import { type Expr, WasmModule, createType, f32, i32, none, v128 } from "./wasm.js";
 
@@ -57,7 +58,9 @@ const VV = 27, WQ = 28, PWB = 32, XSF = 33, XQ = 35, DOT = 39;
 const ROWV = 47, GATE = 49;
 // quantized kernels on many rows: the thread's buffer of dequantized weights
 const DQ = 51;
-const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(16).fill(v128), i32, f32, f32, ...Array<number>(16).fill(v128), i32];
+// q4_1: the block's 4 minimums
+const MM = 52;
+const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(16).fill(v128), i32, f32, f32, ...Array<number>(16).fill(v128), i32, v128];
 
 /**
  * Quantized linears take integer dot products (x rows quantized to q8_0 on the fly) for calls
@@ -76,33 +79,42 @@ export const quantRowBytes = (K: number) => (K / Q8_BLOCK) * 8 + K * 2;
 /** Work units of a linear kernel with N outputs: its groups of 4 output rows. */
 export const linearUnits = (N: number) => Math.ceil(N / GROUP);
 
-export type WeightScheme = "q8_0" | "q4_0";
+export type WeightScheme = QuantScheme;
 
 /**
  * Quantized blocks: 32 weights of a row share one f16 scale. A packed block of a 4-row group is
- * the 4 scales (8 bytes) then each row's codes: q8_0 32 int8 (8.5 bits a weight, as GGUF's
- * Q8_0), q4_0 16 bytes of nibbles, byte t holding element t low and t+16 high, value q − 8
- * (4.5 bits a weight, as GGUF's Q4_0).
+ * the 4 scales (8 bytes), for q4_1 the 4 minimums (8 bytes), then each row's codes: q8_0 32 int8
+ * (8.5 bits a weight, as GGUF's Q8_0); q4_0 16 bytes of nibbles, byte t holding element t low
+ * and t+16 high, value q − 8 (4.5 bits a weight, as GGUF's Q4_0); q4_1 the same nibbles, value
+ * q·d + min (5 bits a weight, as GGUF's Q4_1).
  */
 const SCALES_BYTES = GROUP * 2;
-const CODE_BYTES: Record<WeightScheme, number> = { q8_0: Q8_BLOCK, q4_0: Q8_BLOCK / 2 };
-const blockBytes = (s: WeightScheme) => SCALES_BYTES + GROUP * CODE_BYTES[s];
+const MINS_BYTES: Record<WeightScheme, number> = { q8_0: 0, q4_0: 0, q4_1: GROUP * 2 };
+const CODE_BYTES: Record<WeightScheme, number> = { q8_0: Q8_BLOCK, q4_0: Q8_BLOCK / 2, q4_1: Q8_BLOCK / 2 };
+const codesAt = (s: WeightScheme) => SCALES_BYTES + MINS_BYTES[s];
+const blockBytes = (s: WeightScheme) => codesAt(s) + GROUP * CODE_BYTES[s];
 
-/** Packs codes/scales of w[N, K] (K a multiple of 32; q4_0 codes are −8..7) into the kernel layout. */
-export function packQuantWeight(scheme: WeightScheme, codes: Int8Array, scales: Float32Array, N: number, K: number): Uint8Array {
+/** Packs codes/scales (q4_1: and minimums) of w[N, K] (K a multiple of 32; q4_0 codes are −8..7, q4_1 0..15) into the kernel layout. */
+export function packQuantWeight(scheme: WeightScheme, codes: Int8Array, scales: Float32Array, N: number, K: number, mins?: Float32Array): Uint8Array {
+  if ((scheme === "q4_1") !== (mins !== undefined)) throw new Error(`internal: ${scheme} ${mins ? "has no" : "needs"} minimums`);
   const blocks = K / Q8_BLOCK, groups = Math.ceil(N / GROUP), bb = blockBytes(scheme);
   const out = new Uint8Array(groups * blocks * bb);
   const f = new DataView(out.buffer);
+  const half = (v: number, what: string) => {
+    const bits = floatToHalf(v);
+    if (halfToFloat(bits) !== v) throw new Error(`${scheme} ${what} ${v} is not an f16 value`);
+    return bits;
+  };
+  const offset = scheme === "q4_0" ? 8 : 0;
   for (let n = 0; n < N; n++) {
     const g = n >> 2, j = n & 3;
     for (let b = 0; b < blocks; b++) {
       const at = (g * blocks + b) * bb, row = n * K + b * Q8_BLOCK;
-      const bits = floatToHalf(scales[n * blocks + b]);
-      if (halfToFloat(bits) !== scales[n * blocks + b]) throw new Error(`${scheme} scale ${scales[n * blocks + b]} is not an f16 value`);
-      f.setUint16(at + 2 * j, bits, true);
-      const c = at + SCALES_BYTES + j * CODE_BYTES[scheme];
+      f.setUint16(at + 2 * j, half(scales[n * blocks + b], "scale"), true);
+      if (mins) f.setUint16(at + SCALES_BYTES + 2 * j, half(mins[n * blocks + b], "minimum"), true);
+      const c = at + codesAt(scheme) + j * CODE_BYTES[scheme];
       if (scheme === "q8_0") for (let t = 0; t < Q8_BLOCK; t++) out[c + t] = codes[row + t] & 0xff;
-      else for (let t = 0; t < 16; t++) out[c + t] = (codes[row + t] + 8) | ((codes[row + t + 16] + 8) << 4);
+      else for (let t = 0; t < 16; t++) out[c + t] = (codes[row + t] + offset) | ((codes[row + t + 16] + offset) << 4);
     }
   }
   return out;
@@ -191,10 +203,13 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
      * subnormals included): sign-extended and shifted left 13, the exponent and mantissa sit in
      * f32 position and the sign at bit 28 and above; clearing bits 28-30 leaves the sign at 31.
      */
-    const blockScales = (): Expr[] => [
-      m.local.set(VV, m.f32x4.mul(
-        m.v128.and(m.i32x4.shl(m.i32x4.extend_low_i16x8_s(m.v128.load64_zero(0, 2, get(PWB))), wm.c32(13)), m.v128.const(i32x4Const(0x8fffffff | 0))),
-        m.f32x4.splat(m.f32.const(2 ** 112)))),
+    const halves = (offset: number) => m.f32x4.mul(
+      m.v128.and(m.i32x4.shl(m.i32x4.extend_low_i16x8_s(m.v128.load64_zero(offset, 2, get(PWB))), wm.c32(13)), m.v128.const(i32x4Const(0x8fffffff | 0))),
+      m.f32x4.splat(m.f32.const(2 ** 112)));
+    // (q4_1: the minimums, in MM, the same way)
+    const blockScales = (scheme?: WeightScheme): Expr[] => [
+      m.local.set(VV, halves(0)),
+      ...(scheme === "q4_1" ? [m.local.set(MM, halves(SCALES_BYTES))] : []),
     ];
     /**
      * Weight row j's 32 codes of the block at PWB as 4 i16x8 vectors in element order, in WQ.
@@ -202,7 +217,8 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
      * 8·Σx once per block instead).
      */
     const unpackCodes = (scheme: WeightScheme, j: number, offset = true): Expr[] => {
-      const codes = SCALES_BYTES + j * CODE_BYTES[scheme];
+      const codes = codesAt(scheme) + j * CODE_BYTES[scheme];
+      if (scheme === "q4_1") offset = false; // its codes are the nibbles
       // widening loads: 8 codes → i16x8 in one instruction (pmovsxbw from memory on x64)
       if (scheme === "q8_0") return [0, 1, 2, 3].map((p) => m.local.set(WQ + p, m.v128.load8x8_s(codes + p * 8, 1, get(PWB))));
       // byte t holds element t (low nibble) and t + 16 (high): 8 bytes zero-extended to i16
@@ -224,13 +240,15 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
      * IR's dequantized values: code × f16 scale.
      */
     const dequantize = (scheme: WeightScheme, weights: number, into: number, tag: string): Expr => {
-      const body: Expr[] = [m.local.set(PWB, m.i32.add(m.i32.add(get(weights), m.i32.mul(get(G), wm.c32(groupBytes))), m.i32.mul(get(KB), wm.c32(blockBytes(scheme))))), ...blockScales()];
+      const body: Expr[] = [m.local.set(PWB, m.i32.add(m.i32.add(get(weights), m.i32.mul(get(G), wm.c32(groupBytes))), m.i32.mul(get(KB), wm.c32(blockBytes(scheme))))), ...blockScales(scheme)];
       // block KB's 32 k's are chunks 8·KB .. 8·KB + 7 (64 bytes each) of the f32 group
       const dst = () => m.i32.add(get(DQ), m.i32.shl(get(KB), wm.c32(9)));
       for (let j = 0; j < GROUP; j++) {
         body.push(...unpackCodes(scheme, j), m.local.set(WV, m.f32x4.splat(m.f32x4.extract_lane(get(VV, v128), j))));
+        // q4_1: code · scale + minimum, rounded as the IR's dequantized value
+        const plusMin = (v: Expr) => (scheme === "q4_1" ? m.f32x4.add(v, m.f32x4.splat(m.f32x4.extract_lane(get(MM, v128), j))) : v);
         for (let p = 0; p < 4; p++) {
-          const half = (lo: boolean) => m.f32x4.mul(m.f32x4.convert_i32x4_s(lo ? m.i32x4.extend_low_i16x8_s(get(WQ + p, v128)) : m.i32x4.extend_high_i16x8_s(get(WQ + p, v128))), get(WV, v128));
+          const half = (lo: boolean) => plusMin(m.f32x4.mul(m.f32x4.convert_i32x4_s(lo ? m.i32x4.extend_low_i16x8_s(get(WQ + p, v128)) : m.i32x4.extend_high_i16x8_s(get(WQ + p, v128))), get(WV, v128)));
           body.push(m.v128.store(into + (2 * p) * 64 + j * 16, 4, dst(), half(true)), m.v128.store(into + (2 * p + 1) * 64 + j * 16, 4, dst(), half(false)));
         }
       }
@@ -245,10 +263,10 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
      * output j of the group).
      */
     const qBlock = (scheme: WeightScheme, rowsT: number): Expr[] => {
-      const codesAt = (K / Q8_BLOCK) * 4; // x codes follow the row's scales
-      const xCodes = (i: number, part: number) => m.v128.load(i * rowBytesQ + codesAt + part * 16, 2, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(6))));
+      const xCodesAt = (K / Q8_BLOCK) * 4; // x codes follow the row's scales
+      const xCodes = (i: number, part: number) => m.v128.load(i * rowBytesQ + xCodesAt + part * 16, 2, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(6))));
       const xScale = (i: number) => m.f32.load(i * rowBytesQ, 4, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(2))));
-      const out: Expr[] = [m.local.set(PWB, m.i32.add(get(PW), m.i32.mul(get(KB), wm.c32(blockBytes(scheme))))), ...blockScales()];
+      const out: Expr[] = [m.local.set(PWB, m.i32.add(get(PW), m.i32.mul(get(KB), wm.c32(blockBytes(scheme))))), ...blockScales(scheme)];
       for (let i = 0; i < rowsT; i++) out.push(m.local.set(XSF + i, xScale(i)));
       // a single row's codes stay in registers for the whole block
       const keepX = rowsT === 1;
@@ -263,13 +281,16 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
           if (j % 2 === 1) out.push(pairSum(DOT + 4 * i + j - 1, DOT + 4 * i + j, DOT + 4 * i + (j >> 1), addI));
         }
       }
-      // q4_0: the nibbles were n = q + 8, so Σq·x = Σn·x − 8·Σx (the block's code sum from quantize_rows_q8)
-      const xSum8 = (i: number) => m.i32x4.splat(m.i32.shl(m.i32.load(i * rowBytesQ + codesAt + K * 2, 4, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(2)))), wm.c32(3)));
+      // the block's sum of x codes (quantize_rows_q8). q4_0: the nibbles were n = q + 8, so
+      // Σq·x = Σn·x − 8·Σx. q4_1: Σ(n·d + min)·x = d·Σn·x + min·Σx
+      const xSum = (i: number) => m.i32.load(i * rowBytesQ + xCodesAt + K * 2, 4, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(2))));
       for (let i = 0; i < rowsT; i++) {
         out.push(quadSum(DOT + 4 * i, DOT + 4 * i + 1, DOT + 4 * i, addI));
-        if (scheme === "q4_0") out.push(m.local.set(DOT + 4 * i, m.i32x4.sub(get(DOT + 4 * i, v128), xSum8(i))));
+        if (scheme === "q4_0") out.push(m.local.set(DOT + 4 * i, m.i32x4.sub(get(DOT + 4 * i, v128), m.i32x4.splat(m.i32.shl(xSum(i), wm.c32(3))))));
         const scale = m.f32x4.mul(get(VV, v128), m.f32x4.splat(get(XSF + i, f32)));
         out.push(m.local.set(ACC + i, wm.madd(m.f32x4.convert_i32x4_s(get(DOT + 4 * i, v128)), scale, get(ACC + i, v128))));
+        if (scheme === "q4_1")
+          out.push(m.local.set(ACC + i, wm.madd(get(MM, v128), m.f32x4.splat(m.f32.mul(get(XSF + i, f32), m.f32.convert_s.i32(xSum(i)))), get(ACC + i, v128))));
       }
       return out;
     };

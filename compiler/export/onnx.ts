@@ -360,7 +360,8 @@ export function exportOnnx(program: Program, opts: OnnxExportOptions = {}): Uint
   const nbitsInits = new Map<string, [string, string]>();
   const quantMatmul = (x: string, w: Node): string | undefined => {
     const p = program.params.get(w.attrs.name as string);
-    if (!p?.quant || opts.quantized === "dequantized") return undefined;
+    // (q4_1's minimum is no integer zero point: it is written dequantized)
+    if (!p?.quant || p.quant.scheme === "q4_1" || opts.quantized === "dequantized") return undefined;
     const [N, K] = p.shape;
     const bits = p.quant.scheme === "q8_0" ? 8 : 4, blocks = K / 32, blob = (32 * bits) / 8;
     let inits = nbitsInits.get(p.name);

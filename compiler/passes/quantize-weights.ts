@@ -1,19 +1,21 @@
-// quantize-weights (compile --quantize int8|int4): matrices read only by linear become block-
-// quantized along the input dimension, 32 weights a block, one f16 scale each, exactly as GGUF's
-// Q8_0 (d = max|w| / 127, q = round(w / d)) or Q4_0 (d = max / −8 by signed max, q = w / d + 8.5
-// truncated to 0..15). The parameter's data becomes the dequantized values, so the interpreter
+// quantize-weights (compile --quantize int8|int4|int4-min): matrices read only by linear become
+// block-quantized along the input dimension, 32 weights a block, one f16 scale each, exactly as
+// GGUF's Q8_0 (d = max|w| / 127, q = round(w / d)), Q4_0 (d = max / −8 by signed max, q = w / d
+// + 8.5 truncated to 0..15) or Q4_1 (an f16 minimum too: d = (max − min) / 15, q = (w − min) / d
+// + 0.5 truncated). The parameter's data becomes the dequantized values, so the interpreter
 // computes exactly what the kernels do. Matrices whose input width is not a multiple of 32, or
 // that other ops also read (a tied embedding), stay f32. Per-tensor overrides pick another
 // scheme (or f32) for parameters whose name matches a glob.
 
-import { Q8_BLOCK, quantizeQ4_0, quantizeQ8 } from "../../ir/quant.js";
+import { Q8_BLOCK, quantizeQ4_0, quantizeQ4_1, quantizeQ8 } from "../../ir/quant.js";
 import type { Param, Program, QuantScheme } from "../../ir/types.js";
 import type { Rule } from "./rewrite.js";
 import { rewriteProgram } from "./rewrite.js";
 
-/** What a user asks for: int8 = q8_0, int4 = q4_0, f32 = leave as is. */
-export type QuantizeChoice = "int8" | "int4" | "f32";
-export const SCHEMES: Record<Exclude<QuantizeChoice, "f32">, QuantScheme> = { int8: "q8_0", int4: "q4_0" };
+/** What a user asks for: int8 = q8_0, int4 = q4_0, int4-min = q4_1 (a per-block minimum), f32 = leave as is. */
+export type QuantizeChoice = "int8" | "int4" | "int4-min" | "f32";
+export const SCHEMES: Record<Exclude<QuantizeChoice, "f32">, QuantScheme> = { int8: "q8_0", int4: "q4_0", "int4-min": "q4_1" };
+export const QUANTIZE_CHOICES = Object.keys(SCHEMES) as Exclude<QuantizeChoice, "f32">[];
 
 export interface QuantizeOptions {
   scheme: Exclude<QuantizeChoice, "f32">;
@@ -40,6 +42,7 @@ const globRegex = (glob: string) => new RegExp(`^${glob.split("*").map((s) => s.
 function quantize(scheme: QuantScheme, w: Param): Param["quant"] & { dequant: Float32Array } {
   const [N, K] = w.shape;
   if (scheme === "q8_0") return quantizeQ8(w.data, N, K);
+  if (scheme === "q4_1") return quantizeQ4_1(w.data, N, K);
   const q = quantizeQ4_0(w.data, N, K);
   // the kernels take the nibble's value q − 8
   return { scheme, codes: Int8Array.from(q.codes, (c) => c - 8), scales: q.scales, dequant: q.dequant };
@@ -69,7 +72,7 @@ export function quantizeWeights(p: Program, opts: QuantizeOptions): Program {
         const name = `${n.attrs.name}@${scheme}`;
         if (!c.program.params.has(name)) {
           const q = quantize(scheme, c.program.params.get(n.attrs.name as string)!);
-          c.program.params.set(name, { name, shape: [N, K], data: q.dequant, quant: { scheme, codes: q.codes, scales: q.scales } });
+          c.program.params.set(name, { name, shape: [N, K], data: q.dequant, quant: { scheme, codes: q.codes, scales: q.scales, ...("mins" in q ? { mins: q.mins } : {}) } });
         }
         return c.b.add("param", [], { name, shape: [N, K], quant: scheme }, n.loc);
       },
@@ -90,9 +93,9 @@ export function quantizeWeights(p: Program, opts: QuantizeOptions): Program {
   return rewriteProgram(p, rules);
 }
 
-/** Parses `NAME=int8|int4|f32` (NAME a glob over parameter names), as given on the command line. */
+/** Parses `NAME=int8|int4|int4-min|f32` (NAME a glob over parameter names), as given on the command line. */
 export function parseOverride(text: string): { pattern: string; scheme: QuantizeChoice } {
-  const m = /^([^=]+)=(int8|int4|f32)$/.exec(text);
-  if (!m) throw new Error(`'${text}' is not NAME=int8|int4|f32`);
+  const m = /^([^=]+)=(int8|int4-min|int4|f32)$/.exec(text);
+  if (!m) throw new Error(`'${text}' is not NAME=int8|int4|int4-min|f32`);
   return { pattern: m[1], scheme: m[2] as QuantizeChoice };
 }

@@ -17,6 +17,8 @@ attn.c_proj, mlp.c_fc, mlp.c_proj of each layer; the tied wte/head and wpe stay 
   q4_0     GGUF Q4_0 (ggml quantize_row_q4_0_ref): per block of 32, m = the value of
            largest magnitude (the first on a tie), d = m / -8 in f32,
            q = min(15, (int8_t)(w * (1/d) + 8.5f)), value (q - 8) * f16(d)
+  q4_1     GGUF Q4_1 (ggml quantize_row_q4_1_ref): per block of 32, d = (max - min) / 15
+           in f32, q = min(15, (int8_t)((w - min) * (1/d) + 0.5f)), value q * f16(d) + f16(min)
   q8_0+a8  q8_0 weights, and each matrix's input rows quantized on the fly as
            wasmformer's int8 kernels do (blocks of 32, f32 d = max|x| / 127,
            codes nearest-even(x * (1/d)), the scale kept in f32)
@@ -51,7 +53,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MODEL = os.path.join(HERE, "..", "tiny-gpt2")
 OUT = os.path.join(MODEL, "nll_reference.json")
 WINDOWS = [(256, 256), (128, 128), (256, 128)]
-SCHEMES = ["fp32", "q8_0", "q4_0", "q8_0+a8", "q4_0+a8"]
+SCHEMES = ["fp32", "q8_0", "q4_0", "q4_1", "q8_0+a8", "q4_0+a8"]
 QUANTIZED = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"]
 BLOCK = 32
 
@@ -111,6 +113,17 @@ def fake_q4_0(w):
     return unblock(((q - 8).astype(np.float32) * f16(d)).astype(np.float32), w.shape)
 
 
+def fake_q4_1(w):
+    b = blocks_of(w)
+    lo = b.min(-1, keepdims=True)
+    hi = b.max(-1, keepdims=True)
+    d = ((hi - lo).astype(np.float32) / np.float32(15)).astype(np.float32)
+    inv = np.where(d != 0, np.float32(1) / np.where(d != 0, d, np.float32(1)), np.float32(0)).astype(np.float32)
+    x = (((b - lo).astype(np.float32) * inv).astype(np.float32) + np.float32(0.5)).astype(np.float32)
+    q = np.minimum(15, np.trunc(x.astype(np.float64)))
+    return unblock(((q.astype(np.float32) * f16(d)).astype(np.float32) + f16(lo)).astype(np.float32), w.shape)
+
+
 def fake_a8(x):
     """wasmformer's on-the-fly activation quantization of each row of a matrix input."""
     t, k = x.shape
@@ -127,7 +140,7 @@ def gelu_new(x):
 
 def make_forward(cfg, W, scheme):
     """GPT2LMHeadModel forward (eval mode) over weights W, fake-quantized per `scheme`."""
-    wq = fake_q8_0 if scheme.startswith("q8_0") else fake_q4_0 if scheme.startswith("q4_0") else None
+    wq = {"q8_0": fake_q8_0, "q4_0": fake_q4_0, "q4_1": fake_q4_1}.get(scheme.split("+")[0])
     T = {}
     for k, v in W.items():
         if wq and k.endswith(".weight") and any(f".{m}." in k for m in QUANTIZED):
@@ -216,7 +229,7 @@ def main():
 
     doc = {
         "about": "PyTorch mean NLL of heldout_ids.json under model.safetensors, fp32 and with weights "
-                 "fake-quantized as GGUF Q8_0 / Q4_0 (see the generator's docstring for each scheme).",
+                 "fake-quantized as GGUF Q8_0 / Q4_0 / Q4_1 (see the generator's docstring for each scheme).",
         "generator": "examples/train/reference_nll.py",
         "torch": torch.__version__, "numpy": np.__version__, "dtype": "float32 forward, float64 log-softmax",
         "threads": 1,
@@ -231,6 +244,8 @@ def main():
             "q8_0": "weights as GGUF Q8_0: d = max|w|/127 (f32), codes roundf(w/d) clamped to +-127, value code * f16(d)",
             "q4_0": "weights as GGUF Q4_0 (quantize_row_q4_0_ref): d = m/-8 (m: value of largest magnitude), "
                     "q = min(15, (int8_t)(w/d + 8.5f)), value (q-8) * f16(d)",
+            "q4_1": "weights as GGUF Q4_1 (quantize_row_q4_1_ref): d = (max-min)/15, q = min(15, (int8_t)((w-min)/d + 0.5f)), "
+                    "value q * f16(d) + f16(min)",
             "q8_0+a8": "q8_0 weights; each quantized matrix's input rows quantized per block of 32 "
                        "(f32 d = max|x|/127, nearest-even codes), as wasmformer's int8 kernels do",
             "q4_0+a8": "q4_0 weights with the same activation quantization",

@@ -1,5 +1,5 @@
 // `wasmformer eval`: held-out NLL of the bundled trained GPT-2 against PyTorch
-// (examples/tiny-gpt2/nll_reference.json, from examples/train/reference_nll.py), fp32 and int8.
+// (examples/tiny-gpt2/nll_reference.json, from examples/train/reference_nll.py), fp32, int8, int4 and int4-min.
 // The CLI runs in-process (main() from source), so no build of dist/ is needed.
 
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -42,13 +42,14 @@ async function evalJson(artifact: string, ...args: string[]) {
   return JSON.parse(r.out) as { tokens: number; mean_nll: number; perplexity: number; window: number; stride: number; windows: number; ids: number };
 }
 
-const fp32 = join(dir, "fp32"), int8 = join(dir, "int8"), int4 = join(dir, "int4"), mixed = join(dir, "mixed");
+const fp32 = join(dir, "fp32"), int8 = join(dir, "int8"), int4 = join(dir, "int4"), int4min = join(dir, "int4-min"), mixed = join(dir, "mixed");
 
 beforeAll(async () => {
   for (const [out, q] of [
     [fp32, []],
     [int8, ["--quantize", "int8"]],
     [int4, ["--quantize", "int4"]],
+    [int4min, ["--quantize", "int4-min"]],
     [mixed, ["--quantize", "int4", "--quantize-tensor", "*.mlp.c_proj.weight=int8", "--quantize-tensor", "*.h.0.*=f32"]],
   ] as const) {
     const r = await cli("compile", "examples/gpt2.wf", "--weights", tiny, "--out", out, ...q);
@@ -98,6 +99,19 @@ describe("eval on examples/tiny-gpt2 heldout_ids.json", () => {
     expect(rel(b.mean_nll, ref("q4_0").mean_nll)).toBeLessThan(5e-5);
   });
 
+  it("int4-min (Q4_1): 5 bits a weight, within PyTorch's Q4_1 increase plus a small margin, and below int4's", async () => {
+    const bytes = (d: string) => JSON.parse(readFileSync(join(d, "manifest.json"), "utf8")).memory.weights_bytes as number;
+    // 16 matrices of 60×180/60×60/60×240/240×60 per layer pair: each weight 5 bits instead of 4.5
+    const quantizedWeights = (bytes(int4) - bytes(int8)) / (4.5 / 8 - 8.5 / 8);
+    expect((bytes(int4min) - bytes(int4)) / quantizedWeights).toBeCloseTo((5 - 4.5) / 8, 6);
+    const [a, b, c] = [await evalJson(fp32), await evalJson(int4min), await evalJson(int4)];
+    const torchIncrease = ref("q4_1").mean_nll / ref("fp32").mean_nll - 1;
+    expect(b.mean_nll / a.mean_nll - 1).toBeLessThanOrEqual(torchIncrease + 5e-4);
+    expect(rel(b.mean_nll, ref("q4_1").mean_nll)).toBeLessThan(5e-5);
+    // the per-block minimum keeps one-signed blocks' range: a third of Q4_0's loss here
+    expect(b.mean_nll).toBeLessThan(c.mean_nll);
+  });
+
   it("--quantize-tensor keeps chosen tensors at int8 or f32: a mixed artifact is larger than int4 and no worse", async () => {
     const bytes = (d: string) => JSON.parse(readFileSync(join(d, "manifest.json"), "utf8")).memory.weights_bytes as number;
     expect(bytes(mixed)).toBeGreaterThan(bytes(int4));
@@ -106,7 +120,7 @@ describe("eval on examples/tiny-gpt2 heldout_ids.json", () => {
     expect(m.mean_nll).toBeLessThan(a.mean_nll);
     const bad = await cli("compile", "examples/gpt2.wf", "--weights", tiny, "--out", join(dir, "bad"), "--quantize", "int4", "--quantize-tensor", "lm_head=int3");
     expect(bad.code).toBe(1);
-    expect(bad.err).toMatch(/^error: --quantize-tensor: 'lm_head=int3' is not NAME=int8\|int4\|f32/);
+    expect(bad.err).toMatch(/^error: --quantize-tensor: 'lm_head=int3' is not NAME=int8\|int4\|int4-min\|f32/);
   });
 
   it("--threads 2 gives the same NLL as one thread", async () => {

@@ -125,7 +125,7 @@ describe("linear with fused epilogues", () => {
   }
 });
 
-for (const [scheme, choice, seed] of [["q8_0", "int8", 500], ["q4_0", "int4", 700]] as const)
+for (const [scheme, choice, seed] of [["q8_0", "int8", 500], ["q4_0", "int4", 700], ["q4_1", "int4-min", 900]] as const)
 describe(`linear on ${choice} (${scheme}) weights`, () => {
   for (let i = 0; i < 8; i++) {
     const r = rng(seed + i);

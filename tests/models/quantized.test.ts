@@ -93,7 +93,7 @@ describe("q4_0 quantization (compile --quantize int4)", () => {
     expect(names.filter((n) => n.includes("h.0.")).every((n) => schemes.get(n) === undefined)).toBe(true);
     expect(names.filter((n) => n.includes("h.1.mlp.c_proj.weight")).map((n) => schemes.get(n))).toEqual(["q8_0"]);
     expect(names.filter((n) => n.includes("h.1.attn.c_attn.weight")).map((n) => schemes.get(n))).toEqual(["q4_0"]);
-    expect(() => parseOverride("lm_head=int3")).toThrow(/NAME=int8\|int4\|f32/);
+    expect(() => parseOverride("lm_head=int3")).toThrow(/NAME=int8\|int4\|int4-min\|f32/);
     expect(parseOverride("lm_head.weight=int8")).toEqual({ pattern: "lm_head.weight", scheme: "int8" });
   });
 });

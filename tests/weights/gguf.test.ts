@@ -16,7 +16,7 @@ import { GGML_TYPE_ID, dequantize } from "../../compiler/weights/ggml-quants.js"
 import { GGUF_TYPE, type GgufHeader, openGguf, parseGguf, readGgufHeader } from "../../compiler/weights/gguf.js";
 import { memoryWeights } from "../../compiler/weights/memory.js";
 import { floatToHalf, halfToFloat } from "../../ir/half.js";
-import { quantizeQ4_0, quantizeQ8 } from "../../ir/quant.js";
+import { quantizeQ4_0, quantizeQ4_1, quantizeQ8 } from "../../ir/quant.js";
 import type { Program } from "../../ir/types.js";
 import { compileInMemory, fixtureDir, readExpected, readFixture, relError, rng, root } from "../helpers.js";
 
@@ -207,6 +207,21 @@ describe("lossless re-quantization", () => {
     expect(Array.from(b.codes)).toEqual(Array.from(a.codes));
     expect(Array.from(b.scales)).toEqual(Array.from(a.scales));
     expect(Array.from(b.dequant)).toEqual(Array.from(y));
+  });
+
+  it("Q4_1 (int4-min): codes, f16 scales and minimums as GGUF blocks dequantize (ggml's q·d + m) to quantizeQ4_1's values", () => {
+    const N = 8, K = 96, q = quantizeQ4_1(w, N, K);
+    const blocks = (N * K) / 32, bytes = new Uint8Array(blocks * 20), view = new DataView(bytes.buffer);
+    for (let b = 0; b < blocks; b++) {
+      view.setUint16(b * 20, floatToHalf(q.scales[b]), true);
+      view.setUint16(b * 20 + 2, floatToHalf(q.mins[b]), true);
+      for (let j = 0; j < 16; j++) bytes[b * 20 + 4 + j] = q.codes[b * 32 + j] | (q.codes[b * 32 + j + 16] << 4);
+    }
+    expect(Array.from(dequantize(GGML_TYPE_ID.Q4_1, bytes, N * K)!)).toEqual(Array.from(q.dequant));
+    // the block's minimum and maximum are (nearly) representable: the range is kept
+    expect(Math.max(...q.codes)).toBe(15);
+    expect(Math.min(...q.codes)).toBe(0);
+    for (let i = 0; i < w.length; i++) expect(Math.abs(q.dequant[i] - w[i])).toBeLessThanOrEqual(q.scales[Math.floor(i / 32)] * 0.5 + 1e-3 * Math.abs(w[i]) + 1e-6);
   });
 
   it("Q8_0 tensors llama.cpp's converter wrote (make_gguf.py) re-quantize to their own bytes", () => {
