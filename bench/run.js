@@ -48,7 +48,7 @@ const VALIDATE_TOL_FP = 1e-3, VALIDATE_TOL_INT8 = 5e-2;
 
 const MODEL_KEY = strOpt("--model", "gpt2");
 const UNFUSED = flag("--unfused");
-const QUANT = strOpt("--quantize", undefined); // int8 | int4
+const QUANT = strOpt("--quantize", undefined); // int8 | int4 | int4-min
 const VALIDATE_TOL = QUANT ? VALIDATE_TOL_INT8 : VALIDATE_TOL_FP;
 const SYSTEM = "wasmformer";
 const THREADS = opt("--threads", 1); // threads running the matrix kernels (model.threads.wasm above 1)

@@ -37,8 +37,8 @@ for (const model of [...new Set(rows.map((r) => r.model))]) {
 const q = (system, variant, metric) => get("llama-small-random", system, variant, 1, metric);
 if (rows.some((r) => r.model === "llama-small-random" && r.system === "wasmformer" && r.variant.includes("-int"))) {
   console.log(`
-llama-small-random, quantized (1 thread)      ${["fp32", "int8", "int4", "wllama q8", "wllama q4", "native q8", "native q4", "ORT nb8", "ORT nb4"].map((h) => h.padStart(9)).join(" ")}`);
-  const cols = [["wasmformer", "simd128"], ["wasmformer", "simd128-int8"], ["wasmformer", "simd128-int4"], ["wllama", "q8_0"], ["wllama", "q4_0"], ["llama.cpp-native", "q8_0"], ["llama.cpp-native", "q4_0"],
+llama-small-random, quantized (1 thread)      ${["fp32", "int8", "int4", "int4-min", "wllama q8", "wllama q4", "native q8", "native q4", "ORT nb8", "ORT nb4"].map((h) => h.padStart(9)).join(" ")}`);
+  const cols = [["wasmformer", "simd128"], ["wasmformer", "simd128-int8"], ["wasmformer", "simd128-int4"], ["wasmformer", "simd128-int4-min"], ["wllama", "q8_0"], ["wllama", "q4_0"], ["llama.cpp-native", "q8_0"], ["llama.cpp-native", "q4_0"],
     ["onnxruntime-web", "wasm matmulnbits 8-bit"], ["onnxruntime-web", "wasm matmulnbits 4-bit"]];
   for (const [name, metric, d] of [
     ["prefill 128 (wasmformer: all logits)", "prefill_tokens_per_s", 1],

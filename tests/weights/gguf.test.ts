@@ -222,6 +222,12 @@ describe("lossless re-quantization", () => {
     expect(Math.max(...q.codes)).toBe(15);
     expect(Math.min(...q.codes)).toBe(0);
     for (let i = 0; i < w.length; i++) expect(Math.abs(q.dequant[i] - w[i])).toBeLessThanOrEqual(q.scales[Math.floor(i / 32)] * 0.5 + 1e-3 * Math.abs(w[i]) + 1e-6);
+    // ggml's Q4_1 blocks span codes 0..15, so their dequantized values map back to the same blocks
+    // (a GGUF Q4_1 tensor imported under --quantize int4-min keeps its codes)
+    const again = quantizeQ4_1(q.dequant, N, K);
+    expect(Array.from(again.codes)).toEqual(Array.from(q.codes));
+    expect(Array.from(again.scales)).toEqual(Array.from(q.scales));
+    expect(Array.from(again.mins)).toEqual(Array.from(q.mins));
   });
 
   it("Q8_0 tensors llama.cpp's converter wrote (make_gguf.py) re-quantize to their own bytes", () => {
