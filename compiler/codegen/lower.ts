@@ -1,11 +1,11 @@
 // Lowerings: one function per IR op, turning a node into calls on kernels. Keyed by OpKind,
 // so an op without a lowering is a type error.
 
+import binaryen from "binaryen";
 import type { OpKind } from "../../ir/ops.js";
 import { bucketTable } from "../../ir/relpos.js";
 import type { Node, QuantScheme } from "../../ir/types.js";
 import { Q8_ACT_MAX_ROWS, type QuantScratch, linearKernel, linearUnits } from "./linear.js";
-import binaryen from "binaryen";
 import type { Expr, WasmModule } from "./wasm.js";
 
 export interface LowerCtx {

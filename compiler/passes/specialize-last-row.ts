@@ -1,8 +1,9 @@
 // specialize-last-row: generation needs the logits of the last position only. For each entry
 // with a `logits` output and a KV cache, this adds an entry `<name>_last` that computes just
 // that row: working back from the output, every row-wise op whose full result nothing else
-// needs runs on one row, and a last_row op sits where the full rows end (typically after the
-// last attention). The LM head then reads one row instead of all of them.
+// needs runs on one row, and a last_row op sits where the full rows end. An attention only the
+// last row of which is needed takes the last query alone (over every key), so after the last
+// attention's q/k/v projections everything runs on one row: o-proj, FFN, norms and the LM head.
 
 import { GraphBuilder, compact } from "../../ir/graph.js";
 import type { Graph, Program } from "../../ir/types.js";
