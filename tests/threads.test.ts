@@ -1,4 +1,4 @@
-// Worker threads (model.threads.wasm): matrix kernels split by output rows, attention by heads, give exactly the
+// Worker threads (model.threads.wasm): matrix kernels split by output rows, attention by heads (decode: by keys), give exactly the
 // single-thread results, in every family, cached decode and int8 included.
 
 import { join } from "node:path";
@@ -11,7 +11,9 @@ import { generate } from "../runtime/generate.js";
 import { ArtifactError, Model } from "../runtime/model.js";
 import { nodeThreads } from "../runtime/node.js";
 import { pickVariant } from "../runtime/features.js";
-import { fixtureProgram, root } from "./helpers.js";
+import { interpret, newSession } from "../ir/interp.js";
+import { parseGraphs } from "../ir/parse.js";
+import { fixtureProgram, relError, rng, root } from "./helpers.js";
 
 const open: Model[] = [];
 afterAll(() => open.forEach((m) => m.dispose()));
@@ -61,6 +63,34 @@ describe("threads", () => {
       }
     });
   }
+
+  it("decode attention splits its keys over the threads (flash-decoding): bit-identical, and the interpreter's values", async () => {
+    // 8 heads of 64: a one-row call over 80+ keys is work enough to be split
+    const [graph] = parseGraphs(`
+      graph forward {
+        %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+        %1 = param() {name="emb", shape=[50,512]} : f32[50,512]
+        %2 = embedding(%1, %0) : f32[S,512]
+        %3 = attention(%2, %2, %2) {heads=8, kv_heads=8, scale=0.125, causal=true, cache="forward.0"} : f32[S,512]
+        %4 = param() {name="w", shape=[10,512]} : f32[10,512]
+        %5 = linear(%3, %4) : f32[S,10]
+        return logits=%5
+      }`);
+    const r = rng(11);
+    const params = new Map([["emb", [50, 512]], ["w", [10, 512]]].map(([name, shape]) => [name as string, { name: name as string, shape: shape as number[], data: r.floats((shape as number[])[0] * (shape as number[])[1]) }]));
+    const p: Program = { model: "t", config: {}, context: 128, graphs: [graph], params };
+    const ids = Array.from({ length: 80 }, (_, i) => (i * 7 + 3) % 50);
+    const steps = [4, 9, 2];
+    const traceOf = (m: Model) => {
+      m.reset();
+      return [m.run("forward", { ids }).logits, ...steps.map((id) => m.run("forward", { ids: [id] }).logits)];
+    };
+    const one = traceOf(await load(p, 1));
+    for (const threads of [2, 3]) traceOf(await load(p, threads)).forEach((o, i) => expect(o, `${threads} threads, call ${i}`).toEqual(one[i]));
+    const s = newSession();
+    interpret(p, "forward", { ids: Int32Array.from(ids) }, s);
+    for (const [i, id] of steps.entries()) expect(relError(one[i + 1], interpret(p, "forward", { ids: Int32Array.from([id]) }, s).logits as Float32Array)).toBeLessThan(1e-5);
+  });
 
   it("int8 kernels split the same way; greedy generation is unchanged", async () => {
     const p = runPipeline(loadProgram(join(root, "examples", "gpt2.wf"), join(root, "examples", "tiny-gpt2")), {}, withQuantization(passes, "int8"));

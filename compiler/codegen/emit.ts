@@ -5,7 +5,7 @@
 import type { Graph, Node, Program } from "../../ir/types.js";
 import { rowWidth } from "../../ir/types.js";
 import { MAX_THREADS, Q8_ACT_MAX_ROWS, dequantBytes, packLinearWeight, packQuantWeight, quantRowBytes } from "./linear.js";
-import { type LowerCtx, constantsOf, lowerings } from "./lower.js";
+import { type LowerCtx, attentionPartBytes, constantsOf, lowerings } from "./lower.js";
 import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
 import { type OpKind, cacheKey } from "../../ir/ops.js";
 import type { Manifest, ManifestEntry } from "../../runtime/manifest.js";
@@ -191,6 +191,9 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   // per-row factors of fused norms: RMSNorm 1 f32 a row, LayerNorm (mean, factor) pairs
   const norms = p.graphs.flatMap((g) => g.nodes.filter((n) => n.attrs.rms_eps !== undefined || n.attrs.ln_eps !== undefined));
   const rms = norms.length ? mem.take(p.context * (norms.some((n) => n.attrs.ln_eps !== undefined) ? 8 : 4)) : undefined;
+  // decode attention's per-chunk partial results (lower.ts: ATTENTION_CHUNKS × heads × (dv + 2) f32)
+  const attentionBytes = Math.max(0, ...p.graphs.flatMap((g) => g.nodes.filter((n) => n.op === "attention").map((n) => attentionPartBytes(n.attrs.heads as number, rowWidth(g.nodes[n.args[2]].type.shape) / (n.attrs.kv_heads as number)))));
+  const attentionParts = attentionBytes ? mem.take(attentionBytes) : undefined;
   const scratch = maxK ? { xq: mem.take(Q8_ACT_MAX_ROWS * quantRowBytes(maxK)), dq: mem.take(MAX_THREADS * dequantBytes(maxK)) } : undefined;
 
   // activations: a first-fit arena with liveness-based reuse (outputs stay live to the end)
@@ -227,7 +230,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   const dataEndW = Math.max(weightsStart, ...chunks.map((c) => c.at + c.data.byteLength));
   const weights = new Uint8Array(dataEndW - weightsStart);
   for (const c of chunks) weights.set(new Uint8Array(c.data.buffer, c.data.byteOffset, c.data.byteLength), c.at - weightsStart);
-  return { planned, paramAt, caches, constants, scratch, rms, pages, weights, weightsStart, activationBytes: arenaEnd - arenaStart };
+  return { planned, paramAt, caches, constants, scratch, rms, attentionParts, pages, weights, weightsStart, activationBytes: arenaEnd - arenaStart };
 }
 
 /** 3. Lowers each entry (and its prepare function for hoisted values) into `wm`. */
@@ -266,6 +269,10 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
       },
       packedWeight: (id) => wm.c32(paramAt.get(g.nodes[id].attrs.name as string)!.packed!),
       constant: (key) => wm.c32(constants.get(key)!),
+      attentionScratch: () => {
+        if (plan.attentionParts === undefined) throw new Error("internal: no scratch planned for attention");
+        return plan.attentionParts;
+      },
       rmsScratch: () => {
         if (plan.rms === undefined) throw new Error("internal: no scratch planned for RMSNorm factors");
         return plan.rms;

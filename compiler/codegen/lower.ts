@@ -33,6 +33,8 @@ export interface LowerCtx {
   quantScratch(): QuantScratch;
   /** Address of the per-row RMSNorm factors of a kernel with a fused RMSNorm. */
   rmsScratch(): number;
+  /** Address of decode attention's per-chunk partial results (attentionPartBytes for the largest attention). */
+  attentionScratch(): number;
   /**
    * Whether scratch `slot` must be (re)computed for `key` (and records that it will hold it):
    * false when the previous kernel of this function already left it there, e.g. q, k and v
@@ -62,6 +64,14 @@ export function constantsOf(n: Node, context: number): { key: string; data: () =
   // bucket of every key-minus-query distance in [-context, context]
   return [{ key: `buckets_${bi ? "bi" : "causal"}_${nb}_${md}_${context}`, data: () => bucketTable(context, bi, nb, md) }];
 }
+
+/**
+ * Decode (one query row) splits the keys into this many chunks, each a work unit (threads split
+ * them), whose partial softmax results attention_merge combines: flash-decoding. The same split
+ * on any thread count, so results do not depend on it.
+ */
+export const ATTENTION_CHUNKS = 16;
+export const attentionPartBytes = (heads: number, dv: number) => ATTENTION_CHUNKS * heads * (dv + 2) * 4;
 
 /** A fused norm's per-row factors (attr rms_eps or ln_eps, from fuse-norm): where the kernel finds them. */
 const normAt = (c: LowerCtx, n: Node) => (n.attrs.rms_eps === undefined && n.attrs.ln_eps === undefined ? undefined : c.rmsScratch());
@@ -154,18 +164,28 @@ export const lowerings = {
       buckets = c.constant(t.key);
     }
     if (a.mask) mask = c.ptr(rest[i++]);
-    // a kernel of the parallel signature (q, k, v, L, out, rows, from, to, thread) for this
-    // configuration: threads split the heads [from, to)
-    const consts = [wm.c32(H), wm.c32(Hkv), wm.c32(dk), wm.c32(dv), wm.cf32(a.scale as number), wm.c32(a.causal ? 1 : 0), table, buckets, wm.c32(range), mask];
-    const name = `attention_${consts.map((e) => String((binaryen.getExpressionInfo(e) as unknown as { value: number }).value).replace(/[^0-9a-z]/gi, "_")).join("_")}`;
-    const fn = wm.ensure(name, () => {
-      const p = (k: number) => m.local.get(k, binaryen.i32);
-      // the queries are the last `rows` of the L positions
-      const body = wm.callLib("attention", [p(0), p(1), p(2), p(4), p(5), p(3), m.i32.sub(p(3), p(5)), ...consts, p(6), p(7)]);
-      m.addFunction(name, binaryen.createType(Array<number>(9).fill(binaryen.i32)), binaryen.none, [], body);
+    // kernels of the parallel signature (q, k, v, L, out, rows, from, to, thread) for this
+    // configuration: more query rows split the heads; one query row (decode) splits the keys
+    const consts = () => [wm.c32(H), wm.c32(Hkv), wm.c32(dk), wm.c32(dv), wm.cf32(a.scale as number), wm.c32(a.causal ? 1 : 0), m.copyExpression(table), m.copyExpression(buckets), wm.c32(range), m.copyExpression(mask)];
+    const key = consts().map((e) => String((binaryen.getExpressionInfo(e) as unknown as { value: number }).value).replace(/[^0-9a-z]/gi, "_")).join("_");
+    const p = (k: number) => m.local.get(k, binaryen.i32);
+    const kernel = (name: string, body: () => Expr) =>
+      wm.ensure(name, () => m.addFunction(name, binaryen.createType(Array<number>(9).fill(binaryen.i32)), binaryen.none, [], body()));
+    // the queries are the last `rows` of the L positions
+    const byHeads = kernel(`attention_${key}`, () => wm.callLib("attention", [p(0), p(1), p(2), p(4), p(5), p(3), m.i32.sub(p(3), p(5)), ...consts(), p(6), p(7)]));
+    // (the one query is the last position: causal or not, it sees every key)
+    const byKeys = kernel(`attention_part_${key}`, () => {
+      const [cH, cHkv, cdk, cdv, cscale, , ctable, cbuckets, crange, cmask] = consts();
+      return wm.callLib("attention_part", [p(0), p(1), p(2), p(4), p(3), cH, cHkv, cdk, cdv, cscale, ctable, cbuckets, crange, cmask, p(6), p(7), wm.c32(ATTENTION_CHUNKS)]);
     });
     // multiply-adds: rows × keys × heads × (dk + dv) at most
-    const work = m.i32.mul(m.i32.mul(c.rows(q), m.i32.add(a.cache ? c.past() : wm.c32(0), c.rows(k))), wm.c32(H * (dk + dv)));
-    return [...pre, wm.parallel(fn, [c.ptr(q), kp, vp, L, c.ptr(n.id), c.rows(q)], H, 0, work)];
+    const work = () => m.i32.mul(m.i32.mul(c.rows(q), m.i32.add(a.cache ? c.past() : wm.c32(0), c.rows(k))), wm.c32(H * (dk + dv)));
+    const parts = c.attentionScratch();
+    const decode = m.block(null, [
+      wm.parallel(byKeys, [c.ptr(q), m.copyExpression(kp), m.copyExpression(vp), m.copyExpression(L), wm.c32(parts), wm.c32(1)], ATTENTION_CHUNKS, 0, work()),
+      wm.callLib("attention_merge", [wm.c32(parts), c.ptr(n.id), wm.c32(H), wm.c32(dv), wm.c32(ATTENTION_CHUNKS)]),
+    ]);
+    const prefill = wm.parallel(byHeads, [c.ptr(q), kp, vp, L, c.ptr(n.id), c.rows(q)], H, 0, work());
+    return [...pre, m.if(m.i32.eq(c.rows(q), wm.c32(1)), decode, prefill)];
   },
 } satisfies Record<OpKind, Lowering>;

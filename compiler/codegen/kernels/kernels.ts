@@ -291,45 +291,108 @@ export function attention(
   table: usize, buckets: usize, range: i32, mask: usize, h0: i32, h1: i32,
 ): void {
   const group = H / Hkv;
-  const kw = Hkv * dk, vw = Hkv * dv;
   for (let r = 0; r < rows; r++) {
     const limit = causal ? min(L, q0 + r + 1) : L;
     for (let h = h0; h < h1; h++) {
-      const g = h / group;
       const pq = q + (<usize>(r * H * dk + h * dk) << 2);
       const po = out + (<usize>(r * H * dv + h * dv) << 2);
-      memory.fill(po, 0, <usize>dv << 2);
-      let m: f32 = -Infinity;
-      let l: f32 = 0;
-      for (let j = 0; j < limit; j++) {
-        const pk = k + (<usize>(j * kw + g * dk) << 2);
-        let sv = f32x4.splat(0);
-        let d = 0;
-        for (; d + 4 <= dk; d += 4) sv = f32x4.add(sv, f32x4.mul(v128.load(pq + (<usize>d << 2)), v128.load(pk + (<usize>d << 2))));
-        let s = hsum(sv);
-        for (; d < dk; d++) s += f32at(pq, d) * f32at(pk, d);
-        s *= scale;
-        if (table) s += f32at(table, load<i32>(buckets + (<usize>(j - (q0 + r) + range) << 2)) * H + h);
-        if (mask && f32at(mask, j) == 0) s += <f32>-3.4028234663852886e38;
-        const pv = v + (<usize>(j * vw + g * dv) << 2);
-        if (s > m) {
-          const corr: f32 = j == 0 ? 0 : Mathf.exp(m - s);
-          l *= corr;
-          const cv = f32x4.splat(corr);
-          d = 0;
-          for (; d + 4 <= dv; d += 4) v128.store(po + (<usize>d << 2), f32x4.mul(v128.load(po + (<usize>d << 2)), cv));
-          for (; d < dv; d++) setf32(po, d, f32at(po, d) * corr);
-          m = s;
-        }
-        const p = Mathf.exp(s - m);
-        l += p;
-        const pv4 = f32x4.splat(p);
-        d = 0;
-        for (; d + 4 <= dv; d += 4) v128.store(po + (<usize>d << 2), f32x4.add(v128.load(po + (<usize>d << 2)), f32x4.mul(pv4, v128.load(pv + (<usize>d << 2)))));
-        for (; d < dv; d++) setf32(po, d, f32at(po, d) + p * f32at(pv, d));
-      }
+      const l = attendKeys(pq, k, v, po, 0, limit, h, h / group, Hkv, dk, dv, scale, table, buckets, range, mask, q0 + r, H);
       const inv: f32 = <f32>1.0 / l;
       for (let d = 0; d < dv; d++) setf32(po, d, f32at(po, d) * inv);
     }
+  }
+}
+
+/**
+ * One head's online softmax over keys j0..j1-1 for the query at position qpos: po gets
+ * Σ exp(s_j − m)·v_j (not yet divided), lastMax the running maximum m; returns Σ exp(s_j − m)
+ * (0 for no keys, lastMax then −inf).
+ */
+let lastMax: f32 = 0;
+@inline function attendKeys(
+  pq: usize, k: usize, v: usize, po: usize, j0: i32, j1: i32, h: i32, g: i32, Hkv: i32, dk: i32, dv: i32, scale: f32,
+  table: usize, buckets: usize, range: i32, mask: usize, qpos: i32, H: i32,
+): f32 {
+  const kw = Hkv * dk, vw = Hkv * dv;
+  memory.fill(po, 0, <usize>dv << 2);
+  let m: f32 = -Infinity;
+  let l: f32 = 0;
+  for (let j = j0; j < j1; j++) {
+    const pk = k + (<usize>(j * kw + g * dk) << 2);
+    let sv = f32x4.splat(0);
+    let d = 0;
+    for (; d + 4 <= dk; d += 4) sv = f32x4.add(sv, f32x4.mul(v128.load(pq + (<usize>d << 2)), v128.load(pk + (<usize>d << 2))));
+    let s = hsum(sv);
+    for (; d < dk; d++) s += f32at(pq, d) * f32at(pk, d);
+    s *= scale;
+    if (table) s += f32at(table, load<i32>(buckets + (<usize>(j - qpos + range) << 2)) * H + h);
+    if (mask && f32at(mask, j) == 0) s += <f32>-3.4028234663852886e38;
+    const pv = v + (<usize>(j * vw + g * dv) << 2);
+    if (s > m) {
+      const corr: f32 = j == j0 ? 0 : Mathf.exp(m - s);
+      l *= corr;
+      const cv = f32x4.splat(corr);
+      d = 0;
+      for (; d + 4 <= dv; d += 4) v128.store(po + (<usize>d << 2), f32x4.mul(v128.load(po + (<usize>d << 2)), cv));
+      for (; d < dv; d++) setf32(po, d, f32at(po, d) * corr);
+      m = s;
+    }
+    const p = Mathf.exp(s - m);
+    l += p;
+    const pv4 = f32x4.splat(p);
+    d = 0;
+    for (; d + 4 <= dv; d += 4) v128.store(po + (<usize>d << 2), f32x4.add(v128.load(po + (<usize>d << 2)), f32x4.mul(pv4, v128.load(pv + (<usize>d << 2)))));
+    for (; d < dv; d++) setf32(po, d, f32at(po, d) + p * f32at(pv, d));
+  }
+  lastMax = m;
+  return l;
+}
+
+/**
+ * Decode attention split over the keys (flash-decoding), for one query row at position L − 1:
+ * the visible keys are cut into `chunks` equal ranges, and chunk c of c0..c1-1 writes, for every
+ * head, (m, l, o[dv]) to part + (c·H + h)·(dv + 2) floats: its maximum score, Σ exp(s − m) and
+ * Σ exp(s − m)·v. attention_merge combines the chunks; threads split the chunks.
+ */
+export function attention_part(
+  q: usize, k: usize, v: usize, part: usize, L: i32,
+  H: i32, Hkv: i32, dk: i32, dv: i32, scale: f32,
+  table: usize, buckets: usize, range: i32, mask: usize, c0: i32, c1: i32, chunks: i32,
+): void {
+  const group = H / Hkv;
+  for (let c = c0; c < c1; c++) {
+    const j0 = <i32>((<i64>L * c) / chunks), j1 = <i32>((<i64>L * (c + 1)) / chunks);
+    for (let h = 0; h < H; h++) {
+      const pp = part + (<usize>((c * H + h) * (dv + 2)) << 2);
+      const l = attendKeys(q + (<usize>(h * dk) << 2), k, v, pp + 8, j0, j1, h, h / group, Hkv, dk, dv, scale, table, buckets, range, mask, L - 1, H);
+      setf32(pp, 0, lastMax);
+      setf32(pp, 1, l);
+    }
+  }
+}
+
+/** out[h·dv + d] = Σ_c e^(m_c − M)·o_c[d] / Σ_c e^(m_c − M)·l_c over the chunks with keys (M: their largest m). */
+export function attention_merge(part: usize, out: usize, H: i32, dv: i32, chunks: i32): void {
+  for (let h = 0; h < H; h++) {
+    let M: f32 = -Infinity;
+    for (let c = 0; c < chunks; c++) {
+      const pp = part + (<usize>((c * H + h) * (dv + 2)) << 2);
+      if (f32at(pp, 1) > 0) M = Mathf.max(M, f32at(pp, 0));
+    }
+    const po = out + (<usize>(h * dv) << 2);
+    memory.fill(po, 0, <usize>dv << 2);
+    let total: f32 = 0;
+    for (let c = 0; c < chunks; c++) {
+      const pp = part + (<usize>((c * H + h) * (dv + 2)) << 2);
+      if (!(f32at(pp, 1) > 0)) continue;
+      const w = Mathf.exp(f32at(pp, 0) - M);
+      total += w * f32at(pp, 1);
+      const wv = f32x4.splat(w);
+      let d = 0;
+      for (; d + 4 <= dv; d += 4) v128.store(po + (<usize>d << 2), f32x4.add(v128.load(po + (<usize>d << 2)), f32x4.mul(wv, v128.load(pp + 8 + (<usize>d << 2)))));
+      for (; d < dv; d++) setf32(po, d, f32at(po, d) + w * f32at(pp + 8, d));
+    }
+    const inv: f32 = <f32>1.0 / total;
+    for (let d = 0; d < dv; d++) setf32(po, d, f32at(po, d) * inv);
   }
 }
