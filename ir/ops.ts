@@ -142,6 +142,24 @@ function rowMeanInv(x: ArrayLike<number>, K: number, eps: number): { mean: Float
   return { mean, inv };
 }
 
+/** Rotary angle of pair j at position pos: f32(pos · f32(1 / f32(theta^f32(2j / hd)))), as the reference computes it. */
+export function ropeAngle(pos: number, j: number, hd: number, theta: number): number {
+  const inv = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * j) / hd))));
+  return Math.fround(pos * inv);
+}
+
+/** cos and sin of every rotary angle, f32 [position][pair][cos, sin], for positions 0..context-1 (the kernel's table). */
+export function ropeTable(context: number, hd: number, theta: number): Float32Array {
+  const half = hd / 2, out = new Float32Array(context * half * 2);
+  for (let pos = 0; pos < context; pos++)
+    for (let j = 0; j < half; j++) {
+      const ang = ropeAngle(pos, j, hd, theta);
+      out[(pos * half + j) * 2] = Math.cos(ang);
+      out[(pos * half + j) * 2 + 1] = Math.sin(ang);
+    }
+  return out;
+}
+
 /** Each row's RMSNorm factor 1 / sqrt(mean(x²) + eps), for a linear with a fused RMSNorm (attr rms_eps). */
 function rowRmsInv(x: ArrayLike<number>, K: number, eps: number | undefined): (i: number) => number {
   if (eps === undefined) return () => 1;
@@ -445,8 +463,7 @@ export const ops = {
       for (let r = 0; r < x.length / D; r++) {
         const pos = st.past + r;
         for (let j = 0; j < half; j++) {
-          const inv = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * j) / hd))));
-          const ang = Math.fround(pos * inv);
+          const ang = ropeAngle(pos, j, hd, theta);
           const c = Math.cos(ang), s = Math.sin(ang);
           for (let h = 0; h < D / hd; h++) {
             const o = r * D + h * hd + j;

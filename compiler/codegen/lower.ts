@@ -2,7 +2,7 @@
 // so an op without a lowering is a type error.
 
 import binaryen from "binaryen";
-import type { OpKind } from "../../ir/ops.js";
+import { type OpKind, ropeTable } from "../../ir/ops.js";
 import { bucketTable } from "../../ir/relpos.js";
 import type { Node, QuantScheme } from "../../ir/types.js";
 import { Q8_ACT_MAX_ROWS, type QuantScratch, linearKernel, linearUnits } from "./linear.js";
@@ -57,8 +57,15 @@ const binary = (kernel: string): Lowering => (c, n) => {
   return [c.wm.callLib(kernel, [c.ptr(a), c.ptr(b), c.ptr(n.id), c.count(n.id), bn])];
 };
 
+const ropeKey = (hd: number, theta: number, context: number) => `rope_${hd}_${theta}_${context}`;
+
 /** Constant tables a node's lowering reads (stored with the weights). */
 export function constantsOf(n: Node, context: number): { key: string; data: () => Int32Array }[] {
+  if (n.op === "rope") {
+    // cos and sin of every position's angles, computed once here instead of per row and call
+    const [hd, theta] = [n.attrs.head_dim as number, n.attrs.theta as number];
+    return [{ key: ropeKey(hd, theta, context), data: () => new Int32Array(ropeTable(context, hd, theta).buffer) }];
+  }
   if (n.op !== "attention" || !n.attrs.bias) return [];
   const [bi, nb, md] = [n.attrs.bias_bidirectional as boolean, n.attrs.bias_buckets as number, n.attrs.bias_max_distance as number];
   // bucket of every key-minus-query distance in [-context, context]
@@ -135,7 +142,7 @@ export const lowerings = {
     return [m.memory.copy(c.ptr(n.id), m.i32.add(c.ptr(n.args[0]), m.i32.mul(m.i32.sub(c.rows(n.args[0]), c.wm.c32(1)), c.wm.c32(w))), c.wm.c32(w))];
   },
   slice: (c, n) => [c.wm.callLib("slice", [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.args[0])), c.wm.c32(n.attrs.start as number), c.wm.c32(n.attrs.size as number)])],
-  rope: (c, n) => [c.wm.callLib("rope", [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id)), c.wm.c32(n.attrs.head_dim as number), c.past(), c.wm.cf32(n.attrs.theta as number)])],
+  rope: (c, n) => [c.wm.callLib("rope", [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id)), c.wm.c32(n.attrs.head_dim as number), c.past(), c.constant(ropeKey(n.attrs.head_dim as number, n.attrs.theta as number, c.context))])],
   attention: (c, n) => {
     const { wm } = c;
     const m = wm.m;

@@ -259,15 +259,14 @@ export function transpose_rows(x: usize, out: usize, rows: i32, A: i32, B: i32):
   }
 }
 
-/** Rotary embedding (rotate_half pairs j, j+hd/2) on every head of x[rows, D], positions past+r. */
-export function rope(x: usize, out: usize, rows: i32, D: i32, hd: i32, past: i32, theta: f32): void {
+/** Rotary embedding (rotate_half pairs j, j+hd/2) on every head of x[rows, D], positions past+r; table: f32 [position][pair][cos, sin]. */
+export function rope(x: usize, out: usize, rows: i32, D: i32, hd: i32, past: i32, table: usize): void {
   const half = hd >> 1;
   for (let r = 0; r < rows; r++) {
-    const pos = <f32>(past + r);
+    // cos and sin of position past + r's angles (ir/ops.ts ropeTable)
+    const pt = table + (<usize>((past + r) * half) << 3);
     for (let j = 0; j < half; j++) {
-      const inv: f32 = <f32>1.0 / Mathf.pow(theta, <f32>(j * 2) / <f32>hd);
-      const ang: f32 = pos * inv;
-      const c = <f32>Math.cos(<f64>ang), s = <f32>Math.sin(<f64>ang);
+      const c = f32at(pt, 2 * j), s = f32at(pt, 2 * j + 1);
       for (let h = 0; h < D; h += hd) {
         const o = r * D + h + j;
         const x1 = f32at(x, o), x2 = f32at(x, o + half);
