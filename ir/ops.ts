@@ -126,8 +126,7 @@ export type Activation = keyof typeof activations;
  */
 /**
  * Each row's LayerNorm mean and factor 1 / sqrt(var + eps), for a linear with a fused LayerNorm
- * (attr ln_eps): f32 sums in the order of the layernorm kernel are not needed here, the f64
- * values rounded once are within its rounding.
+ * (attr ln_eps), summed in f64 and rounded once to f32 (the kernel sums in f32).
  */
 function rowMeanInv(x: ArrayLike<number>, K: number, eps: number): { mean: Float32Array; inv: Float32Array } {
   const R = x.length / K, mean = new Float32Array(R), inv = new Float32Array(R);

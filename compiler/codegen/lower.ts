@@ -162,29 +162,28 @@ export const lowerings = {
       vp = wm.c32(cache.v);
       L = m.i32.add(c.past(), c.rows(k));
     }
-    let i = 0;
-    let table = wm.c32(0), buckets = wm.c32(0), range = 0, mask = wm.c32(0);
+    // the configuration, as numbers: one pair of kernels per distinct one
+    const address = (e: Expr) => (binaryen.getExpressionInfo(e) as binaryen.ConstInfo).value as number;
+    let i = 0, table = 0, buckets = 0, range = 0, mask = 0;
     if (a.bias) {
-      table = c.ptr(rest[i++]);
+      table = address(c.ptr(rest[i++]));
       range = c.context;
-      const [t] = constantsOf(n, c.context);
-      buckets = c.constant(t.key);
+      buckets = address(c.constant(constantsOf(n, c.context)[0].key));
     }
-    if (a.mask) mask = c.ptr(rest[i++]);
-    // kernels of the parallel signature (q, k, v, L, out, rows, from, to, thread) for this
-    // configuration: more query rows split the heads; one query row (decode) splits the keys
-    const consts = () => [wm.c32(H), wm.c32(Hkv), wm.c32(dk), wm.c32(dv), wm.cf32(a.scale as number), wm.c32(a.causal ? 1 : 0), m.copyExpression(table), m.copyExpression(buckets), wm.c32(range), m.copyExpression(mask)];
-    const key = consts().map((e) => String((binaryen.getExpressionInfo(e) as unknown as { value: number }).value).replace(/[^0-9a-z]/gi, "_")).join("_");
+    if (a.mask) mask = address(c.ptr(rest[i++]));
+    const scale = a.scale as number, causal = a.causal ? 1 : 0;
+    const key = [H, Hkv, dk, dv, scale, causal, table, buckets, range, mask].join("_").replace(/[^0-9a-z_]/gi, "_");
+    const head = () => [wm.c32(H), wm.c32(Hkv), wm.c32(dk), wm.c32(dv), wm.cf32(scale)];
+    const extras = () => [wm.c32(table), wm.c32(buckets), wm.c32(range), wm.c32(mask)];
+    // kernels of the parallel signature (q, k, v, L, out, rows, from, to, thread): more query
+    // rows split the heads; one query row (decode) splits the keys
     const p = (k: number) => m.local.get(k, binaryen.i32);
     const kernel = (name: string, body: () => Expr) =>
       wm.ensure(name, () => m.addFunction(name, binaryen.createType(Array<number>(9).fill(binaryen.i32)), binaryen.none, [], body()));
     // the queries are the last `rows` of the L positions
-    const byHeads = kernel(`attention_${key}`, () => wm.callLib("attention", [p(0), p(1), p(2), p(4), p(5), p(3), m.i32.sub(p(3), p(5)), ...consts(), p(6), p(7)]));
+    const byHeads = kernel(`attention_${key}`, () => wm.callLib("attention", [p(0), p(1), p(2), p(4), p(5), p(3), m.i32.sub(p(3), p(5)), ...head(), wm.c32(causal), ...extras(), p(6), p(7)]));
     // (the one query is the last position: causal or not, it sees every key)
-    const byKeys = kernel(`attention_part_${key}`, () => {
-      const [cH, cHkv, cdk, cdv, cscale, , ctable, cbuckets, crange, cmask] = consts();
-      return wm.callLib("attention_part", [p(0), p(1), p(2), p(4), p(3), cH, cHkv, cdk, cdv, cscale, ctable, cbuckets, crange, cmask, p(6), p(7), wm.c32(ATTENTION_CHUNKS)]);
-    });
+    const byKeys = kernel(`attention_part_${key}`, () => wm.callLib("attention_part", [p(0), p(1), p(2), p(4), p(3), ...head(), ...extras(), p(6), p(7), wm.c32(ATTENTION_CHUNKS)]));
     // multiply-adds: rows × keys × heads × (dk + dv) at most
     const work = () => m.i32.mul(m.i32.mul(c.rows(q), m.i32.add(a.cache ? c.past() : wm.c32(0), c.rows(k))), wm.c32(H * (dk + dv)));
     const parts = c.attentionScratch();
