@@ -7,15 +7,20 @@ import { type Expr, WasmModule, createType, v128 } from "./wasm.js";
 const splat = (wm: WasmModule, c: number) => wm.m.f32x4.splat(wm.m.f32.const(c));
 
 /** exp(x) on f32x4, as a generated function `vexp(x)`. */
-function vexp(wm: WasmModule): string {
+export function vexp(wm: WasmModule): string {
   return wm.ensure("vexp", () => {
     const m = wm.m;
-    const X = 0, N = 1, P = 2;
+    const X = 0, N = 1, P = 2, T = 3;
     const get = (l: number) => m.local.get(l, v128);
+    // magic = 1.5·2^23: x·log2(e) + magic rounds to the nearest integer n (ties to even, as
+    // f32x4.nearest) and leaves n in the low mantissa bits, bits(t) = 0x4B400000 + n
+    const magic = 12582912;
     const body: Expr[] = [
-      // beyond these exp over/underflows: clamp so 2^n stays an f32 exponent (exp(-87.3) ≈ 1e-38)
-      m.local.set(X, m.f32x4.max(m.f32x4.min(get(X), splat(wm, 88.3762626647949)), splat(wm, -87.3365447505531))),
-      m.local.set(N, m.f32x4.nearest(m.f32x4.mul(get(X), splat(wm, 1.44269504088896341)))),
+      // beyond these exp over/underflows: clamp so 2^n stays an f32 exponent (exp(-87.3) ≈ 1e-38);
+      // pmin/pmax are single instructions (min/max order NaNs and zeros: several)
+      m.local.set(X, m.f32x4.pmax(m.f32x4.pmin(get(X), splat(wm, 88.3762626647949)), splat(wm, -87.3365447505531))),
+      m.local.set(T, m.f32x4.add(m.f32x4.mul(get(X), splat(wm, 1.44269504088896341)), splat(wm, magic))),
+      m.local.set(N, m.f32x4.sub(get(T), splat(wm, magic))),
       m.local.set(X, m.f32x4.sub(get(X), m.f32x4.mul(get(N), splat(wm, 0.693359375)))),
       m.local.set(X, m.f32x4.sub(get(X), m.f32x4.mul(get(N), splat(wm, -2.12194440e-4)))),
       m.local.set(P, splat(wm, 1.9875691500e-4)),
@@ -24,9 +29,9 @@ function vexp(wm: WasmModule): string {
       body.push(m.local.set(P, m.f32x4.add(m.f32x4.mul(get(P), get(X)), splat(wm, c))));
     // p·x² + x + 1, times 2^n (n + 127 shifted into the exponent field)
     body.push(m.local.set(P, m.f32x4.add(m.f32x4.add(m.f32x4.mul(get(P), m.f32x4.mul(get(X), get(X))), get(X)), splat(wm, 1))));
-    const pow2n = m.i32x4.shl(m.i32x4.add(m.i32x4.trunc_sat_f32x4_s(get(N)), m.i32x4.splat(m.i32.const(127))), m.i32.const(23));
+    const pow2n = m.i32x4.shl(m.i32x4.add(get(T), m.i32x4.splat(m.i32.const(127 - 0x4b400000))), m.i32.const(23));
     body.push(m.f32x4.mul(get(P), pow2n));
-    m.addFunction("vexp", createType([v128]), v128, [v128, v128], m.block(null, body, v128));
+    m.addFunction("vexp", createType([v128]), v128, [v128, v128, v128], m.block(null, body, v128));
   });
 }
 
@@ -41,7 +46,7 @@ export function vectorActivation(wm: WasmModule, act: string): string | undefine
   const define = (name: string, body: () => Expr) => wm.ensure(name, () => m.addFunction(name, createType([v128]), v128, [], body()));
   switch (act) {
     case "relu":
-      return define("vact_relu", () => m.f32x4.max(x(), m.v128.const(new Array(16).fill(0))));
+      return define("vact_relu", () => m.f32x4.pmax(x(), m.v128.const(new Array(16).fill(0))));
     case "silu": {
       const exp = vexp(wm);
       // x / (1 + e^-x)

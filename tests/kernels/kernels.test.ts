@@ -147,8 +147,11 @@ describe(`linear on ${choice} (${scheme}) weights`, () => {
 });
 
 describe("linear across row blocks", () => {
-  for (const [K, N, calls] of [[13, 9, [33, 2]], [8, 6, [70]], [67, 5, [64, 1]]] as const)
-    it(`K=${K} N=${N} rows=${calls.join("+")}`, () => check(K * N, (c) => c.b.add("linear", [c.act(K), c.param([N, K]), c.param([N])]), [...calls], 96));
+  for (const [K, N, calls] of [[13, 9, [66, 2]], [8, 6, [70]], [67, 5, [64, 1]], [33, 7, [129]]] as const)
+    it(`K=${K} N=${N} rows=${calls.join("+")}`, () => check(K * N, (c) => c.b.add("linear", [c.act(K), c.param([N, K]), c.param([N])]), [...calls], 160));
+  for (const choice of ["int8", "int4"] as const)
+    it(`${choice} K=64 N=6 rows=70+1 (dequantized groups per row block, then the integer path)`, () =>
+      check(4242, (c) => c.b.add("linear", [c.act(64), c.param([6, 64]), c.param([6])]), [70, 1], 160, (p) => quantizeWeights(p, { scheme: choice })));
 });
 
 describe("rope", () => {

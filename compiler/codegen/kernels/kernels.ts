@@ -303,9 +303,66 @@ export function attention(
 }
 
 /**
+ * exp on f32x4 (Cephes' expf as compiler/codegen/vmath.ts's vexp: ~1 ulp on [-87.3, 88.4]), and
+ * exactly 0 below -87.3 (a masked score's weight, as the scalar exp gives).
+ */
+@inline function expv(x0: v128): v128 {
+  const lo = f32x4.splat(-87.3365447505531);
+  const x1 = f32x4.pmax(f32x4.pmin(x0, f32x4.splat(88.3762626647949)), lo);
+  // 1.5·2^23 rounds x·log2(e) to the nearest integer n, leaving bits(t) = 0x4B400000 + n
+  const t = f32x4.add(f32x4.mul(x1, f32x4.splat(1.44269504088896341)), f32x4.splat(12582912.0));
+  const n = f32x4.sub(t, f32x4.splat(12582912.0));
+  let x = f32x4.sub(x1, f32x4.mul(n, f32x4.splat(0.693359375)));
+  x = f32x4.sub(x, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, x), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, x), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, x), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, x), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, x), f32x4.splat(5.0000001201e-1));
+  p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(x, x)), x), f32x4.splat(1.0));
+  const pow2n = i32x4.shl(i32x4.add(t, i32x4.splat(127 - 0x4b400000)), 23);
+  return v128.and(f32x4.mul(p, pow2n), f32x4.ge(x0, lo));
+}
+
+/** The lane sums of a, b, c, d as one vector, each (l0 + l1) + (l2 + l3), by pairwise shuffles. */
+@inline function sum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  // (a0+a1, b0+b1, a2+a3, b2+b3) and the same of c, d
+  const u = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 2, 6), v128.shuffle<f32>(a, b, 1, 5, 3, 7));
+  const w = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 2, 6), v128.shuffle<f32>(c, d, 1, 5, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(u, w, 0, 1, 4, 5), v128.shuffle<f32>(u, w, 2, 3, 6, 7));
+}
+
+/** Key j's score for the query at pq: scale·q·k (+ relative bias) (+ −FLT_MAX where masked). */
+@inline function keyScore(
+  pq: usize, k: usize, j: i32, kw: i32, g: i32, h: i32, dk: i32, scale: f32,
+  table: usize, buckets: usize, range: i32, mask: usize, qpos: i32, H: i32,
+): f32 {
+  const pk = k + (<usize>(j * kw + g * dk) << 2);
+  let sv = f32x4.splat(0);
+  let d = 0;
+  for (; d + 4 <= dk; d += 4) sv = f32x4.add(sv, f32x4.mul(v128.load(pq + (<usize>d << 2)), v128.load(pk + (<usize>d << 2))));
+  let s = hsum(sv);
+  for (; d < dk; d++) s += f32at(pq, d) * f32at(pk, d);
+  s *= scale;
+  if (table) s += f32at(table, load<i32>(buckets + (<usize>(j - qpos + range) << 2)) * H + h);
+  if (mask && f32at(mask, j) == 0) s += <f32>-3.4028234663852886e38;
+  return s;
+}
+
+/** po[0..dv) *= c */
+@inline function scaleRow(po: usize, dv: i32, c: f32): void {
+  const cv = f32x4.splat(c);
+  let d = 0;
+  for (; d + 4 <= dv; d += 4) v128.store(po + (<usize>d << 2), f32x4.mul(v128.load(po + (<usize>d << 2)), cv));
+  for (; d < dv; d++) setf32(po, d, f32at(po, d) * c);
+}
+
+/**
  * One head's online softmax over keys j0..j1-1 for the query at position qpos: po gets
  * Σ exp(s_j − m)·v_j (not yet divided), lastMax the running maximum m; returns Σ exp(s_j − m)
- * (0 for no keys, lastMax then −inf).
+ * (0 for no keys, lastMax then −inf). Keys go 4 at a time: their 4 dot products side by side,
+ * one rescale for the 4, their weights by one vector exp, and one pass over po for 4 values.
  */
 let lastMax: f32 = 0;
 @inline function attendKeys(
@@ -316,30 +373,69 @@ let lastMax: f32 = 0;
   memory.fill(po, 0, <usize>dv << 2);
   let m: f32 = -Infinity;
   let l: f32 = 0;
-  for (let j = j0; j < j1; j++) {
-    const pk = k + (<usize>(j * kw + g * dk) << 2);
-    let sv = f32x4.splat(0);
-    let d = 0;
-    for (; d + 4 <= dk; d += 4) sv = f32x4.add(sv, f32x4.mul(v128.load(pq + (<usize>d << 2)), v128.load(pk + (<usize>d << 2))));
-    let s = hsum(sv);
-    for (; d < dk; d++) s += f32at(pq, d) * f32at(pk, d);
-    s *= scale;
-    if (table) s += f32at(table, load<i32>(buckets + (<usize>(j - qpos + range) << 2)) * H + h);
-    if (mask && f32at(mask, j) == 0) s += <f32>-3.4028234663852886e38;
-    const pv = v + (<usize>(j * vw + g * dv) << 2);
-    if (s > m) {
-      const corr: f32 = j == j0 ? 0 : Mathf.exp(m - s);
+  let j = j0;
+  for (; j + 4 <= j1; j += 4) {
+    let s: v128;
+    if (dk % 4 == 0 && !table && !mask) {
+      // the 4 dot products side by side
+      const pk = k + (<usize>(j * kw + g * dk) << 2), stride = <usize>kw << 2;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      for (let d = 0; d < dk; d += 4) {
+        const qv = v128.load(pq + (<usize>d << 2));
+        const pd = pk + (<usize>d << 2);
+        a0 = f32x4.add(a0, f32x4.mul(qv, v128.load(pd)));
+        a1 = f32x4.add(a1, f32x4.mul(qv, v128.load(pd + stride)));
+        a2 = f32x4.add(a2, f32x4.mul(qv, v128.load(pd + 2 * stride)));
+        a3 = f32x4.add(a3, f32x4.mul(qv, v128.load(pd + 3 * stride)));
+      }
+      s = f32x4.mul(sum4(a0, a1, a2, a3), f32x4.splat(scale));
+    } else {
+      s = f32x4(
+        keyScore(pq, k, j, kw, g, h, dk, scale, table, buckets, range, mask, qpos, H),
+        keyScore(pq, k, j + 1, kw, g, h, dk, scale, table, buckets, range, mask, qpos, H),
+        keyScore(pq, k, j + 2, kw, g, h, dk, scale, table, buckets, range, mask, qpos, H),
+        keyScore(pq, k, j + 3, kw, g, h, dk, scale, table, buckets, range, mask, qpos, H),
+      );
+    }
+    const mb = max(max(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1)), max(f32x4.extract_lane(s, 2), f32x4.extract_lane(s, 3)));
+    if (mb > m) {
+      const corr: f32 = m == -Infinity ? 0 : Mathf.exp(m - mb);
       l *= corr;
-      const cv = f32x4.splat(corr);
-      d = 0;
-      for (; d + 4 <= dv; d += 4) v128.store(po + (<usize>d << 2), f32x4.mul(v128.load(po + (<usize>d << 2)), cv));
-      for (; d < dv; d++) setf32(po, d, f32at(po, d) * corr);
+      scaleRow(po, dv, corr);
+      m = mb;
+    }
+    const p = expv(f32x4.sub(s, f32x4.splat(m)));
+    l += hsum(p);
+    const p0 = f32x4.splat(f32x4.extract_lane(p, 0)), p1 = f32x4.splat(f32x4.extract_lane(p, 1));
+    const p2 = f32x4.splat(f32x4.extract_lane(p, 2)), p3 = f32x4.splat(f32x4.extract_lane(p, 3));
+    const pv = v + (<usize>(j * vw + g * dv) << 2), vs = <usize>vw << 2;
+    let d = 0;
+    for (; d + 4 <= dv; d += 4) {
+      const pd = pv + (<usize>d << 2);
+      const a = f32x4.add(f32x4.mul(p0, v128.load(pd)), f32x4.mul(p1, v128.load(pd + vs)));
+      const b = f32x4.add(f32x4.mul(p2, v128.load(pd + 2 * vs)), f32x4.mul(p3, v128.load(pd + 3 * vs)));
+      v128.store(po + (<usize>d << 2), f32x4.add(v128.load(po + (<usize>d << 2)), f32x4.add(a, b)));
+    }
+    for (; d < dv; d++) {
+      const pd = pv + (<usize>d << 2);
+      const e = f32x4.extract_lane(p, 0) * load<f32>(pd) + f32x4.extract_lane(p, 1) * load<f32>(pd + vs)
+        + f32x4.extract_lane(p, 2) * load<f32>(pd + 2 * vs) + f32x4.extract_lane(p, 3) * load<f32>(pd + 3 * vs);
+      setf32(po, d, f32at(po, d) + e);
+    }
+  }
+  for (; j < j1; j++) {
+    const s = keyScore(pq, k, j, kw, g, h, dk, scale, table, buckets, range, mask, qpos, H);
+    if (s > m) {
+      const corr: f32 = m == -Infinity ? 0 : Mathf.exp(m - s);
+      l *= corr;
+      scaleRow(po, dv, corr);
       m = s;
     }
     const p = Mathf.exp(s - m);
     l += p;
+    const pv = v + (<usize>(j * vw + g * dv) << 2);
     const pv4 = f32x4.splat(p);
-    d = 0;
+    let d = 0;
     for (; d + 4 <= dv; d += 4) v128.store(po + (<usize>d << 2), f32x4.add(v128.load(po + (<usize>d << 2)), f32x4.mul(pv4, v128.load(pv + (<usize>d << 2)))));
     for (; d < dv; d++) setf32(po, d, f32at(po, d) + p * f32at(pv, d));
   }
