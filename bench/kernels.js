@@ -38,9 +38,12 @@ export async function peakMaddGflops() {
   return (n * C * 2 * 4) / median(s) / 1e9; // C multiplies + C adds, 4 lanes each
 }
 
-/** One linear [rows, K] × [N, K]ᵀ compiled alone; median seconds per call over `repeats`. */
-/** `quant`: undefined (f32), "q8_0", "q4_0" or "q4_1". */
-export async function timeLinear(K, N, rows, { quant = undefined, repeats = 5, seed = 1 } = {}) {
+/**
+ * One linear [rows, K] × [N, K]ᵀ compiled alone; median seconds per call over `repeats`.
+ * `quant`: undefined (f32), "q8_0", "q4_0" or "q4_1"; `path` (quantized): "integer" or
+ * "dequantized" forces that kernel path for this call (attr int_rows), else the default one.
+ */
+export async function timeLinear(K, N, rows, { quant = undefined, path = undefined, repeats = 5, seed = 1 } = {}) {
   let s = seed >>> 0 || 1;
   const rand = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 0.04;
   const params = new Map();
@@ -53,15 +56,22 @@ export async function timeLinear(K, N, rows, { quant = undefined, repeats = 5, s
     return b.add("param", [], { name, shape });
   };
   const x = b.add("embedding", [param("x", [64, K]), ids]);
-  b.output("y", b.add("linear", [x, param("w", [N, K])]));
+  const y = b.add("linear", [x, param("w", [N, K])]);
+  // only the last row comes out: copying [rows, N] into a fresh JS array would be timed too
+  // (16 MB of logits take ~55 ms here, mostly page faults)
+  b.output("y", b.add("last_row", [y]));
   let p = { model: "kernel", config: {}, context: Math.max(rows, 1), graphs: [b.build()], params };
   if (quant) p = quantizeWeights(p, { scheme: ({ q8_0: "int8", q4_0: "int4", q4_1: "int4-min" })[quant] });
+  if (path) {
+    if (!quant || !["integer", "dequantized"].includes(path)) throw new Error(`timeLinear: path ${path} needs quantized weights and is integer or dequantized`);
+    for (const n of p.graphs[0].nodes) if (n.op === "linear") n.attrs.int_rows = path === "integer" ? rows : 0;
+  }
   const art = generateArtifact(p);
   // the module the runtime would pick here (relaxed SIMD under --experimental-wasm-relaxed-simd)
   const file = pickVariant(art.manifest.variants).file;
   const model = await Model.load({ manifest: art.manifest, wasm: art.variants.find((v) => v.file === file).wasm, weights: art.weights });
   const input = { ids: Array.from({ length: rows }, (_, i) => i % 64) };
-  const call = () => model.run("forward", input); // includes the embedding gather and copying y out: small beside the matrix
+  const call = () => model.run("forward", input); // includes the embedding gather: small beside the matrix
   call();
   const t = [];
   for (let r = 0; r < repeats; r++) {

@@ -387,10 +387,19 @@ if (KERNELS) {
   for (const { K, N, quant } of linearShapes) {
     const gemv = await timeLinear(K, N, 1, { quant });
     const gemm = await timeLinear(K, N, PREFILL, { quant, repeats: 3 });
-    const wBytes = quant ? (K * N * (quant === "q4_0" ? 18 : 34)) / 32 : K * N * 4;
-    kernelRows.push({ shape: `${K}x${N}${quant ? ` ${quant}` : ""}`, gemvGBs: wBytes / gemv / 1e9, gemmGflops: (2 * K * N * PREFILL) / gemm / 1e9 });
-    row(`linear_${K}x${N}_gemv_bandwidth`, wBytes / gemv / 1e9, "GB/s");
-    row(`linear_${K}x${N}_gemm_gflops`, (2 * K * N * PREFILL) / gemm / 1e9, "GFLOP/s");
+    const wBytes = quant ? (K * N * { q8_0: 34, q4_0: 18, q4_1: 20 }[quant]) / 32 : K * N * 4;
+    const k = { shape: `${K}x${N}${quant ? ` ${quant}` : ""}`, gemvGBs: wBytes / gemv / 1e9, gemmGflops: (2 * K * N * PREFILL) / gemm / 1e9 };
+    row(`linear_${K}x${N}_gemv_bandwidth`, k.gemvGBs, "GB/s");
+    row(`linear_${K}x${N}_gemm_gflops`, k.gemmGflops, "GFLOP/s");
+    if (quant) {
+      // the path each call does not take by default: decode's GEMV on dequantized f32 weights,
+      // prefill's GEMM on integer dot products (x rows quantized to q8_0)
+      k.gemvDequantGBs = wBytes / (await timeLinear(K, N, 1, { quant, path: "dequantized" })) / 1e9;
+      k.gemmIntegerGflops = (2 * K * N * PREFILL) / (await timeLinear(K, N, PREFILL, { quant, path: "integer", repeats: 3 })) / 1e9;
+      row(`linear_${K}x${N}_gemv_bandwidth_dequantized_path`, k.gemvDequantGBs, "GB/s");
+      row(`linear_${K}x${N}_gemm_gflops_integer_path`, k.gemmIntegerGflops, "GFLOP/s");
+    }
+    kernelRows.push(k);
   }
   row("peak_f32x4_madd_gflops", peakGflops, "GFLOP/s");
 }
@@ -438,8 +447,11 @@ log("");
 log(`prefill compute: ~${((prefillFlops / median(prefillS)) / 1e9).toFixed(1)} GFLOP/s (2 flops per weight per token)`);
 if (kernelRows.length) {
   log(`kernels alone, repeated calls (small matrices stay in cache; wasm peaks here: f32x4 mul+add ${peakGflops.toFixed(1)} GFLOP/s, v128 read of the weights ${bestBw.toFixed(1)} GB/s):`);
-  for (const k of kernelRows)
+  for (const k of kernelRows) {
     log(`  linear ${k.shape.padEnd(16)} GEMV ${k.gemvGBs.toFixed(1).padStart(6)} GB/s (${((100 * k.gemvGBs) / bestBw).toFixed(0)}% of read bw)   GEMM ${PREFILL} rows ${k.gemmGflops.toFixed(1).padStart(6)} GFLOP/s (${((100 * k.gemmGflops) / peakGflops).toFixed(0)}% of peak)`);
+    if (k.gemvDequantGBs !== undefined)
+      log(`  ${"".padEnd(23)}paths: GEMV integer ${k.gemvGBs.toFixed(1)} vs dequantized ${k.gemvDequantGBs.toFixed(1)} GB/s; GEMM dequantized ${k.gemmGflops.toFixed(1)} vs integer ${k.gemmIntegerGflops.toFixed(1)} GFLOP/s (the first of each is the default)`);
+  }
 }
 log(
   `decode roofline: ${MB(bytesPerToken)} per token (weights read ${MB(dw.read)} of ${MB(weightBytes)} + KV ${MB(kvBytes)}) / ${bestBw.toFixed(2)} GB/s (best) = ` +

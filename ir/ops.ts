@@ -3,7 +3,7 @@
 // live in compiler/codegen/lower.ts, keyed by the same OpKind, so a missing lowering
 // is a type error there.
 
-import { Q8_ACT_MAX_ROWS, Q8_BLOCK, quantizeRowQ8 } from "./quant.js";
+import { Q8_BLOCK, integerRows, quantizeRowQ8 } from "./quant.js";
 import { relativeBucket } from "./relpos.js";
 import { type Attrs, type Dim, type Node, type QuantScheme, type Shape, type TensorType, QUANT_SCHEMES, rowWidth, sameShape, formatType } from "./types.js";
 
@@ -236,9 +236,10 @@ export const ops = {
    * first, computed as (x·wᵀ − mean·Σₖw)·(1/sqrt(var + eps)): b is then [2, N], the bias (with the
    * norm's shift folded in, w·β + b) and the row sums Σₖ w[n, k] (with the gain folded into w).
    * attr quant "q8_0", "q4_0" or "q4_1" (set by quantize-weights): w holds the dequantized weights of
-   * that scheme; in a call of at most Q8_ACT_MAX_ROWS rows (decode) each row of x is quantized
-   * to q8_0 on the fly (see quantizeRowQ8), as the integer kernels do, while larger calls
-   * (prefill) multiply f32 x by the dequantized weights.
+   * that scheme; in a call of at most integerRows(attrs) rows (Q8_ACT_MAX_ROWS unless attr
+   * int_rows says otherwise: decode) each row of x is quantized to q8_0 on the fly (see
+   * quantizeRowQ8), as the integer kernels do, while larger calls (prefill) multiply f32 x by
+   * the dequantized weights.
    */
   linear: {
     arity: [2, 4],
@@ -256,6 +257,7 @@ export const ops = {
       if (a.residual) expect(r !== undefined && sameShape(r.shape, out.shape), `linear: residual must be ${formatType(out)}`);
       if (a.act !== undefined) expect(String(a.act) in activations, `linear: unknown activation '${String(a.act)}'`);
       if (a.quant !== undefined) expect(QUANT_SCHEMES.includes(a.quant as QuantScheme) && lastDim(x) % Q8_BLOCK === 0, `linear: quant ${String(a.quant)} needs one of ${QUANT_SCHEMES.join(", ")} and K a multiple of ${Q8_BLOCK}`);
+      if (a.int_rows !== undefined) expect(a.quant !== undefined && Number.isInteger(a.int_rows) && (a.int_rows as number) >= 0, `linear: int_rows needs quantized weights and a row count ≥ 0, got ${String(a.int_rows)}`);
       return out;
     },
     interp: ([x, w, ...rest], a, _n, [, wt]) => {
@@ -263,7 +265,7 @@ export const ops = {
       const r = a.residual ? rest.pop() : undefined;
       const b = rest[0];
       const act = a.act ? activations[a.act as Activation] : undefined;
-      const dots = rowDots(x, K, a.quant !== undefined && x.length / K <= Q8_ACT_MAX_ROWS);
+      const dots = rowDots(x, K, a.quant !== undefined && x.length / K <= integerRows(a));
       const R = x.length / K;
       const out = new Float32Array(R * N);
       const inv = rowRmsInv(x, K, a.rms_eps as number | undefined);
@@ -291,12 +293,13 @@ export const ops = {
       expect(wg.shape[1] === lastDim(x), `gated_linear: input width ${lastDim(x)} does not match weight ${formatType(wg)}`);
       expect(String(a.act) in activations, `gated_linear: unknown activation '${String(a.act)}'`);
       if (a.quant !== undefined) expect(QUANT_SCHEMES.includes(a.quant as QuantScheme) && lastDim(x) % Q8_BLOCK === 0, `gated_linear: quant ${String(a.quant)} needs one of ${QUANT_SCHEMES.join(", ")} and K a multiple of ${Q8_BLOCK}`);
+      if (a.int_rows !== undefined) expect(a.quant !== undefined && Number.isInteger(a.int_rows) && (a.int_rows as number) >= 0, `gated_linear: int_rows needs quantized weights and a row count ≥ 0, got ${String(a.int_rows)}`);
       return f32([x.shape[0], wg.shape[0]]);
     },
     interp: ([x, wg, wu], a, _n, [, wt]) => {
       const [N, K] = wt.shape as number[];
       const act = activations[a.act as Activation];
-      const dots = rowDots(x, K, a.quant !== undefined && x.length / K <= Q8_ACT_MAX_ROWS);
+      const dots = rowDots(x, K, a.quant !== undefined && x.length / K <= integerRows(a));
       const R = x.length / K;
       const out = new Float32Array(R * N);
       const inv = rowRmsInv(x, K, a.rms_eps as number | undefined);

@@ -13,6 +13,13 @@ export const Q8_BLOCK = 32;
  */
 export const Q8_ACT_MAX_ROWS = 3;
 
+/**
+ * The most rows for which a quantized linear takes integer dot products: its attr int_rows where
+ * set (0: always the dequantized f32 path; a large number: always integer), else Q8_ACT_MAX_ROWS.
+ * The bench sets it to time both paths on the same shape.
+ */
+export const integerRows = (attrs: { int_rows?: unknown }): number => (typeof attrs.int_rows === "number" ? attrs.int_rows : Q8_ACT_MAX_ROWS);
+
 /** Rounds half away from zero, as C's roundf (Math.round rounds half up). */
 const roundAway = (x: number) => Math.sign(x) * Math.round(Math.abs(x));
 

@@ -4,7 +4,8 @@
 
 import type { Graph, Node, Program } from "../../ir/types.js";
 import { rowWidth } from "../../ir/types.js";
-import { MAX_THREADS, Q8_ACT_MAX_ROWS, dequantBytes, packLinearWeight, packQuantWeight, quantRowBytes } from "./linear.js";
+import { integerRows } from "../../ir/quant.js";
+import { MAX_THREADS, dequantBytes, packLinearWeight, packQuantWeight, quantRowBytes } from "./linear.js";
 import { type LowerCtx, attentionPartBytes, constantsOf, lowerings } from "./lower.js";
 import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
 import { type OpKind, cacheKey } from "../../ir/ops.js";
@@ -181,12 +182,17 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
     planned.push({ g, statics, borrowed, buf, arenaNodes: g.nodes.filter((n) => !buf.has(n.id)) });
   }
 
-  // scratch of the quantized kernels: the rows of a few-row call quantized to q8_0 (K/32 f32
-  // scales + K i16 codes a row), and each thread's dequantized weight groups for many-row calls
-  let maxK = 0;
+  // scratch of the quantized kernels: the rows of a few-row call quantized to q8_0
+  // (quantRowBytes a row, integerRows rows at most), and each thread's dequantized weight
+  // groups for many-row calls
+  let maxK = 0, xqBytes = 0;
   for (const g of p.graphs)
     for (const n of g.nodes)
-      if ((n.op === "linear" || n.op === "gated_linear") && n.attrs.quant) maxK = Math.max(maxK, g.nodes[n.args[1]].type.shape[1] as number);
+      if ((n.op === "linear" || n.op === "gated_linear") && n.attrs.quant) {
+        const K = g.nodes[n.args[1]].type.shape[1] as number;
+        maxK = Math.max(maxK, K);
+        xqBytes = Math.max(xqBytes, Math.min(integerRows(n.attrs), p.context) * quantRowBytes(K));
+      }
   // each row's RMSNorm factor for kernels with a fused RMSNorm (fuse-norm)
   // per-row factors of fused norms: RMSNorm 1 f32 a row, LayerNorm (mean, factor) pairs
   const norms = p.graphs.flatMap((g) => g.nodes.filter((n) => n.attrs.rms_eps !== undefined || n.attrs.ln_eps !== undefined));
@@ -194,7 +200,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   // decode attention's per-chunk partial results (lower.ts: ATTENTION_CHUNKS × heads × (dv + 2) f32)
   const attentionBytes = Math.max(0, ...p.graphs.flatMap((g) => g.nodes.filter((n) => n.op === "attention").map((n) => attentionPartBytes(n.attrs.heads as number, rowWidth(g.nodes[n.args[2]].type.shape) / (n.attrs.kv_heads as number)))));
   const attentionParts = attentionBytes ? mem.take(attentionBytes) : undefined;
-  const scratch = maxK ? { xq: mem.take(Q8_ACT_MAX_ROWS * quantRowBytes(maxK)), dq: mem.take(MAX_THREADS * dequantBytes(maxK)) } : undefined;
+  const scratch = maxK ? { xq: mem.take(xqBytes), dq: mem.take(MAX_THREADS * dequantBytes(maxK)) } : undefined;
 
   // activations: a first-fit arena with liveness-based reuse (outputs stay live to the end)
   const arenaStart = mem.top;

@@ -152,12 +152,17 @@ export interface QuantScratch {
   dq: number;
 }
 
-export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual, gated = false, normAt, ln = false }: LinearEpilogue, quant?: WeightScheme, addrs?: QuantScratch): string {
+/**
+ * The kernel for y = x · wᵀ with the epilogue; quantized weights (quant, with the scratch
+ * addresses): calls of at most intRows rows take integer dot products on x rows quantized by
+ * quantize_rows_q8, larger calls dequantize each weight group once per row block.
+ */
+export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual, gated = false, normAt, ln = false }: LinearEpilogue, quant?: WeightScheme, addrs?: QuantScratch, intRows = Q8_ACT_MAX_ROWS): string {
   if (quant && K % Q8_BLOCK) throw new Error(`${quant} needs K a multiple of ${Q8_BLOCK}, got ${K}`);
   if (quant && !addrs) throw new Error("internal: a quantized kernel needs its scratch addresses");
   if (gated && (bias || !act || (!quant && K % 4))) throw new Error("internal: a gated kernel has an activation, no bias, and K a multiple of 4");
   if (ln && (gated || !bias || normAt === undefined)) throw new Error("internal: a fused LayerNorm needs a plain linear with its [2, N] bias and the factors' address");
-  const name = `${gated ? "gated" : "linear"}_k${K}_n${N}${normAt !== undefined ? (ln ? "_ln" : "_rms") : ""}${quant ? `_${quant}` : ""}${bias ? "_bias" : ""}${act ? `_${act}` : ""}${residual ? "_res" : ""}`;
+  const name = `${gated ? "gated" : "linear"}_k${K}_n${N}${normAt !== undefined ? (ln ? "_ln" : "_rms") : ""}${quant ? `_${quant}${intRows === Q8_ACT_MAX_ROWS ? "" : `_i${intRows}`}` : ""}${bias ? "_bias" : ""}${act ? `_${act}` : ""}${residual ? "_res" : ""}`;
   return wm.ensure(name, () => {
     const m = wm.m;
     const get = (l: number, t = i32) => m.local.get(l, t);
@@ -223,14 +228,17 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
       const codes = codesAt(scheme) + j * CODE_BYTES[scheme];
       if (scheme === "q4_1") offset = false; // its codes are the nibbles
       // widening loads: 8 codes → i16x8 in one instruction (pmovsxbw from memory on x64)
-      if (scheme === "q8_0") return [0, 1, 2, 3].map((p) => m.local.set(WQ + p, m.v128.load8x8_s(codes + p * 8, 1, get(PWB))));
+      // (the address added here, not as the load's offset: V8 would keep base + offset of each
+      // widening load in a register of its own across the loop, spilling)
+      const codeAt = (offset: number) => m.i32.add(get(PWB), wm.c32(offset));
+      if (scheme === "q8_0") return [0, 1, 2, 3].map((p) => m.local.set(WQ + p, m.v128.load8x8_s(0, 1, codeAt(codes + p * 8))));
       // byte t holds element t (low nibble) and t + 16 (high): 8 bytes zero-extended to i16
       // lanes give elements t..t+7 masked and t+16..t+23 shifted, then minus 8
       const c = (v: number) => m.v128.const(Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? v : 0)));
       const out: Expr[] = [];
       const centre = (v: Expr) => (offset ? m.i16x8.sub(v, c(8)) : v);
       for (let h = 0; h < 2; h++) {
-        out.push(m.local.set(WV, m.v128.load8x8_u(codes + h * 8, 1, get(PWB))));
+        out.push(m.local.set(WV, m.v128.load8x8_u(0, 1, codeAt(codes + h * 8))));
         out.push(m.local.set(WQ + h, centre(m.v128.and(get(WV, v128), c(15)))));
         out.push(m.local.set(WQ + 2 + h, centre(m.i16x8.shr_u(get(WV, v128), wm.c32(4)))));
       }
@@ -269,7 +277,9 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
       const xCodesAt = (K / Q8_BLOCK) * 4; // x codes follow the row's scales
       const xCodes = (i: number, part: number) => m.v128.load(i * rowBytesQ + xCodesAt + part * 16, 2, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(6))));
       const xScale = (i: number) => m.f32.load(i * rowBytesQ, 4, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(2))));
-      const out: Expr[] = [m.local.set(PWB, m.i32.add(get(PW), m.i32.mul(get(KB), wm.c32(blockBytes(scheme))))), ...blockScales(scheme)];
+      // PWB walks the blocks (set to the group's first by the caller): a moving pointer keeps V8
+      // from hoisting base + offset of every code load out of the loop into its own register
+      const out: Expr[] = [...blockScales(scheme)];
       for (let i = 0; i < rowsT; i++) out.push(m.local.set(XSF + i, xScale(i)));
       // a single row's codes stay in registers for the whole block
       const keepX = rowsT === 1;
@@ -295,6 +305,7 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
         if (scheme === "q4_1")
           out.push(m.local.set(ACC + i, wm.madd(get(MM, v128), m.f32x4.splat(m.f32.mul(get(XSF + i, f32), m.f32.convert_s.i32(xSum(i)))), get(ACC + i, v128))));
       }
+      out.push(m.local.set(PWB, m.i32.add(get(PWB), wm.c32(blockBytes(scheme)))));
       return out;
     };
 
@@ -374,6 +385,7 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
         const body: Expr[] = [m.local.set(PW, m.i32.add(get(weights), m.i32.mul(get(G), wm.c32(groupBytes))))];
         // one accumulator a row, lane j = output j (rows past N in the last group are zero codes)
         for (let i = 0; i < rowsT; i++) body.push(m.local.set(ACC + i, m.v128.const(ZERO)));
+        body.push(m.local.set(PWB, get(PW)));
         body.push(wm.loop(`q${rowsT}x${cols}_${weights}`, KB, wm.c32(0), K / Q8_BLOCK, 1, qBlock(quant, rowsT)));
         for (let i = 0; i < rowsT; i++) body.push(m.local.set(into(i), get(ACC + i, v128)));
         return body;
@@ -455,7 +467,7 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
       if (!quant) return rowsLoops(false);
       // few rows: integer dot products; more: dequantize the group once for the row block, f32 tiles
       const dequantized = [dequantize(quant, W, 0, `${cols}`), ...(gated ? [dequantize(quant, B, GROUP * K * 4, `${cols}`)] : []), ...rowsLoops(true)];
-      return [m.if(m.i32.le_s(get(ROWS), wm.c32(Q8_ACT_MAX_ROWS)), m.block(null, rowsLoops(false)), m.block(null, dequantized))];
+      return [m.if(m.i32.le_s(get(ROWS), wm.c32(intRows)), m.block(null, rowsLoops(false)), m.block(null, dequantized))];
     };
 
     const full = N >> 2, part = N % 4;

@@ -152,6 +152,14 @@ describe("linear across row blocks", () => {
   for (const choice of ["int8", "int4"] as const)
     it(`${choice} K=64 N=6 rows=70+1 (dequantized groups per row block, then the integer path)`, () =>
       check(4242, (c) => c.b.add("linear", [c.act(64), c.param([6, 64]), c.param([6])]), [70, 1], 160, (p) => quantizeWeights(p, { scheme: choice })));
+  // attr int_rows moves the switch between the paths (the bench times both on one shape)
+  for (const [intRows, calls] of [[0, [1, 2]], [100, [70, 1]]] as const)
+    it(`int8 int_rows=${intRows} rows=${calls.join("+")} (${intRows ? "integer" : "dequantized"} path throughout)`, () =>
+      check(4343 + intRows, (c) => c.b.add("linear", [c.act(64), c.param([6, 64]), c.param([6])]), [...calls], 160, (p) => {
+        const q = quantizeWeights(p, { scheme: "int8" });
+        for (const n of q.graphs[0].nodes) if (n.op === "linear") n.attrs.int_rows = intRows;
+        return q;
+      }));
 });
 
 describe("rope", () => {
