@@ -42,9 +42,12 @@ export function fixtureProgram(name: string, opts: { context?: number } = {}): P
   return runPipeline(loadProgram(join(root, "examples", `${families[name]}.wf`), fixtureDir(name), opts));
 }
 
-export async function compileInMemory(p: Program, opts: { noReuse?: boolean } = {}) {
+/** Compiles p and loads its plain SIMD128 module, or (`relaxed`) its relaxed-SIMD one. */
+export async function compileInMemory(p: Program, opts: { noReuse?: boolean; relaxed?: boolean } = {}) {
   const art = generateArtifact(p, opts);
-  const model = await Model.load({ manifest: art.manifest, wasm: art.wasm, weights: art.weights });
+  const wasm = opts.relaxed ? art.variants?.find((v) => v.file === "model.relaxed.wasm")?.wasm : art.wasm;
+  if (!wasm) throw new Error("the artifact has no relaxed-SIMD module");
+  const model = await Model.load({ manifest: art.manifest, wasm, weights: art.weights });
   return { art, model };
 }
 

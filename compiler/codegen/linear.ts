@@ -76,8 +76,8 @@ export const MAX_THREADS = 16;
 /** Bytes of one thread's dequantization buffer for a kernel of input width K (gated: two groups). */
 export const dequantBytes = (K: number) => 2 * GROUP * K * 4;
 
-/** Bytes of one x row quantized by quantize_rows_q8: K/32 f32 scales, K i16 codes, K/32 i32 block sums of the codes. */
-export const quantRowBytes = (K: number) => (K / Q8_BLOCK) * 8 + K * 2;
+/** Bytes of one x row quantized by quantize_rows_q8: K/32 f32 scales, K i16 codes, K/32 i32 block sums of the codes, K i8 codes. */
+export const quantRowBytes = (K: number) => (K / Q8_BLOCK) * 8 + K * 3;
 
 /** Work units of a linear kernel with N outputs: its groups of 4 output rows. */
 export const linearUnits = (N: number) => Math.ceil(N / GROUP);
@@ -281,15 +281,29 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
       // from hoisting base + offset of every code load out of the loop into its own register
       const out: Expr[] = [...blockScales(scheme)];
       for (let i = 0; i < rowsT; i++) out.push(m.local.set(XSF + i, xScale(i)));
+      // relaxed SIMD, nibbles (0..15, within the 7 bits the 8-bit dot product needs): the 16
+      // code bytes split into elements 0..15 (low nibbles) and 16..31 (high), each times the
+      // x block's i8 codes by i16x8.relaxed_dot_i8x16_i7x16_s (pair sums ≤ 2·127·15, the two
+      // halves' sum ≤ 7620: no i16 overflow), widened to i32 once
+      const bytes8 = wm.relaxed && scheme !== "q8_0";
+      const x8At = (K / Q8_BLOCK) * 8 + K * 2; // the i8 codes follow the block sums
+      const xCodes8 = (i: number, half: number) => m.v128.load(i * rowBytesQ + x8At + half * 16, 1, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(5))));
       // a single row's codes stay in registers for the whole block
       const keepX = rowsT === 1;
-      if (keepX) for (let p = 0; p < 4; p++) out.push(m.local.set(XQ + p, xCodes(0, p)));
-      const xv = (i: number, p: number) => (keepX ? get(XQ + p, v128) : xCodes(i, p));
+      if (keepX) for (let p = 0; p < (bytes8 ? 2 : 4); p++) out.push(m.local.set(XQ + p, bytes8 ? xCodes8(0, p) : xCodes(0, p)));
+      const xv = (i: number, p: number) => (keepX ? get(XQ + p, v128) : bytes8 ? xCodes8(i, p) : xCodes(i, p));
+      const low4 = () => m.v128.const(new Array(16).fill(15));
       for (let j = 0; j < GROUP; j++) {
-        out.push(...unpackCodes(scheme, j, false));
+        if (bytes8) {
+          const code = m.v128.load(0, 1, m.i32.add(get(PWB), wm.c32(codesAt(scheme) + j * CODE_BYTES[scheme])));
+          out.push(m.local.set(WV, code), m.local.set(WQ, m.v128.and(get(WV, v128), low4())), m.local.set(WQ + 1, m.v128.and(m.i16x8.shr_u(get(WV, v128), wm.c32(4)), low4())));
+        } else out.push(...unpackCodes(scheme, j, false));
         for (let i = 0; i < rowsT; i++) {
           const dot = (p: number) => m.i32x4.dot_i16x8_s(xv(i, p), get(WQ + p, v128));
-          out.push(m.local.set(DOT + 4 * i + j, m.i32x4.add(m.i32x4.add(dot(0), dot(1)), m.i32x4.add(dot(2), dot(3)))));
+          const sum = bytes8
+            ? m.i32x4.extadd_pairwise_i16x8_s(m.i16x8.add(wm.dotI8x16I7x16(xv(i, 0), get(WQ, v128)), wm.dotI8x16I7x16(xv(i, 1), get(WQ + 1, v128))))
+            : m.i32x4.add(m.i32x4.add(dot(0), dot(1)), m.i32x4.add(dot(2), dot(3)));
+          out.push(m.local.set(DOT + 4 * i + j, sum));
           // fold outputs (0, 1) and (2, 3) as soon as both exist: fewer live registers
           if (j % 2 === 1) out.push(pairSum(DOT + 4 * i + j - 1, DOT + 4 * i + j, DOT + 4 * i + (j >> 1), addI));
         }

@@ -175,6 +175,17 @@ export class WasmModule {
     m.addActiveElementSegment("kernels", "kernels_init", this.table, m.i32.const(0));
   }
 
+  /**
+   * i16x8.relaxed_dot_i8x16_i7x16_s: lane i = a[2i]·b[2i] + a[2i+1]·b[2i+1], a signed, b in
+   * 0..127 (exact there on every host; pmaddubsw on x64). Relaxed variant only. (The i32x4 _add_
+   * form is not used: Node 20's V8 gets it wrong.)
+   */
+  dotI8x16I7x16(a: Expr, b: Expr): Expr {
+    if (!this.relaxed) throw new Error("internal: an 8-bit dot product needs the relaxed SIMD variant");
+    const raw = binaryen as unknown as { _BinaryenBinary(m: number, op: number, a: Expr, b: Expr): Expr; RelaxedDotI8x16I7x16SToVecI16x8: number };
+    return raw._BinaryenBinary((this.m as unknown as { ptr: number }).ptr, raw.RelaxedDotI8x16I7x16SToVecI16x8, a, b);
+  }
+
   /** a·b + c on f32x4: relaxed_madd (fused where the host fuses) in the relaxed variant. */
   madd(a: Expr, b: Expr, c: Expr): Expr {
     if (!this.relaxed) return this.m.f32x4.add(c, this.m.f32x4.mul(a, b));

@@ -37,18 +37,19 @@ export function embedding_packed(table: usize, ids: usize, out: usize, rows: i32
 
 /**
  * q8_0 quantization of activation rows for the integer matrix kernels: each row of x[rows, K]
- * becomes K/32 f32 scales, K codes widened to i16 (ir/quant.ts: quantizeRowQ8), then each block's
- * i32 sum of codes (q4_0 kernels fold the nibbles' offset 8 into it: Σ(n − 8)·x = Σn·x − 8·Σx).
- * linear.ts: quantRowBytes.
+ * becomes K/32 f32 scales, K codes widened to i16 (ir/quant.ts: quantizeRowQ8), each block's
+ * i32 sum of codes (q4_0 kernels fold the nibbles' offset 8 into it: Σ(n − 8)·x = Σn·x − 8·Σx),
+ * then the K codes again as i8 (relaxed SIMD's 8-bit dot products). linear.ts: quantRowBytes.
  */
 export function quantize_rows_q8(x: usize, out: usize, rows: i32, K: i32): void {
   const blocks = K >> 5;
-  const rowBytes = (blocks << 3) + (K << 1);
+  const rowBytes = (blocks << 3) + (K << 1) + K;
   for (let r = 0; r < rows; r++) {
     const px = x + (<usize>(r * K) << 2);
     const ps = out + <usize>(r * rowBytes);
     const pc = ps + (<usize>blocks << 2);
     const psum = pc + (<usize>K << 1);
+    const pc8 = psum + (<usize>blocks << 2);
     for (let b = 0; b < blocks; b++) {
       const pb = px + (<usize>(b << 5) << 2);
       let m = f32x4.splat(0);
@@ -62,6 +63,7 @@ export function quantize_rows_q8(x: usize, out: usize, rows: i32, K: i32): void 
         let q = nearest<f32>(f32at(pb, t) * inv);
         q = Mathf.min(Mathf.max(q, -127), 127);
         store<i16>(pc + (<usize>((b << 5) + t) << 1), <i16><i32>q);
+        store<i8>(pc8 + <usize>((b << 5) + t), <i8><i32>q);
         sum += <i32>q;
       }
       store<i32>(psum + (<usize>b << 2), sum);

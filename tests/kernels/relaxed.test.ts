@@ -1,0 +1,41 @@
+// The relaxed-SIMD module's matrix kernels against the IR interpreter: fused multiply-adds
+// (f32) and, on 4-bit weights, the 8-bit dot products (i16x8.relaxed_dot_i8x16_i7x16_s). This
+// file's process allows relaxed SIMD (Node 20 keeps it behind a flag; vitest runs each test
+// file in its own process), so the other files keep testing the plain module.
+
+import v8 from "node:v8";
+import { describe, it } from "vitest";
+import { quantizeWeights } from "../../compiler/passes/quantize-weights.js";
+import { rng } from "../helpers.js";
+import { check } from "./check.js";
+
+v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
+const relaxed = { relaxed: true };
+
+describe("relaxed SIMD: f32 linear and gated linear", () => {
+  for (let i = 0; i < 4; i++) {
+    const r = rng(2100 + i);
+    const [K, N] = [r.pick([4, 13, 33, 64]), r.pick([1, 4, 7, 10])];
+    const calls = r.pick([[1], [3], [9, 1], [70, 1]]);
+    it(`linear K=${K} N=${N} rows=${calls.join("+")}`, () =>
+      check(2200 + i, (c) => c.b.add("linear", [c.act(K), c.param([N, K]), c.param([N])], { act: "gelu_tanh" }), calls, 96, undefined, relaxed));
+  }
+  it("gated_linear K=64 N=10 rows=5+1", () =>
+    check(2300, (c) => c.b.add("gated_linear", [c.act(64), c.param([10, 64]), c.param([10, 64])], { act: "silu" }), [5, 1], 32, undefined, relaxed));
+});
+
+for (const [scheme, choice, seed] of [["q8_0", "int8", 2400], ["q4_0", "int4", 2500], ["q4_1", "int4-min", 2600]] as const)
+  describe(`relaxed SIMD: linear and gated linear on ${choice} (${scheme}) weights`, () => {
+    const quantize = (p: Parameters<typeof quantizeWeights>[0]) => quantizeWeights(p, { scheme: choice });
+    for (let i = 0; i < 5; i++) {
+      const r = rng(seed + i);
+      const [K, N] = [r.pick([32, 64, 96]), r.pick([1, 4, 5, 13])];
+      // integer path (≤ 3 rows) and the dequantized one
+      const calls = r.pick([[1], [2], [3], [1, 1], [40, 1]]);
+      const bias = i % 2 === 0;
+      it(`linear K=${K} N=${N}${bias ? " bias" : ""} rows=${calls.join("+")}`, () =>
+        check(seed + 50 + i, (c) => c.b.add("linear", [c.act(K), c.param([N, K]), ...(bias ? [c.param([N])] : [])]), calls, 64, quantize, relaxed));
+    }
+    it("gated_linear K=64 N=9 rows=1+2+6", () =>
+      check(seed + 90, (c) => c.b.add("gated_linear", [c.act(64), c.param([9, 64]), c.param([9, 64])], { act: "silu" }), [1, 2, 6], 32, quantize, relaxed));
+  });
