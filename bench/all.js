@@ -2,7 +2,8 @@
 // process, then one table of ratios. `--quick` keeps the whole run under ~5 minutes here.
 //
 //   wasmformer: GPT-2 small and the LLaMA shape; plain SIMD128 on 1 and 2 threads, relaxed SIMD,
-//               unfused (GPT-2, full run), int8, int4 and int4-min (LLaMA; int4 and int4-min in the full run)
+//               unfused (GPT-2, full run), int8, int4 and int4-min (LLaMA; int4 and int4-min in the full run),
+//               int8 and int4 on relaxed SIMD (LLaMA, full run)
 //   ONNX Runtime Web (wasm backend, 1 and 2 threads) on an ONNX file exported from the same IR;
 //               in the full run also its MatMulNBits models of the int8/int4 LLaMA (1 thread)
 //   llama.cpp (full run): its wasm build (wllama, Chromium) and native build (node-llama-cpp) on a
@@ -51,6 +52,8 @@ node(["--no-liftoff"], "./run.js", ["--model", "llama", "--quantize", "int8", "-
 if (!quick) node(["--no-liftoff"], "./run.js", ["--model", "llama", "--quantize", "int4", "--no-serve"]);
 if (!quick) node(["--no-liftoff"], "./run.js", ["--model", "llama", "--quantize", "int4-min", "--no-serve", "--no-kernels"]);
 if (!quick) node(relaxed, "./run.js", ["--model", "llama", "--no-serve", "--no-kernels"]);
+// relaxed SIMD's 8-bit dot products on 4-bit weights, beside int8 on the same module
+if (!quick) for (const q of ["int8", "int4"]) node(relaxed, "./run.js", ["--model", "llama", "--quantize", q, "--no-serve", "--no-kernels", "--no-long"]);
 node([], "./ort.js", []);
 if (!quick) {
   // ONNX Runtime Web on the same quantized weights (MatMulNBits): slow, so one process, decode at 128

@@ -61,4 +61,9 @@ llama-small-random, quantized (1 thread)      ${["fp32", "int8", "int4", "int4-m
   const ortNb = (bits) => dec("onnxruntime-web", `wasm matmulnbits ${bits}-bit`);
   if (ortNb(8) || ortNb(4)) console.log(`  vs ONNX Runtime Web MatMulNBits: int8 decode ${ratio(dec("wasmformer", "simd128-int8"), ortNb(8))}, int4 decode ${ratio(dec("wasmformer", "simd128-int4"), ortNb(4))}`);
   console.log(`  int4 decode: ${ratio(dec("wasmformer", "simd128-int4"), dec("wasmformer", "simd128-int8"))} wasmformer int8, ${ratio(dec("wasmformer", "simd128-int4"), dec("wllama", "q4_0"))} wllama Q4_0, ${ratio(dec("wasmformer", "simd128-int4"), dec("llama.cpp-native", "q4_0"))} native Q4_0`);
+  // relaxed SIMD (browsers have it; Node 20 behind a flag): 4-bit weights take 8-bit dot products
+  const rx = (bits) => dec("wasmformer", `relaxed-simd-int${bits}`);
+  if (rx(4) || rx(8))
+    console.log(`  relaxed SIMD decode: int8 ${fmt(rx(8))}, int4 ${fmt(rx(4))} tok/s; int4 ${ratio(rx(4), rx(8))} int8 on the same module, ${ratio(rx(4), dec("wllama", "q4_0"))} wllama Q4_0, ${ratio(rx(4), dec("llama.cpp-native", "q4_0"))} native Q4_0; ` +
+      `int8 ${ratio(rx(8), dec("wasmformer", "relaxed-simd"))} relaxed fp32`);
 }
