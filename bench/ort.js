@@ -1,7 +1,7 @@
 // ONNX Runtime Web (wasm backend) on the same models as bench/run.js, for a side-by-side.
 //
 //   node bench/ort.js               (after `npm run build`)
-//   node bench/ort.js --quick       one process per thread count, shorter loops (~4 min on 2 busy cores)
+//   node bench/ort.js --quick       one process, 1 thread, shorter loops (~1.5 min on 2 busy cores)
 //   options: --models gpt2,llama  --threads 1,2  --repeats N (fresh processes per thread count)
 //            --prefill N (default 128)  --pasts 128,512  --decode-steps N  --prefill-repeats N
 //            --seed N  --no-validate  --liftoff (children without --no-liftoff)  --keep (keep the .onnx files)
@@ -211,7 +211,8 @@ async function parent() {
 
   const QUICK = flag("--quick");
   const MODELS = list("--models", "gpt2,llama");
-  const THREADS = list("--threads", "1,2").map(Number);
+  // (--quick: 1 thread; the full run adds ORT's 2-thread figures)
+  const THREADS = list("--threads", QUICK ? "1" : "1,2").map(Number);
   const REPEATS = opt("--repeats", QUICK ? 1 : 5);
   if (!(REPEATS >= 1)) throw new Error("--repeats must be at least 1");
   const PREFILL = opt("--prefill", 128);

@@ -74,9 +74,10 @@ export function constantsOf(n: Node, context: number): { key: string; data: () =
 }
 
 /**
- * Decode (one query row) splits the keys into this many chunks, each a work unit (threads split
- * them), whose partial softmax results attention_merge combines: flash-decoding. The same split
- * on any thread count, so results do not depend on it.
+ * Decode (one query row) splits the keys into at most this many chunks (work units, which
+ * threads split; at least 32 keys a chunk: kernels.ts decodeChunks), whose partial softmax
+ * results attention_merge combines: flash-decoding. The split depends on the number of keys
+ * only, never on the thread count, so neither do the results.
  */
 export const ATTENTION_CHUNKS = 16;
 export const attentionPartBytes = (heads: number, dv: number) => ATTENTION_CHUNKS * heads * (dv + 2) * 4;
@@ -190,7 +191,7 @@ export const lowerings = {
     const parts = c.attentionScratch();
     const decode = m.block(null, [
       wm.parallel(byKeys, [c.ptr(q), m.copyExpression(kp), m.copyExpression(vp), m.copyExpression(L), wm.c32(parts), wm.c32(1)], ATTENTION_CHUNKS, 0, work()),
-      wm.callLib("attention_merge", [wm.c32(parts), c.ptr(n.id), wm.c32(H), wm.c32(dv), wm.c32(ATTENTION_CHUNKS)]),
+      wm.callLib("attention_merge", [wm.c32(parts), c.ptr(n.id), wm.c32(H), wm.c32(dv), m.copyExpression(L), wm.c32(ATTENTION_CHUNKS)]),
     ]);
     const prefill = wm.parallel(byHeads, [c.ptr(q), kp, vp, L, c.ptr(n.id), c.rows(q)], H, 0, work());
     return [...pre, m.if(m.i32.eq(c.rows(q), wm.c32(1)), decode, prefill)];

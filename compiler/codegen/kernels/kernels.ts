@@ -445,19 +445,30 @@ let lastMax: f32 = 0;
   return l;
 }
 
+/** Keys a decode chunk takes at least: shorter ranges cost more in setup and merging than they save. */
+const CHUNK_KEYS = 32;
+/** Chunks of decode attention over L keys with at most `units` work units: depends on L only. */
+@inline function decodeChunks(L: i32, units: i32): i32 { return max(1, min(units, L / CHUNK_KEYS)); }
+
 /**
  * Decode attention split over the keys (flash-decoding), for one query row at position L − 1:
- * the visible keys are cut into `chunks` equal ranges, and chunk c of c0..c1-1 writes, for every
- * head, (m, l, o[dv]) to part + (c·H + h)·(dv + 2) floats: its maximum score, Σ exp(s − m) and
- * Σ exp(s − m)·v. attention_merge combines the chunks; threads split the chunks.
+ * the visible keys are cut into n = decodeChunks(L, units) equal ranges, chunk c the work of
+ * unit ⌊units·c/n⌋ (so that threads, which split the units, share the chunks evenly). Chunk c
+ * writes, for every head, (m, l, o[dv]) to part + (c·H + h)·(dv + 2) floats: its maximum score,
+ * Σ exp(s − m) and Σ exp(s − m)·v. attention_merge combines the chunks. The split does not
+ * depend on the thread count, nor do the results.
  */
 export function attention_part(
   q: usize, k: usize, v: usize, part: usize, L: i32,
   H: i32, Hkv: i32, dk: i32, dv: i32, scale: f32,
-  table: usize, buckets: usize, range: i32, mask: usize, c0: i32, c1: i32, chunks: i32,
+  table: usize, buckets: usize, range: i32, mask: usize, u0: i32, u1: i32, units: i32,
 ): void {
   const group = H / Hkv;
-  for (let c = c0; c < c1; c++) {
+  const chunks = decodeChunks(L, units);
+  for (let u = u0; u < u1; u++) {
+    // the chunk of unit u, if it has one: c = ⌈u·n/units⌉ with ⌊units·c/n⌋ = u
+    const c = <i32>((<i64>u * chunks + units - 1) / units);
+    if (c >= chunks || <i32>((<i64>units * c) / chunks) != u) continue;
     const j0 = <i32>((<i64>L * c) / chunks), j1 = <i32>((<i64>L * (c + 1)) / chunks);
     for (let h = 0; h < H; h++) {
       const pp = part + (<usize>((c * H + h) * (dv + 2)) << 2);
@@ -469,7 +480,8 @@ export function attention_part(
 }
 
 /** out[h·dv + d] = Σ_c e^(m_c − M)·o_c[d] / Σ_c e^(m_c − M)·l_c over the chunks with keys (M: their largest m). */
-export function attention_merge(part: usize, out: usize, H: i32, dv: i32, chunks: i32): void {
+export function attention_merge(part: usize, out: usize, H: i32, dv: i32, L: i32, units: i32): void {
+  const chunks = decodeChunks(L, units);
   for (let h = 0; h < H; h++) {
     let M: f32 = -Infinity;
     for (let c = 0; c < chunks; c++) {
