@@ -234,9 +234,10 @@ export class WasmModule {
     if (!this.m.validate()) throw new Error("generated wasm failed validation");
     binaryen.setOptimizeLevel(3);
     binaryen.setShrinkLevel(0);
-    // small functions without loops (the f32x4 activations and vexp, called from every matrix
-    // kernel's epilogue) are inlined into their callers: V8 does not inline wasm calls here
-    binaryen.setFlexibleInlineMaxSize(80);
+    // small functions without loops are inlined into their callers (V8 does not inline wasm
+    // calls here): the f32x4 activations with their exp (vexp, vact_gelu_tanh) in every matrix
+    // kernel's epilogue, and the attention wrappers
+    binaryen.setFlexibleInlineMaxSize(120);
     binaryen.setDebugInfo(true); // keeps function names: readable profiles and stack traces
     this.m.optimize();
     return { binary: this.m.emitBinary(), text: this.m.emitText() };
