@@ -306,7 +306,7 @@ export function attention(
 
 /**
  * exp on f32x4 (Cephes' expf as compiler/codegen/vmath.ts's vexp: ~1 ulp on [-87.3, 88.4]), and
- * exactly 0 below -87.3 (a masked score's weight, as the scalar exp gives).
+ * exactly 0 below -87.3 (a masked score's weight, as the scalar exp gives); NaN stays NaN.
  */
 @inline function expv(x0: v128): v128 {
   const lo = f32x4.splat(-87.3365447505531);
@@ -324,7 +324,7 @@ export function attention(
   p = f32x4.add(f32x4.mul(p, x), f32x4.splat(5.0000001201e-1));
   p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(x, x)), x), f32x4.splat(1.0));
   const pow2n = i32x4.shl(i32x4.add(t, i32x4.splat(127 - 0x4b400000)), 23);
-  return v128.and(f32x4.mul(p, pow2n), f32x4.ge(x0, lo));
+  return v128.andnot(f32x4.mul(p, pow2n), f32x4.lt(x0, lo));
 }
 
 /** The lane sums of a, b, c, d as one vector, each (l0 + l1) + (l2 + l3), by pairwise shuffles. */
