@@ -277,8 +277,7 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
       const xCodesAt = (K / Q8_BLOCK) * 4; // x codes follow the row's scales
       const xCodes = (i: number, part: number) => m.v128.load(i * rowBytesQ + xCodesAt + part * 16, 2, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(6))));
       const xScale = (i: number) => m.f32.load(i * rowBytesQ, 4, m.i32.add(get(PX), m.i32.shl(get(KB), wm.c32(2))));
-      // PWB walks the blocks (set to the group's first by the caller): a moving pointer keeps V8
-      // from hoisting base + offset of every code load out of the loop into its own register
+      // PWB walks the blocks (set to the group's first by the caller)
       const out: Expr[] = [...blockScales(scheme)];
       for (let i = 0; i < rowsT; i++) out.push(m.local.set(XSF + i, xScale(i)));
       // relaxed SIMD, nibbles (0..15, within the 7 bits the 8-bit dot product needs): the 16
