@@ -9,6 +9,7 @@ import { foldTranspose } from "./fold-transpose.js";
 import { fuseAttention } from "./fuse-attention.js";
 import { fuseFfn } from "./fuse-ffn.js";
 import { fuseNorm } from "./fuse-norm.js";
+import { fuseQkv } from "./fuse-qkv.js";
 import { type QuantizeOptions, quantizeWeights } from "./quantize-weights.js";
 import { specializeLastRow } from "./specialize-last-row.js";
 
@@ -22,18 +23,23 @@ export const passes: readonly Pass[] = [
   { name: "canonicalize-matmul", run: canonicalizeMatmul },
   { name: "fold-transpose", run: foldTranspose },
   { name: "fuse-ffn", run: fuseFfn },
+  { name: "fuse-qkv", run: fuseQkv },
   { name: "fuse-norm", run: fuseNorm },
   { name: "specialize-last-row", run: specializeLastRow },
 ];
 
-/** The pipeline for `compile --quantize`: quantize-weights runs after fusion (fuse-norm left out, see below). */
+/**
+ * The pipeline for `compile --quantize`: quantize-weights runs after fuse-ffn (fuse-norm left out, see
+ * below) and before fuse-qkv, so per-tensor overrides see the checkpoint's names and only q/k/v
+ * projections of one scheme are stacked.
+ */
 export function withQuantization(pipeline: readonly Pass[], quantize: QuantizeOptions | QuantizeOptions["scheme"] | undefined): readonly Pass[] {
   if (!quantize) return pipeline;
   const opts = typeof quantize === "string" ? { scheme: quantize } : quantize;
   // fuse-norm would fold norm gains into the weights before they are quantized: the codes would
   // no longer be the checkpoint's (a GGUF Q8_0/Q4_0 file's exact blocks, llama.cpp's rounding)
   const kept = pipeline.filter((p) => p.name !== "fuse-norm");
-  const at = kept.findIndex((p) => p.name === "specialize-last-row");
+  const at = kept.findIndex((p) => p.name === "fuse-qkv" || p.name === "specialize-last-row");
   const pass: Pass = { name: "quantize-weights", run: (p) => quantizeWeights(p, opts) };
   return at < 0 ? [...kept, pass] : [...kept.slice(0, at), pass, ...kept.slice(at)];
 }

@@ -83,7 +83,7 @@ describe("compile / run / generate", () => {
   it("--print-ir prints the IR before and after each pass", () => {
     const r = cli("compile", "examples/gpt2.wf", "--weights", fixtureDir("gpt2"), "--out", join(tmp(), "x"), "--print-ir");
     expect(r.code).toBe(0);
-    for (const pass of ["input", "fuse-attention", "canonicalize-matmul", "fold-transpose", "fuse-ffn", "fuse-norm", "specialize-last-row"]) expect(r.out).toContain(`// ---- IR after ${pass} ----`);
+    for (const pass of ["input", "fuse-attention", "canonicalize-matmul", "fold-transpose", "fuse-ffn", "fuse-qkv", "fuse-norm", "specialize-last-row"]) expect(r.out).toContain(`// ---- IR after ${pass} ----`);
     expect(r.out).toMatch(/= linear\(%\d+, %\d+, %\d+\) : f32\[S,180\]/);
   });
 });

@@ -7,6 +7,7 @@ import { foldTranspose } from "../../compiler/passes/fold-transpose.js";
 import { fuseAttention } from "../../compiler/passes/fuse-attention.js";
 import { fuseFfn } from "../../compiler/passes/fuse-ffn.js";
 import { fuseNorm } from "../../compiler/passes/fuse-norm.js";
+import { fuseQkv } from "../../compiler/passes/fuse-qkv.js";
 import { specializeLastRow } from "../../compiler/passes/specialize-last-row.js";
 import { loadProgram } from "../../compiler/load.js";
 import { passes, runPipeline } from "../../compiler/passes/manager.js";
@@ -279,6 +280,92 @@ describe("fuse-ffn: gated FFNs", () => {
         const unfused = ma.run("forward", { ids }).y, got = mb.run("forward", { ids }).y;
         expect(relError(got, want), `K=${K} N=${N} ${quant ?? "f32"} rows=${rows} vs interpreter`).toBeLessThan(quant ? 1e-4 : 1e-6);
         expect(relError(got, unfused), `K=${K} N=${N} ${quant ?? "f32"} rows=${rows} vs unfused`).toBeLessThan(quant ? 1e-4 : 1e-6);
+      }
+    }
+  });
+});
+
+describe("fuse-qkv", () => {
+  const head = `
+      graph forward {
+        %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+        %1 = param() {name="emb", shape=[10,4]} : f32[10,4]
+        %2 = embedding(%1, %0) : f32[S,4]`;
+  it("linears reading one input become one linear over the stacked weights, and slices of it", () =>
+    expectRewrite(fuseQkv, head + `
+        %3 = param() {name="wq", shape=[6,4]} : f32[6,4]
+        %4 = param() {name="bq", shape=[6]} : f32[6]
+        %5 = linear(%2, %3, %4) : f32[S,6]
+        %6 = param() {name="wk", shape=[2,4]} : f32[2,4]
+        %7 = param() {name="bk", shape=[2]} : f32[2]
+        %8 = linear(%2, %6, %7) : f32[S,2]
+        %9 = rope(%8) {head_dim=2, theta=10000} : f32[S,2]
+        %10 = param() {name="wv", shape=[2,4]} : f32[2,4]
+        %11 = param() {name="bv", shape=[2]} : f32[2]
+        %12 = linear(%2, %10, %11) : f32[S,2]
+        return q=%5, k=%9, v=%12
+      }`, head + `
+        %3 = param() {name="cat(wq, wk, wv)", shape=[10,4]} : f32[10,4]
+        %4 = param() {name="cat(bq, bk, bv)", shape=[10]} : f32[10]
+        %5 = linear(%2, %3, %4) : f32[S,10]
+        %6 = slice(%5) {start=0, size=6} : f32[S,6]
+        %7 = slice(%5) {start=6, size=2} : f32[S,2]
+        %8 = slice(%5) {start=8, size=2} : f32[S,2]
+        %9 = rope(%7) {head_dim=2, theta=10000} : f32[S,2]
+        return q=%6, k=%9, v=%8
+      }`));
+  it("does not fire on a weight read elsewhere (tied), a residual, other attributes, or a bias beside none", () => {
+    const text = head + `
+        %3 = linear(%2, %1) : f32[S,10]
+        %4 = param() {name="w1", shape=[4,4]} : f32[4,4]
+        %5 = linear(%2, %4) : f32[S,4]
+        %6 = param() {name="w2", shape=[4,4]} : f32[4,4]
+        %7 = linear(%2, %6, %5) {residual=true} : f32[S,4]
+        %8 = param() {name="w3", shape=[4,4]} : f32[4,4]
+        %9 = linear(%2, %8) {act="silu"} : f32[S,4]
+        %10 = param() {name="w4", shape=[4,4]} : f32[4,4]
+        %11 = param() {name="b4", shape=[4]} : f32[4]
+        %12 = linear(%2, %10, %11) : f32[S,4]
+        return a=%3, b=%7, c=%9, d=%12
+      }`;
+    expectRewrite(fuseQkv, text, text);
+  });
+  it("fused, unfused and the interpreter agree (f32 with bias and norm, int8 and int4 stacked codes; tails; rows 1..8)", async () => {
+    const { compileInMemory } = await import("../helpers.js");
+    const { quantizeWeights } = await import("../../compiler/passes/quantize-weights.js");
+    for (const [K, Nq, Nkv, quant] of [[12, 9, 3, undefined], [20, 8, 8, undefined], [64, 12, 4, "int8"], [32, 5, 7, "int4"]] as const) {
+      const bias = quant ? "" : `, %b`;
+      const lin = (w: string, N: number, id: number) =>
+        `%${id} = param() {name="${w}", shape=[${N},${K}]} : f32[${N},${K}]
+          ${quant ? "" : `%${id + 1} = param() {name="b${w}", shape=[${N}]} : f32[${N}]`}
+          %${id + 2} = linear(%4, %${id}${bias.replace("%b", `%${id + 1}`)}) : f32[S,${N}]`;
+      const p = program(dedent(`
+        graph forward {
+          %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+          %1 = param() {name="emb", shape=[10,${K}]} : f32[10,${K}]
+          %2 = embedding(%1, %0) : f32[S,${K}]
+          %3 = param() {name="g", shape=[${K}]} : f32[${K}]
+          %4 = rmsnorm(%2, %3) {eps=0.00001} : f32[S,${K}]
+          ${lin("q", Nq, 5)}
+          ${lin("k", Nkv, 8)}
+          ${lin("v", Nkv, 11)}
+          %14 = scale(%13) {by=0.5} : f32[S,${Nkv}]
+          return q=%7, k=%10, v=%14
+        }`.replace(/\n\s*\n/g, "\n")));
+      // quantized: the weights are quantized first (as compile --quantize orders it), then stacked
+      const q = (x: Program) => (quant ? quantizeWeights(x, { scheme: quant }) : x);
+      const unfused = q(p), fused = fuseNorm(fuseQkv(unfused));
+      expect(fused.graphs[0].nodes.filter((n) => n.op === "linear")).toHaveLength(1);
+      const ma = (await compileInMemory(unfused)).model, mb = (await compileInMemory(fused)).model;
+      for (const rows of [1, 3, 8]) {
+        const ids = Array.from({ length: rows }, (_, i) => (i * 3 + K) % 10);
+        const want = interpret(unfused, "forward", { ids: Int32Array.from(ids) }, newSession());
+        const got = mb.run("forward", { ids }), ref = ma.run("forward", { ids });
+        for (const out of ["q", "k", "v"]) {
+          const tag = `K=${K} N=${Nq}+${Nkv}+${Nkv} ${quant ?? "f32"} rows=${rows} ${out}`;
+          expect(relError(got[out], want[out]), `${tag} vs interpreter`).toBeLessThan(quant ? 1e-4 : 1e-5);
+          expect(relError(got[out], ref[out]), `${tag} vs unfused`).toBeLessThan(quant ? 1e-4 : 1e-5);
+        }
       }
     }
   });

@@ -430,7 +430,9 @@ describe("a Q8_0 GGUF written by llama.cpp's conventions (make_gguf.py)", () => 
     const a = runPipeline(loadProgram(example("llama"), dir), {}, withQuantization(passes, "int8"));
     const b = runPipeline(loadProgram(example("llama"), gguf), {}, withQuantization(passes, "int8"));
     const quantized = [...a.params.values()].filter((p) => p.quant);
-    expect(quantized.length).toBe(15); // 7 matrices in each of 2 layers, and the head
+    // 7 matrices in each of 2 layers, the head, and each layer's q/k/v stacked by fuse-qkv
+    expect(quantized.length).toBe(17);
+    expect(quantized.filter((p) => p.name.startsWith("cat("))).toHaveLength(2);
     for (const p of quantized) {
       const q = b.params.get(p.name)!;
       expect(Array.from(q.quant!.codes)).toEqual(Array.from(p.quant!.codes));
