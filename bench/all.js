@@ -46,15 +46,18 @@ const variant = quick ? ["--no-serve", "--no-kernels", "--no-long"] : ["--no-ser
 node(relaxed, "./run.js", ["--model", "gpt2", ...variant]);
 if (!quick) node(["--no-liftoff"], "./run.js", ["--model", "gpt2", "--unfused", "--no-serve", "--no-kernels"]);
 node(["--no-liftoff"], "./run.js", ["--model", "gpt2", "--threads", "2", ...variant]);
+// each model's ONNX Runtime figures are taken right after its own wasmformer base runs: this VM's
+// speed drifts over minutes, and a ratio of figures taken a quarter of an hour apart carries that
+node([], "./ort.js", ["--models", "gpt2"]);
 node(["--no-liftoff"], "./run.js", ["--model", "llama"]);
 node(["--no-liftoff"], "./run.js", ["--model", "llama", "--threads", "2", ...variant]);
+node([], "./ort.js", ["--models", "llama"]);
 node(["--no-liftoff"], "./run.js", ["--model", "llama", "--quantize", "int8", "--no-serve"]);
 if (!quick) node(["--no-liftoff"], "./run.js", ["--model", "llama", "--quantize", "int4", "--no-serve"]);
 if (!quick) node(["--no-liftoff"], "./run.js", ["--model", "llama", "--quantize", "int4-min", "--no-serve", "--no-kernels"]);
 if (!quick) node(relaxed, "./run.js", ["--model", "llama", "--no-serve", "--no-kernels"]);
 // relaxed SIMD's 8-bit dot products on 4-bit weights, beside int8 on the same module
 if (!quick) for (const q of ["int8", "int4"]) node(relaxed, "./run.js", ["--model", "llama", "--quantize", q, "--no-serve", "--no-kernels", "--no-long"]);
-node([], "./ort.js", []);
 if (!quick) {
   // ONNX Runtime Web on the same quantized weights (MatMulNBits): slow, so one process, decode at 128
   const nbits = ["--models", "llama", "--threads", "1", "--pasts", "128", "--repeats", "1", "--prefill-repeats", "1", "--decode-steps", "8"];
