@@ -48,10 +48,11 @@ if (!quick) node(["--no-liftoff"], "./run.js", ["--model", "gpt2", "--unfused", 
 node(["--no-liftoff"], "./run.js", ["--model", "gpt2", "--threads", "2", ...variant]);
 // each model's ONNX Runtime figures are taken right after its own wasmformer base runs: this VM's
 // speed drifts over minutes, and a ratio of figures taken a quarter of an hour apart carries that
-node([], "./ort.js", ["--models", "gpt2"]);
+// (its 1-thread trials also time wasmformer's artifact in alternation with it: --paired-cache)
+node([], "./ort.js", ["--models", "gpt2", "--paired-cache", cache]);
 node(["--no-liftoff"], "./run.js", ["--model", "llama"]);
 node(["--no-liftoff"], "./run.js", ["--model", "llama", "--threads", "2", ...variant]);
-node([], "./ort.js", ["--models", "llama"]);
+node([], "./ort.js", ["--models", "llama", "--paired-cache", cache]);
 node(["--no-liftoff"], "./run.js", ["--model", "llama", "--quantize", "int8", "--no-serve"]);
 if (!quick) node(["--no-liftoff"], "./run.js", ["--model", "llama", "--quantize", "int4", "--no-serve"]);
 if (!quick) node(["--no-liftoff"], "./run.js", ["--model", "llama", "--quantize", "int4-min", "--no-serve", "--no-kernels"]);

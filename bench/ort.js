@@ -26,7 +26,7 @@
 // written alone to bench/results/ort.json (bench/run.js rewrites latest.json with its own rows).
 
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -147,8 +147,15 @@ async function child() {
     }
     decode[P] = ts;
   }
+  // --paired DIR: wasmformer's artifact of the same weights (bench/run.js's, plain SIMD128, 1 thread)
+  // loaded beside the session, and both timed in alternation: on this VM the speed drifts over
+  // minutes, and figures taken minutes apart carry that into their ratio
+  // (ORT's own peak RSS is read first: wasmformer's memory would count in it)
+  const peakRss = procStatus("VmHWM");
+  const paired = str("--paired", undefined) && (await pairedPhase(str("--paired"), sess, feedsFor, ids, realPasts, decodeId));
   await sess.release();
   const result = {
+    paired,
     threads,
     validation,
     initS,
@@ -158,9 +165,49 @@ async function child() {
     prefillAll: prefillS,
     decode: Object.fromEntries(Object.entries(decode).map(([P, ts]) => [P, median(ts)])),
     rssAfterCreate,
-    peakRss: procStatus("VmHWM"),
+    peakRss,
   };
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+}
+
+/**
+ * ORT and wasmformer in one process, alternating: each round times decode steps at past
+ * PREFILL, a prefill with every position's logits and (wasmformer) the first token alone, in
+ * both systems, the system that goes first alternating by round. Medians over all rounds.
+ */
+async function pairedPhase(dir, sess, feedsFor, ids, realPasts, decodeId) {
+  const { loadArtifact, readManifest } = await import("../dist/runtime/node.js");
+  const { pickVariant } = await import("../dist/runtime/index.js");
+  const picked = pickVariant(readManifest(dir).variants).file;
+  if (picked !== "model.wasm") throw new Error(`--paired: expected the plain SIMD128 module, the host picks ${picked}`);
+  const model = await loadArtifact(dir);
+  const rounds = opt("--paired-rounds", 6), steps = opt("--decode-steps", 16);
+  const P = ids.length;
+  const feeds = feedsFor([decodeId], realPasts);
+  const t = { ortDecode: [], wfDecode: [], ortPrefill: [], wfPrefill: [], wfFirst: [] };
+  const time = async (into, f) => {
+    const t0 = now();
+    await f();
+    into.push((now() - t0) / 1000);
+  };
+  const ort = async () => {
+    for (let s = 0; s < steps; s++) await time(t.ortDecode, () => sess.run(feeds));
+    await time(t.ortPrefill, () => sess.run(feedsFor(ids)));
+  };
+  const wf = async () => {
+    model.reset();
+    await time(t.wfPrefill, () => model.run("forward", { ids }));
+    model.reset();
+    await time(t.wfFirst, () => model.run("forward_last", { ids }));
+    for (let s = 0; s < steps; s++) {
+      model.past = P;
+      await time(t.wfDecode, () => model.run("forward_last", { ids: [decodeId] }));
+    }
+  };
+  await wf(); // warm-up
+  for (let r = 0; r < rounds; r++) for (const f of r % 2 ? [wf, ort] : [ort, wf]) await f();
+  model.dispose();
+  return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)]));
 }
 
 /** y = Identity(x): enough for ORT to load its wasm. */
@@ -225,6 +272,10 @@ async function parent() {
   const VALIDATE_TOL = QUANT ? 5e-2 : 1e-3;
   const CONTEXT = 1024;
   const childFlags = flag("--liftoff") ? [] : ["--no-liftoff"];
+  // --paired-cache DIR (bench/all.js): where bench/run.js left each model's artifact of the same
+  // weights; every 1-thread trial then also times wasmformer in alternation with ORT
+  const PAIRED_CACHE = QUANT ? undefined : str("--paired-cache", undefined);
+  const PAIRED_ROUNDS = opt("--paired-rounds", QUICK ? 6 : 4);
 
   const specs = benchModels;
   for (const m of MODELS) if (!specs[m]) throw new Error(`--models: unknown model '${m}' (gpt2, llama)`);
@@ -292,6 +343,10 @@ async function parent() {
       }
       tensors = program = null;
 
+      const pairedDir = PAIRED_CACHE && join(PAIRED_CACHE, `${key}-s${SEED}-c${CONTEXT}`);
+      const pairedArgs = pairedDir && existsSync(join(pairedDir, "manifest.json")) ? ["--paired", pairedDir, "--paired-rounds", String(PAIRED_ROUNDS)] : [];
+      if (PAIRED_CACHE && !pairedArgs.length) log(`(no wasmformer artifact in ${pairedDir}: no paired timing)`);
+
       // trials: fresh processes, thread counts interleaved
       const trials = new Map(THREADS.map((t) => [t, []]));
       for (let r = 0; r < REPEATS; r++)
@@ -300,7 +355,7 @@ async function parent() {
           const first = r === 0 && th === THREADS[0];
           const res = runChild(
             [onnxPath, "--threads", String(th), "--vocab", String(vocab), "--caches", JSON.stringify(caches), "--prefill", String(PREFILL),
-              "--prefill-repeats", String(PREFILL_REPEATS), "--decode-steps", String(DECODE_STEPS), "--pasts", JSON.stringify(PASTS), ...(first ? validateArgs : [])],
+              "--prefill-repeats", String(PREFILL_REPEATS), "--decode-steps", String(DECODE_STEPS), "--pasts", JSON.stringify(PASTS), ...(first ? validateArgs : []), ...(th === 1 ? pairedArgs : [])],
             childFlags,
           );
           if (first && res.validation) {
@@ -313,6 +368,10 @@ async function parent() {
             `  threads ${th} #${r + 1}: init ${(res.initS * 1000).toFixed(0)} ms, create ${res.createS.toFixed(2)} s, prefill ${(PREFILL / res.prefillS).toFixed(1)} tok/s, ` +
               PASTS.map((P) => `decode@${P} ${(1 / res.decode[P]).toFixed(2)} tok/s`).join(", ") + `, peak RSS ${MB(res.peakRss)} (${((now() - t0) / 1000).toFixed(1)} s)`,
           );
+          const pr = res.paired;
+          if (pr)
+            log(`    paired with wasmformer (${PAIRED_ROUNDS} alternating rounds): decode@${PREFILL} ${(1 / pr.wfDecode).toFixed(1)} vs ${(1 / pr.ortDecode).toFixed(1)} tok/s (${(pr.ortDecode / pr.wfDecode).toFixed(2)}×), ` +
+              `prefill ${(PREFILL / pr.wfPrefill).toFixed(1)} vs ${(PREFILL / pr.ortPrefill).toFixed(1)} (${(pr.ortPrefill / pr.wfPrefill).toFixed(2)}×), first token ${(PREFILL / pr.wfFirst).toFixed(1)} (${(pr.ortPrefill / pr.wfFirst).toFixed(2)}×)`);
         }
 
       // report
@@ -335,6 +394,20 @@ async function parent() {
           stat(`decode_time_per_token${suffix}`, rs.map((r) => r.decode[P] * 1000), "ms");
         }
         stat("peak_rss", rs.map((r) => r.peakRss), "bytes", "peak RSS (VmHWM)", (b) => b / 1e6);
+        // paired: each system's median over the trials; the ratios are taken within each trial
+        const pr = rs.map((r) => r.paired).filter(Boolean);
+        if (pr.length) {
+          const wfRow = (metric, value, unit) => rows.push({ model: spec.name, system: "wasmformer", variant: "simd128 paired", threads: th, metric, value, unit });
+          const pRow = (metric, value, unit) => rows.push({ model: spec.name, system: SYSTEM, variant: `${VARIANT} paired`, threads: th, metric, value, unit });
+          wfRow("decode_tokens_per_s", median(pr.map((x) => 1 / x.wfDecode)), "tok/s");
+          wfRow("prefill_tokens_per_s", median(pr.map((x) => PREFILL / x.wfPrefill)), "tok/s");
+          wfRow("ttft_tokens_per_s", median(pr.map((x) => PREFILL / x.wfFirst)), "tok/s");
+          pRow("decode_tokens_per_s", median(pr.map((x) => 1 / x.ortDecode)), "tok/s");
+          pRow("prefill_tokens_per_s", median(pr.map((x) => PREFILL / x.ortPrefill)), "tok/s");
+          wfRow("decode_ratio_vs_ort", median(pr.map((x) => x.ortDecode / x.wfDecode)), "x");
+          wfRow("prefill_ratio_vs_ort", median(pr.map((x) => x.ortPrefill / x.wfPrefill)), "x");
+          wfRow("ttft_ratio_vs_ort_prefill", median(pr.map((x) => x.ortPrefill / x.wfFirst)), "x");
+        }
         row(th, "rss_after_create", median(rs.map((r) => r.rssAfterCreate)), "bytes");
       }
       log("");

@@ -275,6 +275,9 @@ if (!flag("--no-serve")) {
   if (serveOwnDir) writeArtifact(serveDir);
 }
 
+// --threads N: this host's single-thread module of the same artifact, loaded beside the threaded
+// one, so that the speedup is also measured in alternation (section 4)
+const single = THREADS > 1 ? await Model.load({ manifest: art.manifest, wasm: art.variants.find((v) => v.file === pickVariant(art.manifest.variants).file).wasm, weights: art.weights }) : undefined;
 const peakBeforeReset = procStatus("VmHWM");
 // the compile-side copies are no longer needed: drop them before timing
 tensors = null;
@@ -355,6 +358,29 @@ for (let s = 0; LONG && s < DECODE_STEPS; s++) {
   decodeLongS.push((now() - t0) / 1000);
 }
 
+// threads: decode at past PREFILL on N threads and on one, in alternation, 8 steps each a round
+const pairedSpeedups = [];
+if (single) {
+  prefill();
+  single.reset();
+  single.run("forward", { ids });
+  const steps = (m) => {
+    const d = [];
+    for (let s = 0; s < 8; s++) {
+      m.past = PREFILL;
+      t0 = now();
+      m.run("forward_last", { ids: [decodeId] });
+      d.push(now() - t0);
+    }
+    return median(d);
+  };
+  for (let r = 0; r < (QUICK ? 6 : 10); r++) {
+    const [many, one] = r % 2 ? [steps(model), steps(single)] : [steps(single), steps(model)].reverse();
+    pairedSpeedups.push(one / many);
+  }
+  single.dispose();
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5. roofline: wasm SIMD read bandwidth over the model's weights (in its own linear memory)
 
@@ -377,6 +403,24 @@ const kvBytes = 2 * spec.layers * PREFILL * spec.kvWidth * 4;
 const bytesPerToken = dw.read + kvBytes;
 const bestBw = Math.max(...gbps);
 const rooflineTokS = (bestBw * 1e9) / bytesPerToken;
+// the same fraction with bandwidth and decode measured in alternation, a probe then 8 steps a
+// round: the VM's speed drifts, and the figures above are taken seconds to minutes apart
+const pairedFractions = [];
+if (THREADS === 1) {
+  prefill();
+  for (let r = 0; r < (QUICK ? 6 : 10); r++) {
+    t0 = now();
+    sum(lo, hi);
+    const roofline = (hi - lo) / ((now() - t0) / 1000) / bytesPerToken;
+    const steps = [];
+    for (let s = 0; s < 8; s++) {
+      t0 = now();
+      decodeStep();
+      steps.push((now() - t0) / 1000);
+    }
+    pairedFractions.push(1 / median(steps) / roofline);
+  }
+}
 
 // per-kernel figures beside the wasm peaks: each matrix shape as a GEMV (1 row) and a GEMM (PREFILL rows)
 // (skipped by --quick, which must stay under 5 minutes for all systems; --kernels forces it)
@@ -421,6 +465,8 @@ stat("mem_read_bandwidth", gbps, "GB/s");
 row("decode_bytes_per_token", bytesPerToken, "bytes");
 row("decode_roofline_tokens_per_s", rooflineTokS, "tok/s");
 row("decode_roofline_fraction", median(decodeTokS) / rooflineTokS, "ratio");
+if (pairedFractions.length) stat("decode_roofline_fraction_paired", pairedFractions, "ratio");
+if (pairedSpeedups.length) stat("decode_speedup_vs_1_thread_paired", pairedSpeedups, "x");
 
 const rss = procStatus("VmRSS");
 const servingRss = servingPeak ? procStatus("VmHWM") : NaN;
@@ -444,6 +490,8 @@ log("");
 log(`${"".padEnd(22)}${table[0].slice(1, 4).map((h) => h.padStart(10)).join("")}  unit`);
 for (const [name, med, mn, mx, unit] of table.slice(1)) log(`${name.padEnd(22)}${fmt(med, 2)}${fmt(mn, 2)}${fmt(mx, 2)}  ${unit}`);
 log("");
+if (pairedSpeedups.length)
+  log(`decode @${PREFILL} on ${THREADS} threads vs the single-thread module, in alternation (${pairedSpeedups.length} rounds of 8 steps): median ${median(pairedSpeedups).toFixed(2)}×, range ${Math.min(...pairedSpeedups).toFixed(2)}-${Math.max(...pairedSpeedups).toFixed(2)}×`);
 log(`prefill compute: ~${((prefillFlops / median(prefillS)) / 1e9).toFixed(1)} GFLOP/s (2 flops per weight per token)`);
 if (kernelRows.length) {
   log(`kernels alone, repeated calls (small matrices stay in cache; wasm peaks here: f32x4 mul+add ${peakGflops.toFixed(1)} GFLOP/s, v128 read of the weights ${bestBw.toFixed(1)} GB/s):`);
@@ -455,7 +503,8 @@ if (kernelRows.length) {
 }
 log(
   `decode roofline: ${MB(bytesPerToken)} per token (weights read ${MB(dw.read)} of ${MB(weightBytes)} + KV ${MB(kvBytes)}) / ${bestBw.toFixed(2)} GB/s (best) = ` +
-    `${rooflineTokS.toFixed(2)} tok/s ceiling; measured ${median(decodeTokS).toFixed(2)} tok/s = ${((100 * median(decodeTokS)) / rooflineTokS).toFixed(0)}% of it`,
+    `${rooflineTokS.toFixed(2)} tok/s ceiling; measured ${median(decodeTokS).toFixed(2)} tok/s = ${((100 * median(decodeTokS)) / rooflineTokS).toFixed(0)}% of it` +
+    (pairedFractions.length ? `; in alternation with the bandwidth probe (${pairedFractions.length} rounds): median ${(100 * median(pairedFractions)).toFixed(0)}%, range ${(100 * Math.min(...pairedFractions)).toFixed(0)}-${(100 * Math.max(...pairedFractions)).toFixed(0)}%` : ""),
 );
 log(`${compileS === undefined ? "compile reused" : `compile ${compileS.toFixed(2)} s`}, load ${(loadS * 1000).toFixed(0)} ms, weights ${MB(weightBytes)}, peak RSS (VmHWM) ${MB(peakRss)} ` +
   `(compile + validate + run${servingPeak ? `; ${MB(servingRss)} from warm-up on, compile-side copies freed` : ""}), final RSS ${MB(rss)}`);

@@ -20,17 +20,23 @@ for (const model of [...new Set(rows.map((r) => r.model))]) {
   line("first token of 128 (vs ORT prefill)", wf("ttft_tokens_per_s"), ort("prefill_tokens_per_s"), "tok/s");
   line("decode @ past 128", wf("decode_tokens_per_s"), ort("decode_tokens_per_s"), "tok/s");
   line("decode @ past 512", wf("decode_tokens_per_s_past512"), ort("decode_tokens_per_s_past512"), "tok/s");
+  // the same figures from ORT's trial processes, both systems timed in alternation (bench/ort.js --paired)
+  const paired = (metric) => get(model, "wasmformer", "simd128 paired", 1, metric);
+  if (paired("decode_ratio_vs_ort") !== undefined)
+    console.log(`  ${"paired in one process (ratios)".padEnd(34)} prefill ${fmt(paired("prefill_ratio_vs_ort"), 2)}×, first token ${fmt(paired("ttft_ratio_vs_ort_prefill"), 2)}×, decode @128 ${fmt(paired("decode_ratio_vs_ort"), 2)}× ` +
+      `(${fmt(paired("prefill_tokens_per_s"))} / ${fmt(paired("ttft_tokens_per_s"))} / ${fmt(paired("decode_tokens_per_s"))} tok/s)`);
   line("start (load vs init+create)", wf("load_time"), (ort("runtime_init_time") ?? 0) + (ort("session_create_time") ?? NaN), "s", false);
   line("peak RSS of a serving process", (wf("serve_peak_rss") ?? NaN) / 1e6, (ort("peak_rss") ?? NaN) / 1e6, "MB", false);
   console.log(`  ${"serving peak RSS / weight bytes".padEnd(34)} ${fmt(wf("serve_peak_rss_per_weight_byte"), 2).padStart(9)}`);
-  console.log(`  ${"decode roofline fraction".padEnd(34)} ${fmt(wf("decode_roofline_fraction"), 2).padStart(9)}`);
+  console.log(`  ${"decode roofline fraction".padEnd(34)} ${fmt(wf("decode_roofline_fraction"), 2).padStart(9)}  (in alternation with the bandwidth probe: ${fmt(wf("decode_roofline_fraction_paired"), 2)})`);
   console.log(`  ${"relaxed SIMD prefill / decode".padEnd(34)} ${fmt(wf("prefill_tokens_per_s", "relaxed-simd")).padStart(9)} ${fmt(wf("decode_tokens_per_s", "relaxed-simd")).padStart(9)}`);
   console.log(`  ${"int8 prefill / decode".padEnd(34)} ${fmt(wf("prefill_tokens_per_s", "simd128-int8")).padStart(9)} ${fmt(wf("decode_tokens_per_s", "simd128-int8")).padStart(9)}`);
   console.log(`  ${"unfused prefill / decode".padEnd(34)} ${fmt(wf("prefill_tokens_per_s", "simd128-unfused")).padStart(9)} ${fmt(wf("decode_tokens_per_s", "simd128-unfused")).padStart(9)}`);
   console.log(`  ${"ORT 2 threads prefill / decode".padEnd(34)} ${fmt(ort("prefill_tokens_per_s", 2)).padStart(9)} ${fmt(ort("decode_tokens_per_s", 2)).padStart(9)}`);
   const t2 = (metric) => get(model, "wasmformer", "simd128", 2, metric);
   const speedup = (metric) => (t2(metric) && wf(metric) ? `${(t2(metric) / wf(metric)).toFixed(2)}×` : "–");
-  console.log(`  ${"2 threads prefill / decode @128".padEnd(34)} ${fmt(t2("prefill_tokens_per_s")).padStart(9)} ${fmt(t2("decode_tokens_per_s")).padStart(9)}  tok/s  ${speedup("prefill_tokens_per_s")} / ${speedup("decode_tokens_per_s")} of 1 thread`);
+  console.log(`  ${"2 threads prefill / decode @128".padEnd(34)} ${fmt(t2("prefill_tokens_per_s")).padStart(9)} ${fmt(t2("decode_tokens_per_s")).padStart(9)}  tok/s  ${speedup("prefill_tokens_per_s")} / ${speedup("decode_tokens_per_s")} of 1 thread` +
+    (t2("decode_speedup_vs_1_thread_paired") ? ` (decode in alternation with the 1-thread module: ${fmt(t2("decode_speedup_vs_1_thread_paired"), 2)}×)` : ""));
 }
 
 // quantized weights: wasmformer int8/int4 beside llama.cpp's wasm (wllama) and native builds
