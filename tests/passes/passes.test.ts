@@ -33,6 +33,14 @@ function program(text: string): Program {
   return { model: "t", config: {}, context: 8, graphs, params };
 }
 
+/** The start of a graph whose x (%4, [S, K]) is an RMSNorm of embedded tokens: differential tests' input. */
+const rmsnormHead = (K: number) => `graph forward {
+          %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+          %1 = param() {name="emb", shape=[10,${K}]} : f32[10,${K}]
+          %2 = embedding(%1, %0) : f32[S,${K}]
+          %3 = param() {name="g", shape=[${K}]} : f32[${K}]
+          %4 = rmsnorm(%2, %3) {eps=0.00001} : f32[S,${K}]`;
+
 function expectRewrite(pass: (p: Program) => Program, before: string, expected: string) {
   const p = program(dedent(before));
   expect(printGraph(pass(p).graphs[0])).toBe(dedent(expected));
@@ -340,12 +348,7 @@ describe("fuse-qkv", () => {
           ${quant ? "" : `%${id + 1} = param() {name="b${w}", shape=[${N}]} : f32[${N}]`}
           %${id + 2} = linear(%4, %${id}${bias.replace("%b", `%${id + 1}`)}) : f32[S,${N}]`;
       const p = program(dedent(`
-        graph forward {
-          %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
-          %1 = param() {name="emb", shape=[10,${K}]} : f32[10,${K}]
-          %2 = embedding(%1, %0) : f32[S,${K}]
-          %3 = param() {name="g", shape=[${K}]} : f32[${K}]
-          %4 = rmsnorm(%2, %3) {eps=0.00001} : f32[S,${K}]
+        ${rmsnormHead(K)}
           ${lin("q", Nq, 5)}
           ${lin("k", Nkv, 8)}
           ${lin("v", Nkv, 11)}
@@ -411,12 +414,7 @@ describe("fuse-norm", () => {
     const { quantizeWeights } = await import("../../compiler/passes/quantize-weights.js");
     for (const [K, N, quant] of [[12, 9, undefined], [32, 8, undefined], [64, 12, "int8"], [32, 5, "int4"]] as const) {
       const p = program(dedent(`
-        graph forward {
-          %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
-          %1 = param() {name="emb", shape=[10,${K}]} : f32[10,${K}]
-          %2 = embedding(%1, %0) : f32[S,${K}]
-          %3 = param() {name="g", shape=[${K}]} : f32[${K}]
-          %4 = rmsnorm(%2, %3) {eps=0.00001} : f32[S,${K}]
+        ${rmsnormHead(K)}
           %5 = param() {name="w", shape=[${N},${K}]} : f32[${N},${K}]
           %6 = param() {name="b", shape=[${N}]} : f32[${N}]
           %7 = linear(%4, %5, %6) : f32[S,${N}]
