@@ -131,11 +131,13 @@ async function child() {
   let seed = 12345;
   const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296) * 2 - 1;
   const decode = {};
+  const pastsOf = new Map();
   for (const P of pastLens) {
     const pasts =
       P === PREFILL
         ? realPasts
         : caches.flatMap((c) => [c.keyDim, c.valueDim].map((d) => f32(Float32Array.from({ length: c.kvHeads * P * d }, rand), [1, c.kvHeads, P, d])));
+    pastsOf.set(P, pasts);
     const feeds = feedsFor([decodeId], pasts);
     for (let w = 0; w < 2; w++) await sess.run(feeds);
     const ts = [];
@@ -152,7 +154,7 @@ async function child() {
   // minutes, and figures taken minutes apart carry that into their ratio
   // (ORT's own peak RSS is read first: wasmformer's memory would count in it)
   const peakRss = procStatus("VmHWM");
-  const paired = str("--paired", undefined) && (await pairedPhase(str("--paired"), sess, feedsFor, ids, realPasts, decodeId));
+  const paired = str("--paired", undefined) && (await pairedPhase(str("--paired"), sess, feedsFor, ids, pastsOf, decodeId, vocab));
   await sess.release();
   const result = {
     paired,
@@ -171,27 +173,30 @@ async function child() {
 }
 
 /**
- * ORT and wasmformer in one process, alternating: each round times decode steps at past
- * PREFILL, a prefill with every position's logits and (wasmformer) the first token alone, in
- * both systems, the system that goes first alternating by round. Medians over all rounds.
+ * ORT and wasmformer in one process, alternating: each round times decode steps at each past
+ * length, a prefill with every position's logits and (wasmformer) the first token alone, in both
+ * systems, the system that goes first alternating by round. Medians over all rounds.
+ * (wasmformer's cache holds a real prompt of the longest past: the prefills rewrite its first rows.)
  */
-async function pairedPhase(dir, sess, feedsFor, ids, realPasts, decodeId) {
+async function pairedPhase(dir, sess, feedsFor, ids, pastsOf, decodeId, vocab) {
   const { loadArtifact, readManifest } = await import("../dist/runtime/node.js");
   const { pickVariant } = await import("../dist/runtime/index.js");
   const picked = pickVariant(readManifest(dir).variants).file;
   if (picked !== "model.wasm") throw new Error(`--paired: expected the plain SIMD128 module, the host picks ${picked}`);
   const model = await loadArtifact(dir);
   const rounds = opt("--paired-rounds", 6), steps = opt("--decode-steps", 16);
-  const P = ids.length;
-  const feeds = feedsFor([decodeId], realPasts);
-  const t = { ortDecode: [], wfDecode: [], ortPrefill: [], wfPrefill: [], wfFirst: [] };
+  const pasts = [...pastsOf.keys()];
+  const t = { ortPrefill: [], wfPrefill: [], wfFirst: [], ...Object.fromEntries(pasts.flatMap((P) => [[`ortDecode${P}`, []], [`wfDecode${P}`, []]])) };
   const time = async (into, f) => {
     const t0 = now();
     await f();
     into.push((now() - t0) / 1000);
   };
   const ort = async () => {
-    for (let s = 0; s < steps; s++) await time(t.ortDecode, () => sess.run(feeds));
+    for (const P of pasts) {
+      const feeds = feedsFor([decodeId], pastsOf.get(P));
+      for (let s = 0; s < steps; s++) await time(t[`ortDecode${P}`], () => sess.run(feeds));
+    }
     await time(t.ortPrefill, () => sess.run(feedsFor(ids)));
   };
   const wf = async () => {
@@ -199,11 +204,13 @@ async function pairedPhase(dir, sess, feedsFor, ids, realPasts, decodeId) {
     await time(t.wfPrefill, () => model.run("forward", { ids }));
     model.reset();
     await time(t.wfFirst, () => model.run("forward_last", { ids }));
-    for (let s = 0; s < steps; s++) {
-      model.past = P;
-      await time(t.wfDecode, () => model.run("forward_last", { ids: [decodeId] }));
-    }
+    for (const P of pasts)
+      for (let s = 0; s < steps; s++) {
+        model.past = P;
+        await time(t[`wfDecode${P}`], () => model.run("forward_last", { ids: [decodeId] }));
+      }
   };
+  model.run("forward_last", { ids: Array.from({ length: Math.max(...pasts) }, (_, i) => (i * 104729 + 7) % vocab) });
   await wf(); // warm-up
   for (let r = 0; r < rounds; r++) for (const f of r % 2 ? [wf, ort] : [ort, wf]) await f();
   model.dispose();
@@ -370,7 +377,8 @@ async function parent() {
           );
           const pr = res.paired;
           if (pr)
-            log(`    paired with wasmformer (${PAIRED_ROUNDS} alternating rounds): decode@${PREFILL} ${(1 / pr.wfDecode).toFixed(1)} vs ${(1 / pr.ortDecode).toFixed(1)} tok/s (${(pr.ortDecode / pr.wfDecode).toFixed(2)}×), ` +
+            log(`    paired with wasmformer (${PAIRED_ROUNDS} alternating rounds): ` +
+              PASTS.map((P) => `decode@${P} ${(1 / pr[`wfDecode${P}`]).toFixed(1)} vs ${(1 / pr[`ortDecode${P}`]).toFixed(1)} tok/s (${(pr[`ortDecode${P}`] / pr[`wfDecode${P}`]).toFixed(2)}×), `).join("") +
               `prefill ${(PREFILL / pr.wfPrefill).toFixed(1)} vs ${(PREFILL / pr.ortPrefill).toFixed(1)} (${(pr.ortPrefill / pr.wfPrefill).toFixed(2)}×), first token ${(PREFILL / pr.wfFirst).toFixed(1)} (${(pr.ortPrefill / pr.wfFirst).toFixed(2)}×)`);
         }
 
@@ -399,12 +407,15 @@ async function parent() {
         if (pr.length) {
           const wfRow = (metric, value, unit) => rows.push({ model: spec.name, system: "wasmformer", variant: "simd128 paired", threads: th, metric, value, unit });
           const pRow = (metric, value, unit) => rows.push({ model: spec.name, system: SYSTEM, variant: `${VARIANT} paired`, threads: th, metric, value, unit });
-          wfRow("decode_tokens_per_s", median(pr.map((x) => 1 / x.wfDecode)), "tok/s");
+          for (const P of PASTS) {
+            const suffix = P === PREFILL ? "" : `_past${P}`;
+            wfRow(`decode_tokens_per_s${suffix}`, median(pr.map((x) => 1 / x[`wfDecode${P}`])), "tok/s");
+            pRow(`decode_tokens_per_s${suffix}`, median(pr.map((x) => 1 / x[`ortDecode${P}`])), "tok/s");
+            wfRow(`decode_ratio_vs_ort${suffix}`, median(pr.map((x) => x[`ortDecode${P}`] / x[`wfDecode${P}`])), "x");
+          }
           wfRow("prefill_tokens_per_s", median(pr.map((x) => PREFILL / x.wfPrefill)), "tok/s");
           wfRow("ttft_tokens_per_s", median(pr.map((x) => PREFILL / x.wfFirst)), "tok/s");
-          pRow("decode_tokens_per_s", median(pr.map((x) => 1 / x.ortDecode)), "tok/s");
           pRow("prefill_tokens_per_s", median(pr.map((x) => PREFILL / x.ortPrefill)), "tok/s");
-          wfRow("decode_ratio_vs_ort", median(pr.map((x) => x.ortDecode / x.wfDecode)), "x");
           wfRow("prefill_ratio_vs_ort", median(pr.map((x) => x.ortPrefill / x.wfPrefill)), "x");
           wfRow("ttft_ratio_vs_ort_prefill", median(pr.map((x) => x.ortPrefill / x.wfFirst)), "x");
         }

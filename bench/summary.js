@@ -23,7 +23,7 @@ for (const model of [...new Set(rows.map((r) => r.model))]) {
   // the same figures from ORT's trial processes, both systems timed in alternation (bench/ort.js --paired)
   const paired = (metric) => get(model, "wasmformer", "simd128 paired", 1, metric);
   if (paired("decode_ratio_vs_ort") !== undefined)
-    console.log(`  ${"paired in one process (ratios)".padEnd(34)} prefill ${fmt(paired("prefill_ratio_vs_ort"), 2)}×, first token ${fmt(paired("ttft_ratio_vs_ort_prefill"), 2)}×, decode @128 ${fmt(paired("decode_ratio_vs_ort"), 2)}× ` +
+    console.log(`  ${"paired in one process (ratios)".padEnd(34)} prefill ${fmt(paired("prefill_ratio_vs_ort"), 2)}×, first token ${fmt(paired("ttft_ratio_vs_ort_prefill"), 2)}×, decode @128 ${fmt(paired("decode_ratio_vs_ort"), 2)}×, @512 ${fmt(paired("decode_ratio_vs_ort_past512"), 2)}× ` +
       `(${fmt(paired("prefill_tokens_per_s"))} / ${fmt(paired("ttft_tokens_per_s"))} / ${fmt(paired("decode_tokens_per_s"))} tok/s)`);
   line("start (load vs init+create)", wf("load_time"), (ort("runtime_init_time") ?? 0) + (ort("session_create_time") ?? NaN), "s", false);
   line("peak RSS of a serving process", (wf("serve_peak_rss") ?? NaN) / 1e6, (ort("peak_rss") ?? NaN) / 1e6, "MB", false);
