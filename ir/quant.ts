@@ -8,17 +8,21 @@ export const Q8_BLOCK = 32;
 
 /**
  * A linear over quantized weights quantizes its x rows to q8_0 (integer dot products) when the
- * call has at most this many rows (decode); with more rows (prefill) x stays f32 and multiplies
- * the dequantized weights, which the kernels dequantize once per block of rows.
+ * call has at most this many rows (decode, short prompts, a draft's tokens to verify); with more
+ * rows (prefill) x stays f32 and multiplies the dequantized weights, which the kernels
+ * dequantize once per block of rows. Measured here (bench/kernels.js, both paths): at 4 rows
+ * the integer path is 1.6–1.75× the dequantized one for q8_0 and q4_0, at 16 rows 1.0–1.1×, at
+ * 128 rows 0.9–1.0×; q4_1's integer path (a minimum per block too) loses from 4 rows on.
  */
-export const Q8_ACT_MAX_ROWS = 3;
+export const Q8_ACT_MAX_ROWS: Readonly<Record<string, number>> = { q8_0: 16, q4_0: 16, q4_1: 3 };
 
 /**
  * The most rows for which a quantized linear takes integer dot products: its attr int_rows where
- * set (0: always the dequantized f32 path; a large number: always integer), else Q8_ACT_MAX_ROWS.
- * The bench sets it to time both paths on the same shape.
+ * set (0: always the dequantized f32 path; a large number: always integer), else its scheme's
+ * Q8_ACT_MAX_ROWS. The bench sets it to time both paths on the same shape.
  */
-export const integerRows = (attrs: { int_rows?: unknown }): number => (typeof attrs.int_rows === "number" ? attrs.int_rows : Q8_ACT_MAX_ROWS);
+export const integerRows = (attrs: { int_rows?: unknown; quant?: unknown }): number =>
+  typeof attrs.int_rows === "number" ? attrs.int_rows : (Q8_ACT_MAX_ROWS[String(attrs.quant)] ?? 0);
 
 /** Rounds half away from zero, as C's roundf (Math.round rounds half up). */
 const roundAway = (x: number) => Math.sign(x) * Math.round(Math.abs(x));

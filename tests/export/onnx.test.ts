@@ -129,7 +129,7 @@ describe("ONNX export run by onnxruntime-web", () => {
       expect(bytes.length).toBeLessThan(dequantized.length * (scheme === "int8" ? 0.5 : 0.4));
       const sess = await ort.InferenceSession.create(bytes);
       // prefill (more than Q8_ACT_MAX_ROWS rows): f32 x times the dequantized weights, as ORT's default accuracy level
-      const ids = [3, 17, 42, 5, 88, 1, 60, 9];
+      const ids = [3, 17, 42, 5, 88, 1, 60, 9, 14, 23, 7, 51, 2, 36, 99, 11, 70, 4, 28, 63];
       const want = interpret(p, "forward", { ids: Int32Array.from(ids) }, newSession()).logits;
       const out = await ortStep(sess, p, ids);
       expect(relError(out.logits.data as Float32Array, want)).toBeLessThan(1e-4);
