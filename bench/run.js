@@ -375,7 +375,15 @@ if (single) {
     return median(d);
   };
   for (let r = 0; r < (QUICK ? 6 : 10); r++) {
-    const [many, one] = r % 2 ? [steps(model), steps(single)] : [steps(single), steps(model)].reverse();
+    // (which module goes first alternates by round)
+    let one, many;
+    if (r % 2) {
+      many = steps(model);
+      one = steps(single);
+    } else {
+      one = steps(single);
+      many = steps(model);
+    }
     pairedSpeedups.push(one / many);
   }
   single.dispose();
