@@ -2,7 +2,7 @@
 // The interpreter computes with the dequantized values, the kernels with the codes.
 
 import { floatToHalf, halfToFloat } from "./half.js";
-import type { Param } from "./types.js";
+import type { Param, QuantScheme } from "./types.js";
 
 export const Q8_BLOCK = 32;
 
@@ -14,7 +14,7 @@ export const Q8_BLOCK = 32;
  * the integer path is 1.6–1.75× the dequantized one for q8_0 and q4_0, at 16 rows 1.0–1.1×, at
  * 128 rows 0.9–1.0×; q4_1's integer path (a minimum per block too) loses from 4 rows on.
  */
-export const Q8_ACT_MAX_ROWS: Readonly<Record<string, number>> = { q8_0: 16, q4_0: 16, q4_1: 3 };
+export const Q8_ACT_MAX_ROWS: Readonly<Record<QuantScheme, number>> = { q8_0: 16, q4_0: 16, q4_1: 3 };
 
 /**
  * The most rows for which a quantized linear takes integer dot products: its attr int_rows where
@@ -22,7 +22,7 @@ export const Q8_ACT_MAX_ROWS: Readonly<Record<string, number>> = { q8_0: 16, q4_
  * Q8_ACT_MAX_ROWS. The bench sets it to time both paths on the same shape.
  */
 export const integerRows = (attrs: { int_rows?: unknown; quant?: unknown }): number =>
-  typeof attrs.int_rows === "number" ? attrs.int_rows : (Q8_ACT_MAX_ROWS[String(attrs.quant)] ?? 0);
+  typeof attrs.int_rows === "number" ? attrs.int_rows : (Q8_ACT_MAX_ROWS[attrs.quant as QuantScheme] ?? 0);
 
 /** Rounds half away from zero, as C's roundf (Math.round rounds half up). */
 const roundAway = (x: number) => Math.sign(x) * Math.round(Math.abs(x));
