@@ -173,7 +173,11 @@ export class Model {
     const out: Record<string, Float32Array> = {};
     for (const o of e.outputs) {
       const r = o.rows === "E" ? this.stateRows : /^\d+$/.test(o.rows) ? Number(o.rows) : rows;
-      out[o.name] = new Float32Array(this.memory.buffer, o.offset, r * o.width).slice();
+      // a fresh array filled by set(): V8's slice() of a view on wasm memory copies ~8× slower
+      // (0.6-0.8 ms for one row of a 32000-word vocabulary, against 0.09 ms)
+      const copy = new Float32Array(r * o.width);
+      copy.set(new Float32Array(this.memory.buffer, o.offset, r * o.width));
+      out[o.name] = copy;
     }
     return out;
   }
