@@ -236,10 +236,10 @@ export const ops = {
    * first, computed as (x·wᵀ − mean·Σₖw)·(1/sqrt(var + eps)): b is then [2, N], the bias (with the
    * norm's shift folded in, w·β + b) and the row sums Σₖ w[n, k] (with the gain folded into w).
    * attr quant "q8_0", "q4_0" or "q4_1" (set by quantize-weights): w holds the dequantized weights of
-   * that scheme; in a call of at most integerRows(attrs) rows (Q8_ACT_MAX_ROWS unless attr
-   * int_rows says otherwise: decode) each row of x is quantized to q8_0 on the fly (see
-   * quantizeRowQ8), as the integer kernels do, while larger calls (prefill) multiply f32 x by
-   * the dequantized weights.
+   * that scheme; in a call of at most integerRows(attrs, K) rows (decode and short prompts;
+   * every call for q8_0 with K ≤ 1024; attr int_rows overrides) each row of x is quantized to
+   * q8_0 on the fly (see quantizeRowQ8), as the integer kernels do, while larger calls multiply
+   * f32 x by the dequantized weights.
    */
   linear: {
     arity: [2, 4],
@@ -265,7 +265,7 @@ export const ops = {
       const r = a.residual ? rest.pop() : undefined;
       const b = rest[0];
       const act = a.act ? activations[a.act as Activation] : undefined;
-      const dots = rowDots(x, K, a.quant !== undefined && x.length / K <= integerRows(a));
+      const dots = rowDots(x, K, a.quant !== undefined && x.length / K <= integerRows(a, K));
       const R = x.length / K;
       const out = new Float32Array(R * N);
       const inv = rowRmsInv(x, K, a.rms_eps as number | undefined);
@@ -299,7 +299,7 @@ export const ops = {
     interp: ([x, wg, wu], a, _n, [, wt]) => {
       const [N, K] = wt.shape as number[];
       const act = activations[a.act as Activation];
-      const dots = rowDots(x, K, a.quant !== undefined && x.length / K <= integerRows(a));
+      const dots = rowDots(x, K, a.quant !== undefined && x.length / K <= integerRows(a, K));
       const R = x.length / K;
       const out = new Float32Array(R * N);
       const inv = rowRmsInv(x, K, a.rms_eps as number | undefined);

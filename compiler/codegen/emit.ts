@@ -191,7 +191,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
       if ((n.op === "linear" || n.op === "gated_linear") && n.attrs.quant) {
         const K = g.nodes[n.args[1]].type.shape[1] as number;
         maxK = Math.max(maxK, K);
-        xqBytes = Math.max(xqBytes, Math.min(integerRows(n.attrs), p.context) * quantRowBytes(K));
+        xqBytes = Math.max(xqBytes, Math.min(integerRows(n.attrs, K), p.context) * quantRowBytes(K));
       }
   // each row's RMSNorm factor for kernels with a fused RMSNorm (fuse-norm)
   // per-row factors of fused norms: RMSNorm 1 f32 a row, LayerNorm (mean, factor) pairs
