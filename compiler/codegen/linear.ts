@@ -10,7 +10,7 @@
 // that the weights stream once per chunk while the chunk of x stays in cache.
 
 import { floatToHalf, halfToFloat } from "../../ir/half.js";
-import { Q8_ACT_MAX_ROWS, Q8_BLOCK } from "../../ir/quant.js";
+import { Q8_BLOCK, integerRows } from "../../ir/quant.js";
 import type { QuantScheme } from "../../ir/types.js";
 import { vectorActivation } from "./vmath.js";
 import { type Expr, WasmModule, createType, f32, i32, none, v128 } from "./wasm.js";
@@ -65,12 +65,6 @@ const DQ = 51;
 const MM = 52;
 const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(16).fill(v128), i32, f32, f32, ...Array<number>(16).fill(v128), i32, v128];
 
-/**
- * Quantized linears take integer dot products (x rows quantized to q8_0 on the fly) for calls
- * of at most this many rows (decode); larger calls (prefill) dequantize each group of 4 weight
- * rows to f32 once per block of rows and run the f32 tiles on f32 x. The IR's linear says the same.
- */
-export { Q8_ACT_MAX_ROWS };
 /** Threads a kernel may run on (each has its own dequantization buffer). */
 export const MAX_THREADS = 16;
 /** Bytes of one thread's dequantization buffer for a kernel of input width K (gated: two groups). */
@@ -157,12 +151,12 @@ export interface QuantScratch {
  * addresses): calls of at most intRows rows take integer dot products on x rows quantized by
  * quantize_rows_q8, larger calls dequantize each weight group once per row block.
  */
-export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual, gated = false, normAt, ln = false }: LinearEpilogue, quant?: WeightScheme, addrs?: QuantScratch, intRows = quant ? Q8_ACT_MAX_ROWS[quant] : 0): string {
+export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual, gated = false, normAt, ln = false }: LinearEpilogue, quant?: WeightScheme, addrs?: QuantScratch, intRows = integerRows({ quant }, K)): string {
   if (quant && K % Q8_BLOCK) throw new Error(`${quant} needs K a multiple of ${Q8_BLOCK}, got ${K}`);
   if (quant && !addrs) throw new Error("internal: a quantized kernel needs its scratch addresses");
   if (gated && (bias || !act || (!quant && K % 4))) throw new Error("internal: a gated kernel has an activation, no bias, and K a multiple of 4");
   if (ln && (gated || !bias || normAt === undefined)) throw new Error("internal: a fused LayerNorm needs a plain linear with its [2, N] bias and the factors' address");
-  const name = `${gated ? "gated" : "linear"}_k${K}_n${N}${normAt !== undefined ? (ln ? "_ln" : "_rms") : ""}${quant ? `_${quant}${intRows === Q8_ACT_MAX_ROWS[quant] ? "" : `_i${intRows}`}` : ""}${bias ? "_bias" : ""}${act ? `_${act}` : ""}${residual ? "_res" : ""}`;
+  const name = `${gated ? "gated" : "linear"}_k${K}_n${N}${normAt !== undefined ? (ln ? "_ln" : "_rms") : ""}${quant ? `_${quant}${intRows === integerRows({ quant }, K) ? "" : `_i${intRows}`}` : ""}${bias ? "_bias" : ""}${act ? `_${act}` : ""}${residual ? "_res" : ""}`;
   return wm.ensure(name, () => {
     const m = wm.m;
     const get = (l: number, t = i32) => m.local.get(l, t);
