@@ -483,6 +483,54 @@ row("peak_rss", peakRss, "bytes");
 if (servingPeak) row("peak_rss_after_compile", servingRss, "bytes");
 row("final_rss", rss, "bytes");
 
+// quantized runs: the same prefill and decode steps on this module and on the fp32 (and, for the
+// 4-bit schemes, the int8) artifact of the same weights that the earlier runs of bench/all.js left
+// in --cache, timed in alternation: the runs themselves are minutes apart and this VM drifts.
+// (Read after the RSS figures above: the second model is not part of them.)
+const pairedVs = [];
+if (QUANT && cacheDir && THREADS === 1) {
+  for (const other of ["fp32", ...(QUANT === "int8" ? [] : ["int8"])]) {
+    const dir = join(CACHE, `${MODEL_KEY}${other === "fp32" ? "" : `-${other}`}-s${SEED}-c${CONTEXT}`);
+    if (!existsSync(join(dir, "manifest.json"))) continue;
+    const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
+    const file = pickVariant(manifest.variants).file;
+    const ref = await Model.load({ manifest, wasm: readFileSync(join(dir, file)), weights: readFileSync(join(dir, "weights.bin")) });
+    const round = (m) => {
+      m.reset();
+      t0 = now();
+      m.run("forward", { ids });
+      const pre = now() - t0;
+      const d = [];
+      for (let s = 0; s < 8; s++) {
+        m.past = PREFILL;
+        t0 = now();
+        m.run("forward_last", { ids: [decodeId] });
+        d.push(now() - t0);
+      }
+      return [pre, median(d)];
+    };
+    round(ref);
+    const prefillRatios = [], decodeRatios = [];
+    for (let r = 0; r < (QUICK ? 4 : 8); r++) {
+      // (which module goes first alternates by round)
+      let mine, theirs;
+      if (r % 2) {
+        mine = round(model);
+        theirs = round(ref);
+      } else {
+        theirs = round(ref);
+        mine = round(model);
+      }
+      prefillRatios.push(theirs[0] / mine[0]);
+      decodeRatios.push(theirs[1] / mine[1]);
+    }
+    ref.dispose();
+    stat(`prefill_speedup_vs_${other}_paired`, prefillRatios, "x");
+    stat(`decode_speedup_vs_${other}_paired`, decodeRatios, "x");
+    pairedVs.push({ other, prefillRatios, decodeRatios });
+  }
+}
+
 const fmt = (x, dp) => x.toFixed(dp).padStart(10);
 const table = [
   ["metric", "median", "min", "max", "unit"],
@@ -500,6 +548,8 @@ for (const [name, med, mn, mx, unit] of table.slice(1)) log(`${name.padEnd(22)}$
 log("");
 if (pairedSpeedups.length)
   log(`decode @${PREFILL} on ${THREADS} threads vs the single-thread module, in alternation (${pairedSpeedups.length} rounds of 8 steps): median ${median(pairedSpeedups).toFixed(2)}×, range ${Math.min(...pairedSpeedups).toFixed(2)}-${Math.max(...pairedSpeedups).toFixed(2)}×`);
+for (const { other, prefillRatios: p, decodeRatios: d } of pairedVs)
+  log(`${QUANT} vs the ${other} artifact of the same weights, in alternation (${p.length} rounds of 1 prefill + 8 decode steps each): prefill (all logits) ${median(p).toFixed(2)}× (${Math.min(...p).toFixed(2)}-${Math.max(...p).toFixed(2)}), decode @${PREFILL} ${median(d).toFixed(2)}× (${Math.min(...d).toFixed(2)}-${Math.max(...d).toFixed(2)})`);
 log(`prefill compute: ~${((prefillFlops / median(prefillS)) / 1e9).toFixed(1)} GFLOP/s (2 flops per weight per token)`);
 if (kernelRows.length) {
   log(`kernels alone, repeated calls (small matrices stay in cache; wasm peaks here: f32x4 mul+add ${peakGflops.toFixed(1)} GFLOP/s, v128 read of the weights ${bestBw.toFixed(1)} GB/s):`);

@@ -64,6 +64,14 @@ llama-small-random, quantized (1 thread)      ${["fp32", "int8", "int4", "int4-m
   console.log(`  int8 decode: ${ratio(dec("wasmformer", "simd128-int8"), dec("wllama", "q8_0"))} wllama Q8_0, ${ratio(dec("wasmformer", "simd128-int8"), dec("wasmformer", "simd128"))} wasmformer fp32; ` +
     `int8 prompt of 128 (last-row logits, as llama.cpp computes): ${ratio(q("wasmformer", "simd128-int8", "ttft_tokens_per_s"), q("wllama", "q8_0", "ttft_tokens_per_s"))} wllama Q8_0; ` +
     `int8 prefill (all logits): ${ratio(q("wasmformer", "simd128-int8", "prefill_tokens_per_s"), q("wasmformer", "simd128", "prefill_tokens_per_s"))} fp32`);
+  // the same ratios with both modules timed in alternation in the quantized run (bench/run.js)
+  const pq = (v, metric) => {
+    const x = q("wasmformer", v, metric);
+    return x === undefined ? "–" : `${x.toFixed(2)}×`;
+  };
+  if (q("wasmformer", "simd128-int8", "prefill_speedup_vs_fp32_paired") !== undefined)
+    console.log(`  in alternation in one process: int8 / fp32 prefill (all logits) ${pq("simd128-int8", "prefill_speedup_vs_fp32_paired")}, decode ${pq("simd128-int8", "decode_speedup_vs_fp32_paired")}; ` +
+      `int4 / int8 decode ${pq("simd128-int4", "decode_speedup_vs_int8_paired")}, int4 / fp32 decode ${pq("simd128-int4", "decode_speedup_vs_fp32_paired")}`);
   const ortNb = (bits) => dec("onnxruntime-web", `wasm matmulnbits ${bits}-bit`);
   if (ortNb(8) || ortNb(4)) console.log(`  vs ONNX Runtime Web MatMulNBits: int8 decode ${ratio(dec("wasmformer", "simd128-int8"), ortNb(8))}, int4 decode ${ratio(dec("wasmformer", "simd128-int4"), ortNb(4))}`);
   console.log(`  int4 decode: ${ratio(dec("wasmformer", "simd128-int4"), dec("wasmformer", "simd128-int8"))} wasmformer int8, ${ratio(dec("wasmformer", "simd128-int4"), dec("wllama", "q4_0"))} wllama Q4_0, ${ratio(dec("wasmformer", "simd128-int4"), dec("llama.cpp-native", "q4_0"))} native Q4_0`);
