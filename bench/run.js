@@ -26,6 +26,7 @@ import { generateArtifact, memoryWeights, programFromSource, runPipeline, select
 import { Model, pickVariant } from "../dist/runtime/index.js";
 import { nodeThreads } from "../dist/runtime/node.js";
 import { interpret, newSession } from "../dist/ir/interp.js";
+import { integerRows } from "../dist/ir/quant.js";
 import { MB, benchModels, cliOptions, compareLogits as compare, mergeResults, log, median, now, procStatus } from "./common.js";
 import { peakMaddGflops, timeLinear } from "./kernels.js";
 
@@ -358,34 +359,39 @@ for (let s = 0; LONG && s < DECODE_STEPS; s++) {
   decodeLongS.push((now() - t0) / 1000);
 }
 
+/** The median time (ms) of 8 decode steps of m at past PREFILL (its cache holds a prefix that long). */
+const decodeSteps = (m) => {
+  const d = [];
+  for (let s = 0; s < 8; s++) {
+    m.past = PREFILL;
+    t0 = now();
+    m.run("forward_last", { ids: [decodeId] });
+    d.push(now() - t0);
+  }
+  return median(d);
+};
+/** `rounds` rounds of a() and b(), which one goes first alternating by round: [a's, b's] result of each. */
+const alternate = (rounds, a, b) => {
+  const out = [];
+  for (let r = 0; r < rounds; r++) {
+    if (r % 2) {
+      const y = b();
+      out.push([a(), y]);
+    } else {
+      const x = a();
+      out.push([x, b()]);
+    }
+  }
+  return out;
+};
+
 // threads: decode at past PREFILL on N threads and on one, in alternation, 8 steps each a round
 const pairedSpeedups = [];
 if (single) {
   prefill();
   single.reset();
   single.run("forward", { ids });
-  const steps = (m) => {
-    const d = [];
-    for (let s = 0; s < 8; s++) {
-      m.past = PREFILL;
-      t0 = now();
-      m.run("forward_last", { ids: [decodeId] });
-      d.push(now() - t0);
-    }
-    return median(d);
-  };
-  for (let r = 0; r < (QUICK ? 6 : 10); r++) {
-    // (which module goes first alternates by round)
-    let one, many;
-    if (r % 2) {
-      many = steps(model);
-      one = steps(single);
-    } else {
-      one = steps(single);
-      many = steps(model);
-    }
-    pairedSpeedups.push(one / many);
-  }
+  for (const [one, many] of alternate(QUICK ? 6 : 10, () => decodeSteps(single), () => decodeSteps(model))) pairedSpeedups.push(one / many);
   single.dispose();
 }
 
@@ -420,13 +426,7 @@ if (THREADS === 1) {
     t0 = now();
     sum(lo, hi);
     const roofline = (hi - lo) / ((now() - t0) / 1000) / bytesPerToken;
-    const steps = [];
-    for (let s = 0; s < 8; s++) {
-      t0 = now();
-      decodeStep();
-      steps.push((now() - t0) / 1000);
-    }
-    pairedFractions.push(1 / median(steps) / roofline);
+    pairedFractions.push(1000 / decodeSteps(model) / roofline);
   }
 }
 
@@ -438,19 +438,24 @@ const kernelRows = [];
 if (KERNELS) {
   for (const { K, N, quant } of linearShapes) {
     const gemv = await timeLinear(K, N, 1, { quant });
-    const gemm = await timeLinear(K, N, PREFILL, { quant, repeats: 3 });
     const wBytes = quant ? (K * N * { q8_0: 34, q4_0: 18, q4_1: 20 }[quant]) / 32 : K * N * 4;
-    const k = { shape: `${K}x${N}${quant ? ` ${quant}` : ""}`, gemvGBs: wBytes / gemv / 1e9, gemmGflops: (2 * K * N * PREFILL) / gemm / 1e9 };
+    const gflops = (s) => (2 * K * N * PREFILL) / s / 1e9;
+    const k = { shape: `${K}x${N}${quant ? ` ${quant}` : ""}`, gemvGBs: wBytes / gemv / 1e9 };
     row(`linear_${K}x${N}_gemv_bandwidth`, k.gemvGBs, "GB/s");
-    row(`linear_${K}x${N}_gemm_gflops`, k.gemmGflops, "GFLOP/s");
     if (quant) {
-      // the path each call does not take by default: decode's GEMV on dequantized f32 weights,
-      // prefill's GEMM on integer dot products (x rows quantized to q8_0)
+      // decode's GEMV also on dequantized f32 weights (the path it does not take), and the GEMM
+      // on both paths: integer dot products on x rows quantized to q8_0, or f32 x times the
+      // dequantized weights (which one a call takes depends on the scheme and K: integerRows)
       k.gemvDequantGBs = wBytes / (await timeLinear(K, N, 1, { quant, path: "dequantized" })) / 1e9;
-      k.gemmIntegerGflops = (2 * K * N * PREFILL) / (await timeLinear(K, N, PREFILL, { quant, path: "integer", repeats: 3 })) / 1e9;
+      k.gemmIntegerGflops = gflops(await timeLinear(K, N, PREFILL, { quant, path: "integer", repeats: 3 }));
+      k.gemmDequantGflops = gflops(await timeLinear(K, N, PREFILL, { quant, path: "dequantized", repeats: 3 }));
+      k.gemmDefault = integerRows({ quant }, K) >= PREFILL ? "integer" : "dequantized";
+      k.gemmGflops = k.gemmDefault === "integer" ? k.gemmIntegerGflops : k.gemmDequantGflops;
       row(`linear_${K}x${N}_gemv_bandwidth_dequantized_path`, k.gemvDequantGBs, "GB/s");
       row(`linear_${K}x${N}_gemm_gflops_integer_path`, k.gemmIntegerGflops, "GFLOP/s");
-    }
+      row(`linear_${K}x${N}_gemm_gflops_dequantized_path`, k.gemmDequantGflops, "GFLOP/s");
+    } else k.gemmGflops = gflops(await timeLinear(K, N, PREFILL, { repeats: 3 }));
+    row(`linear_${K}x${N}_gemm_gflops`, k.gemmGflops, "GFLOP/s");
     kernelRows.push(k);
   }
   row("peak_f32x4_madd_gflops", peakGflops, "GFLOP/s");
@@ -495,32 +500,16 @@ if (QUANT && cacheDir && THREADS === 1) {
     const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
     const file = pickVariant(manifest.variants).file;
     const ref = await Model.load({ manifest, wasm: readFileSync(join(dir, file)), weights: readFileSync(join(dir, "weights.bin")) });
+    // one round: a prefill with all logits, then decode steps over its prefix
     const round = (m) => {
       m.reset();
       t0 = now();
       m.run("forward", { ids });
-      const pre = now() - t0;
-      const d = [];
-      for (let s = 0; s < 8; s++) {
-        m.past = PREFILL;
-        t0 = now();
-        m.run("forward_last", { ids: [decodeId] });
-        d.push(now() - t0);
-      }
-      return [pre, median(d)];
+      return [now() - t0, decodeSteps(m)];
     };
     round(ref);
     const prefillRatios = [], decodeRatios = [];
-    for (let r = 0; r < (QUICK ? 4 : 8); r++) {
-      // (which module goes first alternates by round)
-      let mine, theirs;
-      if (r % 2) {
-        mine = round(model);
-        theirs = round(ref);
-      } else {
-        theirs = round(ref);
-        mine = round(model);
-      }
+    for (const [theirs, mine] of alternate(QUICK ? 4 : 8, () => round(ref), () => round(model))) {
       prefillRatios.push(theirs[0] / mine[0]);
       decodeRatios.push(theirs[1] / mine[1]);
     }
@@ -556,7 +545,7 @@ if (kernelRows.length) {
   for (const k of kernelRows) {
     log(`  linear ${k.shape.padEnd(16)} GEMV ${k.gemvGBs.toFixed(1).padStart(6)} GB/s (${((100 * k.gemvGBs) / bestBw).toFixed(0)}% of read bw)   GEMM ${PREFILL} rows ${k.gemmGflops.toFixed(1).padStart(6)} GFLOP/s (${((100 * k.gemmGflops) / peakGflops).toFixed(0)}% of peak)`);
     if (k.gemvDequantGBs !== undefined)
-      log(`  ${"".padEnd(23)}paths: GEMV integer ${k.gemvGBs.toFixed(1)} vs dequantized ${k.gemvDequantGBs.toFixed(1)} GB/s; GEMM dequantized ${k.gemmGflops.toFixed(1)} vs integer ${k.gemmIntegerGflops.toFixed(1)} GFLOP/s (the first of each is the default)`);
+      log(`  ${"".padEnd(23)}paths: GEMV integer ${k.gemvGBs.toFixed(1)} (default) vs dequantized ${k.gemvDequantGBs.toFixed(1)} GB/s; GEMM integer ${k.gemmIntegerGflops.toFixed(1)} vs dequantized ${k.gemmDequantGflops.toFixed(1)} GFLOP/s (default: ${k.gemmDefault})`);
   }
 }
 log(
