@@ -30,7 +30,7 @@ for (const [scheme, choice, seed] of [["q8_0", "int8", 2400], ["q4_0", "int4", 2
     for (let i = 0; i < 5; i++) {
       const r = rng(seed + i);
       const [K, N] = [r.pick([32, 64, 96]), r.pick([1, 4, 5, 13])];
-      // integer path (≤ 3 rows) and the dequantized one
+      // the integer path (calls of ≤ 16 rows, 3 for q4_1; q8_0 at these K: every call) and the dequantized one
       const calls = r.pick([[1], [2], [3], [1, 1], [40, 1]]);
       const bias = i % 2 === 0;
       it(`linear K=${K} N=${N}${bias ? " bias" : ""} rows=${calls.join("+")}`, () =>
