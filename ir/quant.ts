@@ -21,8 +21,7 @@ export const Q8_ACT_MAX_ROWS: Readonly<Record<QuantScheme, number>> = { q8_0: 16
  * included. Measured here (bench/kernels.js, both paths, 48 and 128 rows): q8_0 with K = 768
  * runs 1.02–1.1× faster on integer products (768×2048 50.4 vs 45.4 GFLOP/s at 128 rows, the
  * 768×32000 head 49.5 vs 46.9) and LLaMA-shape int8 prefill 1.05–1.08× faster end to end, while
- * K = 2048 and 3072 run 0.93–0.97× (their x rows' codes fill more of the cache); q4_0 and q4_1
- * (nibbles to unpack for every row pair) lose at 128 rows.
+ * K = 2048 and 3072 run 0.93–0.97×, and q4_0 and q4_1 lose at 128 rows (0.86–1.0×).
  */
 export const Q8_ACT_ALL_ROWS_MAX_K: Readonly<Record<QuantScheme, number>> = { q8_0: 1024, q4_0: 0, q4_1: 0 };
 
