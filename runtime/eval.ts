@@ -77,11 +77,13 @@ export function meanNll(model: Model, ids: Ids, opts: NllOptions = {}): NllResul
   const windows = nllWindows(ids.length, window, stride);
   const total = windows.reduce((s, w) => s + w.end - w.from, 0);
   let nll = 0, tokens = 0;
+  // one logits array for every window (a fresh [window, vocab] array each would be touched anew)
+  const into = { [out.name]: new Float32Array(Math.max(...windows.map((w) => w.end - 1 - w.start)) * vocab) };
   try {
     for (const { start, end, from } of windows) {
       model.reset();
       // the last id is only a target: logits at positions start..end−2 predict start+1..end−1
-      const logits = model.run(entry.name, { ids: Array.prototype.slice.call(ids, start, end - 1) })[out.name];
+      const logits = model.run(entry.name, { ids: Array.prototype.slice.call(ids, start, end - 1) }, into)[out.name];
       for (let t = from; t < end; t++) nll += tokenNll(logits.subarray((t - 1 - start) * vocab, (t - start) * vocab), ids[t]);
       tokens += end - from;
       opts.onProgress?.(tokens, total);

@@ -1,4 +1,5 @@
 // Runtime loading paths: bytes, streams and fill functions; wrong sizes are clear errors.
+// Model.run's outputs: fresh arrays, or the caller's arrays reused.
 
 import { describe, expect, it } from "vitest";
 import { ArtifactError, Model } from "../runtime/model.js";
@@ -32,5 +33,36 @@ describe("Model.load", async () => {
   });
   it("rejects a manifest of another format", async () => {
     await expect(Model.load({ manifest: { ...art.manifest, version: 2 as never }, wasm: art.wasm, weights: art.weights })).rejects.toThrow(/not a wasmformer v1 artifact/);
+  });
+});
+
+describe("Model.run into the caller's arrays", async () => {
+  const { art } = await compileInMemory(fixtureProgram("gpt2"));
+  const m = await Model.load({ manifest: art.manifest, wasm: art.wasm, weights: art.weights });
+  const vocab = m.entry("forward").outputs[0].width;
+
+  it("fills the start of a longer array and returns a view of this call's rows", () => {
+    // (forward continues the KV cache: each call starts a fresh sequence)
+    m.reset();
+    const fresh = m.run("forward", { ids: [5, 6, 7] }).logits;
+    m.reset();
+    const buf = new Float32Array(5 * vocab).fill(-7);
+    const got = m.run("forward", { ids: [5, 6, 7] }, { logits: buf }).logits;
+    expect(got.buffer).toBe(buf.buffer);
+    expect(got.length).toBe(3 * vocab);
+    expect(got).toEqual(fresh);
+    expect(buf[3 * vocab]).toBe(-7); // nothing written past this call's rows
+    // a later call overwrites it: the caller chose to reuse it
+    m.reset();
+    const again = m.run("forward", { ids: [9, 4] }, { logits: buf }).logits;
+    m.reset();
+    expect(again).toEqual(m.run("forward", { ids: [9, 4] }).logits);
+    expect(got.subarray(0, 2 * vocab)).toEqual(again);
+  });
+  it("a short or wrong array is an error before anything runs", () => {
+    m.reset();
+    expect(() => m.run("forward", { ids: [5, 6, 7] }, { logits: new Float32Array(3 * vocab - 1) })).toThrow(/into.logits must be a Float32Array of at least \d+ values, got \d+/);
+    expect(() => m.run("forward", { ids: [5] }, { logits: new Float64Array(vocab) as never })).toThrow(ArtifactError);
+    expect(m.past).toBe(0);
   });
 });
