@@ -29,6 +29,7 @@ for (const model of [...new Set(rows.map((r) => r.model))]) {
   line("peak RSS of a serving process", (wf("serve_peak_rss") ?? NaN) / 1e6, (ort("peak_rss") ?? NaN) / 1e6, "MB", false);
   console.log(`  ${"serving peak RSS / weight bytes".padEnd(34)} ${fmt(wf("serve_peak_rss_per_weight_byte"), 2).padStart(9)}`);
   console.log(`  ${"decode roofline fraction".padEnd(34)} ${fmt(wf("decode_roofline_fraction"), 2).padStart(9)}  (in alternation with the bandwidth probe: ${fmt(wf("decode_roofline_fraction_paired"), 2)})`);
+  console.log(`  ${"prefill into reused logits (run's into)".padEnd(34)} ${fmt(wf("prefill_into_tokens_per_s")).padStart(9)}  tok/s (no fresh output array to touch)`);
   console.log(`  ${"relaxed SIMD prefill / decode".padEnd(34)} ${fmt(wf("prefill_tokens_per_s", "relaxed-simd")).padStart(9)} ${fmt(wf("decode_tokens_per_s", "relaxed-simd")).padStart(9)}`);
   console.log(`  ${"int8 prefill / decode".padEnd(34)} ${fmt(wf("prefill_tokens_per_s", "simd128-int8")).padStart(9)} ${fmt(wf("decode_tokens_per_s", "simd128-int8")).padStart(9)}`);
   console.log(`  ${"unfused prefill / decode".padEnd(34)} ${fmt(wf("prefill_tokens_per_s", "simd128-unfused")).padStart(9)} ${fmt(wf("decode_tokens_per_s", "simd128-unfused")).padStart(9)}`);
