@@ -172,6 +172,8 @@ export class Model {
         for (let i = 0; i < rows; i++) dst[i] = src ? src[i] : 1;
       }
     }
+    for (const key of Object.keys(into))
+      if (!e.outputs.some((o) => o.name === key)) throw new ArtifactError(`${name}: into.${key} names no output (outputs: ${e.outputs.map((o) => o.name).join(", ")})`);
     const sizes = e.outputs.map((o) => (o.rows === "E" ? this.stateRows : /^\d+$/.test(o.rows) ? Number(o.rows) : rows) * o.width);
     e.outputs.forEach((o, i) => {
       const dst = into[o.name];

@@ -59,10 +59,11 @@ describe("Model.run into the caller's arrays", async () => {
     expect(again).toEqual(m.run("forward", { ids: [9, 4] }).logits);
     expect(got.subarray(0, 2 * vocab)).toEqual(again);
   });
-  it("a short or wrong array is an error before anything runs", () => {
+  it("a short or wrong array, or an unknown output name, is an error before anything runs", () => {
     m.reset();
     expect(() => m.run("forward", { ids: [5, 6, 7] }, { logits: new Float32Array(3 * vocab - 1) })).toThrow(/into.logits must be a Float32Array of at least \d+ values, got \d+/);
     expect(() => m.run("forward", { ids: [5] }, { logits: new Float64Array(vocab) as never })).toThrow(ArtifactError);
+    expect(() => m.run("forward", { ids: [5] }, { logit: new Float32Array(vocab) })).toThrow(/into.logit names no output \(outputs: logits\)/);
     expect(m.past).toBe(0);
   });
 });
