@@ -5,7 +5,7 @@
 import type { Graph, Node, Program } from "../../ir/types.js";
 import { rowWidth } from "../../ir/types.js";
 import { integerRows } from "../../ir/quant.js";
-import { MAX_THREADS, dequantBytes, packLinearWeight, packQuantWeight, quantRowBytes } from "./linear.js";
+import { MAX_THREADS, dequantBytes, gateSumsBytes, packLinearWeight, packQuantWeight, quantRowBytes } from "./linear.js";
 import { type LowerCtx, attentionPartBytes, constantsOf, lowerings } from "./lower.js";
 import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
 import { type OpKind, cacheKey } from "../../ir/ops.js";
@@ -201,6 +201,12 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   const attentionBytes = Math.max(0, ...p.graphs.flatMap((g) => g.nodes.filter((n) => n.op === "attention").map((n) => attentionPartBytes(n.attrs.heads as number, rowWidth(g.nodes[n.args[2]].type.shape) / (n.attrs.kv_heads as number)))));
   const attentionParts = attentionBytes ? mem.take(attentionBytes) : undefined;
   const scratch = maxK ? { xq: mem.take(xqBytes), dq: mem.take(MAX_THREADS * dequantBytes(maxK)) } : undefined;
+  // gated f32 kernels read K in panels and keep the gate's partial sums of a row block here
+  const gateBytes = Math.max(0, ...p.graphs.flatMap((g) => g.nodes.filter((n) => n.op === "gated_linear" && !n.attrs.quant).map((n) => {
+    const [N, K] = g.nodes[n.args[1]].type.shape as number[];
+    return gateSumsBytes(K, N, p.context);
+  })));
+  const gateSums = gateBytes ? mem.take(gateBytes) : undefined;
 
   // activations: a first-fit arena with liveness-based reuse (outputs stay live to the end)
   const arenaStart = mem.top;
@@ -236,7 +242,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   const dataEndW = Math.max(weightsStart, ...chunks.map((c) => c.at + c.data.byteLength));
   const weights = new Uint8Array(dataEndW - weightsStart);
   for (const c of chunks) weights.set(new Uint8Array(c.data.buffer, c.data.byteOffset, c.data.byteLength), c.at - weightsStart);
-  return { planned, paramAt, caches, constants, scratch, rms, attentionParts, pages, weights, weightsStart, activationBytes: arenaEnd - arenaStart };
+  return { planned, paramAt, caches, constants, scratch, rms, attentionParts, gateSums, pages, weights, weightsStart, activationBytes: arenaEnd - arenaStart };
 }
 
 /** 3. Lowers each entry (and its prepare function for hoisted values) into `wm`. */
@@ -286,6 +292,10 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
       quantScratch: () => {
         if (!plan.scratch) throw new Error("internal: no scratch planned for quantized kernels");
         return plan.scratch;
+      },
+      gateScratch: () => {
+        if (plan.gateSums === undefined) throw new Error("internal: no scratch planned for gate sums");
+        return plan.gateSums;
       },
       cache: (id) => caches.get(cacheKey(g.name, g.nodes[id]))!,
       fresh: (slot, key) => {

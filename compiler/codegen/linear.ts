@@ -2,8 +2,9 @@
 //
 // Weights are packed at compile time (packLinearWeight) in groups of 4 output rows: for each
 // 4-wide chunk of K, the 4 rows' chunks follow each other (64 bytes), then each row's K % 4
-// tail. A GEMV (decode) then reads every weight exactly once as one sequential stream, and a
-// GEMM tile reuses each loaded weight vector for 2 rows of x.
+// tail; f32 weights of K > 512 in K panels of at most 512, each panel all groups. A GEMV
+// (decode) then reads every weight exactly once as one sequential stream, and a GEMM tile
+// reuses each loaded weight vector for 2 rows of x.
 //
 // K and N are compile-time constants: every loop bound except `rows` is constant, tails are
 // unrolled, row offsets are load immediates. Rows are processed in chunks of ROW_BLOCK so
@@ -24,21 +25,63 @@ const ROW_BLOCK = 64;
 // 45 GFLOP/s, against 25 for 3×4 and 4×4 tiles, which run out of the 16 xmm registers.
 const TILE_ROWS = 2;
 
+// f32 weights are cut along K into panels of at most PANEL k's, stored one after the other (each
+// panel all groups), and a GEMV runs panel by panel, keeping the partial sums in its output.
+// Its weights are still one sequential stream, and the x panel it reads again for every group
+// (2 KiB) stays in L1. Measured here against a plain v128 read of the same 250 MB: K = 2048
+// read whole 0.74-0.86 of it, in 512-wide pieces 0.91-0.98; K = 768 whole 0.87-0.94, in halves
+// 0.95-0.96.
+const PANEL = 512;
+// calls of at most this many rows run panel by panel (see linearKernel)
+const STREAM_ROWS = 4;
+// Panels start SKEW_PERIOD apart plus one group's panel (padding added): a GEMM reads a group's
+// panels together, and panels a multiple of 64 KiB apart would share the sets of the 16-way
+// 1 MiB L2 (GEMM K=768 N=768: 3% slower than N=772 without the padding)
+const SKEW_PERIOD = 65536 / 4;
+
+/** A range [k0, k0 + size) of K that a kernel reads in one pass over the output groups, stored from float `at` of the packed weight. */
+export interface Panel {
+  k0: number;
+  size: number;
+  at: number;
+  index: number;
+  last: boolean;
+}
+
+/** The panels of an f32 weight [N, K]: one if K ≤ PANEL or K % 8 ≠ 0, else equal sizes, multiples of 8, each (but the first) starting `stride` floats after the one before. */
+export function linearPanels(N: number, K: number): Panel[] {
+  const size = K <= PANEL || K % 8 !== 0 ? K : Math.ceil(K / Math.ceil(K / PANEL) / 8) * 8;
+  const stride = panelStride(N, size);
+  const out: Panel[] = [];
+  for (let k0 = 0, index = 0; k0 < K; k0 += size, index++) out.push({ k0, size: Math.min(size, K - k0), at: index * stride, index, last: k0 + size >= K });
+  return out;
+}
+/** Floats from one panel of `size` k's to the next: its groups, then padding to one group's panel past a multiple of SKEW_PERIOD. */
+export const panelStride = (N: number, size: number) => {
+  const R = GROUP * size, all = linearUnits(N) * R;
+  return all + ((((R - all) % SKEW_PERIOD) + SKEW_PERIOD) % SKEW_PERIOD);
+};
+
 /** Packs w[N, K] (row-major) into the kernel layout; rows past N in the last group are zero. */
 export function packLinearWeight(w: Float32Array, N: number, K: number): Float32Array {
   const K4 = K - (K % 4), Kt = K % 4;
   const groups = Math.ceil(N / GROUP);
-  const out = new Float32Array(groups * GROUP * K);
-  for (let n = 0; n < N; n++) {
-    const g = n >> 2, j = n & 3, base = g * GROUP * K, src = n * K;
-    // row n's 4-wide chunks go 16 floats apart (an unrolled copy: this runs over every weight)
-    for (let k = 0, at = base + j * 4; k < K4; k += 4, at += 16) {
-      out[at] = w[src + k];
-      out[at + 1] = w[src + k + 1];
-      out[at + 2] = w[src + k + 2];
-      out[at + 3] = w[src + k + 3];
+  const panels = linearPanels(N, K), lastP = panels[panels.length - 1];
+  const out = new Float32Array(lastP.at + groups * GROUP * lastP.size);
+  for (const { k0, size, at: from } of panels) {
+    const end = Math.min(k0 + size, K4);
+    for (let n = 0; n < N; n++) {
+      const g = n >> 2, j = n & 3, base = from + GROUP * g * size, src = n * K;
+      // row n's 4-wide chunks go 16 floats apart (an unrolled copy: this runs over every weight)
+      for (let k = k0, at = base + j * 4; k < end; k += 4, at += 16) {
+        out[at] = w[src + k];
+        out[at + 1] = w[src + k + 1];
+        out[at + 2] = w[src + k + 2];
+        out[at + 3] = w[src + k + 3];
+      }
+      // (a K % 4 tail: one panel only)
+      for (let t = 0; t < Kt; t++) out[base + 4 * K4 + j * Kt + t] = w[src + K4 + t];
     }
-    for (let t = 0; t < Kt; t++) out[base + 4 * K4 + j * Kt + t] = w[src + K4 + t];
   }
   return out;
 }
@@ -135,7 +178,12 @@ export interface LinearEpilogue {
   ln?: boolean;
   /** A tensor [rows, N] added last. */
   residual: boolean;
+  /** Gated f32 kernels of more than one panel: where the gate's partial sums wait (gateSumsBytes). */
+  gateSumsAt?: number;
 }
+
+/** Bytes of a gated f32 kernel's partial gate sums ([ROW_BLOCK rows, N], at most `rows`), 0 if K is one panel. */
+export const gateSumsBytes = (K: number, N: number, rows: number) => (linearPanels(N, K).length > 1 ? Math.min(ROW_BLOCK, rows) * N * 4 : 0);
 const ZERO = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 const bytesOf = (v: number) => [v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff];
 const i32x4Const = (v: number) => [0, 1, 2, 3].flatMap(() => bytesOf(v));
@@ -151,11 +199,14 @@ export interface QuantScratch {
  * addresses): calls of at most intRows rows take integer dot products on x rows quantized by
  * quantize_rows_q8, larger calls dequantize each weight group once per row block.
  */
-export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual, gated = false, normAt, ln = false }: LinearEpilogue, quant?: WeightScheme, addrs?: QuantScratch, intRows = integerRows({ quant }, K)): string {
+export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual, gated = false, normAt, ln = false, gateSumsAt }: LinearEpilogue, quant?: WeightScheme, addrs?: QuantScratch, intRows = integerRows({ quant }, K)): string {
   if (quant && K % Q8_BLOCK) throw new Error(`${quant} needs K a multiple of ${Q8_BLOCK}, got ${K}`);
   if (quant && !addrs) throw new Error("internal: a quantized kernel needs its scratch addresses");
   if (gated && (bias || !act || (!quant && K % 4))) throw new Error("internal: a gated kernel has an activation, no bias, and K a multiple of 4");
   if (ln && (gated || !bias || normAt === undefined)) throw new Error("internal: a fused LayerNorm needs a plain linear with its [2, N] bias and the factors' address");
+  // quantized weights (and their dequantized groups) are read whole
+  const panels = quant ? [{ k0: 0, size: K, at: 0, index: 0, last: true }] : linearPanels(N, K);
+  if (gated && panels.length > 1 && gateSumsAt === undefined) throw new Error("internal: a gated kernel of several panels needs its gate sums' scratch");
   const name = `${gated ? "gated" : "linear"}_k${K}_n${N}${normAt !== undefined ? (ln ? "_ln" : "_rms") : ""}${quant ? `_${quant}${intRows === integerRows({ quant }, K) ? "" : `_i${intRows}`}` : ""}${bias ? "_bias" : ""}${act ? `_${act}` : ""}${residual ? "_res" : ""}`;
   return wm.ensure(name, () => {
     const m = wm.m;
@@ -395,7 +446,7 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
      * quantized), f32 on dequantized weights in the thread's buffer (`dq`), or plain f32.
      * Needs K % 4 = 0 or quantized weights.
      */
-    const sums = (rowsT: number, cols: number, weights: number, into: (i: number) => number, dq: boolean): Expr[] => {
+    const sums = (rowsT: number, cols: number, weights: number, into: (i: number) => number, dq: boolean, panel: Panel | "all"): Expr[] => {
       if (quant && !dq) {
         const body: Expr[] = [m.local.set(PW, m.i32.add(get(weights), m.i32.mul(get(G), wm.c32(groupBytes))))];
         // one accumulator a row, lane j = output j (rows past N in the last group are zero codes)
@@ -405,9 +456,15 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
         for (let i = 0; i < rowsT; i++) body.push(m.local.set(into(i), get(ACC + i, v128)));
         return body;
       }
-      // the gated kernel's second weights (in the bias slot) dequantize after the first's group
-      const at = dq ? m.i32.add(get(DQ), wm.c32(weights === W ? 0 : GROUP * K * 4)) : m.i32.add(get(weights), m.i32.mul(get(G), wm.c32(groupBytes)));
-      const body: Expr[] = [m.local.set(PW, at), ...floatTile(rowsT, cols, `${weights}${dq ? "d" : ""}`)];
+      const body: Expr[] = [];
+      for (let a = 0; a < rowsT * cols; a++) body.push(m.local.set(ACC + a, m.v128.const(ZERO)));
+      // "all": the panels one after the other into the same accumulators
+      for (const p of panel === "all" ? panels : [panel]) {
+        // the gated kernel's second weights (in the bias slot) dequantize after the first's group
+        // (group G's piece of panel p)
+        const at = dq ? m.i32.add(get(DQ), wm.c32(weights === W ? 0 : GROUP * K * 4)) : m.i32.add(get(weights), m.i32.add(wm.c32(p.at * 4), m.i32.mul(get(G), wm.c32(GROUP * p.size * 4))));
+        body.push(m.local.set(PW, at), ...floatTile(rowsT, cols, `${weights}${dq ? "d" : ""}p${p.index}${panel === "all" ? "a" : ""}`, p));
+      }
       // the lane sums of each row's accumulators (a partial group's missing outputs read as zero)
       for (let i = 0; i < rowsT; i++) {
         const accs = [0, 1, 2, 3].map((j) => (j < cols ? ACC + i * cols + j : DOT + j));
@@ -417,16 +474,16 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
       return body;
     };
 
-    /** The f32 accumulation of rowsT rows (f32 x at PX) × cols outputs of the f32 group at PW: ACC + i·cols + j. */
-    const floatTile = (rowsT: number, cols: number, tag: string): Expr[] => {
+    /** Adds rowsT rows (f32 x at PX) × cols outputs of the f32 group's panel at PW to the accumulators ACC + i·cols + j. */
+    const floatTile = (rowsT: number, cols: number, tag: string, { k0, size }: Panel): Expr[] => {
+      const K4 = Math.min(k0 + size, K - Kt) - k0;
       const acc = (i: number, j: number) => ACC + i * cols + j;
       const body: Expr[] = [];
-      for (let a = 0; a < rowsT * cols; a++) body.push(m.local.set(ACC + a, m.v128.const(ZERO)));
       // one k-chunk (16 bytes of x per row) at byte offset kb + 16·c of x
       const chunk = (c: number): Expr[] => {
         const kb = () => get(KB);
         const out: Expr[] = [];
-        for (let i = 0; i < rowsT; i++) out.push(m.local.set(XV + i, m.v128.load(i * K * 4 + 16 * c, 4, m.i32.add(get(PX), kb()))));
+        for (let i = 0; i < rowsT; i++) out.push(m.local.set(XV + i, m.v128.load(i * K * 4 + k0 * 4 + 16 * c, 4, m.i32.add(get(PX), kb()))));
         for (let j = 0; j < cols; j++) {
           // the chunk at x byte offset kb sits at 4·kb in the group, row j 16 bytes further
           out.push(m.local.set(WV, m.v128.load(j * 16 + 64 * c, 4, m.i32.add(get(PW), m.i32.shl(kb(), wm.c32(2))))));
@@ -444,16 +501,17 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
     };
 
     /** rowsT rows of x (from R) × cols outputs of group G (dq: on the dequantized group). */
-    const tile = (rowsT: number, cols: number, dq: boolean): Expr => {
+    const tile = (rowsT: number, cols: number, dq: boolean, panel: Panel | "all"): Expr => {
       const intPath = quant !== undefined && !dq;
       // the integer path reads the rows quantize_rows_q8 wrote to the scratch area
       const xBase = intPath ? wm.c32(addrs!.xq) : get(X);
       const body: Expr[] = [m.local.set(PX, m.i32.add(xBase, m.i32.mul(get(R), wm.c32(intPath ? rowBytesQ : K * 4))))];
-      if (gated) body.push(...sums(rowsT, cols, W, (i) => GATE + i, dq), ...sums(rowsT, cols, B, (i) => ROWV + i, dq));
-      else if (quant || Kt === 0) body.push(...sums(rowsT, cols, W, (i) => ROWV + i, dq));
+      if (gated) body.push(...sums(rowsT, cols, W, (i) => GATE + i, dq, panel), ...sums(rowsT, cols, B, (i) => ROWV + i, dq, panel));
+      else if (quant || Kt === 0) body.push(...sums(rowsT, cols, W, (i) => ROWV + i, dq, panel));
       else {
         // K % 4 tail: scalar sums per output
-        body.push(m.local.set(PW, m.i32.add(get(W), m.i32.mul(get(G), wm.c32(groupBytes)))), ...floatTile(rowsT, cols, "t"));
+        for (let a = 0; a < rowsT * cols; a++) body.push(m.local.set(ACC + a, m.v128.const(ZERO)));
+        body.push(m.local.set(PW, m.i32.add(get(W), m.i32.mul(get(G), wm.c32(groupBytes)))), ...floatTile(rowsT, cols, "t", panels[0]));
         const acc = (i: number, j: number) => ACC + i * cols + j;
         for (let i = 0; i < rowsT; i++)
           for (let j = 0; j < cols; j++) {
@@ -469,19 +527,42 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
           }
         return m.block(null, body);
       }
+      if (panel !== "all" && panels.length > 1) {
+        // the panels before this one left their sums in out (the gate's in the scratch): add
+        // them; all but the last panel leave theirs
+        const partials: [number, () => Expr][] = [[ROWV, () => at(OUT)], ...(gated ? [[GATE, gateAt] as [number, () => Expr]] : [])];
+        for (let i = 0; i < rowsT; i++)
+          for (const [l, addr] of partials) {
+            if (panel.index > 0) body.push(m.local.set(l + i, m.f32x4.add(get(l + i, v128), loadLanes(i * N * 4, addr, cols))));
+            if (!panel.last) body.push(...storeLanes(i * N * 4, addr, l + i, cols));
+          }
+        if (!panel.last) return m.block(null, body);
+      }
       for (let i = 0; i < rowsT; i++) body.push(...epilogue(i, ROWV + i, cols));
       return m.block(null, body);
     };
+    // a gated kernel's partial gate sums of rows R.. (from the row block's start RB), group G
+    const gateAt = () => m.i32.add(wm.c32(gateSumsAt ?? 0), m.i32.shl(m.i32.add(m.i32.mul(m.i32.sub(get(R), get(RB)), wm.c32(N)), m.i32.shl(get(G), wm.c32(2))), wm.c32(2)));
+    /** The first `cols` f32 at addr + offset as a vector (the others zero), and a vector's first `cols` lanes stored there. */
+    const loadLanes = (offset: number, addr: () => Expr, cols: number): Expr => {
+      if (cols === GROUP) return m.v128.load(offset, 4, addr());
+      let v = m.v128.const(ZERO);
+      for (let j = 0; j < cols; j++) v = m.f32x4.replace_lane(v, j, m.f32.load(offset + 4 * j, 4, addr()));
+      return v;
+    };
+    const storeLanes = (offset: number, addr: () => Expr, l: number, cols: number): Expr[] =>
+      cols === GROUP ? [m.v128.store(offset, 4, addr(), get(l, v128))] : Array.from({ length: cols }, (_, j) => m.f32.store(offset + 4 * j, 4, addr(), m.f32x4.extract_lane(get(l, v128), j)));
 
     /** All rows of the current row block against output group G (cols valid outputs). */
-    const rowsOfGroup = (cols: number): Expr[] => {
+    const rowsOfGroup = (cols: number, panel: Panel | "all" = "all"): Expr[] => {
+      const tag = `${cols}p${panel === "all" ? "a" : panel.index}`;
       const rowsLoops = (dq: boolean) => [
-        wm.loop(`r${TILE_ROWS}x${cols}${dq ? "d" : ""}`, R, get(RB), () => m.i32.sub(get(REND), wm.c32(TILE_ROWS - 1)), TILE_ROWS, [tile(TILE_ROWS, cols, dq)]),
-        wm.loop(`r1x${cols}${dq ? "d" : ""}`, R, get(R), () => get(REND), 1, [tile(1, cols, dq)]),
+        wm.loop(`r${TILE_ROWS}x${tag}${dq ? "d" : ""}`, R, get(RB), () => m.i32.sub(get(REND), wm.c32(TILE_ROWS - 1)), TILE_ROWS, [tile(TILE_ROWS, cols, dq, panel)]),
+        wm.loop(`r1x${tag}${dq ? "d" : ""}`, R, get(R), () => get(REND), 1, [tile(1, cols, dq, panel)]),
       ];
       if (!quant) return rowsLoops(false);
       // few rows: integer dot products; more: dequantize the group once for the row block, f32 tiles
-      const dequantized = [dequantize(quant, W, 0, `${cols}`), ...(gated ? [dequantize(quant, B, GROUP * K * 4, `${cols}`)] : []), ...rowsLoops(true)];
+      const dequantized = [dequantize(quant, W, 0, tag), ...(gated ? [dequantize(quant, B, GROUP * K * 4, tag)] : []), ...rowsLoops(true)];
       return [m.if(m.i32.le_s(get(ROWS), wm.c32(intRows)), m.block(null, rowsLoops(false)), m.block(null, dequantized))];
     };
 
@@ -490,8 +571,19 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
       m.local.set(REND, m.select(m.i32.lt_s(m.i32.add(get(RB), wm.c32(ROW_BLOCK)), get(ROWS)), m.i32.add(get(RB), wm.c32(ROW_BLOCK)), get(ROWS))),
     ];
     // full groups in [from, min(to, full)), then the partial group if it is in range
-    if (full > 0) perBlock.push(wm.loop("g", G, get(G0), () => m.select(m.i32.lt_s(get(G1), wm.c32(full)), get(G1), wm.c32(full)), 1, rowsOfGroup(4)));
-    if (part > 0) perBlock.push(m.if(m.i32.gt_s(get(G1), wm.c32(full)), m.block(null, [m.local.set(G, wm.c32(full)), ...rowsOfGroup(part)])));
+    const groups = (panel: Panel | "all"): Expr[] => {
+      const tag = panel === "all" ? "a" : panel.index;
+      return [
+        ...(full > 0 ? [wm.loop(`g${tag}`, G, get(G0), () => m.select(m.i32.lt_s(get(G1), wm.c32(full)), get(G1), wm.c32(full)), 1, rowsOfGroup(4, panel))] : []),
+        ...(part > 0 ? [m.if(m.i32.gt_s(get(G1), wm.c32(full)), m.block(null, [m.local.set(G, wm.c32(full)), ...rowsOfGroup(part, panel)]))] : []),
+      ];
+    };
+    // f32 weights of several panels: calls of few rows (decode) go panel by panel over all
+    // groups, so that x's panel stays in L1 while the weights stream; more rows (the weights are
+    // reused from cache) group by group, each row's panels summed in registers (prefill:
+    // 3% faster on the LLaMA shape than panel by panel)
+    if (panels.length === 1) perBlock.push(...groups("all"));
+    else perBlock.push(m.if(m.i32.le_s(get(ROWS), wm.c32(STREAM_ROWS)), m.block(null, panels.flatMap(groups)), m.block(null, groups("all"))));
     const body = m.block(null, [
       // this thread's dequantization buffer
       ...(quant ? [m.local.set(DQ, m.i32.add(wm.c32(addrs!.dq), m.i32.mul(get(TID), wm.c32(dequantBytes(K)))))] : []),

@@ -6,7 +6,7 @@ import { type OpKind, ropeTable } from "../../ir/ops.js";
 import { integerRows } from "../../ir/quant.js";
 import { bucketTable } from "../../ir/relpos.js";
 import type { Node, QuantScheme } from "../../ir/types.js";
-import { type QuantScratch, linearKernel, linearUnits } from "./linear.js";
+import { type QuantScratch, gateSumsBytes, linearKernel, linearPanels, linearUnits, panelStride } from "./linear.js";
 import type { Expr, WasmModule } from "./wasm.js";
 
 export interface LowerCtx {
@@ -32,6 +32,8 @@ export interface LowerCtx {
   cache(id: number): { k: number; v: number };
   /** Scratch of the quantized matrix kernels: x rows quantized to q8_0, per-thread dequantized weights. */
   quantScratch(): QuantScratch;
+  /** Where gated f32 kernels of several panels keep their partial gate sums. */
+  gateScratch(): number;
   /** Address of the per-row RMSNorm factors of a kernel with a fused RMSNorm. */
   rmsScratch(): number;
   /** Address of decode attention's per-chunk partial results (attentionPartBytes for the largest attention). */
@@ -102,7 +104,14 @@ export const lowerings = {
   input: () => [],
   param: () => [],
   positions: (c, n) => [c.wm.callLib("positions", [c.ptr(n.id), c.rows(n.id), c.past()])],
-  embedding: (c, n) => [c.wm.callLib(c.packed(n.args[0]) ? "embedding_packed" : "embedding", [c.ptr(n.args[0]), c.ptr(n.args[1]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id))])],
+  embedding: (c, n) => {
+    const args = [c.ptr(n.args[0]), c.ptr(n.args[1]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id))];
+    if (!c.packed(n.args[0])) return [c.wm.callLib("embedding", args)];
+    // (a table that is also a linear's weight: its packed layout, panels and groups of 4 rows)
+    const [V, D] = c.node(n.args[0]).type.shape as number[];
+    const size = linearPanels(V, D)[0].size;
+    return [c.wm.callLib("embedding_packed", [...args, c.wm.c32(size), c.wm.c32(panelStride(V, size))])];
+  },
   linear: (c, n) => {
     const [x, w, ...rest] = n.args;
     const residual = n.attrs.residual ? rest.pop() : undefined;
@@ -118,7 +127,8 @@ export const lowerings = {
     const [N, K] = c.node(wg).type.shape as number[];
     const quant = c.node(wg).attrs.quant as QuantScheme | undefined;
     if (c.node(wu).attrs.quant !== quant) throw new Error(`internal: gated_linear %${n.id} has weights of two schemes`);
-    const fn = linearKernel(c.wm, K, N, { bias: false, act: n.attrs.act as string, residual: false, gated: true, normAt: normAt(c, n) }, quant, quant && c.quantScratch(), integerRows(n.attrs, K));
+    const gateSumsAt = !quant && gateSumsBytes(K, N, 1) ? c.gateScratch() : undefined;
+    const fn = linearKernel(c.wm, K, N, { bias: false, act: n.attrs.act as string, residual: false, gated: true, normAt: normAt(c, n), gateSumsAt }, quant, quant && c.quantScratch(), integerRows(n.attrs, K));
     // the up projection's weights ride in the bias slot
     return [...rowNorm(c, n, x, K), ...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(wg), c.packedWeight(wu), c.wm.c32(0), c.ptr(n.id), c.rows(n.id)], linearUnits(N), 2 * N * K)];
   },

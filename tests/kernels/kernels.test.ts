@@ -106,6 +106,21 @@ describe("linear across row blocks", () => {
       }));
 });
 
+describe("linear in K panels (f32 weights of K > 512)", () => {
+  // K 520: panels of 264 + 256; 1032: 3 × 344. Tails in N; row counts past a row block (64)
+  it("K=520 N=7 bias gelu residual rows=3+1", () =>
+    check(5200, (c) => c.b.add("linear", [c.act(520, 0.3), c.param([7, 520], 0.3), c.param([7]), c.act(7)], { act: "gelu", residual: true }), [3, 1]));
+  it("K=1032 N=9 bias rows=70+1", () =>
+    check(10320, (c) => c.b.add("linear", [c.act(1032, 0.3), c.param([9, 1032], 0.3), c.param([9])]), [70, 1], 160));
+  it("a table read by embedding and linear (tied, stored packed only) K=520 N=50 rows=3+1", () =>
+    check(5201, (c) => {
+      const t = c.param([50, 520], 0.3); // (the check draws ids below 50)
+      return c.b.add("linear", [c.b.add("embedding", [t, c.ids]), t]);
+    }, [3, 1]));
+  it("gated_linear K=528 N=6 rows=66+2+1", () =>
+    check(5280, (c) => c.b.add("gated_linear", [c.act(528, 0.3), c.param([6, 528], 0.3), c.param([6, 528], 0.3)], { act: "silu" }), [66, 2, 1], 160));
+});
+
 describe("rope", () => {
   for (const [hd, heads, calls] of [[2, 1, [1]], [10, 3, [4, 1]], [6, 2, [7, 2]], [16, 2, [3]]] as const)
     it(`head_dim=${hd} heads=${heads} rows=${calls.join("+")}`, () =>

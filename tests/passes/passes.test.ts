@@ -263,7 +263,7 @@ describe("fuse-ffn: gated FFNs", () => {
   it("fused, unfused and the interpreter agree on random gated FFNs (f32, int8, int4; tails; several row counts)", async () => {
     const { compileInMemory } = await import("../helpers.js");
     const { quantizeWeights } = await import("../../compiler/passes/quantize-weights.js");
-    for (const [K, N, quant] of [[4, 8, undefined], [12, 13, undefined], [32, 9, "int8"], [64, 6, "int4"], [32, 4, "int4"]] as const) {
+    for (const [K, N, quant] of [[4, 8, undefined], [12, 13, undefined], [520, 7, undefined], [32, 9, "int8"], [64, 6, "int4"], [32, 4, "int4"]] as const) {
       const p = program(dedent(`
         graph forward {
           %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
@@ -412,7 +412,7 @@ describe("fuse-norm", () => {
   it("fused, unfused and the interpreter agree (f32, int8 decode and prefill paths, gated)", async () => {
     const { compileInMemory } = await import("../helpers.js");
     const { quantizeWeights } = await import("../../compiler/passes/quantize-weights.js");
-    for (const [K, N, quant] of [[12, 9, undefined], [32, 8, undefined], [64, 12, "int8"], [32, 5, "int4"]] as const) {
+    for (const [K, N, quant] of [[12, 9, undefined], [32, 8, undefined], [528, 9, undefined], [64, 12, "int8"], [32, 5, "int4"]] as const) {
       const p = program(dedent(`
         ${rmsnormHead(K)}
           %5 = param() {name="w", shape=[${N},${K}]} : f32[${N},${K}]
@@ -480,7 +480,8 @@ describe("fuse-norm", () => {
   });
   it("LayerNorm: fused, unfused and the interpreter agree (tails of K and N, bias, act, residual, rows 1..40; threads: tests/threads.test.ts on GPT-2)", async () => {
     const { compileInMemory } = await import("../helpers.js");
-    for (const [K, N] of [[12, 9], [10, 4], [64, 24], [36, 7]] as const) {
+    // (K = 520: f32 weights read in two K panels)
+    for (const [K, N] of [[12, 9], [10, 4], [64, 24], [36, 7], [520, 9]] as const) {
       const p = program(dedent(`
         graph forward {
           %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]

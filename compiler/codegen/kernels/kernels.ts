@@ -22,15 +22,23 @@ export function embedding(table: usize, ids: usize, out: usize, rows: i32, D: i3
   }
 }
 
-/** embedding() over a table stored in the packed matrix layout (see compiler/codegen/linear.ts). */
-export function embedding_packed(table: usize, ids: usize, out: usize, rows: i32, D: i32): void {
+/**
+ * embedding() over a table stored in the packed matrix layout (see compiler/codegen/linear.ts):
+ * panels of `panel` columns (the last may be shorter; a D % 4 tail only when panel = D), `stride`
+ * floats apart, each all groups of 4 rows, each group 4-column chunks of its 4 rows.
+ */
+export function embedding_packed(table: usize, ids: usize, out: usize, rows: i32, D: i32, panel: i32, stride: i32): void {
   const D4 = D & ~3, Dt = D - D4;
   for (let r = 0; r < rows; r++) {
     const id = load<i32>(ids + (<usize>r << 2));
-    const base = table + (<usize>((id >> 2) * 4 * D) << 2);
-    const j = id & 3;
+    const g = id >> 2, j = id & 3;
     const po = out + (<usize>(r * D) << 2);
-    for (let k = 0; k < D4; k += 4) v128.store(po + (<usize>k << 2), v128.load(base + (<usize>(k * 4 + j * 4) << 2)));
+    for (let k0 = 0, q = 0; k0 < D4; k0 += panel, q++) {
+      const size = min(panel, D - k0), end = min(size, D4 - k0);
+      const base = table + (<usize>(q * stride + 4 * g * size + 4 * j) << 2);
+      for (let k = 0; k < end; k += 4) v128.store(po + (<usize>(k0 + k) << 2), v128.load(base + (<usize>(k * 4) << 2)));
+    }
+    const base = table + (<usize>(g * 4 * D) << 2);
     for (let t = 0; t < Dt; t++) setf32(po, D4 + t, f32at(base, 4 * D4 + j * Dt + t));
   }
 }
