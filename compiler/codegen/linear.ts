@@ -106,7 +106,9 @@ const ROWV = 47, GATE = 49;
 const DQ = 51;
 // q4_1: the block's 4 minimums
 const MM = 52;
-const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(16).fill(v128), i32, f32, f32, ...Array<number>(16).fill(v128), i32, v128];
+// single-row f32 calls: the second group's weights, the pair step, the pairs, the groups
+const PW2 = 53, T = 54, HALF = 55, NG = 56;
+const LOCALS = [...Array<number>(7).fill(i32), ...Array<number>(16).fill(v128), i32, f32, f32, ...Array<number>(16).fill(v128), i32, v128, ...Array<number>(4).fill(i32)];
 
 /** Threads a kernel may run on (each has its own dequantization buffer). */
 export const MAX_THREADS = 16;
@@ -527,18 +529,54 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
           }
         return m.block(null, body);
       }
-      if (panel !== "all" && panels.length > 1) {
-        // the panels before this one left their sums in out (the gate's in the scratch): add
-        // them; all but the last panel leave theirs
-        const partials: [number, () => Expr][] = [[ROWV, () => at(OUT)], ...(gated ? [[GATE, gateAt] as [number, () => Expr]] : [])];
-        for (let i = 0; i < rowsT; i++)
-          for (const [l, addr] of partials) {
-            if (panel.index > 0) body.push(m.local.set(l + i, m.f32x4.add(get(l + i, v128), loadLanes(i * N * 4, addr, cols))));
-            if (!panel.last) body.push(...storeLanes(i * N * 4, addr, l + i, cols));
-          }
-        if (!panel.last) return m.block(null, body);
+      for (let i = 0; i < rowsT; i++) body.push(...finish(i, ROWV + i, cols, panel));
+      return m.block(null, body);
+    };
+    /**
+     * Row R + i's sums of group G (in local `sums`; gated: and GATE + i) after `panel`: with
+     * panels before it, their sums (left in out, the gate's in the scratch) are added; all but
+     * the last panel leave the sums there, the last one runs the epilogue.
+     */
+    const finish = (i: number, sums: number, cols: number, panel: Panel | "all"): Expr[] => {
+      if (panel === "all" || panels.length === 1) return epilogue(i, sums, cols);
+      const body: Expr[] = [];
+      const partials: [number, () => Expr][] = [[sums, () => at(OUT)], ...(gated ? [[GATE + i, gateAt] as [number, () => Expr]] : [])];
+      for (const [l, addr] of partials) {
+        if (panel.index > 0) body.push(m.local.set(l, m.f32x4.add(get(l, v128), loadLanes(i * N * 4, addr, cols))));
+        if (!panel.last) body.push(...storeLanes(i * N * 4, addr, l, cols));
       }
-      for (let i = 0; i < rowsT; i++) body.push(...epilogue(i, ROWV + i, cols));
+      return panel.last ? [...body, ...epilogue(i, sums, cols)] : body;
+    };
+
+    /**
+     * A single row (decode) × two groups of `panel` at once, G0 + T and G0 + HALF + T: two weight
+     * streams read side by side, each x vector loaded once for both. One stream of v128 loads
+     * reads 25-29 GB/s here, two 28-32 (the same 256 MB). The sums are those of the 1-row tile
+     * (same accumulation order), so a group's outputs do not depend on its pairing.
+     */
+    const pairTile = (panel: Panel): Expr => {
+      const { k0, size } = panel;
+      const group = (G: Expr) => m.i32.add(get(W), m.i32.add(wm.c32(panel.at * 4), m.i32.mul(G, wm.c32(GROUP * size * 4))));
+      const body: Expr[] = [
+        m.local.set(R, get(RB)),
+        m.local.set(PX, m.i32.add(get(X), m.i32.mul(get(R), wm.c32(K * 4)))),
+        m.local.set(PW, group(m.i32.add(get(G0), get(T)))),
+        m.local.set(PW2, group(m.i32.add(m.i32.add(get(G0), get(HALF)), get(T)))),
+      ];
+      for (let a = 0; a < 2 * GROUP; a++) body.push(m.local.set(ACC + a, m.v128.const(ZERO)));
+      const chunk = (c: number): Expr[] => {
+        const out: Expr[] = [m.local.set(XV, m.v128.load(k0 * 4 + 16 * c, 4, m.i32.add(get(PX), get(KB))))];
+        for (const [h, pw] of [[0, PW], [1, PW2]])
+          for (let j = 0; j < GROUP; j++) {
+            out.push(m.local.set(WV, m.v128.load(j * 16 + 64 * c, 4, m.i32.add(get(pw), m.i32.shl(get(KB), wm.c32(2))))));
+            out.push(m.local.set(ACC + 4 * h + j, wm.madd(get(XV, v128), get(WV, v128), get(ACC + 4 * h + j, v128))));
+          }
+        return out;
+      };
+      body.push(wm.loop(`pk${panel.index}`, KB, wm.c32(0), size * 4, 32, [...chunk(0), ...chunk(1)]));
+      body.push(...reduce4([ACC, ACC + 1, ACC + 2, ACC + 3], ROWV, addF), ...reduce4([ACC + 4, ACC + 5, ACC + 6, ACC + 7], ROWV + 1, addF));
+      body.push(m.local.set(G, m.i32.add(get(G0), get(T))), ...finish(0, ROWV, GROUP, panel));
+      body.push(m.local.set(G, m.i32.add(m.i32.add(get(G0), get(HALF)), get(T))), ...finish(0, ROWV + 1, GROUP, panel));
       return m.block(null, body);
     };
     // a gated kernel's partial gate sums of rows R.. (from the row block's start RB), group G
@@ -554,8 +592,8 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
       cols === GROUP ? [m.v128.store(offset, 4, addr(), get(l, v128))] : Array.from({ length: cols }, (_, j) => m.f32.store(offset + 4 * j, 4, addr(), m.f32x4.extract_lane(get(l, v128), j)));
 
     /** All rows of the current row block against output group G (cols valid outputs). */
-    const rowsOfGroup = (cols: number, panel: Panel | "all" = "all"): Expr[] => {
-      const tag = `${cols}p${panel === "all" ? "a" : panel.index}`;
+    const rowsOfGroup = (cols: number, panel: Panel | "all" = "all", suffix = ""): Expr[] => {
+      const tag = `${cols}p${panel === "all" ? "a" : panel.index}${suffix}`;
       const rowsLoops = (dq: boolean) => [
         wm.loop(`r${TILE_ROWS}x${tag}${dq ? "d" : ""}`, R, get(RB), () => m.i32.sub(get(REND), wm.c32(TILE_ROWS - 1)), TILE_ROWS, [tile(TILE_ROWS, cols, dq, panel)]),
         wm.loop(`r1x${tag}${dq ? "d" : ""}`, R, get(R), () => get(REND), 1, [tile(1, cols, dq, panel)]),
@@ -582,8 +620,23 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
     // groups, so that x's panel stays in L1 while the weights stream; more rows (the weights are
     // reused from cache) group by group, each row's panels summed in registers (prefill:
     // 3% faster on the LLaMA shape than panel by panel)
-    if (panels.length === 1) perBlock.push(...groups("all"));
-    else perBlock.push(m.if(m.i32.le_s(get(ROWS), wm.c32(STREAM_ROWS)), m.block(null, panels.flatMap(groups)), m.block(null, groups("all"))));
+    // a single row of a plain f32 linear: full groups in pairs (pairTile), then the odd one and
+    // the partial group as above
+    const pairs = (panel: Panel): Expr[] => {
+      const end = () => m.select(m.i32.lt_s(get(G1), wm.c32(full)), get(G1), wm.c32(full));
+      return [
+        m.local.set(NG, m.i32.sub(end(), get(G0))),
+        m.local.set(HALF, m.i32.shr_s(get(NG), wm.c32(1))),
+        wm.loop(`pp${panel.index}`, T, wm.c32(0), () => get(HALF), 1, [pairTile(panel)]),
+        m.if(m.i32.and(get(NG), wm.c32(1)), m.block(null, [m.local.set(G, m.i32.sub(end(), wm.c32(1))), ...rowsOfGroup(4, panel, "o")])),
+        ...(part > 0 ? [m.if(m.i32.gt_s(get(G1), wm.c32(full)), m.block(null, [m.local.set(G, wm.c32(full)), ...rowsOfGroup(part, panel, "o")]))] : []),
+      ];
+    };
+    const paired = !quant && !gated && Kt === 0 && panels.every((p) => p.size % 8 === 0) && full > 1;
+    const streamed = (panel: Panel): Expr[] =>
+      paired ? [m.if(m.i32.eq(get(ROWS), wm.c32(1)), m.block(null, pairs(panel)), m.block(null, groups(panel)))] : groups(panel);
+    if (panels.length === 1 && !paired) perBlock.push(...groups("all"));
+    else perBlock.push(m.if(m.i32.le_s(get(ROWS), wm.c32(STREAM_ROWS)), m.block(null, panels.flatMap(streamed)), m.block(null, groups("all"))));
     const body = m.block(null, [
       // this thread's dequantization buffer
       ...(quant ? [m.local.set(DQ, m.i32.add(wm.c32(addrs!.dq), m.i32.mul(get(TID), wm.c32(dequantBytes(K)))))] : []),

@@ -89,6 +89,7 @@ export class WasmModule {
   }
 
   /** Adds a generated function once per name; `build` runs only the first time. */
+  private labels = new Map<string, number>();
   ensure(name: string, build: () => void): string {
     if (!this.generated.has(name)) {
       this.generated.add(name);
@@ -206,6 +207,10 @@ export class WasmModule {
    */
   loop(label: string, i: number, from: Expr, bound: number | (() => Expr), step: number, body: Expr[]): Expr {
     const m = this.m;
+    // labels must be unique within a function: a second loop of the same name gets a suffix
+    const seen = this.labels.get(label) ?? 0;
+    this.labels.set(label, seen + 1);
+    if (seen) label = `${label}.${seen}`;
     const to = () => (typeof bound === "number" ? m.i32.const(bound) : bound());
     return m.block(null, [
       m.local.set(i, from),

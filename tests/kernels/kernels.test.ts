@@ -112,6 +112,11 @@ describe("linear in K panels (f32 weights of K > 512)", () => {
     check(5200, (c) => c.b.add("linear", [c.act(520, 0.3), c.param([7, 520], 0.3), c.param([7]), c.act(7)], { act: "gelu", residual: true }), [3, 1]));
   it("K=1032 N=9 bias rows=70+1", () =>
     check(10320, (c) => c.b.add("linear", [c.act(1032, 0.3), c.param([9, 1032], 0.3), c.param([9])]), [70, 1], 160));
+  // single rows: full groups in pairs (two weight streams), then the odd group and a partial one
+  it("K=520 N=23 bias silu residual rows=1+1+1 (2 pairs, an odd group, 3 outputs)", () =>
+    check(5202, (c) => c.b.add("linear", [c.act(520, 0.3), c.param([23, 520], 0.3), c.param([23]), c.act(23)], { act: "silu", residual: true }), [1, 1, 1]));
+  it("K=64 N=36 rows=1+2+1 (one panel: 4 pairs and an odd group)", () =>
+    check(6436, (c) => c.b.add("linear", [c.act(64), c.param([36, 64]), c.param([36])]), [1, 2, 1]));
   it("a table read by embedding and linear (tied, stored packed only) K=520 N=50 rows=3+1", () =>
     check(5201, (c) => {
       const t = c.param([50, 520], 0.3); // (the check draws ids below 50)
