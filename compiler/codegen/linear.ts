@@ -592,8 +592,8 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
       cols === GROUP ? [m.v128.store(offset, 4, addr(), get(l, v128))] : Array.from({ length: cols }, (_, j) => m.f32.store(offset + 4 * j, 4, addr(), m.f32x4.extract_lane(get(l, v128), j)));
 
     /** All rows of the current row block against output group G (cols valid outputs). */
-    const rowsOfGroup = (cols: number, panel: Panel | "all" = "all", suffix = ""): Expr[] => {
-      const tag = `${cols}p${panel === "all" ? "a" : panel.index}${suffix}`;
+    const rowsOfGroup = (cols: number, panel: Panel | "all" = "all"): Expr[] => {
+      const tag = `${cols}p${panel === "all" ? "a" : panel.index}`;
       const rowsLoops = (dq: boolean) => [
         wm.loop(`r${TILE_ROWS}x${tag}${dq ? "d" : ""}`, R, get(RB), () => m.i32.sub(get(REND), wm.c32(TILE_ROWS - 1)), TILE_ROWS, [tile(TILE_ROWS, cols, dq, panel)]),
         wm.loop(`r1x${tag}${dq ? "d" : ""}`, R, get(R), () => get(REND), 1, [tile(1, cols, dq, panel)]),
@@ -616,10 +616,6 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
         ...(part > 0 ? [m.if(m.i32.gt_s(get(G1), wm.c32(full)), m.block(null, [m.local.set(G, wm.c32(full)), ...rowsOfGroup(part, panel)]))] : []),
       ];
     };
-    // f32 weights of several panels: calls of few rows (decode) go panel by panel over all
-    // groups, so that x's panel stays in L1 while the weights stream; more rows (the weights are
-    // reused from cache) group by group, each row's panels summed in registers (prefill:
-    // 3% faster on the LLaMA shape than panel by panel)
     // a single row of a plain f32 linear: full groups in pairs (pairTile), then the odd one and
     // the partial group as above
     const pairs = (panel: Panel): Expr[] => {
@@ -628,13 +624,16 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
         m.local.set(NG, m.i32.sub(end(), get(G0))),
         m.local.set(HALF, m.i32.shr_s(get(NG), wm.c32(1))),
         wm.loop(`pp${panel.index}`, T, wm.c32(0), () => get(HALF), 1, [pairTile(panel)]),
-        m.if(m.i32.and(get(NG), wm.c32(1)), m.block(null, [m.local.set(G, m.i32.sub(end(), wm.c32(1))), ...rowsOfGroup(4, panel, "o")])),
-        ...(part > 0 ? [m.if(m.i32.gt_s(get(G1), wm.c32(full)), m.block(null, [m.local.set(G, wm.c32(full)), ...rowsOfGroup(part, panel, "o")]))] : []),
+        m.if(m.i32.and(get(NG), wm.c32(1)), m.block(null, [m.local.set(G, m.i32.sub(end(), wm.c32(1))), ...rowsOfGroup(4, panel)])),
+        ...(part > 0 ? [m.if(m.i32.gt_s(get(G1), wm.c32(full)), m.block(null, [m.local.set(G, wm.c32(full)), ...rowsOfGroup(part, panel)]))] : []),
       ];
     };
     const paired = !quant && !gated && Kt === 0 && panels.every((p) => p.size % 8 === 0) && full > 1;
     const streamed = (panel: Panel): Expr[] =>
       paired ? [m.if(m.i32.eq(get(ROWS), wm.c32(1)), m.block(null, pairs(panel)), m.block(null, groups(panel)))] : groups(panel);
+    // calls of few rows (decode) go panel by panel over all groups, so that x's panel stays in
+    // L1 while the weights stream; more rows group by group, the group's panels one after the
+    // other into the same accumulators (its weights stay in cache for all rows of the block)
     if (panels.length === 1 && !paired) perBlock.push(...groups("all"));
     else perBlock.push(m.if(m.i32.le_s(get(ROWS), wm.c32(STREAM_ROWS)), m.block(null, panels.flatMap(streamed)), m.block(null, groups("all"))));
     const body = m.block(null, [
