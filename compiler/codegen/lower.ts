@@ -6,7 +6,7 @@ import { type OpKind, ropeTable } from "../../ir/ops.js";
 import { integerRows } from "../../ir/quant.js";
 import { bucketTable } from "../../ir/relpos.js";
 import type { Node, QuantScheme } from "../../ir/types.js";
-import { type QuantScratch, gateSumsBytes, linearKernel, linearPanels, linearUnits, panelStride } from "./linear.js";
+import { type QuantScratch, linearKernel, linearPanels, linearUnits, panelStride } from "./linear.js";
 import type { Expr, WasmModule } from "./wasm.js";
 
 export interface LowerCtx {
@@ -127,7 +127,7 @@ export const lowerings = {
     const [N, K] = c.node(wg).type.shape as number[];
     const quant = c.node(wg).attrs.quant as QuantScheme | undefined;
     if (c.node(wu).attrs.quant !== quant) throw new Error(`internal: gated_linear %${n.id} has weights of two schemes`);
-    const gateSumsAt = !quant && gateSumsBytes(K, N, 1) ? c.gateScratch() : undefined;
+    const gateSumsAt = !quant && linearPanels(N, K).length > 1 ? c.gateScratch() : undefined;
     const fn = linearKernel(c.wm, K, N, { bias: false, act: n.attrs.act as string, residual: false, gated: true, normAt: normAt(c, n), gateSumsAt }, quant, quant && c.quantScratch(), integerRows(n.attrs, K));
     // the up projection's weights ride in the bias slot
     return [...rowNorm(c, n, x, K), ...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(wg), c.packedWeight(wu), c.wm.c32(0), c.ptr(n.id), c.rows(n.id)], linearUnits(N), 2 * N * K)];
