@@ -20,6 +20,14 @@ export const codes = {
 
   // ---- WF4xx: checkpoints -----------------------------------------------------------------
   WF401: "missing tensor",
+  WF402: "checkpoint not found",
+  WF403: "malformed checkpoint header",
+  WF404: "unknown tensor type",
+  WF405: "tensor shape and size disagree",
+  WF406: "tensor data out of place",
+  WF407: "invalid shard index",
+  WF408: "invalid GGUF metadata",
+  WF409: "unsupported tensor type",
 
   // ---- WF5xx: artifacts -------------------------------------------------------------------
   WF501: "invalid artifact",

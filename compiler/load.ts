@@ -14,14 +14,18 @@ import type { WeightSource } from "./weights/source.js";
 
 export function readText(path: string, what: string): string {
   if (!existsSync(path)) throw new InputError(`${what} '${path}' does not exist`);
-  return readFileSync(path, "utf8");
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    throw new InputError(`${what} '${path}' cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
 }
 
 /** A .gguf file carries its own config (in its metadata) and tensors. */
 const isGguf = (path: string) => path.toLowerCase().endsWith(".gguf") && statSync(path).isFile();
 
 export function readHfConfig(dir: string): Record<string, unknown> {
-  if (!existsSync(dir)) throw new InputError(`weights '${dir}' do not exist`);
+  if (!existsSync(dir)) throw new InputError(`weights '${dir}' do not exist`, undefined, { code: "WF402" });
   if (isGguf(dir)) return ggufConfig(readGgufHeader(dir));
   const path = statSync(dir).isDirectory() ? join(dir, "config.json") : join(dir, "..", "config.json");
   const text = readText(path, "config");
@@ -35,7 +39,7 @@ export function readHfConfig(dir: string): Record<string, unknown> {
 }
 
 export function openWeights(path: string): WeightSource {
-  if (!existsSync(path)) throw new InputError(`weights '${path}' do not exist`);
+  if (!existsSync(path)) throw new InputError(`weights '${path}' do not exist`, undefined, { code: "WF402" });
   return isGguf(path) ? openGguf(path) : openSafetensors(path);
 }
 

@@ -1,5 +1,9 @@
 // Where a compile reads checkpoint tensors from.
 
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { InputError } from "../diagnostics.js";
+
 export interface TensorInfo {
   readonly dtype: string;
   readonly shape: readonly number[];
@@ -13,4 +17,27 @@ export interface WeightSource {
   info(name: string): TensorInfo | undefined;
   /** The tensor converted to float32. */
   read(name: string): Float32Array;
+}
+
+/** A checkpoint file's bytes; a file that cannot be read (a folder, no permission, over 2 GiB) is an input error. */
+export function readCheckpointFile(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "ERR_FS_FILE_TOO_LARGE" ? "larger than 2 GiB" : code === "EISDIR" ? "a folder" : code === "EACCES" ? "permission denied" : String((e as Error).message);
+    throw new InputError(`${basename(path)}: cannot read the checkpoint file (${why})`, undefined, { code: "WF402" });
+  }
+}
+
+/** A name or value from a checkpoint, quoted for a one-line message: control characters escaped, long text cut. */
+export function quoted(s: string, max = 120): string {
+  const cut = s.length > max ? `${s.slice(0, max)}…` : s;
+  return `'${cut.replace(/[\x00-\x1f\x7f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)}'`;
+}
+
+/** A JSON value from a checkpoint's header, shown on one line and cut to `max` characters. */
+export function shown(v: unknown, max = 60): string {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > max ? `${s.slice(0, max)}…` : s;
 }
