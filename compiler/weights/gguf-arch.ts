@@ -10,7 +10,8 @@
 //   [in, out], the layout of every other ggml matrix).
 
 import { InputError } from "../diagnostics.js";
-import type { GgufHeader, GgufTensor, GgufValue } from "./gguf.js";
+import { GGUF_INTEGER_TYPES, GGUF_TYPE, type GgufHeader, type GgufTensor, ggufValueText } from "./gguf.js";
+import { quoted } from "./source.js";
 
 export type Layout = "same" | "transpose" | "rope-q" | "rope-k";
 
@@ -138,31 +139,46 @@ export function permuteRope(w: Float32Array, rows: number, heads: number, to: "g
   return out;
 }
 
-const num = (v: GgufValue | undefined) => (typeof v === "number" ? v : undefined);
+// (a function, not a set built at load: gguf.ts and this module import each other)
+const isNumericType = (type: number) => GGUF_INTEGER_TYPES.has(type) || type === GGUF_TYPE.F32 || type === GGUF_TYPE.F64;
 
-/** A Hugging Face style config.json object from a GGUF header's metadata. */
+/**
+ * A Hugging Face style config.json object from a GGUF header's metadata. Each value read is of the
+ * type its key needs (a count or id: a non-negative integer of an integer type; a float: finite);
+ * ranges (at least one layer, ...) are the model's config checks.
+ */
 export function ggufConfig(h: GgufHeader): Record<string, unknown> {
-  const fail = (m: string): never => {
-    throw new InputError(`${h.file}: ${m}`);
+  function fail(m: string): never {
+    throw new InputError(`${h.file}: ${m}`, undefined, { code: "WF408" });
+  }
+  const integer = (key: string): number | undefined => {
+    const e = h.metadata.get(key);
+    if (e && !(GGUF_INTEGER_TYPES.has(e.type) && typeof e.value === "number" && e.value >= 0)) fail(`${key} should be a non-negative integer, found ${ggufValueText(e)}`);
+    return e?.value as number | undefined;
   };
-  const get = (k: string) => h.metadata.get(k)?.value;
-  const arch = get("general.architecture");
-  if (typeof arch !== "string") return fail(`no general.architecture in the metadata`);
+  const real = (key: string): number | undefined => {
+    const e = h.metadata.get(key);
+    if (e && !(isNumericType(e.type) && typeof e.value === "number" && Number.isFinite(e.value))) fail(`${key} should be a finite number, found ${ggufValueText(e)}`);
+    return e?.value as number | undefined;
+  };
+  const archKV = h.metadata.get("general.architecture");
+  if (!archKV) return fail(`no general.architecture in the metadata`);
+  const arch = archKV.value;
+  if (typeof arch !== "string") return fail(`general.architecture should be a string, found ${ggufValueText(archKV)}`);
   const spec = ARCHS[arch];
-  if (!spec) return fail(`architecture '${arch}' is not supported (wasmformer maps ${Object.keys(ARCHS).join(" and ")})`);
+  if (!spec) return fail(`architecture ${quoted(arch)} is not supported (wasmformer maps ${Object.keys(ARCHS).join(" and ")})`);
   const cfg: Record<string, unknown> = { model_type: arch, architectures: [spec.hfClass] };
   for (const r of spec.config) {
     const key = `${arch}.${r.gguf}`;
-    const v = get(key);
+    const v = r.type === "u32" ? integer(key) : real(key);
     if (v === undefined) {
       if (r.required) fail(`no ${key} in the metadata (needed for ${r.hf[0]})`);
       continue;
     }
-    if (typeof v !== "number") fail(`${key} should be a number, found ${Array.isArray(v) ? "an array" : JSON.stringify(String(v))}`);
     cfg[r.hf[0]] = v;
   }
-  const tokens = get("tokenizer.ggml.tokens");
-  const vocab = h.tensors.get("token_embd.weight")?.dims[1] ?? num(get(`${arch}.vocab_size`)) ?? (Array.isArray(tokens) ? tokens.length : undefined);
+  const tokens = h.metadata.get("tokenizer.ggml.tokens")?.value;
+  const vocab = h.tensors.get("token_embd.weight")?.dims[1] ?? integer(`${arch}.vocab_size`) ?? (Array.isArray(tokens) ? tokens.length : undefined);
   if (vocab !== undefined) cfg.vocab_size = vocab;
   if (arch === "llama") cfg.tie_word_embeddings = !h.tensors.has("output.weight");
   if (arch === "gpt2") {
@@ -170,7 +186,7 @@ export function ggufConfig(h: GgufHeader): Record<string, unknown> {
     if (up?.dims.length === 2) cfg.n_inner = up.dims[1];
   }
   for (const t of ["bos", "eos", "pad"] as const) {
-    const v = num(get(`tokenizer.ggml.${t}_token_id`));
+    const v = integer(`tokenizer.ggml.${t}_token_id`);
     if (v !== undefined) cfg[`${t}_token_id`] = v;
   }
   return cfg;

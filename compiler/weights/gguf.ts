@@ -5,17 +5,25 @@
 //   padding to `general.alignment` (default 32), then the data section; offsets are relative to it.
 // dims are in ggml order: dims[0] is the contiguous one, so a row-major [out, in] matrix has dims
 // [in, out]. Every count and length in the header is checked against the bytes that remain
-// before anything is allocated from it, and every tensor against the data section.
+// before anything is allocated from it, and every tensor against the data section: sorted by
+// offset, the tensors cover it exactly, each starting at the previous one's end padded to the
+// alignment, and nothing follows the last but that padding.
 
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { basename } from "node:path";
-import { InputError } from "../diagnostics.js";
+import { type Code, InputError } from "../diagnostics.js";
 import { GGML_TYPES, READABLE_TYPES, dequantize } from "./ggml-quants.js";
 import { ggufArch } from "./gguf-arch.js";
-import type { TensorInfo, WeightSource } from "./source.js";
+import { type TensorInfo, type WeightSource, quoted, readCheckpointFile } from "./source.js";
 
 /** Metadata value types. */
 export const GGUF_TYPE = { U8: 0, I8: 1, U16: 2, I16: 3, U32: 4, I32: 5, F32: 6, BOOL: 7, STRING: 8, ARRAY: 9, U64: 10, I64: 11, F64: 12 } as const;
+
+/** A metadata value type's name for messages (u32, f32, string, ...). */
+export const ggufTypeName = (type: number) => Object.entries(GGUF_TYPE).find(([, id]) => id === type)?.[0].toLowerCase() ?? `type ${type}`;
+
+/** The integer value types. */
+export const GGUF_INTEGER_TYPES: ReadonlySet<number> = new Set([GGUF_TYPE.U8, GGUF_TYPE.I8, GGUF_TYPE.U16, GGUF_TYPE.I16, GGUF_TYPE.U32, GGUF_TYPE.I32, GGUF_TYPE.U64, GGUF_TYPE.I64]);
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
 
@@ -24,6 +32,14 @@ export interface GgufKV {
   /** For arrays, the element type. */
   readonly itemType?: number;
   readonly value: GgufValue;
+}
+
+/** A metadata value and its type on one line, for messages: `-5 (i32)`, `"wide" (string)`, `an array of 3 u32`. */
+export function ggufValueText(e: GgufKV): string {
+  const v = e.value;
+  if (Array.isArray(v)) return `an array of ${v.length} ${ggufTypeName(e.itemType ?? GGUF_TYPE.ARRAY)}`;
+  const s = typeof v === "string" ? JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v) : String(v);
+  return `${s} (${ggufTypeName(e.type)})`;
 }
 
 export interface GgufTensor {
@@ -69,8 +85,8 @@ class Cursor {
     return this.size - this.pos;
   }
 
-  fail(message: string): never {
-    throw new InputError(`${this.file}: ${message}`);
+  fail(message: string, code: Code = "WF403"): never {
+    throw new InputError(`${this.file}: ${message}`, undefined, { code });
   }
 
   need(n: number, what: string) {
@@ -175,10 +191,10 @@ function parseHeader(buf: Buffer, size: number, file: string): GgufHeader {
   const metadata = new Map<string, GgufKV>();
   for (let i = 0; i < nKV; i++) {
     const key = c.string(`metadata key ${i}`);
-    if (metadata.has(key)) c.fail(`duplicate metadata key '${key}'`);
-    const type = c.u32(`metadata '${key}' type`);
+    if (metadata.has(key)) c.fail(`duplicate metadata key ${quoted(key)}`);
+    const type = c.u32(`metadata ${quoted(key)} type`);
     const at = c.pos;
-    const value = c.value(type, `metadata '${key}'`);
+    const value = c.value(type, `metadata ${quoted(key)}`);
     metadata.set(key, type === GGUF_TYPE.ARRAY ? { type, itemType: buf.readUInt32LE(at), value } : { type, value });
   }
 
@@ -186,7 +202,8 @@ function parseHeader(buf: Buffer, size: number, file: string): GgufHeader {
   const al = metadata.get("general.alignment");
   if (al) {
     const v = al.value;
-    if (typeof v !== "number" || !Number.isInteger(v) || v <= 0 || v > 2 ** 30 || (v & (v - 1)) !== 0) c.fail(`general.alignment ${String(v)} is not a power of two`);
+    if (!GGUF_INTEGER_TYPES.has(al.type) || typeof v !== "number" || v <= 0 || v > 2 ** 30 || (v & (v - 1)) !== 0)
+      c.fail(`general.alignment ${ggufValueText(al)} is not a power of two`, "WF408");
     alignment = v;
   }
 
@@ -194,17 +211,19 @@ function parseHeader(buf: Buffer, size: number, file: string): GgufHeader {
   const seen = new Set<string>();
   for (let i = 0; i < nTensors; i++) {
     const name = c.string(`tensor ${i} name`);
-    if (seen.has(name)) c.fail(`duplicate tensor name '${name}'`);
+    const q = quoted(name);
+    if (seen.has(name)) c.fail(`duplicate tensor name ${q}`);
     seen.add(name);
-    const nd = c.u32(`tensor '${name}' dimension count`);
-    if (nd > MAX_DIMS) c.fail(`tensor '${name}' has ${nd} dimensions (at most ${MAX_DIMS})`);
+    const nd = c.u32(`tensor ${q} dimension count`);
+    if (nd > MAX_DIMS) c.fail(`tensor ${q} has ${nd} dimensions (at most ${MAX_DIMS})`);
     const big: bigint[] = [];
-    for (let d = 0; d < nd; d++) big.push(c.u64(`tensor '${name}' dims`));
+    for (let d = 0; d < nd; d++) big.push(c.u64(`tensor ${q} dims`));
+    if (big.includes(0n)) c.fail(`tensor ${q} has dims [${big.join(", ")}]; every dimension must be at least 1`, "WF405");
     const elements = big.reduce((a, b) => a * b, 1n);
-    if (elements > BigInt(Number.MAX_SAFE_INTEGER)) c.fail(`tensor '${name}' dims [${big.join(", ")}] overflow (${elements} elements)`);
-    const type = c.u32(`tensor '${name}' type`);
-    if (!GGML_TYPES[type]) c.fail(`tensor '${name}' has unknown type ${type}`);
-    const offset = c.u64(`tensor '${name}' offset`);
+    if (elements > BigInt(Number.MAX_SAFE_INTEGER)) c.fail(`tensor ${q} dims [${big.join(", ")}] overflow (${elements} elements)`, "WF405");
+    const type = c.u32(`tensor ${q} type`);
+    if (!GGML_TYPES[type]) c.fail(`tensor ${q} has unknown type ${type}`, "WF404");
+    const offset = c.u64(`tensor ${q} offset`);
     infos.push({ name, dims: big.map(Number), type, offset, elements: Number(elements) });
   }
 
@@ -213,16 +232,39 @@ function parseHeader(buf: Buffer, size: number, file: string): GgufHeader {
   const tensors = new Map<string, GgufTensor>();
   for (const t of infos) {
     const g = GGML_TYPES[t.type];
+    const q = quoted(t.name);
     const row = t.dims[0] ?? 1;
-    if (row % g.block) c.fail(`tensor '${t.name}' has rows of ${row} elements, not a multiple of ${g.name}'s block of ${g.block}`);
-    if (t.offset % BigInt(alignment)) c.fail(`tensor '${t.name}' offset ${t.offset} is not a multiple of the alignment ${alignment}`);
-    const bytes = (t.elements / g.block) * g.bytes;
-    const end = t.offset + BigInt(bytes);
+    if (row % g.block) c.fail(`tensor ${q} has rows of ${row} elements, not a multiple of ${g.name}'s block of ${g.block}`, "WF405");
+    if (t.offset % BigInt(alignment)) c.fail(`tensor ${q} offset ${t.offset} is not a multiple of the alignment ${alignment}`, "WF406");
+    const bytes = (BigInt(t.elements) / BigInt(g.block)) * BigInt(g.bytes);
+    const end = t.offset + bytes;
     if (end > BigInt(dataLen))
-      c.fail(`tensor '${t.name}' ${g.name}[${t.dims.join(", ")}] data [${t.offset}, ${end}) runs past the end of the data (${dataLen} bytes); the file may be truncated`);
-    tensors.set(t.name, { name: t.name, dims: t.dims, type: t.type, offset: Number(t.offset), bytes, elements: t.elements });
+      c.fail(`tensor ${q} ${g.name}[${t.dims.join(", ")}] data [${t.offset}, ${end}) runs past the end of the data (${dataLen} bytes); the file may be truncated`, "WF406");
+    tensors.set(t.name, { name: t.name, dims: t.dims, type: t.type, offset: Number(t.offset), bytes: Number(bytes), elements: t.elements });
   }
+  checkTiling(c, [...tensors.values()], alignment, dataLen);
   return { file, version, metadata, tensors, alignment, dataStart };
+}
+
+/**
+ * Sorted by offset, each tensor starts where the previous one ends, padded to the alignment (the
+ * first at 0), and the data section ends with the last one or its padding, as llama.cpp lays them out.
+ */
+function checkTiling(c: Cursor, tensors: GgufTensor[], alignment: number, dataLen: number) {
+  const pad = (n: number) => Math.ceil(n / alignment) * alignment;
+  const sorted = tensors.sort((a, b) => a.offset - b.offset);
+  let at = 0;
+  let prev: GgufTensor | undefined;
+  for (const t of sorted) {
+    if (t.offset > pad(at))
+      c.fail(`bytes [${at}, ${t.offset}) of the data section belong to no tensor (a gap before tensor ${quoted(t.name)}${prev ? `, after ${quoted(prev.name)}` : ""})`, "WF406");
+    if (t.offset < at && prev)
+      c.fail(`tensor ${quoted(t.name)} data [${t.offset}, ${t.offset + t.bytes}) overlaps tensor ${quoted(prev.name)} data [${prev.offset}, ${at})`, "WF406");
+    at = t.offset + t.bytes;
+    prev = t;
+  }
+  if (dataLen > pad(at))
+    c.fail(`the tensors cover ${at} bytes of data (${pad(at)} with padding) but the data section holds ${dataLen} (${dataLen - pad(at)} trailing byte${dataLen - pad(at) === 1 ? "" : "s"}${prev ? ` after tensor ${quoted(prev.name)}` : ""})`, "WF406");
 }
 
 /** Parses a whole GGUF file held in memory. */
@@ -232,7 +274,12 @@ export function parseGguf(buf: Buffer, file = "model.gguf"): GgufHeader {
 
 /** Reads only the header of a GGUF file (metadata and tensor infos, not the data). */
 export function readGgufHeader(path: string): GgufHeader {
-  const fd = openSync(path, "r");
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (e) {
+    throw new InputError(`${basename(path)}: cannot read the checkpoint file (${(e as Error).message})`, undefined, { code: "WF402" });
+  }
   try {
     const size = fstatSync(fd).size;
     let want = Math.min(size, 1 << 20);
@@ -262,7 +309,7 @@ export function meta(h: GgufHeader, key: string): GgufValue | undefined {
  * safetensors checkpoint; other tensors keep their GGUF names (shape in row-major order).
  */
 export function openGguf(path: string): WeightSource {
-  const buf = readFileSync(path);
+  const buf = readCheckpointFile(path);
   const h = parseGguf(buf, basename(path));
   const arch = ggufArch(h);
   const entries = new Map<string, { tensor: GgufTensor; info: TensorInfo; toHf: (w: Float32Array) => Float32Array }>();
@@ -284,7 +331,7 @@ export function openGguf(path: string): WeightSource {
       const t = e.tensor;
       const at = h.dataStart + t.offset;
       const w = dequantize(t.type, buf.subarray(at, at + t.bytes), t.elements);
-      if (!w) throw new InputError(`${h.file}: tensor '${t.name}' has type ${e.info.dtype}, which wasmformer cannot read (it reads ${READABLE_TYPES.join(", ")})`);
+      if (!w) throw new InputError(`${h.file}: tensor ${quoted(t.name)} has type ${e.info.dtype}, which wasmformer cannot read (it reads ${READABLE_TYPES.join(", ")})`, undefined, { code: "WF409" });
       return e.toHf(w);
     },
   };
