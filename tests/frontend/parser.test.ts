@@ -2,7 +2,8 @@
 // limits, line breaks, and a fixed-seed run of mutants of examples/*.wf, each of which must end
 // in a syntax tree or in coded, located diagnostics, never in another exception.
 
-import { readFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { type Diagnostic, DiagnosticList, formatDiagnostic, registerSource } from "../../compiler/diagnostics.js";
@@ -10,6 +11,7 @@ import type { Expr, ModelDecl, Stmt } from "../../compiler/frontend/ast.js";
 import { lexer } from "../../compiler/frontend/lexer.js";
 import { MAX_ERRORS, MAX_NESTING, MAX_SOURCE_BYTES, MAX_TOKENS } from "../../compiler/frontend/limits.js";
 import { parseModel } from "../../compiler/frontend/parser.js";
+import { loadProgram } from "../../compiler/load.js";
 import { root } from "../helpers.js";
 
 const file = "m.wf";
@@ -214,6 +216,25 @@ describe("limits", () => {
     const text = entry(`"${"é".repeat(MAX_SOURCE_BYTES / 2)}"`);
     expect(text.length).toBeLessThan(MAX_SOURCE_BYTES);
     expect(brief(text)).toEqual([`WF107 1:1 the model is ${Buffer.byteLength(text)} bytes; a .wf file may have at most ${MAX_SOURCE_BYTES}`]);
+  });
+
+  it("a 1 GiB model file is refused before it is read", () => {
+    const dir = mkdtempSync(join(tmpdir(), "wf-"));
+    try {
+      // sparse: no disk used; reading it would fail on a string longer than V8 allows
+      const path = join(dir, "huge.wf");
+      closeSync(openSync(path, "w"));
+      truncateSync(path, 2 ** 30);
+      let thrown: unknown;
+      try {
+        loadProgram(path, join(root, "tests", "fixtures", "gpt2"));
+      } catch (e) {
+        thrown = e;
+      }
+      expect(thrown instanceof DiagnosticList && formatDiagnostic(thrown)).toBe(`${path}:1:1: error[WF107]: the model is ${2 ** 30} bytes; a .wf file may have at most ${MAX_SOURCE_BYTES}`);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
   });
 
   it(`more than ${MAX_TOKENS} tokens are refused before they are parsed`, () => {
