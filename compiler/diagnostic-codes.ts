@@ -11,6 +11,11 @@ export const codes = {
   // ---- WF1xx: lexing and parsing ----------------------------------------------------------
   WF101: "unexpected character",
   WF102: "syntax error",
+  WF103: "invalid escape in a string",
+  WF104: "control character in a string",
+  WF105: "unterminated string",
+  WF106: "nesting too deep",
+  WF107: "model file too large",
 
   // ---- WF2xx: names, types and structure --------------------------------------------------
   WF201: "unknown name",

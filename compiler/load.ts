@@ -6,7 +6,7 @@ import { verifyProgram } from "../ir/graph.js";
 import type { Program } from "../ir/types.js";
 import { InputError, registerSource } from "./diagnostics.js";
 import { type ElaborateOptions, elaborate } from "./frontend/elaborate.js";
-import { parseModel } from "./frontend/parser.js";
+import { checkSourceSize, parseModel } from "./frontend/parser.js";
 import { ggufConfig } from "./weights/gguf-arch.js";
 import { openGguf, readGgufHeader } from "./weights/gguf.js";
 import { openSafetensors } from "./weights/safetensors.js";
@@ -44,6 +44,7 @@ export function openWeights(path: string): WeightSource {
 }
 
 export function loadProgram(modelPath: string, weightsPath: string, opts: ElaborateOptions = {}): Program {
+  if (existsSync(modelPath)) checkSourceSize(modelPath, statSync(modelPath).size);
   const text = readText(modelPath, "model");
   const weights = openWeights(weightsPath);
   return programFromSource(modelPath, text, readHfConfig(weightsPath), weights, opts);

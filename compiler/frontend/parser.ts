@@ -1,31 +1,83 @@
 // Grammar of the model DSL, building the syntax tree directly (embedded actions).
+//
+// Error recovery is on, so one parse reports every syntax error. A rule the parser recovered
+// from returns a placeholder of its type (configField and weightItem: undefined, which their
+// lists skip), so a broken input never makes an action throw. Expressions are parsed as a flat
+// list of operands and operators, folded by precedence, so only brackets make the parser
+// recurse; limits.ts bounds their depth, and the tree's, before anything recurses on them.
 
-import { EmbeddedActionsParser, type IToken, type TokenType, defaultParserErrorProvider, type IParserErrorMessageProvider } from "chevrotain";
-import { Diagnostic, DiagnosticList, type Span } from "../diagnostics.js";
+import {
+  EmbeddedActionsParser, type IParserErrorMessageProvider, type IRecognitionException, type IToken, type TokenType, defaultParserErrorProvider,
+} from "chevrotain";
+import { Diagnostic, DiagnosticList, sourceLines, type Span } from "../diagnostics.js";
 import type { BlockDecl, ConfigField, EntryDecl, EntryInput, Expr, ModelDecl, Stmt, WeightItem, WeightsDecl } from "./ast.js";
 import * as T from "./lexer.js";
+import { MAX_ERRORS, MAX_SOURCE_BYTES, MAX_TOKENS, type Problem, checkTokenDepth, checkTreeDepth, utf8Length } from "./limits.js";
 
 const label = (t: TokenType) => (t.LABEL ?? t.name);
-/** What a user would call the thing each rule parses. */
+/** What a user would call the thing each rule parses, where naming its first tokens would not do. */
 const ruleWords: Record<string, string> = {
   model: "a config, weights, block or entry declaration",
   stmt: "a statement (let, for, if, return, output or an assignment)",
-  weightItems: "a parameter declaration or a for loop",
+  weightItem: "a parameter declaration or a for loop",
+  expr: "an expression",
+  operand: "an expression",
 };
-const what = (rule: string) => ruleWords[rule] ?? "an expression";
-const found = (t: IToken) => (t.image === "" ? "end of file" : `'${t.image}'`);
+/** The tokens that may come next, as words: "a name or '['". */
+function expectedWords(ruleName: string, paths: TokenType[][]): string {
+  const words = [...new Set(paths.map((p) => p[0]).filter((t) => t !== undefined).map(label))];
+  if (ruleWords[ruleName] || words.length === 0 || words.length > 4) return ruleWords[ruleName] ?? "an expression";
+  return words.length === 1 ? words[0] : `${words.slice(0, -1).join(", ")} or ${words[words.length - 1]}`;
+}
+const found = (t: IToken) => (t.image === "" ? "end of file" : `'${T.shownText(t.image)}'`);
 
 /** Words syntax errors for DSL users rather than for grammar authors. */
 const messages: IParserErrorMessageProvider = {
   ...defaultParserErrorProvider,
   buildMismatchTokenMessage: ({ expected, actual }) => `expected ${label(expected)} but found ${found(actual)}`,
   buildNotAllInputParsedMessage: ({ firstRedundant }) => `unexpected ${found(firstRedundant)} after the end of the model`,
-  buildNoViableAltMessage: ({ actual, ruleName }) => `expected ${what(ruleName)} but found ${found(actual[0])}`,
-  buildEarlyExitMessage: ({ actual, ruleName }) => `expected ${what(ruleName)} but found ${found(actual[0])}`,
+  buildNoViableAltMessage: ({ expectedPathsPerAlt, actual, ruleName }) => `expected ${expectedWords(ruleName, expectedPathsPerAlt.flat())} but found ${found(actual[0])}`,
+  buildEarlyExitMessage: ({ expectedIterationPaths, actual, ruleName }) => `expected ${expectedWords(ruleName, expectedIterationPaths)} but found ${found(actual[0])}`,
 };
+
+/** Binding strength of the binary operators; all associate to the left. */
+const precedence: Record<string, number> = {
+  "||": 1, "&&": 2,
+  "==": 3, "!=": 3, "<=": 3, ">=": 3, "<": 3, ">": 3,
+  "+": 4, "-": 4,
+  "*": 5, "/": 5, "@": 5, "%": 5,
+};
+const binaryOps = [T.OrOr, T.AndAnd, T.EqEq, T.NotEq, T.LtEq, T.GtEq, T.Lt, T.Gt, T.Plus, T.Minus, T.Star, T.Slash, T.At, T.Percent];
+
+/** Folds `a op b op c ...` by precedence with two stacks (no recursion, however long the chain). */
+function foldBinary(operands: Expr[], ops: { op: string; span: Span }[]): Expr {
+  const values: Expr[] = [operands[0]];
+  const pending: { op: string; span: Span }[] = [];
+  const reduce = () => {
+    const { op, span } = pending.pop()!;
+    const right = values.pop()!;
+    const left = values.pop()!;
+    values.push({ kind: "binary", op, left, right, span });
+  };
+  ops.forEach((o, i) => {
+    while (pending.length && precedence[pending[pending.length - 1].op] >= precedence[o.op]) reduce();
+    pending.push(o);
+    values.push(operands[i + 1]);
+  });
+  while (pending.length) reduce();
+  return values[0];
+}
+
+/** Thrown to stop a parse once it has found MAX_ERRORS syntax errors. */
+class TooManyErrors extends Error {}
+
+/** chevrotain's own recorder of syntax errors (internal, so absent from its typings). */
+const saveError = (EmbeddedActionsParser.prototype as unknown as { SAVE_ERROR(e: IRecognitionException): IRecognitionException }).SAVE_ERROR;
 
 class WfParser extends EmbeddedActionsParser {
   file = "";
+  /** Decoded value of each string token of the current input. */
+  strings = new Map<IToken, string>();
 
   constructor() {
     super(T.allTokens, { recoveryEnabled: true, errorMessageProvider: messages, maxLookahead: 3 });
@@ -33,9 +85,26 @@ class WfParser extends EmbeddedActionsParser {
   }
 
   private span(t: IToken | undefined): Span {
-    // tokens are placeholders (or absent) while chevrotain records the grammar
-    return { file: this.file, line: t?.startLine ?? 0, col: t?.startColumn ?? 0, length: t?.image?.length ?? 0 };
+    // tokens are placeholders while chevrotain records the grammar, and inserted ones in recovery
+    const ok = (n: number | undefined) => (n !== undefined && Number.isFinite(n) ? n : 0);
+    return { file: this.file, line: ok(t?.startLine), col: ok(t?.startColumn), length: t?.image?.length ?? 0 };
   }
+
+  /** Every syntax error passes here; recovering from each costs a scan, so a parse stops after MAX_ERRORS. */
+  SAVE_ERROR(error: IRecognitionException): IRecognitionException {
+    if (this.errors.length >= MAX_ERRORS) throw new TooManyErrors();
+    return saveError.call(this, error);
+  }
+
+  private str(t: IToken): string {
+    return this.strings.get(t) ?? "";
+  }
+
+  /** Where the placeholder a rule returns after recovering from an error comes from: nowhere. */
+  private recoveredSpan(): Span {
+    return { file: this.file, line: 0, col: 0 };
+  }
+  private recoveredExpr = (): Expr => ({ kind: "ident", name: "", span: this.recoveredSpan() });
 
   model = this.RULE("model", (): ModelDecl => {
     const kw = this.CONSUME(T.Model);
@@ -52,32 +121,35 @@ class WfParser extends EmbeddedActionsParser {
     });
     this.CONSUME(T.RBrace);
     return m;
-  });
+  }, { recoveryValueFunc: () => ({ file: this.file, name: "", config: [], weights: [], blocks: [], entries: [], span: this.recoveredSpan() }) });
 
   configBlock = this.RULE("configBlock", (): ConfigField[] => {
     const fields: ConfigField[] = [];
     this.CONSUME(T.Config);
     this.CONSUME(T.LBrace);
-    this.MANY(() => {
-      const name = this.CONSUME(T.Identifier);
-      this.CONSUME(T.Colon);
-      const type = this.CONSUME2(T.Identifier).image as ConfigField["type"];
-      const keys: string[] = [];
-      this.OPTION(() => {
-        this.CONSUME(T.From);
-        this.AT_LEAST_ONE_SEP({ SEP: T.Comma, DEF: () => keys.push(this.CONSUME3(T.Identifier).image) });
-      });
-      let value: Expr | undefined;
-      this.OPTION2(() => {
-        this.CONSUME(T.Assign);
-        value = this.SUBRULE(this.expr);
-      });
-      this.CONSUME(T.Semi);
-      this.ACTION(() => fields.push({ name: name.image, type, keys, value, span: this.span(name) }));
-    });
+    this.MANY(() => { const f = this.SUBRULE(this.configField); this.ACTION(() => f && fields.push(f)); });
     this.CONSUME(T.RBrace);
     return fields;
-  });
+  }, { recoveryValueFunc: () => [] });
+
+  /** `name: type from key, key = default;` (a rule of its own, so recovery resumes at the next field). */
+  configField = this.RULE("configField", (): ConfigField | undefined => {
+    const name = this.CONSUME(T.Identifier);
+    this.CONSUME(T.Colon);
+    const type = this.CONSUME2(T.Identifier).image as ConfigField["type"];
+    const keys: string[] = [];
+    this.OPTION(() => {
+      this.CONSUME(T.From);
+      this.AT_LEAST_ONE_SEP({ SEP: T.Comma, DEF: () => { const k = this.CONSUME3(T.Identifier); this.ACTION(() => keys.push(k.image)); } });
+    });
+    let value: Expr | undefined;
+    this.OPTION2(() => {
+      this.CONSUME(T.Assign);
+      value = this.SUBRULE(this.expr);
+    });
+    this.CONSUME(T.Semi);
+    return { name: name.image, type, keys, value, span: this.span(name) };
+  }, { recoveryValueFunc: () => undefined });
 
   weightsBlock = this.RULE("weightsBlock", (): WeightsDecl => {
     const kw = this.CONSUME(T.Weights);
@@ -87,66 +159,69 @@ class WfParser extends EmbeddedActionsParser {
       const s = this.CONSUME(T.StringLit);
       let optional = false;
       this.OPTION(() => { this.CONSUME(T.Question); optional = true; });
-      this.ACTION(() => prefixes.push({ value: JSON.parse(s.image), optional, span: this.span(s) }));
+      this.ACTION(() => prefixes.push({ value: this.str(s), optional, span: this.span(s) }));
     });
     this.CONSUME(T.LBrace);
     const items = this.SUBRULE(this.weightItems);
     this.CONSUME(T.RBrace);
     return { prefixes, items, span: this.span(kw) };
-  });
+  }, { recoveryValueFunc: () => ({ prefixes: [], items: [], span: this.recoveredSpan() }) });
 
   weightItems = this.RULE("weightItems", (): WeightItem[] => {
     const items: WeightItem[] = [];
-    this.MANY(() => {
-      this.OR([
-        {
-          ALT: () => {
-            const kw = this.CONSUME(T.For);
-            const variable = this.CONSUME(T.Identifier).image;
-            this.CONSUME(T.In);
-            const from = this.SUBRULE(this.expr);
-            this.CONSUME(T.DotDot);
-            const to = this.SUBRULE2(this.expr);
-            this.CONSUME(T.LBrace);
-            const inner = this.SUBRULE(this.weightItems);
-            this.CONSUME(T.RBrace);
-            this.ACTION(() => items.push({ kind: "for", variable, from, to, items: inner, span: this.span(kw) }));
-          },
-        },
-        {
-          ALT: () => {
-            const name = this.CONSUME2(T.Identifier);
-            let indexed = false;
-            this.OPTION(() => { this.CONSUME(T.LBracket); this.CONSUME3(T.Identifier); this.CONSUME(T.RBracket); indexed = true; });
-            this.CONSUME(T.Colon);
-            this.CONSUME2(T.LBracket);
-            const shape = this.SUBRULE(this.exprList);
-            this.CONSUME2(T.RBracket);
-            this.CONSUME(T.Assign);
-            const source = this.CONSUME(T.StringLit);
-            let fallback: string | undefined;
-            let cond: Expr | undefined;
-            this.OPTION2(() => { this.CONSUME(T.Else); fallback = this.CONSUME4(T.Identifier).image; });
-            this.OPTION3(() => { this.CONSUME(T.If); cond = this.SUBRULE3(this.expr); });
-            this.CONSUME(T.Semi);
-            this.ACTION(() => items.push({ kind: "param", name: name.image, indexed, shape, source: JSON.parse(source.image), fallback, cond, span: this.span(name) }));
-          },
-        },
-      ]);
-    });
+    this.MANY(() => { const w = this.SUBRULE(this.weightItem); this.ACTION(() => w && items.push(w)); });
     return items;
-  });
+  }, { recoveryValueFunc: () => [] });
+
+  /** A parameter or a for loop over more (a rule of its own, so recovery resumes at the next item). */
+  weightItem = this.RULE("weightItem", (): WeightItem | undefined =>
+    this.OR<WeightItem>([
+      {
+        ALT: () => {
+          const kw = this.CONSUME(T.For);
+          const variable = this.CONSUME(T.Identifier).image;
+          this.CONSUME(T.In);
+          const from = this.SUBRULE(this.expr);
+          this.CONSUME(T.DotDot);
+          const to = this.SUBRULE2(this.expr);
+          this.CONSUME(T.LBrace);
+          const items = this.SUBRULE(this.weightItems);
+          this.CONSUME(T.RBrace);
+          return { kind: "for", variable, from, to, items, span: this.span(kw) };
+        },
+      },
+      {
+        ALT: () => {
+          const name = this.CONSUME2(T.Identifier);
+          let indexed = false;
+          this.OPTION(() => { this.CONSUME(T.LBracket); this.CONSUME3(T.Identifier); this.CONSUME(T.RBracket); indexed = true; });
+          this.CONSUME(T.Colon);
+          this.CONSUME2(T.LBracket);
+          const shape = this.SUBRULE(this.exprList);
+          this.CONSUME2(T.RBracket);
+          this.CONSUME(T.Assign);
+          const source = this.CONSUME(T.StringLit);
+          let fallback: string | undefined;
+          let cond: Expr | undefined;
+          this.OPTION2(() => { this.CONSUME(T.Else); fallback = this.CONSUME4(T.Identifier).image; });
+          this.OPTION3(() => { this.CONSUME(T.If); cond = this.SUBRULE3(this.expr); });
+          this.CONSUME(T.Semi);
+          return { kind: "param", name: name.image, indexed, shape, source: this.ACTION(() => this.str(source)), fallback, cond, span: this.span(name) };
+        },
+      },
+    ]),
+  { recoveryValueFunc: () => undefined });
 
   blockDecl = this.RULE("blockDecl", (): BlockDecl => {
     this.CONSUME(T.Block);
     const name = this.CONSUME(T.Identifier);
     const params: string[] = [];
     this.CONSUME(T.LParen);
-    this.MANY_SEP({ SEP: T.Comma, DEF: () => params.push(this.CONSUME2(T.Identifier).image) });
+    this.MANY_SEP({ SEP: T.Comma, DEF: () => { const p = this.CONSUME2(T.Identifier); this.ACTION(() => params.push(p.image)); } });
     this.CONSUME(T.RParen);
     const body = this.SUBRULE(this.body);
     return { name: name.image, params, body, span: this.span(name) };
-  });
+  }, { recoveryValueFunc: () => ({ name: "", params: [], body: [], span: this.recoveredSpan() }) });
 
   entryDecl = this.RULE("entryDecl", (): EntryDecl => {
     this.CONSUME(T.Entry);
@@ -167,7 +242,7 @@ class WfParser extends EmbeddedActionsParser {
     this.CONSUME(T.RParen);
     const body = this.SUBRULE(this.body);
     return { name: name.image, inputs, body, span: this.span(name) };
-  });
+  }, { recoveryValueFunc: () => ({ name: "", inputs: [], body: [], span: this.recoveredSpan() }) });
 
   body = this.RULE("body", (): Stmt[] => {
     const stmts: Stmt[] = [];
@@ -175,7 +250,7 @@ class WfParser extends EmbeddedActionsParser {
     this.MANY(() => { const s = this.SUBRULE(this.stmt); this.ACTION(() => stmts.push(s)); });
     this.CONSUME(T.RBrace);
     return stmts;
-  });
+  }, { recoveryValueFunc: () => [] });
 
   stmt = this.RULE("stmt", (): Stmt =>
     this.OR<Stmt>([
@@ -183,12 +258,13 @@ class WfParser extends EmbeddedActionsParser {
         ALT: () => {
           const kw = this.CONSUME(T.Let);
           const names: { name: string; span: Span }[] = [];
+          const bind = (t: IToken) => this.ACTION(() => names.push({ name: t.image, span: this.span(t) }));
           this.OR2([
-            { ALT: () => { const t = this.CONSUME(T.Identifier); names.push({ name: t.image, span: this.span(t) }); } },
+            { ALT: () => bind(this.CONSUME(T.Identifier)) },
             {
               ALT: () => {
                 this.CONSUME(T.LBracket);
-                this.AT_LEAST_ONE_SEP({ SEP: T.Comma, DEF: () => { const t = this.CONSUME2(T.Identifier); names.push({ name: t.image, span: this.span(t) }); } });
+                this.AT_LEAST_ONE_SEP({ SEP: T.Comma, DEF: () => bind(this.CONSUME2(T.Identifier)) });
                 this.CONSUME(T.RBracket);
               },
             },
@@ -240,81 +316,72 @@ class WfParser extends EmbeddedActionsParser {
         },
       },
     ]),
-  );
+  { recoveryValueFunc: (): Stmt => ({ kind: "return", value: this.recoveredExpr(), span: this.recoveredSpan() }) });
 
+  /** `if c {..} else if d {..} else {..}`: the else-if chain is a loop here, a nested `if` in the tree. */
   ifStmt = this.RULE("ifStmt", (): Stmt => {
+    const arms: { kw: IToken; cond: Expr; then: Stmt[] }[] = [];
     const kw = this.CONSUME(T.If);
     const cond = this.SUBRULE(this.expr);
     const then = this.SUBRULE(this.body);
+    this.ACTION(() => arms.push({ kw, cond, then }));
+    this.MANY({
+      GATE: () => this.LA(2).tokenType === T.If,
+      DEF: () => {
+        this.CONSUME(T.Else);
+        const kw2 = this.CONSUME2(T.If);
+        const cond2 = this.SUBRULE2(this.expr);
+        const then2 = this.SUBRULE2(this.body);
+        this.ACTION(() => arms.push({ kw: kw2, cond: cond2, then: then2 }));
+      },
+    });
     let otherwise: Stmt[] = [];
     this.OPTION(() => {
-      this.CONSUME(T.Else);
-      this.OR([
-        { ALT: () => { otherwise = this.SUBRULE2(this.body); } },
-        { ALT: () => { const s = this.SUBRULE(this.ifStmt); otherwise = [s]; } },
-      ]);
+      this.CONSUME2(T.Else);
+      otherwise = this.SUBRULE3(this.body);
     });
-    return { kind: "if", cond, then, else: otherwise, span: this.span(kw) };
-  });
+    return this.ACTION(() => {
+      let s: Stmt | undefined;
+      for (let i = arms.length - 1; i >= 0; i--) {
+        const a = arms[i];
+        s = { kind: "if", cond: a.cond, then: a.then, else: s ? [s] : otherwise, span: this.span(a.kw) };
+      }
+      return s!;
+    });
+  }, { recoveryValueFunc: (): Stmt => ({ kind: "if", cond: this.recoveredExpr(), then: [], else: [], span: this.recoveredSpan() }) });
 
   exprList = this.RULE("exprList", (): Expr[] => {
     const items: Expr[] = [];
     this.MANY_SEP({ SEP: T.Comma, DEF: () => { const e = this.SUBRULE(this.expr); this.ACTION(() => items.push(e)); } });
     return items;
-  });
+  }, { recoveryValueFunc: () => [] });
 
-  expr = this.RULE("expr", (): Expr => this.SUBRULE(this.orExpr));
-
-  private binaryLevel(name: string, ops: TokenType[], operand: () => (...args: never[]) => Expr) {
-    return this.RULE(name, (): Expr => {
-      let left = this.SUBRULE(operand() as never) as Expr;
-      this.MANY(() => {
-        const op = this.OR(ops.map((t) => ({ ALT: () => this.CONSUME(t) })));
-        const right = this.SUBRULE2(operand() as never) as Expr;
-        this.ACTION(() => { left = { kind: "binary", op: op?.image, left, right, span: this.span(op) }; });
-      });
-      return left;
-    });
-  }
-
-  unaryExpr: () => Expr = this.RULE("unaryExpr", (): Expr =>
-    this.OR([
-      {
-        ALT: () => {
-          const op = this.OR2([{ ALT: () => this.CONSUME(T.Minus) }, { ALT: () => this.CONSUME(T.Bang) }]);
-          const operand = this.SUBRULE(this.unaryExpr);
-          return { kind: "unary", op: op?.image, operand, span: this.span(op) } as Expr;
-        },
-      },
-      { ALT: () => this.SUBRULE(this.postfixExpr) },
-    ]),
-  );
-  mulExpr = this.binaryLevel("mulExpr", [T.Star, T.Slash, T.At, T.Percent], () => this.unaryExpr);
-  addExpr = this.binaryLevel("addExpr", [T.Plus, T.Minus], () => this.mulExpr);
-  cmpExpr = this.binaryLevel("cmpExpr", [T.EqEq, T.NotEq, T.LtEq, T.GtEq, T.Lt, T.Gt], () => this.addExpr);
-  andExpr = this.binaryLevel("andExpr", [T.AndAnd], () => this.cmpExpr);
-  orExpr = this.binaryLevel("orExpr", [T.OrOr], () => this.andExpr);
-
-  postfixExpr = this.RULE("postfixExpr", (): Expr => {
-    let e = this.SUBRULE(this.primary);
+  expr = this.RULE("expr", (): Expr => {
+    const operands = [this.SUBRULE(this.operand)];
+    const ops: { op: string; span: Span }[] = [];
     this.MANY(() => {
-      const open = this.CONSUME(T.LBracket);
-      const index = this.SUBRULE(this.expr);
-      this.CONSUME(T.RBracket);
-      this.ACTION(() => { e = { kind: "index", target: e, index, span: this.span(open) }; });
+      const op = this.OR(binaryOps.map((t) => ({ ALT: () => this.CONSUME(t) })));
+      const right = this.SUBRULE2(this.operand);
+      this.ACTION(() => { ops.push({ op: op.image, span: this.span(op) }); operands.push(right); });
     });
-    return e;
-  });
+    return this.ACTION(() => foldBinary(operands, ops));
+  }, { recoveryValueFunc: this.recoveredExpr });
 
-  primary = this.RULE("primary", (): Expr =>
-    this.OR<Expr>([
+  /** Prefix signs, a primary, then indexes: `-x[i]` is `-(x[i])`. */
+  operand = this.RULE("operand", (): Expr => {
+    const signs: IToken[] = [];
+    this.MANY(() => {
+      const op = this.OR([{ ALT: () => this.CONSUME(T.Minus) }, { ALT: () => this.CONSUME(T.Bang) }]);
+      this.ACTION(() => signs.push(op));
+    });
+    let e = this.OR2<Expr>([
       {
         ALT: () => {
           const t = this.CONSUME(T.NumberLit);
           return { kind: "num", value: Number(t.image), isInt: /^\d+$/.test(t.image), span: this.span(t) };
         },
       },
-      { ALT: () => { const t = this.CONSUME(T.StringLit); return { kind: "str", value: this.ACTION(() => JSON.parse(t.image)), span: this.span(t) }; } },
+      { ALT: () => { const t = this.CONSUME(T.StringLit); return { kind: "str", value: this.str(t), span: this.span(t) }; } },
       { ALT: () => { const t = this.CONSUME(T.True); return { kind: "bool", value: true, span: this.span(t) }; } },
       { ALT: () => { const t = this.CONSUME(T.False); return { kind: "bool", value: false, span: this.span(t) }; } },
       { ALT: () => { this.CONSUME(T.LParen); const e = this.SUBRULE(this.expr); this.CONSUME(T.RParen); return e; } },
@@ -337,7 +404,7 @@ class WfParser extends EmbeddedActionsParser {
             this.MANY_SEP({
               SEP: T.Comma,
               DEF: () => {
-                this.OR2([
+                this.OR3([
                   {
                     GATE: () => this.LA(2).tokenType === T.Colon,
                     ALT: () => {
@@ -357,31 +424,91 @@ class WfParser extends EmbeddedActionsParser {
           return call ?? { kind: "ident", name: id.image, span: this.span(id) };
         },
       },
-    ]),
-  );
+    ]);
+    this.MANY2(() => {
+      const open = this.CONSUME3(T.LBracket);
+      const index = this.SUBRULE4(this.expr);
+      this.CONSUME3(T.RBracket);
+      this.ACTION(() => { e = { kind: "index", target: e, index, span: this.span(open) }; });
+    });
+    return this.ACTION(() => {
+      for (let i = signs.length - 1; i >= 0; i--) e = { kind: "unary", op: signs[i].image, operand: e, span: this.span(signs[i]) };
+      return e;
+    });
+  }, { recoveryValueFunc: this.recoveredExpr });
 }
 
 let parser: WfParser | undefined;
 
-/** Parses a `.wf` source; throws a DiagnosticList holding every lexical and syntax error. */
-export function parseModel(file: string, text: string): ModelDecl {
+/** Throws the first MAX_ERRORS problems, in source order; `stopped` when the parse gave up early. */
+function fail(problems: Problem[], stopped = false): never {
+  problems.sort((a, b) => a.span.line - b.span.line || a.span.col - b.span.col);
+  const cut = stopped || problems.length > MAX_ERRORS;
+  const shown = problems.slice(0, MAX_ERRORS);
+  throw new DiagnosticList(shown.map((p, i) => new Diagnostic(p.message, p.span, {
+    code: p.code,
+    notes: cut && i === shown.length - 1 ? [`stopped after ${shown.length} errors`] : [],
+  })));
+}
+
+/** Refuses a .wf source of more than MAX_SOURCE_BYTES; a caller may check a file's size before reading it. */
+export function checkSourceSize(file: string, bytes: number): void {
+  if (bytes <= MAX_SOURCE_BYTES) return;
+  fail([{ message: `the model is ${bytes} bytes; a .wf file may have at most ${MAX_SOURCE_BYTES}`, span: { file, line: 1, col: 1, length: 1 }, code: "WF107" }]);
+}
+
+/** Parses a `.wf` source; throws a DiagnosticList holding every lexical and syntax error (up to MAX_ERRORS). */
+export function parseModel(file: string, source: string): ModelDecl {
+  checkSourceSize(file, utf8Length(source));
+  // a leading byte order mark is not text (the code frame drops it as well)
+  const text = source.replace(/^\ufeff/, "");
   const lexed = T.lexer.tokenize(text);
-  const errors: Diagnostic[] = lexed.errors.map(
-    (e) => new Diagnostic(`unexpected character '${text.substr(e.offset, e.length)}'`, { file, line: e.line ?? 0, col: e.column ?? 0, length: e.length }),
-  );
+  const errors: Problem[] = lexed.errors.map((e) => {
+    const message = `unexpected ${T.describeChars(text.substr(e.offset, e.length))}`;
+    return { message, span: { file, line: e.line ?? 1, col: e.column ?? 1, length: e.length }, code: "WF101" };
+  });
+  const tokens = lexed.tokens;
+  const strings = new Map<IToken, string>();
+  for (const t of tokens) {
+    if (t.tokenType !== T.StringLit && t.tokenType !== T.UnterminatedString) continue;
+    const terminated = t.tokenType === T.StringLit;
+    const at = (offset: number, length: number): Span => ({ file, line: t.startLine ?? 1, col: (t.startColumn ?? 1) + offset, length });
+    if (!terminated) errors.push({ message: "unterminated string: a string ends with '\"' on the line it starts", span: at(0, 1), code: "WF105" });
+    const { value, problems } = T.decodeString(t.image, terminated);
+    for (const p of problems) errors.push({ message: p.message, span: at(p.offset, p.length), code: p.code });
+    strings.set(t, value);
+  }
+  // the parser recurses once per bracket: too deep a nesting is reported instead of parsed
+  const deep = checkTokenDepth(tokens, file);
+  if (deep) fail([...errors, deep]);
+  if (tokens.length > MAX_TOKENS) {
+    const t = tokens[MAX_TOKENS];
+    const span = { file, line: t.startLine ?? 1, col: t.startColumn ?? 1, length: t.image.length };
+    fail([{ message: `the model has ${tokens.length} tokens; a .wf file may have at most ${MAX_TOKENS}`, span, code: "WF107" }]);
+  }
+
   parser ??= new WfParser();
   parser.file = file;
-  parser.input = lexed.tokens;
-  const ast = parser.model();
+  parser.strings = strings;
+  parser.input = tokens;
+  let ast: ModelDecl | undefined;
+  try {
+    ast = parser.model();
+  } catch (e) {
+    if (!(e instanceof TooManyErrors)) throw e;
+  }
+  const lines = parser.errors.length ? sourceLines(text) : [];
   for (const e of parser.errors) {
     const t = e.token;
-    const atEnd = t.tokenType?.name === "EOF" || isNaN(t.startOffset);
-    const lines = text.split("\n");
+    const atEnd = t.tokenType?.name === "EOF" || !Number.isFinite(t.startOffset);
     const span: Span = atEnd
       ? { file, line: lines.length, col: lines[lines.length - 1].length + 1, length: 1 }
-      : { file, line: t.startLine ?? 0, col: t.startColumn ?? 0, length: t.image.length };
-    errors.push(new Diagnostic(e.message, span));
+      : { file, line: t.startLine ?? 1, col: t.startColumn ?? 1, length: t.image.length };
+    errors.push({ message: e.message, span, code: "WF102" });
   }
-  if (errors.length) throw new DiagnosticList(errors);
+  parser.strings = new Map();
+  if (errors.length || !ast) fail(errors, !ast);
+  const tooDeep = checkTreeDepth(ast);
+  if (tooDeep) fail([tooDeep]);
   return ast;
 }

@@ -140,7 +140,7 @@ describe("bad input: one line, exit 1, no stack, nothing written", () => {
   it("a DSL syntax error points at file:line:col", () => {
     const out = join(tmp(), "never");
     const r = cli("compile", "tests/frontend/errors/syntax.wf", "--weights", fixtureDir("gpt2"), "--out", out);
-    expectCleanError(r, /^tests\/frontend\/errors\/syntax\.wf:4:5: expected ';' but found 'd'$/m);
+    expectCleanError(r, /^tests\/frontend\/errors\/syntax\.wf:4:5: error\[WF102\]: expected ';' but found 'd'$/m);
     expect(existsSync(out)).toBe(false);
   });
   it("a weight with the wrong shape names tensor, expected and found shapes", () => {

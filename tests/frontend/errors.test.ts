@@ -1,5 +1,6 @@
 // Malformed models: each tests/frontend/errors/NAME.wf has NAME.errors.json beside it listing
-// the diagnostics expected, in order, as `file:line:col: message` lines.
+// the diagnostics expected, in order, as the first line the formatter prints for each:
+// `file:line:col: error[WF102]: message` (or `error: message` for an error without a code).
 
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -28,10 +29,15 @@ describe("DSL errors", () => {
       const expected: string[] = JSON.parse(readFileSync(join(root, dir, f.replace(/\.wf$/, ".errors.json")), "utf8"));
       const got = diagnostics(join(dir, f));
       expect(got.map((d) => d.split("\n")[0])).toEqual(expected);
-      // every diagnostic carries the source line and a caret under the column
+      // every diagnostic carries the source line it names, as this test splits the file into
+      // lines (control characters shown as '?' or ' '), and a caret under the column
+      const lines = readFileSync(join(root, dir, f), "utf8").split(/\r\n|\r|\n/);
       for (const d of got) {
         const [head, src, caret] = d.split("\n");
-        const col = Number(head.split(":")[2]);
+        const [line, col] = head.split(":").slice(1, 3).map(Number);
+        const shown = src.slice(src.indexOf("|") + 2);
+        const masked = (c: string) => (c === "\t" ? " " : c < " " || c === "\u202e" ? "?" : c);
+        expect(shown).toBe(Array.from(lines[line - 1], masked).join(""));
         expect(caret.indexOf("^") - src.indexOf("|") - 2).toBe(col - 1);
       }
     });
