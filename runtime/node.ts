@@ -6,6 +6,7 @@ import type { Manifest } from "./manifest.js";
 import { pickVariant } from "./features.js";
 import { ArtifactError, reason } from "./errors.js";
 import { type LoadOptions, Model } from "./model.js";
+import { type TextTokenizer, loadTokenizer } from "./tokenizer.js";
 import { validateManifest } from "./validate.js";
 import { type ThreadHost, WORKER_BODY, whenReady } from "./threads.js";
 import { Worker } from "node:worker_threads";
@@ -80,4 +81,17 @@ export async function loadArtifact(dir: string, { threads = 1 }: Pick<LoadOption
     }
   };
   return Model.load({ manifest, wasm, weights, location: dir, wasmFile: variant.file }, { threads, host: nodeThreads });
+}
+
+/**
+ * The tokenizer an artifact ships (manifest `tokenizer`, with tokenizer_config.json beside it
+ * when present), or undefined when it has none. A file that cannot be read, parsed or used is
+ * an ArtifactError naming it.
+ */
+export function loadArtifactTokenizer(dir: string, manifest: Manifest): TextTokenizer | undefined {
+  if (manifest.tokenizer === undefined) return undefined;
+  const files = { tokenizer: join(dir, manifest.tokenizer), config: join(dir, "tokenizer_config.json") };
+  if (!existsSync(files.tokenizer)) throw new ArtifactError("WF501", `${dir}: missing ${manifest.tokenizer} (the manifest's tokenizer)`);
+  const config = existsSync(files.config) ? readJsonFile(files.config) : {};
+  return loadTokenizer(readJsonFile(files.tokenizer), config, files);
 }

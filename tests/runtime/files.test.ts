@@ -1,14 +1,14 @@
 // An artifact folder on disk (runtime/node.ts): missing, unreadable or malformed files,
-// edited manifests, a corrupt module, and memory that cannot be allocated, each one line
-// naming the file.
+// edited manifests, a corrupt module, a bad tokenizer, and memory that cannot be allocated,
+// each one line naming the file.
 
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { compileModel } from "../../compiler/compile.js";
-import { loadArtifact, readManifest } from "../../runtime/node.js";
+import { loadArtifact, loadArtifactTokenizer, readManifest } from "../../runtime/node.js";
 import { fixtureDir, root } from "../helpers.js";
 import { refused } from "./refused.js";
 
@@ -105,5 +105,50 @@ describe("loadArtifact", () => {
     const got = JSON.parse(r.stdout.trim());
     expect(got.code).toBe("WF508");
     expect(got.message).toMatch(new RegExp(`^${esc(join(compiled, "manifest.json"))}: cannot allocate the \\d+ pages \\(\\d+ MiB\\) of WebAssembly memory it asks for \\(.*could not allocate memory\\)$`));
+  });
+});
+
+describe("loadArtifactTokenizer", () => {
+  /** The compiled folder with the bundled tiny GPT-2's tokenizer files, changed by `change`. */
+  const withTokenizer = (change: (dir: string) => void = () => {}) =>
+    copy((d) => {
+      editManifest(d, (m) => (m.tokenizer = "tokenizer.json"));
+      for (const f of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(root, "examples", "tiny-gpt2", f), join(d, f));
+      change(d);
+    });
+  const tokenizerOf = (dir: string) => loadArtifactTokenizer(dir, readManifest(dir));
+
+  it("loads the artifact's tokenizer, or none", () => {
+    const t = tokenizerOf(withTokenizer())!;
+    expect(t.decode(t.encode("The quick"))).toBe("The quick");
+    expect(tokenizerOf(copy())).toBeUndefined();
+  });
+  it("refuses a tokenizer.json that is not JSON or not a tokenizer, naming it", async () => {
+    const text = withTokenizer((d) => writeFileSync(join(d, "tokenizer.json"), "{ not json"));
+    await refused(() => tokenizerOf(text), "WF502", new RegExp(`^${esc(join(text, "tokenizer.json"))}: not valid JSON \\(.+\\)$`));
+    const noModel = withTokenizer((d) => writeFileSync(join(d, "tokenizer.json"), JSON.stringify({ model: null })));
+    await refused(() => tokenizerOf(noModel), "WF509", new RegExp(`^${esc(join(noModel, "tokenizer.json"))}: model should be an object, found null$`));
+    const editTokenizer = (change: (t: Json) => void) =>
+      withTokenizer((d) => {
+        const t = JSON.parse(readFileSync(join(d, "tokenizer.json"), "utf8"));
+        change(t);
+        writeFileSync(join(d, "tokenizer.json"), JSON.stringify(t));
+      });
+    const kind = editTokenizer((t) => (t.model = { type: "Nope" }));
+    await refused(() => tokenizerOf(kind), "WF509", new RegExp(`^${esc(join(kind, "tokenizer.json"))}: not a tokenizer this runtime can use \\(Unknown TokenizerModel type: Nope\\)$`));
+    const merges = editTokenizer((t) => (t.model.merges = 7));
+    await refused(() => tokenizerOf(merges), "WF509", /tokenizer\.json: not a tokenizer this runtime can use \(.+\)$/);
+    const decoder = editTokenizer((t) => delete t.decoder);
+    await refused(() => tokenizerOf(decoder), "WF509", /tokenizer\.json: not a tokenizer this runtime can use \(Tokenizer must contain a "decoder" property\)$/);
+    const gone = withTokenizer((d) => rmSync(join(d, "tokenizer.json")));
+    await refused(() => tokenizerOf(gone), "WF501", new RegExp(`^${esc(gone)}: missing tokenizer\\.json \\(the manifest's tokenizer\\)$`));
+  });
+  it("refuses a malformed tokenizer_config.json, naming it", async () => {
+    const text = withTokenizer((d) => writeFileSync(join(d, "tokenizer_config.json"), "[1,"));
+    await refused(() => tokenizerOf(text), "WF502", new RegExp(`^${esc(join(text, "tokenizer_config.json"))}: not valid JSON \\(.+\\)$`));
+    const number = withTokenizer((d) => writeFileSync(join(d, "tokenizer_config.json"), "5"));
+    await refused(() => tokenizerOf(number), "WF509", new RegExp(`^${esc(join(number, "tokenizer_config.json"))}: should hold a JSON object, found 5$`));
+    // without one the tokenizer loads with defaults
+    expect(tokenizerOf(withTokenizer((d) => rmSync(join(d, "tokenizer_config.json"))))!.encode("The").length).toBeGreaterThan(0);
   });
 });
