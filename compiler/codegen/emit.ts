@@ -329,7 +329,8 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
         dtype: n.type.dtype,
         offset: buf.get(n.id)!,
         width: rowWidth(n.type.shape),
-        ...(tables.length ? { limit: Math.min(...tables) } : {}),
+        // every token input has a limit (manifest v2): ids that index no table may be any i32 ≥ 0
+        ...(tables.length ? { limit: Math.min(...tables) } : n.attrs.kind === "tokens" ? { limit: 2 ** 31 - 1 } : {}),
       };
     };
     entries.push({

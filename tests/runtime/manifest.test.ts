@@ -3,6 +3,7 @@
 // one line naming the file and the field.
 
 import { describe, expect, it } from "vitest";
+import { GraphBuilder } from "../../ir/graph.js";
 import { ArtifactError } from "../../runtime/errors.js";
 import { hasRelaxedSimd } from "../../runtime/features.js";
 import { LAYOUT_SECTION, type Manifest, layoutOf } from "../../runtime/manifest.js";
@@ -81,6 +82,16 @@ describe("the manifest schema", () => {
       await refused(() => validateManifest(m), code, message);
     });
 
+  it("gives a token input that indexes no table the i32 limit (every token input has one)", async () => {
+    const b = new GraphBuilder("forward");
+    const ids = b.add("input", [], { name: "ids", kind: "tokens", dtype: "i32", shape: ["S"] });
+    const table = b.add("param", [], { name: "t", shape: [8, 4] });
+    b.output("y", b.add("embedding", [table, b.add("positions", [ids])]));
+    const params = new Map([["t", { name: "t", shape: [8, 4], data: new Float32Array(32).fill(1) }]]);
+    const { art: own, model } = await compileInMemory({ model: "positions", config: {}, context: 8, graphs: [b.build()], params });
+    expect(own.manifest.entries[0].inputs[0].limit).toBe(2 ** 31 - 1);
+    expect(model.run("forward", { ids: [2 ** 31 - 2, 0] }).y).toEqual(new Float32Array(8).fill(1));
+  });
   it("names the file where it came from", async () => {
     await refused(() => load(edited((m) => (m.entries[0].outputs[0].width = 0)), art.wasm, { location: "out/gpt2/" }), "WF503", /^out\/gpt2\/manifest\.json: entries\[0\]\.outputs\[0\]\.width/);
   });
