@@ -35,7 +35,19 @@ export const codes = {
   WF409: "unsupported tensor type",
 
   // ---- WF5xx: artifacts -------------------------------------------------------------------
-  WF501: "invalid artifact",
+  // the runtime's own list is runtime/errors.ts (the runtime imports nothing of the compiler)
+  WF501: "not an artifact folder, or a file of it missing",
+  WF502: "unreadable artifact file or invalid JSON",
+  WF503: "manifest breaks the schema",
+  WF504: "manifest of another format or version",
+  WF505: "manifest disagrees with the module",
+  WF506: "invalid module",
+  WF507: "weights of the wrong size or unreadable",
+  WF508: "memory cannot be allocated",
+  WF509: "unusable tokenizer",
+  WF510: "invalid argument to a runtime call",
+  WF511: "call the artifact cannot serve",
+  WF512: "worker threads failed to start",
 
   // ---- WF6xx: options and output paths ----------------------------------------------------
   WF601: "invalid option",

@@ -60,19 +60,19 @@ export function tokenNll(row: ArrayLike<number>, target: number): number {
  */
 export function meanNll(model: Model, ids: Ids, opts: NllOptions = {}): NllResult {
   const man = model.manifest;
-  if (man.kind !== "causal-lm") throw new ArtifactError(`perplexity needs a causal LM; this artifact is a ${man.kind} model`);
+  if (man.kind !== "causal-lm") throw new ArtifactError("WF511", `perplexity needs a causal LM; this artifact is ${man.kind === "encoder" ? "an" : "a"} ${man.kind} model`);
   const entry = model.entry("forward");
   const out = entry.outputs.find((o) => o.name === "logits") ?? entry.outputs[0];
-  if (!out || out.rows !== "S") throw new ArtifactError("forward must output logits for every position");
+  if (!out || out.rows !== "S") throw new ArtifactError("WF511", "forward must output logits for every position");
   const vocab = out.width;
   const window = opts.window ?? man.context;
   const stride = opts.stride ?? window;
   if (!Number.isInteger(window) || window < 2 || window > man.context)
-    throw new ArtifactError(`window must be an integer in [2, ${man.context}] (the artifact's context), got ${window}`);
-  if (!Number.isInteger(stride) || stride < 1 || stride > window) throw new ArtifactError(`stride must be an integer in [1, window = ${window}], got ${stride}`);
-  if (ids.length < 2) throw new ArtifactError(`need at least 2 token ids to score, got ${ids.length}`);
+    throw new ArtifactError("WF510", `window must be an integer in [2, ${man.context}] (the artifact's context), got ${window}`);
+  if (!Number.isInteger(stride) || stride < 1 || stride > window) throw new ArtifactError("WF510", `stride must be an integer in [1, window = ${window}], got ${stride}`);
+  if (ids.length < 2) throw new ArtifactError("WF510", `need at least 2 token ids to score, got ${ids.length}`);
   for (let i = 0; i < ids.length; i++)
-    if (!Number.isInteger(ids[i]) || ids[i] < 0 || ids[i] >= vocab) throw new ArtifactError(`id ${ids[i]} at position ${i} is outside the vocabulary [0, ${vocab})`);
+    if (!Number.isInteger(ids[i]) || ids[i] < 0 || ids[i] >= vocab) throw new ArtifactError("WF510", `id ${ids[i]} at position ${i} is outside the vocabulary [0, ${vocab})`);
 
   const windows = nllWindows(ids.length, window, stride);
   const total = windows.reduce((s, w) => s + w.end - w.from, 0);

@@ -1,5 +1,6 @@
 // Token generation on a loaded model: greedy or temperature sampling, with the KV cache.
 
+import { ArtifactError, show } from "./errors.js";
 import { type Ids, Model } from "./model.js";
 
 export interface GenerateOptions {
@@ -45,9 +46,25 @@ function sampler(temperature: number, seed: number) {
 
 const now = () => (typeof performance !== "undefined" ? performance.now() : Date.now());
 
+/**
+ * Generates up to `opts.maxNewTokens` ids after `prompt` (a causal LM continues it, a seq2seq
+ * model encodes it and decodes from its decoder start token). An artifact that does not
+ * generate (an encoder) is an ArtifactError WF511, an invalid option WF510; the prompt's ids
+ * are checked by Model.run.
+ */
 export function generate(model: Model, prompt: Ids, opts: GenerateOptions): GenerateResult {
   const man = model.manifest;
-  const pick = sampler(opts.temperature ?? 0, opts.seed ?? 0);
+  if (man.kind !== "causal-lm" && man.kind !== "seq2seq")
+    throw new ArtifactError("WF511", `generate: this artifact is an ${man.kind} model (${man.model}), which computes hidden states, not tokens; use run`);
+  const option = (name: string, v: unknown, ok: boolean, want: string) => {
+    if (!ok) throw new ArtifactError("WF510", `generate: ${name} should be ${want}, got ${show(v)}`);
+  };
+  option("prompt", prompt, typeof prompt === "object" && prompt !== null && typeof prompt.length === "number", "an array of token ids");
+  option("maxNewTokens", opts.maxNewTokens, Number.isSafeInteger(opts.maxNewTokens) && opts.maxNewTokens >= 0, "a non-negative integer");
+  const { temperature = 0, seed = 0 } = opts;
+  option("temperature", temperature, typeof temperature === "number" && Number.isFinite(temperature) && temperature >= 0, "a finite number ≥ 0");
+  option("seed", seed, Number.isSafeInteger(seed), "an integer");
+  const pick = sampler(temperature, seed);
   const eos = new Set(opts.stopAtEos === false ? [] : man.tokens?.eos ?? []);
   const out: number[] = [];
   model.reset();
@@ -64,13 +81,11 @@ export function generate(model: Model, prompt: Ids, opts: GenerateOptions): Gene
     step = (ids) => model.run(entry, { ids }).logits;
     first = [man.tokens?.decoder_start ?? 0];
     prefillRows = prompt.length;
-  } else if (man.kind === "causal-lm") {
+  } else {
     const entry = entryFor("forward");
     step = (ids) => model.run(entry, { ids }).logits;
     first = Array.from(prompt);
     prefillRows = prompt.length;
-  } else {
-    throw new Error(`a ${man.kind} model does not generate tokens`);
   }
   const vocab = model.entry(man.kind === "seq2seq" ? "decode" : "forward").outputs[0].width;
   let logits = step(first);

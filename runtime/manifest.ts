@@ -1,4 +1,11 @@
 // The artifact's manifest: everything the runtime needs to know, and nothing of the compiler.
+// runtime/validate.ts checks a manifest read from a file against these types.
+
+/**
+ * The manifest format this runtime reads. 2: every module holds its layout (LAYOUT_SECTION),
+ * and `variants` is required.
+ */
+export const MANIFEST_VERSION = 2;
 
 export type InputKind = "tokens" | "segments" | "padding" | "state";
 
@@ -35,7 +42,7 @@ export interface ManifestEntry {
 
 export interface Manifest {
   format: "wasmformer";
-  version: 1;
+  version: typeof MANIFEST_VERSION;
   model: string;
   kind: "causal-lm" | "encoder" | "seq2seq";
   /** Longest sequence (past + current rows) the artifact accepts. */
@@ -53,10 +60,22 @@ export interface Manifest {
   };
   features: string[];
   /** Module files and the features each needs; the runtime runs the most capable one the host has. */
-  variants?: { file: string; features: string[] }[];
+  variants: { file: string; features: string[] }[];
   entries: ManifestEntry[];
   /** Special token ids for generation, from the checkpoint's config. */
   tokens?: { eos?: number[]; bos?: number; decoder_start?: number; pad?: number };
   /** File name of a Hugging Face tokenizer.json shipped with the artifact. */
   tokenizer?: string;
+}
+
+/** Name of the module's custom section holding `layoutOf` its manifest, as JSON. */
+export const LAYOUT_SECTION = "wasmformer.layout";
+
+/**
+ * The manifest's fields that the module's code was compiled for: addresses, widths, limits,
+ * rows, entry names and the context. The compiler stores them in every module; the runtime
+ * refuses a manifest that differs from the module it loads.
+ */
+export function layoutOf(m: Manifest) {
+  return { version: m.version, kind: m.kind, context: m.context, memory: m.memory, entries: m.entries };
 }

@@ -3,7 +3,11 @@
 
 import type { Manifest, ManifestEntry } from "./manifest.js";
 import { CONTROL } from "./control.js";
+import { ArtifactError, reason, show } from "./errors.js";
 import type { ThreadHost } from "./threads.js";
+import { checkModule, validateManifest } from "./validate.js";
+
+export { ArtifactError } from "./errors.js";
 
 /**
  * weights.bin: its bytes, a stream of them (a browser's `(await fetch(url)).body`), or a
@@ -13,9 +17,14 @@ import type { ThreadHost } from "./threads.js";
 export type WeightsInput = ArrayBuffer | Uint8Array | ReadableStream<Uint8Array> | ((into: Uint8Array) => void | Promise<void>);
 
 export interface ArtifactFiles {
+  /** manifest.json, parsed; `load` validates it (runtime/validate.ts) before reading a number of it. */
   manifest: Manifest;
   wasm: BufferSource;
   weights: WeightsInput;
+  /** The folder or URL the files came from, named in error messages. */
+  location?: string;
+  /** The module's file name (default model.wasm), named in error messages. */
+  wasmFile?: string;
 }
 
 export type Ids = ArrayLike<number>;
@@ -29,8 +38,6 @@ export interface RunInputs {
   padding?: Ids;
 }
 
-export class ArtifactError extends Error {}
-
 export interface LoadOptions {
   /**
    * Threads running the matrix kernels, the calling one included (default 1). Above 1, `wasm`
@@ -40,10 +47,18 @@ export interface LoadOptions {
   host?: ThreadHost;
 }
 
-async function fillWeights(w: WeightsInput, into: Uint8Array): Promise<void> {
+async function fillWeights(w: WeightsInput, into: Uint8Array, file: string): Promise<void> {
   const size = (n: number) => {
-    if (n !== into.byteLength) throw new ArtifactError(`weights.bin has ${n} bytes, the manifest expects ${into.byteLength}`);
+    if (n !== into.byteLength) throw new ArtifactError("WF507", `${file} has ${n} bytes, the manifest expects ${into.byteLength}`);
   };
+  try {
+    await fill(w, into, size);
+  } catch (e) {
+    throw e instanceof ArtifactError ? e : new ArtifactError("WF507", `${file}: cannot be read (${reason(e)})`);
+  }
+}
+
+async function fill(w: WeightsInput, into: Uint8Array, size: (n: number) => void): Promise<void> {
   if (typeof w === "function") return w(into);
   if (w instanceof ArrayBuffer || w instanceof Uint8Array) {
     size(w.byteLength);
@@ -76,19 +91,39 @@ export class Model {
     this.exports = instance.exports as never;
   }
 
+  /**
+   * Validates the manifest, compiles the module and checks it was compiled for this manifest,
+   * allocates the memory and reads the weights into it. Every failure is an ArtifactError
+   * naming the file at fault.
+   */
   static async load(files: ArtifactFiles, opts: LoadOptions = {}): Promise<Model> {
-    const m = files.manifest;
-    if (m.format !== "wasmformer" || m.version !== 1) throw new ArtifactError(`not a wasmformer v1 artifact (format ${String(m.format)}, version ${String(m.version)})`);
+    const path = (file: string) => (files.location ? `${files.location.replace(/[/\\]+$/, "")}/${file}` : file);
+    const names = { manifest: path("manifest.json"), wasm: path(files.wasmFile ?? "model.wasm"), weights: path("weights.bin") };
+    const m = validateManifest(files.manifest, names.manifest);
     const threads = opts.threads ?? 1;
-    if (!Number.isInteger(threads) || threads < 1) throw new ArtifactError(`threads must be a positive integer, got ${threads}`);
-    if (threads > (m.memory.max_threads ?? Infinity)) throw new ArtifactError(`${threads} threads: the artifact's kernels have scratch for at most ${m.memory.max_threads}`);
-    const module = await WebAssembly.compile(files.wasm);
+    if (!Number.isInteger(threads) || threads < 1) throw new ArtifactError("WF510", `threads must be a positive integer, got ${show(threads)}`);
+    if (threads > (m.memory.max_threads ?? Infinity)) throw new ArtifactError("WF511", `${threads} threads: the artifact's kernels have scratch for at most ${m.memory.max_threads}`);
+    let module: WebAssembly.Module;
+    try {
+      module = await WebAssembly.compile(files.wasm);
+    } catch (e) {
+      throw new ArtifactError("WF506", `${names.wasm}: not a WebAssembly module this host can compile (${reason(e).replace(/^WebAssembly\.compile\(\): /, "")})`);
+    }
+    checkModule(m, module, names);
     const shared = WebAssembly.Module.exports(module).some((e) => e.name === "__worker");
-    if (threads > 1 && !shared) throw new ArtifactError(`${threads} threads need the threaded module (model.threads.wasm); this one is single-threaded`);
-    if (threads > 1 && !opts.host) throw new ArtifactError("threads > 1 need a thread host (loadArtifact in Node, browserThreads in a page)");
-    const memory = new WebAssembly.Memory({ initial: m.memory.pages, maximum: m.memory.pages, shared });
+    if (threads > 1 && !shared) throw new ArtifactError("WF511", `${threads} threads need the threaded module (model.threads.wasm); this one is single-threaded`);
+    if (threads > 1 && !opts.host) throw new ArtifactError("WF510", "threads > 1 need a thread host (loadArtifact in Node, browserThreads in a page)");
+    let memory: WebAssembly.Memory;
+    try {
+      memory = new WebAssembly.Memory({ initial: m.memory.pages, maximum: m.memory.pages, shared });
+    } catch (e) {
+      throw new ArtifactError("WF508", `${names.manifest}: cannot allocate the ${m.memory.pages} pages (${Math.ceil(m.memory.pages / 16)} MiB) of WebAssembly memory it asks for (${reason(e)})`);
+    }
     const into = new Uint8Array(memory.buffer, m.memory.weights_offset, m.memory.weights_bytes);
-    const [instance] = await Promise.all([WebAssembly.instantiate(module, { env: { memory } }), fillWeights(files.weights, into)]);
+    const instantiate = WebAssembly.instantiate(module, { env: { memory } }).catch((e) => {
+      throw new ArtifactError("WF506", `${names.wasm}: cannot be instantiated (${reason(e)})`);
+    });
+    const [instance] = await Promise.all([instantiate, fillWeights(files.weights, into, names.weights)]);
     const model = new Model(m, memory, instance);
     if (threads > 1) await model.startThreads(module, threads, opts.host!);
     for (const e of m.entries) if (e.prepare && !e.inputs.some((i) => i.kind === "state")) model.exports[e.prepare](0, 0, 0);
@@ -97,14 +132,14 @@ export class Model {
 
   private async startThreads(module: WebAssembly.Module, threads: number, host: ThreadHost) {
     const at = this.manifest.memory.control;
-    if (at === undefined) throw new ArtifactError("the manifest has no thread control block (recompile the artifact)");
+    if (at === undefined) throw new ArtifactError("WF503", "manifest.json: memory.control is missing (the threaded module needs its thread control block): recompile the artifact");
     // workers wait for the generation after this one: nothing bumps it until `threads` is set below
     const generation = Atomics.load(new Int32Array(this.memory.buffer, at + CONTROL.generation, 1), 0);
     try {
       for (let id = 1; id < threads; id++) this.workers.push(await host.start(module, this.memory, id, generation));
     } catch (e) {
       this.dispose();
-      throw new ArtifactError(`could not start ${threads - 1} worker threads: ${e instanceof Error ? e.message : String(e)}`);
+      throw new ArtifactError("WF512", `could not start ${threads - 1} worker threads: ${reason(e)}`);
     }
     // from now on the kernels publish jobs to the workers
     new Int32Array(this.memory.buffer, at + CONTROL.threads, 1)[0] = threads;
@@ -131,7 +166,7 @@ export class Model {
 
   entry(name: string): ManifestEntry {
     const e = this.manifest.entries.find((x) => x.name === name);
-    if (!e) throw new ArtifactError(`artifact has no entry '${name}' (it has ${this.manifest.entries.map((x) => x.name).join(", ")})`);
+    if (!e) throw new ArtifactError("WF511", `artifact has no entry ${show(name)} (it has ${this.manifest.entries.map((x) => x.name).join(", ")})`);
     return e;
   }
 
@@ -147,39 +182,50 @@ export class Model {
    * values; the result is then a view of exactly that many). Reusing arrays across calls spares
    * a fresh allocation of every output each call — for [128, 50257] logits, 26 MB whose first
    * touch alone took ~80 ms on the VM the bench ran on, against ~1.5 ms to copy.
+   *
+   * The inputs are checked before anything is written or run, and a bad one throws an
+   * ArtifactError with code WF510 (WF511: no such entry): ids and segments must be integers in
+   * [0, limit) of their input (the rows of the table they index), padding 0 or 1, each as many
+   * as the ids, 1 to context − past of them; an entry with a state input needs setState first.
    */
   run(name: string, inputs: RunInputs, into: Record<string, Float32Array> = {}): Record<string, Float32Array> {
     const e = this.entry(name);
-    const rows = inputs.ids.length;
-    if (rows < 1) throw new ArtifactError(`${name}: needs at least one token`);
+    const bad = (msg: string) => new ArtifactError("WF510", `${name}: ${msg}`);
+    if (typeof inputs !== "object" || inputs === null) throw bad(`inputs should be an object { ids, segments?, padding? }, got ${show(inputs)}`);
+    const count = (v: unknown, what: string) => {
+      const n = (v as { length?: unknown } | null)?.length;
+      if (typeof v !== "object" || typeof n !== "number" || !Number.isSafeInteger(n)) throw bad(`${what} should be an array of numbers, got ${show(v)}`);
+      return n;
+    };
+    const rows = count(inputs.ids, "ids");
+    if (rows < 1) throw bad("needs at least one token");
     const past = e.cached ? this.past : 0;
     if (past + rows > this.manifest.context)
-      throw new ArtifactError(`${name}: ${past + rows} tokens exceed the compiled context of ${this.manifest.context} (compile with a larger --context)`);
-    for (const inp of e.inputs) {
-      if (inp.kind === "state") continue;
+      throw bad(`${past + rows} tokens exceed the compiled context of ${this.manifest.context} (compile with a larger --context)`);
+    if (e.inputs.some((i) => i.kind === "state") && this.stateRows === 0) throw bad(`set its state input first (setState("${e.inputs.find((i) => i.kind === "state")!.name}", …))`);
+    const fed = e.inputs.filter((i) => i.kind !== "state").map((inp) => {
       const src = inp.kind === "tokens" ? inputs.ids : inp.kind === "segments" ? inputs.segments : inputs.padding;
-      if (src && src.length !== rows) throw new ArtifactError(`${name}: ${inp.name} has ${src.length} values for ${rows} tokens`);
-      if (inp.dtype === "i32") {
-        const dst = new Int32Array(this.memory.buffer, inp.offset, rows);
-        for (let i = 0; i < rows; i++) {
-          const v = src ? src[i] : 0;
-          if (!Number.isInteger(v) || v < 0 || (inp.limit !== undefined && v >= inp.limit))
-            throw new ArtifactError(`${name}: ${inp.name}[${i}] = ${v} is outside [0, ${inp.limit ?? "∞"})`);
-          dst[i] = v;
-        }
-      } else {
-        const dst = new Float32Array(this.memory.buffer, inp.offset, rows);
-        for (let i = 0; i < rows; i++) dst[i] = src ? src[i] : 1;
+      if (src !== undefined && count(src, inp.kind) !== rows) throw bad(`${inp.name} has ${src.length} values for ${rows} tokens`);
+      for (let i = 0; src && i < rows; i++) {
+        const v = src[i];
+        if (inp.kind === "padding" ? v !== 0 && v !== 1 : !Number.isInteger(v) || v < 0 || v >= (inp.limit ?? 2 ** 31))
+          throw bad(`${inp.name}[${i}] = ${show(v)} is outside ${inp.kind === "padding" ? "{0, 1}" : `[0, ${inp.limit ?? 2 ** 31})`}`);
       }
-    }
+      return { inp, src };
+    });
     for (const key of Object.keys(into))
-      if (!e.outputs.some((o) => o.name === key)) throw new ArtifactError(`${name}: into.${key} names no output (outputs: ${e.outputs.map((o) => o.name).join(", ")})`);
+      if (!e.outputs.some((o) => o.name === key)) throw bad(`into.${key} names no output (outputs: ${e.outputs.map((o) => o.name).join(", ")})`);
     const sizes = e.outputs.map((o) => (o.rows === "E" ? this.stateRows : /^\d+$/.test(o.rows) ? Number(o.rows) : rows) * o.width);
     e.outputs.forEach((o, i) => {
       const dst = into[o.name];
       if (dst && !(dst instanceof Float32Array && dst.length >= sizes[i]))
-        throw new ArtifactError(`${name}: into.${o.name} must be a Float32Array of at least ${sizes[i]} values, got ${dst instanceof Float32Array ? dst.length : typeof dst}`);
+        throw bad(`into.${o.name} must be a Float32Array of at least ${sizes[i]} values, got ${dst instanceof Float32Array ? dst.length : show(dst)}`);
     });
+    for (const { inp, src } of fed) {
+      // absent segments are zeros, absent padding ones (every token real)
+      if (inp.dtype === "i32") new Int32Array(this.memory.buffer, inp.offset, rows).set(src ?? new Int32Array(rows));
+      else new Float32Array(this.memory.buffer, inp.offset, rows).set(src ?? new Float32Array(rows).fill(1));
+    }
     this.exports[e.name](rows, past, this.stateRows);
     if (e.cached) this.past += rows;
     const out: Record<string, Float32Array> = {};
@@ -195,20 +241,24 @@ export class Model {
 
   /**
    * Feeds `value` (rows × width) to every entry's state input named `name`, then runs those
-   * entries' prepare functions (e.g. the decoder's cross-attention keys and values).
+   * entries' prepare functions (e.g. the decoder's cross-attention keys and values). A value
+   * that is not 1 to context whole rows is an ArtifactError (WF510), a name no entry takes WF511.
    */
   setState(name: string, value: Float32Array) {
-    let fed = false;
-    for (const e of this.manifest.entries) {
-      const inp = e.inputs.find((i) => i.kind === "state" && i.name === name);
-      if (!inp) continue;
+    const takers = this.manifest.entries.filter((e) => e.inputs.some((i) => i.kind === "state" && i.name === name));
+    if (!takers.length) throw new ArtifactError("WF511", `no entry takes a state input ${show(name)}`);
+    if (!(value instanceof Float32Array)) throw new ArtifactError("WF510", `state ${name}: should be a Float32Array, got ${show(value)}`);
+    for (const e of takers) {
+      const inp = e.inputs.find((i) => i.kind === "state" && i.name === name)!;
       const rows = value.length / inp.width;
-      if (!Number.isInteger(rows) || rows > this.manifest.context) throw new ArtifactError(`state ${name}: ${value.length} values is not a whole number of rows of ${inp.width} within the context`);
-      new Float32Array(this.memory.buffer, inp.offset, value.length).set(value);
-      this.stateRows = rows;
-      if (e.prepare) this.exports[e.prepare](0, 0, rows);
-      fed = true;
+      if (!Number.isInteger(rows) || rows < 1 || rows > this.manifest.context)
+        throw new ArtifactError("WF510", `state ${name}: ${value.length} values is not 1 to ${this.manifest.context} (the context) whole rows of ${inp.width}`);
     }
-    if (!fed) throw new ArtifactError(`no entry takes a state input '${name}'`);
+    for (const e of takers) {
+      const inp = e.inputs.find((i) => i.kind === "state" && i.name === name)!;
+      new Float32Array(this.memory.buffer, inp.offset, value.length).set(value);
+      this.stateRows = value.length / inp.width;
+      if (e.prepare) this.exports[e.prepare](0, 0, this.stateRows);
+    }
   }
 }

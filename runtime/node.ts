@@ -1,10 +1,13 @@
 // Node helpers: load an artifact folder from disk.
 
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Manifest } from "./manifest.js";
 import { pickVariant } from "./features.js";
-import { ArtifactError, type LoadOptions, Model } from "./model.js";
+import { ArtifactError, reason } from "./errors.js";
+import { type LoadOptions, Model } from "./model.js";
+import { type TextTokenizer, loadTokenizer } from "./tokenizer.js";
+import { validateManifest } from "./validate.js";
 import { type ThreadHost, WORKER_BODY, whenReady } from "./threads.js";
 import { Worker } from "node:worker_threads";
 
@@ -21,37 +24,74 @@ export const nodeThreads: ThreadHost = {
   },
 };
 
-export function readManifest(dir: string): Manifest {
-  const path = join(dir, "manifest.json");
-  if (!existsSync(path)) throw new ArtifactError(`${dir} is not an artifact folder (no manifest.json)`);
+/** The largest manifest.json read: real ones are a few KiB. */
+const MAX_MANIFEST_BYTES = 16 << 20;
+
+/** A file's bytes; an unreadable file is an ArtifactError naming it. */
+function readArtifactFile(path: string, limit = Infinity): Buffer<ArrayBuffer> {
   try {
-    return JSON.parse(readFileSync(path, "utf8"));
-  } catch {
-    throw new ArtifactError(`${path}: not valid JSON`);
+    const size = statSync(path).size;
+    if (size > limit) throw new ArtifactError("WF502", `${path}: ${size} bytes is too large for this file (at most ${limit})`);
+    return readFileSync(path);
+  } catch (e) {
+    throw e instanceof ArtifactError ? e : new ArtifactError("WF502", `${path}: cannot be read (${reason(e)})`);
   }
+}
+
+/** A JSON file of the artifact, parsed; unreadable or invalid JSON is an ArtifactError naming it. */
+function readJsonFile(path: string, limit?: number): unknown {
+  const text = readArtifactFile(path, limit).toString("utf8");
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ArtifactError("WF502", `${path}: not valid JSON (${reason(e)})`);
+  }
+}
+
+/** An artifact folder's manifest.json, validated (runtime/validate.ts). */
+export function readManifest(dir: string): Manifest {
+  if (!existsSync(dir)) throw new ArtifactError("WF501", `${dir} is not an artifact folder (it does not exist)`);
+  if (!statSync(dir).isDirectory()) throw new ArtifactError("WF501", `${dir} is not an artifact folder (it is not a folder)`);
+  const path = join(dir, "manifest.json");
+  if (!existsSync(path)) throw new ArtifactError("WF501", `${dir} is not an artifact folder (no manifest.json)`);
+  return validateManifest(readJsonFile(path, MAX_MANIFEST_BYTES), path);
 }
 
 /** Loads an artifact folder; `threads` > 1 runs the matrix kernels on worker threads. */
 export async function loadArtifact(dir: string, { threads = 1 }: Pick<LoadOptions, "threads"> = {}): Promise<Model> {
   const manifest = readManifest(dir);
-  for (const f of ["model.wasm", "weights.bin"]) if (!existsSync(join(dir, f))) throw new ArtifactError(`${dir}: missing ${f}`);
+  const variant = pickVariant(manifest.variants, { threads });
+  if (threads > 1 && !variant.features.includes("threads")) throw new ArtifactError("WF511", `${dir}: ${threads} threads need model.threads.wasm and a host with shared WebAssembly memory`);
+  for (const f of [variant.file, "weights.bin"]) if (!existsSync(join(dir, f))) throw new ArtifactError("WF501", `${dir}: missing ${f}`);
+  const wasm = readArtifactFile(join(dir, variant.file));
   // weights.bin is read straight into linear memory: no second copy of the weights
+  const weightsPath = join(dir, "weights.bin");
   const weights = (into: Uint8Array) => {
-    const fd = openSync(join(dir, "weights.bin"), "r");
+    const fd = openSync(weightsPath, "r");
     try {
       const size = fstatSync(fd).size;
-      if (size !== into.byteLength) throw new ArtifactError(`${dir}/weights.bin has ${size} bytes, the manifest expects ${into.byteLength}`);
+      if (size !== into.byteLength) throw new ArtifactError("WF507", `${weightsPath} has ${size} bytes, the manifest expects ${into.byteLength}`);
       for (let at = 0; at < size; ) {
         const n = readSync(fd, into, at, Math.min(size - at, 1 << 26), at);
-        if (n <= 0) throw new ArtifactError(`${dir}/weights.bin: unexpected end of file`);
+        if (n <= 0) throw new ArtifactError("WF507", `${weightsPath}: unexpected end of file`);
         at += n;
       }
     } finally {
       closeSync(fd);
     }
   };
-  const variant = pickVariant(manifest.variants ?? [{ file: "model.wasm", features: ["simd128"] }], { threads });
-  if (threads > 1 && !variant.features.includes("threads")) throw new ArtifactError(`${dir}: ${threads} threads need model.threads.wasm and a host with shared WebAssembly memory`);
-  if (!existsSync(join(dir, variant.file))) throw new ArtifactError(`${dir}: missing ${variant.file}`);
-  return Model.load({ manifest, wasm: readFileSync(join(dir, variant.file)), weights }, { threads, host: nodeThreads });
+  return Model.load({ manifest, wasm, weights, location: dir, wasmFile: variant.file }, { threads, host: nodeThreads });
+}
+
+/**
+ * The tokenizer an artifact ships (manifest `tokenizer`, with tokenizer_config.json beside it
+ * when present), or undefined when it has none. A file that cannot be read, parsed or used is
+ * an ArtifactError naming it.
+ */
+export function loadArtifactTokenizer(dir: string, manifest: Manifest): TextTokenizer | undefined {
+  if (manifest.tokenizer === undefined) return undefined;
+  const files = { tokenizer: join(dir, manifest.tokenizer), config: join(dir, "tokenizer_config.json") };
+  if (!existsSync(files.tokenizer)) throw new ArtifactError("WF501", `${dir}: missing ${manifest.tokenizer} (the manifest's tokenizer)`);
+  const config = existsSync(files.config) ? readJsonFile(files.config) : {};
+  return loadTokenizer(readJsonFile(files.tokenizer), config, files);
 }

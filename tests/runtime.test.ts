@@ -31,8 +31,8 @@ describe("Model.load", async () => {
     const longer = new Uint8Array(art.weights.length + 5);
     await expect(Model.load({ manifest: art.manifest, wasm: art.wasm, weights: stream(longer) })).rejects.toThrow(ArtifactError);
   });
-  it("rejects a manifest of another format", async () => {
-    await expect(Model.load({ manifest: { ...art.manifest, version: 2 as never }, wasm: art.wasm, weights: art.weights })).rejects.toThrow(/not a wasmformer v1 artifact/);
+  it("rejects a manifest of another version, asking to recompile", async () => {
+    await expect(Model.load({ manifest: { ...art.manifest, version: 1 as never }, wasm: art.wasm, weights: art.weights })).rejects.toThrow(/^manifest\.json: manifest version 1 is not supported \(this runtime reads version 2\): recompile/);
   });
 });
 

@@ -9,7 +9,7 @@ import { MAX_THREADS, dequantBytes, gateSumsBytes, packLinearWeight, packQuantWe
 import { type LowerCtx, attentionPartBytes, constantsOf, lowerings } from "./lower.js";
 import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
 import { type OpKind, cacheKey } from "../../ir/ops.js";
-import type { Manifest, ManifestEntry } from "../../runtime/manifest.js";
+import { LAYOUT_SECTION, MANIFEST_VERSION, type Manifest, type ManifestEntry, layoutOf } from "../../runtime/manifest.js";
 
 const ALIGN = 64;
 const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
@@ -329,7 +329,8 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
         dtype: n.type.dtype,
         offset: buf.get(n.id)!,
         width: rowWidth(n.type.shape),
-        ...(tables.length ? { limit: Math.min(...tables) } : {}),
+        // every token input has a limit (manifest v2): ids that index no table may be any i32 ≥ 0
+        ...(tables.length ? { limit: Math.min(...tables) } : n.attrs.kind === "tokens" ? { limit: 2 ** 31 - 1 } : {}),
       };
     };
     entries.push({
@@ -341,10 +342,9 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
     });
   }
 
-  const { binary, text } = wm.finish(pages, exports);
   const manifest: Manifest = {
     format: "wasmformer",
-    version: 1,
+    version: MANIFEST_VERSION,
     model: p.model,
     kind: kindOf(p),
     context: p.context,
@@ -354,6 +354,9 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
     variants: VARIANTS.map(({ file, features }) => ({ file, features })),
     entries,
   };
+  // the layout this code was compiled for: the runtime refuses a manifest that differs from it
+  m.addCustomSection(LAYOUT_SECTION, new TextEncoder().encode(JSON.stringify(layoutOf(manifest))));
+  const { binary, text } = wm.finish(pages, exports);
   return { wasm: binary, weights, manifest, wat: text, buffers: new Map(planned.map((x) => [x.g.name, x.buf])) };
 }
 

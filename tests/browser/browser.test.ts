@@ -25,7 +25,7 @@ const PROMPT: number[] = [35, 85, 26, 42, 60];
 const MAX_NEW = 10;
 
 // the runtime modules the page may load, and the artifact files it fetches
-const RUNTIME_MODULES = ["index", "model", "generate", "manifest", "npy", "features", "threads", "control", "eval"];
+const RUNTIME_MODULES = ["index", "model", "generate", "manifest", "npy", "features", "threads", "control", "eval", "errors", "validate"];
 const ARTIFACT_FILES = ["manifest.json", "model.wasm", "model.relaxed.wasm", "model.threads.wasm", "weights.bin"];
 const TYPES: Record<string, string> = {
   ".js": "text/javascript; charset=utf-8",
