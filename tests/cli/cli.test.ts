@@ -1,7 +1,7 @@
 // The command line end to end (the built CLI, as users run it).
 
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -108,6 +108,7 @@ describe("encoder and encoder-decoder runs", () => {
     const npy = join(tmp(), "h.npy");
     expect(cli("run", out, "--input-ids", c.input_ids.join(","), "--token-type-ids", c.token_type_ids!.join(","), "--out", npy).code).toBe(0);
     expect(relError(decodeNpy(readFileSync(npy)).data, readExpected("bert", c))).toBeLessThan(1e-4);
+    expectCleanError(cli("generate", out, "--input-ids", "1,2"), /^error\[WF604\]: generate needs a causal LM or T5 artifact; .*bert is an encoder \(use run\)\n$/);
   });
   it("t5 with decoder input ids, and generate feeding the encoder", () => {
     const out = join(tmp(), "t5");
@@ -135,6 +136,11 @@ describe("the bundled example", () => {
     expect(typeof j.text).toBe("string");
     const plain = cli("generate", out, "--prompt", ref.prompt, "--max-new-tokens", "5");
     expect(plain.out.startsWith(ref.prompt)).toBe(true);
+    // a damaged tokenizer.json is the artifact's fault, named in one line
+    for (const [text, why] of [["{\"model\": ", "not valid JSON"], ["{}", "not a tokenizer this runtime reads"]]) {
+      writeFileSync(join(out, "tokenizer.json"), text);
+      expectCleanError(cli("generate", out, "--prompt", "x"), new RegExp(`^error\\[WF501\\]: .*tokenizer\\.json: ${why}`));
+    }
   });
 });
 
