@@ -50,6 +50,8 @@ describe("values of the wrong type or out of range: WF601, before any work", () 
     ["--temperature", "NaN", "a finite number ≥ 0"],
     ["--temperature", "-1", "a finite number ≥ 0"],
     ["--temperature", "Infinity", "a finite number ≥ 0"],
+    ["--temperature", "", "a finite number ≥ 0"],
+    ["--temperature", "0x1", "a finite number ≥ 0"],
     ["--seed", "1.5", "an integer"],
     ["--seed", "1e400", "an integer"],
     ["--threads", "0", "an integer from 1 to 256"],
