@@ -1,12 +1,13 @@
 // compile: .wf model + checkpoint → artifact folder (model.wasm, weights.bin, manifest.json).
 
 import type { QuantizeOptions } from "./passes/quantize-weights.js";
-import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { copyFileSync, existsSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { Program } from "../ir/types.js";
 import type { Manifest } from "../runtime/manifest.js";
 import { generate } from "./codegen/emit.js";
 import { loadProgram, readHfConfig } from "./load.js";
+import { checkFolderOut, writeFolderOut } from "./output.js";
 import { type PipelineOptions, runPipeline, selectPasses, withQuantization } from "./passes/manager.js";
 import type { Progress } from "./progress.js";
 
@@ -19,6 +20,11 @@ export interface CompileOptions {
   /** Weight quantization of the matrices (int8: q8_0 blocks of 32). */
   quantize?: QuantizeOptions | QuantizeOptions["scheme"];
   progress?: Progress;
+  /**
+   * Replace `outDir` even when it is not an earlier artifact (a file, a folder of other files);
+   * never the current folder, a folder above it, the home folder, the root or a folder holding an input.
+   */
+  force?: boolean;
 }
 
 export interface CompileResult {
@@ -33,7 +39,14 @@ function specialTokens(hf: Record<string, unknown>): Manifest["tokens"] {
   return { eos: ids(hf.eos_token_id), bos: one(hf.bos_token_id), decoder_start: one(hf.decoder_start_token_id), pad: one(hf.pad_token_id) };
 }
 
+/**
+ * Compiles a model into an artifact folder. `outDir` is checked before any work: it must be absent,
+ * an empty folder or an earlier artifact (or, with `force`, anything but the paths never replaced);
+ * the artifact is written beside it and swapped in whole (compiler/output.ts).
+ */
 export function compileModel(modelPath: string, weightsPath: string, outDir: string, opts: CompileOptions = {}): CompileResult {
+  const outOpts = { force: opts.force, inputs: [modelPath, weightsPath] };
+  checkFolderOut(outDir, outOpts);
   const progress = opts.progress;
   const program = runPipeline(
     loadProgram(modelPath, weightsPath, { context: opts.context, onProgress: (d, t, what) => progress?.update("loading weights", d, t, what) }),
@@ -48,34 +61,23 @@ export function compileModel(modelPath: string, weightsPath: string, outDir: str
   const tokenizerFiles = ["tokenizer.json", "tokenizer_config.json"].filter((f) => existsSync(join(weightsDir, f)));
   if (tokenizerFiles.includes("tokenizer.json")) manifest.tokenizer = "tokenizer.json";
 
-  // write everything into a sibling temp folder, then swap it in: never a half-written artifact
-  const out = resolve(outDir);
-  const tmp = `${out}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  try {
-    const files = ["model.wasm", "weights.bin", "manifest.json"];
-    writeFileSync(join(tmp, "model.wasm"), art.wasm);
-    for (const v of art.variants ?? [])
-      if (v.file !== "model.wasm") {
-        writeFileSync(join(tmp, v.file), v.wasm);
-        files.push(v.file);
-      }
-    writeFileSync(join(tmp, "weights.bin"), art.weights);
-    writeFileSync(join(tmp, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
-    if (opts.emitWat) {
-      writeFileSync(join(tmp, "model.wat"), art.wat);
-      files.push("model.wat");
-    }
-    for (const f of tokenizerFiles) {
-      copyFileSync(join(weightsDir, f), join(tmp, f));
-      files.push(f);
-    }
-    rmSync(out, { recursive: true, force: true });
-    renameSync(tmp, out);
-    return { program, manifest, files };
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
+  type Output = [file: string, writeTo: (path: string) => void];
+  const write = (file: string, data: Uint8Array | string): Output => [file, (path) => writeFileSync(path, data)];
+  const outputs: Output[] = [
+    write("model.wasm", art.wasm),
+    write("weights.bin", art.weights),
+    write("manifest.json", JSON.stringify(manifest, null, 2) + "\n"),
+    ...(art.variants ?? []).filter((v) => v.file !== "model.wasm").map((v) => write(v.file, v.wasm)),
+    ...(opts.emitWat ? [write("model.wat", art.wat)] : []),
+    ...tokenizerFiles.map((f): Output => [f, (path) => copyFileSync(join(weightsDir, f), path)]),
+  ];
+  writeFolderOut(outDir, (tmp) => {
+    outputs.forEach(([file, writeTo], i) => {
+      progress?.update("writing", i, outputs.length, file);
+      writeTo(join(tmp, file));
+    });
+    progress?.update("writing", outputs.length, outputs.length);
+    progress?.done();
+  }, outOpts);
+  return { program, manifest, files: outputs.map(([file]) => file) };
 }

@@ -51,6 +51,11 @@ export const codes = {
 
   // ---- WF6xx: options and output paths ----------------------------------------------------
   WF601: "invalid option",
+  WF602: "output path exists and is not of the kind written",
+  WF603: "output path never replaced",
+  WF604: "malformed command line",
+  WF605: "file system error",
+  WF606: "not exportable to ONNX",
 } as const;
 
 export type Code = keyof typeof codes;

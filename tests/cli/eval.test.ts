@@ -5,7 +5,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../compiler/cli.js";
 import { nllWindows, tokenNll } from "../../runtime/eval.js";
 import { root } from "../helpers.js";
@@ -25,15 +25,8 @@ const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
 
 async function cli(...args: string[]) {
   let out = "", err = "";
-  const so = vi.spyOn(process.stdout, "write").mockImplementation((s) => ((out += String(s)), true));
-  const se = vi.spyOn(process.stderr, "write").mockImplementation((s) => ((err += String(s)), true));
-  try {
-    const code = await main(args);
-    return { code, out, err };
-  } finally {
-    so.mockRestore();
-    se.mockRestore();
-  }
+  const code = await main(args, { stdout: { write: (s) => (out += s) }, stderr: { write: (s) => (err += s) } });
+  return { code, out, err };
 }
 
 async function evalJson(artifact: string, ...args: string[]) {
@@ -120,7 +113,7 @@ describe("eval on examples/tiny-gpt2 heldout_ids.json", () => {
     expect(m.mean_nll).toBeLessThan(a.mean_nll);
     const bad = await cli("compile", "examples/gpt2.wf", "--weights", tiny, "--out", join(dir, "bad"), "--quantize", "int4", "--quantize-tensor", "lm_head=int3");
     expect(bad.code).toBe(1);
-    expect(bad.err).toMatch(/^error: --quantize-tensor: 'lm_head=int3' is not NAME=int8\|int4\|int4-min\|f32/);
+    expect(bad.err).toMatch(/^error\[WF601\]: --quantize-tensor should be NAME=int8\|int4\|int4-min\|f32, found 'lm_head=int3'$/m);
   });
 
   it("--threads 2 gives the same NLL as one thread", async () => {
@@ -146,17 +139,17 @@ describe("eval errors: one line, exit 1, no stack trace", () => {
     return p;
   };
   it.each([
-    ["a missing file", () => join(dir, "nope.json"), [], /^error: --ids: ENOENT: no such file/],
-    ["a non-integer in text", () => file("word.txt", "1 2 x 4"), [], /^error: --ids .*word\.txt: item 3 \("x"\) is not a non-negative integer token id/],
-    ["a fraction in JSON", () => file("frac.json", "[1, 2.5]"), [], /^error: --ids .*: item 2 \(2\.5\) is not a non-negative integer/],
-    ["a negative id", () => file("neg.txt", "1 -2"), [], /^error: --ids .*: item 2 \("-2"\) is not a non-negative integer/],
-    ["broken JSON", () => file("broken.json", "[1, 2"), [], /^error: --ids .*: not a valid JSON array/],
-    ["an id beyond the vocabulary", () => file("big.txt", "1,2,1024"), [], /^error: id 1024 at position 2 is outside the vocabulary \[0, 1024\)/],
-    ["one token", () => file("one.txt", "5\n"), [], /^error: --ids .*: 1 token id; scoring needs at least 2/],
-    ["no tokens", () => file("empty.txt", ""), [], /^error: --ids .*: 0 token ids; scoring needs at least 2/],
-    ["a window beyond the context", () => heldout, ["--window", "257"], /^error: window must be an integer in \[2, 256\] \(the artifact's context\), got 257/],
-    ["a stride beyond the window", () => heldout, ["--window", "64", "--stride", "65"], /^error: stride must be an integer in \[1, window = 64\], got 65/],
-    ["zero threads", () => heldout, ["--threads", "0"], /^error: --threads must be a positive integer/],
+    ["a missing file", () => join(dir, "nope.json"), [], /^error\[WF605\]: --ids .*nope\.json: no such file or folder$/m],
+    ["a non-integer in text", () => file("word.txt", "1 2 x 4"), [], /^error\[WF601\]: --ids .*word\.txt: item 3 \("x"\) is not a non-negative integer token id/],
+    ["a fraction in JSON", () => file("frac.json", "[1, 2.5]"), [], /^error\[WF601\]: --ids .*: item 2 \(2\.5\) is not a non-negative integer/],
+    ["a negative id", () => file("neg.txt", "1 -2"), [], /^error\[WF601\]: --ids .*: item 2 \("-2"\) is not a non-negative integer/],
+    ["broken JSON", () => file("broken.json", "[1, 2"), [], /^error\[WF601\]: --ids .*: not a valid JSON array/],
+    ["an id beyond the vocabulary", () => file("big.txt", "1,2,1024"), [], /^error\[WF5\d\d\]: id 1024 at position 2 is outside the vocabulary \[0, 1024\)/],
+    ["one token", () => file("one.txt", "5\n"), [], /^error\[WF601\]: --ids .*: 1 token id; scoring needs at least 2/],
+    ["no tokens", () => file("empty.txt", ""), [], /^error\[WF601\]: --ids .*: 0 token ids; scoring needs at least 2/],
+    ["a window beyond the context", () => heldout, ["--window", "257"], /^error\[WF601\]: --window should be at most the artifact's context, 256, found '257'$/m],
+    ["a stride beyond the window", () => heldout, ["--window", "64", "--stride", "65"], /^error\[WF601\]: --stride should be at most the window, 64, found '65'$/m],
+    ["zero threads", () => heldout, ["--threads", "0"], /^error\[WF601\]: --threads should be an integer from 1 to 256, found '0'$/m],
   ] as const)("%s", async (_, path, extra, pattern) => {
     const r = await cli("eval", fp32, "--ids", path(), ...extra);
     expect(r.code).toBe(1);
@@ -168,7 +161,7 @@ describe("eval errors: one line, exit 1, no stack trace", () => {
   it("a folder that is not an artifact", async () => {
     const r = await cli("eval", dir, "--ids", heldout);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/^error: .* is not an artifact folder \(no manifest\.json\)\n$/);
+    expect(r.err).toMatch(/^error\[WF5\d\d\]: .* is not an artifact folder \(no manifest\.json\)\n$/);
   });
 });
 

@@ -1,0 +1,271 @@
+// The commands: each one's options as a table (compiler/cli/options.ts) and what it does.
+
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { meanNll } from "../../runtime/eval.js";
+import { generate } from "../../runtime/generate.js";
+import type { Model } from "../../runtime/model.js";
+import { loadArtifact } from "../../runtime/node.js";
+import { encodeNpy } from "../../runtime/npy.js";
+import { loadTokenizer } from "../../runtime/tokenizer.js";
+import { compileModel } from "../compile.js";
+import { InputError } from "../diagnostics.js";
+import { exportOnnx } from "../export/onnx.js";
+import { loadProgram } from "../load.js";
+import { NPY_FILE, ONNX_FILE, checkFileOut, writeFileOut } from "../output.js";
+import { passes, runPipeline, selectPasses, withQuantization } from "../passes/manager.js";
+import { QUANTIZE_CHOICES, parseOverride } from "../passes/quantize-weights.js";
+import { type Progress, terminalProgress } from "../progress.js";
+import { fsReason, isFsError } from "./errors.js";
+import { type CommandSpec, type Io, type Writer, checkedBy, command, ids, int, nonNegativeNumber, oneOf, optionError, path, quote, text, usageError } from "./options.js";
+
+/** Progress lines on `stream` when it is a terminal. */
+const progressOn = (stream: Writer): Progress | undefined => ((stream as NodeJS.WriteStream).isTTY ? terminalProgress(stream as NodeJS.WriteStream) : undefined);
+
+const MiB = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+
+const weights = { kind: path, arg: "PATH", required: true, help: "Hugging Face folder (config.json + safetensors) or a .gguf file" } as const;
+const context = { kind: int({ min: 1 }), arg: "N", help: "longest sequence to support (default: the model's, at most 2048)" } as const;
+const force = (what: string) => ({ kind: "flag", help: `replace --out even if it is not ${what} (never the current folder, a folder above it, the home folder, / or an input)` }) as const;
+const threads = { kind: int({ min: 1, max: 256 }), arg: "N", default: "1", help: "threads running the matrix kernels (model.threads.wasm above 1)" } as const;
+const quantize = (help: string) => ({ kind: oneOf(QUANTIZE_CHOICES), arg: QUANTIZE_CHOICES.join("|"), help }) as const;
+
+/** The passes --disable-pass accepts: those code generation can do without. */
+const skippable = passes.map((p) => p.name).filter((name) => {
+  try {
+    return selectPasses([name]), true;
+  } catch {
+    return false;
+  }
+});
+
+const compile = command({
+  summary: "compile a .wf model with a checkpoint into an artifact folder",
+  positional: { arg: "MODEL.wf", help: "model definition (.wf)" },
+  options: {
+    weights,
+    out: { kind: path, arg: "DIR", required: true, help: "artifact folder to write: absent, empty or an earlier artifact (written beside it, then swapped in)" },
+    force: force("an artifact or an empty folder"),
+    context,
+    "print-ir": { kind: "flag", help: "print the IR before and after every pass" },
+    "emit-wat": { kind: "flag", help: "also write model.wat" },
+    "disable-pass": { kind: oneOf(skippable, `a pass that may be skipped (${skippable.join(", ")})`), arg: "NAME", repeatable: true, help: "skip a pass by name (e.g. fuse-ffn)" },
+    quantize: quantize("store matrices as GGUF q8_0 (8.5 bits a weight), q4_0 (4.5 bits) or q4_1 (int4-min: 5 bits, a per-block minimum) blocks of 32, computed on directly"),
+    "quantize-tensor": { kind: checkedBy("NAME=int8|int4|int4-min|f32", parseOverride), arg: "NAME=SCHEME", repeatable: true, help: "another scheme (or f32) for the checkpoint tensors NAME matches (* is a wildcard), e.g. lm_head.weight=int8; first match wins" },
+  },
+  async run(model, a, io) {
+    if (a["quantize-tensor"].length && !a.quantize) throw usageError("--quantize-tensor needs --quantize int8, int4 or int4-min");
+    const t0 = performance.now();
+    const r = compileModel(model, a.weights, a.out, {
+      context: a.context,
+      force: a.force,
+      emitWat: a["emit-wat"],
+      disablePasses: a["disable-pass"],
+      quantize: a.quantize ? { scheme: a.quantize, overrides: a["quantize-tensor"] } : undefined,
+      printAfter: a["print-ir"] ? (pass, ir) => io.stdout.write(`// ---- IR after ${pass} ----\n${ir}\n`) : undefined,
+      progress: progressOn(io.stderr),
+    });
+    const m = r.manifest;
+    io.stderr.write(
+      `compiled ${m.model} (${m.kind}, context ${m.context}) to ${a.out}: ${r.files.join(", ")}; ` +
+        `weights ${MiB(m.memory.weights_bytes)} MiB, activations ${MiB(m.memory.activation_bytes)} MiB, ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
+    );
+  },
+});
+
+const exportOnnxCommand = command({
+  summary: "write an ONNX model of the same graph (for comparisons with ONNX Runtime)",
+  positional: { arg: "MODEL.wf", help: "model definition (.wf)" },
+  options: {
+    weights,
+    out: { kind: path, arg: "FILE", required: true, help: "file to write (.onnx)" },
+    force: force("an ONNX model"),
+    context,
+    entry: { kind: path, arg: "NAME", help: "entry to export (default forward)" },
+    quantize: quantize("quantize matrices as compile does; q8_0/q4_0 written as com.microsoft MatMulNBits (ONNX Runtime), q4_1 dequantized"),
+  },
+  async run(model, a, io) {
+    const outOpts = { force: a.force, inputs: [model, a.weights] };
+    checkFileOut(a.out, ONNX_FILE, outOpts);
+    const progress = progressOn(io.stderr);
+    const loaded = loadProgram(model, a.weights, { context: a.context, onProgress: progress && ((d, t, what) => (progress.update("loading weights", d, t, what), d === t && progress.done())) });
+    // quantized matrices are written as ONNX Runtime's MatMulNBits (8 or 4 bits, blocks of 32)
+    const program = runPipeline(loaded, {}, withQuantization(passes, a.quantize));
+    const bytes = exportOnnx(program, { entry: a.entry });
+    writeFileOut(a.out, bytes, ONNX_FILE, outOpts);
+    io.stderr.write(`wrote ${a.out}: ONNX opset 17, ${MiB(bytes.byteLength)} MiB (inputs input_ids, past_key_i/past_value_i; outputs logits, present_*)\n`);
+  },
+});
+
+/** Loads an artifact, runs `use` on it, and stops its worker threads. */
+async function withModel<T>(artifact: string, threadCount: number, use: (model: Model) => T | Promise<T>): Promise<T> {
+  const model = await loadArtifact(artifact, { threads: threadCount });
+  try {
+    return await use(model);
+  } finally {
+    model.dispose();
+  }
+}
+
+const run = command({
+  summary: "run an artifact on ids and write the output as .npy",
+  positional: { arg: "ARTIFACT", help: "artifact folder, from compile" },
+  options: {
+    "input-ids": { kind: ids, arg: "IDS", required: true, help: "comma-separated token ids (T5: the encoder's)" },
+    "token-type-ids": { kind: ids, arg: "IDS", help: "BERT's segment ids, one per input id" },
+    "decoder-input-ids": { kind: ids, arg: "IDS", help: "T5's decoder ids (default: the decoder start token)" },
+    out: { kind: path, arg: "FILE.npy", required: true, help: "float32 [S, vocab] logits, or [S, hidden] for an encoder" },
+    force: force("a .npy file"),
+    threads,
+  },
+  async run(artifact, a, io) {
+    const outOpts = { force: a.force, inputs: [artifact] };
+    checkFileOut(a.out, NPY_FILE, outOpts);
+    await withModel(artifact, a.threads, (model) => {
+      let out: Float32Array, width: number;
+      if (model.manifest.kind === "seq2seq") {
+        const enc = model.run("encode", { ids: a["input-ids"] });
+        model.setState("hidden", enc.hidden);
+        const d = a["decoder-input-ids"] ?? [model.manifest.tokens?.decoder_start ?? 0];
+        out = model.run("decode", { ids: d }).logits;
+        width = out.length / d.length;
+      } else {
+        const e = model.manifest.entries[0];
+        const res = model.run(e.name, { ids: a["input-ids"], segments: a["token-type-ids"] });
+        out = res[e.outputs[0].name];
+        width = e.outputs[0].width;
+      }
+      writeFileOut(a.out, encodeNpy(out, [out.length / width, width]), NPY_FILE, outOpts);
+      io.stderr.write(`wrote ${a.out}: float32 [${out.length / width}, ${width}]\n`);
+    });
+  },
+});
+
+/** The artifact's tokenizer.json (and tokenizer_config.json, if any), read as the artifact's own files (WF501 when malformed). */
+function artifactTokenizer(artifact: string, file: string) {
+  const read = (name: string) => JSON.parse(readFileSync(join(artifact, name), "utf8"));
+  const bad = (name: string, e: unknown) =>
+    (e as NodeJS.ErrnoException).code?.startsWith("E") ? e : new InputError(`${join(artifact, name)}: ${e instanceof SyntaxError ? "not valid JSON" : `not a tokenizer this runtime reads (${(e as Error).message})`}`, undefined, { code: "WF501" });
+  let config = {};
+  try {
+    config = read("tokenizer_config.json");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw bad("tokenizer_config.json", e);
+  }
+  try {
+    return loadTokenizer(read(file), config);
+  } catch (e) {
+    throw bad(file, e);
+  }
+}
+
+const generateCommand = command({
+  summary: "generate tokens from a prompt",
+  positional: { arg: "ARTIFACT", help: "artifact folder of a causal LM or T5, from compile" },
+  options: {
+    prompt: { kind: text, arg: "TEXT", help: "the prompt as text (needs the artifact's tokenizer.json)" },
+    "input-ids": { kind: ids, arg: "IDS", help: "the prompt as comma-separated token ids" },
+    "max-new-tokens": { kind: int({ min: 0 }), arg: "N", default: "32", help: "tokens to generate" },
+    temperature: { kind: nonNegativeNumber, arg: "T", default: "0", help: "0 picks the most likely token; above 0 samples from softmax(logits / T)" },
+    seed: { kind: int(), arg: "S", default: "0", help: "seed of the sampler" },
+    "ignore-eos": { kind: "flag", help: "keep going after an end-of-sequence token" },
+    json: { kind: "flag", help: 'print {"ids", "text", "prefill_tokens_per_s", "decode_tokens_per_s"}' },
+    threads,
+  },
+  conflicts: [["prompt", "input-ids"]],
+  async run(artifact, a, io) {
+    await withModel(artifact, a.threads, (model) => {
+      const man = model.manifest;
+      if (man.kind === "encoder") throw usageError(`generate needs a causal LM or T5 artifact; ${artifact} is an encoder (use run)`);
+      let tokenizer;
+      if (a.prompt !== undefined) {
+        if (!man.tokenizer) throw usageError(`--prompt needs a tokenizer, and ${artifact} has none (compile from a folder with tokenizer.json, or pass --input-ids)`);
+        tokenizer = artifactTokenizer(artifact, man.tokenizer);
+      }
+      const prompt = a.prompt !== undefined ? tokenizer!.encode(a.prompt) : a["input-ids"];
+      if (!prompt?.length) throw usageError("give a non-empty --prompt or --input-ids");
+      if (a.prompt !== undefined && !a.json) io.stdout.write(a.prompt);
+      const r = generate(model, prompt, {
+        maxNewTokens: a["max-new-tokens"],
+        temperature: a.temperature,
+        seed: a.seed,
+        stopAtEos: !a["ignore-eos"],
+        onToken: tokenizer && !a.json ? (id) => io.stdout.write(tokenizer.decode([id])) : undefined,
+      });
+      if (a.json) {
+        io.stdout.write(JSON.stringify({ ids: r.ids, prefill_tokens_per_s: r.prefillTokensPerS, decode_tokens_per_s: r.decodeTokensPerS, ...(tokenizer ? { text: tokenizer.decode(r.ids) } : {}) }) + "\n");
+      } else {
+        if (!tokenizer) io.stdout.write(r.ids.join(","));
+        io.stdout.write("\n");
+        io.stderr.write(`prefill ${r.prefillTokensPerS.toFixed(1)} tokens/s, decode ${r.decodeTokensPerS.toFixed(1)} tokens/s${model.threads > 1 ? ` (${model.threads} threads)` : ""}\n`);
+      }
+    });
+  },
+});
+
+/** Token ids from a file: a JSON array of integers, or integers separated by whitespace or commas. */
+function readIdsFile(file: string): number[] {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8").trim();
+  } catch (e) {
+    throw isFsError(e) ? new InputError(`--ids ${file}: ${fsReason(e)}`, undefined, { code: "WF605" }) : e;
+  }
+  let items: unknown[];
+  if (text.startsWith("[")) {
+    try {
+      items = JSON.parse(text);
+    } catch {
+      throw optionError(`--ids ${file}: not a valid JSON array`);
+    }
+    if (!Array.isArray(items)) throw optionError(`--ids ${file}: not a JSON array`);
+  } else {
+    items = text.split(/[\s,]+/).filter((s) => s !== "");
+  }
+  const values = items.map((v) => (typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v));
+  const bad = values.findIndex((v) => typeof v !== "number" || !Number.isSafeInteger(v) || v < 0);
+  if (bad >= 0) throw optionError(`--ids ${file}: item ${bad + 1} (${(JSON.stringify(items[bad]) ?? String(items[bad])).slice(0, 60)}) is not a non-negative integer token id`);
+  if (values.length < 2) throw optionError(`--ids ${file}: ${values.length} token id${values.length === 1 ? "" : "s"}; scoring needs at least 2`);
+  return values as number[];
+}
+
+const evalCommand = command({
+  summary: "mean NLL and perplexity of a causal LM over a file of token ids",
+  positional: { arg: "ARTIFACT", help: "artifact folder of a causal LM, from compile" },
+  options: {
+    ids: { kind: path, arg: "FILE", required: true, help: "token ids: a JSON array, or integers separated by whitespace or commas" },
+    window: { kind: int({ min: 2 }), arg: "N", help: "tokens per window, scored from a fresh context (default and most: the artifact's context)" },
+    stride: { kind: int({ min: 1 }), arg: "N", help: "tokens between window starts (default: the window; below it, each window scores only tokens not yet scored)" },
+    threads,
+    json: { kind: "flag", help: "print {tokens, mean_nll, perplexity, window, stride, windows, ids, tokens_per_s}" },
+  },
+  async run(artifact, a, io) {
+    const tokens = readIdsFile(a.ids);
+    await withModel(artifact, a.threads, (model) => {
+      const ctx = model.manifest.context;
+      if (a.window !== undefined && a.window > ctx) throw optionError(`--window should be at most the artifact's context, ${ctx}, found '${a.window}'`);
+      const window = a.window ?? ctx;
+      if (a.stride !== undefined && a.stride > window) throw optionError(`--stride should be at most the window, ${window}, found '${a.stride}'`);
+      const progress = a.json ? undefined : progressOn(io.stderr);
+      const t0 = performance.now();
+      const r = meanNll(model, tokens, { window: a.window, stride: a.stride, onProgress: progress && ((d, t) => progress.update("scoring", d, t)) });
+      progress?.done();
+      const s = (performance.now() - t0) / 1000;
+      if (a.json) {
+        io.stdout.write(JSON.stringify({ tokens: r.tokens, mean_nll: r.meanNll, perplexity: r.perplexity, window: r.window, stride: r.stride, windows: r.windows, ids: tokens.length, tokens_per_s: r.tokens / s }) + "\n");
+      } else {
+        io.stdout.write(`tokens ${r.tokens}, mean NLL ${r.meanNll.toFixed(6)}, perplexity ${r.perplexity.toFixed(4)}\n`);
+        io.stderr.write(`${r.windows} windows of up to ${r.window} tokens, stride ${r.stride}; ${(r.tokens / s).toFixed(1)} tokens/s${model.threads > 1 ? ` (${model.threads} threads)` : ""}\n`);
+      }
+    });
+  },
+});
+
+/** Every command, in the order --help lists them. */
+export const commands: Record<string, CommandSpec> = {
+  compile,
+  "export-onnx": exportOnnxCommand,
+  run,
+  generate: generateCommand,
+  eval: evalCommand,
+};
