@@ -7,6 +7,7 @@ import type { Program } from "../ir/types.js";
 import type { Manifest } from "../runtime/manifest.js";
 import { generate } from "./codegen/emit.js";
 import { loadProgram, readHfConfig } from "./load.js";
+import { InputError } from "./diagnostics.js";
 import { checkFolderOut, writeFolderOut } from "./output.js";
 import { type PipelineOptions, runPipeline, selectPasses, withQuantization } from "./passes/manager.js";
 import type { Progress } from "./progress.js";
@@ -33,10 +34,27 @@ export interface CompileResult {
   files: string[];
 }
 
-function specialTokens(hf: Record<string, unknown>): Manifest["tokens"] {
-  const ids = (v: unknown) => (typeof v === "number" ? [v] : Array.isArray(v) ? v.filter((x) => typeof x === "number") : []);
-  const one = (v: unknown) => (typeof v === "number" ? v : undefined);
-  return { eos: ids(hf.eos_token_id), bos: one(hf.bos_token_id), decoder_start: one(hf.decoder_start_token_id), pad: one(hf.pad_token_id) };
+/**
+ * The special token ids generation uses, from config.json: EOS ids and T5's decoder start must be
+ * ids of the vocabulary; BOS and pad ids are informational and kept only when they are ids or -1.
+ */
+function specialTokens(hf: Record<string, unknown>, vocab: number): Manifest["tokens"] {
+  const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < vocab;
+  const bad = (key: string, v: unknown) =>
+    new InputError(`config.json '${key}' should be a token id in [0, ${vocab}) or a list of them, found ${JSON.stringify(v)}`, undefined, { code: "WF350" });
+  const eos = hf.eos_token_id ?? [];
+  const eosIds = Array.isArray(eos) ? eos : [eos];
+  if (eosIds.length > 64 || !eosIds.every(isId)) throw bad("eos_token_id", eos);
+  const start = hf.decoder_start_token_id ?? undefined;
+  if (start !== undefined && !isId(start)) throw bad("decoder_start_token_id", start);
+  const optional = (v: unknown) => (isId(v) || v === -1 ? (v as number) : undefined);
+  return { eos: eosIds, bos: optional(hf.bos_token_id), decoder_start: start, pad: optional(hf.pad_token_id) };
+}
+
+/** Rows of the smallest table token ids index: the vocabulary. */
+function vocabulary(m: Manifest): number {
+  const limits = m.entries.flatMap((e) => e.inputs.filter((i) => i.kind === "tokens" && i.limit !== undefined).map((i) => i.limit!));
+  return Math.min(...limits);
 }
 
 /**
@@ -56,7 +74,7 @@ export function compileModel(modelPath: string, weightsPath: string, outDir: str
   progress?.done();
   const art = generate(program, { onProgress: (d, t) => progress?.update("generating code", d, t) });
   progress?.done();
-  const manifest: Manifest = { ...art.manifest, tokens: specialTokens(readHfConfig(weightsPath)) };
+  const manifest: Manifest = { ...art.manifest, tokens: specialTokens(readHfConfig(weightsPath), vocabulary(art.manifest)) };
   const weightsDir = statSync(weightsPath).isDirectory() ? weightsPath : dirname(weightsPath);
   const tokenizerFiles = ["tokenizer.json", "tokenizer_config.json"].filter((f) => existsSync(join(weightsDir, f)));
   if (tokenizerFiles.includes("tokenizer.json")) manifest.tokenizer = "tokenizer.json";

@@ -22,6 +22,7 @@ export const codes = {
 
   // ---- WF3xx: config values ---------------------------------------------------------------
   WF301: "missing config field",
+  WF350: "special token id outside the vocabulary",
 
   // ---- WF4xx: checkpoints -----------------------------------------------------------------
   WF401: "missing tensor",

@@ -1,13 +1,11 @@
 // The commands: each one's options as a table (compiler/cli/options.ts) and what it does.
 
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { meanNll } from "../../runtime/eval.js";
 import { generate } from "../../runtime/generate.js";
 import type { Model } from "../../runtime/model.js";
-import { loadArtifact } from "../../runtime/node.js";
+import { loadArtifact, loadArtifactTokenizer } from "../../runtime/node.js";
 import { encodeNpy } from "../../runtime/npy.js";
-import { loadTokenizer } from "../../runtime/tokenizer.js";
 import { compileModel } from "../compile.js";
 import { InputError } from "../diagnostics.js";
 import { exportOnnx } from "../export/onnx.js";
@@ -17,7 +15,7 @@ import { passes, runPipeline, selectPasses, withQuantization } from "../passes/m
 import { QUANTIZE_CHOICES, parseOverride } from "../passes/quantize-weights.js";
 import { type Progress, terminalProgress } from "../progress.js";
 import { fsReason, isFsError } from "./errors.js";
-import { type CommandSpec, type Io, type Writer, checkedBy, command, ids, int, nonNegativeNumber, oneOf, optionError, path, quote, text, usageError } from "./options.js";
+import { type CommandSpec, type Writer, checkedBy, command, ids, int, nonNegativeNumber, oneOf, optionError, path, text, usageError } from "./options.js";
 
 /** Progress lines on `stream` when it is a terminal. */
 const progressOn = (stream: Writer): Progress | undefined => ((stream as NodeJS.WriteStream).isTTY ? terminalProgress(stream as NodeJS.WriteStream) : undefined);
@@ -141,24 +139,6 @@ const run = command({
   },
 });
 
-/** The artifact's tokenizer.json (and tokenizer_config.json, if any), read as the artifact's own files (WF501 when malformed). */
-function artifactTokenizer(artifact: string, file: string) {
-  const read = (name: string) => JSON.parse(readFileSync(join(artifact, name), "utf8"));
-  const bad = (name: string, e: unknown) =>
-    (e as NodeJS.ErrnoException).code?.startsWith("E") ? e : new InputError(`${join(artifact, name)}: ${e instanceof SyntaxError ? "not valid JSON" : `not a tokenizer this runtime reads (${(e as Error).message})`}`, undefined, { code: "WF501" });
-  let config = {};
-  try {
-    config = read("tokenizer_config.json");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw bad("tokenizer_config.json", e);
-  }
-  try {
-    return loadTokenizer(read(file), config);
-  } catch (e) {
-    throw bad(file, e);
-  }
-}
-
 const generateCommand = command({
   summary: "generate tokens from a prompt",
   positional: { arg: "ARTIFACT", help: "artifact folder of a causal LM or T5, from compile" },
@@ -176,11 +156,10 @@ const generateCommand = command({
   async run(artifact, a, io) {
     await withModel(artifact, a.threads, (model) => {
       const man = model.manifest;
-      if (man.kind === "encoder") throw usageError(`generate needs a causal LM or T5 artifact; ${artifact} is an encoder (use run)`);
       let tokenizer;
       if (a.prompt !== undefined) {
         if (!man.tokenizer) throw usageError(`--prompt needs a tokenizer, and ${artifact} has none (compile from a folder with tokenizer.json, or pass --input-ids)`);
-        tokenizer = artifactTokenizer(artifact, man.tokenizer);
+        tokenizer = loadArtifactTokenizer(artifact, man)!;
       }
       const prompt = a.prompt !== undefined ? tokenizer!.encode(a.prompt) : a["input-ids"];
       if (!prompt?.length) throw usageError("give a non-empty --prompt or --input-ids");
