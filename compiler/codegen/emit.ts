@@ -4,8 +4,7 @@
 
 import type { Graph, Node, Program } from "../../ir/types.js";
 import { rowWidth } from "../../ir/types.js";
-import { integerRows } from "../../ir/quant.js";
-import { MAX_THREADS, dequantBytes, gateSumsBytes, packLinearWeight, packQuantWeight, quantRowBytes } from "./linear.js";
+import { MAX_THREADS, dequantBytes, integerRows, gateSumsBytes, packLinearWeight, packQuantWeight, quantRowBytes } from "./linear.js";
 import { type LowerCtx, attentionPartBytes, constantsOf, lowerings } from "./lower.js";
 import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
 import { type OpKind, cacheKey } from "../../ir/ops.js";
@@ -191,7 +190,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
       if ((n.op === "linear" || n.op === "gated_linear") && n.attrs.quant) {
         const K = g.nodes[n.args[1]].type.shape[1] as number;
         maxK = Math.max(maxK, K);
-        xqBytes = Math.max(xqBytes, Math.min(integerRows(n.attrs, K), p.context) * quantRowBytes(K));
+        xqBytes = Math.max(xqBytes, Math.min(integerRows(n.attrs), p.context) * quantRowBytes(K));
       }
   // each row's RMSNorm factor for kernels with a fused RMSNorm (fuse-norm)
   // per-row factors of fused norms: RMSNorm 1 f32 a row, LayerNorm (mean, factor) pairs

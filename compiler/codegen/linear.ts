@@ -11,33 +11,13 @@
 // that the weights stream once per chunk while the chunk of x stays in cache.
 
 import { floatToHalf, halfToFloat } from "../../ir/half.js";
-import { Q8_BLOCK, integerRows } from "../../ir/quant.js";
+import { Q8_BLOCK } from "../../ir/quant.js";
 import type { QuantScheme } from "../../ir/types.js";
+import { PANEL, ROW_BLOCK, SKEW_PERIOD, STREAM_ROWS, TILE_ROWS, integerRowBound } from "./tuning.js";
 import { vectorActivation } from "./vmath.js";
 import { type Expr, WasmModule, createType, f32, i32, none, v128 } from "./wasm.js";
 
 const GROUP = 4;
-// 64 rows of x stay in a 1 MiB L2 up to K = 3072 (GPT-2's FFN), and a prompt of 128 tokens
-// streams the weights twice. Measured here on the LLaMA shape's first token of 128: 32 rows
-// 506 ms, 64 rows 481 ms (GPT-2: 654, 625; 128 rows 619)
-const ROW_BLOCK = 64;
-// 2 rows × 4 outputs: 8 accumulators + 2 x + 1 w registers. Measured here (K 768/3072, 128 rows):
-// 45 GFLOP/s, against 25 for 3×4 and 4×4 tiles, which run out of the 16 xmm registers.
-const TILE_ROWS = 2;
-
-// f32 weights are cut along K into panels of at most PANEL k's, stored one after the other (each
-// panel all groups), and a GEMV runs panel by panel, keeping the partial sums in its output.
-// Its weights are still one sequential stream, and the x panel it reads again for every group
-// (2 KiB) stays in L1. Measured here against a plain v128 read of the same 250 MB: K = 2048
-// read whole 0.74-0.86 of it, in 512-wide pieces 0.91-0.98; K = 768 whole 0.87-0.94, in halves
-// 0.95-0.96.
-const PANEL = 512;
-// calls of at most this many rows run panel by panel (see linearKernel)
-const STREAM_ROWS = 4;
-// Panels start SKEW_PERIOD apart plus one group's panel (padding added): a GEMM reads a group's
-// panels together, and panels a multiple of 64 KiB apart would share the sets of the 16-way
-// 1 MiB L2 (GEMM K=768 N=768: 3% slower than N=772 without the padding)
-const SKEW_PERIOD = 65536 / 4;
 
 /** A range [k0, k0 + size) of K that a kernel reads in one pass over the output groups, stored from float `at` of the packed weight. */
 export interface Panel {
@@ -117,6 +97,12 @@ export const dequantBytes = (K: number) => 2 * GROUP * K * 4;
 
 /** Bytes of one x row quantized by quantize_rows_q8: K/32 f32 scales, K i16 codes, K/32 i32 block sums of the codes, K i8 codes. */
 export const quantRowBytes = (K: number) => (K / Q8_BLOCK) * 8 + K * 3;
+
+/** int_rows of a linear whose every call takes the integer path: more rows than any context. */
+const ALL_ROWS = 2 ** 30;
+/** The most rows of a call for which a linear takes integer dot products (ir/quant.ts integerPath: attr int_rows, else every call; none without attr quant). */
+export const integerRows = (attrs: { quant?: unknown; int_rows?: unknown }): number => (attrs.quant === undefined ? 0 : typeof attrs.int_rows === "number" ? attrs.int_rows : ALL_ROWS);
+const defaultIntegerRows = (quant: WeightScheme, K: number) => integerRowBound(quant, K) ?? ALL_ROWS;
 
 /** Work units of a linear kernel with N outputs: its groups of 4 output rows. */
 export const linearUnits = (N: number) => Math.ceil(N / GROUP);
@@ -201,7 +187,7 @@ export interface QuantScratch {
  * addresses): calls of at most intRows rows take integer dot products on x rows quantized by
  * quantize_rows_q8, larger calls dequantize each weight group once per row block.
  */
-export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual, gated = false, normAt, ln = false, gateSumsAt }: LinearEpilogue, quant?: WeightScheme, addrs?: QuantScratch, intRows = integerRows({ quant }, K)): string {
+export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, residual, gated = false, normAt, ln = false, gateSumsAt }: LinearEpilogue, quant?: WeightScheme, addrs?: QuantScratch, intRows = ALL_ROWS): string {
   if (quant && K % Q8_BLOCK) throw new Error(`${quant} needs K a multiple of ${Q8_BLOCK}, got ${K}`);
   if (quant && !addrs) throw new Error("internal: a quantized kernel needs its scratch addresses");
   if (gated && (bias || !act || (!quant && K % 4))) throw new Error("internal: a gated kernel has an activation, no bias, and K a multiple of 4");
@@ -209,7 +195,7 @@ export function linearKernel(wm: WasmModule, K: number, N: number, { bias, act, 
   // quantized weights (and their dequantized groups) are read whole
   const panels = quant ? [{ k0: 0, size: K, at: 0, index: 0, last: true }] : linearPanels(N, K);
   if (gated && panels.length > 1 && gateSumsAt === undefined) throw new Error("internal: a gated kernel of several panels needs its gate sums' scratch");
-  const name = `${gated ? "gated" : "linear"}_k${K}_n${N}${normAt !== undefined ? (ln ? "_ln" : "_rms") : ""}${quant ? `_${quant}${intRows === integerRows({ quant }, K) ? "" : `_i${intRows}`}` : ""}${bias ? "_bias" : ""}${act ? `_${act}` : ""}${residual ? "_res" : ""}`;
+  const name = `${gated ? "gated" : "linear"}_k${K}_n${N}${normAt !== undefined ? (ln ? "_ln" : "_rms") : ""}${quant ? `_${quant}${intRows === defaultIntegerRows(quant, K) ? "" : `_i${intRows}`}` : ""}${bias ? "_bias" : ""}${act ? `_${act}` : ""}${residual ? "_res" : ""}`;
   return wm.ensure(name, () => {
     const m = wm.m;
     const get = (l: number, t = i32) => m.local.get(l, t);

@@ -3,10 +3,9 @@
 
 import binaryen from "binaryen";
 import { type OpKind, ropeTable } from "../../ir/ops.js";
-import { integerRows } from "../../ir/quant.js";
 import { bucketTable } from "../../ir/relpos.js";
 import type { Node, QuantScheme } from "../../ir/types.js";
-import { type QuantScratch, linearKernel, linearPanels, linearUnits, panelStride } from "./linear.js";
+import { type QuantScratch, integerRows, linearKernel, linearPanels, linearUnits, panelStride } from "./linear.js";
 import type { Expr, WasmModule } from "./wasm.js";
 
 export interface LowerCtx {
@@ -97,7 +96,7 @@ function rowNorm(c: LowerCtx, n: Node, x: number, K: number): Expr[] {
 function quantizeRows(c: LowerCtx, n: Node, x: number, K: number, quant: QuantScheme | undefined): Expr[] {
   if (!quant || !c.fresh("xq", `${x}`)) return [];
   const m = c.wm.m;
-  return [m.if(m.i32.le_s(c.rows(n.id), c.wm.c32(integerRows(n.attrs, K))), c.wm.callLib("quantize_rows_q8", [c.ptr(x), c.wm.c32(c.quantScratch().xq), c.rows(n.id), c.wm.c32(K)]))];
+  return [m.if(m.i32.le_s(c.rows(n.id), c.wm.c32(integerRows(n.attrs))), c.wm.callLib("quantize_rows_q8", [c.ptr(x), c.wm.c32(c.quantScratch().xq), c.rows(n.id), c.wm.c32(K)]))];
 }
 
 export const lowerings = {
@@ -119,7 +118,7 @@ export const lowerings = {
     const [N, K] = c.node(w).type.shape as number[];
     const quant = c.node(w).attrs.quant as QuantScheme | undefined;
     const opt = (id: number | undefined) => (id !== undefined ? c.ptr(id) : c.wm.c32(0));
-    const fn = linearKernel(c.wm, K, N, { bias: b !== undefined, act: n.attrs.act as string | undefined, residual: residual !== undefined, normAt: normAt(c, n), ln: n.attrs.ln_eps !== undefined }, quant, quant && c.quantScratch(), integerRows(n.attrs, K));
+    const fn = linearKernel(c.wm, K, N, { bias: b !== undefined, act: n.attrs.act as string | undefined, residual: residual !== undefined, normAt: normAt(c, n), ln: n.attrs.ln_eps !== undefined }, quant, quant && c.quantScratch(), integerRows(n.attrs));
     return [...rowNorm(c, n, x, K), ...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(w), opt(b), opt(residual), c.ptr(n.id), c.rows(n.id)], linearUnits(N), N * K)];
   },
   gated_linear: (c, n) => {
@@ -128,7 +127,7 @@ export const lowerings = {
     const quant = c.node(wg).attrs.quant as QuantScheme | undefined;
     if (c.node(wu).attrs.quant !== quant) throw new Error(`internal: gated_linear %${n.id} has weights of two schemes`);
     const gateSumsAt = !quant && linearPanels(N, K).length > 1 ? c.gateScratch() : undefined;
-    const fn = linearKernel(c.wm, K, N, { bias: false, act: n.attrs.act as string, residual: false, gated: true, normAt: normAt(c, n), gateSumsAt }, quant, quant && c.quantScratch(), integerRows(n.attrs, K));
+    const fn = linearKernel(c.wm, K, N, { bias: false, act: n.attrs.act as string, residual: false, gated: true, normAt: normAt(c, n), gateSumsAt }, quant, quant && c.quantScratch(), integerRows(n.attrs));
     // the up projection's weights ride in the bias slot
     return [...rowNorm(c, n, x, K), ...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(wg), c.packedWeight(wu), c.wm.c32(0), c.ptr(n.id), c.rows(n.id)], linearUnits(N), 2 * N * K)];
   },

@@ -5,6 +5,7 @@ import binaryen from "binaryen";
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { CONTROL } from "../../runtime/control.js";
+import { MIN_PARALLEL_MACS } from "./tuning.js";
 
 export type Expr = binaryen.ExpressionRef;
 export const { i32, f32, v128, none, createType } = binaryen;
@@ -21,8 +22,6 @@ function kernelLibrary(): string {
   throw new Error(`kernel library ${candidates[0]} is missing: run 'npm run build'`);
 }
 
-/** Multiply-adds below which a matrix kernel call is not split over threads (~10 µs of work). */
-const MIN_PARALLEL_MACS = 1 << 16;
 
 /** A wasm module under construction: the kernel library plus generated kernels and entries. */
 export class WasmModule {
