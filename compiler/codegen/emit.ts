@@ -4,7 +4,7 @@
 
 import type { Graph, Node, Program } from "../../ir/types.js";
 import { rowWidth } from "../../ir/types.js";
-import { MAX_THREADS, dequantBytes, integerRows, gateSumsBytes, packLinearWeight, packQuantWeight, quantRowBytes } from "./linear.js";
+import { MAX_THREADS, dequantBytes, integerRows, gateSumsBytes, packLinearWeight, packQuantWeight, quantRowBytes } from "./linear/index.js";
 import { type LowerCtx, attentionPartBytes, constantsOf, lowerings } from "./lower.js";
 import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
 import { type OpKind, cacheKey } from "../../ir/ops.js";

@@ -5,7 +5,7 @@ import binaryen from "binaryen";
 import { type OpKind, ropeTable } from "../../ir/ops.js";
 import { bucketTable } from "../../ir/relpos.js";
 import type { Node, QuantScheme } from "../../ir/types.js";
-import { type QuantScratch, integerRows, linearKernel, linearPanels, linearUnits, panelStride } from "./linear.js";
+import { type QuantScratch, integerRows, linearKernel, linearPanels, linearUnits, panelStride, planLinear } from "./linear/index.js";
 import type { Expr, WasmModule } from "./wasm.js";
 
 export interface LowerCtx {
@@ -21,7 +21,7 @@ export interface LowerCtx {
   /** rows × width. */
   count(id: number): Expr;
   past(): Expr;
-  /** Whether a parameter is stored only in the packed matrix layout (see linear.ts). */
+  /** Whether a parameter is stored only in the packed matrix layout (linear/layout.ts). */
   packed(id: number): boolean;
   /** Address of a parameter's packed matrix layout. */
   packedWeight(id: number): Expr;
@@ -118,7 +118,8 @@ export const lowerings = {
     const [N, K] = c.node(w).type.shape as number[];
     const quant = c.node(w).attrs.quant as QuantScheme | undefined;
     const opt = (id: number | undefined) => (id !== undefined ? c.ptr(id) : c.wm.c32(0));
-    const fn = linearKernel(c.wm, K, N, { bias: b !== undefined, act: n.attrs.act as string | undefined, residual: residual !== undefined, normAt: normAt(c, n), ln: n.attrs.ln_eps !== undefined }, quant, quant && c.quantScratch(), integerRows(n.attrs));
+    const epilogue = { bias: b !== undefined, act: n.attrs.act as string | undefined, residual: residual !== undefined, normAt: normAt(c, n), ln: n.attrs.ln_eps !== undefined };
+    const fn = linearKernel(c.wm, planLinear({ K, N, epilogue, quant, scratch: quant && c.quantScratch(), intRows: integerRows(n.attrs) }));
     return [...rowNorm(c, n, x, K), ...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(w), opt(b), opt(residual), c.ptr(n.id), c.rows(n.id)], linearUnits(N), N * K)];
   },
   gated_linear: (c, n) => {
@@ -127,7 +128,8 @@ export const lowerings = {
     const quant = c.node(wg).attrs.quant as QuantScheme | undefined;
     if (c.node(wu).attrs.quant !== quant) throw new Error(`internal: gated_linear %${n.id} has weights of two schemes`);
     const gateSumsAt = !quant && linearPanels(N, K).length > 1 ? c.gateScratch() : undefined;
-    const fn = linearKernel(c.wm, K, N, { bias: false, act: n.attrs.act as string, residual: false, gated: true, normAt: normAt(c, n), gateSumsAt }, quant, quant && c.quantScratch(), integerRows(n.attrs));
+    const epilogue = { bias: false, act: n.attrs.act as string, residual: false, gated: true, normAt: normAt(c, n), gateSumsAt };
+    const fn = linearKernel(c.wm, planLinear({ K, N, epilogue, quant, scratch: quant && c.quantScratch(), intRows: integerRows(n.attrs) }));
     // the up projection's weights ride in the bias slot
     return [...rowNorm(c, n, x, K), ...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(wg), c.packedWeight(wu), c.wm.c32(0), c.ptr(n.id), c.rows(n.id)], linearUnits(N), 2 * N * K)];
   },

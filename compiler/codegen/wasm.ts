@@ -8,6 +8,8 @@ import { CONTROL } from "../../runtime/control.js";
 import { MIN_PARALLEL_MACS } from "./tuning.js";
 
 export type Expr = binaryen.ExpressionRef;
+export type Type = binaryen.Type;
+export type Module = binaryen.Module;
 export const { i32, f32, v128, none, createType } = binaryen;
 
 const FEATURES =
