@@ -2,7 +2,7 @@
 // The interpreter computes with the dequantized values, the kernels with the codes.
 
 import { floatToHalf, halfToFloat } from "./half.js";
-import type { Param, QuantScheme } from "./types.js";
+import type { Param } from "./types.js";
 
 export const Q8_BLOCK = 32;
 

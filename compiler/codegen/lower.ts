@@ -4,8 +4,8 @@
 import binaryen from "binaryen";
 import { type OpKind, ropeTable } from "../../ir/ops.js";
 import { bucketTable } from "../../ir/relpos.js";
-import type { Node, QuantScheme } from "../../ir/types.js";
-import { type QuantScratch, integerRows, linearKernel, linearPanels, linearUnits, panelStride, planLinear } from "./linear/index.js";
+import { type Node, type QuantScheme, rowWidth } from "../../ir/types.js";
+import { type QuantScratch, dequantBytes, gateSumsBytes, integerRows, linearKernel, linearPanels, linearUnits, panelStride, planLinear, quantRowBytes } from "./linear/index.js";
 import type { Expr, WasmModule } from "./wasm.js";
 
 export interface LowerCtx {
@@ -29,23 +29,44 @@ export interface LowerCtx {
   constant(key: string): Expr;
   /** Addresses of the key and value cache of a cached attention node. */
   cache(id: number): { k: number; v: number };
-  /** Scratch of the quantized matrix kernels: x rows quantized to q8_0, per-thread dequantized weights. */
-  quantScratch(): QuantScratch;
-  /** Where gated f32 kernels of several panels keep their partial gate sums. */
-  gateScratch(): number;
-  /** Address of the per-row RMSNorm factors of a kernel with a fused RMSNorm. */
-  rmsScratch(): number;
-  /** Address of decode attention's per-chunk partial results (attentionPartBytes for the largest attention). */
-  attentionScratch(): number;
+  /** Address of a scratch area this node's lowering declared (Lowering.scratch). */
+  scratch(area: ScratchArea): number;
   /**
-   * Whether scratch `slot` must be (re)computed for `key` (and records that it will hold it):
+   * Whether scratch `area` must be (re)computed for `key` (and records that it will hold it):
    * false when the previous kernel of this function already left it there, e.g. q, k and v
-   * projections of one input share its quantized rows and RMSNorm factors.
+   * projections of one input share its quantized rows and norm factors.
    */
-  fresh(slot: string, key: string): boolean;
+  fresh(area: ScratchArea, key: string): boolean;
 }
 
-export type Lowering = (c: LowerCtx, n: Node) => Expr[];
+/**
+ * Scratch areas, in the order the memory planner lays them out. Each is one buffer shared by
+ * every call that uses it, as large as the largest need declared: fused norms' per-row
+ * factors, decode attention's partial results, x rows quantized to q8_0, each thread's
+ * dequantized weight groups, gated kernels' partial gate sums.
+ */
+export const SCRATCH_AREAS = ["norms", "attention", "xq", "dq", "gateSums"] as const;
+export type ScratchArea = (typeof SCRATCH_AREAS)[number];
+
+/** What a node's scratch needs may depend on. */
+export interface ScratchQuery {
+  node(id: number): Node;
+  /** The most rows of any call. */
+  context: number;
+  /** Threads a kernel may run on, each with its own part of per-thread scratch. */
+  threads: number;
+}
+
+/** Bytes of each area a call needs; an area named is planned (even at 0 bytes: its address is in the code). */
+export type ScratchNeeds = Partial<Record<ScratchArea, number>>;
+
+export type Lowering = ((c: LowerCtx, n: Node) => Expr[]) & {
+  /** The scratch the lowering's calls use, declared beside it; none where absent. */
+  scratch?: (n: Node, q: ScratchQuery) => ScratchNeeds;
+};
+
+/** A lowering and the scratch it declares. */
+const withScratch = (scratch: NonNullable<Lowering["scratch"]>, lower: (c: LowerCtx, n: Node) => Expr[]): Lowering => Object.assign(lower, { scratch });
 
 const unsupported = (why: string): Lowering => (_c, n) => {
   throw new Error(`cannot lower ${n.op} (%${n.id}): ${why}`);
@@ -83,20 +104,47 @@ export function constantsOf(n: Node, context: number): { key: string; data: () =
 export const ATTENTION_CHUNKS = 16;
 export const attentionPartBytes = (heads: number, dv: number) => ATTENTION_CHUNKS * heads * (dv + 2) * 4;
 
+/** A matrix kernel's weight [N, K] (gated: the gate's) and its scheme. */
+function matrixOf(node: (id: number) => Node, n: Node) {
+  const w = node(n.args[1]);
+  const [N, K] = w.type.shape as number[];
+  return { N, K, quant: w.attrs.quant as QuantScheme | undefined };
+}
+
+/**
+ * linear and gated_linear: a fused norm's per-row factors (RMSNorm one f32, LayerNorm a (mean,
+ * factor) pair); quantized weights: x's rows quantized for the integer path, and each thread's
+ * dequantized groups; gated f32 kernels over several K panels: the gate's partial sums.
+ */
+function matrixScratch(n: Node, q: ScratchQuery): ScratchNeeds {
+  const { N, K, quant } = matrixOf(q.node, n);
+  const needs: ScratchNeeds = {};
+  if (n.attrs.ln_eps !== undefined) needs.norms = q.context * 8;
+  else if (n.attrs.rms_eps !== undefined) needs.norms = q.context * 4;
+  if (quant) {
+    needs.xq = Math.min(integerRows(n.attrs), q.context) * quantRowBytes(K);
+    needs.dq = q.threads * dequantBytes(K);
+  } else if (n.op === "gated_linear" && linearPanels(N, K).length > 1) needs.gateSums = gateSumsBytes(K, N, q.context);
+  return needs;
+}
+
 /** A fused norm's per-row factors (attr rms_eps or ln_eps, from fuse-norm): where the kernel finds them. */
-const normAt = (c: LowerCtx, n: Node) => (n.attrs.rms_eps === undefined && n.attrs.ln_eps === undefined ? undefined : c.rmsScratch());
+const normAt = (c: LowerCtx, n: Node) => (n.attrs.rms_eps === undefined && n.attrs.ln_eps === undefined ? undefined : c.scratch("norms"));
 /** ...computed on the calling thread before the kernel runs: RMSNorm factors, or LayerNorm (mean, factor) pairs. */
 function rowNorm(c: LowerCtx, n: Node, x: number, K: number): Expr[] {
   const [kernel, eps] = n.attrs.ln_eps !== undefined ? ["row_mean_inv", n.attrs.ln_eps] : ["row_rms_inv", n.attrs.rms_eps];
-  if (eps === undefined || !c.fresh("rms", `${x}:${kernel}:${eps}`)) return [];
-  return [c.wm.callLib(kernel, [c.ptr(x), c.wm.c32(c.rmsScratch()), c.rows(n.id), c.wm.c32(K), c.wm.cf32(eps as number)])];
+  if (eps === undefined || !c.fresh("norms", `${x}:${kernel}:${eps}`)) return [];
+  return [c.wm.callLib(kernel, [c.ptr(x), c.wm.c32(c.scratch("norms")), c.rows(n.id), c.wm.c32(K), c.wm.cf32(eps as number)])];
 }
+
+/** Where a quantized kernel finds x's quantized rows and its threads' dequantization buffers. */
+const quantScratch = (c: LowerCtx): QuantScratch => ({ xq: c.scratch("xq"), dq: c.scratch("dq") });
 
 /** Calls of a quantized kernel with few rows take integer dot products on x quantized into the scratch area first. */
 function quantizeRows(c: LowerCtx, n: Node, x: number, K: number, quant: QuantScheme | undefined): Expr[] {
   if (!quant || !c.fresh("xq", `${x}`)) return [];
   const m = c.wm.m;
-  return [m.if(m.i32.le_s(c.rows(n.id), c.wm.c32(integerRows(n.attrs))), c.wm.callLib("quantize_rows_q8", [c.ptr(x), c.wm.c32(c.quantScratch().xq), c.rows(n.id), c.wm.c32(K)]))];
+  return [m.if(m.i32.le_s(c.rows(n.id), c.wm.c32(integerRows(n.attrs))), c.wm.callLib("quantize_rows_q8", [c.ptr(x), c.wm.c32(c.scratch("xq")), c.rows(n.id), c.wm.c32(K)]))];
 }
 
 export const lowerings = {
@@ -111,28 +159,26 @@ export const lowerings = {
     const size = linearPanels(V, D)[0].size;
     return [c.wm.callLib("embedding_packed", [...args, c.wm.c32(size), c.wm.c32(panelStride(V, size))])];
   },
-  linear: (c, n) => {
+  linear: withScratch(matrixScratch, (c, n) => {
     const [x, w, ...rest] = n.args;
     const residual = n.attrs.residual ? rest.pop() : undefined;
     const b = rest[0];
-    const [N, K] = c.node(w).type.shape as number[];
-    const quant = c.node(w).attrs.quant as QuantScheme | undefined;
+    const { N, K, quant } = matrixOf(c.node, n);
     const opt = (id: number | undefined) => (id !== undefined ? c.ptr(id) : c.wm.c32(0));
     const epilogue = { bias: b !== undefined, act: n.attrs.act as string | undefined, residual: residual !== undefined, normAt: normAt(c, n), ln: n.attrs.ln_eps !== undefined };
-    const fn = linearKernel(c.wm, planLinear({ K, N, epilogue, quant, scratch: quant && c.quantScratch(), intRows: integerRows(n.attrs) }));
+    const fn = linearKernel(c.wm, planLinear({ K, N, epilogue, quant, scratch: quant && quantScratch(c), intRows: integerRows(n.attrs) }));
     return [...rowNorm(c, n, x, K), ...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(w), opt(b), opt(residual), c.ptr(n.id), c.rows(n.id)], linearUnits(N), N * K)];
-  },
-  gated_linear: (c, n) => {
+  }),
+  gated_linear: withScratch(matrixScratch, (c, n) => {
     const [x, wg, wu] = n.args;
-    const [N, K] = c.node(wg).type.shape as number[];
-    const quant = c.node(wg).attrs.quant as QuantScheme | undefined;
+    const { N, K, quant } = matrixOf(c.node, n);
     if (c.node(wu).attrs.quant !== quant) throw new Error(`internal: gated_linear %${n.id} has weights of two schemes`);
-    const gateSumsAt = !quant && linearPanels(N, K).length > 1 ? c.gateScratch() : undefined;
+    const gateSumsAt = !quant && linearPanels(N, K).length > 1 ? c.scratch("gateSums") : undefined;
     const epilogue = { bias: false, act: n.attrs.act as string, residual: false, gated: true, normAt: normAt(c, n), gateSumsAt };
-    const fn = linearKernel(c.wm, planLinear({ K, N, epilogue, quant, scratch: quant && c.quantScratch(), intRows: integerRows(n.attrs) }));
+    const fn = linearKernel(c.wm, planLinear({ K, N, epilogue, quant, scratch: quant && quantScratch(c), intRows: integerRows(n.attrs) }));
     // the up projection's weights ride in the bias slot
     return [...rowNorm(c, n, x, K), ...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(wg), c.packedWeight(wu), c.wm.c32(0), c.ptr(n.id), c.rows(n.id)], linearUnits(N), 2 * N * K)];
-  },
+  }),
   matmul: unsupported("the right operand must be a parameter (canonicalize-matmul turns that into linear)"),
   transpose: (c, n) => {
     const shape = c.node(n.args[0]).type.shape;
@@ -156,7 +202,8 @@ export const lowerings = {
   },
   slice: (c, n) => [c.wm.callLib("slice", [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.args[0])), c.wm.c32(n.attrs.start as number), c.wm.c32(n.attrs.size as number)])],
   rope: (c, n) => [c.wm.callLib("rope", [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id)), c.wm.c32(n.attrs.head_dim as number), c.past(), c.constant(ropeKey(n.attrs.head_dim as number, n.attrs.theta as number, c.context))])],
-  attention: (c, n) => {
+  // decode's per-chunk partial results
+  attention: withScratch((n, q) => ({ attention: attentionPartBytes(n.attrs.heads as number, rowWidth(q.node(n.args[2]).type.shape) / (n.attrs.kv_heads as number)) }), (c, n) => {
     const { wm } = c;
     const m = wm.m;
     const a = n.attrs;
@@ -199,12 +246,15 @@ export const lowerings = {
     const byKeys = kernel(`attention_part_${key}`, () => wm.callLib("attention_part", [p(0), p(1), p(2), p(4), p(3), ...head(), ...extras(), p(6), p(7), wm.c32(ATTENTION_CHUNKS)]));
     // multiply-adds: rows × keys × heads × (dk + dv) at most
     const work = () => m.i32.mul(m.i32.mul(c.rows(q), m.i32.add(a.cache ? c.past() : wm.c32(0), c.rows(k))), wm.c32(H * (dk + dv)));
-    const parts = c.attentionScratch();
+    const parts = c.scratch("attention");
     const decode = m.block(null, [
       wm.parallel(byKeys, [c.ptr(q), m.copyExpression(kp), m.copyExpression(vp), m.copyExpression(L), wm.c32(parts), wm.c32(1)], ATTENTION_CHUNKS, 0, work()),
       wm.callLib("attention_merge", [wm.c32(parts), c.ptr(n.id), wm.c32(H), wm.c32(dv), m.copyExpression(L), wm.c32(ATTENTION_CHUNKS)]),
     ]);
     const prefill = wm.parallel(byHeads, [c.ptr(q), kp, vp, L, c.ptr(n.id), c.rows(q)], H, 0, work());
     return [...pre, m.if(m.i32.eq(c.rows(q), wm.c32(1)), decode, prefill)];
-  },
+  }),
 } satisfies Record<OpKind, Lowering>;
+
+/** The lowering of an op (the verifier has checked every node's op is in the table). */
+export const loweringOf = (op: string): Lowering => (lowerings as Record<string, Lowering>)[op];
