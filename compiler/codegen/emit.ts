@@ -244,6 +244,7 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
       wm,
       context: p.context,
       node: (id) => g.nodes[id],
+      address: (id) => buf.get(id)!,
       ptr: (id) => wm.c32(buf.get(id)!),
       rows: (id) => {
         const d = g.nodes[id].type.shape[0];
@@ -262,7 +263,7 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
         return at?.rowMajor === undefined && at?.packed !== undefined;
       },
       packedWeight: (id) => wm.c32(paramAt.get(g.nodes[id].attrs.name as string)!.packed!),
-      constant: (key) => wm.c32(constants.get(key)!),
+      constant: (key) => constants.get(key)!,
       scratch: (area) => {
         const at = plan.scratch.get(area);
         if (at === undefined) throw new Error(`internal: no scratch planned for ${area}`);

@@ -2,6 +2,7 @@
 // the gated product act(gate) ⊙ up) and residual into the output; and, for kernels reading K in
 // panels, the partial sums each panel leaves for the next.
 
+import type { ScalarActivation } from "../library.js";
 import { type Expr, v128 } from "../wasm.js";
 import { vectorActivation } from "../vmath.js";
 import type { KernelGen } from "./gen.js";
@@ -28,7 +29,7 @@ export function epilogueGen(g: KernelGen): Epilogue {
   const { bias, act, residual, gated, normAt, ln, gateSumsAt } = plan.epilogue;
   const get = g.get;
   const vact = act ? vectorActivation(wm, act) : undefined;
-  const scalarAct = (s: Expr) => (!act ? s : act === "relu" ? m.f32.max(s, m.f32.const(0)) : wm.callLibF32(`act_${act}`, [s]));
+  const scalarAct = (s: Expr) => (!act ? s : act === "relu" ? m.f32.max(s, m.f32.const(0)) : wm.callActivation(`act_${act}` as ScalarActivation, s));
   // group G's 4 biases (ln: its 4 weight row sums N floats further)
   const biasAt = () => m.i32.add(get(r.B), m.i32.shl(get(r.G), g.c32(4)));
 
