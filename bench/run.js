@@ -27,7 +27,7 @@ import { generateArtifact, memoryWeights, programFromSource, runPipeline, select
 import { Model, pickVariant } from "../dist/runtime/index.js";
 import { nodeThreads } from "../dist/runtime/node.js";
 import { interpret, newSession } from "../dist/ir/interp.js";
-import { integerRows } from "../dist/ir/quant.js";
+import { integerRowBound } from "../dist/compiler/codegen/tuning.js";
 import { MB, benchModels, cliOptions, compareLogits as compare, mergeResults, log, median, now, procStatus } from "./common.js";
 import { peakMaddGflops, timeLinear } from "./kernels.js";
 
@@ -468,11 +468,11 @@ if (KERNELS) {
     if (quant) {
       // decode's GEMV also on dequantized f32 weights (the path it does not take), and the GEMM
       // on both paths: integer dot products on x rows quantized to q8_0, or f32 x times the
-      // dequantized weights (which one a call takes depends on the scheme and K: integerRows)
+      // dequantized weights (which one a call takes depends on the scheme and K: integerRowBound)
       k.gemvDequantGBs = wBytes / (await timeLinear(K, N, 1, { quant, path: "dequantized" })) / 1e9;
       k.gemmIntegerGflops = gflops(await timeLinear(K, N, PREFILL, { quant, path: "integer", repeats: 3 }));
       k.gemmDequantGflops = gflops(await timeLinear(K, N, PREFILL, { quant, path: "dequantized", repeats: 3 }));
-      k.gemmDefault = integerRows({ quant }, K) >= PREFILL ? "integer" : "dequantized";
+      k.gemmDefault = (integerRowBound(quant, K) ?? Infinity) >= PREFILL ? "integer" : "dequantized";
       k.gemmGflops = k.gemmDefault === "integer" ? k.gemmIntegerGflops : k.gemmDequantGflops;
       row(`linear_${K}x${N}_gemv_bandwidth_dequantized_path`, k.gemvDequantGBs, "GB/s");
       row(`linear_${K}x${N}_gemm_gflops_integer_path`, k.gemmIntegerGflops, "GFLOP/s");

@@ -3,7 +3,7 @@
 // live in compiler/codegen/lower.ts, keyed by the same OpKind, so a missing lowering
 // is a type error there.
 
-import { Q8_BLOCK, integerRows, quantizeRowQ8 } from "./quant.js";
+import { Q8_BLOCK, integerPath, quantizeRowQ8 } from "./quant.js";
 import { relativeBucket } from "./relpos.js";
 import { type Attrs, type Dim, type Node, type QuantScheme, type Shape, type TensorType, QUANT_SCHEMES, rowWidth, sameShape, formatType } from "./types.js";
 
@@ -236,10 +236,9 @@ export const ops = {
    * first, computed as (x·wᵀ − mean·Σₖw)·(1/sqrt(var + eps)): b is then [2, N], the bias (with the
    * norm's shift folded in, w·β + b) and the row sums Σₖ w[n, k] (with the gain folded into w).
    * attr quant "q8_0", "q4_0" or "q4_1" (set by quantize-weights): w holds the dequantized weights of
-   * that scheme; in a call of at most integerRows(attrs, K) rows (decode and short prompts;
-   * every call for q8_0 with K ≤ 1024; attr int_rows overrides) each row of x is quantized to
-   * q8_0 on the fly (see quantizeRowQ8), as the integer kernels do, while larger calls multiply
-   * f32 x by the dequantized weights.
+   * that scheme; in a call of at most attr int_rows rows (every call without it; set by
+   * quantize-weights) each row of x is quantized to q8_0 on the fly (see quantizeRowQ8), as the
+   * integer kernels do, while larger calls multiply f32 x by the dequantized weights.
    */
   linear: {
     arity: [2, 4],
@@ -265,7 +264,7 @@ export const ops = {
       const r = a.residual ? rest.pop() : undefined;
       const b = rest[0];
       const act = a.act ? activations[a.act as Activation] : undefined;
-      const dots = rowDots(x, K, a.quant !== undefined && x.length / K <= integerRows(a, K));
+      const dots = rowDots(x, K, integerPath(a, x.length / K));
       const R = x.length / K;
       const out = new Float32Array(R * N);
       const inv = rowRmsInv(x, K, a.rms_eps as number | undefined);
@@ -299,7 +298,7 @@ export const ops = {
     interp: ([x, wg, wu], a, _n, [, wt]) => {
       const [N, K] = wt.shape as number[];
       const act = activations[a.act as Activation];
-      const dots = rowDots(x, K, a.quant !== undefined && x.length / K <= integerRows(a, K));
+      const dots = rowDots(x, K, integerPath(a, x.length / K));
       const R = x.length / K;
       const out = new Float32Array(R * N);
       const inv = rowRmsInv(x, K, a.rms_eps as number | undefined);

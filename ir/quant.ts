@@ -2,44 +2,18 @@
 // The interpreter computes with the dequantized values, the kernels with the codes.
 
 import { floatToHalf, halfToFloat } from "./half.js";
-import type { Param, QuantScheme } from "./types.js";
+import type { Param } from "./types.js";
 
 export const Q8_BLOCK = 32;
 
 /**
- * A linear over quantized weights quantizes its x rows to q8_0 (integer dot products) when the
- * call has at most this many rows (decode, short prompts, a draft's tokens to verify); with more
- * rows (prefill) x stays f32 and multiplies the dequantized weights, which the kernels
- * dequantize once per block of rows. Measured here (bench/kernels.js, both paths): at 4 rows
- * the integer path is 1.6–1.75× the dequantized one for q8_0 and q4_0, at 16 rows 1.0–1.1×, at
- * 128 rows 0.9–1.0×; q4_1's integer path (a minimum per block too) loses from 4 rows on.
+ * Whether a linear over quantized weights (attr quant) quantizes the x rows of a call of `rows`
+ * rows to q8_0 and takes integer dot products: when the call has at most attr int_rows rows,
+ * or always without it. Larger calls multiply f32 x by the dequantized weights. (quantize-weights
+ * sets int_rows where codegen's tuning has the dequantized path faster on many rows.)
  */
-export const Q8_ACT_MAX_ROWS: Readonly<Record<QuantScheme, number>> = { q8_0: 16, q4_0: 16, q4_1: 3 };
-
-/**
- * Input widths up to which a scheme's linears take integer dot products at any row count, prefill
- * included. Measured here (bench/kernels.js, both paths, 48 and 128 rows): q8_0 with K = 768
- * runs 1.02–1.1× faster on integer products (768×2048 50.4 vs 45.4 GFLOP/s at 128 rows, the
- * 768×32000 head 49.5 vs 46.9) and LLaMA-shape int8 prefill 1.05–1.08× faster end to end, while
- * K = 2048 and 3072 run 0.93–0.97×, and q4_0 and q4_1 lose at 128 rows (0.86–1.0×).
- */
-export const Q8_ACT_ALL_ROWS_MAX_K: Readonly<Record<QuantScheme, number>> = { q8_0: 1024, q4_0: 0, q4_1: 0 };
-
-/** integerRows for "every row": larger than any context. */
-const ALL_ROWS = 2 ** 30;
-
-/**
- * The most rows for which a quantized linear of input width K takes integer dot products: its
- * attr int_rows where set (0: always the dequantized f32 path; a large number: always integer),
- * else every row count up to Q8_ACT_ALL_ROWS_MAX_K, else its scheme's Q8_ACT_MAX_ROWS. The
- * bench sets int_rows to time both paths on the same shape.
- */
-export const integerRows = (attrs: { int_rows?: unknown; quant?: unknown }, K: number): number => {
-  if (typeof attrs.int_rows === "number") return attrs.int_rows;
-  const scheme = attrs.quant as QuantScheme | undefined;
-  if (scheme === undefined || !(scheme in Q8_ACT_MAX_ROWS)) return 0;
-  return K <= Q8_ACT_ALL_ROWS_MAX_K[scheme] ? ALL_ROWS : Q8_ACT_MAX_ROWS[scheme];
-};
+export const integerPath = (attrs: { quant?: unknown; int_rows?: unknown }, rows: number): boolean =>
+  attrs.quant !== undefined && (typeof attrs.int_rows !== "number" || rows <= attrs.int_rows);
 
 /** Rounds half away from zero, as C's roundf (Math.round rounds half up). */
 const roundAway = (x: number) => Math.sign(x) * Math.round(Math.abs(x));

@@ -4,11 +4,10 @@
 
 import type { Graph, Node, Program } from "../../ir/types.js";
 import { rowWidth } from "../../ir/types.js";
-import { integerRows } from "../../ir/quant.js";
-import { MAX_THREADS, dequantBytes, gateSumsBytes, packLinearWeight, packQuantWeight, quantRowBytes } from "./linear.js";
-import { type LowerCtx, attentionPartBytes, constantsOf, lowerings } from "./lower.js";
+import { MAX_THREADS, packLinearWeight, packQuantWeight } from "./linear/index.js";
+import { type LowerCtx, SCRATCH_AREAS, type ScratchArea, type ScratchQuery, constantsOf, loweringOf } from "./lower.js";
 import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
-import { type OpKind, cacheKey } from "../../ir/ops.js";
+import { cacheKey } from "../../ir/ops.js";
 import { LAYOUT_SECTION, MANIFEST_VERSION, type Manifest, type ManifestEntry, layoutOf } from "../../runtime/manifest.js";
 
 const ALIGN = 64;
@@ -49,6 +48,8 @@ export interface CompiledArtifact {
   wat: string;
   /** Address of every node's buffer, per entry (for debugging and per-node tests). */
   buffers: Map<string, Map<number, number>>;
+  /** Each planned scratch area's address and size (for debugging and tests). */
+  scratch: Map<ScratchArea, { at: number; bytes: number }>;
   /** Every module variant; `wasm` is the plain SIMD128 one. */
   variants?: { file: string; features: string[]; wasm: Uint8Array }[];
 }
@@ -139,8 +140,6 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   for (const g of p.graphs) for (const n of g.nodes) for (const t of constantsOf(n, p.context)) constant(t.key, t.data);
 
   // 2. per entry: caches, state buffers, inputs, hoisted values; activations share one arena
-  const entries: ManifestEntry[] = [];
-  const exports = new Map<string, string>();
   const caches = new Map<string, { k: number; v: number }>();
   const planned: { g: Graph; statics: Set<number>; borrowed: Set<number>; buf: Map<number, number>; arenaNodes: Node[] }[] = [];
   // a value that depends only on parameters and state inputs is computed once for all entries:
@@ -182,31 +181,14 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
     planned.push({ g, statics, borrowed, buf, arenaNodes: g.nodes.filter((n) => !buf.has(n.id)) });
   }
 
-  // scratch of the quantized kernels: the rows of a few-row call quantized to q8_0
-  // (quantRowBytes a row, integerRows rows at most), and each thread's dequantized weight
-  // groups for many-row calls
-  let maxK = 0, xqBytes = 0;
-  for (const g of p.graphs)
+  // scratch: each area a lowering declares (lower.ts), as large as the largest need
+  const needs = new Map<ScratchArea, number>();
+  for (const g of p.graphs) {
+    const query: ScratchQuery = { node: (id) => g.nodes[id], context: p.context, threads: MAX_THREADS };
     for (const n of g.nodes)
-      if ((n.op === "linear" || n.op === "gated_linear") && n.attrs.quant) {
-        const K = g.nodes[n.args[1]].type.shape[1] as number;
-        maxK = Math.max(maxK, K);
-        xqBytes = Math.max(xqBytes, Math.min(integerRows(n.attrs, K), p.context) * quantRowBytes(K));
-      }
-  // each row's RMSNorm factor for kernels with a fused RMSNorm (fuse-norm)
-  // per-row factors of fused norms: RMSNorm 1 f32 a row, LayerNorm (mean, factor) pairs
-  const norms = p.graphs.flatMap((g) => g.nodes.filter((n) => n.attrs.rms_eps !== undefined || n.attrs.ln_eps !== undefined));
-  const rms = norms.length ? mem.take(p.context * (norms.some((n) => n.attrs.ln_eps !== undefined) ? 8 : 4)) : undefined;
-  // decode attention's per-chunk partial results (lower.ts: ATTENTION_CHUNKS × heads × (dv + 2) f32)
-  const attentionBytes = Math.max(0, ...p.graphs.flatMap((g) => g.nodes.filter((n) => n.op === "attention").map((n) => attentionPartBytes(n.attrs.heads as number, rowWidth(g.nodes[n.args[2]].type.shape) / (n.attrs.kv_heads as number)))));
-  const attentionParts = attentionBytes ? mem.take(attentionBytes) : undefined;
-  const scratch = maxK ? { xq: mem.take(xqBytes), dq: mem.take(MAX_THREADS * dequantBytes(maxK)) } : undefined;
-  // gated f32 kernels read K in panels and keep the gate's partial sums of a row block here
-  const gateBytes = Math.max(0, ...p.graphs.flatMap((g) => g.nodes.filter((n) => n.op === "gated_linear" && !n.attrs.quant).map((n) => {
-    const [N, K] = g.nodes[n.args[1]].type.shape as number[];
-    return gateSumsBytes(K, N, p.context);
-  })));
-  const gateSums = gateBytes ? mem.take(gateBytes) : undefined;
+      for (const [area, bytes] of Object.entries(loweringOf(n.op).scratch?.(n, query) ?? {}) as [ScratchArea, number][]) needs.set(area, Math.max(needs.get(area) ?? 0, bytes));
+  }
+  const scratch = new Map(SCRATCH_AREAS.filter((a) => needs.has(a)).map((a) => [a, mem.take(needs.get(a)!)]));
 
   // activations: a first-fit arena with liveness-based reuse (outputs stay live to the end)
   const arenaStart = mem.top;
@@ -242,7 +224,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   const dataEndW = Math.max(weightsStart, ...chunks.map((c) => c.at + c.data.byteLength));
   const weights = new Uint8Array(dataEndW - weightsStart);
   for (const c of chunks) weights.set(new Uint8Array(c.data.buffer, c.data.byteOffset, c.data.byteLength), c.at - weightsStart);
-  return { planned, paramAt, caches, constants, scratch, rms, attentionParts, gateSums, pages, weights, weightsStart, activationBytes: arenaEnd - arenaStart };
+  return { planned, paramAt, caches, constants, scratch, scratchNeeds: needs, pages, weights, weightsStart, activationBytes: arenaEnd - arenaStart };
 }
 
 /** 3. Lowers each entry (and its prepare function for hoisted values) into `wm`. */
@@ -262,6 +244,7 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
       wm,
       context: p.context,
       node: (id) => g.nodes[id],
+      address: (id) => buf.get(id)!,
       ptr: (id) => wm.c32(buf.get(id)!),
       rows: (id) => {
         const d = g.nodes[id].type.shape[0];
@@ -280,26 +263,15 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
         return at?.rowMajor === undefined && at?.packed !== undefined;
       },
       packedWeight: (id) => wm.c32(paramAt.get(g.nodes[id].attrs.name as string)!.packed!),
-      constant: (key) => wm.c32(constants.get(key)!),
-      attentionScratch: () => {
-        if (plan.attentionParts === undefined) throw new Error("internal: no scratch planned for attention");
-        return plan.attentionParts;
-      },
-      rmsScratch: () => {
-        if (plan.rms === undefined) throw new Error("internal: no scratch planned for RMSNorm factors");
-        return plan.rms;
-      },
-      quantScratch: () => {
-        if (!plan.scratch) throw new Error("internal: no scratch planned for quantized kernels");
-        return plan.scratch;
-      },
-      gateScratch: () => {
-        if (plan.gateSums === undefined) throw new Error("internal: no scratch planned for gate sums");
-        return plan.gateSums;
+      constant: (key) => constants.get(key)!,
+      scratch: (area) => {
+        const at = plan.scratch.get(area);
+        if (at === undefined) throw new Error(`internal: no scratch planned for ${area}`);
+        return at;
       },
       cache: (id) => caches.get(cacheKey(g.name, g.nodes[id]))!,
-      fresh: (slot, key) => {
-        const k = `${list}:${slot}`;
+      fresh: (area, key) => {
+        const k = `${list}:${area}`;
         if (scratchHolds.get(k) === key) return false;
         scratchHolds.set(k, key);
         return true;
@@ -311,7 +283,7 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
       onProgress?.(++lowered, totalNodes);
       if (borrowed.has(n.id)) continue; // an earlier entry's prepare computes it
       list = statics.has(n.id) ? "prep" : "main";
-      (list === "prep" ? prep : main).push(...(lowerings[n.op as OpKind] as (c: LowerCtx, n: Node) => Expr[])(ctx, n));
+      (list === "prep" ? prep : main).push(...loweringOf(n.op)(ctx, n));
     }
     const sig = createType([i32, i32, i32]);
     m.addFunction(g.name, sig, none, [], m.block(null, main.length ? main : [m.nop()]));
@@ -355,9 +327,10 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
     entries,
   };
   // the layout this code was compiled for: the runtime refuses a manifest that differs from it
-  m.addCustomSection(LAYOUT_SECTION, new TextEncoder().encode(JSON.stringify(layoutOf(manifest))));
+  wm.addCustomSection(LAYOUT_SECTION, new TextEncoder().encode(JSON.stringify(layoutOf(manifest))));
   const { binary, text } = wm.finish(pages, exports);
-  return { wasm: binary, weights, manifest, wat: text, buffers: new Map(planned.map((x) => [x.g.name, x.buf])) };
+  const scratch = new Map([...plan.scratch].map(([area, at]) => [area, { at, bytes: plan.scratchNeeds.get(area)! }]));
+  return { wasm: binary, weights, manifest, wat: text, buffers: new Map(planned.map((x) => [x.g.name, x.buf])), scratch };
 }
 
 function kindOf(p: Program): Manifest["kind"] {

@@ -1,19 +1,19 @@
 // Lowerings: one function per IR op, turning a node into calls on kernels. Keyed by OpKind,
 // so an op without a lowering is a type error.
 
-import binaryen from "binaryen";
 import { type OpKind, ropeTable } from "../../ir/ops.js";
-import { integerRows } from "../../ir/quant.js";
 import { bucketTable } from "../../ir/relpos.js";
-import type { Node, QuantScheme } from "../../ir/types.js";
-import { type QuantScratch, linearKernel, linearPanels, linearUnits, panelStride } from "./linear.js";
-import type { Expr, WasmModule } from "./wasm.js";
+import { type Node, type QuantScheme, rowWidth } from "../../ir/types.js";
+import { type QuantScratch, dequantBytes, gateSumsBytes, integerRows, linearKernel, linearPanels, linearUnits, panelStride, planLinear, quantRowBytes } from "./linear/index.js";
+import { type Expr, type WasmModule, createType, i32, none } from "./wasm.js";
 
 export interface LowerCtx {
   readonly wm: WasmModule;
   readonly context: number;
   node(id: number): Node;
-  /** Address of a node's buffer (a parameter's weights, an input, an activation). */
+  /** Address of a node's buffer (a parameter's weights, an input, an activation)... */
+  address(id: number): number;
+  /** ...as an i32 constant. */
   ptr(id: number): Expr;
   /** Run-time row count of a node's tensor. */
   rows(id: number): Expr;
@@ -22,42 +22,63 @@ export interface LowerCtx {
   /** rows × width. */
   count(id: number): Expr;
   past(): Expr;
-  /** Whether a parameter is stored only in the packed matrix layout (see linear.ts). */
+  /** Whether a parameter is stored only in the packed matrix layout (linear/layout.ts). */
   packed(id: number): boolean;
   /** Address of a parameter's packed matrix layout. */
   packedWeight(id: number): Expr;
   /** Address of a constant i32 table stored with the weights. */
-  constant(key: string): Expr;
+  constant(key: string): number;
   /** Addresses of the key and value cache of a cached attention node. */
   cache(id: number): { k: number; v: number };
-  /** Scratch of the quantized matrix kernels: x rows quantized to q8_0, per-thread dequantized weights. */
-  quantScratch(): QuantScratch;
-  /** Where gated f32 kernels of several panels keep their partial gate sums. */
-  gateScratch(): number;
-  /** Address of the per-row RMSNorm factors of a kernel with a fused RMSNorm. */
-  rmsScratch(): number;
-  /** Address of decode attention's per-chunk partial results (attentionPartBytes for the largest attention). */
-  attentionScratch(): number;
+  /** Address of a scratch area this node's lowering declared (Lowering.scratch). */
+  scratch(area: ScratchArea): number;
   /**
-   * Whether scratch `slot` must be (re)computed for `key` (and records that it will hold it):
+   * Whether scratch `area` must be (re)computed for `key` (and records that it will hold it):
    * false when the previous kernel of this function already left it there, e.g. q, k and v
-   * projections of one input share its quantized rows and RMSNorm factors.
+   * projections of one input share its quantized rows and norm factors.
    */
-  fresh(slot: string, key: string): boolean;
+  fresh(area: ScratchArea, key: string): boolean;
 }
 
-export type Lowering = (c: LowerCtx, n: Node) => Expr[];
+/**
+ * Scratch areas, in the order the memory planner lays them out. Each is one buffer shared by
+ * every call that uses it, as large as the largest need declared: fused norms' per-row
+ * factors, decode attention's partial results, x rows quantized to q8_0, each thread's
+ * dequantized weight groups, gated kernels' partial gate sums.
+ */
+export const SCRATCH_AREAS = ["norms", "attention", "xq", "dq", "gateSums"] as const;
+export type ScratchArea = (typeof SCRATCH_AREAS)[number];
+
+/** What a node's scratch needs may depend on. */
+export interface ScratchQuery {
+  node(id: number): Node;
+  /** The most rows of any call. */
+  context: number;
+  /** Threads a kernel may run on, each with its own part of per-thread scratch. */
+  threads: number;
+}
+
+/** Bytes of each area a call needs; an area named is planned (even at 0 bytes: its address is in the code). */
+export type ScratchNeeds = Partial<Record<ScratchArea, number>>;
+
+export type Lowering = ((c: LowerCtx, n: Node) => Expr[]) & {
+  /** The scratch the lowering's calls use, declared beside it; none where absent. */
+  scratch?: (n: Node, q: ScratchQuery) => ScratchNeeds;
+};
+
+/** A lowering and the scratch it declares. */
+const withScratch = (scratch: NonNullable<Lowering["scratch"]>, lower: (c: LowerCtx, n: Node) => Expr[]): Lowering => Object.assign(lower, { scratch });
 
 const unsupported = (why: string): Lowering => (_c, n) => {
   throw new Error(`cannot lower ${n.op} (%${n.id}): ${why}`);
 };
-const elementwise = (kernel: string): Lowering => (c, n) => [c.wm.callLib(kernel, [c.ptr(n.args[0]), c.ptr(n.id), c.count(n.id)])];
-const binary = (kernel: string): Lowering => (c, n) => {
+const elementwise = (kernel: "gelu" | "gelu_tanh" | "silu" | "relu"): Lowering => (c, n) => [c.wm.callLib(kernel, { x: c.ptr(n.args[0]), out: c.ptr(n.id), n: c.count(n.id) })];
+const binary = (kernel: "add" | "mul"): Lowering => (c, n) => {
   const [a, b] = n.args;
   const shape = c.node(b).type.shape;
   // b repeats over a when it is smaller (a bias or gain broadcast over rows)
   const bn = shape.every((d) => typeof d === "number") ? c.wm.c32((shape as number[]).reduce((x, y) => x * y, 1)) : c.count(b);
-  return [c.wm.callLib(kernel, [c.ptr(a), c.ptr(b), c.ptr(n.id), c.count(n.id), bn])];
+  return [c.wm.callLib(kernel, { a: c.ptr(a), b: c.ptr(b), out: c.ptr(n.id), n: c.count(n.id), bn })];
 };
 
 const ropeKey = (hd: number, theta: number, context: number) => `rope_${hd}_${theta}_${context}`;
@@ -84,78 +105,110 @@ export function constantsOf(n: Node, context: number): { key: string; data: () =
 export const ATTENTION_CHUNKS = 16;
 export const attentionPartBytes = (heads: number, dv: number) => ATTENTION_CHUNKS * heads * (dv + 2) * 4;
 
+/** A matrix kernel's weight [N, K] (gated: the gate's) and its scheme. */
+function matrixOf(node: (id: number) => Node, n: Node) {
+  const w = node(n.args[1]);
+  const [N, K] = w.type.shape as number[];
+  return { N, K, quant: w.attrs.quant as QuantScheme | undefined };
+}
+
+/**
+ * linear and gated_linear: a fused norm's per-row factors (RMSNorm one f32, LayerNorm a (mean,
+ * factor) pair); quantized weights: x's rows quantized for the integer path, and each thread's
+ * dequantized groups; gated f32 kernels over several K panels: the gate's partial sums.
+ */
+function matrixScratch(n: Node, q: ScratchQuery): ScratchNeeds {
+  const { N, K, quant } = matrixOf(q.node, n);
+  const needs: ScratchNeeds = {};
+  if (n.attrs.ln_eps !== undefined) needs.norms = q.context * 8;
+  else if (n.attrs.rms_eps !== undefined) needs.norms = q.context * 4;
+  if (quant) {
+    needs.xq = Math.min(integerRows(n.attrs), q.context) * quantRowBytes(K);
+    needs.dq = q.threads * dequantBytes(K);
+  } else if (n.op === "gated_linear" && linearPanels(N, K).length > 1) needs.gateSums = gateSumsBytes(K, N, q.context);
+  return needs;
+}
+
 /** A fused norm's per-row factors (attr rms_eps or ln_eps, from fuse-norm): where the kernel finds them. */
-const normAt = (c: LowerCtx, n: Node) => (n.attrs.rms_eps === undefined && n.attrs.ln_eps === undefined ? undefined : c.rmsScratch());
+const normAt = (c: LowerCtx, n: Node) => (n.attrs.rms_eps === undefined && n.attrs.ln_eps === undefined ? undefined : c.scratch("norms"));
 /** ...computed on the calling thread before the kernel runs: RMSNorm factors, or LayerNorm (mean, factor) pairs. */
 function rowNorm(c: LowerCtx, n: Node, x: number, K: number): Expr[] {
-  const [kernel, eps] = n.attrs.ln_eps !== undefined ? ["row_mean_inv", n.attrs.ln_eps] : ["row_rms_inv", n.attrs.rms_eps];
-  if (eps === undefined || !c.fresh("rms", `${x}:${kernel}:${eps}`)) return [];
-  return [c.wm.callLib(kernel, [c.ptr(x), c.wm.c32(c.rmsScratch()), c.rows(n.id), c.wm.c32(K), c.wm.cf32(eps as number)])];
+  const [kernel, eps] = n.attrs.ln_eps !== undefined ? (["row_mean_inv", n.attrs.ln_eps] as const) : (["row_rms_inv", n.attrs.rms_eps] as const);
+  if (eps === undefined || !c.fresh("norms", `${x}:${kernel}:${eps}`)) return [];
+  return [c.wm.callLib(kernel, { x: c.ptr(x), out: c.wm.c32(c.scratch("norms")), rows: c.rows(n.id), D: c.wm.c32(K), eps: c.wm.cf32(eps as number) })];
 }
+
+/** Where a quantized kernel finds x's quantized rows and its threads' dequantization buffers. */
+const quantScratch = (c: LowerCtx): QuantScratch => ({ xq: c.scratch("xq"), dq: c.scratch("dq") });
 
 /** Calls of a quantized kernel with few rows take integer dot products on x quantized into the scratch area first. */
 function quantizeRows(c: LowerCtx, n: Node, x: number, K: number, quant: QuantScheme | undefined): Expr[] {
   if (!quant || !c.fresh("xq", `${x}`)) return [];
   const m = c.wm.m;
-  return [m.if(m.i32.le_s(c.rows(n.id), c.wm.c32(integerRows(n.attrs, K))), c.wm.callLib("quantize_rows_q8", [c.ptr(x), c.wm.c32(c.quantScratch().xq), c.rows(n.id), c.wm.c32(K)]))];
+  return [m.if(m.i32.le_s(c.rows(n.id), c.wm.c32(integerRows(n.attrs))), c.wm.callLib("quantize_rows_q8", { x: c.ptr(x), out: c.wm.c32(c.scratch("xq")), rows: c.rows(n.id), K: c.wm.c32(K) }))];
 }
 
 export const lowerings = {
   input: () => [],
   param: () => [],
-  positions: (c, n) => [c.wm.callLib("positions", [c.ptr(n.id), c.rows(n.id), c.past()])],
+  positions: (c, n) => [c.wm.callLib("positions", { out: c.ptr(n.id), rows: c.rows(n.id), past: c.past() })],
   embedding: (c, n) => {
-    const args = [c.ptr(n.args[0]), c.ptr(n.args[1]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id))];
+    const args = { table: c.ptr(n.args[0]), ids: c.ptr(n.args[1]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.id)) };
     if (!c.packed(n.args[0])) return [c.wm.callLib("embedding", args)];
     // (a table that is also a linear's weight: its packed layout, panels and groups of 4 rows)
     const [V, D] = c.node(n.args[0]).type.shape as number[];
     const size = linearPanels(V, D)[0].size;
-    return [c.wm.callLib("embedding_packed", [...args, c.wm.c32(size), c.wm.c32(panelStride(V, size))])];
+    return [c.wm.callLib("embedding_packed", { ...args, panel: c.wm.c32(size), stride: c.wm.c32(panelStride(V, size)) })];
   },
-  linear: (c, n) => {
+  linear: withScratch(matrixScratch, (c, n) => {
     const [x, w, ...rest] = n.args;
     const residual = n.attrs.residual ? rest.pop() : undefined;
     const b = rest[0];
-    const [N, K] = c.node(w).type.shape as number[];
-    const quant = c.node(w).attrs.quant as QuantScheme | undefined;
+    const { N, K, quant } = matrixOf(c.node, n);
     const opt = (id: number | undefined) => (id !== undefined ? c.ptr(id) : c.wm.c32(0));
-    const fn = linearKernel(c.wm, K, N, { bias: b !== undefined, act: n.attrs.act as string | undefined, residual: residual !== undefined, normAt: normAt(c, n), ln: n.attrs.ln_eps !== undefined }, quant, quant && c.quantScratch(), integerRows(n.attrs, K));
+    const epilogue = { bias: b !== undefined, act: n.attrs.act as string | undefined, residual: residual !== undefined, normAt: normAt(c, n), ln: n.attrs.ln_eps !== undefined };
+    const fn = linearKernel(c.wm, planLinear({ K, N, epilogue, quant, scratch: quant && quantScratch(c), intRows: integerRows(n.attrs) }));
     return [...rowNorm(c, n, x, K), ...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(w), opt(b), opt(residual), c.ptr(n.id), c.rows(n.id)], linearUnits(N), N * K)];
-  },
-  gated_linear: (c, n) => {
+  }),
+  gated_linear: withScratch(matrixScratch, (c, n) => {
     const [x, wg, wu] = n.args;
-    const [N, K] = c.node(wg).type.shape as number[];
-    const quant = c.node(wg).attrs.quant as QuantScheme | undefined;
+    const { N, K, quant } = matrixOf(c.node, n);
     if (c.node(wu).attrs.quant !== quant) throw new Error(`internal: gated_linear %${n.id} has weights of two schemes`);
-    const gateSumsAt = !quant && linearPanels(N, K).length > 1 ? c.gateScratch() : undefined;
-    const fn = linearKernel(c.wm, K, N, { bias: false, act: n.attrs.act as string, residual: false, gated: true, normAt: normAt(c, n), gateSumsAt }, quant, quant && c.quantScratch(), integerRows(n.attrs, K));
+    const gateSumsAt = !quant && linearPanels(N, K).length > 1 ? c.scratch("gateSums") : undefined;
+    const epilogue = { bias: false, act: n.attrs.act as string, residual: false, gated: true, normAt: normAt(c, n), gateSumsAt };
+    const fn = linearKernel(c.wm, planLinear({ K, N, epilogue, quant, scratch: quant && quantScratch(c), intRows: integerRows(n.attrs) }));
     // the up projection's weights ride in the bias slot
     return [...rowNorm(c, n, x, K), ...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(wg), c.packedWeight(wu), c.wm.c32(0), c.ptr(n.id), c.rows(n.id)], linearUnits(N), 2 * N * K)];
-  },
+  }),
   matmul: unsupported("the right operand must be a parameter (canonicalize-matmul turns that into linear)"),
   transpose: (c, n) => {
     const shape = c.node(n.args[0]).type.shape;
     if (shape.length !== 3) return unsupported("a 2-D transpose must be of a parameter (fold-transpose does it at compile time)")(c, n);
-    return [c.wm.callLib("transpose_rows", [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.wm.c32(shape[1] as number), c.wm.c32(shape[2] as number)])];
+    return [c.wm.callLib("transpose_rows", { x: c.ptr(n.args[0]), out: c.ptr(n.id), rows: c.rows(n.id), A: c.wm.c32(shape[1] as number), B: c.wm.c32(shape[2] as number) })];
   },
   reshape: (c, n) => [c.wm.m.memory.copy(c.ptr(n.id), c.ptr(n.args[0]), c.wm.m.i32.mul(c.count(n.id), c.wm.c32(4)))],
   add: binary("add"),
   mul: binary("mul"),
-  scale: (c, n) => [c.wm.callLib("scale", [c.ptr(n.args[0]), c.ptr(n.id), c.count(n.id), c.wm.cf32(n.attrs.by as number)])],
-  layernorm: (c, n) => [c.wm.callLib("layernorm", [...n.args.map((a) => c.ptr(a)), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id)), c.wm.cf32(n.attrs.eps as number)])],
-  rmsnorm: (c, n) => [c.wm.callLib("rmsnorm", [...n.args.map((a) => c.ptr(a)), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id)), c.wm.cf32(n.attrs.eps as number)])],
+  scale: (c, n) => [c.wm.callLib("scale", { a: c.ptr(n.args[0]), out: c.ptr(n.id), n: c.count(n.id), c: c.wm.cf32(n.attrs.by as number) })],
+  layernorm: (c, n) => [c.wm.callLib("layernorm", { x: c.ptr(n.args[0]), g: c.ptr(n.args[1]), b: c.ptr(n.args[2]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.id)), eps: c.wm.cf32(n.attrs.eps as number) })],
+  rmsnorm: (c, n) => [c.wm.callLib("rmsnorm", { x: c.ptr(n.args[0]), g: c.ptr(n.args[1]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.id)), eps: c.wm.cf32(n.attrs.eps as number) })],
   gelu: elementwise("gelu"),
   gelu_tanh: elementwise("gelu_tanh"),
   silu: elementwise("silu"),
   relu: elementwise("relu"),
-  softmax: (c, n) => [c.wm.callLib("softmax", [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id))])],
+  softmax: (c, n) => [c.wm.callLib("softmax", { x: c.ptr(n.args[0]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.id)) })],
   last_row: (c, n) => {
     const m = c.wm.m, w = c.width(n.id) * 4;
     return [m.memory.copy(c.ptr(n.id), m.i32.add(c.ptr(n.args[0]), m.i32.mul(m.i32.sub(c.rows(n.args[0]), c.wm.c32(1)), c.wm.c32(w))), c.wm.c32(w))];
   },
-  slice: (c, n) => [c.wm.callLib("slice", [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.args[0])), c.wm.c32(n.attrs.start as number), c.wm.c32(n.attrs.size as number)])],
-  rope: (c, n) => [c.wm.callLib("rope", [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.wm.c32(c.width(n.id)), c.wm.c32(n.attrs.head_dim as number), c.past(), c.constant(ropeKey(n.attrs.head_dim as number, n.attrs.theta as number, c.context))])],
-  attention: (c, n) => {
+  slice: (c, n) => [c.wm.callLib("slice", { x: c.ptr(n.args[0]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.args[0])), start: c.wm.c32(n.attrs.start as number), size: c.wm.c32(n.attrs.size as number) })],
+  rope: (c, n) => {
+    const hd = n.attrs.head_dim as number;
+    const table = c.constant(ropeKey(hd, n.attrs.theta as number, c.context));
+    return [c.wm.callLib("rope", { x: c.ptr(n.args[0]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.id)), hd: c.wm.c32(hd), past: c.past(), table: c.wm.c32(table) })];
+  },
+  // decode's per-chunk partial results
+  attention: withScratch((n, q) => ({ attention: attentionPartBytes(n.attrs.heads as number, rowWidth(q.node(n.args[2]).type.shape) / (n.attrs.kv_heads as number)) }), (c, n) => {
     const { wm } = c;
     const m = wm.m;
     const a = n.attrs;
@@ -175,35 +228,37 @@ export const lowerings = {
       L = m.i32.add(c.past(), c.rows(k));
     }
     // the configuration, as numbers: one pair of kernels per distinct one
-    const address = (e: Expr) => (binaryen.getExpressionInfo(e) as binaryen.ConstInfo).value as number;
     let i = 0, table = 0, buckets = 0, range = 0, mask = 0;
     if (a.bias) {
-      table = address(c.ptr(rest[i++]));
+      table = c.address(rest[i++]);
       range = c.context;
-      buckets = address(c.constant(constantsOf(n, c.context)[0].key));
+      buckets = c.constant(constantsOf(n, c.context)[0].key);
     }
-    if (a.mask) mask = address(c.ptr(rest[i++]));
+    if (a.mask) mask = c.address(rest[i++]);
     const scale = a.scale as number, causal = a.causal ? 1 : 0;
     const key = [H, Hkv, dk, dv, scale, causal, table, buckets, range, mask].join("_").replace(/[^0-9a-z_]/gi, "_");
-    const head = () => [wm.c32(H), wm.c32(Hkv), wm.c32(dk), wm.c32(dv), wm.cf32(scale)];
-    const extras = () => [wm.c32(table), wm.c32(buckets), wm.c32(range), wm.c32(mask)];
+    const head = () => ({ H: wm.c32(H), Hkv: wm.c32(Hkv), dk: wm.c32(dk), dv: wm.c32(dv), scale: wm.cf32(scale) });
+    const extras = () => ({ table: wm.c32(table), buckets: wm.c32(buckets), range: wm.c32(range), mask: wm.c32(mask) });
     // kernels of the parallel signature (q, k, v, L, out, rows, from, to, thread): more query
     // rows split the heads; one query row (decode) splits the keys
-    const p = (k: number) => m.local.get(k, binaryen.i32);
+    const p = (k: number) => m.local.get(k, i32);
     const kernel = (name: string, body: () => Expr) =>
-      wm.ensure(name, () => m.addFunction(name, binaryen.createType(Array<number>(9).fill(binaryen.i32)), binaryen.none, [], body()));
+      wm.ensure(name, () => m.addFunction(name, createType(Array<number>(9).fill(i32)), none, [], body()));
     // the queries are the last `rows` of the L positions
-    const byHeads = kernel(`attention_${key}`, () => wm.callLib("attention", [p(0), p(1), p(2), p(4), p(5), p(3), m.i32.sub(p(3), p(5)), ...head(), wm.c32(causal), ...extras(), p(6), p(7)]));
+    const byHeads = kernel(`attention_${key}`, () => wm.callLib("attention", { q: p(0), k: p(1), v: p(2), out: p(4), rows: p(5), L: p(3), q0: m.i32.sub(p(3), p(5)), ...head(), causal: wm.c32(causal), ...extras(), h0: p(6), h1: p(7) }));
     // (the one query is the last position: causal or not, it sees every key)
-    const byKeys = kernel(`attention_part_${key}`, () => wm.callLib("attention_part", [p(0), p(1), p(2), p(4), p(3), ...head(), ...extras(), p(6), p(7), wm.c32(ATTENTION_CHUNKS)]));
+    const byKeys = kernel(`attention_part_${key}`, () => wm.callLib("attention_part", { q: p(0), k: p(1), v: p(2), part: p(4), L: p(3), ...head(), ...extras(), u0: p(6), u1: p(7), units: wm.c32(ATTENTION_CHUNKS) }));
     // multiply-adds: rows × keys × heads × (dk + dv) at most
     const work = () => m.i32.mul(m.i32.mul(c.rows(q), m.i32.add(a.cache ? c.past() : wm.c32(0), c.rows(k))), wm.c32(H * (dk + dv)));
-    const parts = c.attentionScratch();
+    const parts = c.scratch("attention");
     const decode = m.block(null, [
       wm.parallel(byKeys, [c.ptr(q), m.copyExpression(kp), m.copyExpression(vp), m.copyExpression(L), wm.c32(parts), wm.c32(1)], ATTENTION_CHUNKS, 0, work()),
-      wm.callLib("attention_merge", [wm.c32(parts), c.ptr(n.id), wm.c32(H), wm.c32(dv), m.copyExpression(L), wm.c32(ATTENTION_CHUNKS)]),
+      wm.callLib("attention_merge", { part: wm.c32(parts), out: c.ptr(n.id), H: wm.c32(H), dv: wm.c32(dv), L: m.copyExpression(L), units: wm.c32(ATTENTION_CHUNKS) }),
     ]);
     const prefill = wm.parallel(byHeads, [c.ptr(q), kp, vp, L, c.ptr(n.id), c.rows(q)], H, 0, work());
     return [...pre, m.if(m.i32.eq(c.rows(q), wm.c32(1)), decode, prefill)];
-  },
+  }),
 } satisfies Record<OpKind, Lowering>;
+
+/** The lowering of an op (the verifier has checked every node's op is in the table). */
+export const loweringOf = (op: string): Lowering => (lowerings as Record<string, Lowering>)[op];

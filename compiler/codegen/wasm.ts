@@ -5,8 +5,12 @@ import binaryen from "binaryen";
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { CONTROL } from "../../runtime/control.js";
+import { LIBRARY, type LibArgs, type LibKernel, SCALAR_ACTIVATIONS, type ScalarActivation } from "./library.js";
+import { MIN_PARALLEL_MACS } from "./tuning.js";
 
 export type Expr = binaryen.ExpressionRef;
+export type Type = binaryen.Type;
+export type Module = binaryen.Module;
 export const { i32, f32, v128, none, createType } = binaryen;
 
 const FEATURES =
@@ -21,8 +25,6 @@ function kernelLibrary(): string {
   throw new Error(`kernel library ${candidates[0]} is missing: run 'npm run build'`);
 }
 
-/** Multiply-adds below which a matrix kernel call is not split over threads (~10 µs of work). */
-const MIN_PARALLEL_MACS = 1 << 16;
 
 /** A wasm module under construction: the kernel library plus generated kernels and entries. */
 export class WasmModule {
@@ -68,24 +70,43 @@ export class WasmModule {
     }
     this.control = Math.ceil(end / 64) * 64;
     this.dataEnd = this.control + CONTROL.bytes;
+    this.checkLibrary(LIBRARY);
   }
 
   private *exportNames() {
     for (let i = 0; i < this.m.getNumExports(); i++) yield binaryen.getExportInfo(this.m.getExportByIndex(i)).name;
   }
 
-  /** A call to a kernel of the AssemblyScript library. */
-  callLib(name: string, args: Expr[]): Expr {
-    const fn = this.lib.get(name);
-    if (!fn) throw new Error(`kernel library has no '${name}'`);
-    return this.m.call(fn, args, none);
+  /** A call to a kernel of the AssemblyScript library, its arguments by parameter name (library.ts). */
+  callLib<K extends LibKernel>(name: K, args: LibArgs<K, Expr>): Expr {
+    const order = Object.keys(LIBRARY[name]) as (keyof LibArgs<K, Expr>)[];
+    return this.m.call(this.lib.get(name)!, order.map((p) => args[p]), none);
   }
 
-  /** A call to a scalar f32 → f32 function of the library (e.g. an activation). */
-  callLibF32(name: string, args: Expr[]): Expr {
-    const fn = this.lib.get(name);
-    if (!fn) throw new Error(`kernel library has no '${name}'`);
-    return this.m.call(fn, args, f32);
+  /** A call to one of the library's scalar activations on an f32. */
+  callActivation(name: ScalarActivation, x: Expr): Expr {
+    return this.m.call(this.lib.get(name)!, [x], f32);
+  }
+
+  /**
+   * Checks that the library has every function of `table` with those parameter types (and
+   * SCALAR_ACTIVATIONS as f32 → f32): calls are built from the table, so a kernel whose
+   * signature changed must fail here, by name, rather than in validation.
+   */
+  checkLibrary(table: Readonly<Record<string, Readonly<Record<string, "i32" | "f32">>>>) {
+    const types = { i32, f32 };
+    const signature = (params: readonly number[], result: number) => `(${params.map((t) => (t === i32 ? "i32" : t === f32 ? "f32" : String(t))).join(", ")}) → ${result === none ? "none" : result === f32 ? "f32" : String(result)}`;
+    const expect = [
+      ...Object.entries(table).map(([name, params]) => [name, Object.values(params).map((t) => types[t]), none] as const),
+      ...SCALAR_ACTIVATIONS.map((name) => [name, [f32], f32] as const),
+    ];
+    for (const [name, params, result] of expect) {
+      const fn = this.lib.get(name);
+      if (!fn) throw new Error(`kernel library has no '${name}' (run 'npm run build')`);
+      const info = binaryen.getFunctionInfo(this.m.getFunction(fn));
+      const found = signature(binaryen.expandType(info.params), info.results), want = signature(params, result);
+      if (found !== want) throw new Error(`kernel library's '${name}' takes ${found}, compiler/codegen/library.ts says ${want}`);
+    }
   }
 
   /** Adds a generated function once per name; `build` runs only the first time. */
@@ -223,6 +244,11 @@ export class WasmModule {
         ])),
       ]),
     ]);
+  }
+
+  /** A custom section (data the module's code does not read, e.g. the layout it was compiled for). */
+  addCustomSection(name: string, data: Uint8Array) {
+    this.m.addCustomSection(name, data);
   }
 
   /** Imports memory `env.memory` of the given size in 64 KiB pages (shared in the threaded variant). */

@@ -458,8 +458,9 @@ const activationWriters: Record<string, (og: OnnxGraph, x: string) => string> = 
 const knownAttrs: Record<string, readonly string[]> = {
   input: ["name", "kind", "dtype", "shape"],
   param: ["name", "shape", "quant"],
-  linear: ["act", "residual", "rms_eps", "ln_eps", "quant"],
-  gated_linear: ["act", "rms_eps", "quant"],
+  // quant, int_rows: MatMulNBits (x stays f32 at ONNX Runtime's default accuracy level, as with int_rows 0)
+  linear: ["act", "residual", "rms_eps", "ln_eps", "quant", "int_rows"],
+  gated_linear: ["act", "rms_eps", "quant", "int_rows"],
   reshape: ["shape"],
   scale: ["by"],
   layernorm: ["eps"],

@@ -7,6 +7,7 @@
 // that other ops also read (a tied embedding), stay f32. Per-tensor overrides pick another
 // scheme (or f32) for parameters whose name matches a glob.
 
+import { integerRowBound } from "../codegen/tuning.js";
 import { Q8_BLOCK, quantizeQ4_0, quantizeQ4_1, quantizeQ8 } from "../../ir/quant.js";
 import type { Param, Program, QuantScheme } from "../../ir/types.js";
 import type { Rule } from "./rewrite.js";
@@ -78,15 +79,17 @@ export function quantizeWeights(p: Program, opts: QuantizeOptions): Program {
       },
     },
     {
-      // a linear over quantized weights quantizes its input rows to q8_0: integer dot products
+      // a linear over quantized weights quantizes its input rows to q8_0: integer dot products,
+      // in calls of at most int_rows rows where the tuning bounds them
       name: "quantize-linear-input",
       apply: (n, c) => {
         if ((n.op !== "linear" && n.op !== "gated_linear") || n.attrs.quant !== undefined) return null;
-        const scheme = c.node(n.args[1]).attrs.quant;
+        const scheme = c.node(n.args[1]).attrs.quant as QuantScheme | undefined;
         if (scheme === undefined) return null;
         // a gated kernel reads both weights in one scheme: the gate's choice holds for the up projection
         if (n.op === "gated_linear" && c.node(n.args[2]).attrs.quant !== scheme) return null;
-        return c.b.add(n.op, n.args, { ...n.attrs, quant: scheme }, n.loc);
+        const bound = integerRowBound(scheme, c.node(n.args[1]).type.shape[1] as number);
+        return c.b.add(n.op, n.args, { ...n.attrs, quant: scheme, ...(bound === undefined ? {} : { int_rows: bound }) }, n.loc);
       },
     },
   ];

@@ -91,7 +91,7 @@ describe(`linear on ${choice} (${scheme}) weights`, () => {
 describe("linear across row blocks", () => {
   for (const [K, N, calls] of [[13, 9, [66, 2]], [8, 6, [70]], [67, 5, [64, 1]], [33, 7, [129]]] as const)
     it(`K=${K} N=${N} rows=${calls.join("+")}`, () => check(K * N, (c) => c.b.add("linear", [c.act(K), c.param([N, K]), c.param([N])]), [...calls], 160));
-  // the default paths (integerRows): q4_0 dequantizes for calls of more than 16 rows; q8_0 too
+  // the default paths (int_rows from quantize-weights): q4_0 dequantizes for calls of more than 16 rows; q8_0 too
   // when K > 1024, and takes integer products at any row count when K ≤ 1024
   for (const [choice, K, path] of [["int4", 64, "dequantized groups per row block, then the integer path"], ["int8", 1056, "dequantized groups per row block, then the integer path"], ["int8", 64, "the integer path for both calls"]] as const)
     it(`${choice} K=${K} N=6 rows=70+1 (${path})`, () =>

@@ -23,7 +23,7 @@ export function embedding(table: usize, ids: usize, out: usize, rows: i32, D: i3
 }
 
 /**
- * embedding() over a table stored in the packed matrix layout (see compiler/codegen/linear.ts):
+ * embedding() over a table stored in the packed matrix layout (compiler/codegen/linear/layout.ts):
  * panels of `panel` columns (the last may be shorter; a D % 4 tail only when panel = D), `stride`
  * floats apart, each all groups of 4 rows, each group 4-column chunks of its 4 rows.
  */
@@ -47,7 +47,7 @@ export function embedding_packed(table: usize, ids: usize, out: usize, rows: i32
  * q8_0 quantization of activation rows for the integer matrix kernels: each row of x[rows, K]
  * becomes K/32 f32 scales, K codes widened to i16 (ir/quant.ts: quantizeRowQ8), each block's
  * i32 sum of codes (q4_0 kernels fold the nibbles' offset 8 into it: Σ(n − 8)·x = Σn·x − 8·Σx),
- * then the K codes again as i8 (relaxed SIMD's 8-bit dot products). linear.ts: quantRowBytes.
+ * then the K codes again as i8 (relaxed SIMD's 8-bit dot products). linear/layout.ts: quantRowBytes.
  */
 export function quantize_rows_q8(x: usize, out: usize, rows: i32, K: i32): void {
   const blocks = K >> 5;
