@@ -3,6 +3,9 @@
 import { Tokenizer } from "@huggingface/tokenizers";
 import { ArtifactError, reason, show } from "./errors.js";
 
+/** Tokenizer models of tokenizer.json that the library implements. */
+const MODEL_TYPES = ["BPE", "WordPiece", "Unigram", "WordLevel"];
+
 export interface TextTokenizer {
   encode(text: string): number[];
   decode(ids: number[]): string;
@@ -17,6 +20,10 @@ export function loadTokenizer(tokenizerJson: unknown, tokenizerConfig: unknown =
   const isObject = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
   if (!isObject(tokenizerJson)) throw new ArtifactError("WF509", `${files.tokenizer}: should hold a JSON object, found ${show(tokenizerJson)}`);
   if (!isObject((tokenizerJson as { model?: unknown }).model)) throw new ArtifactError("WF509", `${files.tokenizer}: model should be an object, found ${show((tokenizerJson as { model?: unknown }).model)}`);
+  // the library guesses a model from its fields when `type` is unknown; the Rust tokenizers refuse it
+  const type = (tokenizerJson as { model: { type?: unknown } }).model.type;
+  if (type !== undefined && !MODEL_TYPES.includes(type as string))
+    throw new ArtifactError("WF509", `${files.tokenizer}: model.type should be one of ${MODEL_TYPES.join(", ")}, found ${show(type)}`);
   if (!isObject(tokenizerConfig)) throw new ArtifactError("WF509", `${files.config}: should hold a JSON object, found ${show(tokenizerConfig)}`);
   const unusable = (e: unknown) => new ArtifactError("WF509", `${files.tokenizer}: not a tokenizer this runtime can use (${reason(e)})`);
   let t: Tokenizer;

@@ -135,7 +135,10 @@ describe("loadArtifactTokenizer", () => {
         writeFileSync(join(d, "tokenizer.json"), JSON.stringify(t));
       });
     const kind = editTokenizer((t) => (t.model = { type: "Nope" }));
-    await refused(() => tokenizerOf(kind), "WF509", new RegExp(`^${esc(join(kind, "tokenizer.json"))}: not a tokenizer this runtime can use \\(Unknown TokenizerModel type: Nope\\)$`));
+    await refused(() => tokenizerOf(kind), "WF509", new RegExp(`^${esc(join(kind, "tokenizer.json"))}: model.type should be one of BPE, WordPiece, Unigram, WordLevel, found "Nope"$`));
+    // the library would guess a BPE model from the fields of one whose type is unknown
+    const guessed = editTokenizer((t) => (t.model.type = "Nope"));
+    await refused(() => tokenizerOf(guessed), "WF509", /tokenizer\.json: model.type should be one of .*, found "Nope"$/);
     const merges = editTokenizer((t) => (t.model.merges = 7));
     await refused(() => tokenizerOf(merges), "WF509", /tokenizer\.json: not a tokenizer this runtime can use \(.+\)$/);
     const decoder = editTokenizer((t) => delete t.decoder);

@@ -56,6 +56,7 @@ export async function runCampaign(opts: { cases: number; seed: number; workers?:
         const spawn = () => new Worker(new URL("./worker.js", import.meta.url), { workerData: { materials, seed: opts.seed }, resourceLimits: { maxOldGenerationSizeMb: 2048 }, stdout: true, stderr: true });
         let w = spawn();
         let current: number | undefined;
+        let started: { mutator: string; argv: string[] } = { mutator: "?", argv: [] };
         let timer: NodeJS.Timeout | undefined;
         const record = (r: CaseResult) => {
           results.push(r);
@@ -75,13 +76,14 @@ export async function runCampaign(opts: { cases: number; seed: number; workers?:
           const index = current!;
           w.removeAllListeners();
           void w.terminate();
-          record({ index, category: CATEGORIES[index % CATEGORIES.length], mutator: "?", argv: [], verdict, why, stderr: "", ms: TIME_LIMIT_MS });
+          record({ index, category: CATEGORIES[index % CATEGORIES.length], ...started, verdict, why, stderr: "", ms: TIME_LIMIT_MS });
           w = spawn();
           listen();
         };
         const listen = () => {
-          w.on("message", (msg: CaseResult | "ready") => {
+          w.on("message", (msg: CaseResult | "ready" | { starting: number; mutator: string; argv: string[] }) => {
             if (msg === "ready") return next();
+            if ("starting" in msg) return void (started = { mutator: msg.mutator, argv: msg.argv });
             clearTimeout(timer);
             record(msg);
             next();

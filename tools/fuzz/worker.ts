@@ -38,6 +38,8 @@ function diff(a: Map<string, string>, b: Map<string, string>): string[] {
 
 async function runCase(maker: CaseMaker, seed: number, index: number) {
   const c = maker.make(seed, index);
+  // said first, so that a case that kills its worker can still be named
+  parentPort?.postMessage({ starting: index, mutator: c.mutator, argv: c.argv });
   const dir = mkdtempSync(join(tmpdir(), "wf-fuzz-"));
   try {
     for (const [rel, content] of Object.entries(c.files)) {
