@@ -1,7 +1,7 @@
 // The front half of a compile: read a .wf model and a checkpoint into a verified IR program.
 
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { verifyProgram } from "../ir/graph.js";
 import type { Program } from "../ir/types.js";
 import { InputError, registerSource } from "./diagnostics.js";
@@ -47,7 +47,8 @@ export function loadProgram(modelPath: string, weightsPath: string, opts: Elabor
   if (existsSync(modelPath)) checkSourceSize(modelPath, statSync(modelPath).size);
   const text = readText(modelPath, "model");
   const weights = openWeights(weightsPath);
-  return programFromSource(modelPath, text, readHfConfig(weightsPath), weights, opts);
+  const configName = isGguf(weightsPath) ? `${basename(weightsPath)} (as config.json)` : "config.json";
+  return programFromSource(modelPath, text, readHfConfig(weightsPath), weights, { configName, ...opts });
 }
 
 /** Parses and elaborates DSL text against a config and a weight source (files or in memory). */
