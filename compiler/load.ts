@@ -5,6 +5,7 @@ import { basename, join } from "node:path";
 import { verifyProgram } from "../ir/graph.js";
 import type { Program } from "../ir/types.js";
 import { InputError, registerSource } from "./diagnostics.js";
+import { checkModel } from "./frontend/check.js";
 import { type ElaborateOptions, elaborate } from "./frontend/elaborate.js";
 import { checkSourceSize, parseModel } from "./frontend/parser.js";
 import { ggufConfig } from "./weights/gguf-arch.js";
@@ -54,7 +55,10 @@ export function loadProgram(modelPath: string, weightsPath: string, opts: Elabor
 /** Parses and elaborates DSL text against a config and a weight source (files or in memory). */
 export function programFromSource(file: string, text: string, hfConfig: Record<string, unknown>, weights: WeightSource, opts: ElaborateOptions = {}): Program {
   registerSource(file, text);
-  const program = elaborate(parseModel(file, text), hfConfig, weights, opts);
+  const model = parseModel(file, text);
+  // static errors are found whatever the checkpoint, before anything is bound to it
+  checkModel(model);
+  const program = elaborate(model, hfConfig, weights, opts);
   verifyProgram(program);
   return program;
 }
