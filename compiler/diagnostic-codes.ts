@@ -19,9 +19,25 @@ export const codes = {
 
   // ---- WF2xx: names, types and structure --------------------------------------------------
   WF201: "unknown name",
+  WF202: "unknown function",
+  WF203: "wrong arguments to a call",
+  WF204: "value of the wrong kind",
+  WF205: "recursive block",
+  WF206: "assignment to an undeclared name",
+  WF207: "name declared twice",
+  WF208: "invalid model structure",
+  WF209: "shapes an operation does not accept",
+  WF210: "value out of range",
+  WF211: "loop runs too many times",
+  WF212: "elaboration too long",
+  WF213: "graph or tensor too large",
 
   // ---- WF3xx: config values ---------------------------------------------------------------
   WF301: "missing config field",
+  WF302: "config value of the wrong type",
+  WF303: "config value out of range",
+  WF304: "config requirement not met",
+  WF305: "tensor shape differs from the config's",
   WF350: "special token id outside the vocabulary",
 
   // ---- WF4xx: checkpoints -----------------------------------------------------------------

@@ -1,10 +1,11 @@
 // The front half of a compile: read a .wf model and a checkpoint into a verified IR program.
 
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { verifyProgram } from "../ir/graph.js";
 import type { Program } from "../ir/types.js";
 import { InputError, registerSource } from "./diagnostics.js";
+import { checkModel } from "./frontend/check.js";
 import { type ElaborateOptions, elaborate } from "./frontend/elaborate.js";
 import { checkSourceSize, parseModel } from "./frontend/parser.js";
 import { ggufConfig } from "./weights/gguf-arch.js";
@@ -47,13 +48,17 @@ export function loadProgram(modelPath: string, weightsPath: string, opts: Elabor
   if (existsSync(modelPath)) checkSourceSize(modelPath, statSync(modelPath).size);
   const text = readText(modelPath, "model");
   const weights = openWeights(weightsPath);
-  return programFromSource(modelPath, text, readHfConfig(weightsPath), weights, opts);
+  const configName = isGguf(weightsPath) ? `${basename(weightsPath)} (as config.json)` : "config.json";
+  return programFromSource(modelPath, text, readHfConfig(weightsPath), weights, { configName, ...opts });
 }
 
 /** Parses and elaborates DSL text against a config and a weight source (files or in memory). */
 export function programFromSource(file: string, text: string, hfConfig: Record<string, unknown>, weights: WeightSource, opts: ElaborateOptions = {}): Program {
   registerSource(file, text);
-  const program = elaborate(parseModel(file, text), hfConfig, weights, opts);
+  const model = parseModel(file, text);
+  // static errors are found whatever the checkpoint, before anything is bound to it
+  checkModel(model);
+  const program = elaborate(model, hfConfig, weights, opts);
   verifyProgram(program);
   return program;
 }

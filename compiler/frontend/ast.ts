@@ -22,12 +22,28 @@ export type Stmt =
   | { kind: "output"; name: string; value: Expr; span: Span };
 
 export interface ConfigField {
+  kind: "field";
   name: string;
   type: "int" | "float" | "bool" | "string";
   keys: string[];
+  /** Bounds the value must lie within: `in lo..hi` (hi excluded) or `in lo..=hi`. */
+  range?: { lo: Expr; hi: Expr; inclusive: boolean; span: Span };
   value?: Expr;
   span: Span;
 }
+
+/** `require cond;` in a config block: a condition the config values must meet. */
+export interface ConfigRequire {
+  kind: "require";
+  cond: Expr;
+  span: Span;
+}
+
+export type ConfigItem = ConfigField | ConfigRequire;
+
+/** The expressions of a config item, in source order. */
+export const configExprs = (c: ConfigItem): Expr[] =>
+  c.kind === "require" ? [c.cond] : [...(c.range ? [c.range.lo, c.range.hi] : []), ...(c.value ? [c.value] : [])];
 
 export type WeightItem =
   | { kind: "param"; name: string; indexed: boolean; shape: Expr[]; source: string; fallback?: string; cond?: Expr; span: Span }
@@ -63,9 +79,41 @@ export interface EntryDecl {
 export interface ModelDecl {
   file: string;
   name: string;
-  config: ConfigField[];
+  config: ConfigItem[];
   weights: WeightsDecl[];
   blocks: BlockDecl[];
   entries: EntryDecl[];
   span: Span;
 }
+
+/** Binding strength of the binary operators, as the parser folds them. */
+const strength: Record<string, number> = {
+  "||": 1, "&&": 2, "==": 3, "!=": 3, "<=": 3, ">=": 3, "<": 3, ">": 3, "+": 4, "-": 4, "*": 5, "/": 5, "@": 5, "%": 5,
+};
+
+/** An expression as DSL text for a message, with the brackets its operators need; cut to `max` characters. */
+export function formatExpr(e: Expr, max = 80): string {
+  const text = format(e);
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+function format(e: Expr): string {
+  switch (e.kind) {
+    case "num": return String(e.value);
+    case "str": return JSON.stringify(e.value);
+    case "bool": return String(e.value);
+    case "ident": return e.name;
+    case "list": return `[${e.items.map(format).join(", ")}]`;
+    case "call": return `${e.callee}(${[...e.args.map(format), ...e.named.map((n) => `${n.name}: ${format(n.value)}`)].join(", ")})`;
+    case "index": return `${operand(e.target)}[${format(e.index)}]`;
+    case "unary": return `${e.op}${operand(e.operand)}`;
+    case "binary": {
+      const s = strength[e.op];
+      const side = (x: Expr, tighter: boolean) => (x.kind === "binary" && (tighter ? strength[x.op] <= s : strength[x.op] < s) ? `(${format(x)})` : format(x));
+      return `${side(e.left, false)} ${e.op} ${side(e.right, true)}`;
+    }
+  }
+}
+
+/** An operand of a prefix or postfix operator: bracketed unless a primary. */
+const operand = (e: Expr) => (e.kind === "binary" || e.kind === "unary" ? `(${format(e)})` : format(e));

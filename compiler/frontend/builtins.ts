@@ -1,176 +1,295 @@
-// The DSL's built-in functions: each checks its arguments and adds IR nodes.
+// The DSL's built-in functions. Each declares its signature (parameter names, kinds, which
+// are optional or named-only), which both the static checker (check.ts) and the elaborator's
+// argument binding (bindArgs) read; its `run` adds IR nodes for arguments already checked.
 
 import { Diagnostic, type Span } from "../diagnostics.js";
-import { type Elaborator, type Value, describe } from "./elaborate.js";
+import { type BuiltinHost, type Value, describe } from "./values.js";
 
-export interface Call {
-  args: Value[];
-  argSpans: Span[];
-  named: Map<string, { value: Value; span: Span }>;
-  span: Span;
+/** What a parameter accepts. */
+export type ArgKind =
+  | "tensor" // a tensor or a declared parameter
+  | "number" // a finite number
+  | "int" // an integer
+  | "bool"
+  | "bias" // the result of relative_bias(...)
+  | "parts" // a count, or a list of integer widths
+  | "dims"; // a list of integers
+
+export interface ParamSig {
+  readonly name: string;
+  readonly kind: ArgKind;
+  /** Passed by name only, never by position. */
+  readonly named?: true;
+  /** May be left out; then `dflt` if given, else the builtin decides. */
+  readonly optional?: true;
+  readonly dflt?: number | boolean;
+  /** Numbers: "positive" (> 0, so at least 1 for an int) or "non-negative" (≥ 0). */
+  readonly sign?: "positive" | "non-negative";
 }
 
-type Builtin = (el: Elaborator, c: Call) => Value;
+export interface BuiltinDef {
+  readonly params: readonly ParamSig[];
+  readonly result: "tensor" | "number" | "bias" | "tuple";
+  /** For a tuple result: the argument whose count (or list length) is the tuple's length. */
+  readonly tupleLength?: string;
+  run(host: BuiltinHost, a: Args): Value;
+}
 
-/** Positional argument i, or the named one, removing it from the named set. */
-function arg(c: Call, i: number, name: string): Value | undefined {
-  const n = c.named.get(name);
-  if (n) {
-    c.named.delete(name);
-    return n.value;
+/** The parameters that may be given by position, in order. */
+export const positionalParams = (def: BuiltinDef) => def.params.filter((p) => !p.named);
+
+/** A call's arguments as the elaborator evaluated them. */
+export interface CallArgs {
+  readonly args: readonly Value[];
+  readonly argSpans: readonly Span[];
+  readonly named: readonly { name: string; value: Value; span: Span }[];
+  readonly span: Span;
+}
+
+const kindWords: Record<ArgKind, string> = {
+  tensor: "a tensor",
+  number: "a number",
+  int: "an integer",
+  bool: "true or false",
+  bias: "relative_bias(...)",
+  parts: "a count or a list of widths",
+  dims: "a list of integers",
+};
+
+const isTensor = (v: Value) => typeof v === "object" && (v.kind === "tensor" || v.kind === "param");
+const isIntList = (v: Value) => typeof v === "object" && v.kind === "tuple" && v.items.every((x) => typeof x === "number" && Number.isInteger(x));
+
+function accepts(kind: ArgKind, v: Value): boolean {
+  switch (kind) {
+    case "tensor": return isTensor(v);
+    case "number": return typeof v === "number";
+    case "int": return typeof v === "number" && Number.isInteger(v);
+    case "bool": return typeof v === "boolean";
+    case "bias": return typeof v === "object" && v.kind === "bias";
+    case "parts": return (typeof v === "number" && Number.isInteger(v)) || isIntList(v);
+    case "dims": return isIntList(v);
   }
-  return c.args[i];
 }
-function need(c: Call, i: number, name: string, fn: string): Value {
-  const v = arg(c, i, name);
-  if (v === undefined) throw new Diagnostic(`${fn}() needs '${name}'`, c.span);
-  return v;
+
+/** The numbers a value holds (a list's items), to check their sign. */
+const numbersIn = (v: Value): number[] =>
+  typeof v === "number" ? [v] : typeof v === "object" && v.kind === "tuple" ? v.items.filter((x): x is number => typeof x === "number") : [];
+
+function signWords(p: ParamSig): string {
+  const int = p.kind !== "number";
+  if (p.sign === "positive") return int ? "at least 1" : "a positive number";
+  if (p.sign === "non-negative") return int ? "at least 0" : "a non-negative number";
+  return "a finite number";
 }
-function number(c: Call, i: number, name: string, fn: string, dflt?: number): number {
-  const v = arg(c, i, name) ?? dflt;
-  if (typeof v !== "number") throw new Diagnostic(`${fn}(): '${name}' should be a number, found ${v === undefined ? "nothing" : describe(v)}`, c.span);
-  return v;
+
+/** A builtin's arguments bound to its parameters, defaults filled in and kinds checked. */
+export class Args {
+  constructor(
+    readonly fn: string,
+    readonly span: Span,
+    private readonly host: BuiltinHost,
+    private readonly values: ReadonlyMap<string, { value: Value; span: Span }>,
+  ) {}
+
+  has(name: string): boolean {
+    return this.values.has(name);
+  }
+  value(name: string): Value | undefined {
+    return this.values.get(name)?.value;
+  }
+  spanOf(name: string): Span {
+    return this.values.get(name)?.span ?? this.span;
+  }
+  tensor(name: string): number {
+    return this.host.tensor(this.values.get(name)!.value, this.spanOf(name), `${this.fn}(): '${name}'`);
+  }
+  number(name: string): number {
+    return this.values.get(name)!.value as number;
+  }
+  bool(name: string): boolean {
+    return this.values.get(name)!.value as boolean;
+  }
 }
-function flag(c: Call, name: string, fn: string, dflt: boolean): boolean {
-  const v = arg(c, -1, name) ?? dflt;
-  if (typeof v !== "boolean") throw new Diagnostic(`${fn}(): '${name}' should be true or false`, c.span);
-  return v;
+
+/**
+ * Binds a call's arguments to a builtin's parameters: positional ones in order, then named ones;
+ * too many positional arguments, an unknown or repeated name, a missing argument, a value of the
+ * wrong kind or sign are each a diagnostic.
+ */
+export function bindArgs(fn: string, def: BuiltinDef, host: BuiltinHost, c: CallArgs): Args {
+  const positional = positionalParams(def);
+  if (c.args.length > positional.length)
+    throw new Diagnostic(`${fn}() takes at most ${positional.length} positional arguments, got ${c.args.length}`, c.argSpans[positional.length], { code: "WF203" });
+  const values = new Map<string, { value: Value; span: Span }>();
+  c.args.forEach((value, i) => values.set(positional[i].name, { value, span: c.argSpans[i] }));
+  for (const n of c.named) {
+    if (!def.params.some((p) => p.name === n.name))
+      throw new Diagnostic(`${fn}() has no argument '${n.name}' (it takes ${def.params.map((p) => p.name).join(", ")})`, n.span, { code: "WF203" });
+    if (values.has(n.name)) throw new Diagnostic(`${fn}(): '${n.name}' is given twice`, n.span, { code: "WF203" });
+    values.set(n.name, { value: n.value, span: n.span });
+  }
+  for (const p of def.params) {
+    const got = values.get(p.name);
+    if (!got) {
+      if (p.dflt !== undefined) values.set(p.name, { value: p.dflt, span: c.span });
+      else if (!p.optional) throw new Diagnostic(`${fn}() needs '${p.name}'`, c.span, { code: "WF203" });
+      continue;
+    }
+    if (!accepts(p.kind, got.value))
+      throw new Diagnostic(`${fn}(): '${p.name}' should be ${kindWords[p.kind]}, found ${describe(got.value)}`, got.span, { code: "WF204" });
+    for (const x of numbersIn(got.value)) {
+      const ok = Number.isFinite(x) && (p.sign === "positive" ? x > 0 : p.sign === "non-negative" ? x >= 0 : true);
+      if (!ok) throw new Diagnostic(`${fn}(): '${p.name}' should be ${signWords(p)}, found ${x}`, got.span, { code: "WF210" });
+    }
+  }
+  return new Args(fn, c.span, host, values);
 }
-function positional(c: Call, max: number, fn: string) {
-  if (c.args.length > max) throw new Diagnostic(`${fn}() takes at most ${max} positional arguments, got ${c.args.length}`, c.argSpans[max]);
-}
+
 const T = (id: number): Value => ({ kind: "tensor", id });
-const spanOf = (c: Call, i: number) => c.argSpans[i] ?? c.span;
+const tensor = (name: string): ParamSig => ({ name, kind: "tensor" });
 
-function unary(op: string): Builtin {
-  return (el, c) => {
-    positional(c, 1, op);
-    return T(el.node(op, [el.tensor(need(c, 0, "x", op), spanOf(c, 0))], {}, c.span));
-  };
+/** One tensor in, one out, of the IR op of the same name. */
+function unary(op: string): BuiltinDef {
+  return { params: [tensor("x")], result: "tensor", run: (h, a) => T(h.node(op, [a.tensor("x")], {}, a.span)) };
 }
 
-export const builtins: Record<string, Builtin> = {
+export const builtins: Record<string, BuiltinDef> = {
   gelu: unary("gelu"),
   gelu_tanh: unary("gelu_tanh"),
   silu: unary("silu"),
   relu: unary("relu"),
   softmax: unary("softmax"),
   transpose: unary("transpose"),
+  positions: unary("positions"),
 
-  embedding(el, c) {
-    positional(c, 2, "embedding");
-    return T(el.node("embedding", [el.tensor(need(c, 0, "table", "embedding"), spanOf(c, 0)), el.tensor(need(c, 1, "ids", "embedding"), spanOf(c, 1))], {}, c.span));
+  embedding: {
+    params: [tensor("table"), tensor("ids")],
+    result: "tensor",
+    run: (h, a) => T(h.node("embedding", [a.tensor("table"), a.tensor("ids")], {}, a.span)),
   },
 
-  positions(el, c) {
-    positional(c, 1, "positions");
-    return T(el.node("positions", [el.tensor(need(c, 0, "x", "positions"), spanOf(c, 0))], {}, c.span));
+  /** linear(x, w, bias?) with w stored [out, in] as torch.nn.Linear does. */
+  linear: {
+    params: [tensor("x"), tensor("w"), { name: "bias", kind: "tensor", optional: true }],
+    result: "tensor",
+    run: (h, a) => T(h.node("linear", [a.tensor("x"), a.tensor("w"), ...(a.has("bias") ? [a.tensor("bias")] : [])], {}, a.span)),
   },
 
-  /** linear(x, w, b?) with w stored [out, in] as torch.nn.Linear does. */
-  linear(el, c) {
-    positional(c, 3, "linear");
-    const args = [el.tensor(need(c, 0, "x", "linear"), spanOf(c, 0)), el.tensor(need(c, 1, "w", "linear"), spanOf(c, 1))];
-    const b = arg(c, 2, "bias");
-    if (b !== undefined) args.push(el.tensor(b, spanOf(c, 2)));
-    return T(el.node("linear", args, {}, c.span));
+  layernorm: {
+    params: [tensor("x"), tensor("weight"), tensor("bias"), { name: "eps", kind: "number", dflt: 1e-5, sign: "non-negative" }],
+    result: "tensor",
+    run: (h, a) => T(h.node("layernorm", [a.tensor("x"), a.tensor("weight"), a.tensor("bias")], { eps: a.number("eps") }, a.span)),
   },
 
-  layernorm(el, c) {
-    positional(c, 4, "layernorm");
-    const x = el.tensor(need(c, 0, "x", "layernorm"), spanOf(c, 0));
-    const g = el.tensor(need(c, 1, "weight", "layernorm"), spanOf(c, 1));
-    const b = el.tensor(need(c, 2, "bias", "layernorm"), spanOf(c, 2));
-    return T(el.node("layernorm", [x, g, b], { eps: number(c, 3, "eps", "layernorm", 1e-5) }, c.span));
+  rmsnorm: {
+    params: [tensor("x"), tensor("weight"), { name: "eps", kind: "number", dflt: 1e-6, sign: "non-negative" }],
+    result: "tensor",
+    run: (h, a) => T(h.node("rmsnorm", [a.tensor("x"), a.tensor("weight")], { eps: a.number("eps") }, a.span)),
   },
 
-  rmsnorm(el, c) {
-    positional(c, 3, "rmsnorm");
-    const x = el.tensor(need(c, 0, "x", "rmsnorm"), spanOf(c, 0));
-    const g = el.tensor(need(c, 1, "weight", "rmsnorm"), spanOf(c, 1));
-    return T(el.node("rmsnorm", [x, g], { eps: number(c, 2, "eps", "rmsnorm", 1e-6) }, c.span));
-  },
-
-  rope(el, c) {
-    positional(c, 1, "rope");
-    const x = el.tensor(need(c, 0, "x", "rope"), spanOf(c, 0));
-    return T(el.node("rope", [x], { head_dim: number(c, -1, "head_dim", "rope"), theta: number(c, -1, "theta", "rope", 10000) }, c.span));
+  rope: {
+    params: [
+      tensor("x"),
+      { name: "head_dim", kind: "int", named: true, sign: "positive" },
+      { name: "theta", kind: "number", named: true, dflt: 10000, sign: "positive" },
+    ],
+    result: "tensor",
+    run: (h, a) => T(h.node("rope", [a.tensor("x")], { head_dim: a.number("head_dim"), theta: a.number("theta") }, a.span)),
   },
 
   /** split(x, n) into n equal column blocks, or split(x, [w0, w1, ...]). */
-  split(el, c) {
-    positional(c, 2, "split");
-    const x = el.tensor(need(c, 0, "x", "split"), spanOf(c, 0));
-    const parts = need(c, 1, "parts", "split");
-    const width = el.g.type(x).shape.at(-1) as number;
-    let sizes: number[];
-    if (typeof parts === "number") {
-      if (width % parts) throw new Diagnostic(`split(): width ${width} does not divide into ${parts} parts`, c.span);
-      sizes = Array(parts).fill(width / parts);
-    } else if (typeof parts === "object" && parts.kind === "tuple" && parts.items.every((p) => typeof p === "number")) {
-      sizes = parts.items as number[];
-      if (sizes.reduce((a, b) => a + b, 0) !== width) throw new Diagnostic(`split(): sizes [${sizes.join(", ")}] do not add up to width ${width}`, c.span);
-    } else throw new Diagnostic(`split(): parts should be a count or a list of widths`, spanOf(c, 1));
-    let start = 0;
-    return { kind: "tuple", items: sizes.map((size) => T(el.node("slice", [x], { start: (start += size) - size, size }, c.span))) };
+  split: {
+    params: [tensor("x"), { name: "parts", kind: "parts", sign: "positive" }],
+    result: "tuple",
+    tupleLength: "parts",
+    run(h, a) {
+      const x = a.tensor("x");
+      const parts = a.value("parts")!;
+      const width = h.typeOf(x).shape.at(-1) as number;
+      let sizes: number[];
+      if (typeof parts === "number") {
+        if (width % parts) throw new Diagnostic(`split(): width ${width} does not divide into ${parts} parts`, a.span, { code: "WF209" });
+        sizes = Array(parts).fill(width / parts);
+      } else {
+        sizes = (parts as Extract<Value, { kind: "tuple" }>).items as number[];
+        if (sizes.reduce((s, w) => s + w, 0) !== width) throw new Diagnostic(`split(): sizes [${sizes.join(", ")}] do not add up to width ${width}`, a.span, { code: "WF209" });
+      }
+      let start = 0;
+      return { kind: "tuple", items: sizes.map((size) => T(h.node("slice", [x], { start: (start += size) - size, size }, a.span))) };
+    },
   },
 
   /** T5-style bucketed relative position bias, for attention(..., bias: relative_bias(...)). */
-  relative_bias(el, c) {
-    positional(c, 1, "relative_bias");
-    return {
-      kind: "bias",
-      table: el.tensor(need(c, 0, "table", "relative_bias"), spanOf(c, 0)),
-      bidirectional: flag(c, "bidirectional", "relative_bias", true),
-      buckets: number(c, -1, "buckets", "relative_bias", 32),
-      maxDistance: number(c, -1, "max_distance", "relative_bias", 128),
-    };
+  relative_bias: {
+    params: [
+      tensor("table"),
+      { name: "bidirectional", kind: "bool", named: true, dflt: true },
+      { name: "buckets", kind: "int", named: true, dflt: 32, sign: "positive" },
+      { name: "max_distance", kind: "int", named: true, dflt: 128, sign: "positive" },
+    ],
+    result: "bias",
+    run(h, a) {
+      const bidirectional = a.bool("bidirectional");
+      const buckets = a.number("buckets");
+      const maxDistance = a.number("max_distance");
+      // the exact buckets (half of those of a direction) must be at least one, and the
+      // logarithmic ones must span from there up to max_distance
+      const exact = Math.floor((bidirectional ? Math.floor(buckets / 2) : buckets) / 2);
+      if (exact < 1) throw new Diagnostic(`relative_bias(): ${buckets} buckets are too few (at least ${bidirectional ? 4 : 2})`, a.spanOf("buckets"), { code: "WF210" });
+      if (maxDistance <= exact)
+        throw new Diagnostic(`relative_bias(): max_distance ${maxDistance} should exceed the ${exact} exact buckets`, a.spanOf("max_distance"), { code: "WF210" });
+      return { kind: "bias", table: a.tensor("table"), bidirectional, buckets, maxDistance };
+    },
   },
 
-  attention(el, c) {
-    positional(c, 3, "attention");
-    const fn = "attention";
-    const q = el.tensor(need(c, 0, "q", fn), spanOf(c, 0));
-    const k = el.tensor(need(c, 1, "k", fn), spanOf(c, 1));
-    const v = el.tensor(need(c, 2, "v", fn), spanOf(c, 2));
-    const heads = number(c, -1, "heads", fn);
-    const kvHeads = number(c, -1, "kv_heads", fn, heads);
-    const headDim = (el.g.type(q).shape.at(-1) as number) / heads;
-    const attrs: Record<string, unknown> = {
-      heads,
-      kv_heads: kvHeads,
-      scale: number(c, -1, "scale", fn, 1 / Math.sqrt(headDim)),
-      causal: flag(c, "causal", fn, false),
-    };
-    // a cached attention gets its own KV cache, named so that variants of this entry share it
-    attrs.cache = flag(c, "cache", fn, false) ? el.cacheSlot() : false;
-    const args = [q, k, v];
-    const bias = arg(c, -1, "bias");
-    if (bias !== undefined) {
-      if (typeof bias !== "object" || bias.kind !== "bias") throw new Diagnostic(`attention(): 'bias' should be relative_bias(...)`, c.span);
-      Object.assign(attrs, { bias: true, bias_bidirectional: bias.bidirectional, bias_buckets: bias.buckets, bias_max_distance: bias.maxDistance });
-      args.push(bias.table);
-    }
-    const mask = arg(c, -1, "mask");
-    if (mask !== undefined) {
-      attrs.mask = true;
-      args.push(el.tensor(mask, c.span, "mask"));
-    }
-    return T(el.node("attention", args, attrs, c.span));
+  attention: {
+    params: [
+      tensor("q"), tensor("k"), tensor("v"),
+      { name: "heads", kind: "int", named: true, sign: "positive" },
+      { name: "kv_heads", kind: "int", named: true, optional: true, sign: "positive" },
+      { name: "scale", kind: "number", named: true, optional: true },
+      { name: "causal", kind: "bool", named: true, dflt: false },
+      { name: "cache", kind: "bool", named: true, dflt: false },
+      { name: "bias", kind: "bias", named: true, optional: true },
+      { name: "mask", kind: "tensor", named: true, optional: true },
+    ],
+    result: "tensor",
+    run(h, a) {
+      const [q, k, v] = [a.tensor("q"), a.tensor("k"), a.tensor("v")];
+      const heads = a.number("heads");
+      const headDim = (h.typeOf(q).shape.at(-1) as number) / heads;
+      const attrs: Record<string, unknown> = {
+        heads,
+        kv_heads: a.has("kv_heads") ? a.number("kv_heads") : heads,
+        scale: a.has("scale") ? a.number("scale") : 1 / Math.sqrt(headDim),
+        causal: a.bool("causal"),
+        // a cached attention gets its own KV cache, named so that variants of this entry share it
+        cache: a.bool("cache") ? h.cacheSlot() : false,
+      };
+      const args = [q, k, v];
+      const bias = a.value("bias");
+      if (bias !== undefined && typeof bias === "object" && bias.kind === "bias") {
+        Object.assign(attrs, { bias: true, bias_bidirectional: bias.bidirectional, bias_buckets: bias.buckets, bias_max_distance: bias.maxDistance });
+        args.push(bias.table);
+      }
+      if (a.has("mask")) {
+        attrs.mask = true;
+        args.push(a.tensor("mask"));
+      }
+      return T(h.node("attention", args, attrs, a.span));
+    },
   },
 
   /** reshape(x, [d0, d1, ...]): new trailing dims for every row. */
-  reshape(el, c) {
-    positional(c, 2, "reshape");
-    const x = el.tensor(need(c, 0, "x", "reshape"), spanOf(c, 0));
-    const dims = need(c, 1, "shape", "reshape");
-    if (typeof dims !== "object" || dims.kind !== "tuple" || !dims.items.every((d) => typeof d === "number"))
-      throw new Diagnostic(`reshape(): shape should be a list of numbers`, spanOf(c, 1));
-    return T(el.node("reshape", [x], { shape: dims.items as number[] }, c.span));
+  reshape: {
+    params: [tensor("x"), { name: "shape", kind: "dims", sign: "positive" }],
+    result: "tensor",
+    run: (h, a) => T(h.node("reshape", [a.tensor("x")], { shape: (a.value("shape") as Extract<Value, { kind: "tuple" }>).items as number[] }, a.span)),
   },
 
-  sqrt(_el, c) {
-    positional(c, 1, "sqrt");
-    return Math.sqrt(number(c, 0, "x", "sqrt"));
+  sqrt: {
+    params: [{ name: "x", kind: "number", sign: "non-negative" }],
+    result: "number",
+    run: (_h, a) => Math.sqrt(a.number("x")),
   },
 };

@@ -4,7 +4,7 @@
 
 import type { IToken } from "chevrotain";
 import type { Code, Span } from "../diagnostics.js";
-import type { Expr, ModelDecl, Stmt, WeightItem } from "./ast.js";
+import { type Expr, type ModelDecl, type Stmt, type WeightItem, configExprs } from "./ast.js";
 import { LBrace, LBracket, LParen, RBrace, RBracket, RParen } from "./lexer.js";
 
 /** The largest .wf source, in UTF-8 bytes. */
@@ -77,7 +77,7 @@ function children(n: Node): Node[] {
  */
 export function checkTreeDepth(m: ModelDecl): Problem | undefined {
   const roots: Node[] = [
-    ...m.config.flatMap((f) => (f.value ? [f.value] : [])),
+    ...m.config.flatMap(configExprs),
     ...m.weights.flatMap((w) => w.items),
     ...m.blocks.flatMap((b) => b.body),
     ...m.entries.flatMap((e) => [...e.inputs.flatMap((i) => i.shape), ...e.body]),

@@ -10,7 +10,7 @@ import {
   EmbeddedActionsParser, type IParserErrorMessageProvider, type IRecognitionException, type IToken, type TokenType, defaultParserErrorProvider,
 } from "chevrotain";
 import { Diagnostic, DiagnosticList, sourceLines, type Span } from "../diagnostics.js";
-import type { BlockDecl, ConfigField, EntryDecl, EntryInput, Expr, ModelDecl, Stmt, WeightItem, WeightsDecl } from "./ast.js";
+import type { BlockDecl, ConfigField, ConfigItem, EntryDecl, EntryInput, Expr, ModelDecl, Stmt, WeightItem, WeightsDecl } from "./ast.js";
 import * as T from "./lexer.js";
 import { MAX_ERRORS, MAX_SOURCE_BYTES, MAX_TOKENS, type Problem, checkTokenDepth, checkTreeDepth, utf8Length } from "./limits.js";
 
@@ -123,33 +123,61 @@ class WfParser extends EmbeddedActionsParser {
     return m;
   }, { recoveryValueFunc: () => ({ file: this.file, name: "", config: [], weights: [], blocks: [], entries: [], span: this.recoveredSpan() }) });
 
-  configBlock = this.RULE("configBlock", (): ConfigField[] => {
-    const fields: ConfigField[] = [];
+  configBlock = this.RULE("configBlock", (): ConfigItem[] => {
+    const items: ConfigItem[] = [];
     this.CONSUME(T.Config);
     this.CONSUME(T.LBrace);
-    this.MANY(() => { const f = this.SUBRULE(this.configField); this.ACTION(() => f && fields.push(f)); });
+    this.MANY(() => { const f = this.SUBRULE(this.configField); this.ACTION(() => f && items.push(f)); });
     this.CONSUME(T.RBrace);
-    return fields;
+    return items;
   }, { recoveryValueFunc: () => [] });
 
-  /** `name: type from key, key = default;` (a rule of its own, so recovery resumes at the next field). */
-  configField = this.RULE("configField", (): ConfigField | undefined => {
-    const name = this.CONSUME(T.Identifier);
-    this.CONSUME(T.Colon);
-    const type = this.CONSUME2(T.Identifier).image as ConfigField["type"];
-    const keys: string[] = [];
-    this.OPTION(() => {
-      this.CONSUME(T.From);
-      this.AT_LEAST_ONE_SEP({ SEP: T.Comma, DEF: () => { const k = this.CONSUME3(T.Identifier); this.ACTION(() => keys.push(k.image)); } });
-    });
-    let value: Expr | undefined;
-    this.OPTION2(() => {
-      this.CONSUME(T.Assign);
-      value = this.SUBRULE(this.expr);
-    });
-    this.CONSUME(T.Semi);
-    return { name: name.image, type, keys, value, span: this.span(name) };
-  }, { recoveryValueFunc: () => undefined });
+  /**
+   * `name: type from key, key in lo..=hi = default;` or `require cond;` (a rule of its own, so
+   * recovery resumes at the next item). `require` is a keyword only here, before an expression.
+   */
+  configField = this.RULE("configField", (): ConfigItem | undefined =>
+    this.OR<ConfigItem>([
+      {
+        GATE: () => this.LA(1).image === "require" && this.LA(2).tokenType !== T.Colon,
+        ALT: () => {
+          const kw = this.CONSUME(T.Identifier);
+          const cond = this.SUBRULE(this.expr);
+          this.CONSUME(T.Semi);
+          return { kind: "require", cond, span: this.span(kw) };
+        },
+      },
+      {
+        ALT: () => {
+          const name = this.CONSUME2(T.Identifier);
+          this.CONSUME(T.Colon);
+          const type = this.CONSUME3(T.Identifier).image as ConfigField["type"];
+          const keys: string[] = [];
+          this.OPTION(() => {
+            this.CONSUME(T.From);
+            this.AT_LEAST_ONE_SEP({ SEP: T.Comma, DEF: () => { const k = this.CONSUME4(T.Identifier); this.ACTION(() => keys.push(k.image)); } });
+          });
+          let range: ConfigField["range"];
+          this.OPTION3(() => {
+            const kw = this.CONSUME(T.In);
+            const lo = this.SUBRULE2(this.expr);
+            this.CONSUME(T.DotDot);
+            let inclusive = false;
+            this.OPTION4(() => { this.CONSUME2(T.Assign); inclusive = true; });
+            const hi = this.SUBRULE3(this.expr);
+            range = { lo, hi, inclusive, span: this.span(kw) };
+          });
+          let value: Expr | undefined;
+          this.OPTION2(() => {
+            this.CONSUME(T.Assign);
+            value = this.SUBRULE4(this.expr);
+          });
+          this.CONSUME2(T.Semi);
+          return { kind: "field", name: name.image, type, keys, range, value, span: this.span(name) };
+        },
+      },
+    ]),
+  { recoveryValueFunc: () => undefined });
 
   weightsBlock = this.RULE("weightsBlock", (): WeightsDecl => {
     const kw = this.CONSUME(T.Weights);

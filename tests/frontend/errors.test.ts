@@ -1,6 +1,8 @@
 // Malformed models: each tests/frontend/errors/NAME.wf has NAME.errors.json beside it listing
 // the diagnostics expected, in order, as the first line the formatter prints for each:
 // `file:line:col: error[WF102]: message` (or `error: message` for an error without a code).
+// A model is loaded against tests/fixtures/gpt2, or the fixture its first line names as
+// `// fixture: NAME`.
 
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -12,8 +14,9 @@ import { root } from "../helpers.js";
 const dir = join("tests", "frontend", "errors");
 
 function diagnostics(file: string): string[] {
+  const fixture = /^\/\/ fixture: ([\w-]+)/.exec(readFileSync(file, "utf8"))?.[1] ?? "gpt2";
   try {
-    loadProgram(file, join("tests", "fixtures", "gpt2"));
+    loadProgram(file, join("tests", "fixtures", fixture));
   } catch (e) {
     if (e instanceof DiagnosticList) return e.diagnostics.map((d) => formatDiagnostic(d));
     if (e instanceof Diagnostic) return [formatDiagnostic(e)];

@@ -6,7 +6,7 @@
 
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import type { Expr, ModelDecl, Stmt, WeightItem } from "../../compiler/frontend/ast.js";
+import { type ConfigField, type Expr, type ModelDecl, type Stmt, type WeightItem, configExprs } from "../../compiler/frontend/ast.js";
 import { lexer } from "../../compiler/frontend/lexer.js";
 import { parseModel } from "../../compiler/frontend/parser.js";
 import { Rng } from "./rng.js";
@@ -144,7 +144,8 @@ export class CaseMaker {
   private config(rng: Rng): Case {
     const base = rng.pick(this.bases);
     const cfg = JSON.parse(readFileSync(join(base.fixture, "config.json"), "utf8")) as Record<string, unknown>;
-    const present = base.ast.config.filter((f) => f.keys.some((k) => cfg[k] !== undefined && cfg[k] !== null));
+    const fields = base.ast.config.filter((f): f is ConfigField => f.kind === "field");
+    const present = fields.filter((f) => f.keys.some((k) => cfg[k] !== undefined && cfg[k] !== null));
     const files: Case["files"] = { "weights/model.safetensors": new Uint8Array(readFileSync(join(base.fixture, "model.safetensors"))) };
     const wrongType: Record<string, unknown[]> = {
       int: [0, -1, -7, 2 ** 31, 2 ** 53 + 2, 1.5, "7", true, [], {}],
@@ -461,7 +462,7 @@ function identUses(m: ModelDecl): { name: string; line: number; col: number; cal
     }
   };
   const items = (ws: WeightItem[]): void => ws.forEach((w) => (w.kind === "for" ? (expr(w.from), expr(w.to), items(w.items)) : (w.shape.forEach(expr), expr(w.cond))));
-  m.config.forEach((f) => expr(f.value));
+  m.config.forEach((c) => configExprs(c).forEach(expr));
   m.weights.forEach((w) => items(w.items));
   m.blocks.forEach((b) => b.body.forEach(stmt));
   m.entries.forEach((e) => (e.inputs.forEach((i) => i.shape.forEach(expr)), e.body.forEach(stmt)));
