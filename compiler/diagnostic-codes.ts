@@ -38,6 +38,7 @@ export const codes = {
   WF303: "config value out of range",
   WF304: "config requirement not met",
   WF305: "tensor shape differs from the config's",
+  WF306: "config.json is not a JSON object",
   WF350: "special token id outside the vocabulary",
 
   // ---- WF4xx: checkpoints -----------------------------------------------------------------

@@ -13,12 +13,15 @@ import { openGguf, readGgufHeader } from "./weights/gguf.js";
 import { openSafetensors } from "./weights/safetensors.js";
 import type { WeightSource } from "./weights/source.js";
 
+/** A text file the user named (`what`: "model", "config"); missing, a folder or unreadable is WF605. */
 export function readText(path: string, what: string): string {
-  if (!existsSync(path)) throw new InputError(`${what} '${path}' does not exist`);
+  const fail = (why: string) => new InputError(`${what} '${path}' ${why}`, undefined, { code: "WF605" });
+  if (!existsSync(path)) throw fail("does not exist");
+  if (statSync(path).isDirectory()) throw fail("is a folder, not a file");
   try {
     return readFileSync(path, "utf8");
   } catch (e) {
-    throw new InputError(`${what} '${path}' cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw fail(`cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
 }
 
@@ -35,7 +38,7 @@ export function readHfConfig(dir: string): Record<string, unknown> {
     if (typeof cfg !== "object" || cfg === null || Array.isArray(cfg)) throw new Error();
     return cfg;
   } catch {
-    throw new InputError(`${path}: not a JSON object`);
+    throw new InputError(`${path}: not a JSON object`, undefined, { code: "WF306" });
   }
 }
 

@@ -202,6 +202,8 @@ export class Checker {
   }
 
   private checkWeights(items: WeightItem[], scope: Scope, inLoop: boolean, declared: Map<string, { indexed: boolean; conditional: boolean }>) {
+    // an indexed parameter may be declared in several loops, but twice in one loop only under conditions
+    const indexedHere = new Set<string>();
     for (const it of items) {
       if (it.kind === "for") {
         this.loopBound(it.from, scope);
@@ -230,6 +232,8 @@ export class Checker {
       const conditional = it.cond !== undefined;
       if (before ? before.indexed !== it.indexed || (!it.indexed && !(before.conditional && conditional)) : this.globals.get(it.name))
         this.error(`'${it.name}' is already declared`, it.span, "WF207");
+      else if (it.indexed && !conditional && indexedHere.has(it.name)) this.error(`'${it.name}[…]' is already declared in this loop`, it.span, "WF207");
+      if (it.indexed && !conditional) indexedHere.add(it.name);
       declared.set(it.name, { indexed: it.indexed, conditional: conditional && (before?.conditional ?? true) });
       this.globals.define(it.name, it.indexed ? PARAMS : TENSOR);
     }

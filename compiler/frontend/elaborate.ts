@@ -347,6 +347,7 @@ export class Elaborator implements BuiltinHost {
         let arr = this.globals.get(item.name);
         if (arr === undefined) this.globals.define(item.name, (arr = { kind: "params", name: item.name, items: new Map() }));
         if (typeof arr !== "object" || arr.kind !== "params") throw new Diagnostic(`'${item.name}' is already declared`, item.span, { code: "WF207" });
+        if (arr.items.has(index)) throw new Diagnostic(`'${item.name}[${index}]' is already declared`, item.span, { code: "WF207" });
         arr.items.set(index, ref);
       } else {
         if (this.globals.has(item.name)) throw new Diagnostic(`'${item.name}' is already declared`, item.span, { code: "WF207" });

@@ -108,7 +108,7 @@ describe("encoder and encoder-decoder runs", () => {
     const npy = join(tmp(), "h.npy");
     expect(cli("run", out, "--input-ids", c.input_ids.join(","), "--token-type-ids", c.token_type_ids!.join(","), "--out", npy).code).toBe(0);
     expect(relError(decodeNpy(readFileSync(npy)).data, readExpected("bert", c))).toBeLessThan(1e-4);
-    expectCleanError(cli("generate", out, "--input-ids", "1,2"), /^error\[WF604\]: generate needs a causal LM or T5 artifact; .*bert is an encoder \(use run\)\n$/);
+    expectCleanError(cli("generate", out, "--input-ids", "1,2"), /^error\[WF511\]: generate: this artifact is an encoder model \(bert\), which computes hidden states, not tokens; use run\n$/);
   });
   it("t5 with decoder input ids, and generate feeding the encoder", () => {
     const out = join(tmp(), "t5");
@@ -137,9 +137,9 @@ describe("the bundled example", () => {
     const plain = cli("generate", out, "--prompt", ref.prompt, "--max-new-tokens", "5");
     expect(plain.out.startsWith(ref.prompt)).toBe(true);
     // a damaged tokenizer.json is the artifact's fault, named in one line
-    for (const [text, why] of [["{\"model\": ", "not valid JSON"], ["{}", "not a tokenizer this runtime reads"]]) {
+    for (const [text, code, why] of [["{\"model\": ", "WF502", "not valid JSON"], ["{}", "WF509", "model should be an object"]]) {
       writeFileSync(join(out, "tokenizer.json"), text);
-      expectCleanError(cli("generate", out, "--prompt", "x"), new RegExp(`^error\\[WF501\\]: .*tokenizer\\.json: ${why}`));
+      expectCleanError(cli("generate", out, "--prompt", "x"), new RegExp(`^error\\[${code}\\]: .*tokenizer\\.json: ${why}`));
     }
   });
 });
@@ -156,7 +156,8 @@ describe("bad input: one line, exit 1, no stack, nothing written", () => {
     expectCleanError(r, /tensor 'transformer\.h\.0\.attn\.c_attn\.weight' in model\.safetensors: expected shape \[60, 120\], found \[60, 180\]/);
   });
   it("missing files", () => {
-    expectCleanError(cli("compile", "nope.wf", "--weights", fixtureDir("gpt2"), "--out", join(tmp(), "x")), /^error: model 'nope\.wf' does not exist$/m);
+    expectCleanError(cli("compile", "nope.wf", "--weights", fixtureDir("gpt2"), "--out", join(tmp(), "x")), /^error\[WF605\]: model 'nope\.wf' does not exist$/m);
+    expectCleanError(cli("compile", "examples", "--weights", fixtureDir("gpt2"), "--out", join(tmp(), "x")), /^error\[WF605\]: model 'examples' is a folder, not a file$/m);
     expectCleanError(cli("compile", "examples/gpt2.wf", "--weights", "no/such/dir", "--out", join(tmp(), "x")), /weights 'no\/such\/dir' do not exist/);
     expectCleanError(cli("run", "no/artifact", "--input-ids", "1", "--out", join(tmp(), "x.npy")), /not an artifact folder/);
   });

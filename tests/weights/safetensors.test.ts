@@ -229,6 +229,6 @@ describe("checkpoint folders and shard indexes", () => {
     const dir = tmp("wf-cfg-");
     copyFileSync(join(fixtureDir("gpt2"), "model.safetensors"), join(dir, "model.safetensors"));
     writeFileSync(join(dir, "config.json"), "[1, 2");
-    expect(inputError(() => loadProgram(example("gpt2"), dir))).toMatch(/config.json: not a JSON object$/);
+    expect(inputError(() => loadProgram(example("gpt2"), dir))).toMatch(/^error\[WF306\]: .*config.json: not a JSON object$/);
   });
 });

@@ -7,6 +7,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { type ConfigField, type Expr, type ModelDecl, type Stmt, type WeightItem, configExprs } from "../../compiler/frontend/ast.js";
+import type { Span } from "../../compiler/diagnostics.js";
 import { lexer } from "../../compiler/frontend/lexer.js";
 import { parseModel } from "../../compiler/frontend/parser.js";
 import { Rng } from "./rng.js";
@@ -103,7 +104,7 @@ export class CaseMaker {
       }],
       ["bad-string", () => {
         const s = rng.pick(tokens.filter((t) => t.tokenType.name === "StringLit"));
-        return splice(s.startOffset + 1, 0, rng.pick(["\\q", "\t", "\u0000", "\\x41", "\\"]));
+        return splice(s.startOffset + 1, 0, rng.pick(["\\q", "\t", "\u0000", "\\x41", "\\u{110000}"]));
       }],
       ["deep-nesting", () => {
         const u = rng.pick(uses.filter((x) => !x.call));
@@ -112,10 +113,10 @@ export class CaseMaker {
         return text.slice(0, at) + "(".repeat(n) + u.name + ")".repeat(n) + text.slice(at + u.name.length);
       }],
       ["huge-loop", () => {
-        const loops = tokens.flatMap((t, i) => (t.image === ".." ? [i] : []));
-        const i = rng.pick(loops);
-        const to = tokens[i + 1];
-        return splice(to.startOffset, to.image.length, rng.pick(["100000000", "2147483648", "4294967296", "1e15"]));
+        const to = rng.pick(loopBounds(base.ast));
+        const at = offsetOf(to.line, to.col);
+        const end = tokens.find((t) => t.startOffset >= at && (t.image === "{"))!.startOffset;
+        return text.slice(0, at) + rng.pick(["100000000", "2147483648", "4294967296", "1e15"]) + " " + text.slice(end);
       }],
       ["self-recursion", () => {
         const b = rng.pick(base.ast.blocks);
@@ -466,6 +467,17 @@ function identUses(m: ModelDecl): { name: string; line: number; col: number; cal
   m.weights.forEach((w) => items(w.items));
   m.blocks.forEach((b) => b.body.forEach(stmt));
   m.entries.forEach((e) => (e.inputs.forEach((i) => i.shape.forEach(expr)), e.body.forEach(stmt)));
+  return out;
+}
+
+/** Where the upper bound of every `for` loop starts (weights and statements). */
+function loopBounds(m: ModelDecl): Span[] {
+  const out: Span[] = [];
+  const stmts = (ss: Stmt[]): void => ss.forEach((s) => (s.kind === "for" ? (out.push(s.to.span), stmts(s.body)) : s.kind === "if" ? (stmts(s.then), stmts(s.else)) : undefined));
+  const items = (ws: WeightItem[]): void => ws.forEach((w) => (w.kind === "for" ? (out.push(w.to.span), items(w.items)) : undefined));
+  m.weights.forEach((w) => items(w.items));
+  m.blocks.forEach((b) => stmts(b.body));
+  m.entries.forEach((e) => stmts(e.body));
   return out;
 }
 
