@@ -2,7 +2,6 @@
 // (error[WFnnn]: ...), anything else as an internal error (a bug in wasmformer).
 
 import { IRError } from "../../ir/graph.js";
-import { ArtifactError } from "../../runtime/model.js";
 import { Diagnostic, DiagnosticList, formatDiagnostic } from "../diagnostics.js";
 import { OnnxExportError } from "../export/onnx.js";
 
@@ -50,7 +49,6 @@ export function errorLines(e: unknown): string | undefined {
   if (e instanceof IRError) return formatDiagnostic(new Diagnostic(e.message, e.loc, { code: (e as { code?: Diagnostic["code"] }).code }));
   const code = (e as { code?: unknown } | undefined)?.code;
   if (e instanceof Error && typeof code === "string" && /^WF\d{3}$/.test(code)) return `error[${code}]: ${oneLine(e.message)}`;
-  if (e instanceof ArtifactError) return `error[WF501]: ${oneLine(e.message)}`;
   if (e instanceof OnnxExportError) return `error[WF606]: ${oneLine(e.message)}`;
   if (isFsError(e)) return `error[WF605]: ${fsErrorMessage(e)}`;
   return undefined;

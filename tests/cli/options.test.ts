@@ -142,8 +142,8 @@ describe("errors: one coded line for input, internal error only for bugs", () =>
     expect(errorLines(enoent)).toBe("error[WF605]: x/y.json: no such file or folder (open)");
     const nospc = Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC", syscall: "write", errno: -28 });
     expect(errorLines(nospc)).toBe("error[WF605]: no space left on the device (write)");
-    expect(errorLines(Object.assign(new ArtifactError("bad\nmanifest"), { code: "WF507" }))).toBe("error[WF507]: bad manifest");
-    expect(errorLines(new ArtifactError("no manifest.json"))).toBe("error[WF501]: no manifest.json");
+    expect(errorLines(new ArtifactError("WF507", "bad\nmanifest"))).toBe("error[WF507]: bad manifest");
+    expect(errorLines(new ArtifactError("WF501", "no manifest.json"))).toBe("error[WF501]: no manifest.json");
     expect(errorLines(new InputError("x", undefined, { code: "WF401" }))).toBe("error[WF401]: x");
     expect(errorLines(new IRError("shapes differ", { file: "m.wf", line: 3, col: 7 }))).toBe("m.wf:3:7: error: shapes differ");
     expect(errorLines(new TypeError("c is not iterable"))).toBeUndefined();
