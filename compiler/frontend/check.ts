@@ -6,7 +6,7 @@
 // checks what depends on config values (shapes, integer bounds, tuple lengths).
 
 import { type Code, Diagnostic, DiagnosticList, type Span } from "../diagnostics.js";
-import type { BlockDecl, ConfigField, EntryDecl, Expr, ModelDecl, Stmt, WeightItem } from "./ast.js";
+import { type BlockDecl, type ConfigField, type EntryDecl, type Expr, type ModelDecl, type Stmt, type WeightItem, formatExpr } from "./ast.js";
 import { type ArgKind, type BuiltinDef, builtins, positionalParams } from "./builtins.js";
 
 /** What an expression evaluates to, as far as is known without the config. */
@@ -158,7 +158,7 @@ export class Checker {
   run(): Diagnostic[] {
     this.checkConfig();
     this.globals.define("context", INT);
-    const weights = new Map<string, { indexed: boolean; conditional: boolean }>();
+    const weights = new Map<string, { indexed: boolean; conditions: Set<string> }>();
     for (const w of this.model.weights) this.checkWeights(w.items, this.globals, false, weights);
     const blocks = this.declareBlocks();
     for (const b of this.blockOrder(blocks)) this.checkBlock(b);
@@ -201,9 +201,9 @@ export class Checker {
     this.globals.define(f.name, kind ?? ANY);
   }
 
-  private checkWeights(items: WeightItem[], scope: Scope, inLoop: boolean, declared: Map<string, { indexed: boolean; conditional: boolean }>) {
-    // an indexed parameter may be declared in several loops, but twice in one loop only under conditions
-    const indexedHere = new Set<string>();
+  private checkWeights(items: WeightItem[], scope: Scope, inLoop: boolean, declared: Map<string, { indexed: boolean; conditions: Set<string> }>) {
+    // an indexed parameter may be declared in several loops, but in one loop only once per condition
+    const indexedHere = new Map<string, Set<string>>();
     for (const it of items) {
       if (it.kind === "for") {
         this.loopBound(it.from, scope);
@@ -228,13 +228,15 @@ export class Checker {
         if (!fb || fb.indexed) this.error(`fallback '${it.fallback}' must be a parameter declared before it`, it.span, "WF208");
       }
       if (it.indexed && !inLoop) this.error(`'${it.name}[…]' is declared outside a for loop`, it.span, "WF208");
+      // declarations of one name are alternatives only under different conditions ("" is none)
+      const condition = it.cond ? formatExpr(it.cond, Infinity) : "";
+      const clashes = (seen: Set<string> | undefined) => !!seen && (condition === "" || seen.has("") || seen.has(condition));
       const before = declared.get(it.name);
-      const conditional = it.cond !== undefined;
-      if (before ? before.indexed !== it.indexed || (!it.indexed && !(before.conditional && conditional)) : this.globals.get(it.name))
+      if (before ? before.indexed !== it.indexed || (!it.indexed && clashes(before.conditions)) : this.globals.get(it.name))
         this.error(`'${it.name}' is already declared`, it.span, "WF207");
-      else if (it.indexed && !conditional && indexedHere.has(it.name)) this.error(`'${it.name}[…]' is already declared in this loop`, it.span, "WF207");
-      if (it.indexed && !conditional) indexedHere.add(it.name);
-      declared.set(it.name, { indexed: it.indexed, conditional: conditional && (before?.conditional ?? true) });
+      else if (it.indexed && clashes(indexedHere.get(it.name))) this.error(`'${it.name}[…]' is already declared in this loop`, it.span, "WF207");
+      if (it.indexed) indexedHere.set(it.name, (indexedHere.get(it.name) ?? new Set()).add(condition));
+      declared.set(it.name, { indexed: it.indexed, conditions: (before?.conditions ?? new Set()).add(condition) });
       this.globals.define(it.name, it.indexed ? PARAMS : TENSOR);
     }
   }
