@@ -89,7 +89,8 @@ export class CaseMaker {
     const splice = (at: number, del: number, ins: string) => text.slice(0, at) + ins + text.slice(at + del);
     const mutators: [string, () => string][] = [
       ["delete-required-token", () => {
-        const t = rng.pick(tokens.filter((t) => [";", "{", "}", "(", ")", "=", ":", "[", "]"].includes(t.image)));
+        // the '=' of a range's '..=' is optional (`0..1` excludes 1), so it is not required
+        const t = rng.pick(tokens.filter((t, i) => [";", "{", "}", "(", ")", "=", ":", "[", "]"].includes(t.image) && !(t.image === "=" && tokens[i - 1]?.image === "..")));
         return splice(t.startOffset, t.image.length, " ");
       }],
       ["stray-character", () => splice(rng.pick(tokens).startOffset, 0, rng.pick(["$", "#", "`", "~", "'", "\u0000", "\u0007", "\u001b", "\u00e9"]))],
