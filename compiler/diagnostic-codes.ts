@@ -7,6 +7,8 @@
 //   WF5xx  artifacts (manifest.json, model.wasm, weights.bin); the runtime's own errors
 //   WF6xx  command-line options and output paths
 
+import { ARTIFACT_CODES } from "../runtime/errors.js";
+
 export const codes = {
   // ---- WF1xx: lexing and parsing ----------------------------------------------------------
   WF101: "unexpected character",
@@ -52,20 +54,8 @@ export const codes = {
   WF408: "invalid GGUF metadata",
   WF409: "unsupported tensor type",
 
-  // ---- WF5xx: artifacts -------------------------------------------------------------------
-  // the runtime's own list is runtime/errors.ts (the runtime imports nothing of the compiler)
-  WF501: "not an artifact folder, or a file of it missing",
-  WF502: "unreadable artifact file or invalid JSON",
-  WF503: "manifest breaks the schema",
-  WF504: "manifest of another format or version",
-  WF505: "manifest disagrees with the module",
-  WF506: "invalid module",
-  WF507: "weights of the wrong size or unreadable",
-  WF508: "memory cannot be allocated",
-  WF509: "unusable tokenizer",
-  WF510: "invalid argument to a runtime call",
-  WF511: "call the artifact cannot serve",
-  WF512: "worker threads failed to start",
+  // ---- WF5xx: artifacts (the runtime's own list: it imports nothing of the compiler) ------
+  ...ARTIFACT_CODES,
 
   // ---- WF6xx: options and output paths ----------------------------------------------------
   WF601: "invalid option",

@@ -1,5 +1,5 @@
 // The runtime's errors: every one it throws for an artifact, a file of one, or a call it
-// cannot run carries a stable code (WF5xx, listed again in compiler/diagnostic-codes.ts and
+// cannot run carries a stable code (WF5xx, part of compiler/diagnostic-codes.ts's list and
 // explained in docs/diagnostics.md). No Node-only imports.
 
 export const ARTIFACT_CODES = {
