@@ -6,7 +6,7 @@ export { runPipeline, passes, selectPasses, withQuantization, type Pass } from "
 export { generate as generateArtifact, type CompiledArtifact } from "./codegen/emit.js";
 export { memoryWeights } from "./weights/memory.js";
 export { openSafetensors } from "./weights/safetensors.js";
-export { openGguf } from "./weights/gguf.js";
+export { openGguf } from "./weights/gguf-source.js";
 export { writeGguf, type GgufFileType, type WriteGgufOptions } from "./export/gguf.js";
 export { Diagnostic, DiagnosticList, formatDiagnostic } from "./diagnostics.js";
 export { exportOnnx, OnnxExportError, type OnnxExportOptions } from "./export/onnx.js";

@@ -9,7 +9,8 @@ import { checkModel } from "./frontend/check.js";
 import { type ElaborateOptions, elaborate } from "./frontend/elaborate.js";
 import { checkSourceSize, parseModel } from "./frontend/parser.js";
 import { ggufConfig } from "./weights/gguf-arch.js";
-import { openGguf, readGgufHeader } from "./weights/gguf.js";
+import { readGgufHeader } from "./weights/gguf.js";
+import { openGguf } from "./weights/gguf-source.js";
 import { openSafetensors } from "./weights/safetensors.js";
 import type { WeightSource } from "./weights/source.js";
 

@@ -12,9 +12,8 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { basename } from "node:path";
 import { type Code, InputError } from "../diagnostics.js";
-import { GGML_TYPES, READABLE_TYPES, dequantize } from "./ggml-quants.js";
-import { ggufArch } from "./gguf-arch.js";
-import { type TensorInfo, type WeightSource, quoted, readCheckpointFile } from "./source.js";
+import { GGML_TYPES } from "./ggml-quants.js";
+import { quoted } from "./source.js";
 
 /** Metadata value types. */
 export const GGUF_TYPE = { U8: 0, I8: 1, U16: 2, I16: 3, U32: 4, I32: 5, F32: 6, BOOL: 7, STRING: 8, ARRAY: 9, U64: 10, I64: 11, F64: 12 } as const;
@@ -303,36 +302,3 @@ export function meta(h: GgufHeader, key: string): GgufValue | undefined {
   return h.metadata.get(key)?.value;
 }
 
-/**
- * Opens a .gguf checkpoint as a weight source. For a mapped architecture (llama, gpt2) tensors
- * appear under their Hugging Face names and layouts, so a .wf file binds them as it binds a
- * safetensors checkpoint; other tensors keep their GGUF names (shape in row-major order).
- */
-export function openGguf(path: string): WeightSource {
-  const buf = readCheckpointFile(path);
-  const h = parseGguf(buf, basename(path));
-  const arch = ggufArch(h);
-  const entries = new Map<string, { tensor: GgufTensor; info: TensorInfo; toHf: (w: Float32Array) => Float32Array }>();
-  for (const t of h.tensors.values()) {
-    const m = arch?.toHf(t);
-    const name = m?.name ?? t.name;
-    entries.set(name, {
-      tensor: t,
-      info: { dtype: GGML_TYPES[t.type].name, shape: m?.shape ?? [...t.dims].reverse(), file: h.file },
-      toHf: m?.convert ?? ((w) => w),
-    });
-  }
-  return {
-    description: path,
-    names: () => [...entries.keys()],
-    info: (n) => entries.get(n)?.info,
-    read: (n) => {
-      const e = entries.get(n)!;
-      const t = e.tensor;
-      const at = h.dataStart + t.offset;
-      const w = dequantize(t.type, buf.subarray(at, at + t.bytes), t.elements);
-      if (!w) throw new InputError(`${h.file}: tensor ${quoted(t.name)} has type ${e.info.dtype}, which wasmformer cannot read (it reads ${READABLE_TYPES.join(", ")})`, undefined, { code: "WF409" });
-      return e.toHf(w);
-    },
-  };
-}

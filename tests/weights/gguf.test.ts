@@ -13,7 +13,8 @@ import { type GgufKVEntry, encodeGgufHeader, encodeTensor, ggufTensorBytes, writ
 import { loadProgram, openWeights, readHfConfig } from "../../compiler/load.js";
 import { passes, runPipeline, withQuantization } from "../../compiler/passes/manager.js";
 import { GGML_TYPE_ID, dequantize } from "../../compiler/weights/ggml-quants.js";
-import { GGUF_TYPE, type GgufHeader, openGguf, parseGguf, readGgufHeader } from "../../compiler/weights/gguf.js";
+import { GGUF_TYPE, type GgufHeader, parseGguf, readGgufHeader } from "../../compiler/weights/gguf.js";
+import { openGguf } from "../../compiler/weights/gguf-source.js";
 import { memoryWeights } from "../../compiler/weights/memory.js";
 import { floatToHalf, halfToFloat } from "../../ir/half.js";
 import { quantizeQ4_0, quantizeQ4_1, quantizeQ8 } from "../../ir/quant.js";
