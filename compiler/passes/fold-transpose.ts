@@ -37,9 +37,9 @@ export const rulesFoldTranspose: Rule[] = [
       const srcName = src.attrs.name;
       const name = srcName.endsWith("^T") ? srcName.slice(0, -2) : `${srcName}^T`;
       const [A, B] = src.type.shape as number[];
-      if (!c.program.params.has(name)) {
-        const x = c.program.params.get(srcName)!.data;
-        c.program.params.set(name, { name, shape: [B, A], data: transpose(x, A, B) });
+      if (!c.params.has(name)) {
+        const x = c.params.get(srcName)!.data;
+        c.params.set(name, { name, shape: [B, A], data: transpose(x, A, B) });
       }
       return c.b.add("param", [], { name, shape: [B, A] }, n.loc);
     },

@@ -22,11 +22,11 @@ type ParamNode = OpNode<"param">;
 function foldGain(c: RewriteCtx, w: ParamNode, g: ParamNode): ParamNode {
   const name = `${w.attrs.name}*${g.attrs.name}`;
   const [N, K] = w.type.shape as number[];
-  if (!c.program.params.has(name)) {
-    const wd = c.program.params.get(w.attrs.name)!.data, gd = c.program.params.get(g.attrs.name)!.data;
+  if (!c.params.has(name)) {
+    const wd = c.params.get(w.attrs.name)!.data, gd = c.params.get(g.attrs.name)!.data;
     const data = new Float32Array(N * K);
     for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) data[n * K + k] = wd[n * K + k] * gd[k];
-    c.program.params.set(name, { name, shape: [N, K], data });
+    c.params.set(name, { name, shape: [N, K], data });
   }
   return c.node(c.b.add("param", [], { name, shape: [N, K] }, w.loc)) as ParamNode;
 }
@@ -35,8 +35,8 @@ function foldGain(c: RewriteCtx, w: ParamNode, g: ParamNode): ParamNode {
 function lnBias(c: RewriteCtx, w: ParamNode, wf: ParamNode, beta: ParamNode, b: ParamNode | undefined): number {
   const name = `${wf.attrs.name}:bias(${b ? `${b.attrs.name}+` : ""}${beta.attrs.name}·w, Σw)`;
   const [N, K] = w.type.shape as number[];
-  if (!c.program.params.has(name)) {
-    const get = (n: string) => c.program.params.get(n)!.data;
+  if (!c.params.has(name)) {
+    const get = (n: string) => c.params.get(n)!.data;
     const wd = get(w.attrs.name), wfd = get(wf.attrs.name), bd = get(beta.attrs.name), bias = b && get(b.attrs.name);
     const data = new Float32Array(2 * N);
     for (let n = 0; n < N; n++) {
@@ -48,7 +48,7 @@ function lnBias(c: RewriteCtx, w: ParamNode, wf: ParamNode, beta: ParamNode, b: 
       data[n] = shift;
       data[N + n] = sum;
     }
-    c.program.params.set(name, { name, shape: [2, N], data });
+    c.params.set(name, { name, shape: [2, N], data });
   }
   return c.b.add("param", [], { name, shape: [2, N] }, w.loc);
 }

@@ -11,7 +11,7 @@ import { GraphBuilder, compact } from "../../ir/graph.js";
 import { type OpNode, attrsOf, isOp, operandOf } from "../../ir/ops.js";
 import type { Graph, Param, Program } from "../../ir/types.js";
 
-/** The stacked rows of parameters [Nᵢ, K] (or biases [Nᵢ]), as a new parameter (made once per list). */
+/** The stacked rows of parameters [Nᵢ, K] (or biases [Nᵢ]), as a new parameter in `params` (made once per list). */
 function stack(params: Map<string, Param>, names: string[]): Param {
   const name = `cat(${names.join(", ")})`;
   const known = params.get(name);
@@ -42,6 +42,7 @@ function stack(params: Map<string, Param>, names: string[]): Param {
   return param;
 }
 
+/** g with sibling linears stacked; the stacked parameters are added to `params`. */
 export function fuseSiblingLinears(g: Graph, params: Map<string, Param>): Graph {
   const uses = new Map<number, number>();
   for (const n of g.nodes) for (const a of n.args) uses.set(a, (uses.get(a) ?? 0) + 1);
@@ -92,5 +93,6 @@ export function fuseSiblingLinears(g: Graph, params: Map<string, Param>): Graph 
 }
 
 export function fuseQkv(p: Program): Program {
-  return { ...p, graphs: p.graphs.map((g) => fuseSiblingLinears(g, p.params)) };
+  const params = new Map(p.params);
+  return { ...p, graphs: p.graphs.map((g) => fuseSiblingLinears(g, params)), params };
 }

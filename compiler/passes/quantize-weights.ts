@@ -76,9 +76,9 @@ export function quantizeWeights(p: Program, opts: QuantizeOptions): Program {
         if (K % Q8_BLOCK || want === "f32") return null;
         const scheme = SCHEMES[want];
         const name = `${n.attrs.name}@${scheme}`;
-        if (!c.program.params.has(name)) {
-          const q = quantize(scheme, c.program.params.get(n.attrs.name)!);
-          c.program.params.set(name, { name, shape: [N, K], data: q.dequant, quant: { scheme, codes: q.codes, scales: q.scales, ...("mins" in q ? { mins: q.mins } : {}) } });
+        if (!c.params.has(name)) {
+          const q = quantize(scheme, c.params.get(n.attrs.name)!);
+          c.params.set(name, { name, shape: [N, K], data: q.dequant, quant: { scheme, codes: q.codes, scales: q.scales, ...("mins" in q ? { mins: q.mins } : {}) } });
         }
         return c.b.add("param", [], { name, shape: [N, K], quant: scheme }, n.loc);
       },
