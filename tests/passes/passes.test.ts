@@ -375,6 +375,44 @@ describe("fuse-qkv", () => {
   });
 });
 
+describe("quantize-weights", () => {
+  const head = `
+      graph forward {
+        %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+        %1 = param() {name="emb", shape=[10,32]} : f32[10,32]
+        %2 = embedding(%1, %0) : f32[S,32]`;
+  it("matrices read only as weights become quantized parameters, and their kernels quantize x (int_rows where the tuning bounds it)", () =>
+    expectRewrite((p) => quantizeWeights(p, { scheme: "int4", overrides: [{ pattern: "wg", scheme: "int8" }] }), head + `
+        %3 = param() {name="wg", shape=[8,32]} : f32[8,32]
+        %4 = param() {name="wu", shape=[8,32]} : f32[8,32]
+        %5 = gated_linear(%2, %3, %4) {act="silu"} : f32[S,8]
+        %6 = param() {name="wh", shape=[16,32]} : f32[16,32]
+        %7 = param() {name="bh", shape=[16]} : f32[16]
+        %8 = linear(%2, %6, %7) {act="gelu"} : f32[S,16]
+        return y=%5, z=%8
+      }`, head + `
+        %3 = param() {name="wg@q8_0", shape=[8,32], quant="q8_0"} : f32[8,32]
+        %4 = param() {name="wu@q8_0", shape=[8,32], quant="q8_0"} : f32[8,32]
+        %5 = gated_linear(%2, %3, %4) {act="silu", quant="q8_0"} : f32[S,8]
+        %6 = param() {name="wh@q4_0", shape=[16,32], quant="q4_0"} : f32[16,32]
+        %7 = param() {name="bh", shape=[16]} : f32[16]
+        %8 = linear(%2, %6, %7) {act="gelu", quant="q4_0", int_rows=16} : f32[S,16]
+        return y=%5, z=%8
+      }`));
+  it("does not fire on a tied table, an input width not a multiple of 32, or a weight overridden to f32", () => {
+    const text = dedent(head + `
+        %3 = param() {name="wo", shape=[32,8]} : f32[32,8]
+        %4 = slice(%2) {start=0, size=8} : f32[S,8]
+        %5 = linear(%4, %3, %2) {residual=true} : f32[S,32]
+        %6 = param() {name="wh", shape=[16,32]} : f32[16,32]
+        %7 = linear(%5, %6) : f32[S,16]
+        %8 = linear(%5, %1) : f32[S,10]
+        return y=%7, logits=%8
+      }`);
+    expectRewrite((p) => quantizeWeights(p, { scheme: "int8", overrides: [{ pattern: "wh", scheme: "f32" }] }), text, text);
+  });
+});
+
 describe("fuse-norm", () => {
   const head = `
       graph forward {
