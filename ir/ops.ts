@@ -21,7 +21,7 @@ export type OpKind =
   | "input" | "param" | "positions" | "embedding"
   | "linear" | "gated_linear" | "matmul"
   | "transpose" | "reshape" | "last_row" | "slice"
-  | "add" | "mul" | "scale" | "gelu" | "gelu_tanh" | "silu" | "relu"
+  | "add" | "mul" | "scale" | "softcap" | "gelu" | "gelu_tanh" | "silu" | "relu"
   | "layernorm" | "rmsnorm" | "softmax"
   | "rope" | "attention";
 

@@ -5,7 +5,8 @@ import { type OpKind, type OpNode, isOp, operandOf, ropeTable } from "../../ir/o
 import { bucketTable } from "../../ir/relpos.js";
 import { type Node, rowWidth } from "../../ir/types.js";
 import { type QuantScratch, dequantBytes, gateSumsBytes, integerRows, linearKernel, linearPanels, linearUnits, panelStride, planLinear, quantRowBytes } from "./linear/index.js";
-import { type Expr, type WasmModule, createType, i32, none } from "./wasm.js";
+import { mapKernel, vtanh } from "./vmath.js";
+import { type Expr, type WasmModule, createType, i32, none, v128 } from "./wasm.js";
 
 export interface LowerCtx {
   readonly wm: WasmModule;
@@ -201,6 +202,12 @@ export const lowerings = {
   add: binary("add"),
   mul: binary("mul"),
   scale: (c, n) => [c.wm.callLib("scale", { a: c.ptr(n.args[0]), out: c.ptr(n.id), n: c.count(n.id), c: c.wm.cf32(n.attrs.by) })],
+  // tanh(x / cap) · cap, a generated SIMD loop
+  softcap: (c, n) => {
+    const { wm } = c, m = wm.m, tanh = vtanh(wm);
+    const fn = mapKernel(wm, "softcap", (x, cap) => m.f32x4.mul(m.call(tanh, [m.f32x4.div(x(), cap())], v128), cap()));
+    return [m.call(fn, [c.ptr(n.args[0]), c.ptr(n.id), c.count(n.id), wm.cf32(n.attrs.cap)], none)];
+  },
   layernorm: (c, n) => [c.wm.callLib("layernorm", { x: c.ptr(n.args[0]), g: c.ptr(n.args[1]), b: c.ptr(n.args[2]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.id)), eps: c.wm.cf32(n.attrs.eps) })],
   rmsnorm: (c, n) => [c.wm.callLib("rmsnorm", { x: c.ptr(n.args[0]), g: c.ptr(n.args[1]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.id)), eps: c.wm.cf32(n.attrs.eps) })],
   gelu: elementwise("gelu"),

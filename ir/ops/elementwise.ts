@@ -1,8 +1,8 @@
 // Elementwise ops: the activations (also epilogues of a fused linear), binary ops with a
-// broadcast right operand, and scaling.
+// broadcast right operand, scaling and soft-capping.
 
 import { float } from "../attrs.js";
-import { type OpDef, type Role, type Trait, broadcast, defineOp, expectF32 } from "./def.js";
+import { type OpDef, type Role, type Trait, broadcast, defineOp, expect, expectF32 } from "./def.js";
 
 const erf = (x: number): number => {
   // Abramowitz–Stegun 7.1.26 is too coarse for a reference; use a series/continued-fraction pair.
@@ -89,5 +89,18 @@ export const elementwiseOps = {
     traits: ELEMENTWISE,
     infer: ([x]) => (expectF32(x, "operand"), x),
     interp: ([x], a) => (x as Float32Array).map((v) => v * a.by),
+  }),
+  /** tanh(x / cap) · cap: values squashed smoothly into (−cap, cap), as Gemma 2 caps attention scores and logits. */
+  softcap: defineOp({
+    attrs: { cap: float },
+    arity: 1,
+    roles: ONE,
+    traits: ELEMENTWISE,
+    infer: ([x], a) => {
+      expectF32(x, "operand");
+      expect(Number.isFinite(a.cap) && a.cap > 0, `softcap: cap must be a finite number > 0, got ${a.cap}`);
+      return x;
+    },
+    interp: ([x], a) => (x as Float32Array).map((v) => Math.tanh(v / a.cap) * a.cap),
   }),
 } satisfies Record<string, OpDef>;

@@ -55,6 +55,8 @@ const examples: Record<OpKind, Example> = {
   add: { build: (c, r) => { const D = r.pick(widths); return c.b.add("add", [c.act(D), c.act(D)]); } },
   mul: { build: (c, r) => { const D = r.pick(widths); return c.b.add("mul", [c.act(D), c.param([D])]); } },
   scale: { build: (c, r) => c.b.add("scale", [c.act(r.pick(widths))], { by: -0.37 }) },
+  // caps that saturate most values, some, and almost none
+  softcap: { build: (c, r) => c.b.add("softcap", [c.act(r.pick(widths), 8)], { cap: r.pick([0.5, 3, 30]) }) },
   gelu: { build: (c, r) => c.b.add("gelu", [c.act(r.pick(widths), 4)]) },
   gelu_tanh: { build: (c, r) => c.b.add("gelu_tanh", [c.act(r.pick(widths), 4)]) },
   silu: { build: (c, r) => c.b.add("silu", [c.act(r.pick(widths), 4)]) },
@@ -168,4 +170,11 @@ describe("every op of the table", () => {
       });
     }
   }
+});
+
+it("softcap's shape rule refuses a cap that is not a finite number > 0", () => {
+  const b = new GraphBuilder("forward");
+  const x = b.add("input", [], { name: "x", kind: "padding", dtype: "f32", shape: ["S"] });
+  for (const cap of [0, -1, Infinity, NaN]) expect(() => b.add("softcap", [x], { cap }), String(cap)).toThrow(/softcap: cap must be a finite number > 0/);
+  expect(b.type(b.add("softcap", [x], { cap: 30 }))).toEqual({ dtype: "f32", shape: ["S"] });
 });
