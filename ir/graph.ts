@@ -1,6 +1,8 @@
 // Building, verifying and printing graphs.
 
-import { opDef, ShapeError } from "./ops.js";
+import { checkAttrs, formatAttr } from "./attrs.js";
+import { type OpDef, ShapeError, isOp, opDef } from "./ops.js";
+import { traitsOf } from "./ops/def.js";
 import { type Attrs, type Graph, type Node, type Program, type SourceLoc, type TensorType, formatType, sameShape } from "./types.js";
 
 /** A shape or dtype rule that failed, pointing at the user's source when the node has a location. */
@@ -10,6 +12,12 @@ export class IRError extends Error {
   }
 }
 
+/** Why `count` operands do not fit the op's arity, or undefined. */
+function arityError(op: string, def: OpDef, count: number): string | undefined {
+  const [lo, hi] = typeof def.arity === "number" ? [def.arity, def.arity] : def.arity;
+  return count < lo || count > hi ? `${op} takes ${lo === hi ? lo : `${lo}-${hi}`} operands, got ${count}` : undefined;
+}
+
 export class GraphBuilder {
   readonly nodes: Node[] = [];
   readonly outputs: { name: string; id: number }[] = [];
@@ -17,17 +25,17 @@ export class GraphBuilder {
 
   constructor(readonly name: string) {}
 
-  /** Appends a node (or returns an identical earlier one: params and pure ops are shared). */
+  /** Appends a node (or returns an identical earlier one, unless the op has effects: a KV cache's writer stays). */
   add(op: string, args: readonly number[], attrs: Attrs = {}, loc?: SourceLoc): number {
+    const def = opDef(op);
     const key = `${op}(${args.join(",")})${JSON.stringify(attrs)}`;
-    const cse = op !== "attention";
+    const cse = !traitsOf(def, attrs).includes("effects");
     if (cse) {
       const hit = this.memo.get(key);
       if (hit !== undefined) return hit;
     }
-    const def = opDef(op);
-    const [lo, hi] = typeof def.arity === "number" ? [def.arity, def.arity] : def.arity;
-    if (args.length < lo || args.length > hi) throw new IRError(`${op} takes ${lo === hi ? lo : `${lo}-${hi}`} operands, got ${args.length}`, loc);
+    const arity = arityError(op, def, args.length);
+    if (arity) throw new IRError(arity, loc);
     let type: TensorType;
     try {
       type = def.infer(args.map((a) => this.nodes[a].type), attrs);
@@ -54,7 +62,10 @@ export class GraphBuilder {
   }
 }
 
-/** Checks that a graph is well formed: operands defined before use, types consistent with the op rules. */
+/**
+ * Checks that a graph is well formed: known ops, operands defined before use, attributes as each
+ * op's schema declares them, types consistent with the op rules.
+ */
 export function verifyGraph(g: Graph): void {
   g.nodes.forEach((n, i) => {
     const where = `${g.name} %${n.id} = ${n.op}`;
@@ -62,7 +73,10 @@ export function verifyGraph(g: Graph): void {
     for (const a of n.args) if (a >= i || a < 0) throw new IRError(`${where}: operand %${a} is not defined before use`, n.loc);
     let t: TensorType;
     try {
-      t = opDef(n.op).infer(n.args.map((a) => g.nodes[a].type), n.attrs);
+      const def = opDef(n.op);
+      const bad = checkAttrs(def.attrs, n.attrs) ?? arityError(n.op, def, n.args.length);
+      if (bad) throw new ShapeError(bad);
+      t = def.infer(n.args.map((a) => g.nodes[a].type), n.attrs);
     } catch (e) {
       throw new IRError(`${where}: ${(e as Error).message}`, n.loc);
     }
@@ -76,16 +90,12 @@ export function verifyProgram(p: Program): void {
   for (const g of p.graphs) {
     verifyGraph(g);
     for (const n of g.nodes)
-      if (n.op === "param") {
-        const w = p.params.get(n.attrs.name as string);
+      if (isOp(n, "param")) {
+        const w = p.params.get(n.attrs.name);
         if (!w) throw new IRError(`${g.name} %${n.id}: parameter '${n.attrs.name}' has no data`, n.loc);
         if (!sameShape(w.shape, n.type.shape)) throw new IRError(`${g.name} %${n.id}: parameter '${n.attrs.name}' is [${w.shape}] but typed ${formatType(n.type)}`, n.loc);
       }
   }
-}
-
-function formatAttr(v: unknown): string {
-  return typeof v === "string" ? JSON.stringify(v) : Array.isArray(v) ? `[${v.join(",")}]` : String(v);
 }
 
 /** Canonical text form: one node a line, `%id = op(args) {attrs} : type`. */

@@ -1,6 +1,6 @@
 // The reference interpreter: runs a graph with each op's reference semantics.
 
-import { type InterpState, type Value, opDef } from "./ops.js";
+import { type InterpState, type Value, isOp, opDef } from "./ops.js";
 import type { Graph, Program } from "./types.js";
 
 export interface Session {
@@ -42,11 +42,11 @@ export function interpret(p: Program, graphName: string, inputs: Record<string, 
 }
 
 export function usesCache(g: Graph): boolean {
-  return g.nodes.some((n) => n.op === "attention" && n.attrs.cache);
+  return g.nodes.some((n) => isOp(n, "attention") && !!n.attrs.cache);
 }
 
 function rowsOfCall(g: Graph, vals: Value[]): number {
-  const tok = g.nodes.find((n) => n.op === "input" && n.attrs.kind === "tokens");
+  const tok = g.nodes.find((n) => isOp(n, "input") && n.attrs.kind === "tokens");
   if (!tok) throw new Error(`${g.name}: a cached entry needs a tokens input`);
   return vals[tok.id].length;
 }

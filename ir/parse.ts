@@ -1,21 +1,11 @@
 // Reads the canonical text form printed by printGraph back into graphs (round trip), so
-// pass tests can state their Before and Expected IR as text.
+// pass tests can state their Before and Expected IR as text. Each attribute is read as the
+// kind its op's schema declares.
 
+import { describeKind, parseAttr } from "./attrs.js";
 import { GraphBuilder, IRError } from "./graph.js";
+import { opDef, opKinds } from "./ops.js";
 import type { AttrValue, Graph } from "./types.js";
-
-function parseAttr(text: string): AttrValue {
-  const t = text.trim();
-  if (t === "true" || t === "false") return t === "true";
-  if (t.startsWith('"')) return JSON.parse(t);
-  if (t.startsWith("[")) {
-    const inner = t.slice(1, -1).trim();
-    return inner === "" ? [] : inner.split(",").map((x) => (Number.isNaN(Number(x.trim())) ? x.trim() : Number(x)));
-  }
-  const n = Number(t);
-  if (Number.isNaN(n) && t !== "NaN") throw new IRError(`bad attribute value '${t}'`);
-  return n;
-}
 
 /** Splits `a=1, b="x,y", c=[1,2]` at top-level commas. */
 function splitAttrs(s: string): string[] {
@@ -58,13 +48,18 @@ export function parseGraphs(text: string): Graph[] {
       }
     } else if ((m = NODE.exec(line))) {
       if (!b) fail("node outside a graph");
+      const op = m[2];
+      if (!(opKinds as string[]).includes(op)) fail(`unknown op '${op}'`);
+      const schema = opDef(op).attrs;
       const args = m[3].split(",").map((x) => x.trim()).filter(Boolean).map((a) => ids.get(Number(a.slice(1))) ?? fail(`unknown operand ${a}`));
       const attrs: Record<string, AttrValue> = {};
       for (const kv of splitAttrs(m[4] ?? "")) {
         const eq = kv.indexOf("=");
-        attrs[kv.slice(0, eq).trim()] = parseAttr(kv.slice(eq + 1));
+        const name = kv.slice(0, eq).trim(), text = kv.slice(eq + 1);
+        const spec = schema[name] ?? fail(`${op} has no attribute '${name}'`);
+        attrs[name] = parseAttr(spec.kind, text) ?? fail(`${op} attribute ${name}=${text.trim()} should be ${describeKind(spec.kind)}`);
       }
-      const id = b!.add(m[2], args, attrs);
+      const id = b!.add(op, args, attrs);
       const printed = `${m[5]}[${m[6]}]`;
       const t = b!.type(id);
       if (`${t.dtype}[${t.shape.join(",")}]` !== printed) fail(`type ${printed} disagrees with the op rule's ${t.dtype}[${t.shape.join(",")}]`);

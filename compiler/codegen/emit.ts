@@ -7,7 +7,7 @@ import { rowWidth } from "../../ir/types.js";
 import { MAX_THREADS, packLinearWeight, packQuantWeight } from "./linear/index.js";
 import { type LowerCtx, SCRATCH_AREAS, type ScratchArea, type ScratchQuery, constantsOf, loweringOf } from "./lower.js";
 import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
-import { cacheKey } from "../../ir/ops.js";
+import { type OpNode, attrsOf, cacheKey, hasTrait, isOp, operandOf, roles } from "../../ir/ops.js";
 import { LAYOUT_SECTION, MANIFEST_VERSION, type Manifest, type ManifestEntry, layoutOf } from "../../runtime/manifest.js";
 
 const ALIGN = 64;
@@ -33,9 +33,8 @@ class Layout {
 function staticNodes(g: Graph): Set<number> {
   const s = new Set<number>();
   for (const n of g.nodes) {
-    const leaf = n.op === "param" || (n.op === "input" && n.attrs.kind === "state");
-    const pure = n.op !== "input" && n.op !== "positions" && n.op !== "param" && !(n.op === "attention" && n.attrs.cache) && n.op !== "rope";
-    if (leaf || (pure && n.args.length > 0 && n.args.every((a) => s.has(a)))) s.add(n.id);
+    const leaf = isOp(n, "param") || (isOp(n, "input") && n.attrs.kind === "state");
+    if (leaf || (hasTrait(n, "pure") && n.args.length > 0 && n.args.every((a) => s.has(a)))) s.add(n.id);
   }
   return s;
 }
@@ -102,21 +101,23 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   const weightsStart = mem.top;
   const layouts = new Map<string, { packed: boolean; rowMajor: boolean }>();
   for (const g of p.graphs)
-    for (const n of g.nodes)
+    for (const n of g.nodes) {
+      const r = roles(n);
       n.args.forEach((a, i) => {
         const src = g.nodes[a];
-        if (src.op !== "param") return;
-        const l = layouts.get(src.attrs.name as string) ?? { packed: false, rowMajor: false };
-        if ((n.op === "linear" && i === 1) || (n.op === "gated_linear" && i > 0)) l.packed = true;
-        else if (!(n.op === "embedding" && i === 0)) l.rowMajor = true;
-        layouts.set(src.attrs.name as string, l);
+        if (!isOp(src, "param")) return;
+        const l = layouts.get(src.attrs.name) ?? { packed: false, rowMajor: false };
+        if (r[i] === "weight") l.packed = true;
+        else if (r[i] !== "table") l.rowMajor = true;
+        layouts.set(src.attrs.name, l);
       });
+    }
   const paramAt = new Map<string, { rowMajor?: number; packed?: number }>();
   const chunks: { at: number; data: Float32Array | Int32Array | Uint8Array }[] = [];
   for (const g of p.graphs)
     for (const n of g.nodes)
-      if (n.op === "param" && !paramAt.has(n.attrs.name as string)) {
-        const w = p.params.get(n.attrs.name as string)!;
+      if (isOp(n, "param") && !paramAt.has(n.attrs.name)) {
+        const w = p.params.get(n.attrs.name)!;
         const l = layouts.get(w.name) ?? { packed: false, rowMajor: true };
         const place: { rowMajor?: number; packed?: number } = {};
         if (l.packed) {
@@ -155,12 +156,12 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
     const keys = new Map<number, string>();
     const buf = new Map<number, number>();
     for (const n of g.nodes) {
-      if (n.op === "param") {
-        const at = paramAt.get(n.attrs.name as string)!;
+      if (isOp(n, "param")) {
+        const at = paramAt.get(n.attrs.name)!;
         buf.set(n.id, at.rowMajor ?? at.packed!);
         keys.set(n.id, `param:${n.attrs.name}`);
       }
-      else if (n.op === "input") {
+      else if (isOp(n, "input")) {
         buf.set(n.id, mem.take(maxBytes(n)));
         keys.set(n.id, `input:${n.attrs.name}`);
       }
@@ -172,7 +173,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
         else staticByKey.set(key, mem.take(maxBytes(n)));
         buf.set(n.id, staticByKey.get(key)!);
       }
-      if (n.op === "attention" && n.attrs.cache) {
+      if (isOp(n, "attention") && n.attrs.cache) {
         const kw = rowWidth(g.nodes[n.args[1]].type.shape), vw = rowWidth(g.nodes[n.args[2]].type.shape);
         const key = cacheKey(g.name, n);
         if (!caches.has(key)) caches.set(key, { k: mem.take(p.context * kw * 4), v: mem.take(p.context * vw * 4) });
@@ -259,10 +260,10 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
       },
       past: () => m.local.get(PAST, i32),
       packed: (id) => {
-        const at = paramAt.get(g.nodes[id].attrs.name as string);
+        const at = paramAt.get(attrsOf(g.nodes[id], "param").name);
         return at?.rowMajor === undefined && at?.packed !== undefined;
       },
-      packedWeight: (id) => wm.c32(paramAt.get(g.nodes[id].attrs.name as string)!.packed!),
+      packedWeight: (id) => wm.c32(paramAt.get(attrsOf(g.nodes[id], "param").name)!.packed!),
       constant: (key) => constants.get(key)!,
       scratch: (area) => {
         const at = plan.scratch.get(area);
@@ -293,11 +294,12 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
       m.addFunction(prepName, sig, none, [], m.block(null, prep));
       exports.set(prepName, prepName);
     }
-    const input = (n: Node) => {
-      const tables = g.nodes.filter((u) => u.op === "embedding" && u.args[1] === n.id).map((u) => g.nodes[u.args[0]].type.shape[0] as number);
+    const input = (n: OpNode<"input">) => {
+      // the tables these ids index (an embedding's)
+      const tables = g.nodes.filter((u) => operandOf(u, "ids") === n.id).map((u) => g.nodes[operandOf(u, "table")!].type.shape[0] as number);
       return {
-        name: n.attrs.name as string,
-        kind: n.attrs.kind as ManifestEntry["inputs"][number]["kind"],
+        name: n.attrs.name,
+        kind: n.attrs.kind,
         dtype: n.type.dtype,
         offset: buf.get(n.id)!,
         width: rowWidth(n.type.shape),
@@ -308,8 +310,8 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
     entries.push({
       name: g.name,
       prepare: prep.length ? prepName : null,
-      cached: g.nodes.some((n) => n.op === "attention" && !!n.attrs.cache),
-      inputs: g.nodes.filter((n) => n.op === "input").map(input),
+      cached: g.nodes.some((n) => isOp(n, "attention") && !!n.attrs.cache),
+      inputs: g.nodes.filter((n) => isOp(n, "input")).map(input),
       outputs: g.outputs.map((o) => ({ name: o.name, offset: buf.get(o.id)!, width: rowWidth(g.nodes[o.id].type.shape), rows: String(g.nodes[o.id].type.shape[0]) })),
     });
   }

@@ -1,11 +1,12 @@
 // Lowerings: one function per IR op, turning a node into calls on kernels. Keyed by OpKind,
 // so an op without a lowering is a type error.
 
-import { type OpKind, ropeTable } from "../../ir/ops.js";
+import { type OpKind, type OpNode, isOp, operandOf, ropeTable } from "../../ir/ops.js";
 import { bucketTable } from "../../ir/relpos.js";
-import { type Node, type QuantScheme, rowWidth } from "../../ir/types.js";
+import { type Node, rowWidth } from "../../ir/types.js";
 import { type QuantScratch, dequantBytes, gateSumsBytes, integerRows, linearKernel, linearPanels, linearUnits, panelStride, planLinear, quantRowBytes } from "./linear/index.js";
-import { type Expr, type WasmModule, createType, i32, none } from "./wasm.js";
+import { mapKernel, vtanh } from "./vmath.js";
+import { type Expr, type WasmModule, createType, i32, none, v128 } from "./wasm.js";
 
 export interface LowerCtx {
   readonly wm: WasmModule;
@@ -61,19 +62,20 @@ export interface ScratchQuery {
 /** Bytes of each area a call needs; an area named is planned (even at 0 bytes: its address is in the code). */
 export type ScratchNeeds = Partial<Record<ScratchArea, number>>;
 
-export type Lowering = ((c: LowerCtx, n: Node) => Expr[]) & {
+/** The lowering of a node of op K. */
+export type Lowering<K extends OpKind = OpKind> = ((c: LowerCtx, n: OpNode<K>) => Expr[]) & {
   /** The scratch the lowering's calls use, declared beside it; none where absent. */
-  scratch?: (n: Node, q: ScratchQuery) => ScratchNeeds;
+  scratch?: (n: OpNode<K>, q: ScratchQuery) => ScratchNeeds;
 };
 
 /** A lowering and the scratch it declares. */
-const withScratch = (scratch: NonNullable<Lowering["scratch"]>, lower: (c: LowerCtx, n: Node) => Expr[]): Lowering => Object.assign(lower, { scratch });
+const withScratch = <K extends OpKind>(scratch: NonNullable<Lowering<K>["scratch"]>, lower: (c: LowerCtx, n: OpNode<K>) => Expr[]): Lowering<K> => Object.assign(lower, { scratch });
 
-const unsupported = (why: string): Lowering => (_c, n) => {
+const unsupported = (why: string) => (_c: LowerCtx, n: Node): Expr[] => {
   throw new Error(`cannot lower ${n.op} (%${n.id}): ${why}`);
 };
-const elementwise = (kernel: "gelu" | "gelu_tanh" | "silu" | "relu"): Lowering => (c, n) => [c.wm.callLib(kernel, { x: c.ptr(n.args[0]), out: c.ptr(n.id), n: c.count(n.id) })];
-const binary = (kernel: "add" | "mul"): Lowering => (c, n) => {
+const elementwise = (kernel: "gelu" | "gelu_tanh" | "silu" | "relu") => (c: LowerCtx, n: Node) => [c.wm.callLib(kernel, { x: c.ptr(n.args[0]), out: c.ptr(n.id), n: c.count(n.id) })];
+const binary = (kernel: "add" | "mul") => (c: LowerCtx, n: Node) => {
   const [a, b] = n.args;
   const shape = c.node(b).type.shape;
   // b repeats over a when it is smaller (a bias or gain broadcast over rows)
@@ -85,13 +87,13 @@ const ropeKey = (hd: number, theta: number, context: number) => `rope_${hd}_${th
 
 /** Constant tables a node's lowering reads (stored with the weights). */
 export function constantsOf(n: Node, context: number): { key: string; data: () => Int32Array }[] {
-  if (n.op === "rope") {
+  if (isOp(n, "rope")) {
     // cos and sin of every position's angles, computed once here instead of per row and call
-    const [hd, theta] = [n.attrs.head_dim as number, n.attrs.theta as number];
+    const { head_dim: hd, theta } = n.attrs;
     return [{ key: ropeKey(hd, theta, context), data: () => new Int32Array(ropeTable(context, hd, theta).buffer) }];
   }
-  if (n.op !== "attention" || !n.attrs.bias) return [];
-  const [bi, nb, md] = [n.attrs.bias_bidirectional as boolean, n.attrs.bias_buckets as number, n.attrs.bias_max_distance as number];
+  if (!isOp(n, "attention") || !n.attrs.bias) return [];
+  const [bi, nb, md] = [n.attrs.bias_bidirectional!, n.attrs.bias_buckets!, n.attrs.bias_max_distance!];
   // bucket of every key-minus-query distance in [-context, context]
   return [{ key: `buckets_${bi ? "bi" : "causal"}_${nb}_${md}_${context}`, data: () => bucketTable(context, bi, nb, md) }];
 }
@@ -105,22 +107,32 @@ export function constantsOf(n: Node, context: number): { key: string; data: () =
 export const ATTENTION_CHUNKS = 16;
 export const attentionPartBytes = (heads: number, dv: number) => ATTENTION_CHUNKS * heads * (dv + 2) * 4;
 
-/** A matrix kernel's weight [N, K] (gated: the gate's) and its scheme. */
-function matrixOf(node: (id: number) => Node, n: Node) {
-  const w = node(n.args[1]);
-  const [N, K] = w.type.shape as number[];
-  return { N, K, quant: w.attrs.quant as QuantScheme | undefined };
+type MatrixNode = OpNode<"linear"> | OpNode<"gated_linear">;
+
+/** The scheme of a weight stored quantized (attr quant of its parameter), or undefined. */
+function schemeOf(w: Node) {
+  return isOp(w, "param") ? w.attrs.quant : undefined;
 }
+
+/** A matrix kernel's weight [N, K] (gated: the gate's) and its scheme. */
+function matrixOf(node: (id: number) => Node, n: MatrixNode) {
+  const w = node(operandOf(n, "weight")!);
+  const [N, K] = w.type.shape as number[];
+  return { N, K, quant: schemeOf(w) };
+}
+
+/** The eps of a LayerNorm fused into a linear (attr ln_eps, from fuse-norm). */
+const lnEps = (n: MatrixNode) => (isOp(n, "linear") ? n.attrs.ln_eps : undefined);
 
 /**
  * linear and gated_linear: a fused norm's per-row factors (RMSNorm one f32, LayerNorm a (mean,
  * factor) pair); quantized weights: x's rows quantized for the integer path, and each thread's
  * dequantized groups; gated f32 kernels over several K panels: the gate's partial sums.
  */
-function matrixScratch(n: Node, q: ScratchQuery): ScratchNeeds {
+function matrixScratch(n: MatrixNode, q: ScratchQuery): ScratchNeeds {
   const { N, K, quant } = matrixOf(q.node, n);
   const needs: ScratchNeeds = {};
-  if (n.attrs.ln_eps !== undefined) needs.norms = q.context * 8;
+  if (lnEps(n) !== undefined) needs.norms = q.context * 8;
   else if (n.attrs.rms_eps !== undefined) needs.norms = q.context * 4;
   if (quant) {
     needs.xq = Math.min(integerRows(n.attrs), q.context) * quantRowBytes(K);
@@ -130,19 +142,20 @@ function matrixScratch(n: Node, q: ScratchQuery): ScratchNeeds {
 }
 
 /** A fused norm's per-row factors (attr rms_eps or ln_eps, from fuse-norm): where the kernel finds them. */
-const normAt = (c: LowerCtx, n: Node) => (n.attrs.rms_eps === undefined && n.attrs.ln_eps === undefined ? undefined : c.scratch("norms"));
+const normAt = (c: LowerCtx, n: MatrixNode) => (n.attrs.rms_eps === undefined && lnEps(n) === undefined ? undefined : c.scratch("norms"));
 /** ...computed on the calling thread before the kernel runs: RMSNorm factors, or LayerNorm (mean, factor) pairs. */
-function rowNorm(c: LowerCtx, n: Node, x: number, K: number): Expr[] {
-  const [kernel, eps] = n.attrs.ln_eps !== undefined ? (["row_mean_inv", n.attrs.ln_eps] as const) : (["row_rms_inv", n.attrs.rms_eps] as const);
+function rowNorm(c: LowerCtx, n: MatrixNode, x: number, K: number): Expr[] {
+  const ln = lnEps(n);
+  const [kernel, eps] = ln !== undefined ? (["row_mean_inv", ln] as const) : (["row_rms_inv", n.attrs.rms_eps] as const);
   if (eps === undefined || !c.fresh("norms", `${x}:${kernel}:${eps}`)) return [];
-  return [c.wm.callLib(kernel, { x: c.ptr(x), out: c.wm.c32(c.scratch("norms")), rows: c.rows(n.id), D: c.wm.c32(K), eps: c.wm.cf32(eps as number) })];
+  return [c.wm.callLib(kernel, { x: c.ptr(x), out: c.wm.c32(c.scratch("norms")), rows: c.rows(n.id), D: c.wm.c32(K), eps: c.wm.cf32(eps) })];
 }
 
 /** Where a quantized kernel finds x's quantized rows and its threads' dequantization buffers. */
 const quantScratch = (c: LowerCtx): QuantScratch => ({ xq: c.scratch("xq"), dq: c.scratch("dq") });
 
 /** Calls of a quantized kernel with few rows take integer dot products on x quantized into the scratch area first. */
-function quantizeRows(c: LowerCtx, n: Node, x: number, K: number, quant: QuantScheme | undefined): Expr[] {
+function quantizeRows(c: LowerCtx, n: MatrixNode, x: number, K: number, quant: string | undefined): Expr[] {
   if (!quant || !c.fresh("xq", `${x}`)) return [];
   const m = c.wm.m;
   return [m.if(m.i32.le_s(c.rows(n.id), c.wm.c32(integerRows(n.attrs))), c.wm.callLib("quantize_rows_q8", { x: c.ptr(x), out: c.wm.c32(c.scratch("xq")), rows: c.rows(n.id), K: c.wm.c32(K) }))];
@@ -160,22 +173,21 @@ export const lowerings = {
     const size = linearPanels(V, D)[0].size;
     return [c.wm.callLib("embedding_packed", { ...args, panel: c.wm.c32(size), stride: c.wm.c32(panelStride(V, size)) })];
   },
-  linear: withScratch(matrixScratch, (c, n) => {
-    const [x, w, ...rest] = n.args;
-    const residual = n.attrs.residual ? rest.pop() : undefined;
-    const b = rest[0];
+  linear: withScratch<"linear">(matrixScratch, (c, n) => {
+    const [x, w] = n.args;
+    const b = operandOf(n, "bias"), residual = operandOf(n, "residual");
     const { N, K, quant } = matrixOf(c.node, n);
     const opt = (id: number | undefined) => (id !== undefined ? c.ptr(id) : c.wm.c32(0));
-    const epilogue = { bias: b !== undefined, act: n.attrs.act as string | undefined, residual: residual !== undefined, normAt: normAt(c, n), ln: n.attrs.ln_eps !== undefined };
+    const epilogue = { bias: b !== undefined, act: n.attrs.act, residual: residual !== undefined, normAt: normAt(c, n), ln: n.attrs.ln_eps !== undefined };
     const fn = linearKernel(c.wm, planLinear({ K, N, epilogue, quant, scratch: quant && quantScratch(c), intRows: integerRows(n.attrs) }));
     return [...rowNorm(c, n, x, K), ...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(w), opt(b), opt(residual), c.ptr(n.id), c.rows(n.id)], linearUnits(N), N * K)];
   }),
-  gated_linear: withScratch(matrixScratch, (c, n) => {
+  gated_linear: withScratch<"gated_linear">(matrixScratch, (c, n) => {
     const [x, wg, wu] = n.args;
     const { N, K, quant } = matrixOf(c.node, n);
-    if (c.node(wu).attrs.quant !== quant) throw new Error(`internal: gated_linear %${n.id} has weights of two schemes`);
+    if (schemeOf(c.node(wu)) !== quant) throw new Error(`internal: gated_linear %${n.id} has weights of two schemes`);
     const gateSumsAt = !quant && linearPanels(N, K).length > 1 ? c.scratch("gateSums") : undefined;
-    const epilogue = { bias: false, act: n.attrs.act as string, residual: false, gated: true, normAt: normAt(c, n), gateSumsAt };
+    const epilogue = { bias: false, act: n.attrs.act, residual: false, gated: true, normAt: normAt(c, n), gateSumsAt };
     const fn = linearKernel(c.wm, planLinear({ K, N, epilogue, quant, scratch: quant && quantScratch(c), intRows: integerRows(n.attrs) }));
     // the up projection's weights ride in the bias slot
     return [...rowNorm(c, n, x, K), ...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(wg), c.packedWeight(wu), c.wm.c32(0), c.ptr(n.id), c.rows(n.id)], linearUnits(N), 2 * N * K)];
@@ -189,9 +201,15 @@ export const lowerings = {
   reshape: (c, n) => [c.wm.m.memory.copy(c.ptr(n.id), c.ptr(n.args[0]), c.wm.m.i32.mul(c.count(n.id), c.wm.c32(4)))],
   add: binary("add"),
   mul: binary("mul"),
-  scale: (c, n) => [c.wm.callLib("scale", { a: c.ptr(n.args[0]), out: c.ptr(n.id), n: c.count(n.id), c: c.wm.cf32(n.attrs.by as number) })],
-  layernorm: (c, n) => [c.wm.callLib("layernorm", { x: c.ptr(n.args[0]), g: c.ptr(n.args[1]), b: c.ptr(n.args[2]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.id)), eps: c.wm.cf32(n.attrs.eps as number) })],
-  rmsnorm: (c, n) => [c.wm.callLib("rmsnorm", { x: c.ptr(n.args[0]), g: c.ptr(n.args[1]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.id)), eps: c.wm.cf32(n.attrs.eps as number) })],
+  scale: (c, n) => [c.wm.callLib("scale", { a: c.ptr(n.args[0]), out: c.ptr(n.id), n: c.count(n.id), c: c.wm.cf32(n.attrs.by) })],
+  // tanh(x / cap) · cap, a generated SIMD loop
+  softcap: (c, n) => {
+    const { wm } = c, m = wm.m, tanh = vtanh(wm);
+    const fn = mapKernel(wm, "softcap", (x, cap) => m.f32x4.mul(m.call(tanh, [m.f32x4.div(x(), cap())], v128), cap()));
+    return [m.call(fn, [c.ptr(n.args[0]), c.ptr(n.id), c.count(n.id), wm.cf32(n.attrs.cap)], none)];
+  },
+  layernorm: (c, n) => [c.wm.callLib("layernorm", { x: c.ptr(n.args[0]), g: c.ptr(n.args[1]), b: c.ptr(n.args[2]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.id)), eps: c.wm.cf32(n.attrs.eps) })],
+  rmsnorm: (c, n) => [c.wm.callLib("rmsnorm", { x: c.ptr(n.args[0]), g: c.ptr(n.args[1]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.id)), eps: c.wm.cf32(n.attrs.eps) })],
   gelu: elementwise("gelu"),
   gelu_tanh: elementwise("gelu_tanh"),
   silu: elementwise("silu"),
@@ -201,19 +219,19 @@ export const lowerings = {
     const m = c.wm.m, w = c.width(n.id) * 4;
     return [m.memory.copy(c.ptr(n.id), m.i32.add(c.ptr(n.args[0]), m.i32.mul(m.i32.sub(c.rows(n.args[0]), c.wm.c32(1)), c.wm.c32(w))), c.wm.c32(w))];
   },
-  slice: (c, n) => [c.wm.callLib("slice", { x: c.ptr(n.args[0]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.args[0])), start: c.wm.c32(n.attrs.start as number), size: c.wm.c32(n.attrs.size as number) })],
+  slice: (c, n) => [c.wm.callLib("slice", { x: c.ptr(n.args[0]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.args[0])), start: c.wm.c32(n.attrs.start), size: c.wm.c32(n.attrs.size) })],
   rope: (c, n) => {
-    const hd = n.attrs.head_dim as number;
-    const table = c.constant(ropeKey(hd, n.attrs.theta as number, c.context));
+    const hd = n.attrs.head_dim;
+    const table = c.constant(ropeKey(hd, n.attrs.theta, c.context));
     return [c.wm.callLib("rope", { x: c.ptr(n.args[0]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.id)), hd: c.wm.c32(hd), past: c.past(), table: c.wm.c32(table) })];
   },
   // decode's per-chunk partial results
-  attention: withScratch((n, q) => ({ attention: attentionPartBytes(n.attrs.heads as number, rowWidth(q.node(n.args[2]).type.shape) / (n.attrs.kv_heads as number)) }), (c, n) => {
+  attention: withScratch<"attention">((n, q) => ({ attention: attentionPartBytes(n.attrs.heads, rowWidth(q.node(n.args[2]).type.shape) / n.attrs.kv_heads) }), (c, n) => {
     const { wm } = c;
     const m = wm.m;
     const a = n.attrs;
-    const [q, k, v, ...rest] = n.args;
-    const H = a.heads as number, Hkv = a.kv_heads as number;
+    const [q, k, v] = n.args;
+    const H = a.heads, Hkv = a.kv_heads;
     const dk = c.width(q) / H, dv = c.width(v) / Hkv;
     const pre: Expr[] = [];
     let kp = c.ptr(k), vp = c.ptr(v), L = c.rows(k);
@@ -228,14 +246,15 @@ export const lowerings = {
       L = m.i32.add(c.past(), c.rows(k));
     }
     // the configuration, as numbers: one pair of kernels per distinct one
-    let i = 0, table = 0, buckets = 0, range = 0, mask = 0;
-    if (a.bias) {
-      table = c.address(rest[i++]);
+    let table = 0, buckets = 0, range = 0, mask = 0;
+    const biasTable = operandOf(n, "bias"), maskAt = operandOf(n, "mask");
+    if (biasTable !== undefined) {
+      table = c.address(biasTable);
       range = c.context;
       buckets = c.constant(constantsOf(n, c.context)[0].key);
     }
-    if (a.mask) mask = c.address(rest[i++]);
-    const scale = a.scale as number, causal = a.causal ? 1 : 0;
+    if (maskAt !== undefined) mask = c.address(maskAt);
+    const scale = a.scale, causal = a.causal ? 1 : 0;
     const key = [H, Hkv, dk, dv, scale, causal, table, buckets, range, mask].join("_").replace(/[^0-9a-z_]/gi, "_");
     const head = () => ({ H: wm.c32(H), Hkv: wm.c32(Hkv), dk: wm.c32(dk), dv: wm.c32(dv), scale: wm.cf32(scale) });
     const extras = () => ({ table: wm.c32(table), buckets: wm.c32(buckets), range: wm.c32(range), mask: wm.c32(mask) });
@@ -258,7 +277,10 @@ export const lowerings = {
     const prefill = wm.parallel(byHeads, [c.ptr(q), kp, vp, L, c.ptr(n.id), c.rows(q)], H, 0, work());
     return [...pre, m.if(m.i32.eq(c.rows(q), wm.c32(1)), decode, prefill)];
   }),
-} satisfies Record<OpKind, Lowering>;
+} satisfies { [K in OpKind]: Lowering<K> };
 
-/** The lowering of an op (the verifier has checked every node's op is in the table). */
-export const loweringOf = (op: string): Lowering => (lowerings as Record<string, Lowering>)[op];
+/** A lowering for a node of any op. */
+export type AnyLowering = ((c: LowerCtx, n: Node) => Expr[]) & { scratch?: (n: Node, q: ScratchQuery) => ScratchNeeds };
+
+/** The lowering of an op (the verifier has checked every node's op is in the table, and its attributes). */
+export const loweringOf = (op: string): AnyLowering => (lowerings as unknown as Record<string, AnyLowering>)[op];

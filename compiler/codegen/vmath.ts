@@ -2,7 +2,7 @@
 // instead of four calls of the scalar library functions. exp is Cephes' expf (range reduction by
 // ln 2 in two parts, a degree-5 polynomial, 2^n from the exponent bits): ~1 ulp on [-87, 88].
 
-import { type Expr, WasmModule, createType, v128 } from "./wasm.js";
+import { type Expr, WasmModule, createType, f32, i32, none, v128 } from "./wasm.js";
 
 const splat = (wm: WasmModule, c: number) => wm.m.f32x4.splat(wm.m.f32.const(c));
 
@@ -65,4 +65,49 @@ export function vectorActivation(wm: WasmModule, act: string): string | undefine
     default:
       return undefined;
   }
+}
+
+/**
+ * tanh(x) on f32x4, as a generated function `vtanh(x)`, after Cephes' tanhf on a = |x|: an odd
+ * polynomial where a < 0.625, else 1 − 2/(e^{2a} + 1) (saturating at 1); x's sign set last.
+ */
+export function vtanh(wm: WasmModule): string {
+  const exp = vexp(wm);
+  return wm.ensure("vtanh", () => {
+    const m = wm.m;
+    const X = 0, A = 1, S = 2;
+    const get = (l: number) => m.local.get(l, v128);
+    let p = splat(wm, -5.70498872745e-3);
+    for (const c of [2.06390887954e-2, -5.37397155531e-2, 1.33314422036e-1, -3.33332819422e-1]) p = m.f32x4.add(m.f32x4.mul(p, get(S)), splat(wm, c));
+    const small = m.f32x4.add(m.f32x4.mul(m.f32x4.mul(p, get(S)), get(A)), get(A));
+    const large = m.f32x4.sub(splat(wm, 1), m.f32x4.div(splat(wm, 2), m.f32x4.add(m.call(exp, [m.f32x4.add(get(A), get(A))], v128), splat(wm, 1))));
+    const sign = m.v128.and(get(X), m.i32x4.splat(m.i32.const(0x80000000 | 0)));
+    const body = m.block(null, [
+      m.local.set(A, m.f32x4.abs(get(X))),
+      m.local.set(S, m.f32x4.mul(get(A), get(A))),
+      m.v128.or(m.v128.bitselect(small, large, m.f32x4.lt(get(A), splat(wm, 0.625))), sign),
+    ], v128);
+    m.addFunction("vtanh", createType([v128]), v128, [v128, v128], body);
+  });
+}
+
+/**
+ * A generated kernel `name(x, out, n, c)`: out[i] = f(x[i], c) for n floats, four at a time and
+ * the tail one lane at a time (so every value takes the same f32x4 code). `f` builds the f32x4
+ * result from getters of x's lanes and of c splatted.
+ */
+export function mapKernel(wm: WasmModule, name: string, f: (x: () => Expr, c: () => Expr) => Expr): string {
+  return wm.ensure(name, () => {
+    const m = wm.m;
+    const [X, OUT, N, C, I, END] = [0, 1, 2, 3, 4, 5];
+    const get = (l: number) => m.local.get(l, i32);
+    const at = (base: number) => m.i32.add(get(base), m.i32.shl(get(I), m.i32.const(2)));
+    const c = () => m.f32x4.splat(m.local.get(C, f32));
+    const body = m.block(null, [
+      m.local.set(END, m.i32.and(get(N), m.i32.const(-4))),
+      wm.loop(`${name}_vec`, I, m.i32.const(0), () => get(END), 4, [m.v128.store(0, 4, at(OUT), f(() => m.v128.load(0, 4, at(X)), c))]),
+      wm.loop(`${name}_tail`, I, get(END), () => get(N), 1, [m.v128.store32_lane(0, 4, 0, at(OUT), f(() => m.v128.load32_splat(0, 4, at(X)), c))]),
+    ]);
+    m.addFunction(name, createType([i32, i32, i32, f32]), none, [i32, i32], body);
+  });
 }

@@ -2,6 +2,7 @@
 // the transposed data), and transpose(transpose(x)) is x. Tied weights used both ways keep
 // sharing storage where the layouts agree.
 
+import { isOp } from "../../ir/ops.js";
 import type { Rule } from "./rewrite.js";
 import { rewriteProgram } from "./rewrite.js";
 import type { Program } from "../../ir/types.js";
@@ -31,14 +32,14 @@ export const rulesFoldTranspose: Rule[] = [
     apply: (n, c) => {
       if (n.op !== "transpose") return null;
       const src = c.node(n.args[0]);
-      if (src.op !== "param") return null;
+      if (!isOp(src, "param")) return null;
       // the transpose of a folded transpose is the original parameter
-      const srcName = src.attrs.name as string;
+      const srcName = src.attrs.name;
       const name = srcName.endsWith("^T") ? srcName.slice(0, -2) : `${srcName}^T`;
       const [A, B] = src.type.shape as number[];
-      if (!c.program.params.has(name)) {
-        const x = c.program.params.get(src.attrs.name as string)!.data;
-        c.program.params.set(name, { name, shape: [B, A], data: transpose(x, A, B) });
+      if (!c.params.has(name)) {
+        const x = c.params.get(srcName)!.data;
+        c.params.set(name, { name, shape: [B, A], data: transpose(x, A, B) });
       }
       return c.b.add("param", [], { name, shape: [B, A] }, n.loc);
     },

@@ -4,6 +4,7 @@
 // first: canonicalize-matmul would otherwise read `q @ transpose(k)` as a product with a weight.
 // Only a chain whose intermediate values nothing else reads is fused.
 
+import { isOp } from "../../ir/ops.js";
 import type { Program } from "../../ir/types.js";
 import type { Rule } from "./rewrite.js";
 import { rewriteProgram } from "./rewrite.js";
@@ -19,8 +20,8 @@ export const rulesFuseAttention: Rule[] = [
       if (p.op !== "softmax" || !once(p.id)) return null;
       let s = c.node(p.args[0]);
       let scale = 1;
-      if (s.op === "scale" && once(s.id)) {
-        scale = s.attrs.by as number;
+      if (isOp(s, "scale") && once(s.id)) {
+        scale = s.attrs.by;
         s = c.node(s.args[0]);
       }
       if (s.op !== "matmul" || !once(s.id)) return null;

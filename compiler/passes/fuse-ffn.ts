@@ -4,8 +4,8 @@
 // FFN's act(x·Wg) ⊙ (x·Wu) as one gated_linear reading both weights in one pass over x.
 // Only a linear whose result nothing else reads is fused.
 
-import { activations } from "../../ir/ops.js";
-import type { Program } from "../../ir/types.js";
+import { type OpNode, hasTrait, isOp } from "../../ir/ops.js";
+import type { Node, Program } from "../../ir/types.js";
 import type { Rule } from "./rewrite.js";
 import { rewriteProgram } from "./rewrite.js";
 
@@ -13,9 +13,9 @@ export const rulesFuseFfn: Rule[] = [
   {
     name: "activation-into-linear",
     apply: (n, c) => {
-      if (!(n.op in activations)) return null;
+      if (!hasTrait(n, "fusible")) return null;
       const l = c.node(n.args[0]);
-      if (l.op !== "linear" || l.attrs.act !== undefined || l.attrs.residual || c.uses(l.id) !== 1) return null;
+      if (!isOp(l, "linear") || l.attrs.act !== undefined || l.attrs.residual || c.uses(l.id) !== 1) return null;
       return c.b.add("linear", l.args, { ...l.attrs, act: n.op }, n.loc);
     },
   },
@@ -25,8 +25,9 @@ export const rulesFuseFfn: Rule[] = [
     apply: (n, c) => {
       if (n.op !== "mul") return null;
       const [a, b] = n.args.map((i) => c.node(i));
+      // a linear of x and w alone (no bias, no residual), f32, read once
+      const plain = (l: Node): l is OpNode<"linear"> => isOp(l, "linear") && l.args.length === 2 && l.attrs.quant === undefined && c.uses(l.id) === 1;
       for (const [gate, up] of [[a, b], [b, a]]) {
-        const plain = (l: typeof a) => l.op === "linear" && l.args.length === 2 && !l.attrs.residual && l.attrs.quant === undefined && c.uses(l.id) === 1;
         if (!plain(gate) || !plain(up) || gate.attrs.act === undefined || up.attrs.act !== undefined || gate.id === up.id) continue;
         const [wg, wu] = [c.node(gate.args[1]), c.node(up.args[1])];
         // the same x, weights of one shape, and K a multiple of 4 (the kernels' vector epilogue)
@@ -43,8 +44,9 @@ export const rulesFuseFfn: Rule[] = [
       const [a, b] = n.args.map((i) => c.node(i));
       const same = a.type.shape.length === b.type.shape.length && a.type.shape.every((d, i) => d === b.type.shape[i]);
       if (!same) return null;
+      // the residual is linear's last operand
       for (const [l, r] of [[b, a], [a, b]]) {
-        if (l.op === "linear" && !l.attrs.residual && c.uses(l.id) === 1 && l.id !== r.id)
+        if (isOp(l, "linear") && !l.attrs.residual && c.uses(l.id) === 1 && l.id !== r.id)
           return c.b.add("linear", [...l.args, r.id], { ...l.attrs, residual: true }, n.loc);
       }
       return null;

@@ -11,77 +11,81 @@
 // Not in the --quantize pipeline: weights are quantized as the checkpoint has them (GGUF blocks
 // stay exact), so the norm stays its own op there.
 
+import { type OpNode, isOp, operandOf, operandsOf } from "../../ir/ops.js";
 import type { Node, Program } from "../../ir/types.js";
 import type { Rule, RewriteCtx } from "./rewrite.js";
 import { rewriteProgram } from "./rewrite.js";
 
+type ParamNode = OpNode<"param">;
+
 /** A parameter w[N, K] with the gain g[K] folded in, as a new parameter (made once per pair). */
-function foldGain(c: RewriteCtx, w: Node, g: Node): number {
+function foldGain(c: RewriteCtx, w: ParamNode, g: ParamNode): ParamNode {
   const name = `${w.attrs.name}*${g.attrs.name}`;
   const [N, K] = w.type.shape as number[];
-  if (!c.program.params.has(name)) {
-    const wd = c.program.params.get(w.attrs.name as string)!.data, gd = c.program.params.get(g.attrs.name as string)!.data;
+  if (!c.params.has(name)) {
+    const wd = c.params.get(w.attrs.name)!.data, gd = c.params.get(g.attrs.name)!.data;
     const data = new Float32Array(N * K);
     for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) data[n * K + k] = wd[n * K + k] * gd[k];
-    c.program.params.set(name, { name, shape: [N, K], data });
+    c.params.set(name, { name, shape: [N, K], data });
   }
-  return c.b.add("param", [], { name, shape: [N, K] }, w.loc);
+  return c.node(c.b.add("param", [], { name, shape: [N, K] }, w.loc)) as ParamNode;
 }
 
 /** The bias of a linear on LayerNorm(x, g, β) with folded weights wf = w·g: [w·β + b; Σₖ wf[n, k]] (sums in f64). */
-function lnBias(c: RewriteCtx, w: Node, folded: number, beta: Node, b: Node | undefined): number {
-  const wName = w.attrs.name as string, fName = c.node(folded).attrs.name as string;
-  const name = `${fName}:bias(${b ? `${b.attrs.name}+` : ""}${beta.attrs.name}·w, Σw)`;
+function lnBias(c: RewriteCtx, w: ParamNode, wf: ParamNode, beta: ParamNode, b: ParamNode | undefined): number {
+  const name = `${wf.attrs.name}:bias(${b ? `${b.attrs.name}+` : ""}${beta.attrs.name}·w, Σw)`;
   const [N, K] = w.type.shape as number[];
-  if (!c.program.params.has(name)) {
-    const get = (n: string) => c.program.params.get(n)!.data;
-    const wd = get(wName), wf = get(fName), bd = get(beta.attrs.name as string), bias = b && get(b.attrs.name as string);
+  if (!c.params.has(name)) {
+    const get = (n: string) => c.params.get(n)!.data;
+    const wd = get(w.attrs.name), wfd = get(wf.attrs.name), bd = get(beta.attrs.name), bias = b && get(b.attrs.name);
     const data = new Float32Array(2 * N);
     for (let n = 0; n < N; n++) {
       let shift = bias ? bias[n] : 0, sum = 0;
       for (let k = 0; k < K; k++) {
         shift += wd[n * K + k] * bd[k];
-        sum += wf[n * K + k];
+        sum += wfd[n * K + k];
       }
       data[n] = shift;
       data[N + n] = sum;
     }
-    c.program.params.set(name, { name, shape: [2, N], data });
+    c.params.set(name, { name, shape: [2, N], data });
   }
   return c.b.add("param", [], { name, shape: [2, N] }, w.loc);
 }
 
-const folded = (n: Node) => n.attrs.rms_eps !== undefined || n.attrs.ln_eps !== undefined || n.attrs.quant !== undefined;
+/** A matrix kernel that already has a norm folded in, or computes on quantized weights. */
+const folded = (a: { rms_eps?: number; ln_eps?: number; quant?: string }) => a.rms_eps !== undefined || a.ln_eps !== undefined || a.quant !== undefined;
+const asParam = (n: Node): ParamNode | undefined => (isOp(n, "param") ? n : undefined);
 
 export const rulesFuseNorm: Rule[] = [
   {
     name: "rmsnorm-into-matrix-kernel",
     apply: (n, c) => {
-      if ((n.op !== "linear" && n.op !== "gated_linear") || folded(n)) return null;
+      if (!(isOp(n, "linear") || isOp(n, "gated_linear")) || folded(n.attrs)) return null;
       const norm = c.node(n.args[0]);
-      if (norm.op !== "rmsnorm") return null;
-      const g = c.node(norm.args[1]);
-      const weights = n.op === "linear" ? [n.args[1]] : [n.args[1], n.args[2]];
+      if (!isOp(norm, "rmsnorm")) return null;
+      const g = asParam(c.node(norm.args[1]));
+      const weights = operandsOf(n, "weight");
       // parameters read by this node alone (and not both weights of one gated kernel)
-      if (g.op !== "param" || weights.some((w) => c.node(w).op !== "param" || c.uses(w) !== 1) || new Set(weights).size !== weights.length) return null;
-      const gained = weights.map((w) => foldGain(c, c.node(w), g));
+      if (!g || weights.some((w) => !isOp(c.node(w), "param") || c.uses(w) !== 1) || new Set(weights).size !== weights.length) return null;
+      const gained = weights.map((w) => foldGain(c, c.node(w) as ParamNode, g).id);
       return c.b.add(n.op, [norm.args[0], ...gained, ...n.args.slice(1 + weights.length)], { ...n.attrs, rms_eps: norm.attrs.eps }, n.loc);
     },
   },
   {
     name: "layernorm-into-linear",
     apply: (n, c) => {
-      if (n.op !== "linear" || folded(n)) return null;
+      if (!isOp(n, "linear") || folded(n.attrs)) return null;
       const norm = c.node(n.args[0]);
-      if (norm.op !== "layernorm") return null;
-      const [g, beta] = [c.node(norm.args[1]), c.node(norm.args[2])];
-      const [, w, ...rest] = n.args;
-      const residual = n.attrs.residual ? rest.pop() : undefined;
-      const b = rest[0] === undefined ? undefined : c.node(rest[0]);
-      if (g.op !== "param" || beta.op !== "param" || c.node(w).op !== "param" || c.uses(w) !== 1 || (b && b.op !== "param")) return null;
-      const wf = foldGain(c, c.node(w), g);
-      const bias = lnBias(c, c.node(w), wf, beta, b);
-      return c.b.add("linear", [norm.args[0], wf, bias, ...(residual === undefined ? [] : [residual])], { ...n.attrs, ln_eps: norm.attrs.eps }, n.loc);
+      if (!isOp(norm, "layernorm")) return null;
+      const [g, beta] = [asParam(c.node(norm.args[1])), asParam(c.node(norm.args[2]))];
+      const w = operandOf(n, "weight")!, residual = operandOf(n, "residual"), bias = operandOf(n, "bias");
+      const b = bias === undefined ? undefined : c.node(bias);
+      const wn = asParam(c.node(w));
+      if (!g || !beta || !wn || c.uses(w) !== 1 || (b && !isOp(b, "param"))) return null;
+      const wf = foldGain(c, wn, g);
+      const lb = lnBias(c, wn, wf, beta, b && asParam(b));
+      return c.b.add("linear", [norm.args[0], wf.id, lb, ...(residual === undefined ? [] : [residual])], { ...n.attrs, ln_eps: norm.attrs.eps }, n.loc);
     },
   },
 ];

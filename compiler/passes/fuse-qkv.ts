@@ -8,14 +8,15 @@
 // all quantized in one scheme (rows stack; a block never spans rows, so codes stay exact).
 
 import { GraphBuilder, compact } from "../../ir/graph.js";
-import type { Graph, Node, Param, Program } from "../../ir/types.js";
+import { type OpNode, attrsOf, isOp, operandOf } from "../../ir/ops.js";
+import type { Graph, Param, Program } from "../../ir/types.js";
 
-/** The stacked rows of parameters [Nᵢ, K] (or biases [Nᵢ]), as a new parameter (made once per list). */
-function stack(p: Program, names: string[]): Param {
+/** The stacked rows of parameters [Nᵢ, K] (or biases [Nᵢ]), as a new parameter in `params` (made once per list). */
+function stack(params: Map<string, Param>, names: string[]): Param {
   const name = `cat(${names.join(", ")})`;
-  const known = p.params.get(name);
+  const known = params.get(name);
   if (known) return known;
-  const parts = names.map((n) => p.params.get(n)!);
+  const parts = names.map((n) => params.get(n)!);
   const cat = <T extends Float32Array | Int8Array>(arrays: T[], make: (n: number) => T): T => {
     const out = make(arrays.reduce((s, a) => s + a.length, 0));
     let at = 0;
@@ -37,27 +38,29 @@ function stack(p: Program, names: string[]): Param {
       },
     }),
   };
-  p.params.set(name, param);
+  params.set(name, param);
   return param;
 }
 
-export function fuseSiblingLinears(g: Graph, p: Program): Graph {
+/** g with sibling linears stacked; the stacked parameters are added to `params`. */
+export function fuseSiblingLinears(g: Graph, params: Map<string, Param>): Graph {
   const uses = new Map<number, number>();
   for (const n of g.nodes) for (const a of n.args) uses.set(a, (uses.get(a) ?? 0) + 1);
   for (const o of g.outputs) uses.set(o.id, (uses.get(o.id) ?? 0) + 1);
   const ownParam = (id: number) => g.nodes[id].op === "param" && uses.get(id) === 1;
-  const scheme = (id: number) => p.params.get(g.nodes[id].attrs.name as string)?.quant?.scheme ?? "f32";
+  const param = (id: number) => attrsOf(g.nodes[id], "param");
+  const scheme = (id: number) => params.get(param(id).name)?.quant?.scheme ?? "f32";
 
   // candidates grouped by input, attributes, bias or not, and weight storage
-  const groups = new Map<string, Node[]>();
+  const groups = new Map<string, OpNode<"linear">[]>();
   for (const n of g.nodes) {
-    if (n.op !== "linear" || n.attrs.residual || n.attrs.ln_eps !== undefined) continue;
-    const [x, w, b] = n.args;
+    if (!isOp(n, "linear") || n.attrs.residual || n.attrs.ln_eps !== undefined) continue;
+    const x = n.args[0], w = operandOf(n, "weight")!, b = operandOf(n, "bias");
     if (!ownParam(w) || (b !== undefined && !ownParam(b))) continue;
-    const key = `${x}|${n.args.length}|${scheme(w)}|${JSON.stringify(g.nodes[w].attrs.quant ?? null)}|${JSON.stringify(n.attrs)}`;
+    const key = `${x}|${n.args.length}|${scheme(w)}|${JSON.stringify(param(w).quant ?? null)}|${JSON.stringify(n.attrs)}`;
     groups.set(key, [...(groups.get(key) ?? []), n]);
   }
-  const first = new Map<number, Node[]>();
+  const first = new Map<number, OpNode<"linear">[]>();
   for (const members of groups.values()) if (members.length > 1) first.set(members[0].id, members);
   if (first.size === 0) return g;
 
@@ -72,7 +75,7 @@ export function fuseSiblingLinears(g: Graph, p: Program): Graph {
       continue;
     }
     const stacked = (arg: number) => {
-      const s = stack(p, members.map((m) => g.nodes[m.args[arg]].attrs.name as string));
+      const s = stack(params, members.map((m) => param(m.args[arg]).name));
       return b.add("param", [], { ...g.nodes[members[0].args[arg]].attrs, name: s.name, shape: s.shape }, g.nodes[members[0].args[arg]].loc);
     };
     const args = [map.get(n.args[0])!, stacked(1), ...(n.args.length > 2 ? [stacked(2)] : [])];
@@ -90,5 +93,6 @@ export function fuseSiblingLinears(g: Graph, p: Program): Graph {
 }
 
 export function fuseQkv(p: Program): Program {
-  return { ...p, graphs: p.graphs.map((g) => fuseSiblingLinears(g, p)) };
+  const params = new Map(p.params);
+  return { ...p, graphs: p.graphs.map((g) => fuseSiblingLinears(g, params)), params };
 }

@@ -8,8 +8,9 @@
 // scheme (or f32) for parameters whose name matches a glob.
 
 import { integerRowBound } from "../codegen/tuning.js";
+import { isOp, operandsOf, roles } from "../../ir/ops.js";
 import { Q8_BLOCK, quantizeQ4_0, quantizeQ4_1, quantizeQ8 } from "../../ir/quant.js";
-import type { Param, Program, QuantScheme } from "../../ir/types.js";
+import type { Node, Param, Program, QuantScheme } from "../../ir/types.js";
 import type { Rule } from "./rewrite.js";
 import { rewriteProgram } from "./rewrite.js";
 
@@ -24,17 +25,18 @@ export interface QuantizeOptions {
   overrides?: readonly { pattern: string; scheme: QuantizeChoice }[];
 }
 
-/** Parameters every user of which reads them as a linear weight, in every entry. */
-function linearOnly(p: Program): Set<string> {
+/** Parameters every user of which reads them as a matrix kernel's weight (role weight), in every entry. */
+function weightsOnly(p: Program): Set<string> {
   const ok = new Map<string, boolean>();
   for (const g of p.graphs)
-    for (const n of g.nodes)
+    for (const n of g.nodes) {
+      const r = roles(n);
       n.args.forEach((a, i) => {
         const src = g.nodes[a];
-        if (src.op !== "param") return;
-        const name = src.attrs.name as string;
-        ok.set(name, (ok.get(name) ?? true) && ((n.op === "linear" && i === 1) || (n.op === "gated_linear" && i > 0)));
+        if (!isOp(src, "param")) return;
+        ok.set(src.attrs.name, (ok.get(src.attrs.name) ?? true) && r[i] === "weight");
       });
+    }
   return new Set([...ok].filter(([, v]) => v).map(([k]) => k));
 }
 
@@ -56,24 +58,27 @@ export function quantizeWeights(p: Program, opts: QuantizeOptions): Program {
   const byName = (name: string): QuantizeChoice => overrides.find((o) => o.re.test(name.replace(/(\^T)+$/, "")))?.scheme ?? opts.scheme;
   // a gated kernel reads its two weights in one scheme: the up projection follows the gate
   const gateOf = new Map<string, string>();
+  const nameOf = (n: Node) => (isOp(n, "param") ? n.attrs.name : undefined);
   for (const g of p.graphs)
-    for (const n of g.nodes)
-      if (n.op === "gated_linear") gateOf.set(g.nodes[n.args[2]].attrs.name as string, g.nodes[n.args[1]].attrs.name as string);
+    for (const n of g.nodes) {
+      const [gate, up] = operandsOf(n, "weight").map((w) => nameOf(g.nodes[w]));
+      if (gate !== undefined && up !== undefined) gateOf.set(up, gate);
+    }
   const choice = (name: string) => byName(gateOf.get(name) ?? name);
-  const eligible = linearOnly(p);
+  const eligible = weightsOnly(p);
   const rules: Rule[] = [
     {
       name: "quantize-linear-weight",
       apply: (n, c) => {
-        if (n.op !== "param" || n.attrs.quant !== undefined || !eligible.has(n.attrs.name as string)) return null;
+        if (!isOp(n, "param") || n.attrs.quant !== undefined || !eligible.has(n.attrs.name)) return null;
         const [N, K] = n.type.shape as number[];
-        const want = choice(n.attrs.name as string);
+        const want = choice(n.attrs.name);
         if (K % Q8_BLOCK || want === "f32") return null;
         const scheme = SCHEMES[want];
         const name = `${n.attrs.name}@${scheme}`;
-        if (!c.program.params.has(name)) {
-          const q = quantize(scheme, c.program.params.get(n.attrs.name as string)!);
-          c.program.params.set(name, { name, shape: [N, K], data: q.dequant, quant: { scheme, codes: q.codes, scales: q.scales, ...("mins" in q ? { mins: q.mins } : {}) } });
+        if (!c.params.has(name)) {
+          const q = quantize(scheme, c.params.get(n.attrs.name)!);
+          c.params.set(name, { name, shape: [N, K], data: q.dequant, quant: { scheme, codes: q.codes, scales: q.scales, ...("mins" in q ? { mins: q.mins } : {}) } });
         }
         return c.b.add("param", [], { name, shape: [N, K], quant: scheme }, n.loc);
       },
@@ -83,12 +88,13 @@ export function quantizeWeights(p: Program, opts: QuantizeOptions): Program {
       // in calls of at most int_rows rows where the tuning bounds them
       name: "quantize-linear-input",
       apply: (n, c) => {
-        if ((n.op !== "linear" && n.op !== "gated_linear") || n.attrs.quant !== undefined) return null;
-        const scheme = c.node(n.args[1]).attrs.quant as QuantScheme | undefined;
-        if (scheme === undefined) return null;
+        if (!(isOp(n, "linear") || isOp(n, "gated_linear")) || n.attrs.quant !== undefined) return null;
+        const weights = operandsOf(n, "weight").map((w) => c.node(w));
+        const schemes = weights.map((w) => (isOp(w, "param") ? w.attrs.quant : undefined));
+        const scheme = schemes[0];
         // a gated kernel reads both weights in one scheme: the gate's choice holds for the up projection
-        if (n.op === "gated_linear" && c.node(n.args[2]).attrs.quant !== scheme) return null;
-        const bound = integerRowBound(scheme, c.node(n.args[1]).type.shape[1] as number);
+        if (scheme === undefined || schemes.some((s) => s !== scheme)) return null;
+        const bound = integerRowBound(scheme, weights[0].type.shape[1] as number);
         return c.b.add(n.op, n.args, { ...n.attrs, quant: scheme, ...(bound === undefined ? {} : { int_rows: bound }) }, n.loc);
       },
     },

@@ -1,12 +1,14 @@
 // The rewrite driver: a pass is a list of small rules `(node, ctx) => replacement | null`,
-// applied to every node until none fires (a fixed point), then dead nodes are dropped.
+// applied to every node until none fires (a fixed point), then dead nodes are dropped. Rules
+// add parameters to the output program's own map: the input program is left as it was.
 
 import { GraphBuilder, compact } from "../../ir/graph.js";
-import type { Graph, Node, Program } from "../../ir/types.js";
+import type { Graph, Node, Param, Program } from "../../ir/types.js";
 
 export interface RewriteCtx {
   readonly b: GraphBuilder;
-  readonly program: Program;
+  /** The parameters of the program being built: the input's, and those rules add. */
+  readonly params: Map<string, Param>;
   node(id: number): Node;
   /** How many nodes (and outputs) of the input graph use the value now at `id`. */
   uses(id: number): number;
@@ -18,13 +20,13 @@ export interface Rule {
   readonly apply: (n: Node, c: RewriteCtx) => number | null;
 }
 
-export function rewriteGraph(g: Graph, program: Program, rules: readonly Rule[]): Graph {
+export function rewriteGraph(g: Graph, params: Map<string, Param>, rules: readonly Rule[]): Graph {
   const b = new GraphBuilder(g.name);
   const oldUses = new Map<number, number>();
   for (const n of g.nodes) for (const a of n.args) oldUses.set(a, (oldUses.get(a) ?? 0) + 1);
   for (const o of g.outputs) oldUses.set(o.id, (oldUses.get(o.id) ?? 0) + 1);
   const origin = new Map<number, number[]>();
-  const ctx: RewriteCtx = { b, program, node: (id) => b.nodes[id], uses: (id) => (origin.get(id) ?? []).reduce((s, o) => s + (oldUses.get(o) ?? 0), 0) };
+  const ctx: RewriteCtx = { b, params, node: (id) => b.nodes[id], uses: (id) => (origin.get(id) ?? []).reduce((s, o) => s + (oldUses.get(o) ?? 0), 0) };
   const map = new Map<number, number>();
   for (const n of g.nodes) {
     let id = b.add(n.op, n.args.map((a) => map.get(a)!), n.attrs, n.loc);
@@ -47,6 +49,8 @@ export function rewriteGraph(g: Graph, program: Program, rules: readonly Rule[])
   return compact(b.build());
 }
 
+/** The program with `rules` applied to every graph, and a new parameter map (the input's and those the rules added). */
 export function rewriteProgram(p: Program, rules: readonly Rule[]): Program {
-  return { ...p, graphs: p.graphs.map((g) => rewriteGraph(g, p, rules)) };
+  const params = new Map(p.params);
+  return { ...p, graphs: p.graphs.map((g) => rewriteGraph(g, params, rules)), params };
 }

@@ -1,18 +1,20 @@
 // specialize-last-row: generation needs the logits of the last position only. For each entry
 // with a `logits` output and a KV cache, this adds an entry `<name>_last` that computes just
 // that row: working back from the output, every row-wise op whose full result nothing else
-// needs runs on one row, and a last_row op sits where the full rows end. An attention only the
+// needs runs on one row (an op of trait rowwise), and a last_row op sits where the full rows end. An attention only the
 // last row of which is needed takes the last query alone (over every key), so after the last
 // attention's q/k/v projections everything runs on one row: o-proj, FFN, norms and the LM head.
 
 import { GraphBuilder, compact } from "../../ir/graph.js";
-import type { Graph, Program } from "../../ir/types.js";
+import { hasTrait, isOp } from "../../ir/ops.js";
+import type { Graph, Node, Program } from "../../ir/types.js";
 
-const ROWWISE = new Set(["linear", "gated_linear", "layernorm", "rmsnorm", "gelu", "gelu_tanh", "silu", "relu", "scale", "softmax", "slice", "add", "mul", "reshape", "transpose"]);
+const rowwise = (n: Node) => hasTrait(n, "rowwise");
+const cachedAttention = (n: Node) => isOp(n, "attention") && !!n.attrs.cache;
 
 export function lastRowGraph(g: Graph, output = "logits"): Graph | null {
   const out = g.outputs.find((o) => o.name === output);
-  if (!out || !g.nodes.some((n) => n.op === "attention" && n.attrs.cache)) return null;
+  if (!out || !g.nodes.some(cachedAttention)) return null;
   const rowsOf = (id: number) => g.nodes[id].type.shape[0];
   const users = new Map<number, number[]>();
   for (const n of g.nodes) for (const a of n.args) users.set(a, [...(users.get(a) ?? []), n.id]);
@@ -22,11 +24,11 @@ export function lastRowGraph(g: Graph, output = "logits"): Graph | null {
   const local = new Set<number>([out.id]);
   for (let i = g.nodes.length - 1; i >= 0; i--) {
     const us = users.get(i) ?? [];
-    if (i !== out.id && rowsOf(i) === "S" && us.length > 0 && !otherOutputs.has(i) && us.every((u) => local.has(u) && ROWWISE.has(g.nodes[u].op)))
+    if (i !== out.id && rowsOf(i) === "S" && us.length > 0 && !otherOutputs.has(i) && us.every((u) => local.has(u) && rowwise(g.nodes[u])))
       local.add(i);
   }
   // an attention whose output is needed for the last row only runs that row's query (over all keys)
-  const lastQuery = (n: Graph["nodes"][number]) => n.op === "attention" && local.has(n.id);
+  const lastQuery = (n: Node) => isOp(n, "attention") && local.has(n.id);
 
   const b = new GraphBuilder(`${g.name}_last`);
   const full = new Map<number, number>();
@@ -38,7 +40,7 @@ export function lastRowGraph(g: Graph, output = "logits"): Graph | null {
     return id;
   };
   for (const n of g.nodes) {
-    if (local.has(n.id) && ROWWISE.has(n.op)) {
+    if (local.has(n.id) && rowwise(n)) {
       last.set(n.id, b.add(n.op, n.args.map(lastOf), n.attrs, n.loc));
     } else if (lastQuery(n)) {
       const [q, ...kv] = n.args;

@@ -153,5 +153,9 @@ describe("ONNX export run by onnxruntime-web", () => {
     nodes[i] = { ...nodes[i], attrs: { ...nodes[i].attrs, fancy: 1 } };
     const odd = { ...p, graphs: [{ ...g, nodes }] };
     expect(() => exportOnnx(odd)).toThrow(/%\d+ = layernorm.*attribute fancy not supported/);
+    // an op without a writer is refused by name
+    const capped = nodes.slice();
+    capped[i] = { ...nodes[i], op: "softcap", args: [nodes[i].args[0]], attrs: { cap: 30 } };
+    expect(() => exportOnnx({ ...p, graphs: [{ ...g, nodes: capped }] })).toThrow(/%\d+ = softcap.*: op 'softcap' is not supported/);
   });
 });

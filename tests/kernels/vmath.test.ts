@@ -1,6 +1,6 @@
 // The f32x4 exp behind the fused activations, against Math.exp on every kind of input.
 import { describe, expect, it } from "vitest";
-import { vectorActivation, vexp } from "../../compiler/codegen/vmath.js";
+import { vectorActivation, vexp, vtanh } from "../../compiler/codegen/vmath.js";
 import { WasmModule, createType, i32, none, v128 } from "../../compiler/codegen/wasm.js";
 
 /** Instantiates fn(v128) → v128 applied in place to n floats at address 0 (n a multiple of 4). */
@@ -53,5 +53,20 @@ describe("vexp", () => {
       expect(Math.abs(silu[i] - s), `silu(${x})`).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(s)));
       expect(Math.abs(gelu[i] - g), `gelu_tanh(${x})`).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(g)));
     });
+  });
+});
+
+describe("vtanh", () => {
+  it("is within 3 ulp of tanh on both branches, odd, saturating at ±1, and passes NaN through", async () => {
+    const xs = Array.from({ length: 4000 }, (_, i) => Math.fround(-12 + (24 * i) / 3999));
+    const specials = [0, -0, 0.625, -0.625, Math.fround(0.6249), 1e-30, -1e-30, 50, -50, 1e30, -1e30, NaN];
+    const all = [...xs, ...specials];
+    const got = (await vectorFn((wm) => vtanh(wm), all.length))(all);
+    all.forEach((x, i) => {
+      if (Number.isNaN(x)) return void expect(got[i]).toBeNaN();
+      const want = Math.fround(Math.tanh(x));
+      expect(Math.abs(got[i] - want), `tanh(${x})`).toBeLessThanOrEqual(3 * 2 ** -24 * Math.max(Math.abs(want), 2 ** -126));
+    });
+    expect(Object.is(got[xs.length + 1], -0)).toBe(true);
   });
 });

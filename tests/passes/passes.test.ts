@@ -8,6 +8,7 @@ import { fuseAttention } from "../../compiler/passes/fuse-attention.js";
 import { fuseFfn } from "../../compiler/passes/fuse-ffn.js";
 import { fuseNorm } from "../../compiler/passes/fuse-norm.js";
 import { fuseQkv } from "../../compiler/passes/fuse-qkv.js";
+import { quantizeWeights } from "../../compiler/passes/quantize-weights.js";
 import { specializeLastRow } from "../../compiler/passes/specialize-last-row.js";
 import { loadProgram } from "../../compiler/load.js";
 import { passes, runPipeline } from "../../compiler/passes/manager.js";
@@ -374,6 +375,44 @@ describe("fuse-qkv", () => {
   });
 });
 
+describe("quantize-weights", () => {
+  const head = `
+      graph forward {
+        %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+        %1 = param() {name="emb", shape=[10,32]} : f32[10,32]
+        %2 = embedding(%1, %0) : f32[S,32]`;
+  it("matrices read only as weights become quantized parameters, and their kernels quantize x (int_rows where the tuning bounds it)", () =>
+    expectRewrite((p) => quantizeWeights(p, { scheme: "int4", overrides: [{ pattern: "wg", scheme: "int8" }] }), head + `
+        %3 = param() {name="wg", shape=[8,32]} : f32[8,32]
+        %4 = param() {name="wu", shape=[8,32]} : f32[8,32]
+        %5 = gated_linear(%2, %3, %4) {act="silu"} : f32[S,8]
+        %6 = param() {name="wh", shape=[16,32]} : f32[16,32]
+        %7 = param() {name="bh", shape=[16]} : f32[16]
+        %8 = linear(%2, %6, %7) {act="gelu"} : f32[S,16]
+        return y=%5, z=%8
+      }`, head + `
+        %3 = param() {name="wg@q8_0", shape=[8,32], quant="q8_0"} : f32[8,32]
+        %4 = param() {name="wu@q8_0", shape=[8,32], quant="q8_0"} : f32[8,32]
+        %5 = gated_linear(%2, %3, %4) {act="silu", quant="q8_0"} : f32[S,8]
+        %6 = param() {name="wh@q4_0", shape=[16,32], quant="q4_0"} : f32[16,32]
+        %7 = param() {name="bh", shape=[16]} : f32[16]
+        %8 = linear(%2, %6, %7) {act="gelu", quant="q4_0", int_rows=16} : f32[S,16]
+        return y=%5, z=%8
+      }`));
+  it("does not fire on a tied table, an input width not a multiple of 32, or a weight overridden to f32", () => {
+    const text = dedent(head + `
+        %3 = param() {name="wo", shape=[32,8]} : f32[32,8]
+        %4 = slice(%2) {start=0, size=8} : f32[S,8]
+        %5 = linear(%4, %3, %2) {residual=true} : f32[S,32]
+        %6 = param() {name="wh", shape=[16,32]} : f32[16,32]
+        %7 = linear(%5, %6) : f32[S,16]
+        %8 = linear(%5, %1) : f32[S,10]
+        return y=%7, logits=%8
+      }`);
+    expectRewrite((p) => quantizeWeights(p, { scheme: "int8", overrides: [{ pattern: "wh", scheme: "f32" }] }), text, text);
+  });
+});
+
 describe("fuse-norm", () => {
   const head = `
       graph forward {
@@ -581,4 +620,38 @@ describe("pipeline on the example models", () => {
       expect(p.graphs.flatMap((g) => g.nodes).some((n) => n.op === "matmul" || n.op === "transpose")).toBe(false);
     });
   }
+});
+
+describe("passes and the parameter map", () => {
+  it("each pass that makes parameters returns them in a new map and leaves its input's map as it was", () => {
+    let p = program(dedent(`
+      graph forward {
+        %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+        %1 = param() {name="emb", shape=[10,32]} : f32[10,32]
+        %2 = embedding(%1, %0) : f32[S,32]
+        %3 = param() {name="g", shape=[32]} : f32[32]
+        %4 = rmsnorm(%2, %3) {eps=0.00001} : f32[S,32]
+        %5 = param() {name="wq", shape=[32,32]} : f32[32,32]
+        %6 = transpose(%5) : f32[32,32]
+        %7 = linear(%4, %6) : f32[S,32]
+        %8 = param() {name="wk", shape=[32,32]} : f32[32,32]
+        %9 = linear(%4, %8) : f32[S,32]
+        %10 = add(%7, %9) : f32[S,32]
+        return y=%10
+      }`));
+    const steps: [string, (p: Program) => Program, string][] = [
+      ["fold-transpose", foldTranspose, "wq^T"],
+      ["fuse-qkv", fuseQkv, "cat(wq^T, wk)"],
+      ["fuse-norm", fuseNorm, "cat(wq^T, wk)*g"],
+      ["quantize-weights", (x) => quantizeWeights(x, { scheme: "int8" }), "cat(wq^T, wk)*g@q8_0"],
+    ];
+    for (const [name, pass, made] of steps) {
+      const before = [...p.params.keys()];
+      const out = pass(p);
+      expect([...p.params.keys()], name).toEqual(before);
+      expect(out.params, name).not.toBe(p.params);
+      expect([...out.params.keys()], name).toEqual([...before, made]);
+      p = out;
+    }
+  });
 });

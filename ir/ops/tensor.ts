@@ -1,0 +1,128 @@
+// Leaves (inputs, parameters), lookups and ops that move values without arithmetic.
+
+import { dims, int, ints, oneOf, optional, string } from "../attrs.js";
+import { type InputKind, QUANT_SCHEMES, formatType, rowWidth } from "../types.js";
+import { type OpDef, defineOp, expect, expectF32, f32, lastDim } from "./def.js";
+
+const INPUT_KINDS = ["tokens", "segments", "padding", "state"] as const satisfies readonly InputKind[];
+const rowsOf = (v: ArrayLike<number>, width: number) => v.length / width;
+
+export const tensorOps = {
+  /** An entry's input, fed per call (attr kind says how, see InputKind). */
+  input: defineOp({
+    attrs: { name: string, kind: oneOf(INPUT_KINDS), dtype: oneOf(["f32", "i32"]), shape: dims },
+    arity: 0,
+    roles: [],
+    traits: [],
+    infer: (_, a) => ({ dtype: a.dtype, shape: a.shape }),
+    interp: (_, a, _n, _t, st) => st.inputs(a.name),
+  }),
+  /** A parameter of the program (attr quant: stored quantized in that scheme, see quantize-weights). */
+  param: defineOp({
+    attrs: { name: string, shape: ints, quant: optional(oneOf(QUANT_SCHEMES)) },
+    arity: 0,
+    roles: [],
+    traits: ["pure"],
+    infer: (_, a) => f32(a.shape),
+    interp: (_, a, _n, _t, st) => st.params(a.name),
+  }),
+  /** Absolute positions past..past+rows-1 of the rows of x. */
+  positions: defineOp({
+    attrs: {},
+    arity: 1,
+    roles: ["activation"],
+    traits: [],
+    infer: ([x]) => ({ dtype: "i32", shape: [x.shape[0]] }),
+    interp: ([x], _a, _n, [t], st) => {
+      const rows = t.shape.length === 1 ? x.length : rowsOf(x, rowWidth(t.shape));
+      return Int32Array.from({ length: rows }, (_, i) => st.past + i);
+    },
+  }),
+  /** Rows of a table [V, D] picked by ids. */
+  embedding: defineOp({
+    attrs: {},
+    arity: 2,
+    roles: ["table", "ids"],
+    traits: ["pure", "rowwise"],
+    infer: ([table, ids]) => {
+      expectF32(table, "embedding table");
+      expect(table.shape.length === 2, `embedding table must be 2-D, got ${formatType(table)}`);
+      expect(ids.dtype === "i32" && ids.shape.length === 1, `embedding ids must be i32[rows], got ${formatType(ids)}`);
+      return f32([ids.shape[0], table.shape[1]]);
+    },
+    interp: ([table, ids], _a, _n, [tt]) => {
+      const [V, D] = tt.shape as number[];
+      const out = new Float32Array(ids.length * D);
+      ids.forEach((id, r) => {
+        if (id < 0 || id >= V) throw new RangeError(`id ${id} is outside the table of ${V} rows`);
+        out.set(table.subarray(id * D, id * D + D), r * D);
+      });
+      return out;
+    },
+  }),
+  /** Swaps the last two dims: a matrix transpose of a 2-D parameter, or a per-row transpose of x[R, A, B]. */
+  transpose: defineOp({
+    attrs: {},
+    arity: 1,
+    roles: ["activation"],
+    traits: ["pure", "rowwise"],
+    infer: ([x]) => {
+      expect(x.shape.length === 2 || x.shape.length === 3, `transpose takes a 2-D or 3-D tensor, got ${formatType(x)}`);
+      const s = [...x.shape];
+      [s[s.length - 2], s[s.length - 1]] = [s[s.length - 1], s[s.length - 2]];
+      return { dtype: x.dtype, shape: s };
+    },
+    interp: ([x], _a, _n, [t]) => {
+      const [A, B] = t.shape.slice(-2) as number[];
+      const out = new Float32Array(x.length);
+      for (let base = 0; base < x.length; base += A * B)
+        for (let i = 0; i < A; i++) for (let j = 0; j < B; j++) out[base + j * A + i] = x[base + i * B + j];
+      return out;
+    },
+  }),
+  /** New trailing dims for each row: x[R, ...] → [R, ...shape] with the same row width. */
+  reshape: defineOp({
+    attrs: { shape: ints },
+    arity: 1,
+    roles: ["activation"],
+    traits: ["pure", "rowwise"],
+    infer: ([x], a) => {
+      const w = x.shape.length > 1 ? rowWidth(x.shape) : 1;
+      expect(a.shape.every((d) => Number.isInteger(d) && d > 0), `reshape: dims must be positive integers, got [${a.shape.join(", ")}]`);
+      expect(a.shape.reduce((p, d) => p * d, 1) === w, `reshape: [${a.shape.join(", ")}] does not hold a row of ${w} values of ${formatType(x)}`);
+      return { dtype: x.dtype, shape: [x.shape[0], ...a.shape] };
+    },
+    interp: ([x]) => x.slice(),
+  }),
+  /** The last row of x (generation needs only the last position's logits). */
+  last_row: defineOp({
+    attrs: {},
+    arity: 1,
+    roles: ["activation"],
+    traits: ["pure"],
+    infer: ([x]) => ({ dtype: x.dtype, shape: [1, ...x.shape.slice(1)] }),
+    interp: ([x], _a, _n, [t]) => {
+      const w = t.shape.length > 1 ? rowWidth(t.shape) : 1;
+      return x.slice(x.length - w);
+    },
+  }),
+  /** Columns start..start+size-1 of the last dimension. */
+  slice: defineOp({
+    attrs: { start: int, size: int },
+    arity: 1,
+    roles: ["activation"],
+    traits: ["pure", "rowwise"],
+    infer: ([x], a) => {
+      const D = lastDim(x);
+      expect(a.start >= 0 && a.start + a.size <= D, `slice [${a.start}, +${a.size}) is outside width ${D}`);
+      return { dtype: x.dtype, shape: [...x.shape.slice(0, -1), a.size] };
+    },
+    interp: ([x], a, _n, [t]) => {
+      const D = lastDim(t), { start, size } = a;
+      const R = x.length / D;
+      const out = new Float32Array(R * size);
+      for (let r = 0; r < R; r++) out.set(x.subarray(r * D + start, r * D + start + size), r * size);
+      return out;
+    },
+  }),
+} satisfies Record<string, OpDef>;
