@@ -117,3 +117,44 @@ function format(e: Expr): string {
 
 /** An operand of a prefix or postfix operator: bracketed unless a primary. */
 const operand = (e: Expr) => (e.kind === "binary" || e.kind === "unary" ? `(${format(e)})` : format(e));
+
+/** Whether a statement list returns on every path. */
+export function alwaysReturns(stmts: Stmt[]): boolean {
+  return stmts.some((s) => s.kind === "return" || (s.kind === "if" && alwaysReturns(s.then) && alwaysReturns(s.else)));
+}
+
+/** Every statement of a body, nested ones included, with an explicit stack. */
+export function* statements(stmts: Stmt[]): Generator<Stmt> {
+  const stack = [...stmts].reverse();
+  while (stack.length) {
+    const s = stack.pop()!;
+    yield s;
+    if (s.kind === "for") stack.push(...[...s.body].reverse());
+    if (s.kind === "if") stack.push(...[...s.then, ...s.else].reverse());
+  }
+}
+
+/** The expressions a statement evaluates itself (not those of nested statements). */
+export function exprsOf(s: Stmt): Expr[] {
+  switch (s.kind) {
+    case "let": case "assign": case "return": case "output": return [s.value];
+    case "for": return [s.from, s.to];
+    case "if": return [s.cond];
+  }
+}
+
+/** The calls in an expression, by callee name. */
+export function callsIn(e: Expr, out: { callee: string; span: Span }[]): void {
+  switch (e.kind) {
+    case "call":
+      out.push({ callee: e.callee, span: e.span });
+      e.args.forEach((a) => callsIn(a, out));
+      e.named.forEach((n) => callsIn(n.value, out));
+      break;
+    case "list": e.items.forEach((x) => callsIn(x, out)); break;
+    case "index": callsIn(e.target, out); callsIn(e.index, out); break;
+    case "unary": callsIn(e.operand, out); break;
+    case "binary": callsIn(e.left, out); callsIn(e.right, out); break;
+  }
+}
+

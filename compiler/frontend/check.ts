@@ -6,142 +6,15 @@
 // checks what depends on config values (shapes, integer bounds, tuple lengths).
 
 import { type Code, Diagnostic, DiagnosticList, type Span } from "../diagnostics.js";
-import { type BlockDecl, type ConfigField, type EntryDecl, type Expr, type ModelDecl, type Stmt, type WeightItem, formatExpr } from "./ast.js";
-import { type ArgKind, type BuiltinDef, builtins, positionalParams } from "./builtins.js";
+import { type BlockDecl, type ConfigField, type EntryDecl, type Expr, type ModelDecl, type Stmt, type WeightItem, alwaysReturns, callsIn, exprsOf, formatExpr, statements } from "./ast.js";
+import { type BuiltinDef, builtins, positionalParams } from "./builtins.js";
+import { ANY, BIAS, BOOL, INT, type Kind, NUM, PARAMS, STR, Scope, TENSOR, accepts, argWords, describeKind, isAny, isBool, isNum, isScalar, isTensor, join, literal } from "./kinds.js";
 
-/** What an expression evaluates to, as far as is known without the config. */
-export type Kind =
-  | { k: "int" } // an integer
-  | { k: "num" } // a number, integer or not
-  | { k: "bool" }
-  | { k: "str" }
-  | { k: "tensor" } // a tensor or a single parameter
-  | { k: "params" } // a per-layer parameter, indexed by layer
-  | { k: "bias" } // relative_bias(...)
-  | { k: "tuple"; items?: Kind[]; of?: Kind } // items when the length is known, else `of` for every item
-  | { k: "block"; decl: BlockDecl }
-  | { k: "any" }; // unknown: a block parameter, or a value whose kind depends on the config
-
-const INT: Kind = { k: "int" }, NUM: Kind = { k: "num" }, BOOL: Kind = { k: "bool" }, STR: Kind = { k: "str" };
-const TENSOR: Kind = { k: "tensor" }, PARAMS: Kind = { k: "params" }, BIAS: Kind = { k: "bias" }, ANY: Kind = { k: "any" };
-
-export function describeKind(t: Kind): string {
-  switch (t.k) {
-    case "int": return "an int";
-    case "num": return "a number";
-    case "bool": return "a bool";
-    case "str": return "a string";
-    case "tensor": return "a tensor";
-    case "params": return "a per-layer parameter";
-    case "bias": return "a relative bias";
-    case "tuple": return t.items ? `a tuple of ${t.items.length}` : "a tuple";
-    case "block": return `block '${t.decl.name}'`;
-    case "any": return "a value";
-  }
-}
-
-const isAny = (t: Kind) => t.k === "any";
-const isNum = (t: Kind) => t.k === "int" || t.k === "num" || isAny(t);
-const isTensor = (t: Kind) => t.k === "tensor" || isAny(t);
-const isBool = (t: Kind) => t.k === "bool" || isAny(t);
-const isScalar = (t: Kind) => isNum(t) || t.k === "bool" || t.k === "str";
-
-/** The kind of a value that is `a` on one path and `b` on another. */
-function join(a: Kind, b: Kind): Kind {
-  if (a.k === b.k) {
-    if (a.k === "block") return a.decl === (b as typeof a).decl ? a : ANY;
-    if (a.k === "tuple") return a.items?.length === (b as typeof a).items?.length ? a : { k: "tuple" };
-    return a;
-  }
-  if (isNum(a) && isNum(b) && !isAny(a) && !isAny(b)) return NUM;
-  return ANY;
-}
-
-/** Whether a builtin's parameter of `kind` can take a value of kind `t`. */
-function accepts(kind: ArgKind, t: Kind): boolean {
-  if (isAny(t)) return true;
-  switch (kind) {
-    case "tensor": return t.k === "tensor";
-    case "number": case "int": return isNum(t);
-    case "bool": return t.k === "bool";
-    case "bias": return t.k === "bias";
-    case "parts": return isNum(t) || t.k === "tuple";
-    case "dims": return t.k === "tuple";
-  }
-}
-const argWords: Record<ArgKind, string> = {
-  tensor: "a tensor", number: "a number", int: "an integer", bool: "true or false", bias: "relative_bias(...)", parts: "a count or a list of widths", dims: "a list of integers",
-};
-
-/** A number written in the source (`3`, `-1.5`), or undefined. */
-function literal(e: Expr): number | undefined {
-  if (e.kind === "num") return e.value;
-  if (e.kind === "unary" && e.op === "-" && e.operand.kind === "num") return -e.operand.value;
-  return undefined;
-}
-
-class Scope {
-  private readonly vars = new Map<string, Kind>();
-  constructor(readonly parent?: Scope) {}
-  get(name: string): Kind | undefined {
-    return this.vars.get(name) ?? this.parent?.get(name);
-  }
-  define(name: string, t: Kind) {
-    this.vars.set(name, t);
-  }
-  /** The scope that declares `name`, if any. */
-  owner(name: string): Scope | undefined {
-    return this.vars.has(name) ? this : this.parent?.owner(name);
-  }
-  set(name: string, t: Kind) {
-    this.vars.set(name, t);
-  }
-}
 
 /** Where a body is: a block (whose returns are collected) or an entry. */
 interface Frame {
   block?: BlockDecl;
   returns: Kind[];
-}
-
-/** Whether a statement list returns on every path. */
-function alwaysReturns(stmts: Stmt[]): boolean {
-  return stmts.some((s) => s.kind === "return" || (s.kind === "if" && alwaysReturns(s.then) && alwaysReturns(s.else)));
-}
-
-/** Every statement of a body, nested ones included, with an explicit stack. */
-function* statements(stmts: Stmt[]): Generator<Stmt> {
-  const stack = [...stmts].reverse();
-  while (stack.length) {
-    const s = stack.pop()!;
-    yield s;
-    if (s.kind === "for") stack.push(...[...s.body].reverse());
-    if (s.kind === "if") stack.push(...[...s.then, ...s.else].reverse());
-  }
-}
-
-/** The expressions a statement evaluates itself (not those of nested statements). */
-function exprsOf(s: Stmt): Expr[] {
-  switch (s.kind) {
-    case "let": case "assign": case "return": case "output": return [s.value];
-    case "for": return [s.from, s.to];
-    case "if": return [s.cond];
-  }
-}
-
-/** The calls in an expression, by callee name. */
-function callsIn(e: Expr, out: { callee: string; span: Span }[]): void {
-  switch (e.kind) {
-    case "call":
-      out.push({ callee: e.callee, span: e.span });
-      e.args.forEach((a) => callsIn(a, out));
-      e.named.forEach((n) => callsIn(n.value, out));
-      break;
-    case "list": e.items.forEach((x) => callsIn(x, out)); break;
-    case "index": callsIn(e.target, out); callsIn(e.index, out); break;
-    case "unary": callsIn(e.operand, out); break;
-    case "binary": callsIn(e.left, out); callsIn(e.right, out); break;
-  }
 }
 
 export class Checker {

@@ -6,69 +6,14 @@
 // list of operands and operators, folded by precedence, so only brackets make the parser
 // recurse; limits.ts bounds their depth, and the tree's, before anything recurses on them.
 
-import {
-  EmbeddedActionsParser, type IParserErrorMessageProvider, type IRecognitionException, type IToken, type TokenType, defaultParserErrorProvider,
-} from "chevrotain";
+import { EmbeddedActionsParser, type IRecognitionException, type IToken } from "chevrotain";
 import { Diagnostic, DiagnosticList, sourceLines, type Span } from "../diagnostics.js";
 import type { BlockDecl, ConfigField, ConfigItem, EntryDecl, EntryInput, Expr, ModelDecl, Stmt, WeightItem, WeightsDecl } from "./ast.js";
 import * as T from "./lexer.js";
+import { binaryOps, foldBinary } from "./operators.js";
+import { messages } from "./syntax-messages.js";
 import { MAX_ERRORS, MAX_SOURCE_BYTES, MAX_TOKENS, type Problem, checkTokenDepth, checkTreeDepth, utf8Length } from "./limits.js";
 
-const label = (t: TokenType) => (t.LABEL ?? t.name);
-/** What a user would call the thing each rule parses, where naming its first tokens would not do. */
-const ruleWords: Record<string, string> = {
-  model: "a config, weights, block or entry declaration",
-  stmt: "a statement (let, for, if, return, output or an assignment)",
-  weightItem: "a parameter declaration or a for loop",
-  expr: "an expression",
-  operand: "an expression",
-};
-/** The tokens that may come next, as words: "a name or '['". */
-function expectedWords(ruleName: string, paths: TokenType[][]): string {
-  const words = [...new Set(paths.map((p) => p[0]).filter((t) => t !== undefined).map(label))];
-  if (ruleWords[ruleName] || words.length === 0 || words.length > 4) return ruleWords[ruleName] ?? "an expression";
-  return words.length === 1 ? words[0] : `${words.slice(0, -1).join(", ")} or ${words[words.length - 1]}`;
-}
-const found = (t: IToken) => (t.image === "" ? "end of file" : `'${T.shownText(t.image)}'`);
-
-/** Words syntax errors for DSL users rather than for grammar authors. */
-const messages: IParserErrorMessageProvider = {
-  ...defaultParserErrorProvider,
-  buildMismatchTokenMessage: ({ expected, actual }) => `expected ${label(expected)} but found ${found(actual)}`,
-  buildNotAllInputParsedMessage: ({ firstRedundant }) => `unexpected ${found(firstRedundant)} after the end of the model`,
-  buildNoViableAltMessage: ({ expectedPathsPerAlt, actual, ruleName }) => `expected ${expectedWords(ruleName, expectedPathsPerAlt.flat())} but found ${found(actual[0])}`,
-  buildEarlyExitMessage: ({ expectedIterationPaths, actual, ruleName }) => `expected ${expectedWords(ruleName, expectedIterationPaths)} but found ${found(actual[0])}`,
-};
-
-/** Binding strength of the binary operators; all associate to the left. */
-const precedence: Record<string, number> = {
-  "||": 1, "&&": 2,
-  "==": 3, "!=": 3, "<=": 3, ">=": 3, "<": 3, ">": 3,
-  "+": 4, "-": 4,
-  "*": 5, "/": 5, "@": 5, "%": 5,
-};
-const binaryOps = [T.OrOr, T.AndAnd, T.EqEq, T.NotEq, T.LtEq, T.GtEq, T.Lt, T.Gt, T.Plus, T.Minus, T.Star, T.Slash, T.At, T.Percent];
-
-/** Folds `a op b op c ...` by precedence with two stacks (no recursion, however long the chain). */
-function foldBinary(operands: Expr[], ops: { op: string; span: Span }[]): Expr {
-  const values: Expr[] = [operands[0]];
-  const pending: { op: string; span: Span }[] = [];
-  const reduce = () => {
-    const { op, span } = pending.pop()!;
-    const right = values.pop()!;
-    const left = values.pop()!;
-    values.push({ kind: "binary", op, left, right, span });
-  };
-  ops.forEach((o, i) => {
-    while (pending.length && precedence[pending[pending.length - 1].op] >= precedence[o.op]) reduce();
-    pending.push(o);
-    values.push(operands[i + 1]);
-  });
-  while (pending.length) reduce();
-  return values[0];
-}
-
-/** Thrown to stop a parse once it has found MAX_ERRORS syntax errors. */
 class TooManyErrors extends Error {}
 
 /** chevrotain's own recorder of syntax errors (internal, so absent from its typings). */
