@@ -13,28 +13,12 @@ import { Diagnostic, InputError, type Span } from "../diagnostics.js";
 import { type WeightSource, shown } from "../weights/source.js";
 import { type BlockDecl, type ConfigField, type ConfigRequire, type EntryDecl, type Expr, type ModelDecl, type Stmt, type WeightItem, formatExpr } from "./ast.js";
 import { bindArgs, builtins } from "./builtins.js";
+import { binary } from "./operations.js";
+import { MAX_CALL_DEPTH, MAX_CONTEXT, MAX_DEPTH, MAX_ELEMENTS, MAX_NODES, MAX_STEPS, MAX_TRIPS } from "./limits.js";
 import { type BuiltinHost, type Value, describe } from "./values.js";
 
 export type { Value } from "./values.js";
 export type ConfigValue = number | boolean | string;
-
-/** The most iterations of one loop. */
-export const MAX_TRIPS = 65_536;
-/** The most loop iterations and block calls of a whole elaboration, weights and entries together. */
-export const MAX_STEPS = 1 << 20;
-/** The deepest nesting of block calls. */
-export const MAX_CALL_DEPTH = 64;
-/**
- * The deepest nesting of statements and expressions, counted through block calls: the
- * elaborator recurses once per level, so this keeps it well inside the JS stack.
- */
-export const MAX_DEPTH = 1024;
-/** The most IR nodes of one entry's graph. */
-export const MAX_NODES = 1 << 17;
-/** The most elements of one tensor: 2^30 f32 values fill a 4 GiB WebAssembly memory. */
-export const MAX_ELEMENTS = 2 ** 30;
-/** The longest context compiled, whatever the model's max_context. */
-export const MAX_CONTEXT = 1 << 20;
 
 export interface ElaborateOptions {
   /** Longest sequence to compile for; defaults to the model's `max_context` config field, at most 2048, else 512. */
@@ -568,7 +552,7 @@ export class Elaborator implements BuiltinHost {
         return { kind: "tensor", id: this.node("scale", [this.tensor(v, e.span)], { by: -1 }, e.span) };
       }
       case "binary":
-        return this.binary(e, this.eval(e.left, scope), this.eval(e.right, scope));
+        return binary(this, e, this.eval(e.left, scope), this.eval(e.right, scope));
       case "call": {
         const f = scope.get(e.callee);
         const args = e.args.map((a) => this.eval(a, scope));
@@ -585,52 +569,6 @@ export class Elaborator implements BuiltinHost {
         return b.run(this, bindArgs(e.callee, b, this, { args, argSpans: e.args.map((a) => a.span), named, span: e.span }));
       }
     }
-  }
-
-  private binary(e: Extract<Expr, { kind: "binary" }>, l: Value, r: Value): Value {
-    const op = e.op;
-    if (typeof l === "number" && typeof r === "number") {
-      switch (op) {
-        case "+": return l + r;
-        case "-": return l - r;
-        case "*": return l * r;
-        case "/": return l / r;
-        case "%": return l % r;
-        case "<": return l < r;
-        case ">": return l > r;
-        case "<=": return l <= r;
-        case ">=": return l >= r;
-      }
-    }
-    if (op === "==") return l === r;
-    if (op === "!=") return l !== r;
-    if (typeof l === "boolean" && typeof r === "boolean") {
-      if (op === "&&") return l && r;
-      if (op === "||") return l || r;
-    }
-    const isT = (v: Value) => typeof v === "object" && (v.kind === "tensor" || v.kind === "param");
-    const T = (id: number): Value => ({ kind: "tensor", id });
-    const scale = (t: Value, by: number, span: Span) => {
-      if (!Number.isFinite(by)) throw new Diagnostic(`'${op}' would scale a tensor by ${by}`, e.span, { code: "WF210" });
-      return T(this.node("scale", [this.tensor(t, span)], { by }, e.span));
-    };
-    if (isT(l) && typeof r === "number" && (op === "*" || op === "/")) return scale(l, op === "*" ? r : 1 / r, e.left.span);
-    if (typeof l === "number" && isT(r) && op === "*") return scale(r, l, e.right.span);
-    if (isT(l) && isT(r)) {
-      let a = this.tensor(l, e.left.span), b = this.tensor(r, e.right.span);
-      switch (op) {
-        case "@":
-          return T(this.node("matmul", [a, b], {}, e.span));
-        case "-":
-          return T(this.node("add", [a, this.node("scale", [b], { by: -1 }, e.span)], {}, e.span));
-        case "+":
-        case "*":
-          // broadcasting takes the larger operand first
-          if (this.g.type(a).shape.length < this.g.type(b).shape.length) [a, b] = [b, a];
-          return T(this.node(op === "*" ? "mul" : "add", [a, b], {}, e.span));
-      }
-    }
-    throw new Diagnostic(`'${op}' cannot combine ${describe(l)} and ${describe(r)}`, e.span, { code: "WF204" });
   }
 }
 

@@ -93,3 +93,23 @@ export function checkTreeDepth(m: ModelDecl): Problem | undefined {
   }
   return undefined;
 }
+
+// Budgets of elaboration (elaborate.ts), each a located diagnostic when exceeded.
+
+/** The most iterations of one loop. */
+export const MAX_TRIPS = 65_536;
+/** The most loop iterations and block calls of a whole elaboration, weights and entries together. */
+export const MAX_STEPS = 1 << 20;
+/** The deepest nesting of block calls. */
+export const MAX_CALL_DEPTH = 64;
+/**
+ * The deepest nesting of statements and expressions, counted through block calls: the
+ * elaborator recurses once per level, so this keeps it well inside the JS stack.
+ */
+export const MAX_DEPTH = 1024;
+/** The most IR nodes of one entry's graph. */
+export const MAX_NODES = 1 << 17;
+/** The most elements of one tensor: 2^30 f32 values fill a 4 GiB WebAssembly memory. */
+export const MAX_ELEMENTS = 2 ** 30;
+/** The longest context compiled, whatever the model's max_context. */
+export const MAX_CONTEXT = 1 << 20;

@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from "vitest";
 import { Diagnostic, DiagnosticList, formatDiagnostic } from "../../compiler/diagnostics.js";
-import { MAX_CALL_DEPTH, MAX_DEPTH, MAX_ELEMENTS, MAX_TRIPS } from "../../compiler/frontend/elaborate.js";
+import { MAX_CALL_DEPTH, MAX_DEPTH, MAX_ELEMENTS, MAX_TRIPS } from "../../compiler/frontend/limits.js";
 import { programFromSource } from "../../compiler/load.js";
 import type { WeightSource } from "../../compiler/weights/source.js";
 

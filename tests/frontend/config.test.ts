@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Diagnostic, DiagnosticList, formatDiagnostic } from "../../compiler/diagnostics.js";
 import type { ConfigField } from "../../compiler/frontend/ast.js";
-import { MAX_CONTEXT, MAX_TRIPS } from "../../compiler/frontend/elaborate.js";
+import { MAX_CONTEXT, MAX_TRIPS } from "../../compiler/frontend/limits.js";
 import { parseModel } from "../../compiler/frontend/parser.js";
 import { type GgufKVEntry, encodeGgufHeader } from "../../compiler/export/gguf.js";
 import { loadProgram, openWeights, programFromSource, readHfConfig } from "../../compiler/load.js";
