@@ -57,6 +57,8 @@ export interface Manifest {
     control?: number;
     /** Most threads the kernels have scratch for. */
     max_threads?: number;
+    /** Each KV cache: addresses of its keys and values, `context` rows of k_width / v_width f32 each, row r at base + r · width · 4. */
+    kv?: { k: number; v: number; k_width: number; v_width: number }[];
   };
   features: string[];
   /** Module files and the features each needs; the runtime runs the most capable one the host has. */

@@ -1,13 +1,17 @@
 // Loads a compiled artifact into a WebAssembly instance and runs its entries. No Node-only
 // imports: the same code runs in browsers, fed ArrayBuffers.
 
-import type { Manifest, ManifestEntry } from "./manifest.js";
+import { type Manifest, type ManifestEntry, layoutOf } from "./manifest.js";
 import { CONTROL } from "./control.js";
 import { ArtifactError, reason, show } from "./errors.js";
 import type { ThreadHost } from "./threads.js";
 import { checkModule, validateManifest } from "./validate.js";
 
 export { ArtifactError } from "./errors.js";
+
+/** The first 4 bytes of a saved state ("WFKV"), and its header's format number. */
+const STATE_MAGIC = 0x564b4657;
+const STATE_FORMAT = 1;
 
 /**
  * weights.bin: its bytes, a stream of them (a browser's `(await fetch(url)).body`), or a
@@ -80,6 +84,11 @@ async function fill(w: WeightsInput, into: Uint8Array, size: (n: number) => void
 export class Model {
   /** Rows already in the KV cache. */
   past = 0;
+  /**
+   * The ids whose keys and values the KV cache holds, in order (past of them): generate
+   * compares a new prompt with them and prefills only what differs.
+   */
+  readonly tokens: number[] = [];
   /** Rows of the current state inputs (e.g. the encoder output the decoder attends to). */
   private stateRows = 0;
   private readonly exports: Record<string, (rows: number, past: number, erows: number) => void>;
@@ -173,6 +182,86 @@ export class Model {
   /** Forgets the KV cache (and any state), starting a new sequence. */
   reset() {
     this.past = 0;
+    this.tokens.length = 0;
+  }
+
+  /** Keeps the first `rows` rows of the KV cache and forgets the rest (nothing is copied). */
+  rewind(rows: number) {
+    if (!Number.isInteger(rows) || rows < 0 || rows > this.past) throw new ArtifactError("WF510", `rewind: rows should be an integer in [0, ${this.past}] (the rows cached), got ${show(rows)}`);
+    this.past = rows;
+    this.tokens.length = rows;
+  }
+
+  /**
+   * The KV state as bytes: the cached rows of every cache and their ids, tagged with the
+   * artifact's layout, so that restoreState on a model of the same artifact continues exactly
+   * where this one stands (e.g. after a long system prompt).
+   */
+  saveState(): Uint8Array {
+    const kv = this.kvLayout("saveState");
+    const rowBytes = kv.reduce((a, c) => a + (c.k_width + c.v_width) * 4, 0);
+    const header = new TextEncoder().encode(JSON.stringify({ format: STATE_FORMAT, layout: this.fingerprint(), past: this.past, tokens: this.tokens }));
+    const out = new Uint8Array(8 + header.byteLength + this.past * rowBytes);
+    new DataView(out.buffer).setUint32(0, STATE_MAGIC, true);
+    new DataView(out.buffer).setUint32(4, header.byteLength, true);
+    out.set(header, 8);
+    let at = 8 + header.byteLength;
+    for (const c of kv)
+      for (const [base, width] of [[c.k, c.k_width], [c.v, c.v_width]]) {
+        const n = this.past * width * 4;
+        out.set(new Uint8Array(this.memory.buffer, base, n), at);
+        at += n;
+      }
+    return out;
+  }
+
+  /** Restores bytes from saveState of a model of the same artifact; anything else is WF510. */
+  restoreState(bytes: Uint8Array) {
+    const kv = this.kvLayout("restoreState");
+    const bad = (why: string) => new ArtifactError("WF510", `restoreState: ${why}`);
+    if (!(bytes instanceof Uint8Array) || bytes.byteLength < 8) throw bad(`expected the bytes saveState returned, got ${show(bytes)}`);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (view.getUint32(0, true) !== STATE_MAGIC) throw bad("these bytes are not a saved state");
+    const headerBytes = view.getUint32(4, true);
+    if (8 + headerBytes > bytes.byteLength) throw bad("the saved state is truncated");
+    let header: { format?: unknown; layout?: unknown; past?: unknown; tokens?: unknown };
+    try {
+      header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerBytes)));
+    } catch {
+      throw bad("the saved state's header is not valid");
+    }
+    if (header.format !== STATE_FORMAT) throw bad(`a saved state of format ${show(header.format)}, this runtime reads ${STATE_FORMAT}`);
+    if (header.layout !== this.fingerprint()) throw bad("the state was saved by another artifact (its layout differs)");
+    const past = header.past, tokens = header.tokens;
+    if (!Number.isInteger(past) || (past as number) < 0 || (past as number) > this.manifest.context) throw bad(`past = ${show(past)} is outside [0, ${this.manifest.context}]`);
+    if (!Array.isArray(tokens) || tokens.length !== past || !tokens.every((t) => Number.isInteger(t) && t >= 0)) throw bad("its token list does not match its rows");
+    const rowBytes = kv.reduce((a, c) => a + (c.k_width + c.v_width) * 4, 0);
+    if (bytes.byteLength !== 8 + headerBytes + (past as number) * rowBytes) throw bad(`${bytes.byteLength} bytes for ${past} rows of ${rowBytes}`);
+    let at = 8 + headerBytes;
+    for (const c of kv)
+      for (const [base, width] of [[c.k, c.k_width], [c.v, c.v_width]]) {
+        const n = (past as number) * width * 4;
+        new Uint8Array(this.memory.buffer, base, n).set(bytes.subarray(at, at + n));
+        at += n;
+      }
+    this.past = past as number;
+    this.tokens.length = 0;
+    this.tokens.push(...(tokens as number[]));
+  }
+
+  private kvLayout(call: string) {
+    if (this.manifest.kind !== "causal-lm") throw new ArtifactError("WF511", `${call}: only a causal LM's state can be saved (this artifact is ${this.manifest.kind})`);
+    const kv = this.manifest.memory.kv;
+    if (!kv) throw new ArtifactError("WF511", `${call}: the manifest does not locate the KV caches (memory.kv): recompile the artifact`);
+    return kv;
+  }
+
+  /** What identifies the artifact's compiled layout in a saved state. */
+  private fingerprint(): string {
+    const text = JSON.stringify(layoutOf(this.manifest));
+    let h = 0x811c9dc5;
+    for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+    return `${this.manifest.model}:${(h >>> 0).toString(16)}`;
   }
 
   /**
@@ -227,7 +316,10 @@ export class Model {
       else new Float32Array(this.memory.buffer, inp.offset, rows).set(src ?? new Float32Array(rows).fill(1));
     }
     this.exports[e.name](rows, past, this.stateRows);
-    if (e.cached) this.past += rows;
+    if (e.cached) {
+      this.past += rows;
+      for (let i = 0; i < rows; i++) this.tokens.push(inputs.ids[i]);
+    }
     const out: Record<string, Float32Array> = {};
     e.outputs.forEach((o, i) => {
       // filled by set(): V8's slice() of a view on wasm memory copies ~8× slower (0.6-0.8 ms

@@ -106,6 +106,14 @@ export function validateManifest(json: unknown, file = "manifest.json"): Manifes
   f.int(mem.activation_bytes, "memory.activation_bytes", 0);
   if (mem.control !== undefined) within("memory.control", "the thread control block", f.address(mem.control, "memory.control"), CONTROL.bytes);
   if (mem.max_threads !== undefined) f.int(mem.max_threads, "memory.max_threads", 1, I32_MAX);
+  if (mem.kv !== undefined)
+    f.array(mem.kv, "memory.kv").forEach((x, i) => {
+      const c = f.object(x, `memory.kv[${i}]`);
+      for (const part of ["k", "v"] as const) {
+        const width = f.int(c[`${part}_width`], `memory.kv[${i}].${part}_width`, 1, I32_MAX);
+        within(`memory.kv[${i}].${part}`, `a cache of ${context} rows of ${width}`, f.address(c[part], `memory.kv[${i}].${part}`), context * width * 4);
+      }
+    });
 
   f.array(m.features, "features").forEach((x, i) => f.string(x, `features[${i}]`));
   f.array(m.variants, "variants", true).forEach((x, i) => {

@@ -96,8 +96,8 @@ describe("threads", () => {
     const p = runPipeline(loadProgram(join(root, "examples", "gpt2.wf"), join(root, "examples", "tiny-gpt2")), {}, withQuantization(passes, "int8"));
     const a = await load(p, 1), b = await load(p, 2);
     expect(b.run("forward", { ids: prompt }).logits).toEqual(a.run("forward", { ids: prompt }).logits);
-    const ga = generate(a, prompt, { maxNewTokens: 12, stopAtEos: false }).ids;
-    expect(generate(b, prompt, { maxNewTokens: 12, stopAtEos: false }).ids).toEqual(ga);
+    const ga = (await generate(a, prompt, { maxNewTokens: 12, stopAtEos: false })).ids;
+    expect((await generate(b, prompt, { maxNewTokens: 12, stopAtEos: false })).ids).toEqual(ga);
   });
 
   it("the runtime picks the threaded module only when asked for threads", () => {

@@ -1,10 +1,13 @@
 // The commands: each one's options as a table (compiler/cli/options.ts) and what it does.
 
 import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { meanNll } from "../../runtime/eval.js";
-import { generate } from "../../runtime/generate.js";
+import { stream as generateStream } from "../../runtime/generate.js";
+import type { Manifest } from "../../runtime/manifest.js";
 import type { Model } from "../../runtime/model.js";
-import { loadArtifact, loadArtifactTokenizer } from "../../runtime/node.js";
+import { loadArtifact, loadArtifactTokenizer, readManifest } from "../../runtime/node.js";
+import type { TextTokenizer } from "../../runtime/tokenizer.js";
 import { encodeNpy } from "../../runtime/npy.js";
 import { compileModel } from "../compile.js";
 import { InputError } from "../diagnostics.js";
@@ -15,7 +18,7 @@ import { passes, runPipeline, selectPasses, withQuantization } from "../passes/m
 import { QUANTIZE_CHOICES, parseOverride } from "../passes/quantize-weights.js";
 import { type Progress, terminalProgress } from "../progress.js";
 import { fsReason, isFsError } from "./errors.js";
-import { type CommandSpec, type Writer, checkedBy, command, ids, int, nonNegativeNumber, oneOf, optionError, path, text, usageError } from "./options.js";
+import { type CommandSpec, type Writer, checkedBy, command, ids, int, nonNegativeNumber, numberIn, oneOf, optionError, path, text, usageError } from "./options.js";
 
 /** Progress lines on `stream` when it is a terminal. */
 const progressOn = (stream: Writer): Progress | undefined => ((stream as NodeJS.WriteStream).isTTY ? terminalProgress(stream as NodeJS.WriteStream) : undefined);
@@ -26,6 +29,13 @@ const weights = { kind: path, arg: "PATH", required: true, help: "Hugging Face f
 const context = { kind: int({ min: 1 }), arg: "N", help: "longest sequence to support (default: the model's, at most 2048)" } as const;
 const force = (what: string) => ({ kind: "flag", help: `replace --out even if it is not ${what} (never the current folder, a folder above it, the home folder, / or an input)` }) as const;
 const threads = { kind: int({ min: 1, max: 256 }), arg: "N", default: "1", help: "threads running the matrix kernels (model.threads.wasm above 1)" } as const;
+/** --threads of the commands that generate: by default every core, where the artifact has the threaded module. */
+const autoThreads = { kind: int({ min: 1, max: 256 }), arg: "N", help: "threads running the matrix kernels (default: the machine's cores, when the artifact has model.threads.wasm; else 1)" } as const;
+function threadsFor(given: number | undefined, man: Manifest): number {
+  if (given !== undefined) return given;
+  if (!man.variants.some((v) => v.features.includes("threads"))) return 1;
+  return Math.max(1, Math.min(availableParallelism(), man.memory.max_threads ?? 1));
+}
 const quantize = (help: string) => ({ kind: oneOf(QUANTIZE_CHOICES), arg: QUANTIZE_CHOICES.join("|"), help }) as const;
 
 /** The passes --disable-pass accepts: those code generation can do without. */
@@ -140,43 +150,80 @@ const run = command({
 });
 
 const generateCommand = command({
-  summary: "generate tokens from a prompt",
+  summary: "generate tokens from a prompt, printing the text as it is produced",
   positional: { arg: "ARTIFACT", help: "artifact folder of a causal LM or T5, from compile" },
   options: {
     prompt: { kind: text, arg: "TEXT", help: "the prompt as text (needs the artifact's tokenizer.json)" },
     "input-ids": { kind: ids, arg: "IDS", help: "the prompt as comma-separated token ids" },
     "max-new-tokens": { kind: int({ min: 0 }), arg: "N", default: "32", help: "tokens to generate" },
     temperature: { kind: nonNegativeNumber, arg: "T", default: "0", help: "0 picks the most likely token; above 0 samples from softmax(logits / T)" },
+    "top-k": { kind: int({ min: 0 }), arg: "K", default: "0", help: "sample from the K most likely tokens (0: all)" },
+    "top-p": { kind: numberIn(0, 1, true), arg: "P", default: "1", help: "sample from the most likely tokens holding probability P (1: all)" },
+    "min-p": { kind: numberIn(0, 1), arg: "P", default: "0", help: "drop tokens less likely than P × the most likely one" },
+    "repetition-penalty": { kind: numberIn(0, Infinity, true), arg: "R", default: "1", help: "divide positive logits of tokens already seen by R, multiply negative ones (1: off)" },
+    "presence-penalty": { kind: nonNegativeNumber, arg: "A", default: "0", help: "subtract A from the logits of generated tokens" },
+    "frequency-penalty": { kind: nonNegativeNumber, arg: "F", default: "0", help: "subtract F per occurrence from the logits of generated tokens" },
     seed: { kind: int(), arg: "S", default: "0", help: "seed of the sampler" },
+    stop: { kind: text, arg: "STR", repeatable: true, help: "stop where this text appears, leaving it out (needs the tokenizer)" },
     "ignore-eos": { kind: "flag", help: "keep going after an end-of-sequence token" },
-    json: { kind: "flag", help: 'print {"ids", "text", "prefill_tokens_per_s", "decode_tokens_per_s"}' },
-    threads,
+    json: { kind: "flag", help: 'print one object at the end: {"ids", "text", "stop_reason", "prefill_tokens_per_s", "decode_tokens_per_s"}' },
+    threads: autoThreads,
   },
   conflicts: [["prompt", "input-ids"]],
   async run(artifact, a, io) {
-    await withModel(artifact, a.threads, (model) => {
-      const man = model.manifest;
-      let tokenizer;
-      if (a.prompt !== undefined) {
-        if (!man.tokenizer) throw usageError(`--prompt needs a tokenizer, and ${artifact} has none (compile from a folder with tokenizer.json, or pass --input-ids)`);
-        tokenizer = loadArtifactTokenizer(artifact, man)!;
-      }
-      const prompt = a.prompt !== undefined ? tokenizer!.encode(a.prompt) : a["input-ids"];
-      if (!prompt?.length) throw usageError("give a non-empty --prompt or --input-ids");
-      if (a.prompt !== undefined && !a.json) io.stdout.write(a.prompt);
-      const r = generate(model, prompt, {
-        maxNewTokens: a["max-new-tokens"],
-        temperature: a.temperature,
-        seed: a.seed,
-        stopAtEos: !a["ignore-eos"],
-        onToken: tokenizer && !a.json ? (id) => io.stdout.write(tokenizer.decode([id])) : undefined,
-      });
-      if (a.json) {
-        io.stdout.write(JSON.stringify({ ids: r.ids, prefill_tokens_per_s: r.prefillTokensPerS, decode_tokens_per_s: r.decodeTokensPerS, ...(tokenizer ? { text: tokenizer.decode(r.ids) } : {}) }) + "\n");
-      } else {
-        if (!tokenizer) io.stdout.write(r.ids.join(","));
-        io.stdout.write("\n");
-        io.stderr.write(`prefill ${r.prefillTokensPerS.toFixed(1)} tokens/s, decode ${r.decodeTokensPerS.toFixed(1)} tokens/s${model.threads > 1 ? ` (${model.threads} threads)` : ""}\n`);
+    const man = readManifest(artifact);
+    let tokenizer: TextTokenizer | undefined;
+    if (a.prompt !== undefined || a.stop.length) {
+      const why = a.prompt !== undefined ? "--prompt" : "--stop";
+      if (!man.tokenizer) throw usageError(`${why} needs a tokenizer, and ${artifact} has none (compile from a folder with tokenizer.json${a.prompt !== undefined ? ", or pass --input-ids" : ""})`);
+      tokenizer = loadArtifactTokenizer(artifact, man)!;
+    } else if (man.tokenizer) {
+      tokenizer = loadArtifactTokenizer(artifact, man)!;
+    }
+    const prompt = a.prompt !== undefined ? tokenizer!.encode(a.prompt) : a["input-ids"];
+    if (!prompt?.length) throw usageError("give a non-empty --prompt or --input-ids");
+    if (a.stop.some((s) => s === "")) throw usageError("--stop needs a non-empty text");
+    return withModel(artifact, threadsFor(a.threads, man), async (model) => {
+      const abort = new AbortController();
+      const interrupt = () => abort.abort();
+      process.once("SIGINT", interrupt);
+      try {
+        const stream = generateStream(model, prompt, {
+          maxNewTokens: a["max-new-tokens"],
+          temperature: a.temperature,
+          topK: a["top-k"],
+          topP: a["top-p"],
+          minP: a["min-p"],
+          repetitionPenalty: a["repetition-penalty"],
+          presencePenalty: a["presence-penalty"],
+          frequencyPenalty: a["frequency-penalty"],
+          seed: a.seed,
+          stop: a.stop,
+          tokenizer,
+          stopAtEos: !a["ignore-eos"],
+          signal: abort.signal,
+        });
+        const printing = !a.json;
+        if (printing && a.prompt !== undefined) io.stdout.write(a.prompt);
+        let r;
+        for (;;) {
+          const step = await stream.next();
+          if (step.done) {
+            r = step.value;
+            break;
+          }
+          if (printing) io.stdout.write(tokenizer ? step.value.text : `${step.value.id},`);
+        }
+        if (a.json) {
+          io.stdout.write(JSON.stringify({ ids: r.ids, ...(r.text !== undefined ? { text: r.text } : {}), stop_reason: r.stopReason, prefill_tokens_per_s: r.prefillTokensPerS, decode_tokens_per_s: r.decodeTokensPerS }) + "\n");
+        } else {
+          io.stdout.write("\n");
+          io.stderr.write(`prefill ${r.prefillTokensPerS.toFixed(1)} tokens/s, decode ${r.decodeTokensPerS.toFixed(1)} tokens/s${model.threads > 1 ? ` (${model.threads} threads)` : ""}, stopped: ${r.stopReason}\n`);
+        }
+        // stopped by Ctrl-C: the shell's status for SIGINT
+        return r.stopReason === "abort" ? 130 : 0;
+      } finally {
+        process.off("SIGINT", interrupt);
       }
     });
   },

@@ -49,6 +49,18 @@ export const nonNegativeNumber: Kind<number> = {
   },
 };
 
+/** Finite decimal numbers in a range; `open` excludes the low end: numberIn(0, 1, true) is (0, 1]. */
+export function numberIn(lo: number, hi: number, open = false): Kind<number> {
+  const what = hi === Infinity ? `a finite number ${open ? ">" : "≥"} ${lo}` : `a number in ${open ? "(" : "["}${lo}, ${hi}]`;
+  return {
+    what,
+    parse(text) {
+      const n = Number(text);
+      return DECIMAL.test(text) && Number.isFinite(n) && (open ? n > lo : n >= lo) && n <= hi ? { value: n } : { found: text };
+    },
+  };
+}
+
 export function oneOf<const C extends string>(choices: readonly C[], what = `one of ${choices.join(", ")}`): Kind<C> {
   return { what, parse: (text) => ((choices as readonly string[]).includes(text) ? { value: text as C } : { found: text }) };
 }
@@ -117,7 +129,8 @@ export interface CommandSpec<O extends Record<string, OptionSpec> = Record<strin
   options: O;
   /** Pairs of options that cannot be given together. */
   conflicts?: readonly (readonly [keyof O & string, keyof O & string])[];
-  run(positional: string, values: Values<O>, io: Io): Promise<void>;
+  /** Resolves to the exit status when it is not 0 (e.g. 130: stopped by Ctrl-C). */
+  run(positional: string, values: Values<O>, io: Io): Promise<void | number>;
 }
 
 export const command = <const O extends Record<string, OptionSpec>>(spec: CommandSpec<O>) => spec as unknown as CommandSpec;

@@ -141,7 +141,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   for (const g of p.graphs) for (const n of g.nodes) for (const t of constantsOf(n, p.context)) constant(t.key, t.data);
 
   // 2. per entry: caches, state buffers, inputs, hoisted values; activations share one arena
-  const caches = new Map<string, { k: number; v: number }>();
+  const caches = new Map<string, { k: number; v: number; kWidth: number; vWidth: number }>();
   const planned: { g: Graph; statics: Set<number>; borrowed: Set<number>; buf: Map<number, number>; arenaNodes: Node[] }[] = [];
   // a value that depends only on parameters and state inputs is computed once for all entries:
   // entries that hold the same one (decode and decode_last: T5's cross-attention keys and values)
@@ -176,7 +176,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
       if (isOp(n, "attention") && n.attrs.cache) {
         const kw = rowWidth(g.nodes[n.args[1]].type.shape), vw = rowWidth(g.nodes[n.args[2]].type.shape);
         const key = cacheKey(g.name, n);
-        if (!caches.has(key)) caches.set(key, { k: mem.take(p.context * kw * 4), v: mem.take(p.context * vw * 4) });
+        if (!caches.has(key)) caches.set(key, { k: mem.take(p.context * kw * 4), v: mem.take(p.context * vw * 4), kWidth: kw, vWidth: vw });
       }
     }
     planned.push({ g, statics, borrowed, buf, arenaNodes: g.nodes.filter((n) => !buf.has(n.id)) });
@@ -323,7 +323,11 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
     kind: kindOf(p),
     context: p.context,
     config: p.config,
-    memory: { pages, weights_offset: weightsStart, weights_bytes: weights.byteLength, activation_bytes: plan.activationBytes, control: wm.control, max_threads: MAX_THREADS },
+    memory: {
+      pages, weights_offset: weightsStart, weights_bytes: weights.byteLength, activation_bytes: plan.activationBytes, control: wm.control, max_threads: MAX_THREADS,
+      // the KV caches, row-major by position: what saveState copies
+      ...(plan.caches.size ? { kv: [...plan.caches.values()].map((c) => ({ k: c.k, v: c.v, k_width: c.kWidth, v_width: c.vWidth })) } : {}),
+    },
     features: ["simd128"],
     variants: VARIANTS.map(({ file, features }) => ({ file, features })),
     entries,

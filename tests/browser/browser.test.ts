@@ -59,7 +59,7 @@ window.wasmformerSmoke = async (prompt, maxNewTokens) => {
   const model = await Model.load({ manifest, wasm, weights: await bytes("weights.bin") });
   const logits = model.run("forward", { ids: prompt }).logits;
   model.reset();
-  const ids = generate(model, prompt, { maxNewTokens, stopAtEos: false }).ids;
+  const ids = (await generate(model, prompt, { maxNewTokens, stopAtEos: false })).ids;
   // the page is cross-origin isolated: the threaded module runs on 2 Web Workers, with the same logits
   const threaded = pickVariant(manifest.variants, { threads: 2 });
   const m2 = await Model.load({ manifest, wasm: await bytes(threaded.file), weights: await bytes("weights.bin") }, { threads: 2, host: browserThreads });
@@ -195,7 +195,7 @@ test("the gpt2 artifact gives the same greedy ids and logits in Chromium as in N
   // Node: the same artifact folder, through the Node helper
   const nodeModel = await loadArtifact(artifact);
   const nodeLogits = nodeModel.run("forward", { ids: PROMPT }).logits;
-  const nodeIds = generate(nodeModel, PROMPT, { maxNewTokens: MAX_NEW, stopAtEos: false }).ids;
+  const nodeIds = (await generate(nodeModel, PROMPT, { maxNewTokens: MAX_NEW, stopAtEos: false })).ids;
 
   // Chromium: the built runtime as ES modules, the artifact fetched
   const page = await openPage();

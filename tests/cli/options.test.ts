@@ -111,7 +111,8 @@ describe("values that are accepted", () => {
     return r;
   };
   it("negative seeds, inline values, defaults, repeated options", () => {
-    expect(parse("generate", "a", "--seed", "-5").values).toMatchObject({ seed: -5, temperature: 0, "max-new-tokens": 32, threads: 1, json: false });
+    expect(parse("generate", "a", "--seed", "-5").values).toMatchObject({ seed: -5, temperature: 0, "max-new-tokens": 32, json: false, stop: [], "top-p": 1 });
+    expect(parse("generate", "a").values.threads).toBeUndefined(); // the machine's cores, decided once the artifact is read
     expect(parse("generate", "a", "--temperature=0.7", "--max-new-tokens=0", "--prompt", "").values).toMatchObject({ temperature: 0.7, "max-new-tokens": 0, prompt: "" });
     expect(parse("generate", "a", "--input-ids", " 1, 2 ,3").values["input-ids"]).toEqual([1, 2, 3]);
     const c = parse("compile", "m.wf", "--weights", "w", "--out", "o", "--disable-pass", "fuse-ffn", "--disable-pass", "fuse-qkv", "--context", "40");

@@ -53,8 +53,8 @@ describe("q8_0 quantization", () => {
     const la = a.model.run("forward", { ids: ref.prompt_ids }).logits;
     const lb = b.model.run("forward", { ids: ref.prompt_ids }).logits;
     expect(relError(lb, la)).toBeLessThan(0.03);
-    const ga = generate(a.model, ref.prompt_ids, { maxNewTokens: 10, stopAtEos: false }).ids;
-    const gb = generate(b.model, ref.prompt_ids, { maxNewTokens: 10, stopAtEos: false }).ids;
+    const ga = (await generate(a.model, ref.prompt_ids, { maxNewTokens: 10, stopAtEos: false })).ids;
+    const gb = (await generate(b.model, ref.prompt_ids, { maxNewTokens: 10, stopAtEos: false })).ids;
     expect(ga).toEqual(ref.ids);
     // where fp32's top-1 margin is large (> 0.3), int8 picks the same token
     ref.top1_top2_margins.forEach((m: number, i: number) => {

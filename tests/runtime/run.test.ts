@@ -66,12 +66,12 @@ describe("generate", () => {
     for (const maxNewTokens of [-1, 1.5, NaN]) await refused(() => generate(gpt2, [1, 2], { maxNewTokens }), "WF510", /^generate: maxNewTokens should be a non-negative integer, got /);
     for (const temperature of [-0.5, NaN, Infinity]) await refused(() => generate(gpt2, [1, 2], { maxNewTokens: 1, temperature }), "WF510", /^generate: temperature should be a finite number ≥ 0, got /);
     await refused(() => generate(gpt2, [1, 2], { maxNewTokens: 1, seed: 1.5 }), "WF510", /^generate: seed should be an integer, got 1\.5$/);
-    await refused(() => generate(gpt2, null as never, { maxNewTokens: 1 }), "WF510", /^generate: prompt should be an array of token ids, got null$/);
+    await refused(() => generate(gpt2, null as never, { maxNewTokens: 1 }), "WF510", /^generate: prompt should be a non-empty array of token ids, got null$/);
   });
   it("checks the prompt's ids through Model.run", async () => {
     await refused(() => generate(gpt2, [1, 500], { maxNewTokens: 1 }), "WF510", /^forward_last: ids\[1\] = 500 is outside \[0, 101\)$/);
     await refused(() => generate(t5, [1, 500], { maxNewTokens: 1 }), "WF510", /^encode: ids\[1\] = 500 is outside \[0, 97\)$/);
-    expect(generate(gpt2, [1, 2], { maxNewTokens: 3, stopAtEos: false }).ids).toHaveLength(3);
+    expect((await generate(gpt2, [1, 2], { maxNewTokens: 3, stopAtEos: false })).ids).toHaveLength(3);
   });
 });
 
