@@ -6,6 +6,7 @@ import { dirname, join } from "node:path";
 import type { Program } from "../ir/types.js";
 import type { Manifest } from "../runtime/manifest.js";
 import { generate } from "./codegen/emit.js";
+import { readChatTemplate, readGenerationConfig } from "./checkpoint-files.js";
 import { loadProgram, readHfConfig } from "./load.js";
 import { InputError } from "./diagnostics.js";
 import { checkFolderOut, writeFolderOut } from "./output.js";
@@ -27,6 +28,9 @@ export interface CompileOptions {
    */
   force?: boolean;
 }
+
+/** The artifact's copy of the checkpoint's chat template. */
+const CHAT_TEMPLATE_FILE = "chat_template.jinja";
 
 export interface CompileResult {
   program: Program;
@@ -74,10 +78,17 @@ export function compileModel(modelPath: string, weightsPath: string, outDir: str
   progress?.done();
   const art = generate(program, { onProgress: (d, t) => progress?.update("generating code", d, t) });
   progress?.done();
-  const manifest: Manifest = { ...art.manifest, tokens: specialTokens(readHfConfig(weightsPath), vocabulary(art.manifest)) };
+  const vocab = vocabulary(art.manifest);
+  const manifest: Manifest = { ...art.manifest, tokens: specialTokens(readHfConfig(weightsPath), vocab) };
   const weightsDir = statSync(weightsPath).isDirectory() ? weightsPath : dirname(weightsPath);
   const tokenizerFiles = ["tokenizer.json", "tokenizer_config.json"].filter((f) => existsSync(join(weightsDir, f)));
   if (tokenizerFiles.includes("tokenizer.json")) manifest.tokenizer = "tokenizer.json";
+  // generation_config.json's EOS ids join config.json's (chat models end turns with their own)
+  const gen = readGenerationConfig(weightsDir, vocab);
+  manifest.tokens!.eos = [...new Set([...(manifest.tokens!.eos ?? []), ...gen.eos])];
+  if (gen.generation) manifest.generation = gen.generation;
+  const chat = readChatTemplate(weightsDir);
+  if (chat) manifest.chat = { template: CHAT_TEMPLATE_FILE, ...(chat.bos_token !== undefined ? { bos_token: chat.bos_token } : {}), ...(chat.eos_token !== undefined ? { eos_token: chat.eos_token } : {}) };
 
   type Output = [file: string, writeTo: (path: string) => void];
   const write = (file: string, data: Uint8Array | string): Output => [file, (path) => writeFileSync(path, data)];
@@ -88,6 +99,7 @@ export function compileModel(modelPath: string, weightsPath: string, outDir: str
     ...(art.variants ?? []).filter((v) => v.file !== "model.wasm").map((v) => write(v.file, v.wasm)),
     ...(opts.emitWat ? [write("model.wat", art.wat)] : []),
     ...tokenizerFiles.map((f): Output => [f, (path) => copyFileSync(join(weightsDir, f), path)]),
+    ...(chat ? [write(CHAT_TEMPLATE_FILE, chat.template)] : []),
   ];
   writeFolderOut(outDir, (tmp) => {
     outputs.forEach(([file, writeTo], i) => {

@@ -42,6 +42,8 @@ export const codes = {
   WF305: "tensor shape differs from the config's",
   WF306: "config.json is not a JSON object",
   WF350: "special token id outside the vocabulary",
+  WF351: "unusable tokenizer_config.json or chat template",
+  WF352: "unusable generation_config.json",
 
   // ---- WF4xx: checkpoints -----------------------------------------------------------------
   WF401: "missing tensor",

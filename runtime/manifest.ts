@@ -68,6 +68,10 @@ export interface Manifest {
   tokens?: { eos?: number[]; bos?: number; decoder_start?: number; pad?: number };
   /** File name of a Hugging Face tokenizer.json shipped with the artifact. */
   tokenizer?: string;
+  /** The checkpoint's chat template (a file of the artifact) and the special tokens it reads. */
+  chat?: { template: string; bos_token?: string; eos_token?: string };
+  /** Sampling settings the checkpoint ships (generation_config.json); sampling applies when do_sample is true. */
+  generation?: { do_sample?: boolean; temperature?: number; top_k?: number; top_p?: number; min_p?: number; repetition_penalty?: number; max_new_tokens?: number };
 }
 
 /** Name of the module's custom section holding `layoutOf` its manifest, as JSON. */

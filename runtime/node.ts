@@ -95,3 +95,11 @@ export function loadArtifactTokenizer(dir: string, manifest: Manifest): TextToke
   const config = existsSync(files.config) ? readJsonFile(files.config) : {};
   return loadTokenizer(readJsonFile(files.tokenizer), config, files);
 }
+
+/** The chat template an artifact ships (manifest `chat`), or undefined when it has none. */
+export function loadArtifactChat(dir: string, manifest: Manifest): { template: string; bosToken?: string; eosToken?: string } | undefined {
+  if (!manifest.chat) return undefined;
+  const path = join(dir, manifest.chat.template);
+  if (!existsSync(path)) throw new ArtifactError("WF501", `${dir}: missing ${manifest.chat.template} (the manifest's chat template)`);
+  return { template: readArtifactFile(path, MAX_MANIFEST_BYTES).toString("utf8"), bosToken: manifest.chat.bos_token, eosToken: manifest.chat.eos_token };
+}

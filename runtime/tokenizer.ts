@@ -7,8 +7,9 @@ import { ArtifactError, reason, show } from "./errors.js";
 const MODEL_TYPES = ["BPE", "WordPiece", "Unigram", "WordLevel"];
 
 export interface TextTokenizer {
-  encode(text: string): number[];
-  decode(ids: number[]): string;
+  /** The ids of `text`, with the special tokens the tokenizer's post-processor adds (BOS for Llama and Gemma, none for GPT-2 and Qwen) unless `addSpecialTokens` is false, as transformers encodes. */
+  encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
+  decode(ids: number[], opts?: { skipSpecialTokens?: boolean }): string;
 }
 
 /**
@@ -33,16 +34,16 @@ export function loadTokenizer(tokenizerJson: unknown, tokenizerConfig: unknown =
     throw unusable(e);
   }
   return {
-    encode(text) {
+    encode(text, { addSpecialTokens = true } = {}) {
       try {
-        return Array.from(t.encode(text, { add_special_tokens: false }).ids);
+        return Array.from(t.encode(text, { add_special_tokens: addSpecialTokens }).ids);
       } catch (e) {
         throw unusable(e);
       }
     },
-    decode(ids) {
+    decode(ids, { skipSpecialTokens = false } = {}) {
       try {
-        return t.decode(ids, { skip_special_tokens: false });
+        return t.decode(ids, { skip_special_tokens: skipSpecialTokens });
       } catch (e) {
         throw unusable(e);
       }

@@ -164,6 +164,18 @@ export function validateManifest(json: unknown, file = "manifest.json"): Manifes
   });
   f.unique(entries, (i) => `entries[${i}].name`);
 
+  if (m.chat !== undefined) {
+    const c = f.object(m.chat, "chat");
+    f.string(c.template, "chat.template", /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, "a file name (no folder)");
+    for (const k of ["bos_token", "eos_token"]) if (c[k] !== undefined) f.string(c[k], `chat.${k}`);
+  }
+  if (m.generation !== undefined) {
+    const g = f.object(m.generation, "generation");
+    if (g.do_sample !== undefined) f.bool(g.do_sample, "generation.do_sample");
+    for (const k of ["temperature", "top_p", "min_p", "repetition_penalty"])
+      if (g[k] !== undefined && (typeof g[k] !== "number" || !Number.isFinite(g[k] as number) || (g[k] as number) < 0)) f.fail(`generation.${k}`, "a finite number ≥ 0", g[k]);
+    for (const k of ["top_k", "max_new_tokens"]) if (g[k] !== undefined) f.int(g[k], `generation.${k}`, 0, I32_MAX);
+  }
   if (m.tokens !== undefined) {
     const t = f.object(m.tokens, "tokens");
     // ids the runtime feeds to the model or compares with generated ones lie in the vocabulary

@@ -2,11 +2,13 @@
 
 import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { createInterface } from "node:readline";
+import { type ChatMessage, chatIds, chatTemplate } from "../../runtime/chat.js";
 import { meanNll } from "../../runtime/eval.js";
 import { stream as generateStream } from "../../runtime/generate.js";
 import type { Manifest } from "../../runtime/manifest.js";
 import type { Model } from "../../runtime/model.js";
-import { loadArtifact, loadArtifactTokenizer, readManifest } from "../../runtime/node.js";
+import { loadArtifact, loadArtifactChat, loadArtifactTokenizer, readManifest } from "../../runtime/node.js";
 import type { TextTokenizer } from "../../runtime/tokenizer.js";
 import { encodeNpy } from "../../runtime/npy.js";
 import { compileModel } from "../compile.js";
@@ -149,20 +151,49 @@ const run = command({
   },
 });
 
+const maxNewTokens = { kind: int({ min: 0 }), arg: "N", help: "tokens to generate (default: generation_config.json's max_new_tokens, else 32)" } as const;
+
+/** The sampling flags of generate and chat; unset ones fall back to what the checkpoint ships. */
+const samplingFlags = {
+  temperature: { kind: nonNegativeNumber, arg: "T", help: "0 picks the most likely token; above 0 samples from softmax(logits / T) (default 0, or the checkpoint's when it samples)" },
+  "top-k": { kind: int({ min: 0 }), arg: "K", help: "sample from the K most likely tokens (0: all)" },
+  "top-p": { kind: numberIn(0, 1, true), arg: "P", help: "sample from the most likely tokens holding probability P (1: all)" },
+  "min-p": { kind: numberIn(0, 1), arg: "P", help: "drop tokens less likely than P × the most likely one" },
+  "repetition-penalty": { kind: numberIn(0, Infinity, true), arg: "R", help: "divide positive logits of tokens already seen by R, multiply negative ones (1: off)" },
+  "presence-penalty": { kind: nonNegativeNumber, arg: "A", help: "subtract A from the logits of generated tokens" },
+  "frequency-penalty": { kind: nonNegativeNumber, arg: "F", help: "subtract F per occurrence from the logits of generated tokens" },
+  seed: { kind: int(), arg: "S", default: "0", help: "seed of the sampler" },
+} as const;
+
+/**
+ * Generation options from the flags; a flag not given takes the checkpoint's setting
+ * (generation_config.json), as transformers does: its sampling settings when do_sample is true
+ * (top-k 50 when it names none), its repetition penalty and length always.
+ */
+function samplingOptions(a: { [K in keyof typeof samplingFlags]?: number } & { "max-new-tokens"?: number }, man: Manifest) {
+  const g = man.generation ?? {};
+  const sample = g.do_sample === true;
+  return {
+    maxNewTokens: a["max-new-tokens"] ?? g.max_new_tokens ?? 32,
+    temperature: a.temperature ?? (sample ? (g.temperature ?? 1) : 0),
+    topK: a["top-k"] ?? (sample ? (g.top_k ?? 50) : 0),
+    topP: a["top-p"] ?? (sample ? (g.top_p ?? 1) : 1),
+    minP: a["min-p"] ?? (sample ? (g.min_p ?? 0) : 0),
+    repetitionPenalty: a["repetition-penalty"] ?? g.repetition_penalty ?? 1,
+    presencePenalty: a["presence-penalty"] ?? 0,
+    frequencyPenalty: a["frequency-penalty"] ?? 0,
+    seed: a.seed ?? 0,
+  };
+}
+
 const generateCommand = command({
   summary: "generate tokens from a prompt, printing the text as it is produced",
   positional: { arg: "ARTIFACT", help: "artifact folder of a causal LM or T5, from compile" },
   options: {
     prompt: { kind: text, arg: "TEXT", help: "the prompt as text (needs the artifact's tokenizer.json)" },
     "input-ids": { kind: ids, arg: "IDS", help: "the prompt as comma-separated token ids" },
-    "max-new-tokens": { kind: int({ min: 0 }), arg: "N", default: "32", help: "tokens to generate" },
-    temperature: { kind: nonNegativeNumber, arg: "T", default: "0", help: "0 picks the most likely token; above 0 samples from softmax(logits / T)" },
-    "top-k": { kind: int({ min: 0 }), arg: "K", default: "0", help: "sample from the K most likely tokens (0: all)" },
-    "top-p": { kind: numberIn(0, 1, true), arg: "P", default: "1", help: "sample from the most likely tokens holding probability P (1: all)" },
-    "min-p": { kind: numberIn(0, 1), arg: "P", default: "0", help: "drop tokens less likely than P × the most likely one" },
-    "repetition-penalty": { kind: numberIn(0, Infinity, true), arg: "R", default: "1", help: "divide positive logits of tokens already seen by R, multiply negative ones (1: off)" },
-    "presence-penalty": { kind: nonNegativeNumber, arg: "A", default: "0", help: "subtract A from the logits of generated tokens" },
-    "frequency-penalty": { kind: nonNegativeNumber, arg: "F", default: "0", help: "subtract F per occurrence from the logits of generated tokens" },
+    "max-new-tokens": maxNewTokens,
+    ...samplingFlags,
     seed: { kind: int(), arg: "S", default: "0", help: "seed of the sampler" },
     stop: { kind: text, arg: "STR", repeatable: true, help: "stop where this text appears, leaving it out (needs the tokenizer)" },
     "ignore-eos": { kind: "flag", help: "keep going after an end-of-sequence token" },
@@ -189,15 +220,7 @@ const generateCommand = command({
       process.once("SIGINT", interrupt);
       try {
         const stream = generateStream(model, prompt, {
-          maxNewTokens: a["max-new-tokens"],
-          temperature: a.temperature,
-          topK: a["top-k"],
-          topP: a["top-p"],
-          minP: a["min-p"],
-          repetitionPenalty: a["repetition-penalty"],
-          presencePenalty: a["presence-penalty"],
-          frequencyPenalty: a["frequency-penalty"],
-          seed: a.seed,
+          ...samplingOptions(a, man),
           stop: a.stop,
           tokenizer,
           stopAtEos: !a["ignore-eos"],
@@ -222,6 +245,69 @@ const generateCommand = command({
         }
         // stopped by Ctrl-C: the shell's status for SIGINT
         return r.stopReason === "abort" ? 130 : 0;
+      } finally {
+        process.off("SIGINT", interrupt);
+      }
+    });
+  },
+});
+
+const chatCommand = command({
+  summary: "chat with a model: a REPL on a terminal, or turns read line by line from stdin",
+  positional: { arg: "ARTIFACT", help: "artifact folder of a causal LM with a chat template, from compile" },
+  options: {
+    system: { kind: text, arg: "TEXT", help: "a system message before the first turn" },
+    "max-new-tokens": maxNewTokens,
+    ...samplingFlags,
+    json: { kind: "flag", help: 'print one object per turn: {"text", "ids", "prompt_tokens", "cached_tokens", "stop_reason", "prefill_tokens_per_s", "decode_tokens_per_s"}' },
+    threads: autoThreads,
+  },
+  async run(artifact, a, io) {
+    const man = readManifest(artifact);
+    if (man.kind !== "causal-lm") throw usageError(`chat needs a causal LM, and ${artifact} is ${man.kind === "encoder" ? "an encoder" : "a seq2seq model"}`);
+    if (!man.tokenizer) throw usageError(`chat needs a tokenizer, and ${artifact} has none (compile from a folder with tokenizer.json)`);
+    const chat = loadArtifactChat(artifact, man);
+    if (!chat) throw usageError(`chat needs a chat template, and ${artifact} has none (compile from a folder whose tokenizer_config.json has a chat_template, or with a chat_template.jinja)`);
+    const tokenizer = loadArtifactTokenizer(artifact, man)!;
+    const template = chatTemplate(chat.template, `${artifact}/${man.chat!.template}`);
+    const messages: ChatMessage[] = a.system !== undefined ? [{ role: "system", content: a.system }] : [];
+    const options = samplingOptions(a, man);
+    const terminal = !!(process.stdin as { isTTY?: boolean }).isTTY && !a.json;
+    return withModel(artifact, threadsFor(a.threads, man), async (model) => {
+      const lines = createInterface({ input: process.stdin, terminal: false });
+      const ask = () => terminal && io.stderr.write("> ");
+      // Ctrl-C stops the reply in progress; at the prompt it ends the session
+      let abort: AbortController | undefined;
+      const interrupt = () => (abort ? abort.abort() : lines.close());
+      process.on("SIGINT", interrupt);
+      try {
+        ask();
+        for await (const line of lines) {
+          if (line.trim() === "") {
+            ask();
+            continue;
+          }
+          messages.push({ role: "user", content: line });
+          const ids = chatIds(tokenizer, template, messages, { bosToken: chat.bosToken, eosToken: chat.eosToken });
+          abort = new AbortController();
+          const it = generateStream(model, ids, { ...options, tokenizer, signal: abort.signal });
+          let r;
+          for (;;) {
+            const step = await it.next();
+            if (step.done) {
+              r = step.value;
+              break;
+            }
+            if (!a.json) io.stdout.write(step.value.text);
+          }
+          abort = undefined;
+          messages.push({ role: "assistant", content: r.text ?? "" });
+          if (a.json)
+            io.stdout.write(JSON.stringify({ text: r.text, ids: r.ids, prompt_tokens: ids.length, cached_tokens: r.cachedTokens, stop_reason: r.stopReason, prefill_tokens_per_s: r.prefillTokensPerS, decode_tokens_per_s: r.decodeTokensPerS }) + "\n");
+          else io.stdout.write("\n");
+          if (terminal) io.stderr.write(`(${ids.length} prompt tokens, ${r.cachedTokens} from the cache; ${r.decodeTokensPerS.toFixed(1)} tokens/s${r.stopReason === "abort" ? "; stopped" : ""})\n`);
+          ask();
+        }
       } finally {
         process.off("SIGINT", interrupt);
       }
@@ -293,5 +379,6 @@ export const commands: Record<string, CommandSpec> = {
   "export-onnx": exportOnnxCommand,
   run,
   generate: generateCommand,
+  chat: chatCommand,
   eval: evalCommand,
 };

@@ -90,7 +90,7 @@ describe("malformed command lines: WF604", () => {
     [["generate", "a", "--prompt", "hi", "--input-ids", "1"], /^error\[WF604\]: --prompt and --input-ids cannot be given together$/m],
     [["run", "a"], /^error\[WF604\]: run needs --input-ids IDS and --out FILE\.npy$/m],
     [["compile"], /^error\[WF604\]: compile needs MODEL\.wf; usage: wasmformer compile MODEL\.wf --weights PATH --out DIR \[options\]$/m],
-    [[], /^error\[WF604\]: give a command: compile, export-onnx, run, generate, eval/m],
+    [[], /^error\[WF604\]: give a command: compile, export-onnx, run, generate, chat, eval/m],
     [["compil"], /^error\[WF604\]: no command named 'compil' \(did you mean compile\?\)/m],
     [["--nope"], /^error\[WF604\]: give a command before options/m],
     [["help", "nope"], /^error\[WF604\]: no command named 'nope'/m],
@@ -111,7 +111,10 @@ describe("values that are accepted", () => {
     return r;
   };
   it("negative seeds, inline values, defaults, repeated options", () => {
-    expect(parse("generate", "a", "--seed", "-5").values).toMatchObject({ seed: -5, temperature: 0, "max-new-tokens": 32, json: false, stop: [], "top-p": 1 });
+    expect(parse("generate", "a", "--seed", "-5").values).toMatchObject({ seed: -5, json: false, stop: [] });
+    // unset sampling flags and length take the checkpoint's generation_config.json, then the defaults
+    expect(parse("generate", "a").values.temperature).toBeUndefined();
+    expect(parse("generate", "a").values["max-new-tokens"]).toBeUndefined();
     expect(parse("generate", "a").values.threads).toBeUndefined(); // the machine's cores, decided once the artifact is read
     expect(parse("generate", "a", "--temperature=0.7", "--max-new-tokens=0", "--prompt", "").values).toMatchObject({ temperature: 0.7, "max-new-tokens": 0, prompt: "" });
     expect(parse("generate", "a", "--input-ids", " 1, 2 ,3").values["input-ids"]).toEqual([1, 2, 3]);
@@ -132,7 +135,7 @@ describe("values that are accepted", () => {
       expect((await cli("help", name)).out).toBe(h.out);
       expect((await cli(name, "x", "--bad-option", "-h")).out).toBe(h.out);
     }
-    expect((await cli("generate", "--help")).out).toMatch(/--max-new-tokens N +tokens to generate \(default 32\)/);
+    expect((await cli("generate", "--help")).out).toMatch(/--max-new-tokens N +tokens to generate \(default: generation_config.json's max_new_tokens, else 32\)/);
     expect((await cli("--version")).out).toMatch(/^\d+\.\d+\.\d+\n$/);
   });
 });

@@ -1,0 +1,99 @@
+// What generation needs from a checkpoint folder besides config.json and the weights: the chat
+// template and the special tokens it reads (tokenizer_config.json, or chat_template.jinja beside
+// it), and generation_config.json's end-of-sequence ids and default sampling settings. A file
+// that is present but unusable is one coded error naming it; an absent one is fine.
+
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { Manifest } from "../runtime/manifest.js";
+import { InputError } from "./diagnostics.js";
+
+/** The largest tokenizer_config.json / generation_config.json / chat template read. */
+const MAX_BYTES = 16 << 20;
+
+function readJson(path: string, code: "WF351" | "WF352"): Record<string, unknown> | undefined {
+  if (!existsSync(path)) return undefined;
+  const size = statSync(path).size;
+  if (size > MAX_BYTES) throw new InputError(`${path}: ${size} bytes is more than the ${MAX_BYTES} read of this file`, undefined, { code });
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(path, "utf8"));
+  } catch {
+    v = undefined;
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new InputError(`${path}: not a JSON object`, undefined, { code });
+  return v as Record<string, unknown>;
+}
+
+/** A special token as tokenizer_config.json writes it: a string, or an AddedToken {content}. */
+function tokenText(v: unknown): string | undefined {
+  if (typeof v === "string") return v;
+  if (typeof v === "object" && v !== null && typeof (v as { content?: unknown }).content === "string") return (v as { content: string }).content;
+  return undefined;
+}
+
+export interface ChatFiles {
+  /** The template's text, written to the artifact as chat_template.jinja. */
+  template: string;
+  bos_token?: string;
+  eos_token?: string;
+}
+
+/** The checkpoint's chat template and its special tokens, or undefined when it has none. */
+export function readChatTemplate(dir: string): ChatFiles | undefined {
+  const configPath = join(dir, "tokenizer_config.json");
+  const cfg = readJson(configPath, "WF351") ?? {};
+  let template: unknown = cfg.chat_template;
+  let from = `${configPath} 'chat_template'`;
+  const jinja = join(dir, "chat_template.jinja");
+  if (template === undefined && existsSync(jinja)) {
+    if (statSync(jinja).size > MAX_BYTES) throw new InputError(`${jinja}: more than the ${MAX_BYTES} bytes read of a template`, undefined, { code: "WF351" });
+    template = readFileSync(jinja, "utf8");
+    from = jinja;
+  }
+  if (template === undefined) return undefined;
+  if (Array.isArray(template)) {
+    // named templates: the "default" one
+    const named = template.find((t) => typeof t === "object" && t !== null && (t as { name?: unknown }).name === "default");
+    template = (named as { template?: unknown } | undefined)?.template;
+    from += ' (the one named "default")';
+  }
+  if (typeof template !== "string" || template === "") throw new InputError(`${from}: should be a template's text`, undefined, { code: "WF351" });
+  return { template, bos_token: tokenText(cfg.bos_token), eos_token: tokenText(cfg.eos_token) };
+}
+
+const SAMPLING: Record<string, [key: keyof NonNullable<Manifest["generation"]>, ok: (v: number) => boolean, want: string]> = {
+  temperature: ["temperature", (v) => v >= 0, "a number ≥ 0"],
+  top_k: ["top_k", (v) => Number.isSafeInteger(v) && v >= 0, "an integer ≥ 0"],
+  top_p: ["top_p", (v) => v > 0 && v <= 1, "a number in (0, 1]"],
+  min_p: ["min_p", (v) => v >= 0 && v <= 1, "a number in [0, 1]"],
+  repetition_penalty: ["repetition_penalty", (v) => v > 0, "a number > 0"],
+  max_new_tokens: ["max_new_tokens", (v) => Number.isSafeInteger(v) && v >= 0, "an integer ≥ 0"],
+};
+
+/**
+ * generation_config.json: its EOS ids (to merge with config.json's) and the sampling settings
+ * the checkpoint ships (applied when the user sets none; sampling only when do_sample is true).
+ */
+export function readGenerationConfig(dir: string, vocab: number): { eos: number[]; generation?: Manifest["generation"] } {
+  const path = join(dir, "generation_config.json");
+  const g = readJson(path, "WF352");
+  if (!g) return { eos: [] };
+  const bad = (key: string, want: string) => new InputError(`${path} '${key}' should be ${want}, found ${JSON.stringify(g[key])}`, undefined, { code: "WF352" });
+  const isId = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < vocab;
+  const eosRaw = g.eos_token_id ?? [];
+  const eos = Array.isArray(eosRaw) ? eosRaw : [eosRaw];
+  if (eos.length > 64 || !eos.every(isId)) throw bad("eos_token_id", `a token id in [0, ${vocab}) or a list of them`);
+  const generation: NonNullable<Manifest["generation"]> = {};
+  if (g.do_sample !== undefined) {
+    if (typeof g.do_sample !== "boolean") throw bad("do_sample", "true or false");
+    generation.do_sample = g.do_sample;
+  }
+  for (const [key, [name, ok, want]] of Object.entries(SAMPLING)) {
+    const v = g[key];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== "number" || !Number.isFinite(v) || !ok(v)) throw bad(key, want);
+    (generation as Record<string, number>)[name] = v;
+  }
+  return { eos: eos as number[], generation: Object.keys(generation).length ? generation : undefined };
+}
