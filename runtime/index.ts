@@ -2,7 +2,12 @@
 
 export { Model, ArtifactError, type ArtifactFiles, type LoadOptions, type RunInputs, type Ids } from "./model.js";
 export { browserThreads, hasThreads, type ThreadHost } from "./threads.js";
-export { generate, argmax, type GenerateOptions, type GenerateResult } from "./generate.js";
+export { generate, stream, argmax, type GenerateOptions, type GenerateResult, type GenerateChunk, type StopReason } from "./generate.js";
+export { Sampler, checkSampling, type SamplingOptions } from "./sampling.js";
+export { TextStream, StopMatcher } from "./detokenize.js";
+export { loadTokenizer, type TextTokenizer } from "./tokenizer.js";
+export { applyChatTemplate, chatIds, chatTemplate, checkMessages, type ChatMessage, type ChatTemplateOptions } from "./chat.js";
+export { fetchArtifactText } from "./fetch.js";
 export { meanNll, type NllOptions, type NllResult } from "./eval.js";
 export { ARTIFACT_CODES, type ArtifactCode } from "./errors.js";
 export { validateManifest } from "./validate.js";

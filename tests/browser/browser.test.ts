@@ -1,5 +1,6 @@
 // Browser smoke test: the artifact that Node runs also runs in Chromium, loading the built
-// runtime (dist/runtime/*.js) as plain ES modules, and gives the same greedy ids and logits.
+// runtime (dist/runtime/*.js) as plain ES modules, and gives the same greedy ids and logits, the
+// same sampled ids for a seed, and the same chat prompt.
 //
 // Needs Debian's chromium at /usr/bin/chromium (.ci/run installs it via .ci/install-chromium.sh).
 // Serves everything from a local 127.0.0.1 server; every other request is aborted.
@@ -14,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { compileModel } from "../../compiler/compile.js";
+import { applyChatTemplate } from "../../runtime/chat.js";
 import { generate } from "../../runtime/generate.js";
 import { loadArtifact } from "../../runtime/node.js";
 
@@ -25,10 +27,19 @@ const PROMPT: number[] = [35, 85, 26, 42, 60];
 const MAX_NEW = 10;
 
 // the runtime modules the page may load, and the artifact files it fetches
-const RUNTIME_MODULES = ["index", "model", "generate", "manifest", "npy", "features", "threads", "control", "eval", "errors", "validate"];
+const RUNTIME_MODULES = ["index", "model", "generate", "manifest", "npy", "features", "threads", "control", "eval", "errors", "validate", "sampling", "detokenize", "tokenizer", "chat", "fetch"];
+// the runtime's two dependencies, as the page's import map names them
+const VENDOR: Record<string, string> = {
+  "tokenizers.mjs": "node_modules/@huggingface/tokenizers/dist/tokenizers.mjs",
+  "jinja.js": "node_modules/@huggingface/jinja/dist/index.js",
+};
+const SAMPLING = { temperature: 0.9, topK: 40, topP: 0.95, repetitionPenalty: 1.1, seed: 11 };
+const CHAT = JSON.parse(readFileSync(join(ROOT, "tests/fixtures/chat/templates.json"), "utf8")).qwen2_5.template as string;
+const MESSAGES = [{ role: "system", content: "Be brief." }, { role: "user", content: "Hi — 你好 🙂" }];
 const ARTIFACT_FILES = ["manifest.json", "model.wasm", "model.relaxed.wasm", "model.threads.wasm", "weights.bin"];
 const TYPES: Record<string, string> = {
   ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
   ".map": "application/json",
   ".json": "application/json",
   ".wasm": "application/wasm",
@@ -40,8 +51,9 @@ const INDEX_HTML = `<!doctype html>
 <meta charset="utf-8">
 <title>wasmformer browser smoke</title>
 <link rel="icon" href="data:,">
+<script type="importmap">{ "imports": { "@huggingface/tokenizers": "/vendor/tokenizers.mjs", "@huggingface/jinja": "/vendor/jinja.js" } }</script>
 <script type="module">
-import { Model, browserThreads, generate, pickVariant } from "/runtime/index.js";
+import { Model, applyChatTemplate, browserThreads, generate, pickVariant } from "/runtime/index.js";
 
 async function bytes(name) {
   const r = await fetch("/artifact/" + name);
@@ -65,8 +77,15 @@ window.wasmformerSmoke = async (prompt, maxNewTokens) => {
   const m2 = await Model.load({ manifest, wasm: await bytes(threaded.file), weights: await bytes("weights.bin") }, { threads: 2, host: browserThreads });
   const threadedLogits = m2.run("forward", { ids: prompt }).logits;
   const threads = m2.threads;
+  // sampling with a seed on the threaded module (whose logits equal Node's plain ones bit for bit), and
+  // timers still firing while it generates: the page's event loop runs between tokens
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 0);
+  const sampled = (await generate(m2, prompt, { maxNewTokens: 24, stopAtEos: false, ...${JSON.stringify(SAMPLING)} })).ids;
+  clearInterval(timer);
   m2.dispose();
-  return { ids, logits: Array.from(logits), userAgent: navigator.userAgent, variant: variant.file, isolated: crossOriginIsolated, threaded: threaded.file, threads, threadedLogits: Array.from(threadedLogits) };
+  const chat = applyChatTemplate(${JSON.stringify(CHAT)}, ${JSON.stringify(MESSAGES)});
+  return { ids, logits: Array.from(logits), userAgent: navigator.userAgent, variant: variant.file, isolated: crossOriginIsolated, threaded: threaded.file, threads, threadedLogits: Array.from(threadedLogits), sampled, ticks, chat };
 };
 window.wasmformerReady = true;
 </script>
@@ -108,6 +127,9 @@ function startServer(): Promise<Server> {
     else if (path.startsWith("/runtime/")) {
       const name = path.slice("/runtime/".length);
       if (RUNTIME_MODULES.some((m) => name === `${m}.js` || name === `${m}.js.map`)) file = join(ROOT, "dist/runtime", name);
+    } else if (path.startsWith("/vendor/")) {
+      const name = path.slice("/vendor/".length);
+      if (Object.hasOwn(VENDOR, name)) file = join(ROOT, VENDOR[name]);
     } else if (path.startsWith("/artifact/")) {
       const name = path.slice("/artifact/".length);
       if (ARTIFACT_FILES.includes(name)) file = join(artifact, name);
@@ -199,7 +221,7 @@ test("the gpt2 artifact gives the same greedy ids and logits in Chromium as in N
 
   // Chromium: the built runtime as ES modules, the artifact fetched
   const page = await openPage();
-  let got: { ids: number[]; logits: number[]; userAgent: string; variant: string; isolated: boolean; threaded: string; threads: number; threadedLogits: number[] };
+  let got: { ids: number[]; logits: number[]; userAgent: string; variant: string; isolated: boolean; threaded: string; threads: number; threadedLogits: number[]; sampled: number[]; ticks: number; chat: string };
   try {
     got = await page.evaluate(`window.wasmformerSmoke(${JSON.stringify(PROMPT)}, ${MAX_NEW})`);
   } catch (e) {
@@ -233,4 +255,12 @@ test("the gpt2 artifact gives the same greedy ids and logits in Chromium as in N
   expect(got.threaded).toBe("model.threads.wasm");
   expect(got.threads).toBe(2);
   expect(got.threadedLogits).toEqual(Array.from(nodeLogits));
+
+  // the same seed and options: the same sampled ids in the page (2 workers) as in Node (1 thread)
+  nodeModel.reset();
+  const nodeSampled = (await generate(nodeModel, PROMPT, { maxNewTokens: 24, stopAtEos: false, ...SAMPLING })).ids;
+  expect(got.sampled).toEqual(nodeSampled);
+  expect(new Set(nodeSampled).size).toBeGreaterThan(3);
+  expect(got.ticks).toBeGreaterThan(3);
+  expect(got.chat).toBe(applyChatTemplate(CHAT, MESSAGES as never));
 }, 60_000);
