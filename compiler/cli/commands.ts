@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { createInterface } from "node:readline";
 import { type ChatMessage, chatIds, chatTemplate } from "../../runtime/chat.js";
+import { embed } from "../../runtime/embed.js";
 import { meanNll } from "../../runtime/eval.js";
 import { stream as generateStream } from "../../runtime/generate.js";
 import type { Manifest } from "../../runtime/manifest.js";
@@ -315,6 +316,47 @@ const chatCommand = command({
   },
 });
 
+const embedCommand = command({
+  summary: "sentence embeddings of texts (or ids) from an encoder",
+  positional: { arg: "ARTIFACT", help: "artifact folder of an encoder (BERT-style), from compile" },
+  options: {
+    text: { kind: text, arg: "TEXT", repeatable: true, help: "a text to embed (needs the artifact's tokenizer.json); repeatable" },
+    "input-ids": { kind: ids, arg: "IDS", repeatable: true, help: "a sequence of comma-separated token ids to embed; repeatable" },
+    pooling: { kind: oneOf(["mean", "cls", "last"] as const), arg: "mean|cls|last", default: "mean", help: "average the tokens' hidden states, or take the first or last token's" },
+    normalize: { kind: "flag", help: "scale each embedding to unit length (for cosine similarity)" },
+    json: { kind: "flag", help: 'print one object: {"pooling", "normalize", "dims", "embeddings"}' },
+    threads: autoThreads,
+  },
+  async run(artifact, a, io) {
+    const man = readManifest(artifact);
+    if (man.kind !== "encoder") throw usageError(`embed needs an encoder, and ${artifact} is ${man.kind === "causal-lm" ? "a causal LM" : "a seq2seq model"}`);
+    if (!a.text.length && !a["input-ids"].length) throw usageError("give --text TEXT or --input-ids IDS (each repeatable)");
+    if (a.text.length && !man.tokenizer) throw usageError(`--text needs a tokenizer, and ${artifact} has none (compile from a folder with tokenizer.json, or pass --input-ids)`);
+    const tokenizer = a.text.length ? loadArtifactTokenizer(artifact, man) : undefined;
+    await withModel(artifact, threadsFor(a.threads, man), async (model) => {
+      const vectors = await embed(model, [...a.text, ...a["input-ids"]], { pooling: a.pooling, normalize: a.normalize, tokenizer });
+      const rows = vectors.map((v) => Array.from(v));
+      if (a.json) io.stdout.write(JSON.stringify({ pooling: a.pooling, normalize: a.normalize, dims: rows[0].length, embeddings: rows }) + "\n");
+      else for (const r of rows) io.stdout.write(JSON.stringify(r) + "\n");
+    });
+  },
+});
+
+/** The ids of a text file under the artifact's tokenizer. */
+function readTextIds(artifact: string, file: string): number[] {
+  const man = readManifest(artifact);
+  if (!man.tokenizer) throw usageError(`--text needs a tokenizer, and ${artifact} has none (compile from a folder with tokenizer.json, or pass --ids)`);
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    throw isFsError(e) ? new InputError(`--text ${file}: ${fsReason(e)}`, undefined, { code: "WF605" }) : e;
+  }
+  const ids = loadArtifactTokenizer(artifact, man)!.encode(text);
+  if (ids.length < 2) throw optionError(`--text ${file}: ${ids.length} token${ids.length === 1 ? "" : "s"}; scoring needs at least 2`);
+  return ids;
+}
+
 /** Token ids from a file: a JSON array of integers, or integers separated by whitespace or commas. */
 function readIdsFile(file: string): number[] {
   let text: string;
@@ -342,17 +384,20 @@ function readIdsFile(file: string): number[] {
 }
 
 const evalCommand = command({
-  summary: "mean NLL and perplexity of a causal LM over a file of token ids",
+  summary: "mean NLL and perplexity of a causal LM over a file of text or token ids",
   positional: { arg: "ARTIFACT", help: "artifact folder of a causal LM, from compile" },
   options: {
-    ids: { kind: path, arg: "FILE", required: true, help: "token ids: a JSON array, or integers separated by whitespace or commas" },
+    ids: { kind: path, arg: "FILE", help: "token ids: a JSON array, or integers separated by whitespace or commas" },
+    text: { kind: path, arg: "FILE", help: "UTF-8 text, tokenized by the artifact's tokenizer as transformers does (its special tokens included)" },
     window: { kind: int({ min: 2 }), arg: "N", help: "tokens per window, scored from a fresh context (default and most: the artifact's context)" },
     stride: { kind: int({ min: 1 }), arg: "N", help: "tokens between window starts (default: the window; below it, each window scores only tokens not yet scored)" },
     threads,
     json: { kind: "flag", help: "print {tokens, mean_nll, perplexity, window, stride, windows, ids, tokens_per_s}" },
   },
+  conflicts: [["ids", "text"]],
   async run(artifact, a, io) {
-    const tokens = readIdsFile(a.ids);
+    if (a.ids === undefined && a.text === undefined) throw usageError("give --ids FILE or --text FILE");
+    const tokens = a.ids !== undefined ? readIdsFile(a.ids) : readTextIds(artifact, a.text!);
     await withModel(artifact, a.threads, (model) => {
       const ctx = model.manifest.context;
       if (a.window !== undefined && a.window > ctx) throw optionError(`--window should be at most the artifact's context, ${ctx}, found '${a.window}'`);
@@ -380,5 +425,6 @@ export const commands: Record<string, CommandSpec> = {
   run,
   generate: generateCommand,
   chat: chatCommand,
+  embed: embedCommand,
   eval: evalCommand,
 };

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../compiler/cli.js";
 import { nllWindows, tokenNll } from "../../runtime/eval.js";
+import { loadTokenizer } from "../../runtime/tokenizer.js";
 import { root } from "../helpers.js";
 
 const tiny = join(root, "examples", "tiny-gpt2");
@@ -48,6 +49,25 @@ beforeAll(async () => {
     const r = await cli("compile", "examples/gpt2.wf", "--weights", tiny, "--out", out, ...q);
     expect(r.code, r.err).toBe(0);
   }
+});
+
+describe("eval --text", () => {
+  it("tokenizes the file with the artifact's tokenizer and scores those ids", async () => {
+    const tokenizer = loadTokenizer(JSON.parse(readFileSync(join(tiny, "tokenizer.json"), "utf8")), JSON.parse(readFileSync(join(tiny, "tokenizer_config.json"), "utf8")));
+    const ids: number[] = JSON.parse(readFileSync(heldout, "utf8"));
+    const textFile = join(dir, "heldout.txt");
+    writeFileSync(textFile, tokenizer.decode(ids.slice(0, 300)));
+    const idsFile = join(dir, "heldout-text-ids.json");
+    writeFileSync(idsFile, JSON.stringify(tokenizer.encode(readFileSync(textFile, "utf8"))));
+    const [t, i] = [await cli("eval", fp32, "--text", textFile, "--json"), await cli("eval", fp32, "--ids", idsFile, "--json")];
+    expect(t.code, t.err).toBe(0);
+    expect(JSON.parse(t.out).mean_nll).toBe(JSON.parse(i.out).mean_nll);
+    expect(JSON.parse(t.out).ids).toBeGreaterThan(250);
+    const none = await cli("eval", fp32);
+    expect(none.err).toBe("error[WF604]: give --ids FILE or --text FILE\n");
+    const both = await cli("eval", fp32, "--ids", idsFile, "--text", textFile);
+    expect(both.code).toBe(1);
+  });
 });
 
 describe("eval on examples/tiny-gpt2 heldout_ids.json", () => {
