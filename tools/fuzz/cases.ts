@@ -318,7 +318,8 @@ export class CaseMaker {
     for (const [f, b] of Object.entries(this.artifactFiles)) files[`a/${f}`] = b;
     const manifest = JSON.parse(new TextDecoder().decode(this.artifactFiles["manifest.json"]));
     const run = ["run", "@/a", "--input-ids", "1,2,3", "--out", "@/o.npy"];
-    const gen = ["generate", "@/a", "--input-ids", "1,2,3", "--max-new-tokens", "3"];
+    // one thread: the module the wasm mutators edit (generate would take model.threads.wasm on several cores)
+    const gen = ["generate", "@/a", "--input-ids", "1,2,3", "--max-new-tokens", "3", "--threads", "1"];
     const entry = manifest.entries[rng.int(manifest.entries.length)];
     const edits: [string, () => void][] = [
       ["version", () => (manifest.version = rng.pick([0, 2.5, 99, "1", null]))],
@@ -415,6 +416,13 @@ export class CaseMaker {
       ["max-new-tokens", () => set(gen, "--max-new-tokens", rng.pick(["-1", "abc", "1.5", "", "NaN"]))],
       ["temperature", () => set(gen, "--temperature", rng.pick(["abc", "NaN", "-1", "Infinity", ""]))],
       ["seed", () => set(gen, "--seed", rng.pick(["1.5", "abc", "", "1e400"]))],
+      ["top-k", () => set(gen, "--top-k", rng.pick(["-1", "1.5", "abc", ""]))],
+      ["top-p", () => set(gen, "--top-p", rng.pick(["0", "1.5", "-0.1", "abc", "", "NaN"]))],
+      ["min-p", () => set(gen, "--min-p", rng.pick(["2", "-0.1", "abc", ""]))],
+      ["penalties", () => set(gen, rng.pick(["--repetition-penalty", "--presence-penalty", "--frequency-penalty"]), rng.pick(["-1", "abc", "", "Infinity"]))],
+      ["stop-without-tokenizer", () => [...gen, "--stop", rng.pick(["x", ""])]],
+      ["chat-unservable", () => ["chat", "@/a", ...rng.pick([[], ["--system", "x"], ["--top-p", "2"]])]],
+      ["embed-unservable", () => ["embed", "@/a", ...rng.pick([["--input-ids", "1,2"], [], ["--pooling", "max"]])]],
       ["prompt-and-ids", () => [...gen, "--prompt", "hello"]],
       ["prompt-without-tokenizer", () => set(set(gen, "--input-ids"), "--prompt", "hello")],
       ["eval-window", () => [...evalIds, "--window", rng.pick(["0", "1", "abc", "100000", "-3", "2.5"])]],
