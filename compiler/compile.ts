@@ -55,6 +55,22 @@ function specialTokens(hf: Record<string, unknown>, vocab: number): Manifest["to
   return { eos: eosIds, bos: optional(hf.bos_token_id), decoder_start: start, pad: optional(hf.pad_token_id) };
 }
 
+/**
+ * A sequence classifier's labels: config.json's id2label in index order (LABEL_i where it names
+ * none), for an artifact whose entry has a `logits` output of one row per sequence.
+ */
+function classifierOf(hf: Record<string, unknown>, m: Manifest): Manifest["classifier"] {
+  const out = m.kind === "encoder" ? m.entries.flatMap((e) => e.outputs).find((o) => o.name === "logits" && o.rows === "1") : undefined;
+  if (!out) return undefined;
+  const id2label = typeof hf.id2label === "object" && hf.id2label !== null ? (hf.id2label as Record<string, unknown>) : {};
+  const labels = Array.from({ length: out.width }, (_, i) => (typeof id2label[String(i)] === "string" ? (id2label[String(i)] as string) : `LABEL_${i}`));
+  const types = ["single_label_classification", "multi_label_classification", "regression"] as const;
+  const problem = types.find((t) => t === hf.problem_type);
+  if (hf.problem_type !== undefined && hf.problem_type !== null && !problem)
+    throw new InputError(`config.json 'problem_type' should be one of ${types.join(", ")}, found ${JSON.stringify(hf.problem_type)}`, undefined, { code: "WF353" });
+  return { labels, ...(problem ? { problem_type: problem } : {}) };
+}
+
 /** Rows of the smallest table token ids index: the vocabulary. */
 function vocabulary(m: Manifest): number {
   const limits = m.entries.flatMap((e) => e.inputs.filter((i) => i.kind === "tokens" && i.limit !== undefined).map((i) => i.limit!));
@@ -87,6 +103,8 @@ export function compileModel(modelPath: string, weightsPath: string, outDir: str
   const gen = readGenerationConfig(weightsDir, vocab);
   manifest.tokens!.eos = [...new Set([...(manifest.tokens!.eos ?? []), ...gen.eos])];
   if (gen.generation) manifest.generation = gen.generation;
+  const classifier = classifierOf(readHfConfig(weightsPath), art.manifest);
+  if (classifier) manifest.classifier = classifier;
   const chat = readChatTemplate(weightsDir);
   if (chat) manifest.chat = { template: CHAT_TEMPLATE_FILE, ...(chat.bos_token !== undefined ? { bos_token: chat.bos_token } : {}), ...(chat.eos_token !== undefined ? { eos_token: chat.eos_token } : {}) };
 

@@ -44,6 +44,7 @@ export const codes = {
   WF350: "special token id outside the vocabulary",
   WF351: "unusable tokenizer_config.json or chat template",
   WF352: "unusable generation_config.json",
+  WF353: "unknown problem_type of a classifier",
 
   // ---- WF4xx: checkpoints -----------------------------------------------------------------
   WF401: "missing tensor",

@@ -37,6 +37,8 @@ export function readHfConfig(dir: string): Record<string, unknown> {
   try {
     const cfg = JSON.parse(text);
     if (typeof cfg !== "object" || cfg === null || Array.isArray(cfg)) throw new Error();
+    // as transformers' PretrainedConfig: num_labels is the size of id2label when not written
+    if (cfg.num_labels === undefined && typeof cfg.id2label === "object" && cfg.id2label !== null) cfg.num_labels = Object.keys(cfg.id2label).length;
     return cfg;
   } catch {
     throw new InputError(`${path}: not a JSON object`, undefined, { code: "WF306" });

@@ -20,7 +20,7 @@ export { type InterpState, type OpDef, type Role, ShapeError, type Trait, type V
 export type OpKind =
   | "input" | "param" | "positions" | "embedding"
   | "linear" | "gated_linear" | "matmul"
-  | "transpose" | "reshape" | "last_row" | "slice"
+  | "transpose" | "reshape" | "first_row" | "last_row" | "slice"
   | "add" | "mul" | "scale" | "softcap" | "gelu" | "gelu_tanh" | "silu" | "relu"
   | "layernorm" | "rmsnorm" | "softmax"
   | "rope" | "attention";

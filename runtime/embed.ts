@@ -1,6 +1,7 @@
-// Sentence embeddings from an encoder artifact (BERT-style), as sentence-transformers computes
-// them: the last hidden states pooled (mean over the tokens, the first token's, or the last
-// token's) and optionally L2-normalized. No Node-only imports.
+// Encoders as applications call them: sentence embeddings as sentence-transformers computes them
+// (the last hidden states pooled — mean over the tokens, the first token's or the last token's —
+// and optionally L2-normalized), and a sequence classifier's labels with scores, as transformers'
+// text-classification pipeline gives them. No Node-only imports.
 
 import { ArtifactError, show } from "./errors.js";
 import type { Ids, Model, RunInputs } from "./model.js";
@@ -32,18 +33,14 @@ export async function embed(model: Model, inputs: readonly (string | Ids | RunIn
   if (!POOLINGS.includes(pooling)) throw bad("pooling", pooling, POOLINGS.map((p) => JSON.stringify(p)).join(", "));
   if (typeof normalize !== "boolean") throw bad("normalize", normalize, "true or false");
   if (!Array.isArray(inputs) || inputs.length === 0) throw bad("inputs", inputs, "a non-empty list of texts or id sequences");
-  const entry = man.entries.find((e) => !e.cached && e.outputs.length === 1) ?? man.entries[0];
-  const width = entry.outputs[0].width;
+  const entry = man.entries[0];
+  const output = entry.outputs.find((o) => o.name === "hidden") ?? entry.outputs[0];
+  const width = output.width;
   const out: Float32Array[] = [];
   for (let n = 0; n < inputs.length; n++) {
     const input = inputs[n];
-    let run: RunInputs;
-    if (typeof input === "string") {
-      if (!tokenizer) throw bad(`inputs[${n}]`, input, "token ids (texts need a tokenizer)");
-      run = { ids: tokenizer.encode(input) };
-    } else run = isRunInputs(input) ? input : { ids: input };
     model.reset();
-    const hidden = model.run(entry.name, run)[entry.outputs[0].name];
+    const hidden = model.run(entry.name, runInputs("embed", inputs, n, tokenizer))[output.name];
     const rows = hidden.length / width;
     const v = new Float32Array(width);
     if (pooling === "mean") {
@@ -60,9 +57,61 @@ export async function embed(model: Model, inputs: readonly (string | Ids | RunIn
       for (let j = 0; j < width; j++) v[j] *= scale;
     }
     out.push(v);
-    if (n + 1 < inputs.length) await new Promise<void>((r) => (typeof setImmediate === "function" ? setImmediate(r) : setTimeout(r, 0)));
+    if (n + 1 < inputs.length) await breath();
   }
   return out;
 }
+
+export interface Classification {
+  label: string;
+  score: number;
+}
+
+/**
+ * A sequence classifier's labels for each input (a text, ids, or {ids, segments}), most likely
+ * first, as transformers' text-classification pipeline scores them: softmax over the labels,
+ * sigmoid for multi-label classifiers and single-output ones, the raw value for regression.
+ * `topK` keeps that many per input (default: all).
+ */
+export async function classify(model: Model, inputs: readonly (string | Ids | RunInputs)[], opts: { tokenizer?: TextTokenizer; topK?: number } = {}): Promise<Classification[][]> {
+  const man = model.manifest;
+  const entry = man.entries[0];
+  const output = entry.outputs.find((o) => o.name === "logits" && o.rows === "1");
+  if (man.kind !== "encoder" || !man.classifier || !output) throw new ArtifactError("WF511", `classify: this artifact (${man.model}) has no sequence-classification head`);
+  const { topK = man.classifier.labels.length, tokenizer } = opts;
+  if (!Number.isSafeInteger(topK) || topK < 1) throw new ArtifactError("WF510", `classify: topK should be a positive integer, got ${show(topK)}`);
+  if (!Array.isArray(inputs) || inputs.length === 0) throw new ArtifactError("WF510", `classify: inputs should be a non-empty list of texts or id sequences, got ${show(inputs)}`);
+  const { labels, problem_type } = man.classifier;
+  const out: Classification[][] = [];
+  for (let n = 0; n < inputs.length; n++) {
+    model.reset();
+    const logits = model.run(entry.name, runInputs("classify", inputs, n, tokenizer))[output.name];
+    let scores: number[];
+    if (problem_type === "regression") scores = Array.from(logits);
+    else if (problem_type === "multi_label_classification" || labels.length === 1) scores = Array.from(logits, (x) => 1 / (1 + Math.exp(-x)));
+    else {
+      const m = Math.max(...logits);
+      const e = Array.from(logits, (x) => Math.exp(x - m));
+      const sum = e.reduce((a, b) => a + b, 0);
+      scores = e.map((x) => x / sum);
+    }
+    out.push(scores.map((score, i) => ({ label: labels[i], score })).sort((a, b) => b.score - a.score).slice(0, topK));
+    if (n + 1 < inputs.length) await breath();
+  }
+  return out;
+}
+
+/** The run inputs of inputs[n]: a text through the tokenizer (WF510 without one), ids, or {ids, segments}. */
+function runInputs(call: string, inputs: readonly (string | Ids | RunInputs)[], n: number, tokenizer?: TextTokenizer): RunInputs {
+  const input = inputs[n];
+  if (typeof input === "string") {
+    if (!tokenizer) throw new ArtifactError("WF510", `${call}: inputs[${n}] should be token ids (texts need a tokenizer), got ${show(input)}`);
+    return { ids: tokenizer.encode(input) };
+  }
+  return isRunInputs(input) ? input : { ids: input };
+}
+
+/** Lets the event loop run between inputs. */
+const breath = () => new Promise<void>((r) => (typeof setImmediate === "function" ? setImmediate(r) : setTimeout(r, 0)));
 
 const isRunInputs = (v: Ids | RunInputs): v is RunInputs => typeof v === "object" && v !== null && !("length" in v) && "ids" in v;

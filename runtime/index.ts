@@ -8,7 +8,7 @@ export { TextStream, StopMatcher } from "./detokenize.js";
 export { loadTokenizer, type TextTokenizer } from "./tokenizer.js";
 export { applyChatTemplate, chatIds, chatTemplate, checkMessages, type ChatMessage, type ChatTemplateOptions } from "./chat.js";
 export { fetchArtifactText } from "./fetch.js";
-export { embed, type EmbedOptions, type Pooling } from "./embed.js";
+export { classify, embed, type Classification, type EmbedOptions, type Pooling } from "./embed.js";
 export { meanNll, type NllOptions, type NllResult } from "./eval.js";
 export { ARTIFACT_CODES, type ArtifactCode } from "./errors.js";
 export { validateManifest } from "./validate.js";

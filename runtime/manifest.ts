@@ -68,6 +68,8 @@ export interface Manifest {
   tokens?: { eos?: number[]; bos?: number; decoder_start?: number; pad?: number };
   /** File name of a Hugging Face tokenizer.json shipped with the artifact. */
   tokenizer?: string;
+  /** A sequence classifier's labels by index (config.json id2label), and how its logits become scores. */
+  classifier?: { labels: string[]; problem_type?: "single_label_classification" | "multi_label_classification" | "regression" };
   /** The checkpoint's chat template (a file of the artifact) and the special tokens it reads. */
   chat?: { template: string; bos_token?: string; eos_token?: string };
   /** Sampling settings the checkpoint ships (generation_config.json); sampling applies when do_sample is true. */

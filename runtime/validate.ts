@@ -164,6 +164,11 @@ export function validateManifest(json: unknown, file = "manifest.json"): Manifes
   });
   f.unique(entries, (i) => `entries[${i}].name`);
 
+  if (m.classifier !== undefined) {
+    const c = f.object(m.classifier, "classifier");
+    f.array(c.labels, "classifier.labels", true).forEach((l, j) => f.string(l, `classifier.labels[${j}]`));
+    if (c.problem_type !== undefined) f.oneOf(c.problem_type, "classifier.problem_type", ["single_label_classification", "multi_label_classification", "regression"] as const);
+  }
   if (m.chat !== undefined) {
     const c = f.object(m.chat, "chat");
     f.string(c.template, "chat.template", /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, "a file name (no folder)");

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { createInterface } from "node:readline";
 import { type ChatMessage, chatIds, chatTemplate } from "../../runtime/chat.js";
-import { embed } from "../../runtime/embed.js";
+import { classify, embed } from "../../runtime/embed.js";
 import { meanNll } from "../../runtime/eval.js";
 import { stream as generateStream } from "../../runtime/generate.js";
 import type { Manifest } from "../../runtime/manifest.js";
@@ -342,6 +342,29 @@ const embedCommand = command({
   },
 });
 
+const classifyCommand = command({
+  summary: "labels and scores of texts (or ids) from a sequence classifier",
+  positional: { arg: "ARTIFACT", help: "artifact folder of a sequence-classification encoder, from compile" },
+  options: {
+    text: { kind: text, arg: "TEXT", repeatable: true, help: "a text to classify (needs the artifact's tokenizer.json); repeatable" },
+    "input-ids": { kind: ids, arg: "IDS", repeatable: true, help: "comma-separated token ids to classify; repeatable" },
+    "top-k": { kind: int({ min: 1 }), arg: "K", help: "labels to print per input (default: all)" },
+    json: { kind: "flag", help: "print one JSON array per input: [{label, score}, ...], most likely first" },
+    threads: autoThreads,
+  },
+  async run(artifact, a, io) {
+    const man = readManifest(artifact);
+    if (!man.classifier) throw usageError(`classify needs a sequence classifier, and ${artifact} has no classification head (compile a *ForSequenceClassification checkpoint)`);
+    if (!a.text.length && !a["input-ids"].length) throw usageError("give --text TEXT or --input-ids IDS (each repeatable)");
+    if (a.text.length && !man.tokenizer) throw usageError(`--text needs a tokenizer, and ${artifact} has none (compile from a folder with tokenizer.json, or pass --input-ids)`);
+    const tokenizer = a.text.length ? loadArtifactTokenizer(artifact, man) : undefined;
+    await withModel(artifact, threadsFor(a.threads, man), async (model) => {
+      const results = await classify(model, [...a.text, ...a["input-ids"]], { tokenizer, topK: a["top-k"] });
+      for (const r of results) io.stdout.write(a.json ? JSON.stringify(r) + "\n" : r.map((x) => `${x.label} ${x.score.toFixed(4)}`).join(", ") + "\n");
+    });
+  },
+});
+
 /** The ids of a text file under the artifact's tokenizer. */
 function readTextIds(artifact: string, file: string): number[] {
   const man = readManifest(artifact);
@@ -426,5 +449,6 @@ export const commands: Record<string, CommandSpec> = {
   generate: generateCommand,
   chat: chatCommand,
   embed: embedCommand,
+  classify: classifyCommand,
   eval: evalCommand,
 };

@@ -342,5 +342,6 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
 function kindOf(p: Program): Manifest["kind"] {
   const names = p.graphs.map((g) => g.name);
   if (names.includes("encode") && names.includes("decode")) return "seq2seq";
-  return p.graphs.some((g) => g.outputs.some((o) => o.name === "logits")) ? "causal-lm" : "encoder";
+  // a causal LM continues its KV cache; an encoder (with or without a classifier's logits) has none
+  return p.graphs.some((g) => g.nodes.some((n) => isOp(n, "attention") && !!n.attrs.cache)) ? "causal-lm" : "encoder";
 }

@@ -215,6 +215,7 @@ export const lowerings = {
   silu: elementwise("silu"),
   relu: elementwise("relu"),
   softmax: (c, n) => [c.wm.callLib("softmax", { x: c.ptr(n.args[0]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.id)) })],
+  first_row: (c, n) => [c.wm.m.memory.copy(c.ptr(n.id), c.ptr(n.args[0]), c.wm.c32(c.width(n.id) * 4))],
   last_row: (c, n) => {
     const m = c.wm.m, w = c.width(n.id) * 4;
     return [m.memory.copy(c.ptr(n.id), m.i32.add(c.ptr(n.args[0]), m.i32.mul(m.i32.sub(c.rows(n.args[0]), c.wm.c32(1)), c.wm.c32(w))), c.wm.c32(w))];

@@ -161,6 +161,11 @@ export const builtins: Record<string, BuiltinDef> = {
   softmax: unary("softmax"),
   transpose: unary("transpose"),
   positions: unary("positions"),
+  first_row: unary("first_row"),
+  /** tanh(x): the soft-capping op with cap 1. */
+  tanh: { params: [tensor("x")], result: "tensor", run: (h, a) => T(h.node("softcap", [a.tensor("x")], { cap: 1 }, a.span)) },
+  /** tanh(x / cap) · cap (Gemma 2's attention and logit soft-capping). */
+  softcap: { params: [tensor("x"), { name: "cap", kind: "number", sign: "positive" }], result: "tensor", run: (h, a) => T(h.node("softcap", [a.tensor("x")], { cap: a.number("cap") }, a.span)) },
 
   embedding: {
     params: [tensor("table"), tensor("ids")],

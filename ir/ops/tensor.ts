@@ -94,6 +94,15 @@ export const tensorOps = {
     },
     interp: ([x]) => x.slice(),
   }),
+  /** The first row of x (a classifier reads the [CLS] position). */
+  first_row: defineOp({
+    attrs: {},
+    arity: 1,
+    roles: ["activation"],
+    traits: ["pure"],
+    infer: ([x]) => ({ dtype: x.dtype, shape: [1, ...x.shape.slice(1)] }),
+    interp: ([x], _a, _n, [t]) => x.slice(0, t.shape.length > 1 ? rowWidth(t.shape) : 1),
+  }),
   /** The last row of x (generation needs only the last position's logits). */
   last_row: defineOp({
     attrs: {},

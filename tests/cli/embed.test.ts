@@ -1,7 +1,7 @@
 // `wasmformer embed` on the BERT fixture: the vectors equal the runtime's embed(), and what is not
 // an encoder, or no input, is one line.
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, it } from "vitest";
@@ -34,4 +34,21 @@ it("embed --input-ids ... --json gives the runtime's normalized mean-pooled vect
   expect((await cli("compile", "examples/gpt2.wf", "--weights", fixtureDir("gpt2"), "--out", gpt2)).code).toBe(0);
   expect((await cli("embed", gpt2, "--input-ids", "1,2")).err).toMatch(/^error\[WF604\]: embed needs an encoder, and .* is a causal LM\n$/);
   expect((await cli("embed", bert, "--input-ids", "1", "--pooling", "max")).code).toBe(1);
+});
+
+it("classify names the labels of config.json's id2label, most likely first", async () => {
+  const out = join(dir, "cls");
+  expect((await cli("compile", "examples/bert.wf", "--weights", fixtureDir("bert-cls"), "--out", out)).code).toBe(0);
+  const man = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
+  expect(man.kind).toBe("encoder");
+  expect(man.classifier).toEqual({ labels: ["negative", "neutral", "positive"] });
+  const r = await cli("classify", out, "--input-ids", "2,45,17,3", "--json", "--threads", "1");
+  expect(r.code, r.err).toBe(0);
+  const got = JSON.parse(r.out);
+  // tests/fixtures/bert-cls/reference.json: logits [-0.52, 2.81, -2.28]
+  expect(got.map((x: { label: string }) => x.label)).toEqual(["neutral", "negative", "positive"]);
+  expect(got.reduce((a: number, x: { score: number }) => a + x.score, 0)).toBeCloseTo(1, 6);
+  const plain = join(dir, "plain-bert");
+  expect((await cli("compile", "examples/bert.wf", "--weights", fixtureDir("bert"), "--out", plain)).code).toBe(0);
+  expect((await cli("classify", plain, "--input-ids", "1,2")).err).toMatch(/^error\[WF604\]: classify needs a sequence classifier, and .* has no classification head/);
 });

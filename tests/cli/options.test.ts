@@ -90,7 +90,7 @@ describe("malformed command lines: WF604", () => {
     [["generate", "a", "--prompt", "hi", "--input-ids", "1"], /^error\[WF604\]: --prompt and --input-ids cannot be given together$/m],
     [["run", "a"], /^error\[WF604\]: run needs --input-ids IDS and --out FILE\.npy$/m],
     [["compile"], /^error\[WF604\]: compile needs MODEL\.wf; usage: wasmformer compile MODEL\.wf --weights PATH --out DIR \[options\]$/m],
-    [[], /^error\[WF604\]: give a command: compile, export-onnx, run, generate, chat, embed, eval/m],
+    [[], /^error\[WF604\]: give a command: compile, export-onnx, run, generate, chat, embed, classify, eval/m],
     [["compil"], /^error\[WF604\]: no command named 'compil' \(did you mean compile\?\)/m],
     [["--nope"], /^error\[WF604\]: give a command before options/m],
     [["help", "nope"], /^error\[WF604\]: no command named 'nope'/m],

@@ -50,6 +50,7 @@ const examples: Record<OpKind, Example> = {
     },
   },
   reshape: { build: (c, r) => { const D = r.pick(widths); return c.b.add("reshape", [c.act(3 * D)], { shape: [D, 3] }); } },
+  first_row: { build: (c, r) => c.b.add("first_row", [c.act(r.pick(widths))]), calls: [4, 1] },
   last_row: { build: (c, r) => c.b.add("last_row", [c.act(r.pick(widths))]), calls: [4, 1] },
   slice: { build: (c, r) => { const D = r.pick(widths); return c.b.add("slice", [c.act(D + 5)], { start: 2, size: D }); } },
   add: { build: (c, r) => { const D = r.pick(widths); return c.b.add("add", [c.act(D), c.act(D)]); } },

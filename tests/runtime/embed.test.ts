@@ -1,11 +1,16 @@
 // Sentence embeddings (runtime/embed.ts) with sentence-transformers semantics, pooled from BERT
 // hidden states that match PyTorch's (tests/fixtures/bert): mean, first and last token, L2
-// normalization, and a batch of different lengths equal to one-by-one calls.
+// normalization, and a batch of different lengths equal to one-by-one calls; and a
+// BertForSequenceClassification head against PyTorch (tests/fixtures/make_bert_cls.py).
 
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { embed } from "../../runtime/embed.js";
+import { classify, embed } from "../../runtime/embed.js";
 import { ArtifactError } from "../../runtime/errors.js";
-import { compileInMemory, fixtureProgram, readExpected, readFixture, relError } from "../helpers.js";
+import { loadProgram } from "../../compiler/load.js";
+import { runPipeline } from "../../compiler/passes/manager.js";
+import { compileInMemory, fixtureDir, fixtureProgram, readExpected, readFixture, relError, root } from "../helpers.js";
 
 const fx = readFixture("bert");
 const { model } = await compileInMemory(fixtureProgram("bert"));
@@ -45,5 +50,37 @@ describe("embed", () => {
     expect((await code(embed(gpt2, [[1, 2]]))).code).toBe("WF511");
     expect((await code(embed(model, [[1, 2]], { pooling: "max" as never }))).message).toBe('embed: pooling should be "mean", "cls", "last", got "max"');
     expect((await code(embed(model, ["a text"]))).message).toBe('embed: inputs[0] should be token ids (texts need a tokenizer), got "a text"');
+  });
+});
+
+describe("classify (BertForSequenceClassification, tests/fixtures/bert-cls)", () => {
+  const ref: { labels: string[]; cases: { input_ids: number[]; logits: number[] }[] } = JSON.parse(readFileSync(join(fixtureDir("bert-cls"), "reference.json"), "utf8"));
+  const softmax = (x: number[]) => {
+    const m = Math.max(...x), e = x.map((v) => Math.exp(v - m)), s = e.reduce((a, b) => a + b, 0);
+    return e.map((v) => v / s);
+  };
+
+  it("the pooler and classifier give PyTorch's logits (1e-4), scored by softmax with id2label's names", async () => {
+    const p = runPipeline(loadProgram(join(root, "examples/bert.wf"), fixtureDir("bert-cls")));
+    const { art, model: cls } = await compileInMemory(p);
+    expect(art.manifest.kind).toBe("encoder");
+    for (const c of ref.cases) {
+      const logits = cls.run("forward", { ids: c.input_ids }).logits;
+      expect(relError(logits, c.logits)).toBeLessThan(1e-4);
+    }
+    // compileModel puts config.json's id2label in the manifest (tests/cli/embed.test.ts); in memory, set here
+    cls.manifest.classifier = { labels: ref.labels };
+    const got = await classify(cls, ref.cases.map((c) => c.input_ids), { topK: 2 });
+    ref.cases.forEach((c, i) => {
+      const want = softmax(c.logits).map((score, j) => ({ label: ref.labels[j], score })).sort((a, b) => b.score - a.score).slice(0, 2);
+      expect(got[i].map((x) => x.label)).toEqual(want.map((x) => x.label));
+      got[i].forEach((x, j) => expect(Math.abs(x.score - want[j].score)).toBeLessThan(1e-5));
+    });
+  });
+
+  it("a bare encoder has no head: the bert fixture compiles to its one output, and classify refuses it", async () => {
+    expect(model.manifest.entries[0].outputs.map((o) => o.name)).toEqual(["hidden"]);
+    const e = (await classify(model, [[1, 2]]).catch((x: unknown) => x)) as ArtifactError;
+    expect(e.code).toBe("WF511");
   });
 });
