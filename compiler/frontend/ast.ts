@@ -158,3 +158,28 @@ export function callsIn(e: Expr, out: { callee: string; span: Span }[]): void {
   }
 }
 
+/** Whether an expression mentions any of `names`. */
+export function mentions(e: Expr, names: ReadonlySet<string>): boolean {
+  switch (e.kind) {
+    case "num": case "str": case "bool": return false;
+    case "ident": return names.has(e.name);
+    case "list": return e.items.some((x) => mentions(x, names));
+    case "call": return names.has(e.callee) || e.args.some((x) => mentions(x, names)) || e.named.some((n) => mentions(n.value, names));
+    case "index": return mentions(e.target, names) || mentions(e.index, names);
+    case "unary": return mentions(e.operand, names);
+    case "binary": return mentions(e.left, names) || mentions(e.right, names);
+  }
+}
+
+/** The names an expression reads, in order, each once. */
+export function namesIn(e: Expr, out: string[] = []): string[] {
+  switch (e.kind) {
+    case "ident": if (!out.includes(e.name)) out.push(e.name); break;
+    case "list": e.items.forEach((x) => namesIn(x, out)); break;
+    case "call": e.args.forEach((x) => namesIn(x, out)); e.named.forEach((n) => namesIn(n.value, out)); break;
+    case "index": namesIn(e.target, out); namesIn(e.index, out); break;
+    case "unary": namesIn(e.operand, out); break;
+    case "binary": namesIn(e.left, out); namesIn(e.right, out); break;
+  }
+  return out;
+}

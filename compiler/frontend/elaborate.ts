@@ -11,11 +11,12 @@ import { GraphBuilder, IRError } from "../../ir/graph.js";
 import type { Param, Program, TensorType } from "../../ir/types.js";
 import { Diagnostic, InputError, type Span } from "../diagnostics.js";
 import { type WeightSource, shown } from "../weights/source.js";
-import { type BlockDecl, type ConfigField, type ConfigRequire, type EntryDecl, type Expr, type ModelDecl, type Stmt, type WeightItem, formatExpr } from "./ast.js";
+import { type BlockDecl, type ConfigField, type ConfigRequire, type EntryDecl, type Expr, type ModelDecl, type Stmt, type WeightItem, formatExpr, namesIn } from "./ast.js";
 import { bindArgs, builtins } from "./builtins.js";
 import { binary } from "./operations.js";
+import { countParams } from "./count-params.js";
 import { MAX_CALL_DEPTH, MAX_CONTEXT, MAX_DEPTH, MAX_ELEMENTS, MAX_NODES, MAX_STEPS, MAX_TRIPS } from "./limits.js";
-import { type BuiltinHost, type Value, describe } from "./values.js";
+import { type BuiltinHost, Scope, type Value, describe } from "./values.js";
 
 export type { Value } from "./values.js";
 export type ConfigValue = number | boolean | string;
@@ -28,57 +29,8 @@ export interface ElaborateOptions {
   configName?: string;
 }
 
-class Scope {
-  private readonly vars = new Map<string, Value>();
-  constructor(private readonly parent?: Scope) {}
-  get(name: string): Value | undefined {
-    return this.vars.get(name) ?? this.parent?.get(name);
-  }
-  has(name: string): boolean {
-    return this.vars.has(name) || (this.parent?.has(name) ?? false);
-  }
-  define(name: string, v: Value) {
-    this.vars.set(name, v);
-  }
-  /** Rebinds a local name; "global" for a name of the model's top scope, which is never reassigned. */
-  assign(name: string, v: Value): boolean | "global" {
-    if (this.vars.has(name)) {
-      if (!this.parent) return "global";
-      this.vars.set(name, v);
-      return true;
-    }
-    return this.parent?.assign(name, v) ?? false;
-  }
-}
-
 type ParamItem = Extract<WeightItem, { kind: "param" }>;
 type LoopItem = Extract<WeightItem, { kind: "for" }> | Extract<Stmt, { kind: "for" }>;
-
-/** Whether an expression mentions any of `names`. */
-function mentions(e: Expr, names: ReadonlySet<string>): boolean {
-  switch (e.kind) {
-    case "num": case "str": case "bool": return false;
-    case "ident": return names.has(e.name);
-    case "list": return e.items.some((x) => mentions(x, names));
-    case "call": return names.has(e.callee) || e.args.some((x) => mentions(x, names)) || e.named.some((n) => mentions(n.value, names));
-    case "index": return mentions(e.target, names) || mentions(e.index, names);
-    case "unary": return mentions(e.operand, names);
-    case "binary": return mentions(e.left, names) || mentions(e.right, names);
-  }
-}
-
-/** The names an expression reads, in order, each once. */
-function namesIn(e: Expr, out: string[] = []): string[] {
-  switch (e.kind) {
-    case "ident": if (!out.includes(e.name)) out.push(e.name); break;
-    case "list": e.items.forEach((x) => namesIn(x, out)); break;
-    case "call": e.args.forEach((x) => namesIn(x, out)); e.named.forEach((n) => namesIn(n.value, out)); break;
-    case "index": namesIn(e.target, out); namesIn(e.index, out); break;
-    case "unary": namesIn(e.operand, out); break;
-    case "binary": namesIn(e.left, out); namesIn(e.right, out); break;
-  }
-  return out;
-}
 
 /** A config or argument value for a one-line message. */
 const shownValue = (v: unknown) => (typeof v === "number" ? String(v) : shown(v));
@@ -203,13 +155,13 @@ export class Elaborator implements BuiltinHost {
   // ---- budgets -------------------------------------------------------------------------
 
   /** Counts one loop iteration or block call against MAX_STEPS. */
-  private step(span: Span) {
+  step(span: Span) {
     if (++this.steps > MAX_STEPS)
       throw new Diagnostic(`elaboration takes more than ${MAX_STEPS} steps (loop iterations and block calls together)`, span, { code: "WF212" });
   }
 
   /** A loop's bounds, refused before it starts if it would run more than MAX_TRIPS times. */
-  private loopBounds(s: LoopItem, scope: Scope): [number, number] {
+  loopBounds(s: LoopItem, scope: Scope): [number, number] {
     const [from, to] = [this.int(s.from, scope), this.int(s.to, scope)];
     if (to - from > MAX_TRIPS) {
       const inputs = this.origins([s.from, s.to], scope);
@@ -244,40 +196,6 @@ export class Elaborator implements BuiltinHost {
     }
   }
 
-  /**
-   * How many parameters a weights block declares, for progress reports, without walking every
-   * layer: a loop whose inner loop bounds ignore its variable counts its body once, and a
-   * condition on a loop variable counts as met.
-   */
-  private countParams(items: WeightItem[], scope: Scope, loopVars: ReadonlySet<string>): number {
-    const boundsMention = (its: WeightItem[], v: ReadonlySet<string>): boolean =>
-      its.some((it) => it.kind === "for" && (mentions(it.from, v) || mentions(it.to, v) || boundsMention(it.items, v)));
-    let n = 0;
-    for (const it of items) {
-      if (it.kind === "param") {
-        if (!it.cond || mentions(it.cond, loopVars) || this.truthy(it.cond, scope)) n++;
-        continue;
-      }
-      const [from, to] = this.loopBounds(it, scope);
-      const inner = new Set(loopVars).add(it.variable);
-      const at = (i: number) => {
-        const s = new Scope(scope);
-        s.define(it.variable, i);
-        return this.countParams(it.items, s, inner);
-      };
-      if (to <= from) continue;
-      if (!boundsMention(it.items, new Set([it.variable]))) {
-        n += (to - from) * at(from);
-        continue;
-      }
-      for (let i = from; i < to; i++) {
-        this.step(it.span);
-        n += at(i);
-      }
-    }
-    return n;
-  }
-
   private bindWeights(decl: ModelDecl["weights"][number]) {
     const template = (src: string, scope: Scope, span: Span) =>
       src.replace(/\{(\w+)\}/g, (_, v: string) => {
@@ -298,7 +216,7 @@ export class Elaborator implements BuiltinHost {
         }
       }
     }
-    const total = this.opts.onProgress ? this.countParams(decl.items, this.globals, new Set()) : 0;
+    const total = this.opts.onProgress ? countParams(decl.items, this.globals, new Set(), this) : 0;
     let done = 0;
     for (const { item, scope, index } of this.paramsOf(decl.items, this.globals)) {
       const shape = item.shape.map((e) => this.int(e, scope));

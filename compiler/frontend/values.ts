@@ -30,3 +30,27 @@ export interface BuiltinHost {
   /** A new KV cache key for a cached attention of the entry being elaborated. */
   cacheSlot(): string;
 }
+
+/** The names a body can see: its own, then its parents' up to the model's globals. */
+export class Scope {
+  private readonly vars = new Map<string, Value>();
+  constructor(private readonly parent?: Scope) {}
+  get(name: string): Value | undefined {
+    return this.vars.get(name) ?? this.parent?.get(name);
+  }
+  has(name: string): boolean {
+    return this.vars.has(name) || (this.parent?.has(name) ?? false);
+  }
+  define(name: string, v: Value) {
+    this.vars.set(name, v);
+  }
+  /** Rebinds a local name; "global" for a name of the model's top scope, which is never reassigned. */
+  assign(name: string, v: Value): boolean | "global" {
+    if (this.vars.has(name)) {
+      if (!this.parent) return "global";
+      this.vars.set(name, v);
+      return true;
+    }
+    return this.parent?.assign(name, v) ?? false;
+  }
+}
