@@ -4,8 +4,8 @@
 
 import type { AttrValue, Attrs, Dim } from "./types.js";
 
-/** int: an integer; dims: a shape (integers and symbols such as "S"); cache: false, true or a cache key; oneOf: one of the strings. */
-export type AttrKind = "int" | "float" | "bool" | "string" | "ints" | "dims" | "cache" | { readonly oneOf: readonly string[] };
+/** int: an integer; floats: a list of numbers; dims: a shape (integers and symbols such as "S"); cache: false, true or a cache key; oneOf: one of the strings. */
+export type AttrKind = "int" | "float" | "bool" | "string" | "ints" | "floats" | "dims" | "cache" | { readonly oneOf: readonly string[] };
 
 export interface AttrSpec<K extends AttrKind = AttrKind, O extends boolean = boolean> {
   readonly kind: K;
@@ -19,6 +19,7 @@ export const float = spec("float");
 export const bool = spec("bool");
 export const string = spec("string");
 export const ints = spec("ints");
+export const floats = spec("floats");
 export const dims = spec("dims");
 export const cache = spec("cache");
 export const oneOf = <const E extends readonly string[]>(values: E): AttrSpec<{ readonly oneOf: E }, false> => spec({ oneOf: values });
@@ -28,7 +29,7 @@ export const optional = <K extends AttrKind>(s: AttrSpec<K, false>): AttrSpec<K,
 type ValueOf<K> = K extends "int" | "float" ? number
   : K extends "bool" ? boolean
   : K extends "string" ? string
-  : K extends "ints" ? readonly number[]
+  : K extends "ints" | "floats" ? readonly number[]
   : K extends "dims" ? readonly Dim[]
   : K extends "cache" ? boolean | string
   : K extends { readonly oneOf: readonly (infer E)[] } ? E
@@ -49,13 +50,14 @@ function fits(kind: AttrKind, v: unknown): boolean {
     case "bool": return typeof v === "boolean";
     case "string": return typeof v === "string";
     case "ints": return Array.isArray(v) && v.every((x) => Number.isInteger(x));
+    case "floats": return Array.isArray(v) && v.every((x) => typeof x === "number" && Number.isFinite(x));
     case "dims": return Array.isArray(v) && v.every((x) => Number.isInteger(x) || (typeof x === "string" && /^\w+$/.test(x)));
     case "cache": return typeof v === "boolean" || typeof v === "string";
   }
 }
 
 export const describeKind = (kind: AttrKind): string =>
-  typeof kind === "object" ? `one of ${kind.oneOf.map((s) => JSON.stringify(s)).join(", ")}` : { int: "an integer", float: "a number", bool: "true or false", string: "a string", ints: "a list of integers", dims: "a shape", cache: "true, false or a cache key" }[kind];
+  typeof kind === "object" ? `one of ${kind.oneOf.map((s) => JSON.stringify(s)).join(", ")}` : { int: "an integer", float: "a number", bool: "true or false", string: "a string", ints: "a list of integers", floats: "a list of numbers", dims: "a shape", cache: "true, false or a cache key" }[kind];
 
 /** What is wrong with `attrs` under `schema` (an unknown name, a missing or ill-typed value), or undefined. */
 export function checkAttrs(schema: Schema, attrs: Attrs): string | undefined {

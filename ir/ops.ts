@@ -9,10 +9,12 @@ import { type OpDef, type Role, type Trait, rolesOf, traitsOf } from "./ops/def.
 import { elementwiseOps } from "./ops/elementwise.js";
 import { matrixOps } from "./ops/matrix.js";
 import { normOps } from "./ops/norm.js";
+import { ropeOps } from "./ops/rope.js";
 import { tensorOps } from "./ops/tensor.js";
 import type { Node } from "./types.js";
 
-export { cacheKey, ropeAngle, ropeTable } from "./ops/attention.js";
+export { cacheKey } from "./ops/attention.js";
+export { type RopeAttrs, ropeFrequencies, ropeLong, ropeTable } from "./ops/rope.js";
 export { type Activation, activations, geluErf, geluTanh } from "./ops/elementwise.js";
 export { type InterpState, type OpDef, type Role, ShapeError, type Trait, type Value } from "./ops/def.js";
 
@@ -25,7 +27,7 @@ export type OpKind =
   | "layernorm" | "rmsnorm" | "softmax"
   | "rope" | "attention";
 
-export const ops = { ...tensorOps, ...matrixOps, ...elementwiseOps, ...normOps, ...attentionOps } satisfies Record<OpKind, OpDef>;
+export const ops = { ...tensorOps, ...matrixOps, ...elementwiseOps, ...normOps, ...ropeOps, ...attentionOps } satisfies Record<OpKind, OpDef>;
 // ...and nothing is defined that OpKind does not name
 const undeclared: Record<Exclude<keyof typeof ops, OpKind>, never> = {};
 void undeclared;

@@ -36,7 +36,10 @@ export function readExpected(name: string, c: FixtureCase): Float32Array {
 }
 
 /** Which example model reads each fixture. */
-export const families: Record<string, string> = { gpt2: "gpt2", llama: "llama", bert: "bert", t5: "t5", "t5-v1_1": "t5" };
+export const families: Record<string, string> = {
+  gpt2: "gpt2", llama: "llama", bert: "bert", t5: "t5", "t5-v1_1": "t5",
+  qwen2: "qwen2", qwen3: "qwen3", llama3: "llama", mistral: "mistral", gemma: "gemma", gemma2: "gemma2", phi3: "phi3",
+};
 
 export function fixtureProgram(name: string, opts: { context?: number } = {}): Program {
   return runPipeline(loadProgram(join(root, "examples", `${families[name]}.wf`), fixtureDir(name), opts));

@@ -27,15 +27,15 @@ export const LIBRARY = {
   rope: { x: "i32", out: "i32", rows: "i32", D: "i32", hd: "i32", past: "i32", table: "i32" },
   attention: {
     q: "i32", k: "i32", v: "i32", out: "i32", rows: "i32", L: "i32", q0: "i32",
-    H: "i32", Hkv: "i32", dk: "i32", dv: "i32", scale: "f32", causal: "i32",
+    H: "i32", Hkv: "i32", dk: "i32", dv: "i32", scale: "f32", causal: "i32", window: "i32", cap: "f32",
     table: "i32", buckets: "i32", range: "i32", mask: "i32", h0: "i32", h1: "i32",
   },
   attention_part: {
-    q: "i32", k: "i32", v: "i32", part: "i32", L: "i32",
-    H: "i32", Hkv: "i32", dk: "i32", dv: "i32", scale: "f32",
+    q: "i32", k: "i32", v: "i32", part: "i32", L: "i32", first: "i32",
+    H: "i32", Hkv: "i32", dk: "i32", dv: "i32", scale: "f32", cap: "f32",
     table: "i32", buckets: "i32", range: "i32", mask: "i32", u0: "i32", u1: "i32", units: "i32",
   },
-  attention_merge: { part: "i32", out: "i32", H: "i32", dv: "i32", L: "i32", units: "i32" },
+  attention_merge: { part: "i32", out: "i32", H: "i32", dv: "i32", keys: "i32", units: "i32" },
 } as const satisfies Record<string, Record<string, P>>;
 
 /** The library's scalar activations, f32 → f32 (the epilogues call them lane by lane). */

@@ -1,7 +1,7 @@
 // Lowerings: one function per IR op, turning a node into calls on kernels. Keyed by OpKind,
 // so an op without a lowering is a type error.
 
-import { type OpKind, type OpNode, isOp, operandOf, ropeTable } from "../../ir/ops.js";
+import { type OpKind, type OpNode, type RopeAttrs, isOp, operandOf, ropeTable } from "../../ir/ops.js";
 import { bucketTable } from "../../ir/relpos.js";
 import { type Node, rowWidth } from "../../ir/types.js";
 import { type QuantScratch, dequantBytes, gateSumsBytes, integerRows, linearKernel, linearPanels, linearUnits, panelStride, planLinear, quantRowBytes } from "./linear/index.js";
@@ -83,14 +83,18 @@ const binary = (kernel: "add" | "mul") => (c: LowerCtx, n: Node) => {
   return [c.wm.callLib(kernel, { a: c.ptr(a), b: c.ptr(b), out: c.ptr(n.id), n: c.count(n.id), bn })];
 };
 
-const ropeKey = (hd: number, theta: number, context: number) => `rope_${hd}_${theta}_${context}`;
+/** The key of a rope node's cos/sin table (`long`: longrope's table for sequences past `original`). */
+function ropeKey(a: RopeAttrs, context: number, long = false): string {
+  const { head_dim: hd, theta, ...scaling } = a;
+  return `rope_${hd}_${theta}_${context}` + (a.scaling ? `_${JSON.stringify(scaling)}${long ? "_long" : ""}` : "");
+}
 
 /** Constant tables a node's lowering reads (stored with the weights). */
 export function constantsOf(n: Node, context: number): { key: string; data: () => Int32Array }[] {
   if (isOp(n, "rope")) {
     // cos and sin of every position's angles, computed once here instead of per row and call
-    const { head_dim: hd, theta } = n.attrs;
-    return [{ key: ropeKey(hd, theta, context), data: () => new Int32Array(ropeTable(context, hd, theta).buffer) }];
+    const table = (long: boolean) => ({ key: ropeKey(n.attrs, context, long), data: () => new Int32Array(ropeTable(context, n.attrs, long).buffer) });
+    return n.attrs.scaling === "longrope" ? [table(false), table(true)] : [table(false)];
   }
   if (!isOp(n, "attention") || !n.attrs.bias) return [];
   const [bi, nb, md] = [n.attrs.bias_bidirectional!, n.attrs.bias_buckets!, n.attrs.bias_max_distance!];
@@ -209,7 +213,14 @@ export const lowerings = {
     return [m.call(fn, [c.ptr(n.args[0]), c.ptr(n.id), c.count(n.id), wm.cf32(n.attrs.cap)], none)];
   },
   layernorm: (c, n) => [c.wm.callLib("layernorm", { x: c.ptr(n.args[0]), g: c.ptr(n.args[1]), b: c.ptr(n.args[2]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.id)), eps: c.wm.cf32(n.attrs.eps) })],
-  rmsnorm: (c, n) => [c.wm.callLib("rmsnorm", { x: c.ptr(n.args[0]), g: c.ptr(n.args[1]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.id)), eps: c.wm.cf32(n.attrs.eps) })],
+  rmsnorm: (c, n) => {
+    // fold-norm-offset has moved any offset into the gain
+    if (n.attrs.offset) throw new Error(`internal: %${n.id} rmsnorm still has an offset`);
+    // groups of a row are rows of their own to the kernel
+    const W = c.width(n.id), D = n.attrs.group ?? W;
+    const rows = D === W ? c.rows(n.id) : c.wm.m.i32.mul(c.rows(n.id), c.wm.c32(W / D));
+    return [c.wm.callLib("rmsnorm", { x: c.ptr(n.args[0]), g: c.ptr(n.args[1]), out: c.ptr(n.id), rows, D: c.wm.c32(D), eps: c.wm.cf32(n.attrs.eps) })];
+  },
   gelu: elementwise("gelu"),
   gelu_tanh: elementwise("gelu_tanh"),
   silu: elementwise("silu"),
@@ -222,9 +233,12 @@ export const lowerings = {
   },
   slice: (c, n) => [c.wm.callLib("slice", { x: c.ptr(n.args[0]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.args[0])), start: c.wm.c32(n.attrs.start), size: c.wm.c32(n.attrs.size) })],
   rope: (c, n) => {
-    const hd = n.attrs.head_dim;
-    const table = c.constant(ropeKey(hd, n.attrs.theta, c.context));
-    return [c.wm.callLib("rope", { x: c.ptr(n.args[0]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.id)), hd: c.wm.c32(hd), past: c.past(), table: c.wm.c32(table) })];
+    const { wm } = c, a = n.attrs;
+    let table = wm.c32(c.constant(ropeKey(a, c.context)));
+    // longrope: the long factors' table once the sequence (past + rows) is longer than `original`
+    if (a.scaling === "longrope")
+      table = wm.m.select(wm.m.i32.gt_s(wm.m.i32.add(c.past(), c.rows(n.id)), wm.c32(a.original!)), wm.c32(c.constant(ropeKey(a, c.context, true))), table);
+    return [wm.callLib("rope", { x: c.ptr(n.args[0]), out: c.ptr(n.id), rows: c.rows(n.id), D: wm.c32(c.width(n.id)), hd: wm.c32(a.head_dim), past: c.past(), table })];
   },
   // decode's per-chunk partial results
   attention: withScratch<"attention">((n, q) => ({ attention: attentionPartBytes(n.attrs.heads, rowWidth(q.node(n.args[2]).type.shape) / n.attrs.kv_heads) }), (c, n) => {
@@ -255,9 +269,9 @@ export const lowerings = {
       buckets = c.constant(constantsOf(n, c.context)[0].key);
     }
     if (maskAt !== undefined) mask = c.address(maskAt);
-    const scale = a.scale, causal = a.causal ? 1 : 0;
-    const key = [H, Hkv, dk, dv, scale, causal, table, buckets, range, mask].join("_").replace(/[^0-9a-z_]/gi, "_");
-    const head = () => ({ H: wm.c32(H), Hkv: wm.c32(Hkv), dk: wm.c32(dk), dv: wm.c32(dv), scale: wm.cf32(scale) });
+    const scale = a.scale, causal = a.causal ? 1 : 0, window = a.window ?? 0, cap = a.softcap ?? 0;
+    const key = [H, Hkv, dk, dv, scale, causal, window, cap, table, buckets, range, mask].join("_").replace(/[^0-9a-z_]/gi, "_");
+    const head = () => ({ H: wm.c32(H), Hkv: wm.c32(Hkv), dk: wm.c32(dk), dv: wm.c32(dv), scale: wm.cf32(scale), cap: wm.cf32(cap) });
     const extras = () => ({ table: wm.c32(table), buckets: wm.c32(buckets), range: wm.c32(range), mask: wm.c32(mask) });
     // kernels of the parallel signature (q, k, v, L, out, rows, from, to, thread): more query
     // rows split the heads; one query row (decode) splits the keys
@@ -265,15 +279,17 @@ export const lowerings = {
     const kernel = (name: string, body: () => Expr) =>
       wm.ensure(name, () => m.addFunction(name, createType(Array<number>(9).fill(i32)), none, [], body()));
     // the queries are the last `rows` of the L positions
-    const byHeads = kernel(`attention_${key}`, () => wm.callLib("attention", { q: p(0), k: p(1), v: p(2), out: p(4), rows: p(5), L: p(3), q0: m.i32.sub(p(3), p(5)), ...head(), causal: wm.c32(causal), ...extras(), h0: p(6), h1: p(7) }));
-    // (the one query is the last position: causal or not, it sees every key)
-    const byKeys = kernel(`attention_part_${key}`, () => wm.callLib("attention_part", { q: p(0), k: p(1), v: p(2), part: p(4), L: p(3), ...head(), ...extras(), u0: p(6), u1: p(7), units: wm.c32(ATTENTION_CHUNKS) }));
+    const byHeads = kernel(`attention_${key}`, () => wm.callLib("attention", { q: p(0), k: p(1), v: p(2), out: p(4), rows: p(5), L: p(3), q0: m.i32.sub(p(3), p(5)), ...head(), causal: wm.c32(causal), window: wm.c32(window), ...extras(), h0: p(6), h1: p(7) }));
+    // the first key the last of L positions sees: 0, or the window's first
+    const first = (L: () => Expr) => (window ? m.select(m.i32.gt_s(L(), wm.c32(window)), m.i32.sub(L(), wm.c32(window)), wm.c32(0)) : wm.c32(0));
+    // (the one query is the last position: causal or not, it sees every key of its window)
+    const byKeys = kernel(`attention_part_${key}`, () => wm.callLib("attention_part", { q: p(0), k: p(1), v: p(2), part: p(4), L: p(3), first: first(() => p(3)), ...head(), ...extras(), u0: p(6), u1: p(7), units: wm.c32(ATTENTION_CHUNKS) }));
     // multiply-adds: rows × keys × heads × (dk + dv) at most
     const work = () => m.i32.mul(m.i32.mul(c.rows(q), m.i32.add(a.cache ? c.past() : wm.c32(0), c.rows(k))), wm.c32(H * (dk + dv)));
     const parts = c.scratch("attention");
     const decode = m.block(null, [
       wm.parallel(byKeys, [c.ptr(q), m.copyExpression(kp), m.copyExpression(vp), m.copyExpression(L), wm.c32(parts), wm.c32(1)], ATTENTION_CHUNKS, 0, work()),
-      wm.callLib("attention_merge", { part: wm.c32(parts), out: c.ptr(n.id), H: wm.c32(H), dv: wm.c32(dv), L: m.copyExpression(L), units: wm.c32(ATTENTION_CHUNKS) }),
+      wm.callLib("attention_merge", { part: wm.c32(parts), out: c.ptr(n.id), H: wm.c32(H), dv: wm.c32(dv), keys: m.i32.sub(m.copyExpression(L), first(() => m.copyExpression(L))), units: wm.c32(ATTENTION_CHUNKS) }),
     ]);
     const prefill = wm.parallel(byHeads, [c.ptr(q), kp, vp, L, c.ptr(n.id), c.rows(q)], H, 0, work());
     return [...pre, m.if(m.i32.eq(c.rows(q), wm.c32(1)), decode, prefill)];

@@ -26,7 +26,7 @@
 // any op or attribute without a writer in onnx/ops.ts (a newer IR feature fails loudly, not
 // silently). onnx/graph.ts holds the protobuf pieces.
 
-import { attrsOf, isOp } from "../../ir/ops.js";
+import { type RopeAttrs, attrsOf, isOp, ropeFrequencies } from "../../ir/ops.js";
 import type { Graph, Node, Program, Shape } from "../../ir/types.js";
 import { DIM_P, DIM_S, DIM_T, FLOAT, INT64, IR_VERSION, MS_DOMAIN, NEG, OPSET, OnnxExportError, OnnxGraph, transposed } from "./onnx/graph.js";
 import { type Ctx, writerOf } from "./onnx/ops.js";
@@ -157,11 +157,9 @@ export function exportOnnx(program: Program, opts: OnnxExportOptions = {}): Uint
       return og.op("Where", [later, og.float([NEG], []), og.float([0], [])]);
     });
   /** cos and sin tables [S, 1, hd] (each half repeated), positions as in the reference: angle = f32(pos · inv_freq). */
-  const ropeTables = (hd: number, theta: number) =>
-    once(`rope:${hd}:${theta}`, () => {
-      const half = hd / 2;
-      const inv = new Float32Array(half);
-      for (let j = 0; j < half; j++) inv[j] = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * j) / hd))));
+  const ropeTables = (a: RopeAttrs) =>
+    once(`rope:${JSON.stringify(a)}`, () => {
+      const inv = ropeFrequencies(a);
       const pos = og.unsqueeze(og.op("Cast", [positions()], { to: { i: FLOAT } }), [1]); // [S, 1]
       const ang = og.op("Mul", [pos, og.float(inv)]); // [S, half]
       const full = (f: string) => og.unsqueeze(og.op("Concat", [f, f], { axis: { i: -1 } }), [1]);

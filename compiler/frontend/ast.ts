@@ -24,7 +24,8 @@ export type Stmt =
 export interface ConfigField {
   kind: "field";
   name: string;
-  type: "int" | "float" | "bool" | "string";
+  type: "int" | "float" | "bool" | "string" | "float[]";
+  /** config.json keys, the first present one read; a dotted key reads a nested object's field. */
   keys: string[];
   /** Bounds the value must lie within: `in lo..hi` (hi excluded) or `in lo..=hi`. */
   range?: { lo: Expr; hi: Expr; inclusive: boolean; span: Span };

@@ -3,6 +3,7 @@
 // argument binding (bindArgs) read; its `run` adds IR nodes for arguments already checked.
 
 import { Diagnostic, type Span } from "../diagnostics.js";
+import type { AttrValue } from "../../ir/types.js";
 import { type BuiltinHost, type Value, describe } from "./values.js";
 
 /** What a parameter accepts. */
@@ -11,6 +12,8 @@ export type ArgKind =
   | "number" // a finite number
   | "int" // an integer
   | "bool"
+  | "string"
+  | "numbers" // a list of numbers
   | "bias" // the result of relative_bias(...)
   | "parts" // a count, or a list of integer widths
   | "dims"; // a list of integers
@@ -51,6 +54,8 @@ const kindWords: Record<ArgKind, string> = {
   number: "a number",
   int: "an integer",
   bool: "true or false",
+  string: "a string",
+  numbers: "a list of numbers",
   bias: "relative_bias(...)",
   parts: "a count or a list of widths",
   dims: "a list of integers",
@@ -65,6 +70,8 @@ function accepts(kind: ArgKind, v: Value): boolean {
     case "number": return typeof v === "number";
     case "int": return typeof v === "number" && Number.isInteger(v);
     case "bool": return typeof v === "boolean";
+    case "string": return typeof v === "string";
+    case "numbers": return typeof v === "object" && v.kind === "tuple" && v.items.every((x) => typeof x === "number");
     case "bias": return typeof v === "object" && v.kind === "bias";
     case "parts": return (typeof v === "number" && Number.isInteger(v)) || isIntList(v);
     case "dims": return isIntList(v);
@@ -109,6 +116,12 @@ export class Args {
   bool(name: string): boolean {
     return this.values.get(name)!.value as boolean;
   }
+  string(name: string): string {
+    return this.values.get(name)!.value as string;
+  }
+  numbers(name: string): number[] {
+    return (this.values.get(name)!.value as Extract<Value, { kind: "tuple" }>).items as number[];
+  }
 }
 
 /**
@@ -146,6 +159,38 @@ export function bindArgs(fn: string, def: BuiltinDef, host: BuiltinHost, c: Call
 }
 
 const T = (id: number): Value => ({ kind: "tensor", id });
+
+/** The fields each rope_scaling type reads (beyond head_dim and theta). */
+const ROPE_FIELDS: Record<string, readonly string[]> = {
+  default: [],
+  linear: ["factor"],
+  llama3: ["factor", "low_freq", "high_freq", "original"],
+  longrope: ["short_factor", "long_factor", "original", "factor"],
+};
+
+/** rope()'s attributes: its scaling type checked against the fields given. */
+function ropeScaling(a: Args): Record<string, AttrValue> {
+  const attrs: Record<string, AttrValue> = { head_dim: a.number("head_dim"), theta: a.number("theta") };
+  const scaling = a.has("scaling") ? a.string("scaling") : "default";
+  const fields = ROPE_FIELDS[scaling];
+  if (!fields) throw new Diagnostic(`rope(): scaling '${scaling}' is not supported (${Object.keys(ROPE_FIELDS).join(", ")})`, a.spanOf("scaling"), { code: "WF210" });
+  // a model file passes every field its config may hold; the type reads its own
+  for (const f of fields) if (!a.has(f)) throw new Diagnostic(`rope(): ${scaling} scaling needs '${f}'`, a.span, { code: "WF203" });
+  if (scaling === "default") return attrs;
+  attrs.scaling = scaling;
+  for (const f of fields) attrs[f] = f.endsWith("_factor") ? a.numbers(f) : a.number(f);
+  if (scaling === "longrope") {
+    // transformers' default magnitude: sqrt(1 + ln(factor) / ln(original)), factor = context / original
+    const factor = a.number("factor"), original = a.number("original");
+    // (0: the default)
+    attrs.attn_factor = a.has("attn_factor") && a.number("attn_factor") > 0 ? a.number("attn_factor") : factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(original));
+    delete attrs.factor;
+    const half = a.number("head_dim") / 2;
+    for (const f of ["short_factor", "long_factor"])
+      if (a.numbers(f).length !== half) throw new Diagnostic(`rope(): '${f}' has ${a.numbers(f).length} values, expected head_dim / 2 = ${half}`, a.spanOf(f), { code: "WF210" });
+  }
+  return attrs;
+}
 const tensor = (name: string): ParamSig => ({ name, kind: "tensor" });
 
 /** One tensor in, one out, of the IR op of the same name. */
@@ -186,20 +231,41 @@ export const builtins: Record<string, BuiltinDef> = {
     run: (h, a) => T(h.node("layernorm", [a.tensor("x"), a.tensor("weight"), a.tensor("bias")], { eps: a.number("eps") }, a.span)),
   },
 
+  /** rmsnorm(x, weight, eps) over each row; group: over each run of that many columns (per-head norms); offset: the gain is offset + weight (Gemma's 1 + w). */
   rmsnorm: {
-    params: [tensor("x"), tensor("weight"), { name: "eps", kind: "number", dflt: 1e-6, sign: "non-negative" }],
+    params: [
+      tensor("x"), tensor("weight"), { name: "eps", kind: "number", dflt: 1e-6, sign: "non-negative" },
+      { name: "group", kind: "int", named: true, optional: true, sign: "positive" },
+      { name: "offset", kind: "number", named: true, optional: true },
+    ],
     result: "tensor",
-    run: (h, a) => T(h.node("rmsnorm", [a.tensor("x"), a.tensor("weight")], { eps: a.number("eps") }, a.span)),
+    run: (h, a) => T(h.node("rmsnorm", [a.tensor("x"), a.tensor("weight")], {
+      eps: a.number("eps"),
+      ...(a.has("group") ? { group: a.number("group") } : {}),
+      ...(a.has("offset") && a.number("offset") !== 0 ? { offset: a.number("offset") } : {}),
+    }, a.span)),
   },
 
+  /**
+   * Rotary embedding of each head; `scaling` names transformers' rope_scaling type ("default",
+   * "linear", "llama3", "longrope"); each type reads its fields among the named arguments after it.
+   */
   rope: {
     params: [
       tensor("x"),
       { name: "head_dim", kind: "int", named: true, sign: "positive" },
       { name: "theta", kind: "number", named: true, dflt: 10000, sign: "positive" },
+      { name: "scaling", kind: "string", named: true, optional: true },
+      { name: "factor", kind: "number", named: true, optional: true, sign: "positive" },
+      { name: "low_freq", kind: "number", named: true, optional: true, sign: "positive" },
+      { name: "high_freq", kind: "number", named: true, optional: true, sign: "positive" },
+      { name: "original", kind: "int", named: true, optional: true, sign: "positive" },
+      { name: "short_factor", kind: "numbers", named: true, optional: true, sign: "positive" },
+      { name: "long_factor", kind: "numbers", named: true, optional: true, sign: "positive" },
+      { name: "attn_factor", kind: "number", named: true, optional: true, sign: "non-negative" },
     ],
     result: "tensor",
-    run: (h, a) => T(h.node("rope", [a.tensor("x")], { head_dim: a.number("head_dim"), theta: a.number("theta") }, a.span)),
+    run: (h, a) => T(h.node("rope", [a.tensor("x")], ropeScaling(a), a.span)),
   },
 
   /** split(x, n) into n equal column blocks, or split(x, [w0, w1, ...]). */
@@ -257,6 +323,10 @@ export const builtins: Record<string, BuiltinDef> = {
       { name: "cache", kind: "bool", named: true, dflt: false },
       { name: "bias", kind: "bias", named: true, optional: true },
       { name: "mask", kind: "tensor", named: true, optional: true },
+      // causal only: the query at position i sees keys i − window < j ≤ i (0: every earlier key)
+      { name: "window", kind: "int", named: true, dflt: 0, sign: "non-negative" },
+      // scores soft-capped to softcap·tanh(s / softcap) (0: not capped)
+      { name: "softcap", kind: "number", named: true, dflt: 0, sign: "non-negative" },
     ],
     result: "tensor",
     run(h, a) {
@@ -268,6 +338,8 @@ export const builtins: Record<string, BuiltinDef> = {
         kv_heads: a.has("kv_heads") ? a.number("kv_heads") : heads,
         scale: a.has("scale") ? a.number("scale") : 1 / Math.sqrt(headDim),
         causal: a.bool("causal"),
+        ...(a.number("window") > 0 ? { window: a.number("window") } : {}),
+        ...(a.number("softcap") > 0 ? { softcap: a.number("softcap") } : {}),
         // a cached attention gets its own KV cache, named so that variants of this entry share it
         cache: a.bool("cache") ? h.cacheSlot() : false,
       };

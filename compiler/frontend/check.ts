@@ -53,11 +53,11 @@ export class Checker {
   }
 
   private checkConfigField(f: ConfigField) {
-    const kinds: Record<string, Kind> = { int: INT, float: NUM, bool: BOOL, string: STR };
+    const kinds: Record<string, Kind> = { int: INT, float: NUM, bool: BOOL, string: STR, "float[]": { k: "tuple" } };
     const kind = kinds[f.type];
-    if (!kind) this.error(`unknown config type '${f.type}' (use int, float, bool or string)`, f.span, "WF208");
+    if (!kind) this.error(`unknown config type '${f.type}' (use int, float, bool, string or float[])`, f.span, "WF208");
     if (f.range) {
-      if (kind && !isNum(kind)) this.error(`a range needs an int or float field, not ${f.type}`, f.range.span, "WF204");
+      if (kind && !isNum(kind) && f.type !== "float[]") this.error(`a range needs an int, float or float[] field, not ${f.type}`, f.range.span, "WF204");
       for (const e of [f.range.lo, f.range.hi]) {
         const t = this.expr(e, this.globals);
         if (!isNum(t)) this.error(`a bound of '${f.name}' should be a number, found ${describeKind(t)}`, e.span, "WF204");

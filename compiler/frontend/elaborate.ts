@@ -15,8 +15,8 @@ import { type BlockDecl, type ConfigField, type ConfigRequire, type EntryDecl, t
 import { bindArgs, builtins } from "./builtins.js";
 import { binary } from "./operations.js";
 import { countParams } from "./count-params.js";
-import { MAX_CALL_DEPTH, MAX_CONTEXT, MAX_DEPTH, MAX_ELEMENTS, MAX_NODES, MAX_STEPS, MAX_TRIPS } from "./limits.js";
-import { type BuiltinHost, Scope, type Value, describe } from "./values.js";
+import { MAX_CALL_DEPTH, MAX_CONFIG_LIST, MAX_CONTEXT, MAX_DEPTH, MAX_ELEMENTS, MAX_NODES, MAX_STEPS, MAX_TRIPS } from "./limits.js";
+import { type BuiltinHost, Scope, type Value, configAt, describe } from "./values.js";
 
 export type { Value } from "./values.js";
 export type ConfigValue = number | boolean | string;
@@ -84,11 +84,11 @@ export class Elaborator implements BuiltinHost {
   }
 
   private bindConfigField(f: ConfigField) {
-    if (!["int", "float", "bool", "string"].includes(f.type))
-      throw new Diagnostic(`unknown config type '${f.type}' (use int, float, bool or string)`, f.span, { code: "WF208" });
-    const key = f.keys.find((k) => Object.hasOwn(this.hf, k) && this.hf[k] !== null);
+    if (!["int", "float", "bool", "string", "float[]"].includes(f.type))
+      throw new Diagnostic(`unknown config type '${f.type}' (use int, float, bool, string or float[])`, f.span, { code: "WF208" });
+    const key = f.keys.find((k) => configAt(this.hf, k) !== undefined);
     let v: unknown;
-    if (key !== undefined) v = this.hf[key];
+    if (key !== undefined) v = configAt(this.hf, key);
     else if (f.value) v = this.eval(f.value, this.globals);
     else throw new Diagnostic(`${this.configName} has no ${f.keys.map((k) => `'${k}'`).join(" or ")} (needed for '${f.name}')`, f.span, { code: "WF301" });
     const from = key !== undefined ? `${this.configName} '${key}'` : `'${f.name}' (default ${formatExpr(f.value!)})`;
@@ -97,13 +97,15 @@ export class Elaborator implements BuiltinHost {
       f.type === "int" ? Number.isSafeInteger(v) :
       f.type === "float" ? typeof v === "number" && Number.isFinite(v) :
       f.type === "bool" ? typeof v === "boolean" :
+      f.type === "float[]" ? Array.isArray(v) && v.length <= MAX_CONFIG_LIST && v.every((x) => typeof x === "number" && Number.isFinite(x)) :
       typeof v === "string";
-    const want = { int: "an int", float: "a finite number", bool: "a bool", string: "a string" }[f.type];
+    const want = { int: "an int", float: "a finite number", bool: "a bool", string: "a string", "float[]": `a list of at most ${MAX_CONFIG_LIST} finite numbers` }[f.type];
     if (!ok) throw new Diagnostic(`${from} should be ${want}, found ${shownValue(v)}${inputs ? `; ${inputs}` : ""}`, f.span, { code: "WF302" });
-    this.config[f.name] = v as ConfigValue;
+    const value: Value = Array.isArray(v) ? { kind: "tuple", items: v as number[] } : (v as ConfigValue);
+    if (!Array.isArray(v)) this.config[f.name] = v as ConfigValue;
     this.configSource.set(f.name, { key, field: f });
-    if (f.range) this.checkRange(f, v as number, inputs);
-    this.globals.define(f.name, v as ConfigValue);
+    if (f.range) for (const x of Array.isArray(v) ? v : [v]) this.checkRange(f, x as number, inputs);
+    this.globals.define(f.name, value);
   }
 
   private checkRange(f: ConfigField, v: number, inputs: string) {

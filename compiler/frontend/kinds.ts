@@ -59,13 +59,15 @@ export function accepts(kind: ArgKind, t: Kind): boolean {
     case "tensor": return t.k === "tensor";
     case "number": case "int": return isNum(t);
     case "bool": return t.k === "bool";
+    case "string": return t.k === "str";
+    case "numbers": return t.k === "tuple";
     case "bias": return t.k === "bias";
     case "parts": return isNum(t) || t.k === "tuple";
     case "dims": return t.k === "tuple";
   }
 }
 export const argWords: Record<ArgKind, string> = {
-  tensor: "a tensor", number: "a number", int: "an integer", bool: "true or false", bias: "relative_bias(...)", parts: "a count or a list of widths", dims: "a list of integers",
+  tensor: "a tensor", number: "a number", int: "an integer", bool: "true or false", string: "a string", numbers: "a list of numbers", bias: "relative_bias(...)", parts: "a count or a list of widths", dims: "a list of integers",
 };
 
 /** A number written in the source (`3`, `-1.5`), or undefined. */

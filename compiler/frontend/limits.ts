@@ -15,6 +15,8 @@ export const MAX_TOKENS = 200_000;
 export const MAX_NESTING = 256;
 /** The most diagnostics one parse reports. */
 export const MAX_ERRORS = 100;
+/** Most values a config list (a `float[]` field) may hold. */
+export const MAX_CONFIG_LIST = 65536;
 
 /** Length of a string in UTF-8 bytes, without encoding it. */
 export function utf8Length(s: string): number {

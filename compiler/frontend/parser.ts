@@ -96,11 +96,21 @@ class WfParser extends EmbeddedActionsParser {
         ALT: () => {
           const name = this.CONSUME2(T.Identifier);
           this.CONSUME(T.Colon);
-          const type = this.CONSUME3(T.Identifier).image as ConfigField["type"];
+          let type = this.CONSUME3(T.Identifier).image as ConfigField["type"];
+          // `float[]`: a list of numbers
+          this.OPTION5(() => { this.CONSUME(T.LBracket); this.CONSUME(T.RBracket); type = `${type}[]` as ConfigField["type"]; });
           const keys: string[] = [];
           this.OPTION(() => {
             this.CONSUME(T.From);
-            this.AT_LEAST_ONE_SEP({ SEP: T.Comma, DEF: () => { const k = this.CONSUME4(T.Identifier); this.ACTION(() => keys.push(k.image)); } });
+            // a key, or a path into nested objects: rope_scaling.factor
+            this.AT_LEAST_ONE_SEP({
+              SEP: T.Comma,
+              DEF: () => {
+                const path = [this.CONSUME4(T.Identifier).image];
+                this.MANY(() => { this.CONSUME(T.Dot); path.push(this.CONSUME5(T.Identifier).image); });
+                this.ACTION(() => keys.push(path.join(".")));
+              },
+            });
           });
           let range: ConfigField["range"];
           this.OPTION3(() => {

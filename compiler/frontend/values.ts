@@ -54,3 +54,13 @@ export class Scope {
     return this.parent?.assign(name, v) ?? false;
   }
 }
+
+/** config.json's value at `key` (a dotted key reads into nested objects); undefined where absent or null. */
+export function configAt(hf: Record<string, unknown>, key: string): unknown {
+  let v: unknown = hf;
+  for (const part of key.split(".")) {
+    if (typeof v !== "object" || v === null || Array.isArray(v) || !Object.hasOwn(v, part)) return undefined;
+    v = (v as Record<string, unknown>)[part];
+  }
+  return v === null ? undefined : v;
+}

@@ -63,7 +63,7 @@ export const rulesFuseNorm: Rule[] = [
     apply: (n, c) => {
       if (!(isOp(n, "linear") || isOp(n, "gated_linear")) || folded(n.attrs)) return null;
       const norm = c.node(n.args[0]);
-      if (!isOp(norm, "rmsnorm")) return null;
+      if (!isOp(norm, "rmsnorm") || norm.attrs.group !== undefined || norm.attrs.offset !== undefined) return null;
       const g = asParam(c.node(norm.args[1]));
       const weights = operandsOf(n, "weight");
       // parameters read by this node alone (and not both weights of one gated kernel)

@@ -6,6 +6,7 @@ import type { Program } from "../../ir/types.js";
 import { InputError } from "../diagnostics.js";
 import { canonicalizeMatmul } from "./canonicalize-matmul.js";
 import { foldTranspose } from "./fold-transpose.js";
+import { foldNormOffset } from "./fold-norm-offset.js";
 import { fuseAttention } from "./fuse-attention.js";
 import { fuseFfn } from "./fuse-ffn.js";
 import { fuseNorm } from "./fuse-norm.js";
@@ -19,6 +20,7 @@ export interface Pass {
 }
 
 export const passes: readonly Pass[] = [
+  { name: "fold-norm-offset", run: foldNormOffset },
   { name: "fuse-attention", run: fuseAttention },
   { name: "canonicalize-matmul", run: canonicalizeMatmul },
   { name: "fold-transpose", run: foldTranspose },
@@ -44,9 +46,9 @@ export function withQuantization(pipeline: readonly Pass[], quantize: QuantizeOp
   return at < 0 ? [...kept, pass] : [...kept.slice(0, at), pass, ...kept.slice(at)];
 }
 
-/** The pipeline without the named passes; an unknown name is an error. Lowering needs canonicalize-matmul and fold-transpose. */
+/** The pipeline without the named passes; an unknown name is an error. Lowering needs fold-norm-offset, canonicalize-matmul and fold-transpose. */
 export function selectPasses(disabled: readonly string[]): readonly Pass[] {
-  const required = new Set(["canonicalize-matmul", "fold-transpose"]);
+  const required = new Set(["fold-norm-offset", "canonicalize-matmul", "fold-transpose"]);
   for (const d of disabled) {
     if (!passes.some((p) => p.name === d)) throw new InputError(`no pass named '${d}' (passes: ${passes.map((p) => p.name).join(", ")})`);
     if (required.has(d)) throw new InputError(`pass '${d}' cannot be disabled: code generation needs its output`);

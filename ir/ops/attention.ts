@@ -1,4 +1,5 @@
-// Attention and the rotary position embedding: the ops that read the call's past length.
+// Attention: scaled dot-product attention over packed heads, with a KV cache, a relative-position
+// bias or a padding mask.
 
 import { bool, cache, float, int, optional } from "../attrs.js";
 import { relativeBucket } from "../relpos.js";
@@ -10,71 +11,24 @@ export function cacheKey(graph: string, n: Node): string {
   return typeof n.attrs.cache === "string" ? n.attrs.cache : `${graph}:${n.id}`;
 }
 
-/** Rotary angle of pair j at position pos: f32(pos · f32(1 / f32(theta^f32(2j / hd)))), as the reference computes it. */
-export function ropeAngle(pos: number, j: number, hd: number, theta: number): number {
-  const inv = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * j) / hd))));
-  return Math.fround(pos * inv);
-}
-
-/** cos and sin of every rotary angle, f32 [position][pair][cos, sin], for positions 0..context-1 (the kernel's table). */
-export function ropeTable(context: number, hd: number, theta: number): Float32Array {
-  const half = hd / 2, out = new Float32Array(context * half * 2);
-  for (let pos = 0; pos < context; pos++)
-    for (let j = 0; j < half; j++) {
-      const ang = ropeAngle(pos, j, hd, theta);
-      out[(pos * half + j) * 2] = Math.cos(ang);
-      out[(pos * half + j) * 2 + 1] = Math.sin(ang);
-    }
-  return out;
-}
-
 /** attention's operands: q, k, v, then the relative-position table (attr bias) and the mask (attr mask). */
 const attentionRoles = (a: { bias?: boolean; mask?: boolean }): readonly Role[] =>
   ["activation", "activation", "activation", ...(a.bias ? (["bias"] as const) : []), ...(a.mask ? (["mask"] as const) : [])];
 
 export const attentionOps = {
-  /** Rotary position embedding, rotate_half convention, on every head of x[R, heads*head_dim]. */
-  rope: defineOp({
-    attrs: { head_dim: int, theta: float },
-    arity: 1,
-    roles: ["activation"],
-    traits: [],
-    infer: ([x], a) => {
-      expectF32(x, "operand");
-      const D = lastDim(x), hd = a.head_dim;
-      expect(hd % 2 === 0 && D % hd === 0, `rope: width ${D} is not a whole number of heads of even size ${hd}`);
-      return x;
-    },
-    interp: ([x], a, _n, [t], st) => {
-      const D = lastDim(t), hd = a.head_dim, half = hd / 2, theta = a.theta;
-      const out = new Float32Array(x.length);
-      for (let r = 0; r < x.length / D; r++) {
-        const pos = st.past + r;
-        for (let j = 0; j < half; j++) {
-          const ang = ropeAngle(pos, j, hd, theta);
-          const c = Math.cos(ang), s = Math.sin(ang);
-          for (let h = 0; h < D / hd; h++) {
-            const o = r * D + h * hd + j;
-            const x1 = x[o], x2 = x[o + half];
-            out[o] = x1 * c - x2 * s;
-            out[o + half] = x2 * c + x1 * s;
-          }
-        }
-      }
-      return out;
-    },
-  }),
   /**
    * Scaled dot-product attention over heads packed in the last dim: q[R,H*dk], k[L,Hkv*dk], v[L,Hkv*dv].
    * q has k's rows, or one row: the query of the last position only (see specialize-last-row).
    * attrs: heads, kv_heads, scale, causal, cache (false, or the key of a KV cache — see cacheKey —
    * that keys/values append to at rows past..past+R-1 and attention spans all past+R rows), bias
    * (operand: a relative-position table [buckets, heads], with bias_bidirectional/bias_buckets/
-   * bias_max_distance), mask (operand: f32[L] of 0/1).
+   * bias_max_distance), mask (operand: f32[L] of 0/1), window (causal: the query at position i sees
+   * keys i − window < j ≤ i, Mistral's sliding window), softcap (scores → softcap·tanh(s / softcap)
+   * before the bias and mask, Gemma 2).
    */
   attention: defineOp({
     attrs: {
-      heads: int, kv_heads: int, scale: float, causal: optional(bool), cache: optional(cache),
+      heads: int, kv_heads: int, scale: float, causal: optional(bool), window: optional(int), softcap: optional(float), cache: optional(cache),
       bias: optional(bool), bias_bidirectional: optional(bool), bias_buckets: optional(int), bias_max_distance: optional(int), mask: optional(bool),
     },
     arity: [3, 5],
@@ -94,6 +48,8 @@ export const attentionOps = {
       expect(dk === (dq / H) * Hkv, `attention: k width ${dk} should be ${Hkv} heads × ${dq / H}`);
       expect(dv % Hkv === 0, `attention: v width ${dv} is not divisible by ${Hkv} heads`);
       expect(k.shape[0] === v.shape[0], `attention: k and v have different rows (${k.shape[0]} vs ${v.shape[0]})`);
+      expect(a.window === undefined || (a.causal === true && a.window > 0), `attention: a window needs causal attention and at least 1 key`);
+      expect(a.softcap === undefined || (Number.isFinite(a.softcap) && a.softcap > 0), `attention: softcap must be a finite number > 0, got ${a.softcap}`);
       if (a.cache) expect(q.shape[0] === k.shape[0] || q.shape[0] === 1, `attention: a cached attention's q has ${q.shape[0]} rows; it takes the k/v rows of the call (${k.shape[0]}), or 1 (the last query)`);
       const roles = attentionRoles(a);
       if (a.bias) {
@@ -132,21 +88,23 @@ export const attentionOps = {
         for (let h = 0; h < H; h++) {
           const g = Math.floor(h / (H / Hkv));
           const limit = a.causal ? Math.min(L, q0 + r + 1) : L;
+          const first = a.window ? Math.max(0, q0 + r - a.window + 1) : 0;
           let m = -Infinity;
-          for (let j = 0; j < limit; j++) {
+          for (let j = first; j < limit; j++) {
             let s = 0;
             for (let d = 0; d < dk; d++) s += q[r * H * dk + h * dk + d] * keys[j * kw + g * dk + d];
             s *= scale;
+            if (a.softcap) s = Math.tanh(s / a.softcap) * a.softcap;
             if (table) s += table[relativeBucket(j - (q0 + r), a.bias_bidirectional!, a.bias_buckets!, a.bias_max_distance!) * H + h];
             if (mask && mask[j] === 0) s += -3.4028234663852886e38;
             scores[j] = s;
             m = Math.max(m, s);
           }
           let sum = 0;
-          for (let j = 0; j < limit; j++) sum += scores[j] = Math.exp(scores[j] - m);
+          for (let j = first; j < limit; j++) sum += scores[j] = Math.exp(scores[j] - m);
           for (let d = 0; d < dv; d++) {
             let acc = 0;
-            for (let j = 0; j < limit; j++) acc += scores[j] * vals[j * vw + g * dv + d];
+            for (let j = first; j < limit; j++) acc += scores[j] * vals[j * vw + g * dv + d];
             out[r * H * dv + h * dv + d] = acc / sum;
           }
         }

@@ -1,6 +1,6 @@
 // Ops over each row as a whole: the norms and softmax.
 
-import { float } from "../attrs.js";
+import { float, int, optional } from "../attrs.js";
 import { formatType } from "../types.js";
 import { type OpDef, defineOp, expect, expectF32, lastDim } from "./def.js";
 
@@ -31,26 +31,31 @@ export const normOps = {
       return out;
     },
   }),
-  /** x / sqrt(mean(x²) + eps) · g over each row. */
+  /**
+   * x / sqrt(mean(x²) + eps) · (offset + g) over each row, or (group) over each run of `group`
+   * columns with g[group] (Qwen3's per-head q/k norms); offset: Gemma's (1 + g), in f32.
+   */
   rmsnorm: defineOp({
-    attrs: { eps: float },
+    attrs: { eps: float, group: optional(int), offset: optional(float) },
     arity: 2,
     roles: ["activation", "gain"],
     traits: ["pure", "rowwise"],
-    infer: ([x, g]) => {
+    infer: ([x, g], a) => {
       expectF32(x, "input");
-      const D = lastDim(x);
+      const W = lastDim(x), D = a.group ?? W;
+      expect(D > 0 && W % D === 0, `rmsnorm: width ${W} is not a whole number of groups of ${D}`);
       expect(g.shape.length === 1 && g.shape[0] === D, `rmsnorm: gain must be [${D}], got ${formatType(g)}`);
       return x;
     },
     interp: ([x, g], a) => {
-      const D = g.length, eps = a.eps;
+      const D = g.length, eps = a.eps, offset = a.offset ?? 0;
+      const gain = offset ? g.map((v) => Math.fround(offset + v)) : g;
       const out = new Float32Array(x.length);
       for (let r = 0; r < x.length / D; r++) {
         let ss = 0;
         for (let i = 0; i < D; i++) ss += x[r * D + i] ** 2;
         const inv = 1 / Math.sqrt(ss / D + eps);
-        for (let i = 0; i < D; i++) out[r * D + i] = x[r * D + i] * inv * g[i];
+        for (let i = 0; i < D; i++) out[r * D + i] = x[r * D + i] * inv * gain[i];
       }
       return out;
     },

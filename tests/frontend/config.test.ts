@@ -11,6 +11,7 @@ import { Diagnostic, DiagnosticList, formatDiagnostic } from "../../compiler/dia
 import type { ConfigField } from "../../compiler/frontend/ast.js";
 import { MAX_CONTEXT, MAX_TRIPS } from "../../compiler/frontend/limits.js";
 import { parseModel } from "../../compiler/frontend/parser.js";
+import { configAt } from "../../compiler/frontend/values.js";
 import { type GgufKVEntry, encodeGgufHeader } from "../../compiler/export/gguf.js";
 import { loadProgram, openWeights, programFromSource, readHfConfig } from "../../compiler/load.js";
 import { GGUF_TYPE, parseGguf } from "../../compiler/weights/gguf.js";
@@ -33,6 +34,14 @@ function failure(fixture: string, config: Record<string, unknown>, text = readFi
   return undefined;
 }
 
+/** config with `key` (dotted: a nested object's field) set to value. */
+function withKey(config: Record<string, unknown>, key: string, value: unknown): Record<string, unknown> {
+  const [head, ...rest] = key.split(".");
+  if (!rest.length) return { ...config, [head]: value };
+  const inner = typeof config[head] === "object" && config[head] !== null ? (config[head] as Record<string, unknown>) : {};
+  return { ...config, [head]: withKey(inner, rest.join("."), value) };
+}
+
 /** The config fields an example declares. */
 function fields(family: string): ConfigField[] {
   const m = parseModel(example(family), readFileSync(example(family), "utf8"));
@@ -49,12 +58,12 @@ describe.each(Object.keys(families))("config values of %s", (fixture) => {
   });
 
   it.each(ints.map((f) => [f.name, f] as const))("int field '%s': bad values are one WF3xx line naming the key", (_, f) => {
-    const key = f.keys.find((k) => hf[k] !== undefined && hf[k] !== null) ?? f.keys[0];
+    const key = f.keys.find((k) => configAt(hf, k) !== undefined) ?? f.keys[0];
     // 0 is bad unless the field's range starts there (bert's labels: 0 for a bare encoder)
     const zeroOk = f.range?.lo.kind === "num" && f.range.lo.value === 0;
     for (const [value, code] of [[0, "WF303"], [-1, "WF303"], [2 ** 31, "WF303"], [1.5, "WF302"], ["7", "WF302"], [true, "WF302"]] as const) {
       if (value === 0 && zeroOk) continue;
-      const d = failure(fixture, { ...hf, [key]: value });
+      const d = failure(fixture, withKey(hf, key, value));
       const what = `${key} = ${JSON.stringify(value)}`;
       expect(d, what).toBeInstanceOf(Diagnostic);
       expect(d!.code, `${what}: ${d!.message}`).toBe(code);

@@ -5,6 +5,7 @@
 
 import { describe, expect, it } from "vitest";
 import { canonicalizeMatmul } from "../../compiler/passes/canonicalize-matmul.js";
+import { foldNormOffset } from "../../compiler/passes/fold-norm-offset.js";
 import { foldTranspose } from "../../compiler/passes/fold-transpose.js";
 import type { AttrKind } from "../../ir/attrs.js";
 import { GraphBuilder, printGraph, verifyGraph, verifyProgram } from "../../ir/graph.js";
@@ -21,6 +22,8 @@ interface Example {
   build: (c: Ctx, r: R) => number | [node: number, out: number];
   /** Row counts of successive calls (default [3] or [5, 1]). */
   calls?: number[];
+  /** Seeds to build it with (default [1, 2]): more where the example draws among variants. */
+  seeds?: number[];
   /** Passes the lowering needs first. */
   lower?: (p: Program) => Program;
 }
@@ -63,32 +66,52 @@ const examples: Record<OpKind, Example> = {
   silu: { build: (c, r) => c.b.add("silu", [c.act(r.pick(widths), 4)]) },
   relu: { build: (c, r) => c.b.add("relu", [c.act(r.pick(widths))]) },
   layernorm: { build: (c, r) => { const D = r.pick(widths); return c.b.add("layernorm", [c.act(D), c.param([D]), c.param([D])], { eps: 1e-5 }); } },
-  rmsnorm: { build: (c, r) => { const D = r.pick(widths); return c.b.add("rmsnorm", [c.act(D), c.param([D])], { eps: 1e-6 }); } },
+  // plain, per group of columns (per-head norms), and with an offset gain (lowered after fold-norm-offset)
+  rmsnorm: {
+    build: (c, r) => {
+      const D = r.pick(widths), groups = r.pick([1, 1, 3]), offset = r.pick([0, 1]);
+      return c.b.add("rmsnorm", [c.act(D * groups), c.param([D])], { eps: 1e-6, ...(groups > 1 ? { group: D } : {}), ...(offset ? { offset } : {}) });
+    },
+    lower: foldNormOffset,
+    seeds: [1, 2, 3, 4, 5, 6],
+  },
   softmax: { build: (c, r) => c.b.add("softmax", [c.act(r.pick(widths), 3)]) },
   rope: {
     // a cached attention advances `past`, so rope sees positions > 0
     build: (c, r) => {
       const [hd, H] = [r.pick([2, 6, 10]), r.pick([1, 3])];
-      const x = c.b.add("rope", [c.act(hd * H)], { head_dim: hd, theta: 10000 });
+      const factors = (k: number) => Array.from({ length: hd / 2 }, (_, j) => 1 + ((j * k) % 5) / 2);
+      // each of transformers' rope_scaling types; longrope switching to its long factors at 4 positions
+      const scaling = r.pick([
+        {},
+        { scaling: "linear", factor: 4 },
+        { scaling: "llama3", factor: 8, low_freq: 1, high_freq: 4, original: 16 },
+        { scaling: "longrope", original: 4, short_factor: factors(1), long_factor: factors(3), attn_factor: 1.2 },
+      ]);
+      const x = c.b.add("rope", [c.act(hd * H)], { head_dim: hd, theta: r.pick([10000, 500000]), ...scaling });
       const kv = c.act(hd * H);
       return [x, c.b.add("add", [x, c.b.add("attention", [c.act(hd * H), kv, kv], { heads: H, kv_heads: H, scale: 0.3, causal: true, cache: true })])];
     },
     calls: [4, 1],
+    seeds: [1, 2, 3, 4, 5, 6, 7, 8],
   },
   attention: {
     build: (c, r) => {
       const [Hkv, group, dk] = [r.pick([1, 2]), r.pick([1, 3]), r.pick([1, 5, 7])];
       const H = Hkv * group;
-      return c.b.add("attention", [c.act(H * dk), c.act(Hkv * dk), c.act(Hkv * (dk + 2)), c.mask()], { heads: H, kv_heads: Hkv, scale: 0.4, causal: true, cache: true, mask: true });
+      // with a sliding window shorter than the calls' keys, and soft-capped scores, at random
+      const extra = { ...r.pick([{}, { window: 3 }]), ...r.pick([{}, { softcap: 0.7 }]) };
+      return c.b.add("attention", [c.act(H * dk), c.act(Hkv * dk), c.act(Hkv * (dk + 2)), c.mask()], { heads: H, kv_heads: Hkv, scale: 0.4, causal: true, cache: true, mask: true, ...extra });
     },
-    calls: [5, 1, 2],
+    calls: [5, 1, 2, 1],
+    seeds: [1, 2, 3, 4, 5, 6],
   },
 };
 
 /** A value of another kind than `kind`. */
 function wrongValue(kind: AttrKind): unknown {
   if (typeof kind === "object") return "no such value";
-  return { int: 1.5, float: "1", bool: 1, string: 2, ints: [1.5], dims: [true], cache: 3 }[kind];
+  return { int: 1.5, float: "1", bool: 1, string: 2, ints: [1.5], floats: ["1"], dims: [true], cache: 3 }[kind];
 }
 
 /** The graph with node `id`'s attributes replaced. */
@@ -154,7 +177,7 @@ describe("every op of the table", () => {
 
   for (const kind of opKinds) {
     const ex = examples[kind];
-    for (const seed of [1, 2]) {
+    for (const seed of ex.seeds ?? [1, 2]) {
       const r = rng(seed * 7919 + kind.length * 31 + kind.charCodeAt(0));
       const calls = ex.calls ?? (seed === 1 ? [3] : [5, 1]);
       it(`${kind} (seed ${seed}, rows ${calls.join("+")}): text, verifier, traits, and the interpreter agrees with the lowering`, () => {

@@ -7,7 +7,10 @@ import { interpret, newSession } from "../../ir/interp.js";
 import type { Program } from "../../ir/types.js";
 import { generate } from "../../runtime/generate.js";
 import type { Model } from "../../runtime/model.js";
-import { compileInMemory, fixtureProgram, readExpected, readFixture, relError } from "../helpers.js";
+import { join } from "node:path";
+import { loadProgram } from "../../compiler/load.js";
+import { passes, runPipeline, withQuantization } from "../../compiler/passes/manager.js";
+import { compileInMemory, families, fixtureDir, fixtureProgram, readExpected, readFixture, relError, root } from "../helpers.js";
 
 const TOL = 1e-4;
 
@@ -33,7 +36,7 @@ function interpCase(p: Program, c: { input_ids: number[]; token_type_ids?: numbe
   return (out.logits ?? out.hidden) as Float32Array;
 }
 
-for (const name of ["gpt2", "llama", "bert", "t5", "t5-v1_1"]) {
+for (const name of ["gpt2", "llama", "bert", "t5", "t5-v1_1", "qwen2", "qwen3", "llama3", "mistral", "gemma", "gemma2", "phi3"]) {
   describe(name, () => {
     const fx = readFixture(name);
     let program: Program;
@@ -114,5 +117,24 @@ describe("bert padding mask", () => {
     expect(relError(padded.subarray(0, 3 * w), short)).toBeLessThan(1e-5);
     const unpadded = model.run("forward", { ids }).hidden;
     expect(relError(unpadded.subarray(0, 3 * w), short)).toBeGreaterThan(1e-3);
+  });
+});
+
+describe.each(["qwen2", "qwen3", "llama3", "mistral", "gemma", "gemma2", "phi3"])("%s quantized", (name) => {
+  const c = readFixture(name).cases.at(-1)!;
+  it("int8 and int4 compile and run: the kernels equal the interpreter, int8 nearer PyTorch than int4", async () => {
+    const errors: number[] = [];
+    for (const scheme of ["int8", "int4"] as const) {
+      const program = runPipeline(loadProgram(join(root, "examples", `${families[name]}.wf`), fixtureDir(name)), {}, withQuantization(passes, scheme));
+      // blocks of 32 along K: matrices with another K stay f32
+      const matrices = program.graphs[0].nodes.filter((n) => n.op === "param" && n.type.shape.length === 2 && (n.type.shape[1] as number) % 32 === 0);
+      const quantized = program.graphs[0].nodes.filter((n) => n.op === "param" && n.attrs.quant !== undefined);
+      expect(quantized.length > 0).toBe(matrices.length > 0);
+      const { model } = await compileInMemory(program);
+      const got = runCase(model, "causal-lm", c);
+      expect(relError(got, interpCase(program, c))).toBeLessThan(1e-4);
+      errors.push(relError(got, readExpected(name, c)));
+    }
+    if (errors[1] > 1e-4) expect(errors[0]).toBeLessThan(errors[1]);
   });
 });

@@ -2,7 +2,7 @@
 // its op declares: a writer that does not account for an attribute is a type error, so a new IR
 // feature is refused or written, never silently ignored.
 
-import { type Activation, type OpAttrs, type OpKind, type OpNode, isOp, operandOf } from "../../../ir/ops.js";
+import { type Activation, type OpAttrs, type OpKind, type OpNode, type RopeAttrs, isOp, operandOf } from "../../../ir/ops.js";
 import type { AttrValue, Node } from "../../../ir/types.js";
 import { NEG, type OnnxGraph } from "./graph.js";
 
@@ -15,7 +15,7 @@ export interface Ctx {
   quantMatmul: (x: string, w: Node) => string | undefined;
   positions: () => string;
   causalMask: (withPast: boolean) => string;
-  ropeTables: (hd: number, theta: number) => string;
+  ropeTables: (a: RopeAttrs) => string;
   linearMode: "matmul" | "gemm";
   pastInputs: { key: string; value: string }[];
   cachedIndex: Map<number, number>;
@@ -130,7 +130,16 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
   mul: { attrs: {}, write: (n, c) => c.og.op("Mul", [c.value(n.args[0]), c.value(n.args[1])]) },
   scale: { attrs: { by: true }, write: (n, c) => c.og.op("Mul", [c.value(n.args[0]), c.og.float([n.attrs.by], [])]) },
   layernorm: { attrs: { eps: true }, write: (n, c) => c.og.op("LayerNormalization", n.args.map(c.value), { axis: { i: -1 }, epsilon: { f: n.attrs.eps } }) },
-  rmsnorm: { attrs: { eps: true }, write: (n, c) => c.og.op("Mul", [rmsNormalize(c.og, c.value(n.args[0]), n.attrs.eps), c.value(n.args[1])]) },
+  rmsnorm: {
+    // an offset is folded into the gain by the fold-norm-offset pass before export
+    attrs: { eps: true, group: true, offset: () => "an RMSNorm gain offset must be folded first (fold-norm-offset)" },
+    write: (n, c) => {
+      const W = n.type.shape[1] as number, D = n.attrs.group ?? W;
+      const x = D === W ? c.value(n.args[0]) : c.og.reshape(c.value(n.args[0]), [0, W / D, D]);
+      const y = c.og.op("Mul", [rmsNormalize(c.og, x, n.attrs.eps), c.value(n.args[1])]);
+      return D === W ? y : c.og.reshape(y, [0, W]);
+    },
+  },
   gelu: activation("gelu"),
   gelu_tanh: activation("gelu_tanh"),
   silu: activation("silu"),
@@ -138,11 +147,12 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
   softmax: { attrs: {}, write: (n, c) => c.og.op("Softmax", [c.value(n.args[0])], { axis: { i: -1 } }) },
   slice: { attrs: { start: true, size: true }, write: (n, c) => c.og.slice(c.value(n.args[0]), n.attrs.start, n.attrs.start + n.attrs.size, -1) },
   rope: {
-    attrs: { head_dim: true, theta: true },
+    // longrope switches frequencies with the sequence length: not a static table
+    attrs: { head_dim: true, theta: true, scaling: (v) => (v === "longrope" ? "longrope scaling is not supported" : undefined), factor: true, low_freq: true, high_freq: true, original: true, short_factor: true, long_factor: true, attn_factor: true },
     write: (n, c) => {
       // rotate_half on each head: out = x · [cos, cos] + [-x2, x1] · [sin, sin]
       const hd = n.attrs.head_dim, half = hd / 2, D = n.type.shape[1] as number;
-      const [cos, sin] = c.ropeTables(hd, n.attrs.theta).split("\n");
+      const [cos, sin] = c.ropeTables(n.attrs).split("\n");
       const x = c.og.reshape(c.value(n.args[0]), [0, D / hd, hd]); // [S, H, hd]
       const x1 = c.og.slice(x, 0, half, -1), x2 = c.og.slice(x, half, hd, -1);
       const rot = c.og.op("Concat", [c.og.op("Neg", [x2]), x1], { axis: { i: -1 } });
@@ -154,6 +164,8 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
     attrs: {
       heads: true, kv_heads: true, scale: true, causal: true, cache: true, mask: true,
       bias: (v) => (v ? "attention with a relative position bias (T5) is not supported" : undefined),
+      window: () => "sliding-window attention is not supported",
+      softcap: () => "soft-capped attention scores are not supported",
       bias_bidirectional: true, bias_buckets: true, bias_max_distance: true,
     },
     write: (n, c) => {

@@ -1,0 +1,237 @@
+// Attention kernels (AssemblyScript, SIMD128): one pass of online softmax over the keys per query
+// row and head, and decode attention split over the keys for threads (flash-decoding).
+
+// @ts-nocheck  (AssemblyScript, not TypeScript)
+
+import { f32at, hsum, setf32 } from "./memory";
+
+/**
+ * Attention with online softmax (one pass over keys, no score matrix).
+ * q[rows, H*dk]; keys/values: L rows of width Hkv*dk / Hkv*dv; query r sits at absolute position
+ * q0 + r. causal: keys j <= q0 + r only; window (0: none): keys j > q0 + r − window only. cap (0:
+ * none): scores soft-capped to cap·tanh(s / cap). bias: table[bucket(j - (q0 + r)) * H + h] with
+ * bucket() read from `buckets` (i32, indexed by distance + range). mask: f32[L], 0 = padding.
+ * Heads h0..h1-1 only (threads split the heads; each head's result is the same on any split).
+ */
+export function attention(
+  q: usize, k: usize, v: usize, out: usize, rows: i32, L: i32, q0: i32,
+  H: i32, Hkv: i32, dk: i32, dv: i32, scale: f32, causal: i32, window: i32, cap: f32,
+  table: usize, buckets: usize, range: i32, mask: usize, h0: i32, h1: i32,
+): void {
+  const group = H / Hkv;
+  for (let r = 0; r < rows; r++) {
+    const limit = causal ? min(L, q0 + r + 1) : L;
+    const first = window ? max(0, q0 + r - window + 1) : 0;
+    for (let h = h0; h < h1; h++) {
+      const pq = q + (<usize>(r * H * dk + h * dk) << 2);
+      const po = out + (<usize>(r * H * dv + h * dv) << 2);
+      const l = attendKeys(pq, k, v, po, first, limit, h, h / group, Hkv, dk, dv, scale, cap, table, buckets, range, mask, q0 + r, H);
+      const inv: f32 = <f32>1.0 / l;
+      for (let d = 0; d < dv; d++) setf32(po, d, f32at(po, d) * inv);
+    }
+  }
+}
+
+/**
+ * exp on f32x4 (Cephes' expf as compiler/codegen/vmath.ts's vexp: ~1 ulp on [-87.3, 88.4]), and
+ * exactly 0 below -87.3 (a masked score's weight, as the scalar exp gives); NaN stays NaN.
+ */
+@inline function expv(x0: v128): v128 {
+  const lo = f32x4.splat(-87.3365447505531);
+  const x1 = f32x4.pmax(f32x4.pmin(x0, f32x4.splat(88.3762626647949)), lo);
+  // 1.5·2^23 rounds x·log2(e) to the nearest integer n, leaving bits(t) = 0x4B400000 + n
+  const t = f32x4.add(f32x4.mul(x1, f32x4.splat(1.44269504088896341)), f32x4.splat(12582912.0));
+  const n = f32x4.sub(t, f32x4.splat(12582912.0));
+  let x = f32x4.sub(x1, f32x4.mul(n, f32x4.splat(0.693359375)));
+  x = f32x4.sub(x, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, x), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, x), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, x), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, x), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, x), f32x4.splat(5.0000001201e-1));
+  p = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(x, x)), x), f32x4.splat(1.0));
+  const pow2n = i32x4.shl(i32x4.add(t, i32x4.splat(127 - 0x4b400000)), 23);
+  return v128.andnot(f32x4.mul(p, pow2n), f32x4.lt(x0, lo));
+}
+
+/** The lane sums of a, b, c, d as one vector, each (l0 + l1) + (l2 + l3), by pairwise shuffles. */
+@inline function sum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  // (a0+a1, b0+b1, a2+a3, b2+b3) and the same of c, d
+  const u = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 2, 6), v128.shuffle<f32>(a, b, 1, 5, 3, 7));
+  const w = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 2, 6), v128.shuffle<f32>(c, d, 1, 5, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(u, w, 0, 1, 4, 5), v128.shuffle<f32>(u, w, 2, 3, 6, 7));
+}
+
+/** Key j's score for the query at pq: scale·q·k, soft-capped (cap ≠ 0) (+ relative bias) (+ −FLT_MAX where masked). */
+@inline function keyScore(
+  pq: usize, k: usize, j: i32, kw: i32, g: i32, h: i32, dk: i32, scale: f32, cap: f32,
+  table: usize, buckets: usize, range: i32, mask: usize, qpos: i32, H: i32,
+): f32 {
+  const pk = k + (<usize>(j * kw + g * dk) << 2);
+  let sv = f32x4.splat(0);
+  let d = 0;
+  for (; d + 4 <= dk; d += 4) sv = f32x4.add(sv, f32x4.mul(v128.load(pq + (<usize>d << 2)), v128.load(pk + (<usize>d << 2))));
+  let s = hsum(sv);
+  for (; d < dk; d++) s += f32at(pq, d) * f32at(pk, d);
+  s *= scale;
+  if (cap != 0) s = Mathf.tanh(s / cap) * cap;
+  if (table) s += f32at(table, load<i32>(buckets + (<usize>(j - qpos + range) << 2)) * H + h);
+  if (mask && f32at(mask, j) == 0) s += <f32>-3.4028234663852886e38;
+  return s;
+}
+
+/** po[0..dv) *= c */
+@inline function scaleRow(po: usize, dv: i32, c: f32): void {
+  const cv = f32x4.splat(c);
+  let d = 0;
+  for (; d + 4 <= dv; d += 4) v128.store(po + (<usize>d << 2), f32x4.mul(v128.load(po + (<usize>d << 2)), cv));
+  for (; d < dv; d++) setf32(po, d, f32at(po, d) * c);
+}
+
+/**
+ * One head's online softmax over keys j0..j1-1 for the query at position qpos: po gets
+ * Σ exp(s_j − m)·v_j (not yet divided), lastMax the running maximum m; returns Σ exp(s_j − m)
+ * (0 for no keys, lastMax then −inf). Keys go 4 at a time: their 4 dot products side by side,
+ * one rescale for the 4, their weights by one vector exp, and one pass over po for 4 values.
+ */
+let lastMax: f32 = 0;
+@inline function attendKeys(
+  pq: usize, k: usize, v: usize, po: usize, j0: i32, j1: i32, h: i32, g: i32, Hkv: i32, dk: i32, dv: i32, scale: f32, cap: f32,
+  table: usize, buckets: usize, range: i32, mask: usize, qpos: i32, H: i32,
+): f32 {
+  const kw = Hkv * dk, vw = Hkv * dv;
+  memory.fill(po, 0, <usize>dv << 2);
+  let m: f32 = -Infinity;
+  let l: f32 = 0;
+  let j = j0;
+  for (; j + 4 <= j1; j += 4) {
+    let s: v128;
+    if (dk % 4 == 0 && cap == 0 && !table && !mask) {
+      // the 4 dot products side by side
+      const pk = k + (<usize>(j * kw + g * dk) << 2), stride = <usize>kw << 2;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      for (let d = 0; d < dk; d += 4) {
+        const qv = v128.load(pq + (<usize>d << 2));
+        const pd = pk + (<usize>d << 2);
+        a0 = f32x4.add(a0, f32x4.mul(qv, v128.load(pd)));
+        a1 = f32x4.add(a1, f32x4.mul(qv, v128.load(pd + stride)));
+        a2 = f32x4.add(a2, f32x4.mul(qv, v128.load(pd + 2 * stride)));
+        a3 = f32x4.add(a3, f32x4.mul(qv, v128.load(pd + 3 * stride)));
+      }
+      s = f32x4.mul(sum4(a0, a1, a2, a3), f32x4.splat(scale));
+    } else {
+      s = f32x4(
+        keyScore(pq, k, j, kw, g, h, dk, scale, cap, table, buckets, range, mask, qpos, H),
+        keyScore(pq, k, j + 1, kw, g, h, dk, scale, cap, table, buckets, range, mask, qpos, H),
+        keyScore(pq, k, j + 2, kw, g, h, dk, scale, cap, table, buckets, range, mask, qpos, H),
+        keyScore(pq, k, j + 3, kw, g, h, dk, scale, cap, table, buckets, range, mask, qpos, H),
+      );
+    }
+    const mb = max(max(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1)), max(f32x4.extract_lane(s, 2), f32x4.extract_lane(s, 3)));
+    if (mb > m) {
+      const corr: f32 = m == -Infinity ? 0 : Mathf.exp(m - mb);
+      l *= corr;
+      scaleRow(po, dv, corr);
+      m = mb;
+    }
+    const p = expv(f32x4.sub(s, f32x4.splat(m)));
+    l += hsum(p);
+    const p0 = f32x4.splat(f32x4.extract_lane(p, 0)), p1 = f32x4.splat(f32x4.extract_lane(p, 1));
+    const p2 = f32x4.splat(f32x4.extract_lane(p, 2)), p3 = f32x4.splat(f32x4.extract_lane(p, 3));
+    const pv = v + (<usize>(j * vw + g * dv) << 2), vs = <usize>vw << 2;
+    let d = 0;
+    for (; d + 4 <= dv; d += 4) {
+      const pd = pv + (<usize>d << 2);
+      const a = f32x4.add(f32x4.mul(p0, v128.load(pd)), f32x4.mul(p1, v128.load(pd + vs)));
+      const b = f32x4.add(f32x4.mul(p2, v128.load(pd + 2 * vs)), f32x4.mul(p3, v128.load(pd + 3 * vs)));
+      v128.store(po + (<usize>d << 2), f32x4.add(v128.load(po + (<usize>d << 2)), f32x4.add(a, b)));
+    }
+    for (; d < dv; d++) {
+      const pd = pv + (<usize>d << 2);
+      const e = f32x4.extract_lane(p, 0) * load<f32>(pd) + f32x4.extract_lane(p, 1) * load<f32>(pd + vs)
+        + f32x4.extract_lane(p, 2) * load<f32>(pd + 2 * vs) + f32x4.extract_lane(p, 3) * load<f32>(pd + 3 * vs);
+      setf32(po, d, f32at(po, d) + e);
+    }
+  }
+  for (; j < j1; j++) {
+    const s = keyScore(pq, k, j, kw, g, h, dk, scale, cap, table, buckets, range, mask, qpos, H);
+    if (s > m) {
+      const corr: f32 = m == -Infinity ? 0 : Mathf.exp(m - s);
+      l *= corr;
+      scaleRow(po, dv, corr);
+      m = s;
+    }
+    const p = Mathf.exp(s - m);
+    l += p;
+    const pv = v + (<usize>(j * vw + g * dv) << 2);
+    const pv4 = f32x4.splat(p);
+    let d = 0;
+    for (; d + 4 <= dv; d += 4) v128.store(po + (<usize>d << 2), f32x4.add(v128.load(po + (<usize>d << 2)), f32x4.mul(pv4, v128.load(pv + (<usize>d << 2)))));
+    for (; d < dv; d++) setf32(po, d, f32at(po, d) + p * f32at(pv, d));
+  }
+  lastMax = m;
+  return l;
+}
+
+/** Keys a decode chunk takes at least: shorter ranges cost more in setup and merging than they save. */
+const CHUNK_KEYS = 32;
+/** Chunks of decode attention over L keys with at most `units` work units: depends on L only. */
+@inline function decodeChunks(L: i32, units: i32): i32 { return max(1, min(units, L / CHUNK_KEYS)); }
+
+/**
+ * Decode attention split over the keys (flash-decoding), for one query row at position L − 1:
+ * the visible keys first..L−1 are cut into n = decodeChunks(L − first, units) equal ranges, chunk
+ * c the work of unit ⌊units·c/n⌋ (so that threads, which split the units, share the chunks evenly).
+ * Chunk c writes, for every head, (m, l, o[dv]) to part + (c·H + h)·(dv + 2) floats: its maximum
+ * score, Σ exp(s − m) and Σ exp(s − m)·v. attention_merge combines the chunks. The split does not
+ * depend on the thread count, nor do the results.
+ */
+export function attention_part(
+  q: usize, k: usize, v: usize, part: usize, L: i32, first: i32,
+  H: i32, Hkv: i32, dk: i32, dv: i32, scale: f32, cap: f32,
+  table: usize, buckets: usize, range: i32, mask: usize, u0: i32, u1: i32, units: i32,
+): void {
+  const group = H / Hkv;
+  const keys = L - first;
+  const chunks = decodeChunks(keys, units);
+  for (let u = u0; u < u1; u++) {
+    // the chunk of unit u, if it has one: c = ⌈u·n/units⌉ with ⌊units·c/n⌋ = u
+    const c = <i32>((<i64>u * chunks + units - 1) / units);
+    if (c >= chunks || <i32>((<i64>units * c) / chunks) != u) continue;
+    const j0 = first + <i32>((<i64>keys * c) / chunks), j1 = first + <i32>((<i64>keys * (c + 1)) / chunks);
+    for (let h = 0; h < H; h++) {
+      const pp = part + (<usize>((c * H + h) * (dv + 2)) << 2);
+      const l = attendKeys(q + (<usize>(h * dk) << 2), k, v, pp + 8, j0, j1, h, h / group, Hkv, dk, dv, scale, cap, table, buckets, range, mask, L - 1, H);
+      setf32(pp, 0, lastMax);
+      setf32(pp, 1, l);
+    }
+  }
+}
+
+/** out[h·dv + d] = Σ_c e^(m_c − M)·o_c[d] / Σ_c e^(m_c − M)·l_c over the chunks of `keys` visible keys (M: their largest m). */
+export function attention_merge(part: usize, out: usize, H: i32, dv: i32, keys: i32, units: i32): void {
+  const chunks = decodeChunks(keys, units);
+  for (let h = 0; h < H; h++) {
+    let M: f32 = -Infinity;
+    for (let c = 0; c < chunks; c++) {
+      const pp = part + (<usize>((c * H + h) * (dv + 2)) << 2);
+      if (f32at(pp, 1) > 0) M = Mathf.max(M, f32at(pp, 0));
+    }
+    const po = out + (<usize>(h * dv) << 2);
+    memory.fill(po, 0, <usize>dv << 2);
+    let total: f32 = 0;
+    for (let c = 0; c < chunks; c++) {
+      const pp = part + (<usize>((c * H + h) * (dv + 2)) << 2);
+      if (!(f32at(pp, 1) > 0)) continue;
+      const w = Mathf.exp(f32at(pp, 0) - M);
+      total += w * f32at(pp, 1);
+      const wv = f32x4.splat(w);
+      let d = 0;
+      for (; d + 4 <= dv; d += 4) v128.store(po + (<usize>d << 2), f32x4.add(v128.load(po + (<usize>d << 2)), f32x4.mul(wv, v128.load(pp + 8 + (<usize>d << 2)))));
+      for (; d < dv; d++) setf32(po, d, f32at(po, d) + w * f32at(pp + 8, d));
+    }
+    const inv: f32 = <f32>1.0 / total;
+    for (let d = 0; d < dv; d++) setf32(po, d, f32at(po, d) * inv);
+  }
+}
