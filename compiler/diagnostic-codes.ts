@@ -41,6 +41,7 @@ export const codes = {
   WF304: "config requirement not met",
   WF305: "tensor shape differs from the config's",
   WF306: "config.json is not a JSON object",
+  WF307: "model too large for a 32-bit WebAssembly memory",
   WF350: "special token id outside the vocabulary",
   WF351: "unusable tokenizer_config.json or chat template",
   WF352: "unusable generation_config.json",

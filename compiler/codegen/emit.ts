@@ -4,6 +4,7 @@
 
 import type { Graph, Node, Program } from "../../ir/types.js";
 import { rowWidth } from "../../ir/types.js";
+import { InputError } from "../diagnostics.js";
 import { MAX_THREADS, packLinearWeight, packQuantWeight } from "./linear/index.js";
 import { type LowerCtx, SCRATCH_AREAS, type ScratchArea, type ScratchQuery, constantsOf, loweringOf } from "./lower.js";
 import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
@@ -13,6 +14,8 @@ import { LAYOUT_SECTION, MANIFEST_VERSION, type Manifest, type ManifestEntry, la
 const ALIGN = 64;
 const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 const PAGE = 65536;
+/** Pages of a 32-bit WebAssembly memory: 4 GiB. */
+const MAX_PAGES = 65536;
 
 /** Run-time row symbols are bound to locals of every entry function: (rows, past, erows). */
 const ROWS = 0, PAST = 1, EROWS = 2;
@@ -220,6 +223,17 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
 
   if (mem.top > arenaStart) throw new Error("internal: memory was allocated after the arena was planned");
   const pages = Math.ceil(arenaEnd / PAGE) + 1;
+  if (pages > MAX_PAGES) {
+    const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+    const kv = [...caches.values()].reduce((s, c) => s + p.context * (c.kWidth + c.vWidth) * 4, 0);
+    const weightBytes = Math.max(0, ...chunks.map((c) => c.at + c.data.byteLength)) - weightsStart;
+    throw new InputError(
+      `the model needs ${gib(pages * PAGE)} of WebAssembly memory (weights ${gib(weightBytes)}, KV cache ${gib(kv)} for a context of ${p.context}, ` +
+        `activations ${gib(arenaEnd - arenaStart)}); a 32-bit WebAssembly memory holds at most 4 GiB: quantize the weights (--quantize int4) or compile a shorter --context`,
+      undefined,
+      { code: "WF307" },
+    );
+  }
 
   // weights.bin holds everything from weightsStart that has data (params and constant tables)
   const dataEndW = Math.max(weightsStart, ...chunks.map((c) => c.at + c.data.byteLength));

@@ -1,7 +1,9 @@
-// GGUF writer (version 3): a checkpoint (Hugging Face names) → a .gguf llama.cpp loads, for
-// llama and gpt2. The inverse of weights/gguf.ts, following llama.cpp's convert_hf_to_gguf.py:
-// names and layouts mapped (LLaMA's q/k rows permuted, GPT-2's Conv1D weights transposed; see
-// weights/gguf-arch.ts), config → metadata, 1-D tensors, norms and position embeddings kept F32,
+// GGUF writer (version 3): a checkpoint (Hugging Face names) → a .gguf llama.cpp loads, for the
+// architectures weights/gguf-arch.ts maps (llama, qwen2, qwen3, gemma, gemma2, phi3, gpt2). The
+// inverse of weights/gguf.ts, following llama.cpp's convert_hf_to_gguf.py: names and layouts
+// mapped (LLaMA's q/k rows permuted, GPT-2's Conv1D weights transposed, Gemma's norm gains + 1),
+// each tensor's shape checked against the config, config → metadata, rope factors the converter
+// computes as tensors (llama3, LongRoPE), 1-D tensors, norms and position embeddings kept F32,
 // matrices in the chosen type (F16 where a row is not a whole number of 32-blocks, as the
 // converter falls back). llama.cpp refuses a model without a tokenizer, so a minimal synthetic
 // vocabulary of the right size is written unless a real one is given.
@@ -9,9 +11,10 @@
 import { closeSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { floatToHalf } from "../../ir/half.js";
 import { quantizeQ4_0, quantizeQ8 } from "../../ir/quant.js";
-import { InputError } from "../diagnostics.js";
+import { type Code, InputError } from "../diagnostics.js";
 import { GGML_TYPES, GGML_TYPE_ID } from "../weights/ggml-quants.js";
-import { ARCHS, type Layout, ggufName, permuteRope, transpose } from "../weights/gguf-arch.js";
+import { type ArchSpec, type GgufArch, type Layout, type Sizes, archList, archSpec, checkHfTensor, ggufName, missingTensor, permuteRope, plusOne, transpose } from "../weights/gguf-arch.js";
+import type { MetaType } from "../weights/gguf-archs/types.js";
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_TYPE, type GgufValue } from "../weights/gguf.js";
 import type { WeightSource } from "../weights/source.js";
 
@@ -210,7 +213,7 @@ export function syntheticVocab(model: "gpt2" | "llama", size: number, special: {
 }
 
 export interface WriteGgufOptions {
-  readonly arch: "llama" | "gpt2";
+  readonly arch: GgufArch;
   /** config.json of the checkpoint. */
   readonly config: Record<string, unknown>;
   readonly weights: WeightSource;
@@ -224,44 +227,63 @@ export interface WriteGgufOptions {
 
 export interface WriteGgufResult {
   readonly tensors: { name: string; type: string; dims: readonly number[] }[];
-  /** Checkpoint tensors llama.cpp has no use for (e.g. rotary inv_freq buffers). */
+  /** Checkpoint tensors llama.cpp has no use for (e.g. rotary inv_freq buffers, Gemma's lm_head). */
   readonly skipped: string[];
 }
 
 /** llama.cpp's general.file_type for each output type. */
 const FILE_TYPE: Record<GgufFileType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7 };
 
+interface Planned {
+  /** The checkpoint tensor, or the values of one computed from the config. */
+  readonly hf?: string;
+  readonly data?: Float32Array;
+  readonly name: string;
+  readonly layout: Layout;
+  readonly dims: number[];
+  readonly type: number;
+  readonly rank: number[];
+}
+
 /** Writes `path` (through a temporary file renamed into place: never a half-written file). */
 export function writeGguf(path: string, opts: WriteGgufOptions): WriteGgufResult {
-  const spec = ARCHS[opts.arch];
-  if (!spec) throw new InputError(`GGUF export supports ${Object.keys(ARCHS).join(" and ")}, not '${opts.arch}'`);
+  const spec = archSpec(opts.arch);
+  if (!spec) throw new InputError(`GGUF export supports ${archList()}, not '${opts.arch}'`);
   const src = opts.weights;
+  const fail = (m: string, code?: Code): never => {
+    throw new InputError(`${src.description}: ${m}`, undefined, { code });
+  };
+
+  // the token embedding's rows are the vocabulary the other shapes are checked against
+  const mapped = src.names().map((hf) => ({ hf, m: spec.dropped?.test(hf) ? undefined : ggufName(spec, hf) }));
+  const embd = mapped.find((e) => e.m?.name === "token_embd.weight");
+  if (!embd) return fail(`no token embedding to export (${spec.tensors[0].hf})`, "WF401");
+  const sizes = spec.sizes(opts.config, src.info(embd.hf)!.shape[0]);
+  const cfg = configValues(opts.arch, spec, opts.config, sizes);
 
   // which tensors, under which names, in which layout and type
-  const plan: { hf: string; name: string; layout: Layout; dims: number[]; type: number; rank: number[] }[] = [];
+  const plan: Planned[] = cfg.tensors.map((t, i) => ({ data: t.data, name: t.name, layout: "same", dims: [t.data.length], type: GGML_TYPE_ID.F32, rank: [-1, 0, i] }));
   const skipped: string[] = [];
   const order = spec.tensors.map((r) => r.gguf);
-  for (const hf of src.names()) {
-    const m = ggufName(spec, hf);
+  for (const { hf, m } of mapped) {
     if (!m) {
       skipped.push(hf);
       continue;
     }
-    if (plan.some((p) => p.name === m.name)) throw new InputError(`${src.description}: '${hf}' and another tensor both map to GGUF '${m.name}'`);
+    if (plan.some((p) => p.name === m.name)) fail(`'${hf}' and another tensor both map to GGUF '${m.name}'`);
     const shape = [...src.info(hf)!.shape];
+    checkHfTensor(src.description, spec, m, hf, shape, sizes);
     const dims = m.layout === "transpose" && shape.length === 2 ? shape : shape.reverse();
     const block = /^blk\.(\d+)\./.exec(m.name);
     const rule = order.indexOf(m.name.replace(/^blk\.\d+\./, "blk.{i}."));
     const rank = block ? [1, Number(block[1]), rule] : [/^(token|position)_embd\./.test(m.name) ? 0 : 2, 0, rule];
     plan.push({ hf, name: m.name, layout: m.layout, dims, type: tensorType(m.name, dims, opts.type), rank });
   }
+  const missing = missingTensor(spec, sizes.layers, (n) => plan.some((p) => p.name === n));
+  if (missing) fail(`no tensor '${missing.hf}' (GGUF ${opts.arch} needs it as '${missing.gguf}')`, "WF401");
   plan.sort((a, b) => a.rank[0] - b.rank[0] || a.rank[1] - b.rank[1] || a.rank[2] - b.rank[2]);
-  const embd = plan.find((p) => p.name === "token_embd.weight");
-  if (!embd) throw new InputError(`${src.description}: no token embedding to export (${spec.tensors[0].hf})`);
-  const vocabSize = embd.dims[1];
 
-  const cfg = configValues(opts.arch, opts.config);
-  const kv = metadata(opts, cfg, vocabSize);
+  const kv = metadata(opts, cfg.values, sizes.vocab);
   const { header, offsets } = encodeGgufHeader(kv, plan);
 
   const tmp = `${path}.tmp-${process.pid}`;
@@ -270,10 +292,11 @@ export function writeGguf(path: string, opts: WriteGgufOptions): WriteGgufResult
     writeSync(fd, header);
     let at = 0;
     plan.forEach((p, i) => {
-      let w = src.read(p.hf);
+      let w = p.data ?? src.read(p.hf!);
       if (p.layout === "transpose" && p.dims.length === 2) w = transpose(w, p.dims[0], p.dims[1]);
       if (p.layout === "rope-q" || p.layout === "rope-k")
-        w = permuteRope(w, p.dims[p.dims.length - 1], p.layout === "rope-q" ? cfg.heads : cfg.kvHeads, "gguf", src.description, p.hf);
+        w = permuteRope(w, p.dims[p.dims.length - 1], p.layout === "rope-q" ? sizes.heads : sizes.kvHeads, "gguf", src.description, p.hf!);
+      if (p.layout === "plus-one") w = plusOne(w, 1);
       const data = encodeTensor(w, p.dims, p.type);
       if (offsets[i] > at) writeSync(fd, Buffer.alloc(offsets[i] - at));
       writeSync(fd, data);
@@ -304,44 +327,51 @@ function tensorType(name: string, dims: readonly number[], type: GgufFileType): 
   return GGML_TYPE_ID[type.toUpperCase()];
 }
 
-interface ConfigValues {
-  readonly values: Map<string, number>;
-  readonly heads: number;
-  readonly kvHeads: number;
-}
+type MetaValues = Map<string, { type: MetaType; value: number | string }>;
 
-/** The architecture's config values (by GGUF key suffix), defaults filled in as the .wf files default them. */
-function configValues(arch: "llama" | "gpt2", config: Record<string, unknown>): ConfigValues {
-  const spec = ARCHS[arch];
-  const values = new Map<string, number>();
+/**
+ * The architecture's metadata (by key after `<arch>.`) from the config: each rule's key, its
+ * fallback where the config has no value, then what the family's hook adds (rope scaling,
+ * derived keys) with the tensors it computes.
+ */
+function configValues(arch: GgufArch, spec: ArchSpec, config: Record<string, unknown>, sizes: Sizes): { values: MetaValues; tensors: { name: string; data: Float32Array }[] } {
+  const fail = (m: string, code: Code): never => {
+    throw new InputError(m, undefined, { code });
+  };
+  const values: MetaValues = new Map();
   for (const r of spec.config) {
-    const v = r.hf.map((k) => config[k]).find((x) => typeof x === "number");
-    if (typeof v === "number") values.set(r.gguf, v);
-    else if (r.required) throw new InputError(`config has no ${r.hf.map((k) => `'${k}'`).join(" or ")} (needed for GGUF ${arch}.${r.gguf})`);
+    const key = r.hf.find((k) => config[k] !== undefined && config[k] !== null);
+    let v = key === undefined ? undefined : config[key];
+    if (v === undefined) {
+      if (r.required) fail(`config has no ${r.hf.map((k) => `'${k}'`).join(" or ")} (needed for GGUF ${arch}.${r.gguf})`, "WF301");
+      if (r.fallback === undefined) continue;
+      v = typeof r.fallback === "function" ? r.fallback(sizes) : r.fallback;
+    }
+    const ok = typeof v === "number" && (r.type === "u32" ? Number.isInteger(v) && v >= 0 && v < 2 ** 32 : Number.isFinite(v));
+    if (!ok) fail(`config ${key} should be ${r.type === "u32" ? "a non-negative integer" : "a finite number"} (GGUF ${arch}.${r.gguf} is ${r.type}), found ${JSON.stringify(v)}`, "WF302");
+    values.set(r.gguf, { type: r.type, value: v as number });
   }
-  const d = values.get("embedding_length")!, heads = values.get("attention.head_count")!;
-  if (arch === "llama") {
-    if (!values.has("attention.head_count_kv")) values.set("attention.head_count_kv", heads);
-    if (!values.has("attention.layer_norm_rms_epsilon")) values.set("attention.layer_norm_rms_epsilon", 1e-6);
-    if (!values.has("rope.freq_base")) values.set("rope.freq_base", 10000);
-    if (!values.has("attention.key_length")) values.set("attention.key_length", d / heads);
-    values.set("attention.value_length", values.get("attention.key_length")!);
-    values.set("rope.dimension_count", values.get("attention.key_length")!);
-  } else {
-    if (!values.has("attention.layer_norm_epsilon")) values.set("attention.layer_norm_epsilon", 1e-5);
-    if (!values.has("feed_forward_length")) values.set("feed_forward_length", 4 * d);
-  }
-  return { values, heads, kvHeads: values.get("attention.head_count_kv") ?? heads };
+  const tensors: { name: string; data: Float32Array }[] = [];
+  spec.exportConfig?.({
+    arch,
+    config,
+    sizes,
+    set: (key, type, value) => void values.set(key, { type, value }),
+    has: (key) => values.has(key),
+    tensor: (name, data) => void tensors.push({ name, data }),
+    fail,
+  });
+  return { values, tensors };
 }
 
-function metadata(opts: WriteGgufOptions, cfg: ConfigValues, vocabSize: number): GgufKVEntry[] {
+const META_TYPE: Record<MetaType, number> = { u32: GGUF_TYPE.U32, f32: GGUF_TYPE.F32, string: GGUF_TYPE.STRING };
+
+function metadata(opts: WriteGgufOptions, values: MetaValues, vocabSize: number): GgufKVEntry[] {
   const { arch, config } = opts;
   const S = (key: string, value: string): GgufKVEntry => ({ key, type: GGUF_TYPE.STRING, value });
   const U = (key: string, value: number): GgufKVEntry => ({ key, type: GGUF_TYPE.U32, value });
   const kv: GgufKVEntry[] = [S("general.architecture", arch), S("general.name", opts.name ?? arch), U("general.file_type", FILE_TYPE[opts.type]), U("general.quantization_version", 2)];
-  const floats = new Set(ARCHS[arch].config.filter((r) => r.type === "f32").map((r) => r.gguf));
-  for (const [k, v] of cfg.values) kv.push({ key: `${arch}.${k}`, type: floats.has(k) ? GGUF_TYPE.F32 : GGUF_TYPE.U32, value: v });
-  if (arch === "llama") kv.push(U("llama.vocab_size", vocabSize));
+  for (const [k, v] of values) kv.push({ key: `${arch}.${k}`, type: META_TYPE[v.type], value: v.value });
 
   const id = (v: unknown) => (typeof v === "number" ? v : Array.isArray(v) && typeof v[0] === "number" ? (v[0] as number) : undefined);
   const eos = id(config.eos_token_id) ?? (arch === "gpt2" ? vocabSize - 1 : 2);

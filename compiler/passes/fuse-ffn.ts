@@ -1,13 +1,22 @@
 // fuse-ffn: folds what follows a matrix product into the matrix kernel's epilogue, so the
 // result is written once: an activation (linear → gelu/silu/relu), a residual add
 // (x + linear(...), as in every transformer block's down and output projections), and a gated
-// FFN's act(x·Wg) ⊙ (x·Wu) as one gated_linear reading both weights in one pass over x.
+// FFN's act(x·Wg) ⊙ (x·Wu) as one gated_linear reading both weights in one pass over x (also
+// when Wg and Wu are the halves of one stored matrix).
 // Only a linear whose result nothing else reads is fused.
 
 import { type OpNode, hasTrait, isOp } from "../../ir/ops.js";
 import type { Node, Program } from "../../ir/types.js";
-import type { Rule } from "./rewrite.js";
+import type { RewriteCtx, Rule } from "./rewrite.js";
 import { rewriteProgram } from "./rewrite.js";
+
+/** Rows start..start+size of a parameter w[N, K], as a new parameter. */
+function rowsOf(c: RewriteCtx, w: OpNode<"param">, start: number, size: number): number {
+  const name = `${w.attrs.name}[${start}:${start + size}]`;
+  const K = w.type.shape[1] as number;
+  if (!c.params.has(name)) c.params.set(name, { name, shape: [size, K], data: c.params.get(w.attrs.name)!.data.slice(start * K, (start + size) * K) });
+  return c.b.add("param", [], { name, shape: [size, K] }, w.loc);
+}
 
 export const rulesFuseFfn: Rule[] = [
   {
@@ -33,6 +42,29 @@ export const rulesFuseFfn: Rule[] = [
         // the same x, weights of one shape, and K a multiple of 4 (the kernels' vector epilogue)
         if (gate.args[0] !== up.args[0] || wg.type.shape.join() !== wu.type.shape.join() || (wg.type.shape[1] as number) % 4) continue;
         return c.b.add("gated_linear", [gate.args[0], gate.args[1], up.args[1]], { act: gate.attrs.act }, n.loc);
+      }
+      return null;
+    },
+  },
+  {
+    // mul(act(slice(l)), slice(l)) of one linear l = linear(x, w[2n, K]) whose halves are the gate
+    // and up projections (Phi-3's gate_up_proj): l becomes two linears on the halves of w, which
+    // gated-linear then fuses
+    name: "split-gate-up",
+    apply: (n, c) => {
+      if (n.op !== "mul") return null;
+      const [a, b] = n.args.map((i) => c.node(i));
+      for (const [act, up] of [[a, b], [b, a]]) {
+        if (!hasTrait(act, "fusible") || c.uses(act.id) !== 1 || !isOp(up, "slice") || c.uses(up.id) !== 1) continue;
+        const gate = c.node(act.args[0]);
+        if (!isOp(gate, "slice") || c.uses(gate.id) !== 1 || gate.args[0] !== up.args[0]) continue;
+        const l = c.node(gate.args[0]), w = c.node(l.args[1]);
+        if (!isOp(l, "linear") || l.args.length !== 2 || l.attrs.act !== undefined || l.attrs.quant !== undefined || c.uses(l.id) !== 2) continue;
+        if (!isOp(w, "param") || c.uses(w.id) !== 1) continue;
+        const [wg, wu] = [gate, up].map((s) => rowsOf(c, w, s.attrs.start, s.attrs.size));
+        // as gated-linear fuses separate gate and up linears (K a multiple of 4), else the two linears
+        if (gate.attrs.size === up.attrs.size && (w.type.shape[1] as number) % 4 === 0) return c.b.add("gated_linear", [l.args[0], wg, wu], { act: act.op }, n.loc);
+        return c.b.add("mul", [c.b.add("linear", [l.args[0], wg], { act: act.op }, gate.loc), c.b.add("linear", [l.args[0], wu], {}, up.loc)], {}, n.loc);
       }
       return null;
     },

@@ -9,9 +9,10 @@ import { type GgufTensor, parseGguf } from "./gguf.js";
 import { type TensorInfo, type WeightSource, quoted, readCheckpointFile } from "./source.js";
 
 /**
- * Opens a .gguf checkpoint as a weight source. For a mapped architecture (llama, gpt2) tensors
- * appear under their Hugging Face names and layouts, so a .wf file binds them as it binds a
- * safetensors checkpoint; other tensors keep their GGUF names (shape in row-major order).
+ * Opens a .gguf checkpoint as a weight source. For a mapped architecture (gguf-arch.ts: llama,
+ * qwen2, qwen3, gemma, gemma2, phi3, gpt2) tensors appear under their Hugging Face names and
+ * layouts, so a .wf file binds them as it binds a safetensors checkpoint; other tensors (rope
+ * factor tensors among them) keep their GGUF names (shape in row-major order).
  */
 export function openGguf(path: string): WeightSource {
   const buf = readCheckpointFile(path);

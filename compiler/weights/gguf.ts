@@ -61,6 +61,8 @@ export interface GgufHeader {
   readonly alignment: number;
   /** Absolute byte offset of the data section. */
   readonly dataStart: number;
+  /** A tensor's bytes (for the small tensors a config is read from, e.g. rope factors). */
+  readonly data: (t: GgufTensor) => Buffer;
 }
 
 export const GGUF_DEFAULT_ALIGNMENT = 32;
@@ -163,7 +165,7 @@ class Cursor {
 const safe = (v: bigint): number | bigint => (v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= -BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
 
 /** The shortest decimal that rounds to the same f32 (an f32 1e-6 reads as 1e-6, as config.json would say). */
-function shortestF32(x: number): number {
+export function shortestF32(x: number): number {
   if (!Number.isFinite(x)) return x;
   for (let p = 1; p < 10; p++) {
     const y = Number(x.toPrecision(p));
@@ -173,7 +175,7 @@ function shortestF32(x: number): number {
 }
 
 /** Parses and checks the header of a GGUF file of `size` bytes whose first bytes are `buf`. */
-function parseHeader(buf: Buffer, size: number, file: string): GgufHeader {
+function parseHeader(buf: Buffer, size: number, file: string): Omit<GgufHeader, "data"> {
   const c: Cursor = new Cursor(buf, size, file);
   c.need(4, "header (magic)");
   const magic = buf.subarray(0, 4).toString("latin1");
@@ -268,7 +270,8 @@ function checkTiling(c: Cursor, tensors: GgufTensor[], alignment: number, dataLe
 
 /** Parses a whole GGUF file held in memory. */
 export function parseGguf(buf: Buffer, file = "model.gguf"): GgufHeader {
-  return parseHeader(buf, buf.length, file);
+  const h = parseHeader(buf, buf.length, file);
+  return { ...h, data: (t) => buf.subarray(h.dataStart + t.offset, h.dataStart + t.offset + t.bytes) };
 }
 
 /** Reads only the header of a GGUF file (metadata and tensor infos, not the data). */
@@ -286,12 +289,25 @@ export function readGgufHeader(path: string): GgufHeader {
       const buf = Buffer.alloc(want);
       readSync(fd, buf, 0, want, 0);
       try {
-        return parseHeader(buf, size, basename(path));
+        const h = parseHeader(buf, size, basename(path));
+        return { ...h, data: (t) => readBytes(path, h.dataStart + t.offset, t.bytes) };
       } catch (e) {
         if (!(e instanceof NeedMore)) throw e;
         want = Math.min(size, Math.max(2 * want, e.upTo));
       }
     }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** `n` bytes of the file at `path` from byte `at`. */
+function readBytes(path: string, at: number, n: number): Buffer {
+  const fd = openSync(path, "r");
+  try {
+    const b = Buffer.alloc(n);
+    readSync(fd, b, 0, n, at);
+    return b;
   } finally {
     closeSync(fd);
   }

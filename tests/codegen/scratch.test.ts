@@ -7,6 +7,7 @@ import { MAX_THREADS, dequantBytes, gateSumsBytes, quantRowBytes } from "../../c
 import { attentionPartBytes, loweringOf } from "../../compiler/codegen/lower.js";
 import { quantizeWeights } from "../../compiler/passes/quantize-weights.js";
 import { GraphBuilder } from "../../ir/graph.js";
+import { InputError } from "../../compiler/diagnostics.js";
 import type { Param, Program } from "../../ir/types.js";
 import { rng } from "../helpers.js";
 
@@ -91,3 +92,23 @@ describe("the memory planner sums the declarations", () => {
   });
 });
 
+
+describe("a model larger than a 32-bit WebAssembly memory", () => {
+  it("is one WF307 line naming the KV cache that does not fit, before any code is generated", () => {
+    const p = program((b, _param, x) => {
+      const q = x(64);
+      return b.add("attention", [q, q, q], { heads: 4, kv_heads: 4, scale: 0.25, causal: true, cache: true });
+    });
+    // 2^24 positions × 64 keys + 64 values × 4 bytes = 8 GiB of KV cache
+    let err: unknown;
+    try {
+      generate({ ...p, context: 2 ** 24 });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(InputError);
+    expect((err as InputError).code).toBe("WF307");
+    expect((err as InputError).message).toMatch(/^the model needs [\d.]+ GiB of WebAssembly memory \(weights [\d.]+ GiB, KV cache 8\.00 GiB for a context of 16777216, activations [\d.]+ GiB\); a 32-bit WebAssembly memory holds at most 4 GiB/);
+    expect((err as InputError).message).not.toMatch(/\n/);
+  });
+});

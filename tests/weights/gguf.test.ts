@@ -19,7 +19,7 @@ import { memoryWeights } from "../../compiler/weights/memory.js";
 import { floatToHalf, halfToFloat } from "../../ir/half.js";
 import { quantizeQ4_0, quantizeQ4_1, quantizeQ8 } from "../../ir/quant.js";
 import type { Program } from "../../ir/types.js";
-import { compileInMemory, fixtureDir, readExpected, readFixture, relError, rng, root } from "../helpers.js";
+import { compileInMemory, families, fixtureDir, readExpected, readFixture, relError, rng, root } from "../helpers.js";
 import { inputError } from "./input-error.js";
 
 const T = GGUF_TYPE;
@@ -291,6 +291,24 @@ describe("GGUF round trip through the writer", () => {
     });
   }
 
+  // each architecture llama.cpp names, from the families' fixtures (gemma2's fixture has a
+  // query_pre_attn_scalar llama.cpp cannot express, and mistral's window no GGUF key holds)
+  for (const [name, arch] of [["qwen2", "qwen2"], ["qwen3", "qwen3"], ["llama3", "llama"], ["gemma", "gemma"], ["phi3", "phi3"]] as const) {
+    it(`${name} (${arch}) at f32 compiles to the safetensors path's logits`, async () => {
+      const path = join(tmp(), `${name}.gguf`);
+      const r = writeGguf(path, { arch, config: readHfConfig(fixtureDir(name)), weights: openWeights(fixtureDir(name)), type: "f32" });
+      expect(r.skipped).toEqual([]);
+      const wf = join(root, "examples", `${families[name]}.wf`);
+      for (const c of readFixture(name).cases) {
+        const viaGguf = await logits(runPipeline(loadProgram(wf, path)), c.input_ids);
+        const viaSafetensors = await logits(runPipeline(loadProgram(wf, fixtureDir(name))), c.input_ids);
+        // gemma's gains travel as w + 1 and back: within an ulp of the gain
+        expect(relError(viaGguf, viaSafetensors)).toBeLessThan(name === "gemma" ? 1e-5 : 1e-7);
+        expect(relError(viaGguf, readExpected(name, c))).toBeLessThan(1e-4);
+      }
+    });
+  }
+
   it("compile --weights model.gguf writes an artifact whose special tokens come from the metadata", () => {
     const path = join(tmp(), "gpt2.gguf");
     writeGguf(path, { arch: "gpt2", config: readHfConfig(fixtureDir("gpt2")), weights: openWeights(fixtureDir("gpt2")), type: "f16" });
@@ -532,7 +550,7 @@ describe("malformed GGUF files are one coded line naming the file and the proble
 
   it("a config from an unmapped architecture or missing keys", () => {
     const arch = (a: string, more: GgufKVEntry[] = []) => file(ggufBytes([{ key: "general.architecture", type: T.STRING, value: a }, ...more], []));
-    expect(inputError(() => readHfConfig(arch("bert")))).toBe("error[WF408]: model.gguf: architecture 'bert' is not supported (wasmformer maps llama and gpt2)");
+    expect(inputError(() => readHfConfig(arch("bert")))).toBe("error[WF408]: model.gguf: architecture 'bert' is not supported (wasmformer maps llama, qwen2, qwen3, gemma, gemma2, phi3 and gpt2)");
     expect(inputError(() => readHfConfig(arch("llama")))).toBe("error[WF408]: model.gguf: no llama.embedding_length in the metadata (needed for hidden_size)");
     expect(inputError(() => readHfConfig(file(ggufBytes([], []))))).toBe("error[WF408]: model.gguf: no general.architecture in the metadata");
     expect(inputError(() => readHfConfig(file(ggufBytes([{ key: "general.architecture", type: T.U32, value: 1 }], []))))).toBe("error[WF408]: model.gguf: general.architecture should be a string, found 1 (u32)");
