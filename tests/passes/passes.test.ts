@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { canonicalizeMatmul } from "../../compiler/passes/canonicalize-matmul.js";
 import { foldTranspose } from "../../compiler/passes/fold-transpose.js";
+import { foldNormOffset } from "../../compiler/passes/fold-norm-offset.js";
 import { fuseAttention } from "../../compiler/passes/fuse-attention.js";
 import { fuseFfn } from "../../compiler/passes/fuse-ffn.js";
 import { fuseNorm } from "../../compiler/passes/fuse-norm.js";
@@ -145,6 +146,104 @@ describe("fuse-ffn", () => {
         return y=%7
       }`;
     expectRewrite(fuseFfn, text, text);
+  });
+});
+
+describe("fuse-ffn: a stored gate_up matrix", () => {
+  const head = `
+      graph forward {
+        %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+        %1 = param() {name="emb", shape=[10,4]} : f32[10,4]
+        %2 = embedding(%1, %0) : f32[S,4]
+        %3 = param() {name="gate_up", shape=[12,4]} : f32[12,4]`;
+  it("silu(slice) ⊙ slice of one linear becomes a gated_linear on the matrix's halves (Phi-3)", () =>
+    expectRewrite(fuseFfn, head + `
+        %4 = linear(%2, %3) : f32[S,12]
+        %5 = slice(%4) {start=0, size=6} : f32[S,6]
+        %6 = slice(%4) {start=6, size=6} : f32[S,6]
+        %7 = silu(%5) : f32[S,6]
+        %8 = mul(%7, %6) : f32[S,6]
+        return y=%8
+      }`, `
+      graph forward {
+        %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+        %1 = param() {name="emb", shape=[10,4]} : f32[10,4]
+        %2 = embedding(%1, %0) : f32[S,4]
+        %3 = param() {name="gate_up[0:6]", shape=[6,4]} : f32[6,4]
+        %4 = param() {name="gate_up[6:12]", shape=[6,4]} : f32[6,4]
+        %5 = gated_linear(%2, %3, %4) {act="silu"} : f32[S,6]
+        return y=%5
+      }`));
+  it("does not fire when the linear's result is read elsewhere too", () => {
+    const text = head + `
+        %4 = linear(%2, %3) : f32[S,12]
+        %5 = slice(%4) {start=0, size=6} : f32[S,6]
+        %6 = slice(%4) {start=6, size=6} : f32[S,6]
+        %7 = silu(%5) : f32[S,6]
+        %8 = mul(%7, %6) : f32[S,6]
+        %9 = slice(%4) {start=0, size=4} : f32[S,4]
+        %10 = add(%9, %2) : f32[S,4]
+        return y=%8, z=%10
+      }`;
+    expectRewrite(fuseFfn, text, text);
+  });
+});
+
+describe("fold-norm-offset", () => {
+  it("an RMSNorm with a gain offset (Gemma's 1 + w) reads a new parameter holding f32(1 + w)", () => {
+    const before = `
+      graph forward {
+        %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+        %1 = param() {name="emb", shape=[10,4]} : f32[10,4]
+        %2 = embedding(%1, %0) : f32[S,4]
+        %3 = param() {name="g", shape=[4]} : f32[4]
+        %4 = rmsnorm(%2, %3) {eps=0.000001, offset=1} : f32[S,4]
+        return y=%4
+      }`;
+    expectRewrite(foldNormOffset, before, `
+      graph forward {
+        %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+        %1 = param() {name="emb", shape=[10,4]} : f32[10,4]
+        %2 = embedding(%1, %0) : f32[S,4]
+        %3 = param() {name="1+g", shape=[4]} : f32[4]
+        %4 = rmsnorm(%2, %3) {eps=0.000001} : f32[S,4]
+        return y=%4
+      }`);
+    const p = program(dedent(before)), q = foldNormOffset(p);
+    expect(Array.from(q.params.get("1+g")!.data)).toEqual(Array.from(p.params.get("g")!.data, (v) => Math.fround(1 + v)));
+    const ids = Int32Array.from([3, 1, 4]);
+    expect(relError(interpret(q, "forward", { ids }, newSession()).y, interpret(p, "forward", { ids }, newSession()).y)).toBe(0);
+  });
+});
+
+describe("the fusion passes on the newer families", () => {
+  // what --print-ir shows at the end of the pipeline, counted per op
+  const opsAfter = (name: string) => {
+    const printed: string[] = [];
+    runPipeline(loadProgram(join(root, "examples", `${families[name]}.wf`), fixtureDir(name)), { printAfter: (_pass, ir) => printed.push(ir) });
+    const forward = printed.at(-1)!.split("graph forward_last")[0];
+    const count = (re: RegExp) => forward.split("\n").filter((l) => re.test(l)).length;
+    return { text: forward, count };
+  };
+  it("qwen2: q/k/v with biases stacked into one normed linear, SwiGLU into gated_linear, residuals into the projections", () => {
+    const { count } = opsAfter("qwen2");
+    expect(count(/= linear\(.*\) \{rms_eps=/)).toBe(2); // one stacked q/k/v (+ bias) per layer
+    expect(count(/= gated_linear\(.*\{act="silu", rms_eps=/)).toBe(2);
+    expect(count(/= linear\(.*residual=true/)).toBe(4);
+  });
+  it("phi3: the stored qkv and gate_up matrices end in the same kernels as separate projections do", () => {
+    const { count } = opsAfter("phi3");
+    expect(count(/= gated_linear\(.*\{act="silu", rms_eps=/)).toBe(2);
+    expect(count(/= (silu|mul)\(/)).toBe(0);
+    expect(count(/= rope\(.*scaling="longrope"/)).toBe(4);
+  });
+  it("qwen3 and gemma2 keep their per-head norms, soft-caps and windows as attributes", () => {
+    expect(opsAfter("qwen3").count(/= rmsnorm\(.*group=14/)).toBe(4);
+    const g2 = opsAfter("gemma2");
+    expect(g2.count(/= attention\(.*softcap=50/)).toBe(3);
+    expect(g2.count(/= attention\(.*window=6/)).toBe(2); // layers 0 and 2
+    expect(g2.count(/= softcap\(.*cap=30/)).toBe(1);
+    expect(g2.count(/offset=/)).toBe(0); // folded into the gains
   });
 });
 
