@@ -119,6 +119,8 @@ export async function* stream(model: Model, prompt: Ids, opts: GenerateOptions =
     const ids = Array.from(prompt);
     let common = 0;
     while (common < Math.min(model.tokens.length, ids.length - 1) && model.tokens[common] === ids[common]) common++;
+    // (a sliding window's cache may have dropped the keys the prefix's end needs: start over)
+    if (common < model.past && !model.canRewind(common)) common = 0;
     if (common < model.past) model.rewind(common);
     cached = common;
     feed = ids.slice(common);

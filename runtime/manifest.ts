@@ -57,8 +57,13 @@ export interface Manifest {
     control?: number;
     /** Most threads the kernels have scratch for. */
     max_threads?: number;
-    /** Each KV cache: addresses of its keys and values, `context` rows of k_width / v_width f32 each, row r at base + r · width · 4. */
-    kv?: { k: number; v: number; k_width: number; v_width: number }[];
+    /**
+     * Each KV cache: addresses of its keys and values, `context` rows of k_width / v_width f32 each,
+     * row r at k + r · width · 4. A sliding window's ring buffer has `rows` rows only: position j
+     * at row j − base, base the i32 at address `base`; a call moves the last `keep` positions to the
+     * front when its rows would not fit, so each call feeds at most rows − keep rows.
+     */
+    kv?: { k: number; v: number; k_width: number; v_width: number; rows?: number; window?: number; keep?: number; base?: number }[];
   };
   features: string[];
   /** Module files and the features each needs; the runtime runs the most capable one the host has. */

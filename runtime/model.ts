@@ -183,11 +183,38 @@ export class Model {
   reset() {
     this.past = 0;
     this.tokens.length = 0;
+    for (const c of this.rings()) this.setRingBase(c, 0);
   }
 
-  /** Keeps the first `rows` rows of the KV cache and forgets the rest (nothing is copied). */
+  /** The sliding windows' ring-buffer caches (manifest memory.kv entries with a window). */
+  private rings() {
+    return (this.manifest.memory.kv ?? []).filter((c) => c.base !== undefined);
+  }
+  private ringBase(c: { base?: number }): number {
+    return c.base === undefined ? 0 : new Int32Array(this.memory.buffer, c.base, 1)[0];
+  }
+  private setRingBase(c: { base?: number }, base: number) {
+    new Int32Array(this.memory.buffer, c.base!, 1)[0] = base;
+  }
+
+  /** Most rows one call of a cached entry takes: a ring buffer of R rows keeping K takes R − K (run splits longer calls). */
+  get maxCallRows(): number {
+    return Math.min(this.manifest.context, ...this.rings().map((c) => c.rows! - c.keep!));
+  }
+
+  /**
+   * Whether rewind(rows) can keep `rows` rows: a sliding window's ring buffer has dropped the
+   * positions before its base, and the next query needs the window before it.
+   */
+  canRewind(rows: number): boolean {
+    return Number.isInteger(rows) && rows >= 0 && rows <= this.past && (rows === 0 || this.rings().every((c) => rows - c.window! + 1 >= this.ringBase(c)));
+  }
+
+  /** Keeps the first `rows` rows of the KV cache and forgets the rest (nothing is copied); see canRewind. */
   rewind(rows: number) {
     if (!Number.isInteger(rows) || rows < 0 || rows > this.past) throw new ArtifactError("WF510", `rewind: rows should be an integer in [0, ${this.past}] (the rows cached), got ${show(rows)}`);
+    if (!this.canRewind(rows)) throw new ArtifactError("WF510", `rewind: the sliding window's cache no longer holds the keys before row ${rows} (canRewind tells; reset and feed the ids again)`);
+    if (rows === 0) return this.reset();
     this.past = rows;
     this.tokens.length = rows;
   }
@@ -199,19 +226,22 @@ export class Model {
    */
   saveState(): Uint8Array {
     const kv = this.kvLayout("saveState");
-    const rowBytes = kv.reduce((a, c) => a + (c.k_width + c.v_width) * 4, 0);
-    const header = new TextEncoder().encode(JSON.stringify({ format: STATE_FORMAT, layout: this.fingerprint(), past: this.past, tokens: this.tokens }));
-    const out = new Uint8Array(8 + header.byteLength + this.past * rowBytes);
+    // each cache's rows from its base (0 but for a sliding window's ring buffer)
+    const bases = kv.map((c) => this.ringBase(c));
+    const bytesOf = (past: number, bases: number[]) => kv.reduce((a, c, i) => a + (past - bases[i]) * (c.k_width + c.v_width) * 4, 0);
+    const header = new TextEncoder().encode(JSON.stringify({ format: STATE_FORMAT, layout: this.fingerprint(), past: this.past, tokens: this.tokens, ...(this.rings().length ? { bases } : {}) }));
+    const out = new Uint8Array(8 + header.byteLength + bytesOf(this.past, bases));
     new DataView(out.buffer).setUint32(0, STATE_MAGIC, true);
     new DataView(out.buffer).setUint32(4, header.byteLength, true);
     out.set(header, 8);
     let at = 8 + header.byteLength;
-    for (const c of kv)
-      for (const [base, width] of [[c.k, c.k_width], [c.v, c.v_width]]) {
-        const n = this.past * width * 4;
-        out.set(new Uint8Array(this.memory.buffer, base, n), at);
+    kv.forEach((c, i) => {
+      for (const [addr, width] of [[c.k, c.k_width], [c.v, c.v_width]]) {
+        const n = (this.past - bases[i]) * width * 4;
+        out.set(new Uint8Array(this.memory.buffer, addr, n), at);
         at += n;
       }
+    });
     return out;
   }
 
@@ -224,7 +254,7 @@ export class Model {
     if (view.getUint32(0, true) !== STATE_MAGIC) throw bad("these bytes are not a saved state");
     const headerBytes = view.getUint32(4, true);
     if (8 + headerBytes > bytes.byteLength) throw bad("the saved state is truncated");
-    let header: { format?: unknown; layout?: unknown; past?: unknown; tokens?: unknown };
+    let header: { format?: unknown; layout?: unknown; past?: unknown; tokens?: unknown; bases?: unknown };
     try {
       header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerBytes)));
     } catch {
@@ -235,15 +265,21 @@ export class Model {
     const past = header.past, tokens = header.tokens;
     if (!Number.isInteger(past) || (past as number) < 0 || (past as number) > this.manifest.context) throw bad(`past = ${show(past)} is outside [0, ${this.manifest.context}]`);
     if (!Array.isArray(tokens) || tokens.length !== past || !tokens.every((t) => Number.isInteger(t) && t >= 0)) throw bad("its token list does not match its rows");
-    const rowBytes = kv.reduce((a, c) => a + (c.k_width + c.v_width) * 4, 0);
-    if (bytes.byteLength !== 8 + headerBytes + (past as number) * rowBytes) throw bad(`${bytes.byteLength} bytes for ${past} rows of ${rowBytes}`);
+    const bases = header.bases ?? kv.map(() => 0);
+    // a ring buffer's base: at most past, with at most its rows from there
+    const baseOk = (b: unknown, i: number) => Number.isInteger(b) && (b as number) >= 0 && (b as number) <= (past as number) && (past as number) - (b as number) <= (kv[i].rows ?? this.manifest.context) && (kv[i].base !== undefined || b === 0);
+    if (!Array.isArray(bases) || bases.length !== kv.length || !bases.every(baseOk)) throw bad("its ring-buffer bases do not fit the caches");
+    const size = kv.reduce((a, c, i) => a + ((past as number) - bases[i]) * (c.k_width + c.v_width) * 4, 0);
+    if (bytes.byteLength !== 8 + headerBytes + size) throw bad(`${bytes.byteLength} bytes for ${past} rows (${8 + headerBytes + size} expected)`);
     let at = 8 + headerBytes;
-    for (const c of kv)
-      for (const [base, width] of [[c.k, c.k_width], [c.v, c.v_width]]) {
-        const n = (past as number) * width * 4;
-        new Uint8Array(this.memory.buffer, base, n).set(bytes.subarray(at, at + n));
+    kv.forEach((c, i) => {
+      for (const [addr, width] of [[c.k, c.k_width], [c.v, c.v_width]]) {
+        const n = ((past as number) - bases[i]) * width * 4;
+        new Uint8Array(this.memory.buffer, addr, n).set(bytes.subarray(at, at + n));
         at += n;
       }
+      if (c.base !== undefined) this.setRingBase(c, bases[i]);
+    });
     this.past = past as number;
     this.tokens.length = 0;
     this.tokens.push(...(tokens as number[]));
@@ -310,6 +346,8 @@ export class Model {
       if (dst && !(dst instanceof Float32Array && dst.length >= sizes[i]))
         throw bad(`into.${o.name} must be a Float32Array of at least ${sizes[i]} values, got ${dst instanceof Float32Array ? dst.length : show(dst)}`);
     });
+    // (every input is valid: a split call fails in none of its parts)
+    if (e.cached && rows > this.maxCallRows) return this.runSplit(e, inputs, this.maxCallRows, into);
     for (const { inp, src } of fed) {
       // absent segments are zeros, absent padding ones (every token real)
       if (inp.dtype === "i32") new Int32Array(this.memory.buffer, inp.offset, rows).set(src ?? new Int32Array(rows));
@@ -328,6 +366,30 @@ export class Model {
       copy.set(new Float32Array(this.memory.buffer, o.offset, sizes[i]));
       out[o.name] = copy;
     });
+    return out;
+  }
+
+  /**
+   * A call of more rows than a sliding window's ring buffer takes at once, as calls of at most
+   * `limit` rows: outputs of every row concatenated, outputs of fixed rows from the last call.
+   */
+  private runSplit(e: ManifestEntry, inputs: RunInputs, limit: number, into: Record<string, Float32Array>): Record<string, Float32Array> {
+    const rows = inputs.ids.length;
+    const parts: Record<string, Float32Array>[] = [];
+    for (let at = 0; at < rows; at += limit) {
+      const cut = <T extends ArrayLike<number> | undefined>(v: T) => (v === undefined ? undefined : Array.prototype.slice.call(v, at, at + limit)) as T;
+      parts.push(this.run(e.name, { ids: cut(inputs.ids), segments: cut(inputs.segments), padding: cut(inputs.padding) }));
+    }
+    const out: Record<string, Float32Array> = {};
+    for (const o of e.outputs) {
+      const perRow = !/^\d+$/.test(o.rows) && o.rows !== "E";
+      const values = perRow ? parts.map((p) => p[o.name]) : [parts[parts.length - 1][o.name]];
+      const total = values.reduce((a, v) => a + v.length, 0);
+      const dst = into[o.name]?.subarray(0, total) ?? new Float32Array(total);
+      let at = 0;
+      for (const v of values) dst.set(v, (at += v.length) - v.length);
+      out[o.name] = dst;
+    }
     return out;
   }
 

@@ -109,9 +109,17 @@ export function validateManifest(json: unknown, file = "manifest.json"): Manifes
   if (mem.kv !== undefined)
     f.array(mem.kv, "memory.kv").forEach((x, i) => {
       const c = f.object(x, `memory.kv[${i}]`);
+      // a sliding window's ring buffer: rows, window, keep and the address of its base, all or none
+      let rows = context;
+      if (c.rows !== undefined || c.window !== undefined || c.keep !== undefined || c.base !== undefined) {
+        const window = f.int(c.window, `memory.kv[${i}].window`, 1, context);
+        rows = f.int(c.rows, `memory.kv[${i}].rows`, window + 1, context);
+        f.int(c.keep, `memory.kv[${i}].keep`, window - 1, rows - 1);
+        within(`memory.kv[${i}].base`, "the ring buffer's base", f.address(c.base, `memory.kv[${i}].base`), 4);
+      }
       for (const part of ["k", "v"] as const) {
         const width = f.int(c[`${part}_width`], `memory.kv[${i}].${part}_width`, 1, I32_MAX);
-        within(`memory.kv[${i}].${part}`, `a cache of ${context} rows of ${width}`, f.address(c[part], `memory.kv[${i}].${part}`), context * width * 4);
+        within(`memory.kv[${i}].${part}`, `a cache of ${rows} rows of ${width}`, f.address(c[part], `memory.kv[${i}].${part}`), rows * width * 4);
       }
     });
 

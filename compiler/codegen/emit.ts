@@ -6,7 +6,7 @@ import type { Graph, Node, Program } from "../../ir/types.js";
 import { rowWidth } from "../../ir/types.js";
 import { InputError } from "../diagnostics.js";
 import { MAX_THREADS, packLinearWeight, packQuantWeight } from "./linear/index.js";
-import { type LowerCtx, SCRATCH_AREAS, type ScratchArea, type ScratchQuery, constantsOf, loweringOf } from "./lower.js";
+import { type KvCache, type LowerCtx, SCRATCH_AREAS, type ScratchArea, type ScratchQuery, constantsOf, loweringOf, REWIND_ROWS, ringRows } from "./lower.js";
 import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
 import { type OpNode, attrsOf, cacheKey, hasTrait, isOp, operandOf, roles } from "../../ir/ops.js";
 import { LAYOUT_SECTION, MANIFEST_VERSION, type Manifest, type ManifestEntry, layoutOf } from "../../runtime/manifest.js";
@@ -95,6 +95,7 @@ export function generate(p: Program, opts: GenerateOptions = {}): CompiledArtifa
 
 type Plan = ReturnType<typeof planMemory>;
 
+
 function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   const mem = new Layout(align(dataEnd));
 
@@ -144,7 +145,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   for (const g of p.graphs) for (const n of g.nodes) for (const t of constantsOf(n, p.context)) constant(t.key, t.data);
 
   // 2. per entry: caches, state buffers, inputs, hoisted values; activations share one arena
-  const caches = new Map<string, { k: number; v: number; kWidth: number; vWidth: number }>();
+  const caches = new Map<string, KvCache>();
   const planned: { g: Graph; statics: Set<number>; borrowed: Set<number>; buf: Map<number, number>; arenaNodes: Node[] }[] = [];
   // a value that depends only on parameters and state inputs is computed once for all entries:
   // entries that hold the same one (decode and decode_last: T5's cross-attention keys and values)
@@ -179,7 +180,12 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
       if (isOp(n, "attention") && n.attrs.cache) {
         const kw = rowWidth(g.nodes[n.args[1]].type.shape), vw = rowWidth(g.nodes[n.args[2]].type.shape);
         const key = cacheKey(g.name, n);
-        if (!caches.has(key)) caches.set(key, { k: mem.take(p.context * kw * 4), v: mem.take(p.context * vw * 4), kWidth: kw, vWidth: vw });
+        if (!caches.has(key)) {
+          // a sliding window keeps its last rows only: a ring buffer (KvCache, ringRows)
+          const window = n.attrs.window, rows = ringRows(p.context, window);
+          const ring = window !== undefined && rows < p.context ? { window, keep: window - 1 + REWIND_ROWS, base: mem.take(4) } : {};
+          caches.set(key, { k: mem.take(rows * kw * 4), v: mem.take(rows * vw * 4), kWidth: kw, vWidth: vw, rows, ...ring });
+        }
       }
     }
     planned.push({ g, statics, borrowed, buf, arenaNodes: g.nodes.filter((n) => !buf.has(n.id)) });
@@ -225,7 +231,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   const pages = Math.ceil(arenaEnd / PAGE) + 1;
   if (pages > MAX_PAGES) {
     const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
-    const kv = [...caches.values()].reduce((s, c) => s + p.context * (c.kWidth + c.vWidth) * 4, 0);
+    const kv = [...caches.values()].reduce((s, c) => s + c.rows * (c.kWidth + c.vWidth) * 4, 0);
     const weightBytes = Math.max(0, ...chunks.map((c) => c.at + c.data.byteLength)) - weightsStart;
     throw new InputError(
       `the model needs ${gib(pages * PAGE)} of WebAssembly memory (weights ${gib(weightBytes)}, KV cache ${gib(kv)} for a context of ${p.context}, ` +
@@ -340,7 +346,7 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
     memory: {
       pages, weights_offset: weightsStart, weights_bytes: weights.byteLength, activation_bytes: plan.activationBytes, control: wm.control, max_threads: MAX_THREADS,
       // the KV caches, row-major by position: what saveState copies
-      ...(plan.caches.size ? { kv: [...plan.caches.values()].map((c) => ({ k: c.k, v: c.v, k_width: c.kWidth, v_width: c.vWidth })) } : {}),
+      ...(plan.caches.size ? { kv: [...plan.caches.values()].map((c) => ({ k: c.k, v: c.v, k_width: c.kWidth, v_width: c.vWidth, ...(c.base !== undefined ? { rows: c.rows, window: c.window, keep: c.keep, base: c.base } : {}) })) } : {}),
     },
     features: ["simd128"],
     variants: VARIANTS.map(({ file, features }) => ({ file, features })),

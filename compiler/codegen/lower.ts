@@ -29,8 +29,8 @@ export interface LowerCtx {
   packedWeight(id: number): Expr;
   /** Address of a constant i32 table stored with the weights. */
   constant(key: string): number;
-  /** Addresses of the key and value cache of a cached attention node. */
-  cache(id: number): { k: number; v: number };
+  /** The KV cache of a cached attention node. */
+  cache(id: number): KvCache;
   /** Address of a scratch area this node's lowering declared (Lowering.scratch). */
   scratch(area: ScratchArea): number;
   /**
@@ -40,6 +40,30 @@ export interface LowerCtx {
    */
   fresh(area: ScratchArea, key: string): boolean;
 }
+
+/**
+ * A KV cache: `rows` rows of keys and values. A sliding window's cache is a ring buffer of fewer
+ * rows than the context: position j sits at row j − base, base (an i32 at address `base`) the
+ * positions dropped so far. When a call's rows would not fit, the last `keep` rows (the first
+ * query's window, and REWIND_ROWS more that a rewind may return to) move to the front; so a call
+ * takes at most rows − keep rows (the runtime splits longer prompts).
+ */
+export interface KvCache {
+  k: number;
+  v: number;
+  kWidth: number;
+  vWidth: number;
+  rows: number;
+  window?: number;
+  keep?: number;
+  base?: number;
+}
+
+/** Positions a ring buffer keeps beyond the window, so that rewinding that many (a rejected speculative draft) never needs dropped keys. */
+export const REWIND_ROWS = 32;
+
+/** Rows of a KV cache: the context, or a ring of two windows and REWIND_ROWS where that is shorter. */
+export const ringRows = (context: number, window: number | undefined) => (window ? Math.min(context, 2 * window + REWIND_ROWS) : context);
 
 /**
  * Scratch areas, in the order the memory planner lays them out. Each is one buffer shared by
@@ -253,11 +277,25 @@ export const lowerings = {
     if (a.cache) {
       // append this call's keys/values at rows past.. of the cache, then attend over all of it
       const cache = c.cache(n.id);
-      const at = (base: number, width: number) => m.i32.add(wm.c32(base), m.i32.mul(c.past(), wm.c32(width * 4)));
-      pre.push(m.memory.copy(at(cache.k, c.width(k)), c.ptr(k), m.i32.mul(c.rows(k), wm.c32(c.width(k) * 4))));
-      pre.push(m.memory.copy(at(cache.v, c.width(v)), c.ptr(v), m.i32.mul(c.rows(v), wm.c32(c.width(v) * 4))));
-      kp = wm.c32(cache.k);
-      vp = wm.c32(cache.v);
+      const [kw, vw] = [c.width(k) * 4, c.width(v) * 4];
+      // a ring buffer holds positions base.. at its rows 0..; a plain cache has base 0
+      const base = () => m.i32.load(0, 4, wm.c32(cache.base!));
+      if (cache.base !== undefined) {
+        // when this call's rows would not fit, the last `keep` positions move to the front: base
+        // becomes past − keep
+        const keep = () => m.i32.sub(c.past(), wm.c32(cache.keep!));
+        const move = (at: number, width: number) => m.memory.copy(wm.c32(at), m.i32.add(wm.c32(at), m.i32.mul(m.i32.sub(keep(), base()), wm.c32(width))), wm.c32(cache.keep! * width));
+        pre.push(m.if(m.i32.gt_s(m.i32.sub(m.i32.add(c.past(), c.rows(k)), base()), wm.c32(cache.rows)),
+          m.block(null, [move(cache.k, kw), move(cache.v, vw), m.i32.store(0, 4, wm.c32(cache.base), keep())])));
+      }
+      const ring = cache.base !== undefined;
+      const row = () => (ring ? m.i32.sub(c.past(), base()) : c.past());
+      const at = (addr: number, width: number) => m.i32.add(wm.c32(addr), m.i32.mul(row(), wm.c32(width)));
+      pre.push(m.memory.copy(at(cache.k, kw), c.ptr(k), m.i32.mul(c.rows(k), wm.c32(kw))));
+      pre.push(m.memory.copy(at(cache.v, vw), c.ptr(v), m.i32.mul(c.rows(v), wm.c32(vw))));
+      // key j at kp + j·width: the kernels index by position
+      kp = ring ? m.i32.sub(wm.c32(cache.k), m.i32.mul(base(), wm.c32(kw))) : wm.c32(cache.k);
+      vp = ring ? m.i32.sub(wm.c32(cache.v), m.i32.mul(base(), wm.c32(vw))) : wm.c32(cache.v);
       L = m.i32.add(c.past(), c.rows(k));
     }
     // the configuration, as numbers: one pair of kernels per distinct one
