@@ -32,6 +32,21 @@ export const benchModels = {
     kvWidth: 768,
     layers: 12,
   },
+  // Qwen2.5-0.5B's shape (q/k/v biases, GQA 14:2, tied 151,936-word head)
+  qwen: {
+    name: "qwen2.5-0.5b-random",
+    wf: "examples/qwen2.wf",
+    ggufArch: "qwen2",
+    shape: "dim 896, 24 layers, 14 heads, 2 KV heads, SwiGLU ffn 4864, vocab 151936, tied head",
+    config: {
+      model_type: "qwen2", architectures: ["Qwen2ForCausalLM"], vocab_size: 151936, hidden_size: 896, num_hidden_layers: 24,
+      num_attention_heads: 14, num_key_value_heads: 2, intermediate_size: 4864, max_position_embeddings: 32768,
+      rms_norm_eps: 1e-6, rope_theta: 1000000.0, tie_word_embeddings: true, use_sliding_window: false, bos_token_id: 151643, eos_token_id: 151645,
+    },
+    weights: randomLlamaWeights,
+    kvWidth: 128,
+    layers: 24,
+  },
 };
 
 /** Command-line options of a bench script: --flag, --name VALUE (string, number or comma list). */

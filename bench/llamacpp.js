@@ -7,7 +7,7 @@
 //
 //   node bench/llamacpp.js            q8_0, q4_0, f32; decode at past 128 and 512 (~5 min here)
 //   node bench/llamacpp.js --quick    q8_0 and q4_0, past 128 only, fewer repeats (~110 s on 2 busy cores)
-//   options: --types q8_0,q4_0,f32  --systems wllama,native  --repeats N (prompt runs)
+//   options: --model llama|qwen  --types q8_0,q4_0,f32  --systems wllama,native  --repeats N (prompt runs)
 //            --decode-runs N  --decode-steps N  --prefill N (default 128)  --seed N  --no-long
 //            --keep (keep the GGUF files)
 // Needs `npm run build` (dist/compiler) and Chromium at /usr/bin/chromium (for wllama). Both peers
@@ -51,7 +51,7 @@ const WLLAMA_DIR = join(ROOT, "node_modules/@wllama/wllama/esm");
 // ---------------------------------------------------------------------------------------------
 // options
 
-const { flag, opt, list } = cliOptions();
+const { flag, opt, list, str } = cliOptions();
 
 const QUICK = flag("--quick");
 const TYPES = list("--types", QUICK ? "q8_0,q4_0" : "q8_0,q4_0,f32");
@@ -68,7 +68,7 @@ for (const t of TYPES) if (!["q8_0", "q4_0", "f32", "f16"].includes(t)) throw ne
 for (const s of SYSTEMS) if (!["wllama", "native"].includes(s)) throw new Error(`--systems: unknown '${s}' (wllama, native)`);
 if (!(REPEATS >= 1 && DECODE_RUNS >= 1 && DECODE_STEPS >= 2)) throw new Error("--repeats and --decode-runs must be >= 1, --decode-steps >= 2");
 
-const spec = benchModels.llama;
+const spec = benchModels[str("--model", "llama")];
 const MODEL = spec.name;
 const VOCAB = spec.config.vocab_size;
 const BOS = spec.config.bos_token_id;
@@ -454,7 +454,7 @@ try {
   for (const type of TYPES) {
     t0 = now();
     files[type] = join(tmp, `${type}.gguf`);
-    writeGguf(files[type], { arch: "llama", config: spec.config, weights: memoryWeights(tensors, `random llama weights (seed ${SEED})`), type, name: MODEL, vocab });
+    writeGguf(files[type], { arch: spec.ggufArch ?? "llama", config: spec.config, weights: memoryWeights(tensors, `random llama weights (seed ${SEED})`), type, name: MODEL, vocab });
     log(`  ${type}.gguf: ${MB(statSync(files[type]).size)} in ${((now() - t0) / 1000).toFixed(1)} s`);
   }
   tensors = null;

@@ -64,8 +64,8 @@ export function randomGpt2Weights(cfg, seed) {
 }
 
 /**
- * LLaMA-layout random weights (HF LlamaForCausalLM names, untied lm_head), from the same generator:
- * std 0.02 everywhere, RMSNorm gains 1 ± 0.02.
+ * LLaMA-layout random weights (HF LlamaForCausalLM names; Qwen2's biases and a tied head where the
+ * config says), from the same generator: std 0.02 everywhere, RMSNorm gains 1 ± 0.02.
  */
 export function randomLlamaWeights(cfg, seed) {
   const r = rng(seed);
@@ -90,6 +90,9 @@ export function randomLlamaWeights(cfg, seed) {
     add(`${p}.mlp.down_proj.weight`, [d, F]);
   }
   add("model.norm.weight", [d], 0.02, 1);
-  add("lm_head.weight", [V, d]);
+  // Qwen2's q/k/v biases; a tied checkpoint has no lm_head
+  if (cfg.model_type === "qwen2")
+    for (let i = 0; i < L; i++) for (const [m, n] of [["q", H * hd], ["k", Hkv * hd], ["v", Hkv * hd]]) add(`model.layers.${i}.self_attn.${m}_proj.bias`, [n]);
+  if (!cfg.tie_word_embeddings) add("lm_head.weight", [V, d]);
   return t;
 }

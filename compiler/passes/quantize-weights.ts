@@ -4,14 +4,15 @@
 // + 8.5 truncated to 0..15) or Q4_1 (an f16 minimum too: d = (max − min) / 15, q = (w − min) / d
 // + 0.5 truncated). The parameter's data becomes the dequantized values, so the interpreter
 // computes exactly what the kernels do. Matrices whose input width is not a multiple of 32, or
-// that other ops also read (a tied embedding), stay f32. Per-tensor overrides pick another
-// scheme (or f32) for parameters whose name matches a glob.
+// that other ops also read, stay f32; a tied embedding's head reads a quantized copy of the table
+// (the lookup keeps the f32 table). Per-tensor overrides pick another scheme (or f32) for
+// parameters whose name matches a glob.
 
 import { integerRowBound } from "../codegen/tuning.js";
 import { isOp, operandsOf, roles } from "../../ir/ops.js";
 import { Q8_BLOCK, quantizeQ4_0, quantizeQ4_1, quantizeQ8 } from "../../ir/quant.js";
 import type { Node, Param, Program, QuantScheme } from "../../ir/types.js";
-import type { Rule } from "./rewrite.js";
+import type { RewriteCtx, Rule } from "./rewrite.js";
 import { rewriteProgram } from "./rewrite.js";
 
 /** What a user asks for: int8 = q8_0, int4 = q4_0, int4-min = q4_1 (a per-block minimum), f32 = leave as is. */
@@ -25,19 +26,25 @@ export interface QuantizeOptions {
   overrides?: readonly { pattern: string; scheme: QuantizeChoice }[];
 }
 
-/** Parameters every user of which reads them as a matrix kernel's weight (role weight), in every entry. */
-function weightsOnly(p: Program): Set<string> {
-  const ok = new Map<string, boolean>();
+/**
+ * Parameters every user of which reads them as a matrix kernel's weight (role weight), in every
+ * entry; and tied tables: read as weights and as embedding tables only (a tied output head).
+ */
+function weightUses(p: Program): { weightsOnly: Set<string>; tied: Set<string> } {
+  const uses = new Map<string, Set<string>>();
   for (const g of p.graphs)
     for (const n of g.nodes) {
       const r = roles(n);
       n.args.forEach((a, i) => {
         const src = g.nodes[a];
-        if (!isOp(src, "param")) return;
-        ok.set(src.attrs.name, (ok.get(src.attrs.name) ?? true) && r[i] === "weight");
+        if (isOp(src, "param")) uses.set(src.attrs.name, (uses.get(src.attrs.name) ?? new Set()).add(r[i]));
       });
     }
-  return new Set([...ok].filter(([, v]) => v).map(([k]) => k));
+  const names = (ok: (roles: Set<string>) => boolean) => new Set([...uses].filter(([, r]) => ok(r)).map(([k]) => k));
+  return {
+    weightsOnly: names((r) => r.size === 1 && r.has("weight")),
+    tied: names((r) => r.size === 2 && r.has("weight") && r.has("table")),
+  };
 }
 
 const globRegex = (glob: string) => new RegExp(`^${glob.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
@@ -65,22 +72,36 @@ export function quantizeWeights(p: Program, opts: QuantizeOptions): Program {
       if (gate !== undefined && up !== undefined) gateOf.set(up, gate);
     }
   const choice = (name: string) => byName(gateOf.get(name) ?? name);
-  const eligible = weightsOnly(p);
+  const { weightsOnly: eligible, tied } = weightUses(p);
+  /** The quantized parameter of param node n, or null where it stays f32. */
+  const quantized = (n: Node, c: RewriteCtx): number | null => {
+    if (!isOp(n, "param") || n.attrs.quant !== undefined) return null;
+    const [N, K] = n.type.shape as number[];
+    const want = choice(n.attrs.name);
+    if (K % Q8_BLOCK || want === "f32") return null;
+    const scheme = SCHEMES[want];
+    const name = `${n.attrs.name}@${scheme}`;
+    if (!c.params.has(name)) {
+      const q = quantize(scheme, c.params.get(n.attrs.name)!);
+      c.params.set(name, { name, shape: [N, K], data: q.dequant, quant: { scheme, codes: q.codes, scales: q.scales, ...("mins" in q ? { mins: q.mins } : {}) } });
+    }
+    return c.b.add("param", [], { name, shape: [N, K], quant: scheme }, n.loc);
+  };
   const rules: Rule[] = [
     {
       name: "quantize-linear-weight",
+      apply: (n, c) => (isOp(n, "param") && eligible.has(n.attrs.name) ? quantized(n, c) : null),
+    },
+    {
+      // a tied output head (the embedding table read as the head's weight): the head reads a
+      // quantized copy, the lookup keeps the f32 table, so decoding does not stream the f32 table
+      name: "quantize-tied-head",
       apply: (n, c) => {
-        if (!isOp(n, "param") || n.attrs.quant !== undefined || !eligible.has(n.attrs.name)) return null;
-        const [N, K] = n.type.shape as number[];
-        const want = choice(n.attrs.name);
-        if (K % Q8_BLOCK || want === "f32") return null;
-        const scheme = SCHEMES[want];
-        const name = `${n.attrs.name}@${scheme}`;
-        if (!c.params.has(name)) {
-          const q = quantize(scheme, c.params.get(n.attrs.name)!);
-          c.params.set(name, { name, shape: [N, K], data: q.dequant, quant: { scheme, codes: q.codes, scales: q.scales, ...("mins" in q ? { mins: q.mins } : {}) } });
-        }
-        return c.b.add("param", [], { name, shape: [N, K], quant: scheme }, n.loc);
+        if (!isOp(n, "linear") || n.attrs.quant !== undefined) return null;
+        const w = c.node(n.args[1]);
+        if (!isOp(w, "param") || !tied.has(w.attrs.name)) return null;
+        const q = quantized(w, c);
+        return q === null ? null : c.b.add("linear", [n.args[0], q, ...n.args.slice(2)], n.attrs, n.loc);
       },
     },
     {

@@ -498,7 +498,17 @@ describe("quantize-weights", () => {
         %8 = linear(%2, %6, %7) {act="gelu", quant="q4_0", int_rows=16} : f32[S,16]
         return y=%5, z=%8
       }`));
-  it("does not fire on a tied table, an input width not a multiple of 32, or a weight overridden to f32", () => {
+  it("a tied head (the embedding table as a linear's weight) reads a quantized copy; the lookup keeps the table", () =>
+    expectRewrite((p) => quantizeWeights(p, { scheme: "int8" }), head + `
+        %3 = linear(%2, %1) : f32[S,10]
+        return logits=%3
+      }`, head + `
+        %3 = param() {name="emb@q8_0", shape=[10,32], quant="q8_0"} : f32[10,32]
+        %4 = linear(%2, %3) {quant="q8_0"} : f32[S,10]
+        return logits=%4
+      }`));
+
+  it("does not fire on a tied table overridden to f32, an input width not a multiple of 32, or a weight overridden to f32", () => {
     const text = dedent(head + `
         %3 = param() {name="wo", shape=[32,8]} : f32[32,8]
         %4 = slice(%2) {start=0, size=8} : f32[S,8]
@@ -508,7 +518,7 @@ describe("quantize-weights", () => {
         %8 = linear(%5, %1) : f32[S,10]
         return y=%7, logits=%8
       }`);
-    expectRewrite((p) => quantizeWeights(p, { scheme: "int8", overrides: [{ pattern: "wh", scheme: "f32" }] }), text, text);
+    expectRewrite((p) => quantizeWeights(p, { scheme: "int8", overrides: [{ pattern: "wh", scheme: "f32" }, { pattern: "emb", scheme: "f32" }] }), text, text);
   });
 });
 
