@@ -54,8 +54,11 @@ function quantize(scheme: QuantScheme, w: Param): Param["quant"] & { dequant: Fl
   if (scheme === "q8_0") return quantizeQ8(w.data, N, K);
   if (scheme === "q4_1") return quantizeQ4_1(w.data, N, K);
   const q = quantizeQ4_0(w.data, N, K);
-  // the kernels take the nibble's value q − 8
-  return { scheme, codes: Int8Array.from(q.codes, (c) => c - 8), scales: q.scales, dequant: q.dequant };
+  // the kernels take the nibble's value q − 8 (a loop: TypedArray.from with a map function
+  // collects a JS array first, which a 136M-weight head outgrows)
+  const codes = new Int8Array(q.codes.length);
+  for (let i = 0; i < codes.length; i++) codes[i] = q.codes[i] - 8;
+  return { scheme, codes, scales: q.scales, dequant: q.dequant };
 }
 
 export function quantizeWeights(p: Program, opts: QuantizeOptions): Program {
