@@ -16,7 +16,7 @@
 //
 // Method (PEERS.md):
 // - One GGUF per type in os.tmpdir(), deleted at the end; rows say its size as weight_bytes.
-//   The vocabulary is synthetic, one CJK character per token ("▁" + U+4E00+id) so that a text
+//   The vocabulary is synthetic, one character per token ("▁" + U+4E00+id, past the surrogates) so that a text
 //   prompt tokenizes to exactly the chosen ids: wllama's completion API takes text only (a token
 //   array is refused: "type must be string, but is array"). Token ids do not change the work
 //   (one embedding row each); ids below 259 (special and byte tokens) are moved up by 259.
@@ -78,11 +78,15 @@ const SYSTEM_NAME = { wllama: "wllama", native: "llama.cpp-native" };
 // tokens: a vocabulary whose text form maps one character to one token
 
 const FIRST_TEXT_ID = 259; // <unk>, <s>, </s>, then 256 byte tokens
-const tokenChar = (id) => String.fromCodePoint(0x4e00 + id);
+// U+4E00 + id, past the surrogates (U+D800..U+DFFF, no characters: a 151,936-word vocabulary
+// reaches them) and the private-use area after them
+const SKIP_FROM = 0xd800, SKIP = 0xf900 - 0xd800;
+const tokenChar = (id) => String.fromCodePoint(0x4e00 + id < SKIP_FROM ? 0x4e00 + id : 0x4e00 + id + SKIP);
 /** The id of generated text that is one ordinary token (" " + its character), else undefined. */
 const tokenOfText = (text) => {
   const m = /^ (.)$/u.exec(text ?? "");
-  const id = m ? m[1].codePointAt(0) - 0x4e00 : -1;
+  const cp = m ? m[1].codePointAt(0) : -1;
+  const id = cp < 0 ? -1 : cp < SKIP_FROM ? cp - 0x4e00 : cp - SKIP - 0x4e00;
   return id >= FIRST_TEXT_ID && id < VOCAB ? id : undefined;
 };
 

@@ -72,10 +72,31 @@ const SAMPLING: Record<string, [key: keyof NonNullable<Manifest["generation"]>, 
 };
 
 /**
+ * A seq2seq checkpoint's forced_bos_token_id (an id) and forced_eos_token_id (an id or a list)
+ * from config.json or generation_config.json (`file`, its diagnostic `code`); null or absent: none.
+ */
+export function forcedTokens(hf: Record<string, unknown>, vocab: number, file: string, code: "WF350" | "WF352"): { forced_bos?: number; forced_eos?: number[] } {
+  const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < vocab;
+  const bad = (key: string) => new InputError(`${file} '${key}' should be a token id in [0, ${vocab})${key === "forced_eos_token_id" ? " or a list of them" : ""}, found ${JSON.stringify(hf[key])}`, undefined, { code });
+  const out: { forced_bos?: number; forced_eos?: number[] } = {};
+  const bos = hf.forced_bos_token_id, eos = hf.forced_eos_token_id;
+  if (bos !== undefined && bos !== null) {
+    if (!isId(bos)) throw bad("forced_bos_token_id");
+    out.forced_bos = bos;
+  }
+  if (eos !== undefined && eos !== null) {
+    const ids = Array.isArray(eos) ? eos : [eos];
+    if (ids.length === 0 || ids.length > 64 || !ids.every(isId)) throw bad("forced_eos_token_id");
+    out.forced_eos = ids;
+  }
+  return out;
+}
+
+/**
  * generation_config.json: its EOS ids (to merge with config.json's) and the sampling settings
  * the checkpoint ships (applied when the user sets none; sampling only when do_sample is true).
  */
-export function readGenerationConfig(dir: string, vocab: number): { eos: number[]; generation?: Manifest["generation"] } {
+export function readGenerationConfig(dir: string, vocab: number): { eos: number[]; generation?: Manifest["generation"]; forced?: { forced_bos?: number; forced_eos?: number[] } } {
   const path = join(dir, "generation_config.json");
   const g = readJson(path, "WF352");
   if (!g) return { eos: [] };
@@ -95,5 +116,5 @@ export function readGenerationConfig(dir: string, vocab: number): { eos: number[
     if (typeof v !== "number" || !Number.isFinite(v) || !ok(v)) throw bad(key, want);
     (generation as Record<string, number>)[name] = v;
   }
-  return { eos: eos as number[], generation: Object.keys(generation).length ? generation : undefined };
+  return { eos: eos as number[], generation: Object.keys(generation).length ? generation : undefined, forced: forcedTokens(g, vocab, path, "WF352") };
 }

@@ -6,8 +6,12 @@ import { dirname, join } from "node:path";
 import type { Program } from "../ir/types.js";
 import type { Manifest } from "../runtime/manifest.js";
 import { generate } from "./codegen/emit.js";
-import { readChatTemplate, readGenerationConfig } from "./checkpoint-files.js";
+import { forcedTokens, readChatTemplate, readGenerationConfig } from "./checkpoint-files.js";
 import { loadProgram, readHfConfig } from "./load.js";
+import { loraLayout, mergeAdapters, quantizeWithSlots, withLoraSlots } from "./lora.js";
+import type { LoraSlotOptions } from "./passes/lora-slots.js";
+import { readAdapter } from "../runtime/lora-node.js";
+import { LoraError } from "../runtime/lora.js";
 import { InputError } from "./diagnostics.js";
 import { checkFolderOut, writeFolderOut } from "./output.js";
 import { type PipelineOptions, runPipeline, selectPasses, withQuantization } from "./passes/manager.js";
@@ -22,6 +26,10 @@ export interface CompileOptions {
   /** Weight quantization of the matrices (int8: q8_0 blocks of 32). */
   quantize?: QuantizeOptions | QuantizeOptions["scheme"];
   progress?: Progress;
+  /** PEFT LoRA adapters folded into the weights before fusion and quantization: W + scale·s·B·A. */
+  lora?: readonly { dir: string; scale?: number }[];
+  /** Run-time LoRA slots of this rank on the linears of these modules (default all but the head); the manifest says where. */
+  loraSlots?: LoraSlotOptions;
   /**
    * Replace `outDir` even when it is not an earlier artifact (a file, a folder of other files);
    * never the current folder, a folder above it, the home folder, the root or a folder holding an input.
@@ -42,7 +50,7 @@ export interface CompileResult {
  * The special token ids generation uses, from config.json: EOS ids and T5's decoder start must be
  * ids of the vocabulary; BOS and pad ids are informational and kept only when they are ids or -1.
  */
-function specialTokens(hf: Record<string, unknown>, vocab: number): Manifest["tokens"] {
+export function specialTokens(hf: Record<string, unknown>, vocab: number): Manifest["tokens"] {
   const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < vocab;
   const bad = (key: string, v: unknown) =>
     new InputError(`config.json '${key}' should be a token id in [0, ${vocab}) or a list of them, found ${JSON.stringify(v)}`, undefined, { code: "WF350" });
@@ -52,7 +60,7 @@ function specialTokens(hf: Record<string, unknown>, vocab: number): Manifest["to
   const start = hf.decoder_start_token_id ?? undefined;
   if (start !== undefined && !isId(start)) throw bad("decoder_start_token_id", start);
   const optional = (v: unknown) => (isId(v) || v === -1 ? (v as number) : undefined);
-  return { eos: eosIds, bos: optional(hf.bos_token_id), decoder_start: start, pad: optional(hf.pad_token_id) };
+  return { eos: eosIds, bos: optional(hf.bos_token_id), decoder_start: start, pad: optional(hf.pad_token_id), ...forcedTokens(hf, vocab, "config.json", "WF350") };
 }
 
 /**
@@ -86,16 +94,26 @@ export function compileModel(modelPath: string, weightsPath: string, outDir: str
   const outOpts = { force: opts.force, inputs: [modelPath, weightsPath] };
   checkFolderOut(outDir, outOpts);
   const progress = opts.progress;
+  // adapters are read and checked against the checkpoint before any weight is bound
+  const adapters = (opts.lora ?? []).map((a) => readAdapter(a.dir, a.scale));
+  if (adapters.length && existsSync(weightsPath) && statSync(weightsPath).isFile() && weightsPath.toLowerCase().endsWith(".gguf"))
+    throw new LoraError(`--lora merges into a Hugging Face checkpoint folder (the adapter's module names are transformers'), and '${weightsPath}' is a GGUF file`);
+  const quantize = typeof opts.quantize === "string" ? { scheme: opts.quantize } : opts.quantize;
   const program = runPipeline(
-    loadProgram(modelPath, weightsPath, { context: opts.context, onProgress: (d, t, what) => progress?.update("loading weights", d, t, what) }),
+    loadProgram(modelPath, weightsPath, {
+      context: opts.context,
+      onProgress: (d, t, what) => progress?.update("loading weights", d, t, what),
+      ...(adapters.length ? { mapWeights: (w) => mergeAdapters(w, adapters) } : {}),
+    }),
     { printAfter: opts.printAfter },
-    withQuantization(selectPasses(opts.disablePasses ?? []), opts.quantize),
+    withLoraSlots(withQuantization(selectPasses(opts.disablePasses ?? []), opts.loraSlots ? quantizeWithSlots(quantize) : quantize), opts.loraSlots),
   );
   progress?.done();
   const art = generate(program, { onProgress: (d, t) => progress?.update("generating code", d, t) });
   progress?.done();
   const vocab = vocabulary(art.manifest);
   const manifest: Manifest = { ...art.manifest, tokens: specialTokens(readHfConfig(weightsPath), vocab) };
+  if (opts.loraSlots) manifest.lora = loraLayout(program, art, opts.loraSlots.rank);
   const weightsDir = statSync(weightsPath).isDirectory() ? weightsPath : dirname(weightsPath);
   const tokenizerFiles = ["tokenizer.json", "tokenizer_config.json"].filter((f) => existsSync(join(weightsDir, f)));
   if (tokenizerFiles.includes("tokenizer.json")) manifest.tokenizer = "tokenizer.json";
@@ -103,6 +121,8 @@ export function compileModel(modelPath: string, weightsPath: string, outDir: str
   const gen = readGenerationConfig(weightsDir, vocab);
   manifest.tokens!.eos = [...new Set([...(manifest.tokens!.eos ?? []), ...gen.eos])];
   if (gen.generation) manifest.generation = gen.generation;
+  // generation_config.json's forced ids take the place of config.json's
+  Object.assign(manifest.tokens!, gen.forced);
   const classifier = classifierOf(readHfConfig(weightsPath), art.manifest);
   if (classifier) manifest.classifier = classifier;
   const chat = readChatTemplate(weightsDir);

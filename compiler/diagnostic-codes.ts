@@ -57,6 +57,7 @@ export const codes = {
   WF407: "invalid shard index",
   WF408: "invalid GGUF metadata",
   WF409: "unsupported tensor type",
+  WF410: "unusable LoRA adapter",
 
   // ---- WF5xx: artifacts (the runtime's own list: it imports nothing of the compiler) ------
   ...ARTIFACT_CODES,

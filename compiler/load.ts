@@ -50,10 +50,16 @@ export function openWeights(path: string): WeightSource {
   return isGguf(path) ? openGguf(path) : openSafetensors(path);
 }
 
-export function loadProgram(modelPath: string, weightsPath: string, opts: ElaborateOptions = {}): Program {
+export interface LoadOptions extends ElaborateOptions {
+  /** Wraps the checkpoint before the model binds it (compile --lora merges adapters there). */
+  mapWeights?: (source: WeightSource) => WeightSource;
+}
+
+export function loadProgram(modelPath: string, weightsPath: string, { mapWeights, ...opts }: LoadOptions = {}): Program {
   if (existsSync(modelPath)) checkSourceSize(modelPath, statSync(modelPath).size);
   const text = readText(modelPath, "model");
-  const weights = openWeights(weightsPath);
+  const opened = openWeights(weightsPath);
+  const weights = mapWeights ? mapWeights(opened) : opened;
   const configName = isGguf(weightsPath) ? `${basename(weightsPath)} (as config.json)` : "config.json";
   return programFromSource(modelPath, text, readHfConfig(weightsPath), weights, { configName, ...opts });
 }

@@ -14,13 +14,14 @@ import { tensorOps } from "./ops/tensor.js";
 import type { Node } from "./types.js";
 
 export { cacheKey } from "./ops/attention.js";
+export { sinusoidTable } from "./ops/tensor.js";
 export { type RopeAttrs, ropeFrequencies, ropeLong, ropeTable } from "./ops/rope.js";
 export { type Activation, activations, geluErf, geluTanh } from "./ops/elementwise.js";
 export { type InterpState, type OpDef, type Role, ShapeError, type Trait, type Value } from "./ops/def.js";
 
 /** Every IR op, by name. */
 export type OpKind =
-  | "input" | "param" | "positions" | "embedding"
+  | "input" | "param" | "positions" | "sinusoidal_positions" | "embedding"
   | "linear" | "gated_linear" | "matmul"
   | "transpose" | "reshape" | "first_row" | "last_row" | "slice"
   | "add" | "mul" | "scale" | "softcap" | "gelu" | "gelu_tanh" | "silu" | "relu"

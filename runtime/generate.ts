@@ -7,11 +7,12 @@ import { TextStream, StopMatcher } from "./detokenize.js";
 import { ArtifactError, show } from "./errors.js";
 import { type Ids, Model } from "./model.js";
 import { Sampler, type SamplingOptions, checkSampling } from "./sampling.js";
+import { type SpeculativeOptions, Speculator, checkSpeculative, isSpeculative } from "./speculative.js";
 import type { TextTokenizer } from "./tokenizer.js";
 
 export { argmax } from "./sampling.js";
 
-export interface GenerateOptions extends SamplingOptions {
+export interface GenerateOptions extends SamplingOptions, SpeculativeOptions {
   /** Most tokens to generate (default 32). */
   maxNewTokens?: number;
   /** Stop after an end-of-sequence token (default true); `eos` overrides the artifact's list. */
@@ -45,6 +46,9 @@ export interface GenerateResult {
   cachedTokens: number;
   prefillTokensPerS: number;
   decodeTokensPerS: number;
+  /** With speculative decoding: tokens drafted and verified, and those the target accepted. */
+  draftTokens?: number;
+  acceptedTokens?: number;
 }
 
 const now = () => (typeof performance !== "undefined" ? performance.now() : Date.now());
@@ -81,6 +85,7 @@ function check(model: Model, prompt: Ids, opts: GenerateOptions, vocab: number) 
   if (opts.signal !== undefined) option("signal", opts.signal, typeof opts.signal === "object" && opts.signal !== null && "aborted" in opts.signal, "an AbortSignal");
   try {
     checkSampling(opts, vocab);
+    checkSpeculative(model, opts, vocab, prompt.length);
   } catch (e) {
     throw e instanceof ArtifactError ? new ArtifactError(e.code, `generate: ${e.message}`) : e;
   }
@@ -90,7 +95,9 @@ function check(model: Model, prompt: Ids, opts: GenerateOptions, vocab: number) 
  * Generates up to `maxNewTokens` ids after `prompt` (a causal LM continues it, a seq2seq model
  * encodes it and decodes from its decoder start token), yielding each id with the text it
  * completes; the generator's return value is the whole result. A causal LM keeps its KV cache
- * between calls: a prompt that starts with ids already cached prefills only the rest.
+ * between calls: a prompt that starts with ids already cached prefills only the rest. With a
+ * `draft` model or `lookup`, a causal LM decodes speculatively (speculative.ts), each id yielded
+ * once the target has confirmed it.
  */
 export async function* stream(model: Model, prompt: Ids, opts: GenerateOptions = {}): AsyncGenerator<GenerateChunk, GenerateResult, undefined> {
   const man = model.manifest;
@@ -126,46 +133,76 @@ export async function* stream(model: Model, prompt: Ids, opts: GenerateOptions =
     feed = ids.slice(common);
   }
   sampler.reset(seq2seq ? [] : prompt);
+  // where confirmed ids come from: a decode step and a draw each, or speculative rounds of several
+  const speculator = isSpeculative(opts) ? new Speculator(model, opts, Array.from(prompt), sampler) : undefined;
+  let logits: Float32Array | undefined;
+  let last = -1;
+  // transformers' ForcedBOS/ForcedEOS logits processors (seq2seq): every other logit of the first
+  // generated id, or of the last one maxNewTokens allows (EOS first), becomes -inf and theirs 0
+  let drawn = 0;
+  const forced = (row: Float32Array): Float32Array => {
+    const t = man.tokens, n = drawn++;
+    const only = !seq2seq || !t ? undefined : n === maxNewTokens - 1 && t.forced_eos ? t.forced_eos : n === 0 && t.forced_bos !== undefined ? [t.forced_bos] : undefined;
+    if (!only) return row;
+    const out = new Float32Array(row.length).fill(-Infinity);
+    for (const id of only) out[id] = 0;
+    return out;
+  };
+  const next = (room: number): number[] => {
+    if (speculator) return speculator.next(room);
+    if (last >= 0) logits = step([last]);
+    last = sampler.next(forced(logits!.subarray(logits!.length - vocab)));
+    sampler.accept(last);
+    return [last];
+  };
+  if (speculator) speculator.prefill(feed);
+  else logits = step(feed);
   const text = tokenizer ? new TextStream(tokenizer, eos) : undefined;
   const stops = new StopMatcher(stop);
   let out = "";
   const ids: number[] = [];
   let reason: StopReason = "length";
-  let logits = feed.length ? step(feed) : undefined;
+  let batch: number[] = [];
+  let at = 0;
   const t1 = now();
-  while (ids.length < maxNewTokens) {
-    if (signal?.aborted) {
-      reason = "abort";
-      break;
+  try {
+    while (ids.length < maxNewTokens) {
+      if (signal?.aborted) {
+        reason = "abort";
+        break;
+      }
+      if (at === batch.length) {
+        batch = next(maxNewTokens - ids.length);
+        at = 0;
+      }
+      const id = batch[at++];
+      ids.push(id);
+      opts.onToken?.(id);
+      let chunk = "";
+      if (text) {
+        chunk = stops.push(text.push(id));
+        out += chunk;
+      }
+      // the cache holds the prompt and every id but this one: one more row must fit to go on
+      const rows = seq2seq ? model.past : prompt.length + ids.length - 1;
+      if (eos.has(id)) reason = "eos";
+      else if (stops.stopped) reason = "stop";
+      else if (ids.length === maxNewTokens) reason = "length";
+      else if (rows + 1 > man.context) reason = "context";
+      const done = reason !== "length" || ids.length === maxNewTokens;
+      if (done && text && reason !== "stop") {
+        // the end: what was held back for a possible stop string or an incomplete character
+        const tail = stops.push(text.flush()) + stops.flush();
+        chunk += tail;
+        out += tail;
+      }
+      yield { id, text: chunk };
+      if (done) break;
+      await yieldToEventLoop();
     }
-    const id = sampler.next(logits!.subarray(logits!.length - vocab));
-    sampler.accept(id);
-    ids.push(id);
-    opts.onToken?.(id);
-    let chunk = "";
-    if (text) {
-      chunk = stops.push(text.push(id));
-      out += chunk;
-    }
-    if (eos.has(id)) reason = "eos";
-    else if (stops.stopped) reason = "stop";
-    else if (ids.length === maxNewTokens) reason = "length";
-    else if (model.past + 1 > man.context) reason = "context";
-    const done = reason !== "length" || ids.length === maxNewTokens;
-    if (done && text && reason !== "stop") {
-      // the end: what was held back for a possible stop string or an incomplete character
-      const tail = stops.push(text.flush()) + stops.flush();
-      chunk += tail;
-      out += tail;
-    }
-    yield { id, text: chunk };
-    if (done) break;
-    await yieldToEventLoop();
-    if (signal?.aborted) {
-      reason = "abort";
-      break;
-    }
-    logits = step([id]);
+  } finally {
+    // confirmed ids past the last one emitted leave the caches
+    speculator?.finish(ids.length);
   }
   if (text && reason === "abort") out += stops.push(text.flush()) + stops.flush();
   const t2 = now();
@@ -177,6 +214,7 @@ export async function* stream(model: Model, prompt: Ids, opts: GenerateOptions =
     cachedTokens: cached,
     prefillTokensPerS: feed.length / ((t1 - t0) / 1000),
     decodeTokensPerS: decoded ? decoded / ((t2 - t1) / 1000) : 0,
+    ...(speculator ? { draftTokens: speculator.drafted, acceptedTokens: speculator.accepted } : {}),
   };
 }
 

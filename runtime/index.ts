@@ -4,6 +4,7 @@ export { Model, ArtifactError, type ArtifactFiles, type LoadOptions, type RunInp
 export { browserThreads, hasThreads, type ThreadHost } from "./threads.js";
 export { generate, stream, argmax, type GenerateOptions, type GenerateResult, type GenerateChunk, type StopReason } from "./generate.js";
 export { Sampler, checkSampling, type SamplingOptions } from "./sampling.js";
+export { lookupDraft, MAX_DRAFT_TOKENS, type SpeculativeOptions } from "./speculative.js";
 export { TextStream, StopMatcher } from "./detokenize.js";
 export { loadTokenizer, type TextTokenizer } from "./tokenizer.js";
 export { applyChatTemplate, chatIds, chatTemplate, checkMessages, type ChatMessage, type ChatTemplateOptions } from "./chat.js";
@@ -14,4 +15,5 @@ export { ARTIFACT_CODES, type ArtifactCode } from "./errors.js";
 export { validateManifest } from "./validate.js";
 export { MANIFEST_VERSION, type Manifest, type ManifestEntry, type ManifestInput, type ManifestOutput } from "./manifest.js";
 export { encodeNpy, decodeNpy } from "./npy.js";
+export { LoraError, LoraSlots, parseAdapter, type LoraAdapter, type LoraModule } from "./lora.js";
 export { hasRelaxedSimd, pickVariant, type WasmVariant } from "./features.js";

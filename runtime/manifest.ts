@@ -70,7 +70,11 @@ export interface Manifest {
   variants: { file: string; features: string[] }[];
   entries: ManifestEntry[];
   /** Special token ids for generation, from the checkpoint's config. */
-  tokens?: { eos?: number[]; bos?: number; decoder_start?: number; pad?: number };
+  tokens?: {
+    eos?: number[]; bos?: number; decoder_start?: number; pad?: number;
+    /** A seq2seq model's forced first generated id and last ids (transformers' ForcedBOS/ForcedEOS logits processors). */
+    forced_bos?: number; forced_eos?: number[];
+  };
   /** File name of a Hugging Face tokenizer.json shipped with the artifact. */
   tokenizer?: string;
   /** A sequence classifier's labels by index (config.json id2label), and how its logits become scores. */
@@ -79,6 +83,29 @@ export interface Manifest {
   chat?: { template: string; bos_token?: string; eos_token?: string };
   /** Sampling settings the checkpoint ships (generation_config.json); sampling applies when do_sample is true. */
   generation?: { do_sample?: boolean; temperature?: number; top_k?: number; top_p?: number; min_p?: number; repetition_penalty?: number; max_new_tokens?: number };
+  /** LoRA slots (compile --lora-slots): the side-path matrices an adapter is written into (runtime/lora.ts). */
+  lora?: LoraLayout;
+}
+
+/**
+ * Where run-time LoRA matrices live: each parameter [rows, cols] at byte address `at`, `floats`
+ * long in the f32 kernels' packed layout (groups of `group` rows; panels [k0, size, at] of K).
+ * `parts` are its slot rows: `rank` rows of a module's A, or a module's s·B [out, rank]; fusion
+ * may stack several A matrices, and base matrices reading the same input, in one parameter (rows
+ * no part names are the base's, never written).
+ */
+export interface LoraLayout {
+  rank: number;
+  group: number;
+  params: {
+    name: string;
+    at: number;
+    rows: number;
+    cols: number;
+    floats: number;
+    panels: [k0: number, size: number, at: number][];
+    parts: { module: string; role: "A" | "B"; row: number; rows: number }[];
+  }[];
 }
 
 /** Name of the module's custom section holding `layoutOf` its manifest, as JSON. */

@@ -11,6 +11,8 @@ import { validateManifest } from "./validate.js";
 import { type ThreadHost, WORKER_BODY, whenReady } from "./threads.js";
 import { Worker } from "node:worker_threads";
 
+export { parseAdapterSpec, readAdapter } from "./lora-node.js";
+
 /** Node worker threads, running the worker protocol from source (no file to locate). */
 export const nodeThreads: ThreadHost = {
   start(module, memory, id, generation) {

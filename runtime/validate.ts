@@ -195,6 +195,8 @@ export function validateManifest(json: unknown, file = "manifest.json"): Manifes
     const id = (v: unknown, path: string) => (vocab ? f.int(v, path, 0, vocab - 1, `an id in the vocabulary [0, ${vocab})`) : f.int(v, path, 0));
     if (t.eos !== undefined) f.array(t.eos, "tokens.eos").forEach((v, i) => id(v, `tokens.eos[${i}]`));
     if (t.decoder_start !== undefined) id(t.decoder_start, "tokens.decoder_start");
+    if (t.forced_bos !== undefined) id(t.forced_bos, "tokens.forced_bos");
+    if (t.forced_eos !== undefined) f.array(t.forced_eos, "tokens.forced_eos").forEach((v, i) => id(v, `tokens.forced_eos[${i}]`));
     // unused by the runtime; configs write -1 for "none"
     for (const k of ["bos", "pad"]) if (t[k] !== undefined) f.int(t[k], `tokens.${k}`, -1);
   }

@@ -17,6 +17,8 @@ export interface FixtureCase {
   input_ids: number[];
   token_type_ids?: number[];
   decoder_input_ids?: number[];
+  /** 0 at padding positions (an encoder's padded case) */
+  attention_mask?: number[];
   output: string;
   shape: [number, number];
   max_abs: number;
@@ -39,6 +41,8 @@ export function readExpected(name: string, c: FixtureCase): Float32Array {
 export const families: Record<string, string> = {
   gpt2: "gpt2", llama: "llama", bert: "bert", t5: "t5", "t5-v1_1": "t5",
   qwen2: "qwen2", qwen3: "qwen3", llama3: "llama", mistral: "mistral", gemma: "gemma", gemma2: "gemma2", phi3: "phi3",
+  bart: "bart", marian: "marian",
+  roberta: "roberta", "roberta-cls": "roberta", distilbert: "distilbert", "distilbert-cls": "distilbert", albert: "albert", "albert-cls": "albert",
 };
 
 export function fixtureProgram(name: string, opts: { context?: number } = {}): Program {

@@ -1,16 +1,10 @@
 // The commands: each one's options as a table (compiler/cli/options.ts) and what it does.
 
 import { readFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
-import { createInterface } from "node:readline";
-import { type ChatMessage, chatIds, chatTemplate } from "../../runtime/chat.js";
+import { join } from "node:path";
 import { classify, embed } from "../../runtime/embed.js";
 import { meanNll } from "../../runtime/eval.js";
-import { stream as generateStream } from "../../runtime/generate.js";
-import type { Manifest } from "../../runtime/manifest.js";
-import type { Model } from "../../runtime/model.js";
-import { loadArtifact, loadArtifactChat, loadArtifactTokenizer, readManifest } from "../../runtime/node.js";
-import type { TextTokenizer } from "../../runtime/tokenizer.js";
+import { loadArtifactTokenizer, readManifest } from "../../runtime/node.js";
 import { encodeNpy } from "../../runtime/npy.js";
 import { compileModel } from "../compile.js";
 import { InputError } from "../diagnostics.js";
@@ -19,26 +13,19 @@ import { loadProgram } from "../load.js";
 import { NPY_FILE, ONNX_FILE, checkFileOut, writeFileOut } from "../output.js";
 import { passes, runPipeline, selectPasses, withQuantization } from "../passes/manager.js";
 import { QUANTIZE_CHOICES, parseOverride } from "../passes/quantize-weights.js";
-import { type Progress, terminalProgress } from "../progress.js";
 import { fsReason, isFsError } from "./errors.js";
-import { type CommandSpec, type Writer, checkedBy, command, ids, int, nonNegativeNumber, numberIn, oneOf, optionError, path, text, usageError } from "./options.js";
+import { chatCommand, generateCommand } from "./generation.js";
+import { type CommandSpec, checkedBy, command, ids, int, oneOf, optionError, path, text, usageError } from "./options.js";
+import { MiB, adapter, adapterSpec, autoThreads, context, force, progressOn, readAdapterOption, threads, threadsFor, weights, withModel } from "./shared.js";
 
-/** Progress lines on `stream` when it is a terminal. */
-const progressOn = (stream: Writer): Progress | undefined => ((stream as NodeJS.WriteStream).isTTY ? terminalProgress(stream as NodeJS.WriteStream) : undefined);
-
-const MiB = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
-
-const weights = { kind: path, arg: "PATH", required: true, help: "Hugging Face folder (config.json + safetensors) or a .gguf file" } as const;
-const context = { kind: int({ min: 1 }), arg: "N", help: "longest sequence to support (default: the model's, at most 2048)" } as const;
-const force = (what: string) => ({ kind: "flag", help: `replace --out even if it is not ${what} (never the current folder, a folder above it, the home folder, / or an input)` }) as const;
-const threads = { kind: int({ min: 1, max: 256 }), arg: "N", default: "1", help: "threads running the matrix kernels (model.threads.wasm above 1)" } as const;
-/** --threads of the commands that generate: by default every core, where the artifact has the threaded module. */
-const autoThreads = { kind: int({ min: 1, max: 256 }), arg: "N", help: "threads running the matrix kernels (default: the machine's cores, when the artifact has model.threads.wasm; else 1)" } as const;
-function threadsFor(given: number | undefined, man: Manifest): number {
-  if (given !== undefined) return given;
-  if (!man.variants.some((v) => v.features.includes("threads"))) return 1;
-  return Math.max(1, Math.min(availableParallelism(), man.memory.max_threads ?? 1));
+/** `RANK` or `RANK:MODULES` (comma-separated module names) of compile --lora-slots. */
+function parseSlots(text: string): { rank: number; modules?: string[] } {
+  const m = /^(\d+)(?::([A-Za-z0-9_.]+(?:,[A-Za-z0-9_.]+)*))?$/.exec(text);
+  const rank = m ? Number(m[1]) : NaN;
+  if (!m || !Number.isSafeInteger(rank) || rank < 1 || rank > 4096) throw new Error(`'${text}' is not RANK[:MODULES]`);
+  return { rank, ...(m[2] ? { modules: m[2].split(",") } : {}) };
 }
+
 const quantize = (help: string) => ({ kind: oneOf(QUANTIZE_CHOICES), arg: QUANTIZE_CHOICES.join("|"), help }) as const;
 
 /** The passes --disable-pass accepts: those code generation can do without. */
@@ -63,6 +50,8 @@ const compile = command({
     "disable-pass": { kind: oneOf(skippable, `a pass that may be skipped (${skippable.join(", ")})`), arg: "NAME", repeatable: true, help: "skip a pass by name (e.g. fuse-ffn)" },
     quantize: quantize("store matrices as GGUF q8_0 (8.5 bits a weight), q4_0 (4.5 bits) or q4_1 (int4-min: 5 bits, a per-block minimum) blocks of 32, computed on directly"),
     "quantize-tensor": { kind: checkedBy("NAME=int8|int4|int4-min|f32", parseOverride), arg: "NAME=SCHEME", repeatable: true, help: "another scheme (or f32) for the checkpoint tensors NAME matches (* is a wildcard), e.g. lm_head.weight=int8; first match wins" },
+    lora: { kind: adapterSpec, arg: "DIR[=SCALE]", repeatable: true, help: "merge a PEFT LoRA adapter into the weights (W + SCALE·alpha/r·B·A) before fusion and quantization" },
+    "lora-slots": { kind: checkedBy("RANK or RANK:MODULES (a rank from 1 to 4096, then comma-separated module names)", parseSlots), arg: "RANK[:MODULES]", help: "compile run-time LoRA side paths of this rank on the named linears (e.g. 16:q_proj,v_proj; default all but the head), for run/generate --adapter" },
   },
   async run(model, a, io) {
     if (a["quantize-tensor"].length && !a.quantize) throw usageError("--quantize-tensor needs --quantize int8, int4 or int4-min");
@@ -73,6 +62,8 @@ const compile = command({
       emitWat: a["emit-wat"],
       disablePasses: a["disable-pass"],
       quantize: a.quantize ? { scheme: a.quantize, overrides: a["quantize-tensor"] } : undefined,
+      lora: a.lora,
+      loraSlots: a["lora-slots"],
       printAfter: a["print-ir"] ? (pass, ir) => io.stdout.write(`// ---- IR after ${pass} ----\n${ir}\n`) : undefined,
       progress: progressOn(io.stderr),
     });
@@ -108,16 +99,6 @@ const exportOnnxCommand = command({
   },
 });
 
-/** Loads an artifact, runs `use` on it, and stops its worker threads. */
-async function withModel<T>(artifact: string, threadCount: number, use: (model: Model) => T | Promise<T>): Promise<T> {
-  const model = await loadArtifact(artifact, { threads: threadCount });
-  try {
-    return await use(model);
-  } finally {
-    model.dispose();
-  }
-}
-
 const run = command({
   summary: "run an artifact on ids and write the output as .npy",
   positional: { arg: "ARTIFACT", help: "artifact folder, from compile" },
@@ -128,6 +109,7 @@ const run = command({
     out: { kind: path, arg: "FILE.npy", required: true, help: "float32 [S, vocab] logits, or [S, hidden] for an encoder" },
     force: force("a .npy file"),
     threads,
+    adapter,
   },
   async run(artifact, a, io) {
     const outOpts = { force: a.force, inputs: [artifact] };
@@ -148,171 +130,7 @@ const run = command({
       }
       writeFileOut(a.out, encodeNpy(out, [out.length / width, width]), NPY_FILE, outOpts);
       io.stderr.write(`wrote ${a.out}: float32 [${out.length / width}, ${width}]\n`);
-    });
-  },
-});
-
-const maxNewTokens = { kind: int({ min: 0 }), arg: "N", help: "tokens to generate (default: generation_config.json's max_new_tokens, else 32)" } as const;
-
-/** The sampling flags of generate and chat; unset ones fall back to what the checkpoint ships. */
-const samplingFlags = {
-  temperature: { kind: nonNegativeNumber, arg: "T", help: "0 picks the most likely token; above 0 samples from softmax(logits / T) (default 0, or the checkpoint's when it samples)" },
-  "top-k": { kind: int({ min: 0 }), arg: "K", help: "sample from the K most likely tokens (0: all)" },
-  "top-p": { kind: numberIn(0, 1, true), arg: "P", help: "sample from the most likely tokens holding probability P (1: all)" },
-  "min-p": { kind: numberIn(0, 1), arg: "P", help: "drop tokens less likely than P × the most likely one" },
-  "repetition-penalty": { kind: numberIn(0, Infinity, true), arg: "R", help: "divide positive logits of tokens already seen by R, multiply negative ones (1: off)" },
-  "presence-penalty": { kind: nonNegativeNumber, arg: "A", help: "subtract A from the logits of generated tokens" },
-  "frequency-penalty": { kind: nonNegativeNumber, arg: "F", help: "subtract F per occurrence from the logits of generated tokens" },
-  seed: { kind: int(), arg: "S", default: "0", help: "seed of the sampler" },
-} as const;
-
-/**
- * Generation options from the flags; a flag not given takes the checkpoint's setting
- * (generation_config.json), as transformers does: its sampling settings when do_sample is true
- * (top-k 50 when it names none), its repetition penalty and length always.
- */
-function samplingOptions(a: { [K in keyof typeof samplingFlags]?: number } & { "max-new-tokens"?: number }, man: Manifest) {
-  const g = man.generation ?? {};
-  const sample = g.do_sample === true;
-  return {
-    maxNewTokens: a["max-new-tokens"] ?? g.max_new_tokens ?? 32,
-    temperature: a.temperature ?? (sample ? (g.temperature ?? 1) : 0),
-    topK: a["top-k"] ?? (sample ? (g.top_k ?? 50) : 0),
-    topP: a["top-p"] ?? (sample ? (g.top_p ?? 1) : 1),
-    minP: a["min-p"] ?? (sample ? (g.min_p ?? 0) : 0),
-    repetitionPenalty: a["repetition-penalty"] ?? g.repetition_penalty ?? 1,
-    presencePenalty: a["presence-penalty"] ?? 0,
-    frequencyPenalty: a["frequency-penalty"] ?? 0,
-    seed: a.seed ?? 0,
-  };
-}
-
-const generateCommand = command({
-  summary: "generate tokens from a prompt, printing the text as it is produced",
-  positional: { arg: "ARTIFACT", help: "artifact folder of a causal LM or T5, from compile" },
-  options: {
-    prompt: { kind: text, arg: "TEXT", help: "the prompt as text (needs the artifact's tokenizer.json)" },
-    "input-ids": { kind: ids, arg: "IDS", help: "the prompt as comma-separated token ids" },
-    "max-new-tokens": maxNewTokens,
-    ...samplingFlags,
-    seed: { kind: int(), arg: "S", default: "0", help: "seed of the sampler" },
-    stop: { kind: text, arg: "STR", repeatable: true, help: "stop where this text appears, leaving it out (needs the tokenizer)" },
-    "ignore-eos": { kind: "flag", help: "keep going after an end-of-sequence token" },
-    json: { kind: "flag", help: 'print one object at the end: {"ids", "text", "stop_reason", "prefill_tokens_per_s", "decode_tokens_per_s"}' },
-    threads: autoThreads,
-  },
-  conflicts: [["prompt", "input-ids"]],
-  async run(artifact, a, io) {
-    const man = readManifest(artifact);
-    let tokenizer: TextTokenizer | undefined;
-    if (a.prompt !== undefined || a.stop.length) {
-      const why = a.prompt !== undefined ? "--prompt" : "--stop";
-      if (!man.tokenizer) throw usageError(`${why} needs a tokenizer, and ${artifact} has none (compile from a folder with tokenizer.json${a.prompt !== undefined ? ", or pass --input-ids" : ""})`);
-      tokenizer = loadArtifactTokenizer(artifact, man)!;
-    } else if (man.tokenizer) {
-      tokenizer = loadArtifactTokenizer(artifact, man)!;
-    }
-    const prompt = a.prompt !== undefined ? tokenizer!.encode(a.prompt) : a["input-ids"];
-    if (!prompt?.length) throw usageError("give a non-empty --prompt or --input-ids");
-    if (a.stop.some((s) => s === "")) throw usageError("--stop needs a non-empty text");
-    return withModel(artifact, threadsFor(a.threads, man), async (model) => {
-      const abort = new AbortController();
-      const interrupt = () => abort.abort();
-      process.once("SIGINT", interrupt);
-      try {
-        const stream = generateStream(model, prompt, {
-          ...samplingOptions(a, man),
-          stop: a.stop,
-          tokenizer,
-          stopAtEos: !a["ignore-eos"],
-          signal: abort.signal,
-        });
-        const printing = !a.json;
-        if (printing && a.prompt !== undefined) io.stdout.write(a.prompt);
-        let r;
-        for (;;) {
-          const step = await stream.next();
-          if (step.done) {
-            r = step.value;
-            break;
-          }
-          if (printing) io.stdout.write(tokenizer ? step.value.text : `${step.value.id},`);
-        }
-        if (a.json) {
-          io.stdout.write(JSON.stringify({ ids: r.ids, ...(r.text !== undefined ? { text: r.text } : {}), stop_reason: r.stopReason, prefill_tokens_per_s: r.prefillTokensPerS, decode_tokens_per_s: r.decodeTokensPerS }) + "\n");
-        } else {
-          io.stdout.write("\n");
-          io.stderr.write(`prefill ${r.prefillTokensPerS.toFixed(1)} tokens/s, decode ${r.decodeTokensPerS.toFixed(1)} tokens/s${model.threads > 1 ? ` (${model.threads} threads)` : ""}, stopped: ${r.stopReason}\n`);
-        }
-        // stopped by Ctrl-C: the shell's status for SIGINT
-        return r.stopReason === "abort" ? 130 : 0;
-      } finally {
-        process.off("SIGINT", interrupt);
-      }
-    });
-  },
-});
-
-const chatCommand = command({
-  summary: "chat with a model: a REPL on a terminal, or turns read line by line from stdin",
-  positional: { arg: "ARTIFACT", help: "artifact folder of a causal LM with a chat template, from compile" },
-  options: {
-    system: { kind: text, arg: "TEXT", help: "a system message before the first turn" },
-    "max-new-tokens": maxNewTokens,
-    ...samplingFlags,
-    json: { kind: "flag", help: 'print one object per turn: {"text", "ids", "prompt_tokens", "cached_tokens", "stop_reason", "prefill_tokens_per_s", "decode_tokens_per_s"}' },
-    threads: autoThreads,
-  },
-  async run(artifact, a, io) {
-    const man = readManifest(artifact);
-    if (man.kind !== "causal-lm") throw usageError(`chat needs a causal LM, and ${artifact} is ${man.kind === "encoder" ? "an encoder" : "a seq2seq model"}`);
-    if (!man.tokenizer) throw usageError(`chat needs a tokenizer, and ${artifact} has none (compile from a folder with tokenizer.json)`);
-    const chat = loadArtifactChat(artifact, man);
-    if (!chat) throw usageError(`chat needs a chat template, and ${artifact} has none (compile from a folder whose tokenizer_config.json has a chat_template, or with a chat_template.jinja)`);
-    const tokenizer = loadArtifactTokenizer(artifact, man)!;
-    const template = chatTemplate(chat.template, `${artifact}/${man.chat!.template}`);
-    const messages: ChatMessage[] = a.system !== undefined ? [{ role: "system", content: a.system }] : [];
-    const options = samplingOptions(a, man);
-    const terminal = !!(process.stdin as { isTTY?: boolean }).isTTY && !a.json;
-    return withModel(artifact, threadsFor(a.threads, man), async (model) => {
-      const lines = createInterface({ input: process.stdin, terminal: false });
-      const ask = () => terminal && io.stderr.write("> ");
-      // Ctrl-C stops the reply in progress; at the prompt it ends the session
-      let abort: AbortController | undefined;
-      const interrupt = () => (abort ? abort.abort() : lines.close());
-      process.on("SIGINT", interrupt);
-      try {
-        ask();
-        for await (const line of lines) {
-          if (line.trim() === "") {
-            ask();
-            continue;
-          }
-          messages.push({ role: "user", content: line });
-          const ids = chatIds(tokenizer, template, messages, { bosToken: chat.bosToken, eosToken: chat.eosToken });
-          abort = new AbortController();
-          const it = generateStream(model, ids, { ...options, tokenizer, signal: abort.signal });
-          let r;
-          for (;;) {
-            const step = await it.next();
-            if (step.done) {
-              r = step.value;
-              break;
-            }
-            if (!a.json) io.stdout.write(step.value.text);
-          }
-          abort = undefined;
-          messages.push({ role: "assistant", content: r.text ?? "" });
-          if (a.json)
-            io.stdout.write(JSON.stringify({ text: r.text, ids: r.ids, prompt_tokens: ids.length, cached_tokens: r.cachedTokens, stop_reason: r.stopReason, prefill_tokens_per_s: r.prefillTokensPerS, decode_tokens_per_s: r.decodeTokensPerS }) + "\n");
-          else io.stdout.write("\n");
-          if (terminal) io.stderr.write(`(${ids.length} prompt tokens, ${r.cachedTokens} from the cache; ${r.decodeTokensPerS.toFixed(1)} tokens/s${r.stopReason === "abort" ? "; stopped" : ""})\n`);
-          ask();
-        }
-      } finally {
-        process.off("SIGINT", interrupt);
-      }
-    });
+    }, readAdapterOption(a.adapter));
   },
 });
 

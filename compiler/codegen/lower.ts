@@ -1,7 +1,7 @@
 // Lowerings: one function per IR op, turning a node into calls on kernels. Keyed by OpKind,
 // so an op without a lowering is a type error.
 
-import { type OpKind, type OpNode, type RopeAttrs, isOp, operandOf, ropeTable } from "../../ir/ops.js";
+import { type OpKind, type OpNode, type RopeAttrs, isOp, operandOf, ropeTable, sinusoidTable } from "../../ir/ops.js";
 import { bucketTable } from "../../ir/relpos.js";
 import { type Node, rowWidth } from "../../ir/types.js";
 import { type QuantScratch, dequantBytes, gateSumsBytes, integerRows, linearKernel, linearPanels, linearUnits, panelStride, planLinear, quantRowBytes } from "./linear/index.js";
@@ -113,8 +113,12 @@ function ropeKey(a: RopeAttrs, context: number, long = false): string {
   return `rope_${hd}_${theta}_${context}` + (a.scaling ? `_${JSON.stringify(scaling)}${long ? "_long" : ""}` : "");
 }
 
+/** The key of the sinusoidal position table of width dim for positions 0..context-1. */
+const sinusoidKey = (dim: number, context: number) => `sinusoid_${dim}_${context}`;
+
 /** Constant tables a node's lowering reads (stored with the weights). */
 export function constantsOf(n: Node, context: number): { key: string; data: () => Int32Array }[] {
+  if (isOp(n, "sinusoidal_positions")) return [{ key: sinusoidKey(n.attrs.dim, context), data: () => new Int32Array(sinusoidTable(0, context, n.attrs.dim).buffer) }];
   if (isOp(n, "rope")) {
     // cos and sin of every position's angles, computed once here instead of per row and call
     const table = (long: boolean) => ({ key: ropeKey(n.attrs, context, long), data: () => new Int32Array(ropeTable(context, n.attrs, long).buffer) });
@@ -189,10 +193,40 @@ function quantizeRows(c: LowerCtx, n: MatrixNode, x: number, K: number, quant: s
   return [m.if(m.i32.le_s(c.rows(n.id), c.wm.c32(integerRows(n.attrs))), c.wm.callLib("quantize_rows_q8", { x: c.ptr(x), out: c.wm.c32(c.scratch("xq")), rows: c.rows(n.id), K: c.wm.c32(K) }))];
 }
 
+/** RoBERTa's positions (ids, out, rows, past, pad): pad for a padding id, else pad + past + the non-padding ids so far, a generated scalar loop. */
+function paddedPositions(wm: WasmModule): string {
+  return wm.ensure("padded_positions", () => {
+    const m = wm.m;
+    const [IDS, OUT, ROWS, PAST, PAD, I, SEEN, ID] = [0, 1, 2, 3, 4, 5, 6, 7];
+    const get = (l: number) => m.local.get(l, i32);
+    const at = (base: number) => m.i32.add(get(base), m.i32.shl(get(I), m.i32.const(2)));
+    const body = m.block(null, [
+      m.local.set(SEEN, m.i32.const(0)),
+      wm.loop("padded_positions", I, m.i32.const(0), () => get(ROWS), 1, [
+        m.local.set(ID, m.i32.load(0, 4, at(IDS))),
+        m.local.set(SEEN, m.i32.add(get(SEEN), m.i32.ne(get(ID), get(PAD)))),
+        m.i32.store(0, 4, at(OUT), m.select(m.i32.eq(get(ID), get(PAD)), get(PAD), m.i32.add(m.i32.add(get(PAD), get(PAST)), get(SEEN)))),
+      ]),
+    ]);
+    m.addFunction("padded_positions", createType([i32, i32, i32, i32, i32]), none, [i32, i32, i32], body);
+  });
+}
+
 export const lowerings = {
   input: () => [],
   param: () => [],
-  positions: (c, n) => [c.wm.callLib("positions", { out: c.ptr(n.id), rows: c.rows(n.id), past: c.past() })],
+  positions: (c, n) => {
+    const pad = n.attrs.padding_idx;
+    const past = n.attrs.offset ? c.wm.m.i32.add(c.past(), c.wm.c32(n.attrs.offset)) : c.past();
+    if (pad === undefined) return [c.wm.callLib("positions", { out: c.ptr(n.id), rows: c.rows(n.id), past })];
+    return [c.wm.m.call(paddedPositions(c.wm), [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.past(), c.wm.c32(pad)], none)];
+  },
+  // rows past.. of the table of every position, computed at compile time
+  sinusoidal_positions: (c, n) => {
+    const m = c.wm.m, bytes = n.attrs.dim * 4;
+    const from = m.i32.add(c.wm.c32(c.constant(sinusoidKey(n.attrs.dim, c.context))), m.i32.mul(c.past(), c.wm.c32(bytes)));
+    return [m.memory.copy(c.ptr(n.id), from, m.i32.mul(c.rows(n.id), c.wm.c32(bytes)))];
+  },
   embedding: (c, n) => {
     const args = { table: c.ptr(n.args[0]), ids: c.ptr(n.args[1]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.id)) };
     if (!c.packed(n.args[0])) return [c.wm.callLib("embedding", args)];

@@ -205,7 +205,26 @@ export const builtins: Record<string, BuiltinDef> = {
   relu: unary("relu"),
   softmax: unary("softmax"),
   transpose: unary("transpose"),
-  positions: unary("positions"),
+  /** positions(ids): past, past+1, ...; positions(ids, padding_idx: p): RoBERTa's, counting only ids other than p from p + 1. */
+  positions: {
+    params: [
+      tensor("x"), { name: "padding_idx", kind: "int", named: true, optional: true, sign: "non-negative" },
+      // positions(ids, offset: k): past + k, past + k + 1, ... (BART's learned positions, k = 2)
+      { name: "offset", kind: "int", named: true, optional: true, sign: "non-negative" },
+    ],
+    result: "tensor",
+    run: (h, a) => {
+      if (a.has("padding_idx") && a.has("offset")) throw new Diagnostic("positions(): 'offset' and 'padding_idx' exclude each other", a.spanOf("offset"), { code: "WF203" });
+      const attrs = a.has("padding_idx") ? { padding_idx: a.number("padding_idx") } : a.has("offset") && a.number("offset") > 0 ? { offset: a.number("offset") } : {};
+      return T(h.node("positions", [a.tensor("x")], attrs, a.span));
+    },
+  },
+  /** sinusoidal_positions(ids, dim): the sinusoidal embeddings [rows, dim] of the rows' positions (Marian's). */
+  sinusoidal_positions: {
+    params: [tensor("x"), { name: "dim", kind: "int", sign: "positive" }],
+    result: "tensor",
+    run: (h, a) => T(h.node("sinusoidal_positions", [a.tensor("x")], { dim: a.number("dim") }, a.span)),
+  },
   first_row: unary("first_row"),
   /** tanh(x): the soft-capping op with cap 1. */
   tanh: { params: [tensor("x")], result: "tensor", run: (h, a) => T(h.node("softcap", [a.tensor("x")], { cap: 1 }, a.span)) },

@@ -9,7 +9,8 @@ eval-mode numerics, in float32, on one thread.
 
 Schemes (weights fake-quantized, i.e. quantized and dequantized back to f32, for
 the 16 matrices `wasmformer compile --quantize` stores quantized: attn.c_attn,
-attn.c_proj, mlp.c_fc, mlp.c_proj of each layer; the tied wte/head and wpe stay f32):
+attn.c_proj, mlp.c_fc, mlp.c_proj of each layer, and the tied head, which reads a
+quantized copy of wte; the embedding lookups of wte and wpe stay f32):
 
   fp32     no quantization
   q8_0     GGUF Q8_0 (ggml quantize_row_q8_0_ref): per block of 32, d = max|w| / 127
@@ -146,6 +147,10 @@ def make_forward(cfg, W, scheme):
         if wq and k.endswith(".weight") and any(f".{m}." in k for m in QUANTIZED):
             v = wq(v)
         T[k] = torch.from_numpy(v)
+    # the tied head reads a quantized copy of wte; the lookup keeps wte in f32
+    # (the fake quantizers take Conv1D's [in, out] layout; wte is [vocab, in])
+    wte_t = np.ascontiguousarray(W["transformer.wte.weight"].T)
+    head = torch.from_numpy(np.ascontiguousarray(wq(wte_t).T)) if wq else T["transformer.wte.weight"]
     a8 = scheme.endswith("+a8")
     C, H, eps = cfg["n_embd"], cfg["n_head"], cfg["layer_norm_epsilon"]
 
@@ -170,7 +175,8 @@ def make_forward(cfg, W, scheme):
             att = torch.softmax(att.masked_fill(~causal, torch.finfo(att.dtype).min), dim=-1)
             x = x + conv1d((att @ v).transpose(0, 1).reshape(n, C), p + "attn.c_proj")
             x = x + conv1d(gelu_new(conv1d(ln(x, p + "ln_2"), p + "mlp.c_fc")), p + "mlp.c_proj")
-        return ln(x, "transformer.ln_f") @ T["transformer.wte.weight"].t()
+        h = ln(x, "transformer.ln_f")
+        return (fake_a8(h) if a8 else h) @ head.t()
 
     return forward
 
@@ -237,7 +243,7 @@ def main():
                     "with a fresh context; a window scores only targets no earlier window scored (with "
                     "stride == window: non-overlapping windows, the first id of each unpredicted, the last "
                     "window shorter); mean natural-log NLL over all scored targets",
-        "quantized_matrices": [f"transformer.h.{{i}}.{m}.weight" for m in QUANTIZED],
+        "quantized_matrices": [f"transformer.h.{{i}}.{m}.weight" for m in QUANTIZED] + ["transformer.wte.weight (the head's copy)"],
         "blocks": "32 consecutive input features (rows of the HF Conv1D [in, out] weight) of one output",
         "schemes": {
             "fp32": "no quantization",

@@ -88,7 +88,10 @@ export function lastDim(t: TensorType): number {
 export function broadcast(a: TensorType, b: TensorType): TensorType {
   expectF32(a, "left operand");
   expectF32(b, "right operand");
-  const tail = a.shape.slice(a.shape.length - b.shape.length);
-  expect(sameShape(tail, b.shape), `cannot broadcast ${formatType(b)} onto ${formatType(a)}`);
+  // leading 1s of b broadcast too (a [1, V] bias row onto [S, V])
+  let bs = b.shape;
+  while (bs.length > 1 && bs[0] === 1 && !sameShape(a.shape.slice(a.shape.length - bs.length), bs)) bs = bs.slice(1);
+  const tail = a.shape.slice(a.shape.length - bs.length);
+  expect(bs.length <= a.shape.length && sameShape(tail, bs), `cannot broadcast ${formatType(b)} onto ${formatType(a)}`);
   return a;
 }

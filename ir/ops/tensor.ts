@@ -7,6 +7,20 @@ import { type OpDef, defineOp, expect, expectF32, f32, lastDim } from "./def.js"
 const INPUT_KINDS = ["tokens", "segments", "padding", "state"] as const satisfies readonly InputKind[];
 const rowsOf = (v: ArrayLike<number>, width: number) => v.length / width;
 
+/** Rows from..from+rows-1 of the sinusoidal table of width dim: angles, sin and cos in f64, then rounded to f32, as transformers builds it. */
+export function sinusoidTable(from: number, rows: number, dim: number): Float32Array {
+  const sinCols = Math.ceil(dim / 2);
+  const out = new Float32Array(rows * dim);
+  for (let r = 0; r < rows; r++)
+    for (let j = 0; j < dim; j++) {
+      // sin columns take the even angle columns 2j, cos columns the odd ones 2k + 1: both of exponent 2k/dim
+      const k = j < sinCols ? j : j - sinCols;
+      const angle = (from + r) / Math.pow(10000, (2 * k) / dim);
+      out[r * dim + j] = j < sinCols ? Math.sin(angle) : Math.cos(angle);
+    }
+  return out;
+}
+
 export const tensorOps = {
   /** An entry's input, fed per call (attr kind says how, see InputKind). */
   input: defineOp({
@@ -26,17 +40,47 @@ export const tensorOps = {
     infer: (_, a) => f32(a.shape),
     interp: (_, a, _n, _t, st) => st.params(a.name),
   }),
-  /** Absolute positions past..past+rows-1 of the rows of x. */
+  /**
+   * Absolute positions past..past+rows-1 of the rows of x; with padding_idx (x: the token ids),
+   * RoBERTa's: padding_idx for an id equal to it, else padding_idx + past + the count of such
+   * non-padding ids up to and including this row (HF create_position_ids_from_input_ids).
+   * offset: added to every plain position (BART's learned table keeps its first 2 rows unused).
+   */
   positions: defineOp({
-    attrs: {},
+    attrs: { padding_idx: optional(int), offset: optional(int) },
     arity: 1,
     roles: ["activation"],
     traits: [],
-    infer: ([x]) => ({ dtype: "i32", shape: [x.shape[0]] }),
-    interp: ([x], _a, _n, [t], st) => {
-      const rows = t.shape.length === 1 ? x.length : rowsOf(x, rowWidth(t.shape));
-      return Int32Array.from({ length: rows }, (_, i) => st.past + i);
+    infer: ([x], a) => {
+      if (a.padding_idx !== undefined) {
+        expect(a.padding_idx >= 0, `positions: padding_idx must be at least 0, got ${a.padding_idx}`);
+        expect(x.dtype === "i32" && x.shape.length === 1, `positions with padding_idx take the token ids i32[rows], got ${formatType(x)}`);
+      }
+      if (a.offset !== undefined) expect(a.offset >= 1 && a.padding_idx === undefined, `positions: offset must be at least 1, without padding_idx, got ${a.offset}`);
+      return { dtype: "i32", shape: [x.shape[0]] };
     },
+    interp: ([x], a, _n, [t], st) => {
+      const rows = t.shape.length === 1 ? x.length : rowsOf(x, rowWidth(t.shape));
+      const pad = a.padding_idx;
+      if (pad === undefined) return Int32Array.from({ length: rows }, (_, i) => st.past + i + (a.offset ?? 0));
+      let seen = 0;
+      return Int32Array.from(x, (id) => (id === pad ? pad : pad + st.past + ++seen));
+    },
+  }),
+  /**
+   * Sinusoidal position embeddings [rows, dim] of positions past..past+rows-1 (Marian's table):
+   * column j < ⌈dim/2⌉ is sin(p / 10000^(2j/dim)), column ⌈dim/2⌉ + j is cos(p / 10000^(2j/dim)).
+   */
+  sinusoidal_positions: defineOp({
+    attrs: { dim: int },
+    arity: 1,
+    roles: ["activation"],
+    traits: [],
+    infer: ([x], a) => {
+      expect(a.dim >= 1, `sinusoidal_positions: dim must be at least 1, got ${a.dim}`);
+      return f32([x.shape[0], a.dim]);
+    },
+    interp: ([x], a, _n, [t], st) => sinusoidTable(st.past, t.shape.length === 1 ? x.length : rowsOf(x, rowWidth(t.shape)), a.dim),
   }),
   /** Rows of a table [V, D] picked by ids. */
   embedding: defineOp({

@@ -99,8 +99,10 @@ describe("eval on examples/tiny-gpt2 heldout_ids.json", () => {
     expect(b.mean_nll).toBeLessThanOrEqual(a.mean_nll * 1.005); // the bound
     // q8_0 linears this narrow (K ≤ 1024) take integer dot products at every row count, x rows
     // quantized to q8_0 on the fly: PyTorch with Q8_0 weights and those activations
-    // (q8_0+a8) is the same computation up to summation order
-    expect(rel(b.mean_nll, ref("q8_0+a8").mean_nll)).toBeLessThan(5e-5);
+    // (q8_0+a8) is the same computation up to summation order, which may round an activation one
+    // code apart; the head's input is quantized too (its tied table's q8_0 copy), so such codes
+    // reach the logits directly: 1e-4
+    expect(rel(b.mean_nll, ref("q8_0+a8").mean_nll)).toBeLessThan(1e-4);
   });
 
   it("int4: within PyTorch's Q4_0 fake-quantization increase plus a small margin", async () => {

@@ -35,7 +35,25 @@ const lanes = [4, 8, 12, 36, 68]; // gated kernels take K a multiple of 4
 const examples: Record<OpKind, Example> = {
   input: { build: (c) => c.mask() },
   param: { build: (c, r) => { const D = r.pick(widths), w = c.param([D]); return [w, c.b.add("add", [c.act(D), w])]; } },
-  positions: { build: (c) => { const p = c.b.add("positions", [c.ids]); return [p, c.b.add("embedding", [c.param([64, 3]), p])]; }, calls: [4, 1, 2] },
+  // plain, RoBERTa's padding-counting positions (the long call holds ids equal to padding_idx), and BART's offset ones
+  positions: {
+    build: (c, r) => {
+      const attrs = r.pick([{}, { padding_idx: 3 }, { padding_idx: 11 }, { offset: 2 }]);
+      const p = c.b.add("positions", [c.ids], attrs);
+      return [p, c.b.add("embedding", [c.param([64, 3]), p])];
+    },
+    calls: [4, 1, 2, 30],
+    seeds: [1, 2, 3, 4, 5, 6],
+  },
+  // a cached attention advances `past`, so later calls read rows past 0 of the table
+  sinusoidal_positions: {
+    build: (c, r) => {
+      const D = r.pick(widths), p = c.b.add("sinusoidal_positions", [c.ids], { dim: D }), kv = c.act(D);
+      return [p, c.b.add("add", [p, c.b.add("attention", [c.act(D), kv, kv], { heads: 1, kv_heads: 1, scale: 0.3, causal: true, cache: true })])];
+    },
+    calls: [4, 1, 2, 5],
+    seeds: [1, 2, 3, 4],
+  },
   embedding: { build: (c, r) => c.act(r.pick(widths)) },
   linear: {
     build: (c, r) => {

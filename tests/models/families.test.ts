@@ -6,26 +6,29 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { interpret, newSession } from "../../ir/interp.js";
 import type { Program } from "../../ir/types.js";
 import { generate } from "../../runtime/generate.js";
-import type { Model } from "../../runtime/model.js";
+import { Model } from "../../runtime/model.js";
 import { join } from "node:path";
-import { loadProgram } from "../../compiler/load.js";
+import { loadProgram, readHfConfig } from "../../compiler/load.js";
+import { specialTokens } from "../../compiler/compile.js";
 import { passes, runPipeline, withQuantization } from "../../compiler/passes/manager.js";
 import { compileInMemory, families, fixtureDir, fixtureProgram, readExpected, readFixture, relError, root } from "../helpers.js";
 
 const TOL = 1e-4;
+/** Encoder fixtures beside bert (make_encoders.py): checked like bert, with no generation tests. */
+const ENCODERS = ["roberta", "roberta-cls", "distilbert", "distilbert-cls", "albert", "albert-cls"];
 
-function runCase(model: Model, kind: string, c: { input_ids: number[]; token_type_ids?: number[]; decoder_input_ids?: number[] }): Float32Array {
+function runCase(model: Model, kind: string, c: { input_ids: number[]; token_type_ids?: number[]; decoder_input_ids?: number[]; attention_mask?: number[] }): Float32Array {
   model.reset();
   if (kind === "seq2seq") {
     model.setState("hidden", model.run("encode", { ids: c.input_ids }).hidden);
     return model.run("decode", { ids: c.decoder_input_ids! }).logits;
   }
-  const out = model.run("forward", { ids: c.input_ids, segments: c.token_type_ids });
+  const out = model.run("forward", { ids: c.input_ids, segments: c.token_type_ids, padding: c.attention_mask });
   return out.logits ?? out.hidden;
 }
 
 /** The interpreter's outputs for a case; `chunk`: the ids fed in calls of at most that many rows, as a model with a ring-buffer cache runs them. */
-function interpCase(p: Program, c: { input_ids: number[]; token_type_ids?: number[]; decoder_input_ids?: number[] }, chunk = Infinity): Float32Array {
+function interpCase(p: Program, c: { input_ids: number[]; token_type_ids?: number[]; decoder_input_ids?: number[]; attention_mask?: number[] }, chunk = Infinity): Float32Array {
   const s = newSession();
   const ids = Int32Array.from(c.input_ids);
   if (ids.length > chunk) {
@@ -40,11 +43,11 @@ function interpCase(p: Program, c: { input_ids: number[]; token_type_ids?: numbe
     return interpret(p, "decode", { ids: Int32Array.from(c.decoder_input_ids!) }, s).logits as Float32Array;
   }
   const types = Int32Array.from(c.token_type_ids ?? c.input_ids.map(() => 0));
-  const out = interpret(p, "forward", { ids, types, mask: new Float32Array(ids.length).fill(1) }, s);
+  const out = interpret(p, "forward", { ids, types, mask: c.attention_mask ? Float32Array.from(c.attention_mask) : new Float32Array(ids.length).fill(1) }, s);
   return (out.logits ?? out.hidden) as Float32Array;
 }
 
-for (const name of ["gpt2", "llama", "bert", "t5", "t5-v1_1", "qwen2", "qwen3", "llama3", "mistral", "gemma", "gemma2", "phi3"]) {
+for (const name of ["gpt2", "llama", "bert", "t5", "t5-v1_1", "qwen2", "qwen3", "llama3", "mistral", "gemma", "gemma2", "phi3", "bart", "marian", ...ENCODERS]) {
   describe(name, () => {
     const fx = readFixture(name);
     let program: Program;
@@ -55,6 +58,12 @@ for (const name of ["gpt2", "llama", "bert", "t5", "t5-v1_1", "qwen2", "qwen3", 
       const c = await compileInMemory(program);
       model = c.model;
       kind = c.art.manifest.kind;
+      if (kind === "seq2seq") {
+        // the decoder start and forced ids, from config.json as compile reads them
+        const vocab = c.art.manifest.entries.find((e) => e.name === "decode")!.outputs[0].width;
+        const manifest = { ...c.art.manifest, tokens: specialTokens(readHfConfig(fixtureDir(name)), vocab) };
+        model = await Model.load({ manifest, wasm: c.art.wasm, weights: c.art.weights });
+      }
     });
 
     for (const c of fx.cases) {
@@ -68,7 +77,7 @@ for (const name of ["gpt2", "llama", "bert", "t5", "t5-v1_1", "qwen2", "qwen3", 
       });
     }
 
-    if (name !== "bert") {
+    if (name !== "bert" && !ENCODERS.includes(name)) {
       it("incremental decode equals full recomputation", () => {
         const c = fx.cases.find((x) => (x.decoder_input_ids ?? x.input_ids).length >= 7)!;
         const full = runCase(model, kind, c);
@@ -142,8 +151,8 @@ describe.each(["qwen2", "qwen3", "llama3", "mistral", "gemma", "gemma2", "phi3"]
       const got = runCase(model, "causal-lm", c);
       // the integer kernels' path depends on a call's rows: the interpreter takes the same calls.
       // Activations quantized to 8 bits may round one code apart when kernel and interpreter sum
-      // in another order; gemma2's scaled weights amplify such a code to ~1e-3 of its logits
-      expect(relError(got, interpCase(program, c, model.maxCallRows))).toBeLessThan(name === "gemma2" ? 5e-3 : 1e-4);
+      // in another order; gemma2's scaled weights (and its quantized tied head) amplify such a code to ~5e-3 of its logits
+      expect(relError(got, interpCase(program, c, model.maxCallRows))).toBeLessThan(name === "gemma2" ? 1e-2 : 1e-4);
       errors.push(relError(got, readExpected(name, c)));
     }
     if (errors[1] > 1e-4) expect(errors[0]).toBeLessThan(errors[1]);

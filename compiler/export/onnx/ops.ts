@@ -91,7 +91,29 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
   },
   // quant: MatMulNBits, or dequantized initializers
   param: { attrs: { name: true, shape: true, quant: true }, write: unused },
-  positions: { attrs: {}, write: (_n, c) => c.positions() },
+  positions: {
+    attrs: { padding_idx: true, offset: true },
+    write: (n, c) => {
+      const pad = n.attrs.padding_idx;
+      if (pad === undefined) return n.attrs.offset ? c.og.op("Add", [c.positions(), c.og.int64([n.attrs.offset], [])]) : c.positions();
+      // RoBERTa's: (cumsum(ids != pad) + past) · (ids != pad) + pad, past the first of P + arange(S)
+      const og = c.og, padV = og.int64([pad], []);
+      const keep = og.op("Cast", [og.op("Not", [og.op("Equal", [c.value(n.args[0]), padV])])], { to: { i: 7 } });
+      const counted = og.op("Add", [og.op("CumSum", [keep, og.int64([0], [])]), og.slice(c.positions(), 0, 1, 0)]);
+      return og.op("Add", [og.op("Mul", [counted, keep]), padV]);
+    },
+  },
+  sinusoidal_positions: {
+    attrs: { dim: true },
+    write: (n, c) => {
+      // angles p · 10000^(−2k/dim) of every column, in f32, then sin of the first ⌈dim/2⌉ and cos of the rest
+      const { og } = c, dim = n.attrs.dim, sinCols = Math.ceil(dim / 2);
+      const freqs = Array.from({ length: dim }, (_, j) => Math.pow(10000, (-2 * (j < sinCols ? j : j - sinCols)) / dim));
+      const angles = og.op("Mul", [og.unsqueeze(og.op("Cast", [c.positions()], { to: { i: 1 } }), [1]), og.float(freqs)]);
+      if (sinCols === dim) return og.op("Sin", [angles]);
+      return og.op("Concat", [og.op("Sin", [og.slice(angles, 0, sinCols, -1)]), og.op("Cos", [og.slice(angles, sinCols, dim, -1)])], { axis: { i: -1 } });
+    },
+  },
   embedding: { attrs: {}, write: (n, c) => c.og.op("Gather", [c.value(n.args[0]), c.value(n.args[1])], { axis: { i: 0 } }) },
   linear: {
     // quant, int_rows: MatMulNBits (x stays f32 at ONNX Runtime's default accuracy level, as with int_rows 0)
