@@ -1,12 +1,11 @@
 // A .gguf file as a weight source: the reader (gguf.ts) plus the architecture's mapping to
 // Hugging Face names and layouts (gguf-arch.ts), so a .wf file binds either kind of checkpoint.
 
-import { basename } from "node:path";
 import { InputError } from "../diagnostics.js";
 import { GGML_TYPES, READABLE_TYPES, dequantize } from "./ggml-quants.js";
 import { ggufArch } from "./gguf-arch.js";
-import { type GgufTensor, parseGguf } from "./gguf.js";
-import { type TensorInfo, type WeightSource, quoted, readCheckpointFile } from "./source.js";
+import { type GgufTensor, readGgufHeader } from "./gguf.js";
+import { type TensorInfo, type WeightSource, checkpointFileSize, quoted } from "./source.js";
 
 /**
  * Opens a .gguf checkpoint as a weight source. For a mapped architecture (gguf-arch.ts: llama,
@@ -15,8 +14,9 @@ import { type TensorInfo, type WeightSource, quoted, readCheckpointFile } from "
  * factor tensors among them) keep their GGUF names (shape in row-major order).
  */
 export function openGguf(path: string): WeightSource {
-  const buf = readCheckpointFile(path);
-  const h = parseGguf(buf, basename(path));
+  // the header now, each tensor's bytes when it is read: a file of any size, never read whole
+  checkpointFileSize(path);
+  const h = readGgufHeader(path);
   const arch = ggufArch(h);
   const entries = new Map<string, { tensor: GgufTensor; info: TensorInfo; toHf: (w: Float32Array) => Float32Array }>();
   for (const t of h.tensors.values()) {
@@ -35,8 +35,7 @@ export function openGguf(path: string): WeightSource {
     read: (n) => {
       const e = entries.get(n)!;
       const t = e.tensor;
-      const at = h.dataStart + t.offset;
-      const w = dequantize(t.type, buf.subarray(at, at + t.bytes), t.elements);
+      const w = dequantize(t.type, h.data(t), t.elements);
       if (!w) throw new InputError(`${h.file}: tensor ${quoted(t.name)} has type ${e.info.dtype}, which wasmformer cannot read (it reads ${READABLE_TYPES.join(", ")})`, undefined, { code: "WF409" });
       return e.toHf(w);
     },

@@ -9,7 +9,7 @@ import { existsSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { halfToFloat } from "../../ir/half.js";
 import { type Code, InputError } from "../diagnostics.js";
-import { type TensorInfo, type WeightSource, quoted, readCheckpointFile, shown } from "./source.js";
+import { type TensorInfo, type WeightSource, checkpointFileSize, quoted, readCheckpointBytes, readCheckpointFile, shown } from "./source.js";
 
 /** Bits per element of every dtype the format defines. */
 const BITS: Readonly<Record<string, number>> = {
@@ -61,22 +61,24 @@ function duplicateKey(text: string): string | undefined {
 /** A shape for messages, cut when long. */
 const dims = (shape: readonly number[]) => (shape.length > 8 ? `[${shape.slice(0, 8).join(", ")}, …]` : `[${shape.join(", ")}]`);
 
+/**
+ * A safetensors file read in place: the header when opened, each tensor's bytes when it is read
+ * (so a file of any size is read a tensor at a time, never whole).
+ */
 class SafetensorsFile {
   readonly entries = new Map<string, Entry>();
-  private readonly buf: Buffer;
   private readonly dataStart: number;
   private readonly name: string;
 
   constructor(readonly path: string) {
     this.name = basename(path);
-    this.buf = readCheckpointFile(path);
-    const size = this.buf.length;
+    const size = checkpointFileSize(path);
     if (size < 8) this.fail("WF403", `truncated file (${size} bytes, no header)`);
-    const headerLen = this.buf.readBigUInt64LE(0);
+    const headerLen = readCheckpointBytes(path, 0, 8).readBigUInt64LE(0);
     if (headerLen > BigInt(size - 8)) this.fail("WF403", `header length ${headerLen} runs past the end of the file (${size} bytes)`);
     if (headerLen > BigInt(MAX_HEADER_BYTES)) this.fail("WF403", `header length ${headerLen} is over the limit of ${MAX_HEADER_BYTES} bytes`);
     this.dataStart = 8 + Number(headerLen);
-    const bytes = this.buf.subarray(8, this.dataStart);
+    const bytes = readCheckpointBytes(path, 8, Number(headerLen));
     if (bytes[0] !== 0x7b) this.fail("WF403", `header (${bytes.length} bytes) does not start with '{'`);
     let text: string, header: Record<string, unknown>;
     try {
@@ -150,7 +152,7 @@ class SafetensorsFile {
     const e = this.entries.get(tname)!;
     if (!READABLE.includes(e.dtype)) this.fail("WF409", `tensor ${quoted(tname)} has dtype ${e.dtype}; wasmformer reads ${READABLE.join(", ")}`);
     const bytes = BITS[e.dtype] / 8;
-    const raw = this.buf.subarray(this.dataStart + e.begin, this.dataStart + e.end);
+    const raw = readCheckpointBytes(this.path, this.dataStart + e.begin, e.end - e.begin);
     const n = (e.end - e.begin) / bytes;
     const out = new Float32Array(n);
     if (e.dtype === "F32") {

@@ -1,6 +1,6 @@
 // Where a compile reads checkpoint tensors from.
 
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { basename } from "node:path";
 import { InputError } from "../diagnostics.js";
 
@@ -19,14 +19,49 @@ export interface WeightSource {
   read(name: string): Float32Array;
 }
 
+/** Why a checkpoint file cannot be read, as one input error. */
+function unreadable(path: string, e: unknown): InputError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why = code === "ERR_FS_FILE_TOO_LARGE" ? "larger than 2 GiB" : code === "EISDIR" ? "a folder" : code === "EACCES" ? "permission denied" : code === "ENOENT" ? "no such file" : String((e as Error).message);
+  return new InputError(`${basename(path)}: cannot read the checkpoint file (${why})`, undefined, { code: "WF402" });
+}
+
+/** A checkpoint file's size in bytes (a folder or an unreadable file is an input error). */
+export function checkpointFileSize(path: string): number {
+  try {
+    const st = statSync(path);
+    if (st.isDirectory()) throw Object.assign(new Error("a folder"), { code: "EISDIR" });
+    return st.size;
+  } catch (e) {
+    throw unreadable(path, e);
+  }
+}
+
+/** `length` bytes of a checkpoint file from byte `at` (the caller has checked they lie within it). */
+export function readCheckpointBytes(path: string, at: number, length: number): Buffer {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, "r");
+    const out = Buffer.allocUnsafe(length);
+    for (let done = 0; done < length; ) {
+      const n = readSync(fd, out, done, Math.min(length - done, 1 << 30), at + done);
+      if (n === 0) throw Object.assign(new Error("the file ended early"), { code: "EOF" });
+      done += n;
+    }
+    return out;
+  } catch (e) {
+    throw unreadable(path, e);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 /** A checkpoint file's bytes; a file that cannot be read (a folder, no permission, over 2 GiB) is an input error. */
 export function readCheckpointFile(path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === "ERR_FS_FILE_TOO_LARGE" ? "larger than 2 GiB" : code === "EISDIR" ? "a folder" : code === "EACCES" ? "permission denied" : String((e as Error).message);
-    throw new InputError(`${basename(path)}: cannot read the checkpoint file (${why})`, undefined, { code: "WF402" });
+    throw unreadable(path, e);
   }
 }
 

@@ -2,7 +2,7 @@
 // coded line naming the file and the tensor with the numbers that disagree, before any tensor is
 // read. Malformed files are built in a temp folder, by hand or from the committed fixtures.
 
-import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -79,6 +79,27 @@ describe("valid safetensors files load", () => {
     for (const name of ["gpt2", "llama", "bert", "t5", "t5-v1_1", "llama-q8_0"]) {
       const w = openSafetensors(fixtureDir(name));
       for (const n of w.names()) expect(w.read(n).length).toBe(w.info(n)!.shape.reduce((a, b) => a * b, 1));
+    }
+  });
+
+  it("reads tensors past 2 GiB of a file larger than 2 GiB (a sparse file), tensor by tensor", () => {
+    const dir = tmp("wf-big-");
+    const big = 2 ** 31 + 4096; // bytes of a tensor that is never read
+    const header = Buffer.from(JSON.stringify({ pad: { dtype: "U8", shape: [big], data_offsets: [0, big] }, w: { dtype: "F32", shape: [2], data_offsets: [big, big + 8] } }));
+    const n = Buffer.alloc(8);
+    n.writeBigUInt64LE(BigInt(header.length));
+    const path = join(dir, "model.safetensors");
+    writeFileSync(path, Buffer.concat([n, header]));
+    const fd = openSync(path, "r+");
+    try {
+      writeSync(fd, Buffer.from(new Float32Array([2.5, -7]).buffer), 0, 8, 8 + header.length + big);
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      expect(Array.from(openSafetensors(dir).read("w"))).toEqual([2.5, -7]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
