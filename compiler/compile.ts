@@ -7,7 +7,7 @@ import type { Program } from "../ir/types.js";
 import type { Manifest } from "../runtime/manifest.js";
 import { generate } from "./codegen/emit.js";
 import { forcedTokens, readChatTemplate, readGenerationConfig } from "./checkpoint-files.js";
-import { loadProgram, readHfConfig } from "./load.js";
+import { loadProgram, openWeights, readHfConfig } from "./load.js";
 import { loraLayout, mergeAdapters, quantizeWithSlots, withLoraSlots } from "./lora.js";
 import type { LoraSlotOptions } from "./passes/lora-slots.js";
 import { readAdapter } from "../runtime/lora-node.js";
@@ -36,6 +36,32 @@ export interface CompileOptions {
    */
   force?: boolean;
 }
+
+/**
+ * Refuses, before any tensor is read, a checkpoint whose tensors alone would not fit a 32-bit
+ * WebAssembly memory even stored as compactly as compile stores them: matrices with rows of a
+ * multiple of 32 at the quantized scheme's bits, everything else f32. A lower bound (copies,
+ * the KV cache and activations come on top), so it never refuses a model that fits; planMemory
+ * checks the exact size later.
+ */
+function checkWeightsFit(weightsPath: string, scheme: QuantizeOptions["scheme"] | undefined) {
+  const source = openWeights(weightsPath);
+  const bits = { int8: 8.5, int4: 4.5, "int4-min": 5 }[scheme ?? "int8"];
+  let bytes = 0;
+  for (const name of source.names()) {
+    const shape = source.info(name)?.shape ?? [];
+    const n = shape.reduce((a, b) => a * b, 1);
+    bytes += scheme && shape.length === 2 && shape[1] % 32 === 0 ? (n * bits) / 8 : n * 4;
+  }
+  if (bytes <= WASM32_BYTES) return;
+  const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+  throw new InputError(
+    `the checkpoint's tensors take ${gib(bytes)} ${scheme ? `at --quantize ${scheme}` : "as f32"}; a 32-bit WebAssembly memory holds at most 4 GiB: ${scheme === "int4" ? "the model is too large for wasm32" : "quantize the weights (--quantize int4)"}`,
+    undefined,
+    { code: "WF307" },
+  );
+}
+const WASM32_BYTES = 2 ** 32;
 
 /** The artifact's copy of the checkpoint's chat template. */
 const CHAT_TEMPLATE_FILE = "chat_template.jinja";
@@ -99,6 +125,7 @@ export function compileModel(modelPath: string, weightsPath: string, outDir: str
   if (adapters.length && existsSync(weightsPath) && statSync(weightsPath).isFile() && weightsPath.toLowerCase().endsWith(".gguf"))
     throw new LoraError(`--lora merges into a Hugging Face checkpoint folder (the adapter's module names are transformers'), and '${weightsPath}' is a GGUF file`);
   const quantize = typeof opts.quantize === "string" ? { scheme: opts.quantize } : opts.quantize;
+  checkWeightsFit(weightsPath, quantize?.scheme);
   const program = runPipeline(
     loadProgram(modelPath, weightsPath, {
       context: opts.context,

@@ -7,9 +7,13 @@ import { MAX_THREADS, dequantBytes, gateSumsBytes, quantRowBytes } from "../../c
 import { attentionPartBytes, loweringOf } from "../../compiler/codegen/lower.js";
 import { quantizeWeights } from "../../compiler/passes/quantize-weights.js";
 import { GraphBuilder } from "../../ir/graph.js";
+import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { compileModel } from "../../compiler/compile.js";
 import { InputError } from "../../compiler/diagnostics.js";
 import type { Param, Program } from "../../ir/types.js";
-import { rng } from "../helpers.js";
+import { fixtureDir, rng, root } from "../helpers.js";
 
 const CONTEXT = 40;
 
@@ -94,6 +98,33 @@ describe("the memory planner sums the declarations", () => {
 
 
 describe("a model larger than a 32-bit WebAssembly memory", () => {
+  it("is refused (WF307) before any tensor is read when the checkpoint's tensors alone exceed 4 GiB as f32", () => {
+    // a sparse 5 GiB F16 tensor: its header is all compile reads before refusing
+    const dir = mkdtempSync(join(tmpdir(), "wf-huge-"));
+    try {
+      const big = 2 ** 31 + 2 ** 30, elems = big / 2;
+      const header = Buffer.from(JSON.stringify({ "model.embed_tokens.weight": { dtype: "F16", shape: [elems / 2048, 2048], data_offsets: [0, big] } }));
+      const n = Buffer.alloc(8);
+      n.writeBigUInt64LE(BigInt(header.length));
+      writeFileSync(join(dir, "model.safetensors"), Buffer.concat([n, header]));
+      truncateSync(join(dir, "model.safetensors"), 8 + header.length + big);
+      writeFileSync(join(dir, "config.json"), readFileSync(join(fixtureDir("llama"), "config.json")));
+      let err: unknown;
+      const t0 = performance.now();
+      try {
+        compileModel(join(root, "examples", "llama.wf"), dir, join(dir, "out"));
+      } catch (e) {
+        err = e;
+      }
+      expect(performance.now() - t0).toBeLessThan(2000);
+      expect(err).toBeInstanceOf(InputError);
+      expect([(err as InputError).code, (err as InputError).message]).toEqual(["WF307", "the checkpoint's tensors take 6.00 GiB as f32; a 32-bit WebAssembly memory holds at most 4 GiB: quantize the weights (--quantize int4)"]);
+      expect(existsSync(join(dir, "out"))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("is one WF307 line naming the KV cache that does not fit, before any code is generated", () => {
     const p = program((b, _param, x) => {
       const q = x(64);
