@@ -14,20 +14,7 @@ import { InputError } from "../../compiler/diagnostics.js";
 import { IRError } from "../../ir/graph.js";
 import { ArtifactError } from "../../runtime/model.js";
 import { fixtureDir, root } from "../helpers.js";
-
-async function cli(...argv: string[]) {
-  let out = "", err = "";
-  const code = await main(argv, { stdout: { write: (s) => (out += s) }, stderr: { write: (s) => (err += s) } });
-  return { code, out, err };
-}
-
-async function expectOneLine(argv: string[], pattern: RegExp) {
-  const r = await cli(...argv);
-  expect(r.code, r.err).toBe(1);
-  expect(r.out).toBe("");
-  expect(r.err).toMatch(pattern);
-  expect(r.err.endsWith("\n") && r.err.split("\n").length === 2, r.err).toBe(true);
-}
+import { cli, expectOneLine } from "./run-cli.js";
 
 const dir = mkdtempSync(join(tmpdir(), "wf-options-"));
 const compile = ["compile", join(root, "examples", "gpt2.wf"), "--weights", fixtureDir("gpt2"), "--out", join(dir, "out")];

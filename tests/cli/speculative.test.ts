@@ -6,22 +6,8 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { main } from "../../compiler/cli.js";
 import { fixtureDir, root } from "../helpers.js";
-
-async function cli(...argv: string[]) {
-  let out = "", err = "";
-  const code = await main(argv, { stdout: { write: (s) => (out += s) }, stderr: { write: (s) => (err += s) } });
-  return { code, out, err };
-}
-
-async function expectOneLine(argv: string[], pattern: RegExp) {
-  const r = await cli(...argv);
-  expect(r.code, r.err).toBe(1);
-  expect(r.out).toBe("");
-  expect(r.err).toMatch(pattern);
-  expect(r.err.endsWith("\n") && r.err.split("\n").length === 2, r.err).toBe(true);
-}
+import { cli, expectOneLine } from "./run-cli.js";
 
 const dir = mkdtempSync(join(tmpdir(), "wf-speculative-"));
 const art = (name: string) => join(dir, name);
