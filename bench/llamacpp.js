@@ -11,7 +11,7 @@
 //            --decode-runs N  --decode-steps N  --prefill N (default 128)  --seed N  --no-long
 //            --keep (keep the GGUF files)
 // Needs `npm run build` (dist/compiler) and Chromium at /usr/bin/chromium (for wllama). Both peers
-// are exact-pinned devDependencies; node-llama-cpp runs its prebuilt binaries (build: "never"), its
+// are exact-pinned dependencies of bench/package.json (`npm --prefix bench ci`, which `npm run bench` runs); node-llama-cpp runs its prebuilt binaries (build: "never"), its
 // postinstall is not needed (NODE_LLAMA_CPP_POSTINSTALL=skip skips it where npm would run it).
 //
 // Method (PEERS.md):
@@ -46,7 +46,7 @@ import { MB, benchModels, cliOptions, log, median, mergeResults, now, resultsDir
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CHROMIUM = "/usr/bin/chromium";
-const WLLAMA_DIR = join(ROOT, "node_modules/@wllama/wllama/esm");
+const WLLAMA_DIR = join(ROOT, "bench/node_modules/@wllama/wllama/esm");
 
 // ---------------------------------------------------------------------------------------------
 // options
@@ -153,7 +153,7 @@ function mergeRows() {
 
 async function runNative(files) {
   const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
-  const version = JSON.parse(readFileSync(join(ROOT, "node_modules/node-llama-cpp/package.json"), "utf8")).version;
+  const version = JSON.parse(readFileSync(join(ROOT, "bench/node_modules/node-llama-cpp/package.json"), "utf8")).version;
   const backendLines = [];
   const llama = await getLlama({
     gpu: false,
@@ -342,7 +342,7 @@ function startServer(files) {
 async function runWllama(files) {
   if (!existsSync(CHROMIUM)) throw new Error(`wllama needs Chromium at ${CHROMIUM} (Debian: apt-get install -y chromium)`);
   const { chromium } = await import("playwright-core");
-  const version = JSON.parse(readFileSync(join(ROOT, "node_modules/@wllama/wllama/package.json"), "utf8")).version;
+  const version = JSON.parse(readFileSync(join(ROOT, "bench/node_modules/@wllama/wllama/package.json"), "utf8")).version;
   const { server, served } = await startServer(files);
   const origin = `http://127.0.0.1:${server.address().port}`;
   const browser = await chromium.launch({
