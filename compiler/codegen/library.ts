@@ -8,6 +8,7 @@ type P = "i32" | "f32";
 export const LIBRARY = {
   embedding: { table: "i32", ids: "i32", out: "i32", rows: "i32", D: "i32" },
   embedding_packed: { table: "i32", ids: "i32", out: "i32", rows: "i32", D: "i32", panel: "i32", stride: "i32" },
+  embedding_q: { table: "i32", ids: "i32", out: "i32", rows: "i32", D: "i32", scheme: "i32" },
   quantize_rows_q8: { x: "i32", out: "i32", rows: "i32", K: "i32" },
   positions: { out: "i32", rows: "i32", past: "i32" },
   add: { a: "i32", b: "i32", out: "i32", n: "i32", bn: "i32" },

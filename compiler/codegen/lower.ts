@@ -229,6 +229,9 @@ export const lowerings = {
   },
   embedding: (c, n) => {
     const args = { table: c.ptr(n.args[0]), ids: c.ptr(n.args[1]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.id)) };
+    // (a quantized table: a tied head's, in the quantized matrix layout)
+    const t = c.node(n.args[0]);
+    if (isOp(t, "param") && t.attrs.quant) return [c.wm.callLib("embedding_q", { ...args, scheme: c.wm.c32(["q8_0", "q4_0", "q4_1"].indexOf(t.attrs.quant)) })];
     if (!c.packed(n.args[0])) return [c.wm.callLib("embedding", args)];
     // (a table that is also a linear's weight: its packed layout, panels and groups of 4 rows)
     const [V, D] = c.node(n.args[0]).type.shape as number[];

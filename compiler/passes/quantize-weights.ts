@@ -4,9 +4,9 @@
 // + 8.5 truncated to 0..15) or Q4_1 (an f16 minimum too: d = (max − min) / 15, q = (w − min) / d
 // + 0.5 truncated). The parameter's data becomes the dequantized values, so the interpreter
 // computes exactly what the kernels do. Matrices whose input width is not a multiple of 32, or
-// that other ops also read, stay f32; a tied embedding's head reads a quantized copy of the table
-// (the lookup keeps the f32 table). Per-tensor overrides pick another scheme (or f32) for
-// parameters whose name matches a glob.
+// that other ops also read, stay f32, but for a tied embedding table: it is quantized for the head
+// and the lookup alike. Per-tensor overrides pick another scheme (or f32) for parameters whose
+// name matches a glob.
 
 import { integerRowBound } from "../codegen/tuning.js";
 import { isOp, operandsOf, roles } from "../../ir/ops.js";
@@ -92,20 +92,10 @@ export function quantizeWeights(p: Program, opts: QuantizeOptions): Program {
   };
   const rules: Rule[] = [
     {
+      // a tied table (an embedding table the output head reads as its weight) too: the lookup
+      // dequantizes its rows, as llama.cpp's token_embd serves both
       name: "quantize-linear-weight",
-      apply: (n, c) => (isOp(n, "param") && eligible.has(n.attrs.name) ? quantized(n, c) : null),
-    },
-    {
-      // a tied output head (the embedding table read as the head's weight): the head reads a
-      // quantized copy, the lookup keeps the f32 table, so decoding does not stream the f32 table
-      name: "quantize-tied-head",
-      apply: (n, c) => {
-        if (!isOp(n, "linear") || n.attrs.quant !== undefined) return null;
-        const w = c.node(n.args[1]);
-        if (!isOp(w, "param") || !tied.has(w.attrs.name)) return null;
-        const q = quantized(w, c);
-        return q === null ? null : c.b.add("linear", [n.args[0], q, ...n.args.slice(2)], n.attrs, n.loc);
-      },
+      apply: (n, c) => (isOp(n, "param") && (eligible.has(n.attrs.name) || tied.has(n.attrs.name)) ? quantized(n, c) : null),
     },
     {
       // a linear over quantized weights quantizes its input rows to q8_0: integer dot products,

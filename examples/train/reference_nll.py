@@ -9,8 +9,8 @@ eval-mode numerics, in float32, on one thread.
 
 Schemes (weights fake-quantized, i.e. quantized and dequantized back to f32, for
 the 16 matrices `wasmformer compile --quantize` stores quantized: attn.c_attn,
-attn.c_proj, mlp.c_fc, mlp.c_proj of each layer, and the tied head, which reads a
-quantized copy of wte; the embedding lookups of wte and wpe stay f32):
+attn.c_proj, mlp.c_fc, mlp.c_proj of each layer, and the tied wte, quantized for the
+head and the lookup alike; wpe stays f32):
 
   fp32     no quantization
   q8_0     GGUF Q8_0 (ggml quantize_row_q8_0_ref): per block of 32, d = max|w| / 127
@@ -147,10 +147,11 @@ def make_forward(cfg, W, scheme):
         if wq and k.endswith(".weight") and any(f".{m}." in k for m in QUANTIZED):
             v = wq(v)
         T[k] = torch.from_numpy(v)
-    # the tied head reads a quantized copy of wte; the lookup keeps wte in f32
+    # the tied wte is quantized too, for the head and the lookup alike
     # (the fake quantizers take Conv1D's [in, out] layout; wte is [vocab, in])
-    wte_t = np.ascontiguousarray(W["transformer.wte.weight"].T)
-    head = torch.from_numpy(np.ascontiguousarray(wq(wte_t).T)) if wq else T["transformer.wte.weight"]
+    if wq:
+        T["transformer.wte.weight"] = torch.from_numpy(np.ascontiguousarray(wq(np.ascontiguousarray(W["transformer.wte.weight"].T)).T))
+    head = T["transformer.wte.weight"]
     a8 = scheme.endswith("+a8")
     C, H, eps = cfg["n_embd"], cfg["n_head"], cfg["layer_norm_epsilon"]
 
@@ -243,7 +244,7 @@ def main():
                     "with a fresh context; a window scores only targets no earlier window scored (with "
                     "stride == window: non-overlapping windows, the first id of each unpredicted, the last "
                     "window shorter); mean natural-log NLL over all scored targets",
-        "quantized_matrices": [f"transformer.h.{{i}}.{m}.weight" for m in QUANTIZED] + ["transformer.wte.weight (the head's copy)"],
+        "quantized_matrices": [f"transformer.h.{{i}}.{m}.weight" for m in QUANTIZED] + ["transformer.wte.weight"],
         "blocks": "32 consecutive input features (rows of the HF Conv1D [in, out] weight) of one output",
         "schemes": {
             "fp32": "no quantization",

@@ -16,13 +16,11 @@ import { compileInMemory, relError, root } from "../helpers.js";
 
 const tiny = join(root, "examples", "tiny-gpt2");
 
-/** Weights in the quantized block matrices and in the tied head's copy (of a table an embedding also reads). */
-function split(p: Program, quantized: Node[]): { blocks: number; head: number } {
+/** Weights of the quantized parameters; one of them is the tied table the lookups read too. */
+function quantizedWeights(p: Program, quantized: Node[]): number {
   const tables = new Set(p.graphs[0].nodes.filter((n) => n.op === "embedding").map((n) => p.graphs[0].nodes[n.args[0]].attrs.name));
-  const numel = (n: Node) => (n.type.shape as number[]).reduce((x, y) => x * y, 1);
-  const isHead = (n: Node) => tables.has(String(n.attrs.name).replace(/@q\w+$/, ""));
-  expect(quantized.filter(isHead).length).toBe(1);
-  return { blocks: quantized.filter((n) => !isHead(n)).reduce((s, n) => s + numel(n), 0), head: quantized.filter(isHead).reduce((s, n) => s + numel(n), 0) };
+  expect(quantized.filter((n) => tables.has(n.attrs.name)).length).toBe(1);
+  return quantized.reduce((s, n) => s + (n.type.shape as number[]).reduce((x, y) => x * y, 1), 0);
 }
 
 describe("q8_0 quantization", () => {
@@ -53,13 +51,12 @@ describe("q8_0 quantization", () => {
     const fp = runPipeline(loadProgram(join(root, "examples", "gpt2.wf"), tiny));
     const q8 = runPipeline(loadProgram(join(root, "examples", "gpt2.wf"), tiny), {}, withQuantization(passes, "int8"));
     const quantized = q8.graphs[0].nodes.filter((n) => n.op === "param" && n.attrs.quant === "q8_0");
-    // 4 matrices in each of 4 layers, and the tied head's quantized copy (the lookup keeps the f32 table)
+    // 4 matrices in each of 4 layers, and the tied table (quantized for the head and the lookup)
     expect(quantized.length).toBe(17);
     const a = await compileInMemory(fp), b = await compileInMemory(q8);
-    // the 16 quantized matrices take 8.5 bits a weight (f16 scale per 32 codes) instead of 32; the head's copy adds 8.5
-    const { blocks, head } = split(q8, quantized);
+    // the quantized weights take 8.5 bits (f16 scale per 32 codes) instead of 32
     const saved = a.art.manifest.memory.weights_bytes - b.art.manifest.memory.weights_bytes;
-    expect((saved + (head * 8.5) / 8) / blocks).toBeCloseTo(4 - 8.5 / 8, 1);
+    expect(saved / quantizedWeights(q8, quantized)).toBeCloseTo(4 - 8.5 / 8, 1);
     const ref = JSON.parse(readFileSync(join(tiny, "greedy.json"), "utf8"));
     const la = a.model.run("forward", { ids: ref.prompt_ids }).logits;
     const lb = b.model.run("forward", { ids: ref.prompt_ids }).logits;
@@ -82,10 +79,9 @@ describe("q4_0 quantization (compile --quantize int4)", () => {
     const quantized = q4.graphs[0].nodes.filter((n) => n.op === "param" && n.attrs.quant === "q4_0");
     expect(quantized.length).toBe(17);
     const a = await compileInMemory(fp), b = await compileInMemory(q4);
-    const { blocks, head } = split(q4, quantized);
     const saved = a.art.manifest.memory.weights_bytes - b.art.manifest.memory.weights_bytes;
-    // f32 (4 bytes) replaced by 18 bytes per 32 weights; the head's copy adds 18 per 32
-    expect((saved + (head * 4.5) / 8) / blocks).toBeCloseTo(4 - 4.5 / 8, 2);
+    // f32 (4 bytes) replaced by 18 bytes per 32 weights
+    expect(saved / quantizedWeights(q4, quantized)).toBeCloseTo(4 - 4.5 / 8, 2);
     const ref = JSON.parse(readFileSync(join(tiny, "greedy.json"), "utf8"));
     const la = a.model.run("forward", { ids: ref.prompt_ids }).logits;
     const lb = b.model.run("forward", { ids: ref.prompt_ids }).logits;

@@ -498,14 +498,17 @@ describe("quantize-weights", () => {
         %8 = linear(%2, %6, %7) {act="gelu", quant="q4_0", int_rows=16} : f32[S,16]
         return y=%5, z=%8
       }`));
-  it("a tied head (the embedding table as a linear's weight) reads a quantized copy; the lookup keeps the table", () =>
+  it("a tied table (the embedding table as a linear's weight) is quantized for the head and the lookup", () =>
     expectRewrite((p) => quantizeWeights(p, { scheme: "int8" }), head + `
         %3 = linear(%2, %1) : f32[S,10]
         return logits=%3
-      }`, head + `
-        %3 = param() {name="emb@q8_0", shape=[10,32], quant="q8_0"} : f32[10,32]
-        %4 = linear(%2, %3) {quant="q8_0"} : f32[S,10]
-        return logits=%4
+      }`, `
+      graph forward {
+        %0 = input() {name="ids", kind="tokens", dtype="i32", shape=[S]} : i32[S]
+        %1 = param() {name="emb@q8_0", shape=[10,32], quant="q8_0"} : f32[10,32]
+        %2 = embedding(%1, %0) : f32[S,32]
+        %3 = linear(%2, %1) {quant="q8_0"} : f32[S,10]
+        return logits=%3
       }`));
 
   it("does not fire on a tied table overridden to f32, an input width not a multiple of 32, or a weight overridden to f32", () => {

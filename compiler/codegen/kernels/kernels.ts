@@ -40,6 +40,50 @@ export function embedding_packed(table: usize, ids: usize, out: usize, rows: i32
   }
 }
 
+/** An f16 value's f32 (subnormals, infinities and NaN included). */
+@inline function halfToF32(h: u32): f32 {
+  const sign = (h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  if (e == 0) {
+    const v = <f32>m * <f32>5.9604644775390625e-8; // m · 2^-24
+    return sign ? -v : v;
+  }
+  return reinterpret<f32>(sign | (e == 31 ? 0x7f800000 : (e + 112) << 23) | (m << 13));
+}
+
+/**
+ * embedding() over a block-quantized table in the matrix kernels' layout (linear/layout.ts:
+ * packQuantWeight): row id's blocks dequantized, code · scale (q8_0, q4_0 with its nibble − 8)
+ * or nibble · scale + minimum (q4_1), as the table's dequantized values are. scheme: 0 q8_0,
+ * 1 q4_0, 2 q4_1.
+ */
+export function embedding_q(table: usize, ids: usize, out: usize, rows: i32, D: i32, scheme: i32): void {
+  const blocks = D >> 5;
+  const codesAt: i32 = scheme == 2 ? 16 : 8, codeBytes: i32 = scheme == 0 ? 32 : 16;
+  const blockBytes = codesAt + 4 * codeBytes;
+  for (let r = 0; r < rows; r++) {
+    const id = load<i32>(ids + (<usize>r << 2));
+    const g = id >> 2, j = id & 3;
+    const po = out + (<usize>(r * D) << 2);
+    for (let b = 0; b < blocks; b++) {
+      const at = table + <usize>((g * blocks + b) * blockBytes);
+      const d = halfToF32(load<u16>(at + (<usize>j << 1)));
+      const pc = at + <usize>(codesAt + j * codeBytes), pb = po + (<usize>(b * 32) << 2);
+      if (scheme == 0) {
+        for (let t = 0; t < 32; t++) setf32(pb, t, <f32>load<i8>(pc + <usize>t) * d);
+      } else {
+        const min: f32 = scheme == 2 ? halfToF32(load<u16>(at + 8 + (<usize>j << 1))) : 0;
+        const shift: i32 = scheme == 1 ? 8 : 0;
+        for (let t = 0; t < 16; t++) {
+          const byte = <i32>load<u8>(pc + <usize>t);
+          const lo = <f32>((byte & 15) - shift) * d, hi = <f32>((byte >> 4) - shift) * d;
+          setf32(pb, t, scheme == 2 ? lo + min : lo);
+          setf32(pb, t + 16, scheme == 2 ? hi + min : hi);
+        }
+      }
+    }
+  }
+}
+
 /**
  * q8_0 quantization of activation rows for the integer matrix kernels: each row of x[rows, K]
  * becomes K/32 f32 scales, K codes widened to i16 (ir/quant.ts: quantizeRowQ8), each block's
