@@ -98,6 +98,8 @@ export class Model {
 
   private constructor(readonly manifest: Manifest, readonly memory: WebAssembly.Memory, instance: WebAssembly.Instance) {
     this.exports = instance.exports as never;
+    this.ringCaches = (manifest.memory.kv ?? []).filter((c) => c.base !== undefined);
+    this.maxCallRows = Math.min(manifest.context, ...this.ringCaches.map((c) => c.rows! - c.keep!));
   }
 
   /**
@@ -183,13 +185,11 @@ export class Model {
   reset() {
     this.past = 0;
     this.tokens.length = 0;
-    for (const c of this.rings()) this.setRingBase(c, 0);
+    for (const c of this.ringCaches) this.setRingBase(c, 0);
   }
 
   /** The sliding windows' ring-buffer caches (manifest memory.kv entries with a window). */
-  private rings() {
-    return (this.manifest.memory.kv ?? []).filter((c) => c.base !== undefined);
-  }
+  private readonly ringCaches: NonNullable<Manifest["memory"]["kv"]>;
   private ringBase(c: { base?: number }): number {
     return c.base === undefined ? 0 : new Int32Array(this.memory.buffer, c.base, 1)[0];
   }
@@ -198,16 +198,14 @@ export class Model {
   }
 
   /** Most rows one call of a cached entry takes: a ring buffer of R rows keeping K takes R − K (run splits longer calls). */
-  get maxCallRows(): number {
-    return Math.min(this.manifest.context, ...this.rings().map((c) => c.rows! - c.keep!));
-  }
+  readonly maxCallRows: number;
 
   /**
    * Whether rewind(rows) can keep `rows` rows: a sliding window's ring buffer has dropped the
    * positions before its base, and the next query needs the window before it.
    */
   canRewind(rows: number): boolean {
-    return Number.isInteger(rows) && rows >= 0 && rows <= this.past && (rows === 0 || this.rings().every((c) => rows - c.window! + 1 >= this.ringBase(c)));
+    return Number.isInteger(rows) && rows >= 0 && rows <= this.past && (rows === 0 || this.ringCaches.every((c) => rows - c.window! + 1 >= this.ringBase(c)));
   }
 
   /** Keeps the first `rows` rows of the KV cache and forgets the rest (nothing is copied); see canRewind. */
@@ -229,7 +227,7 @@ export class Model {
     // each cache's rows from its base (0 but for a sliding window's ring buffer)
     const bases = kv.map((c) => this.ringBase(c));
     const bytesOf = (past: number, bases: number[]) => kv.reduce((a, c, i) => a + (past - bases[i]) * (c.k_width + c.v_width) * 4, 0);
-    const header = new TextEncoder().encode(JSON.stringify({ format: STATE_FORMAT, layout: this.fingerprint(), past: this.past, tokens: this.tokens, ...(this.rings().length ? { bases } : {}) }));
+    const header = new TextEncoder().encode(JSON.stringify({ format: STATE_FORMAT, layout: this.fingerprint(), past: this.past, tokens: this.tokens, ...(this.ringCaches.length ? { bases } : {}) }));
     const out = new Uint8Array(8 + header.byteLength + bytesOf(this.past, bases));
     new DataView(out.buffer).setUint32(0, STATE_MAGIC, true);
     new DataView(out.buffer).setUint32(4, header.byteLength, true);
