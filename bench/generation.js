@@ -9,11 +9,11 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { generateArtifact, memoryWeights, programFromSource, runPipeline, selectPasses, withQuantization } from "../dist/compiler/index.js";
-import { Model } from "../dist/runtime/model.js";
-import { Sampler } from "../dist/runtime/sampling.js";
-import { TextStream } from "../dist/runtime/detokenize.js";
-import { loadTokenizer } from "../dist/runtime/tokenizer.js";
-import { generate } from "../dist/runtime/generate.js";
+import { Model } from "../runtime/dist/model.js";
+import { Sampler } from "../runtime/dist/sampling.js";
+import { TextStream } from "../runtime/dist/detokenize.js";
+import { loadTokenizer } from "../runtime/dist/tokenizer.js";
+import { generate } from "../runtime/dist/generate.js";
 import { randomLlamaWeights } from "./weights.js";
 
 const arg = (name, fallback) => {

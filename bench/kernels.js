@@ -5,7 +5,7 @@ import binaryen from "binaryen";
 import { generateArtifact } from "../dist/compiler/index.js";
 import { GraphBuilder } from "../dist/ir/graph.js";
 import { quantizeWeights } from "../dist/compiler/passes/quantize-weights.js";
-import { Model, pickVariant } from "../dist/runtime/index.js";
+import { Model, pickVariant } from "../runtime/dist/index.js";
 import { median, now } from "./common.js";
 
 /**

@@ -6,8 +6,8 @@
 
 import { generateArtifact, memoryWeights, programFromSource, runPipeline, selectPasses, withQuantization } from "../dist/compiler/index.js";
 import { loraLayout, quantizeWithSlots, withLoraSlots } from "../dist/compiler/lora.js";
-import { LoraSlots } from "../dist/runtime/lora.js";
-import { Model } from "../dist/runtime/model.js";
+import { LoraSlots } from "../runtime/dist/lora.js";
+import { Model } from "../runtime/dist/model.js";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { benchModels, median } from "./common.js";

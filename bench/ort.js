@@ -179,8 +179,8 @@ async function child() {
  * (wasmformer's cache holds a real prompt of the longest past: the prefills rewrite its first rows.)
  */
 async function pairedPhase(dir, sess, feedsFor, ids, pastsOf, decodeId, vocab) {
-  const { loadArtifact, readManifest } = await import("../dist/runtime/node.js");
-  const { pickVariant } = await import("../dist/runtime/index.js");
+  const { loadArtifact, readManifest } = await import("../runtime/dist/node.js");
+  const { pickVariant } = await import("../runtime/dist/index.js");
   const picked = pickVariant(readManifest(dir).variants).file;
   if (picked !== "model.wasm") throw new Error(`--paired: expected the plain SIMD128 module, the host picks ${picked}`);
   const model = await loadArtifact(dir);
@@ -261,7 +261,7 @@ function mergeRows(rows) {
 async function parent() {
   const { exportOnnx, onnxCacheLayout } = await import("../dist/compiler/export/onnx.js");
   const { generateArtifact, memoryWeights, passes, programFromSource, runPipeline, withQuantization } = await import("../dist/compiler/index.js");
-  const { Model } = await import("../dist/runtime/index.js");
+  const { Model } = await import("../runtime/dist/index.js");
 
   const QUICK = flag("--quick");
   const MODELS = list("--models", "gpt2,llama");

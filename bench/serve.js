@@ -1,8 +1,8 @@
 // One serving process, as a user runs an artifact: load it from disk, generate, report.
 // node --no-liftoff bench/serve.js ARTIFACT_DIR PROMPT_TOKENS NEW_TOKENS → one JSON line on stdout.
 
-import { generate } from "../dist/runtime/index.js";
-import { loadArtifact } from "../dist/runtime/node.js";
+import { generate } from "../runtime/dist/index.js";
+import { loadArtifact } from "../runtime/dist/node.js";
 import { now, procStatus } from "./common.js";
 
 const [dir, promptLen, newTokens] = [process.argv[2], Number(process.argv[3] ?? 128), Number(process.argv[4] ?? 32)];

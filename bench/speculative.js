@@ -13,9 +13,9 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { generateArtifact, loadProgram, memoryWeights, passes, programFromSource, runPipeline, withQuantization } from "../dist/compiler/index.js";
-import { generate } from "../dist/runtime/generate.js";
-import { Model } from "../dist/runtime/model.js";
-import { loadTokenizer } from "../dist/runtime/tokenizer.js";
+import { generate } from "../runtime/dist/generate.js";
+import { Model } from "../runtime/dist/model.js";
+import { loadTokenizer } from "../runtime/dist/tokenizer.js";
 import { benchModels, cliOptions, log, median, mergeResults, now, resultsDir } from "./common.js";
 
 const { flag, str, opt } = cliOptions();

@@ -5,7 +5,7 @@
 
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import type { Manifest } from "../runtime/manifest.js";
+import type { Manifest } from "@wasmformer/runtime/manifest";
 import { InputError } from "./diagnostics.js";
 
 /** The largest tokenizer_config.json / generation_config.json / chat template read. */

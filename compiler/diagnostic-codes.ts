@@ -7,7 +7,7 @@
 //   WF5xx  artifacts (manifest.json, model.wasm, weights.bin); the runtime's own errors
 //   WF6xx  command-line options and output paths
 
-import { ARTIFACT_CODES } from "../runtime/errors.js";
+import { ARTIFACT_CODES } from "@wasmformer/runtime/errors";
 
 export const codes = {
   // ---- WF1xx: lexing and parsing ----------------------------------------------------------

@@ -4,8 +4,8 @@
 
 import type { Graph, Program } from "../ir/types.js";
 import { isOp, roles } from "../ir/ops.js";
-import { type LoraAdapter, LoraError, matchModule } from "../runtime/lora.js";
-import type { LoraLayout } from "../runtime/manifest.js";
+import { type LoraAdapter, LoraError, matchModule } from "@wasmformer/runtime/lora";
+import type { LoraLayout } from "@wasmformer/runtime/manifest";
 import type { CompiledArtifact } from "./codegen/emit.js";
 import { GROUP, linearPanels, packLinearWeight } from "./codegen/linear/layout.js";
 import { InputError } from "./diagnostics.js";

@@ -11,7 +11,10 @@ const files = dirs.flatMap((d) => (readdirSync(join(root, d), { recursive: true 
 const imports = new Map(
   files.map((f) => {
     const src = readFileSync(join(root, f), "utf8");
-    const deps = [...src.matchAll(/^(?:import|export)\s[^;]*?from\s+"(\.\.?\/[^"]+)\.js"/gm)].map((m) => relative(root, join(root, dirname(f), `${m[1]}.ts`)));
+    const relativeDeps = [...src.matchAll(/^(?:import|export)\s[^;]*?from\s+"(\.\.?\/[^"]+)\.js"/gm)].map((m) => relative(root, join(root, dirname(f), `${m[1]}.ts`)));
+    // the compiler imports the runtime by its package name (@wasmformer/runtime/<module>)
+    const packageDeps = [...src.matchAll(/^(?:import|export)\s[^;]*?from\s+"@wasmformer\/runtime(?:\/([^"]+))?"/gm)].map((m) => `runtime/${m[1] ?? "index"}.ts`);
+    const deps = [...relativeDeps, ...packageDeps];
     return [f, deps.filter((d) => files.includes(d))];
   }),
 );
@@ -36,4 +39,8 @@ it("the runtime imports nothing of the compiler or the IR", () => {
   const runtime = files.filter((f) => f.startsWith("runtime/"));
   expect(runtime.length).toBeGreaterThan(5);
   for (const f of runtime) expect(imports.get(f)!.filter((d) => !d.startsWith("runtime/")), f).toEqual([]);
+});
+
+it("the compiler reaches the runtime only through its package name", () => {
+  for (const f of files.filter((f) => !f.startsWith("runtime/"))) expect(readFileSync(join(root, f), "utf8"), f).not.toMatch(/from\s+"(\.\.\/)+runtime\//);
 });

@@ -2,10 +2,10 @@
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { classify, embed } from "../../runtime/embed.js";
-import { meanNll } from "../../runtime/eval.js";
-import { loadArtifactTokenizer, readManifest } from "../../runtime/node.js";
-import { encodeNpy } from "../../runtime/npy.js";
+import { classify, embed } from "@wasmformer/runtime/embed";
+import { meanNll } from "@wasmformer/runtime/eval";
+import { loadArtifactTokenizer, readManifest } from "@wasmformer/runtime/node";
+import { encodeNpy } from "@wasmformer/runtime/npy";
 import { compileModel } from "../compile.js";
 import { InputError } from "../diagnostics.js";
 import { exportOnnx } from "../export/onnx.js";

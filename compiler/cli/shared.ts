@@ -2,11 +2,11 @@
 // artifact (threads, a run-time LoRA adapter), and loading an artifact for the length of a command.
 
 import { availableParallelism } from "node:os";
-import type { Manifest } from "../../runtime/manifest.js";
-import type { Model } from "../../runtime/model.js";
-import { loadArtifact } from "../../runtime/node.js";
-import { type LoraAdapter, LoraSlots } from "../../runtime/lora.js";
-import { parseAdapterSpec, readAdapter } from "../../runtime/lora-node.js";
+import type { Manifest } from "@wasmformer/runtime/manifest";
+import type { Model } from "@wasmformer/runtime/model";
+import { loadArtifact } from "@wasmformer/runtime/node";
+import { type LoraAdapter, LoraSlots } from "@wasmformer/runtime/lora";
+import { parseAdapterSpec, readAdapter } from "@wasmformer/runtime/lora-node";
 import { type Progress, terminalProgress } from "../progress.js";
 import { type Writer, checkedBy, int, path } from "./options.js";
 

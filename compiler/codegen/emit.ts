@@ -9,7 +9,7 @@ import { MAX_THREADS, packLinearWeight, packQuantWeight } from "./linear/index.j
 import { type KvCache, type LowerCtx, SCRATCH_AREAS, type ScratchArea, type ScratchQuery, constantsOf, loweringOf, REWIND_ROWS, ringRows } from "./lower.js";
 import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
 import { type OpNode, attrsOf, cacheKey, hasTrait, isOp, operandOf, roles } from "../../ir/ops.js";
-import { LAYOUT_SECTION, MANIFEST_VERSION, type Manifest, type ManifestEntry, layoutOf } from "../../runtime/manifest.js";
+import { LAYOUT_SECTION, MANIFEST_VERSION, type Manifest, type ManifestEntry, layoutOf } from "@wasmformer/runtime/manifest";
 
 const ALIGN = 64;
 const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;

@@ -4,7 +4,7 @@
 import binaryen from "binaryen";
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { CONTROL } from "../../runtime/control.js";
+import { CONTROL } from "@wasmformer/runtime/control";
 import { LIBRARY, type LibArgs, type LibKernel, SCALAR_ACTIVATIONS, type ScalarActivation } from "./library.js";
 import { MIN_PARALLEL_MACS } from "./tuning.js";
 

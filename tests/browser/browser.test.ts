@@ -1,5 +1,5 @@
 // Browser smoke test: the artifact that Node runs also runs in Chromium, loading the built
-// runtime (dist/runtime/*.js) as plain ES modules, and gives the same greedy ids and logits, the
+// runtime (runtime/dist/*.js) as plain ES modules, and gives the same greedy ids and logits, the
 // same sampled ids for a seed, and the same chat prompt.
 //
 // Needs Debian's chromium at /usr/bin/chromium (.ci/run installs it via .ci/install-chromium.sh).
@@ -102,7 +102,7 @@ const pageProblems: string[] = []; // console errors, page errors, failed or blo
 /** Builds dist/ (npm run build) when the runtime the page loads is missing or older than its source. */
 function ensureBuiltRuntime() {
   const stale = RUNTIME_MODULES.filter((m) => {
-    const js = join(ROOT, "dist/runtime", `${m}.js`);
+    const js = join(ROOT, "runtime/dist", `${m}.js`);
     return !existsSync(js) || statSync(js).mtimeMs < statSync(join(ROOT, "runtime", `${m}.ts`)).mtimeMs;
   });
   if (!stale.length) return;
@@ -111,12 +111,12 @@ function ensureBuiltRuntime() {
   } catch (e) {
     const err = e as { stdout?: Buffer; stderr?: Buffer; message: string };
     throw new Error(
-      `dist/runtime is missing or stale (${stale.join(", ")}) and \`npm run build\` failed: ` +
+      `runtime/dist is missing or stale (${stale.join(", ")}) and \`npm run build\` failed: ` +
         `${err.message}\n${err.stdout?.toString() ?? ""}${err.stderr?.toString() ?? ""}`,
     );
   }
-  const still = RUNTIME_MODULES.filter((m) => !existsSync(join(ROOT, "dist/runtime", `${m}.js`)));
-  if (still.length) throw new Error(`\`npm run build\` ran but dist/runtime still lacks ${still.join(", ")}.js`);
+  const still = RUNTIME_MODULES.filter((m) => !existsSync(join(ROOT, "runtime/dist", `${m}.js`)));
+  if (still.length) throw new Error(`\`npm run build\` ran but runtime/dist still lacks ${still.join(", ")}.js`);
 }
 
 function startServer(): Promise<Server> {
@@ -126,7 +126,7 @@ function startServer(): Promise<Server> {
     if (path === "/" || path === "/index.html") file = "index.html";
     else if (path.startsWith("/runtime/")) {
       const name = path.slice("/runtime/".length);
-      if (RUNTIME_MODULES.some((m) => name === `${m}.js` || name === `${m}.js.map`)) file = join(ROOT, "dist/runtime", name);
+      if (RUNTIME_MODULES.some((m) => name === `${m}.js` || name === `${m}.js.map`)) file = join(ROOT, "runtime/dist", name);
     } else if (path.startsWith("/vendor/")) {
       const name = path.slice("/vendor/".length);
       if (Object.hasOwn(VENDOR, name)) file = join(ROOT, VENDOR[name]);
@@ -208,7 +208,7 @@ async function openPage(): Promise<Page> {
   try {
     await Promise.race([page.waitForFunction("window.wasmformerReady === true", undefined, { timeout: 20_000 }), failed]);
   } catch {
-    throw new Error(`the page did not finish importing /runtime/index.js (dist/runtime)${problems()}`);
+    throw new Error(`the page did not finish importing /runtime/index.js (runtime/dist)${problems()}`);
   }
   return page;
 }
@@ -231,7 +231,7 @@ test("the gpt2 artifact gives the same greedy ids and logits in Chromium as in N
 
   expect(got.userAgent).toMatch(/Chrom/);
   expect(got.variant).toBe("model.relaxed.wasm");
-  // the page really ran the built runtime from dist/runtime
+  // the page really ran the built runtime from runtime/dist
   for (const m of ["index", "model", "generate"]) expect(served, problems()).toContain(`200 /runtime/${m}.js`);
   for (const f of ["manifest.json", "model.relaxed.wasm", "weights.bin"]) expect(served, problems()).toContain(`200 /artifact/${f}`);
   expect(pageProblems, problems()).toEqual([]);
