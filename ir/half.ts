@@ -2,6 +2,18 @@
 
 /** The value of half-precision bits h. */
 export function halfToFloat(h: number): number {
+  return (HALF_VALUES ??= halfValues())[h & 0xffff];
+}
+
+// every half value, indexed by its bits: conversions run over every weight of a checkpoint
+let HALF_VALUES: Float32Array | undefined;
+function halfValues(): Float32Array {
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) t[h] = halfBitsValue(h);
+  return t;
+}
+
+function halfBitsValue(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;
   const f = h & 0x3ff;
@@ -10,9 +22,12 @@ export function halfToFloat(h: number): number {
   return s * (1 + f / 1024) * 2 ** (e - 15);
 }
 
+const F32 = new Float32Array(1), U32 = new Uint32Array(F32.buffer);
+
 /** The half-precision bits nearest to v (ties to even; overflow to infinity). */
 export function floatToHalf(v: number): number {
-  const u = new Uint32Array(new Float32Array([v]).buffer)[0];
+  F32[0] = v;
+  const u = U32[0];
   const sign = (u >>> 16) & 0x8000;
   const exp = ((u >>> 23) & 0xff) - 127 + 15;
   let mant = u & 0x7fffff;

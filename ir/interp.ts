@@ -14,6 +14,16 @@ export function newSession(): Session {
   return { past: 0, caches: new Map(), state: new Map() };
 }
 
+// parameters compute their values on every read (ir/params.ts): the interpreter keeps them per program
+const paramCache = new WeakMap<Program, Map<string, Float32Array>>();
+function paramValues(p: Program, name: string): Float32Array {
+  let m = paramCache.get(p);
+  if (!m) paramCache.set(p, (m = new Map()));
+  let v = m.get(name);
+  if (!v) m.set(name, (v = p.params.get(name)!.data));
+  return v;
+}
+
 /**
  * Runs entry `graph` on `inputs`, advancing `session.past` by the rows of its tokens when it
  * has a cached attention. Returns every output by name.
@@ -26,7 +36,7 @@ export function interpret(p: Program, graphName: string, inputs: Record<string, 
     context: p.context,
     caches: session.caches,
     graph: g.name,
-    params: (name) => p.params.get(name)!.data,
+    params: (name) => paramValues(p, name),
     inputs: (name) => {
       const v = inputs[name] ?? session.state.get(name);
       if (!v) throw new Error(`missing input '${name}'`);

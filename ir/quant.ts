@@ -18,9 +18,14 @@ export const integerPath = (attrs: { quant?: unknown; int_rows?: unknown }, rows
 /** Rounds half away from zero, as C's roundf (Math.round rounds half up). */
 const roundAway = (x: number) => Math.sign(x) * Math.round(Math.abs(x));
 
-export function quantizeQ8(w: Float32Array, N: number, K: number): NonNullable<Param["quant"]> & { dequant: Float32Array } {
+/** Whether a quantizer also returns the dequantized values (a compile needs only codes and scales). */
+export interface QuantizeOptions {
+  dequant?: boolean;
+}
+
+export function quantizeQ8(w: Float32Array, N: number, K: number, { dequant: wantDequant = true }: QuantizeOptions = {}): NonNullable<Param["quant"]> & { dequant: Float32Array } {
   const blocks = K / Q8_BLOCK;
-  const codes = new Int8Array(N * K), scales = new Float32Array(N * blocks), dequant = new Float32Array(N * K);
+  const codes = new Int8Array(N * K), scales = new Float32Array(N * blocks), dequant = new Float32Array(wantDequant ? N * K : 0);
   for (let n = 0; n < N; n++)
     for (let b = 0; b < blocks; b++) {
       const at = n * K + b * Q8_BLOCK;
@@ -33,7 +38,7 @@ export function quantizeQ8(w: Float32Array, N: number, K: number): NonNullable<P
       for (let t = 0; t < Q8_BLOCK; t++) {
         const q = Math.max(-127, Math.min(127, roundAway(Math.fround(w[at + t] * inv))));
         codes[at + t] = q;
-        dequant[at + t] = Math.fround(q * d16);
+        if (wantDequant) dequant[at + t] = Math.fround(q * d16);
       }
     }
   return { scheme: "q8_0", codes, scales, dequant };
@@ -48,9 +53,9 @@ export const Q4_BLOCK = 32;
  * ∈ 0..15 computed with the f32 scale, the scale stored as f16; values dequantize to (q − 8)·d.
  * (Not a compile scheme: GGUF export writes it, GGUF import reads it.)
  */
-export function quantizeQ4_0(w: Float32Array, N: number, K: number): { scheme: "q4_0"; codes: Uint8Array; scales: Float32Array; dequant: Float32Array } {
+export function quantizeQ4_0(w: Float32Array, N: number, K: number, { dequant: wantDequant = true }: QuantizeOptions = {}): { scheme: "q4_0"; codes: Uint8Array; scales: Float32Array; dequant: Float32Array } {
   const f = Math.fround, blocks = K / Q4_BLOCK;
-  const codes = new Uint8Array(N * K), scales = new Float32Array(N * blocks), dequant = new Float32Array(N * K);
+  const codes = new Uint8Array(N * K), scales = new Float32Array(N * blocks), dequant = new Float32Array(wantDequant ? N * K : 0);
   for (let n = 0; n < N; n++)
     for (let b = 0; b < blocks; b++) {
       const at = n * K + b * Q4_BLOCK;
@@ -66,7 +71,7 @@ export function quantizeQ4_0(w: Float32Array, N: number, K: number): { scheme: "
       for (let t = 0; t < Q4_BLOCK; t++) {
         const q = Math.min(15, Math.trunc(f(f(w[at + t] * inv) + 8.5)));
         codes[at + t] = q;
-        dequant[at + t] = f((q - 8) * d16);
+        if (wantDequant) dequant[at + t] = f((q - 8) * d16);
       }
     }
   return { scheme: "q4_0", codes, scales, dequant };
@@ -78,9 +83,9 @@ export function quantizeQ4_0(w: Float32Array, N: number, K: number): { scheme: "
  * both stored as f16; values dequantize to q·d + min (5 bits a weight: the minimum is the
  * block's, so one-signed blocks keep their range).
  */
-export function quantizeQ4_1(w: Float32Array, N: number, K: number): { scheme: "q4_1"; codes: Int8Array; scales: Float32Array; mins: Float32Array; dequant: Float32Array } {
+export function quantizeQ4_1(w: Float32Array, N: number, K: number, { dequant: wantDequant = true }: QuantizeOptions = {}): { scheme: "q4_1"; codes: Int8Array; scales: Float32Array; mins: Float32Array; dequant: Float32Array } {
   const f = Math.fround, blocks = K / Q4_BLOCK;
-  const codes = new Int8Array(N * K), scales = new Float32Array(N * blocks), mins = new Float32Array(N * blocks), dequant = new Float32Array(N * K);
+  const codes = new Int8Array(N * K), scales = new Float32Array(N * blocks), mins = new Float32Array(N * blocks), dequant = new Float32Array(wantDequant ? N * K : 0);
   for (let n = 0; n < N; n++)
     for (let b = 0; b < blocks; b++) {
       const at = n * K + b * Q4_BLOCK;
@@ -96,10 +101,23 @@ export function quantizeQ4_1(w: Float32Array, N: number, K: number): { scheme: "
       for (let t = 0; t < Q4_BLOCK; t++) {
         const q = Math.min(15, Math.trunc(f(f(f(w[at + t] - lo) * inv) + 0.5)));
         codes[at + t] = q;
-        dequant[at + t] = f(f(q * d16) + m16);
+        if (wantDequant) dequant[at + t] = f(f(q * d16) + m16);
       }
     }
   return { scheme: "q4_1", codes, scales, mins, dequant };
+}
+
+/**
+ * The values a quantized parameter computes with, from its codes and scales (q4_0 codes are
+ * already q − 8): exactly what the quantizers return as `dequant`.
+ */
+export function dequantizeCodes(q: NonNullable<Param["quant"]>, N: number, K: number): Float32Array {
+  const f = Math.fround, blocks = K / Q8_BLOCK, out = new Float32Array(N * K);
+  for (let i = 0; i < N * blocks; i++) {
+    const d = q.scales[i], m = q.mins?.[i] ?? 0;
+    for (let t = i * Q8_BLOCK; t < (i + 1) * Q8_BLOCK; t++) out[t] = q.mins ? f(f(q.codes[t] * d) + m) : f(q.codes[t] * d);
+  }
+  return out;
 }
 
 /** Round half to even (wasm's f32.nearest). */

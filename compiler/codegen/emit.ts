@@ -5,7 +5,7 @@
 import type { Graph, Node, Program } from "../../ir/types.js";
 import { rowWidth } from "../../ir/types.js";
 import { InputError } from "../diagnostics.js";
-import { MAX_THREADS, packLinearWeight, packQuantWeight } from "./linear/index.js";
+import { MAX_THREADS, packLinearWeight, packQuantWeight, packedLinearFloats, packedQuantBytes } from "./linear/index.js";
 import { type KvCache, type LowerCtx, SCRATCH_AREAS, type ScratchArea, type ScratchQuery, constantsOf, loweringOf, REWIND_ROWS, ringRows } from "./lower.js";
 import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
 import { type OpNode, attrsOf, cacheKey, hasTrait, isOp, operandOf, roles } from "../../ir/ops.js";
@@ -58,6 +58,8 @@ export interface CompiledArtifact {
 
 export interface GenerateOptions {
   onProgress?: (done: number, total: number) => void;
+  /** Called as each weight is read, converted, quantized and packed into weights.bin. */
+  onWeights?: (done: number, total: number) => void;
   /** Give every activation its own buffer (default false: reuse by liveness). For per-node debugging. */
   noReuse?: boolean;
 }
@@ -96,7 +98,7 @@ export function generate(p: Program, opts: GenerateOptions = {}): CompiledArtifa
 type Plan = ReturnType<typeof planMemory>;
 
 
-function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
+function planMemory(p: Program, dataEnd: number, { noReuse, onWeights }: GenerateOptions) {
   const mem = new Layout(align(dataEnd));
 
   // 1. weights, in first-use order, each aligned for SIMD loads; constant tables follow.
@@ -117,18 +119,28 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
       });
     }
   const paramAt = new Map<string, { rowMajor?: number; packed?: number }>();
-  const chunks: { at: number; data: Float32Array | Int32Array | Uint8Array }[] = [];
+  // a chunk's bytes are computed only when weights.bin is filled, one parameter at a time
+  const chunks: { at: number; bytes: number; data: () => Float32Array | Int32Array | Uint8Array }[] = [];
   for (const g of p.graphs)
     for (const n of g.nodes)
       if (isOp(n, "param") && !paramAt.has(n.attrs.name)) {
         const w = p.params.get(n.attrs.name)!;
         const l = layouts.get(w.name) ?? { packed: false, rowMajor: true };
         const place: { rowMajor?: number; packed?: number } = {};
+        const [N, K] = w.shape, scheme = n.attrs.quant;
         if (l.packed) {
-          const data = w.quant ? packQuantWeight(w.quant.scheme, w.quant.codes, w.quant.scales, w.shape[0], w.shape[1], w.quant.mins) : packLinearWeight(w.data, w.shape[0], w.shape[1]);
-          chunks.push({ at: (place.packed = mem.take(data.byteLength)), data });
+          const bytes = scheme ? packedQuantBytes(scheme, N, K) : packedLinearFloats(N, K) * 4;
+          const data = () => {
+            if (!scheme) return packLinearWeight(w.data, N, K);
+            const q = w.quant!;
+            return packQuantWeight(q.scheme, q.codes, q.scales, N, K, q.mins);
+          };
+          chunks.push({ at: (place.packed = mem.take(bytes)), bytes, data });
         }
-        if (l.rowMajor || !l.packed) chunks.push({ at: (place.rowMajor = mem.take(w.data.byteLength)), data: w.data });
+        if (l.rowMajor || !l.packed) {
+          const bytes = w.shape.reduce((a, b) => a * b, 1) * 4;
+          chunks.push({ at: (place.rowMajor = mem.take(bytes)), bytes, data: () => w.data });
+        }
         paramAt.set(w.name, place);
       }
   const constants = new Map<string, number>();
@@ -137,7 +149,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
     if (at === undefined) {
       const d = data();
       constants.set(key, (at = mem.take(d.byteLength)));
-      chunks.push({ at, data: d });
+      chunks.push({ at, bytes: d.byteLength, data: () => d });
     }
     return at;
   };
@@ -232,7 +244,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   if (pages > MAX_PAGES) {
     const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
     const kv = [...caches.values()].reduce((s, c) => s + c.rows * (c.kWidth + c.vWidth) * 4, 0);
-    const weightBytes = Math.max(0, ...chunks.map((c) => c.at + c.data.byteLength)) - weightsStart;
+    const weightBytes = Math.max(0, ...chunks.map((c) => c.at + c.bytes)) - weightsStart;
     throw new InputError(
       `the model needs ${gib(pages * PAGE)} of WebAssembly memory (weights ${gib(weightBytes)}, KV cache ${gib(kv)} for a context of ${p.context}, ` +
         `activations ${gib(arenaEnd - arenaStart)}); a 32-bit WebAssembly memory holds at most 4 GiB: quantize the weights (--quantize int4) or compile a shorter --context`,
@@ -242,9 +254,14 @@ function planMemory(p: Program, dataEnd: number, { noReuse }: GenerateOptions) {
   }
 
   // weights.bin holds everything from weightsStart that has data (params and constant tables)
-  const dataEndW = Math.max(weightsStart, ...chunks.map((c) => c.at + c.data.byteLength));
+  const dataEndW = Math.max(weightsStart, ...chunks.map((c) => c.at + c.bytes));
   const weights = new Uint8Array(dataEndW - weightsStart);
-  for (const c of chunks) weights.set(new Uint8Array(c.data.buffer, c.data.byteOffset, c.data.byteLength), c.at - weightsStart);
+  chunks.forEach((c, i) => {
+    const d = c.data();
+    if (d.byteLength !== c.bytes) throw new Error(`internal: a weight chunk has ${d.byteLength} bytes, planned ${c.bytes}`);
+    weights.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), c.at - weightsStart);
+    onWeights?.(i + 1, chunks.length);
+  });
   return { planned, paramAt, caches, constants, scratch, scratchNeeds: needs, pages, weights, weightsStart, activationBytes: arenaEnd - arenaStart };
 }
 

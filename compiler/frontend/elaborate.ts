@@ -9,6 +9,7 @@
 
 import { GraphBuilder, IRError } from "../../ir/graph.js";
 import type { Param, Program, TensorType } from "../../ir/types.js";
+import { lazyParam } from "../../ir/params.js";
 import { Diagnostic, InputError, type Span } from "../diagnostics.js";
 import { type WeightSource, shown } from "../weights/source.js";
 import { type BlockDecl, type ConfigField, type ConfigRequire, type EntryDecl, type Expr, type ModelDecl, type Stmt, type WeightItem, formatExpr, namesIn } from "./ast.js";
@@ -235,7 +236,10 @@ export class Elaborator implements BuiltinHost {
           const inputs = this.origins(item.shape, scope);
           throw new Diagnostic(`tensor '${tname}' in ${info.file}: expected shape [${shape.join(", ")}], found [${info.shape.join(", ")}]${inputs ? ` (${inputs})` : ""}`, item.span, { code: "WF305" });
         }
-        if (!this.params.has(tname)) this.params.set(tname, { name: tname, shape, data: this.weights.read(tname) });
+        if (!this.params.has(tname)) {
+          const weights = this.weights;
+          this.params.set(tname, lazyParam(tname, shape, () => weights.read(tname)));
+        }
         ref = { name: tname, shape };
       } else if (item.fallback) {
         const fb = this.globals.get(item.fallback);

@@ -3,6 +3,7 @@
 // then see a plain RMSNorm.
 
 import { isOp } from "../../ir/ops.js";
+import { lazyParam } from "../../ir/params.js";
 import type { Program } from "../../ir/types.js";
 import type { Rule } from "./rewrite.js";
 import { rewriteProgram } from "./rewrite.js";
@@ -16,8 +17,8 @@ export const rulesFoldNormOffset: Rule[] = [
       if (!isOp(g, "param")) return null;
       const offset = n.attrs.offset, name = `${offset}+${g.attrs.name}`;
       if (!c.params.has(name)) {
-        const data = c.params.get(g.attrs.name)!.data.map((v) => Math.fround(offset + v));
-        c.params.set(name, { name, shape: [...g.attrs.shape] as number[], data });
+        const src = c.params.get(g.attrs.name)!;
+        c.params.set(name, lazyParam(name, [...g.attrs.shape] as number[], () => src.data.map((v) => Math.fround(offset + v))));
       }
       const gain = c.b.add("param", [], { name, shape: g.attrs.shape }, g.loc);
       const { offset: _, ...attrs } = n.attrs;

@@ -5,6 +5,7 @@
 import { isOp } from "../../ir/ops.js";
 import type { Rule } from "./rewrite.js";
 import { rewriteProgram } from "./rewrite.js";
+import { lazyParam } from "../../ir/params.js";
 import type { Program } from "../../ir/types.js";
 
 /** x[A, B] → [B, A], in 32 × 32 tiles so that reads and writes both stay in cache. */
@@ -38,8 +39,8 @@ export const rulesFoldTranspose: Rule[] = [
       const name = srcName.endsWith("^T") ? srcName.slice(0, -2) : `${srcName}^T`;
       const [A, B] = src.type.shape as number[];
       if (!c.params.has(name)) {
-        const x = c.params.get(srcName)!.data;
-        c.params.set(name, { name, shape: [B, A], data: transpose(x, A, B) });
+        const src = c.params.get(srcName)!;
+        c.params.set(name, lazyParam(name, [B, A], () => transpose(src.data, A, B)));
       }
       return c.b.add("param", [], { name, shape: [B, A] }, n.loc);
     },

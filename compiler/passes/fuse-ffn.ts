@@ -6,6 +6,7 @@
 // Only a linear whose result nothing else reads is fused.
 
 import { type OpNode, hasTrait, isOp } from "../../ir/ops.js";
+import { lazyParam } from "../../ir/params.js";
 import type { Node, Program } from "../../ir/types.js";
 import type { RewriteCtx, Rule } from "./rewrite.js";
 import { rewriteProgram } from "./rewrite.js";
@@ -14,7 +15,10 @@ import { rewriteProgram } from "./rewrite.js";
 function rowsOf(c: RewriteCtx, w: OpNode<"param">, start: number, size: number): number {
   const name = `${w.attrs.name}[${start}:${start + size}]`;
   const K = w.type.shape[1] as number;
-  if (!c.params.has(name)) c.params.set(name, { name, shape: [size, K], data: c.params.get(w.attrs.name)!.data.slice(start * K, (start + size) * K) });
+  if (!c.params.has(name)) {
+    const src = c.params.get(w.attrs.name)!;
+    c.params.set(name, lazyParam(name, [size, K], () => src.data.slice(start * K, (start + size) * K)));
+  }
   return c.b.add("param", [], { name, shape: [size, K] }, w.loc);
 }
 

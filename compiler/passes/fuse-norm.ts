@@ -13,6 +13,7 @@
 
 import { type OpNode, isOp, operandOf, operandsOf } from "../../ir/ops.js";
 import type { Node, Program } from "../../ir/types.js";
+import { lazyParam } from "../../ir/params.js";
 import type { Rule, RewriteCtx } from "./rewrite.js";
 import { rewriteProgram } from "./rewrite.js";
 
@@ -23,10 +24,13 @@ function foldGain(c: RewriteCtx, w: ParamNode, g: ParamNode): ParamNode {
   const name = `${w.attrs.name}*${g.attrs.name}`;
   const [N, K] = w.type.shape as number[];
   if (!c.params.has(name)) {
-    const wd = c.params.get(w.attrs.name)!.data, gd = c.params.get(g.attrs.name)!.data;
-    const data = new Float32Array(N * K);
-    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) data[n * K + k] = wd[n * K + k] * gd[k];
-    c.params.set(name, { name, shape: [N, K], data });
+    const [wp, gp] = [c.params.get(w.attrs.name)!, c.params.get(g.attrs.name)!];
+    c.params.set(name, lazyParam(name, [N, K], () => {
+      const wd = wp.data, gd = gp.data;
+      const data = new Float32Array(N * K);
+      for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) data[n * K + k] = wd[n * K + k] * gd[k];
+      return data;
+    }));
   }
   return c.node(c.b.add("param", [], { name, shape: [N, K] }, w.loc)) as ParamNode;
 }
@@ -36,19 +40,22 @@ function lnBias(c: RewriteCtx, w: ParamNode, wf: ParamNode, beta: ParamNode, b: 
   const name = `${wf.attrs.name}:bias(${b ? `${b.attrs.name}+` : ""}${beta.attrs.name}·w, Σw)`;
   const [N, K] = w.type.shape as number[];
   if (!c.params.has(name)) {
-    const get = (n: string) => c.params.get(n)!.data;
-    const wd = get(w.attrs.name), wfd = get(wf.attrs.name), bd = get(beta.attrs.name), bias = b && get(b.attrs.name);
-    const data = new Float32Array(2 * N);
-    for (let n = 0; n < N; n++) {
-      let shift = bias ? bias[n] : 0, sum = 0;
-      for (let k = 0; k < K; k++) {
-        shift += wd[n * K + k] * bd[k];
-        sum += wfd[n * K + k];
+    const get = (n: string) => c.params.get(n)!;
+    const [wp, wfp, bp, biasp] = [get(w.attrs.name), get(wf.attrs.name), get(beta.attrs.name), b && get(b.attrs.name)];
+    c.params.set(name, lazyParam(name, [2, N], () => {
+      const wd = wp.data, wfd = wfp.data, bd = bp.data, bias = biasp?.data;
+      const data = new Float32Array(2 * N);
+      for (let n = 0; n < N; n++) {
+        let shift = bias ? bias[n] : 0, sum = 0;
+        for (let k = 0; k < K; k++) {
+          shift += wd[n * K + k] * bd[k];
+          sum += wfd[n * K + k];
+        }
+        data[n] = shift;
+        data[N + n] = sum;
       }
-      data[n] = shift;
-      data[N + n] = sum;
-    }
-    c.params.set(name, { name, shape: [2, N], data });
+      return data;
+    }));
   }
   return c.b.add("param", [], { name, shape: [2, N] }, w.loc);
 }

@@ -10,6 +10,7 @@
 import { GraphBuilder, compact } from "../../ir/graph.js";
 import { type OpNode, attrsOf, isOp, operandOf } from "../../ir/ops.js";
 import type { Graph, Param, Program } from "../../ir/types.js";
+import { lazyParam } from "../../ir/params.js";
 
 /** The stacked rows of parameters [Nᵢ, K] (or biases [Nᵢ]), as a new parameter in `params` (made once per list). */
 function stack(params: Map<string, Param>, names: string[]): Param {
@@ -24,20 +25,17 @@ function stack(params: Map<string, Param>, names: string[]): Param {
     return out;
   };
   const rows = parts.reduce((s, w) => s + w.shape[0], 0);
-  const q = parts[0].quant;
-  const param: Param = {
-    name,
-    shape: [rows, ...parts[0].shape.slice(1)],
-    data: cat(parts.map((w) => w.data), (n) => new Float32Array(n)),
-    ...(q && {
-      quant: {
-        scheme: q.scheme,
-        codes: cat(parts.map((w) => w.quant!.codes), (n) => new Int8Array(n)),
-        scales: cat(parts.map((w) => w.quant!.scales), (n) => new Float32Array(n)),
-        ...(q.mins && { mins: cat(parts.map((w) => w.quant!.mins!), (n) => new Float32Array(n)) }),
-      },
-    }),
+  const quantized = parts[0].quant !== undefined;
+  const stackQuant = () => {
+    const qs = parts.map((w) => w.quant!);
+    return {
+      scheme: qs[0].scheme,
+      codes: cat(qs.map((q) => q.codes), (n) => new Int8Array(n)),
+      scales: cat(qs.map((q) => q.scales), (n) => new Float32Array(n)),
+      ...(qs[0].mins && { mins: cat(qs.map((q) => q.mins!), (n) => new Float32Array(n)) }),
+    };
   };
+  const param = lazyParam(name, [rows, ...parts[0].shape.slice(1)], () => cat(parts.map((w) => w.data), (n) => new Float32Array(n)), quantized ? stackQuant : undefined);
   params.set(name, param);
   return param;
 }

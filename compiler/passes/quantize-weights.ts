@@ -10,7 +10,8 @@
 
 import { integerRowBound } from "../codegen/tuning.js";
 import { isOp, operandsOf, roles } from "../../ir/ops.js";
-import { Q8_BLOCK, quantizeQ4_0, quantizeQ4_1, quantizeQ8 } from "../../ir/quant.js";
+import { lazyParam } from "../../ir/params.js";
+import { Q8_BLOCK, dequantizeCodes, quantizeQ4_0, quantizeQ4_1, quantizeQ8 } from "../../ir/quant.js";
 import type { Node, Param, Program, QuantScheme } from "../../ir/types.js";
 import type { RewriteCtx, Rule } from "./rewrite.js";
 import { rewriteProgram } from "./rewrite.js";
@@ -49,16 +50,22 @@ function weightUses(p: Program): { weightsOnly: Set<string>; tied: Set<string> }
 
 const globRegex = (glob: string) => new RegExp(`^${glob.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
 
-function quantize(scheme: QuantScheme, w: Param): Param["quant"] & { dequant: Float32Array } {
+function quantize(scheme: QuantScheme, w: Param): NonNullable<Param["quant"]> {
   const [N, K] = w.shape;
-  if (scheme === "q8_0") return quantizeQ8(w.data, N, K);
-  if (scheme === "q4_1") return quantizeQ4_1(w.data, N, K);
-  const q = quantizeQ4_0(w.data, N, K);
-  // the kernels take the nibble's value q − 8 (a loop: TypedArray.from with a map function
-  // collects a JS array first, which a 136M-weight head outgrows)
-  const codes = new Int8Array(q.codes.length);
-  for (let i = 0; i < codes.length; i++) codes[i] = q.codes[i] - 8;
-  return { scheme, codes, scales: q.scales, dequant: q.dequant };
+  const nodequant = { dequant: false };
+  if (scheme === "q8_0") {
+    const { codes, scales } = quantizeQ8(w.data, N, K, nodequant);
+    return { scheme, codes, scales };
+  }
+  if (scheme === "q4_1") {
+    const { codes, scales, mins } = quantizeQ4_1(w.data, N, K, nodequant);
+    return { scheme, codes, scales, mins };
+  }
+  const q = quantizeQ4_0(w.data, N, K, nodequant);
+  // the kernels take the nibble's value q − 8, in place (a view of the same bytes as Int8Array)
+  const codes = new Int8Array(q.codes.buffer, q.codes.byteOffset, q.codes.length);
+  for (let i = 0; i < codes.length; i++) codes[i] -= 8;
+  return { scheme, codes, scales: q.scales };
 }
 
 export function quantizeWeights(p: Program, opts: QuantizeOptions): Program {
@@ -85,8 +92,9 @@ export function quantizeWeights(p: Program, opts: QuantizeOptions): Program {
     const scheme = SCHEMES[want];
     const name = `${n.attrs.name}@${scheme}`;
     if (!c.params.has(name)) {
-      const q = quantize(scheme, c.params.get(n.attrs.name)!);
-      c.params.set(name, { name, shape: [N, K], data: q.dequant, quant: { scheme, codes: q.codes, scales: q.scales, ...("mins" in q ? { mins: q.mins } : {}) } });
+      const src = c.params.get(n.attrs.name)!;
+      const quant = () => quantize(scheme, src);
+      c.params.set(name, lazyParam(name, [N, K], () => dequantizeCodes(quant(), N, K), quant));
     }
     return c.b.add("param", [], { name, shape: [N, K], quant: scheme }, n.loc);
   };

@@ -157,11 +157,15 @@ class SafetensorsFile {
     const out = new Float32Array(n);
     if (e.dtype === "F32") {
       new Uint8Array(out.buffer).set(raw);
-    } else if (e.dtype === "BF16") {
+      return out;
+    }
+    // 16-bit values read through an aligned view (little-endian, as every host wasm runs on)
+    const u16 = raw.byteOffset % 2 ? new Uint16Array(new Uint8Array(raw).buffer) : new Uint16Array(raw.buffer, raw.byteOffset, n);
+    if (e.dtype === "BF16") {
       const u32 = new Uint32Array(out.buffer);
-      for (let i = 0; i < n; i++) u32[i] = raw.readUInt16LE(2 * i) << 16;
+      for (let i = 0; i < n; i++) u32[i] = u16[i] << 16;
     } else {
-      for (let i = 0; i < n; i++) out[i] = halfToFloat(raw.readUInt16LE(2 * i));
+      for (let i = 0; i < n; i++) out[i] = halfToFloat(u16[i]);
     }
     return out;
   }

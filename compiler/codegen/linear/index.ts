@@ -3,6 +3,6 @@
 // constants: every loop bound but `rows` is constant, tails are unrolled, row offsets are load
 // immediates.
 
-export { MAX_THREADS, type Panel, dequantBytes, gateSumsBytes, linearPanels, linearUnits, packLinearWeight, packQuantWeight, panelStride, quantRowBytes } from "./layout.js";
+export { MAX_THREADS, type Panel, dequantBytes, gateSumsBytes, linearPanels, linearUnits, packLinearWeight, packQuantWeight, packedLinearFloats, packedQuantBytes, panelStride, quantRowBytes } from "./layout.js";
 export { type LinearEpilogue, type LinearPlan, type LinearSpec, type QuantScratch, integerRows, planLinear } from "./plan.js";
 export { linearKernel } from "./kernel.js";

@@ -43,11 +43,16 @@ export const panelStride = (N: number, size: number) => {
 };
 
 /** Packs w[N, K] (row-major) into the kernel layout; rows past N in the last group are zero. */
+/** Floats of an f32 matrix [N, K] in the packed layout. */
+export function packedLinearFloats(N: number, K: number): number {
+  const panels = linearPanels(N, K), lastP = panels[panels.length - 1];
+  return lastP.at + Math.ceil(N / GROUP) * GROUP * lastP.size;
+}
+
 export function packLinearWeight(w: Float32Array, N: number, K: number): Float32Array {
   const K4 = K - (K % 4), Kt = K % 4;
-  const groups = Math.ceil(N / GROUP);
-  const panels = linearPanels(N, K), lastP = panels[panels.length - 1];
-  const out = new Float32Array(lastP.at + groups * GROUP * lastP.size);
+  const panels = linearPanels(N, K);
+  const out = new Float32Array(packedLinearFloats(N, K));
   for (const { k0, size, at: from } of panels) {
     const end = Math.min(k0 + size, K4);
     for (let n = 0; n < N; n++) {
@@ -81,10 +86,13 @@ export const codesAt = (s: WeightScheme) => SCALES_BYTES + MINS_BYTES[s];
 export const blockBytes = (s: WeightScheme) => codesAt(s) + GROUP * CODE_BYTES[s];
 
 /** Packs codes/scales (q4_1: and minimums) of w[N, K] (K a multiple of 32; q4_0 codes are −8..7, q4_1 0..15) into the kernel layout. */
+/** Bytes of a quantized matrix [N, K] in the packed layout. */
+export const packedQuantBytes = (scheme: WeightScheme, N: number, K: number) => Math.ceil(N / GROUP) * (K / Q8_BLOCK) * blockBytes(scheme);
+
 export function packQuantWeight(scheme: WeightScheme, codes: Int8Array, scales: Float32Array, N: number, K: number, mins?: Float32Array): Uint8Array {
   if ((scheme === "q4_1") !== (mins !== undefined)) throw new Error(`internal: ${scheme} ${mins ? "has no" : "needs"} minimums`);
-  const blocks = K / Q8_BLOCK, groups = Math.ceil(N / GROUP), bb = blockBytes(scheme);
-  const out = new Uint8Array(groups * blocks * bb);
+  const blocks = K / Q8_BLOCK, bb = blockBytes(scheme);
+  const out = new Uint8Array(packedQuantBytes(scheme, N, K));
   const f = new DataView(out.buffer);
   const half = (v: number, what: string) => {
     const bits = floatToHalf(v);
