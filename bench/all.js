@@ -8,6 +8,8 @@
 //               in the full run also its MatMulNBits models of the int8/int4 LLaMA (1 thread)
 //   llama.cpp (full run): its wasm build (wllama, Chromium) and native build (node-llama-cpp) on a
 //               GGUF file of the same LLaMA weights, Q8_0 and Q4_0 (bench/llamacpp.js)
+//   compile:    time and peak RSS of `wasmformer compile` on GPT-2-small and a TinyLlama-1.1B shape,
+//               fp32 and int4 (bench/compile.js; --quick: GPT-2-small)
 //
 // Rows accumulate in bench/results/latest.json ({model, system, variant, threads, metric, value, unit}).
 
@@ -66,6 +68,9 @@ if (!quick) {
   node([], "./ort.js", [...nbits, "--quantize", "int4"]);
   node([], "./llamacpp.js", []);
 }
+
+// compile time and peak memory on checkpoint files (--quick: GPT-2-small only)
+node([], "./compile.js", quick ? ["--models", "gpt2"] : []);
 
 // ---- summary (also `node bench/summary.js` on the rows of any earlier run) ------------------
 await import("./summary.js");

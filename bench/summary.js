@@ -82,3 +82,15 @@ llama-small-random, quantized (1 thread)      ${["fp32", "int8", "int4", "int4-m
     console.log(`  relaxed SIMD decode: int8 ${fmt(rx(8))}, int4 ${fmt(rx(4))} tok/s; int4 ${ratio(rx(4), rx(8))} int8 on the same module, ${ratio(rx(4), dec("wllama", "q4_0"))} wllama Q4_0, ${ratio(rx(4), dec("llama.cpp-native", "q4_0"))} native Q4_0; ` +
       `int8 ${ratio(rx(8), dec("wasmformer", "relaxed-simd"))} relaxed fp32`);
 }
+
+// compile time and peak memory on checkpoint files (bench/compile.js)
+const compileRows = rows.filter((r) => r.system === "wasmformer" && String(r.variant).startsWith("compile-"));
+if (compileRows.length) {
+  console.log("\ncompile (a fresh `wasmformer compile` process per row)");
+  for (const model of [...new Set(compileRows.map((r) => r.model))])
+    for (const variant of [...new Set(compileRows.filter((r) => r.model === model).map((r) => r.variant))]) {
+      const v = (metric) => compileRows.find((r) => r.model === model && r.variant === variant && r.metric === metric)?.value;
+      const refused = v("compile_refused_time");
+      console.log(`  ${`${model} ${variant.slice("compile-".length)}`.padEnd(34)} ${fmt(v("compile_time") ?? refused).padStart(9)} s  peak RSS ${fmt((v("compile_peak_rss") ?? NaN) / 2 ** 30, 2)} GiB${refused !== undefined ? "  (refused: too large for 32-bit memory)" : ""}`);
+    }
+}
