@@ -64,7 +64,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       io.stdout.write(commandHelp(name, spec));
       return 0;
     }
-    return (await spec.run(parsed.positional, parsed.values as never, io)) ?? 0;
+    return (await spec.run(parsed.positional, parsed.values as never, io, parsed.second)) ?? 0;
   } catch (e) {
     const lines = errorLines(e);
     if (lines !== undefined) {

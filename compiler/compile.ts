@@ -1,10 +1,11 @@
-// compile: .wf model + checkpoint → artifact folder (model.wasm, weights.bin, manifest.json).
+// compile: .wf model + checkpoint → artifact folder (model.wasm, weights.bin or its shards, manifest.json).
 
 import type { QuantizeOptions } from "./passes/quantize-weights.js";
-import { copyFileSync, existsSync, statSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { closeSync, copyFileSync, existsSync, openSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Program } from "../ir/types.js";
-import type { Manifest } from "@wasmformer/runtime/manifest";
+import { MAX_SHARD_BYTES, type Manifest, type WeightShard } from "@wasmformer/runtime/manifest";
 import { generate } from "./codegen/emit.js";
 import { forcedTokens, readChatTemplate, readGenerationConfig } from "./checkpoint-files.js";
 import { loadProgram, openWeights, readHfConfig } from "./load.js";
@@ -30,6 +31,8 @@ export interface CompileOptions {
   lora?: readonly { dir: string; scale?: number }[];
   /** Run-time LoRA slots of this rank on the linears of these modules (default all but the head); the manifest says where. */
   loraSlots?: LoraSlotOptions;
+  /** Most bytes in one weights file (default SHARD_SIZE.default); larger weights are split into shards. */
+  shardSize?: number;
   /**
    * Replace `outDir` even when it is not an earlier artifact (a file, a folder of other files);
    * never the current folder, a folder above it, the home folder, the root or a folder holding an input.
@@ -63,6 +66,42 @@ function checkWeightsFit(weightsPath: string, scheme: QuantizeOptions["scheme"] 
 }
 const WASM32_BYTES = 2 ** 32;
 
+/** The shard sizes compile takes, in bytes: from 64 KiB (4 GiB of weights in at most MAX_SHARDS shards) to MAX_SHARD_BYTES. */
+export const SHARD_SIZE = { min: 2 ** 16, max: MAX_SHARD_BYTES, default: 2 ** 29 } as const;
+
+/**
+ * The weights' files for `total` bytes in shards of at most `size`: one is weights.bin, several
+ * weights-00001-of-0000N.bin and on (hashes are filled in as they are written).
+ */
+export function weightShards(total: number, size: number): WeightShard[] {
+  const n = Math.max(1, Math.ceil(total / size));
+  const index = (i: number) => String(i).padStart(5, "0");
+  return Array.from({ length: n }, (_, i) => ({
+    file: n === 1 ? "weights.bin" : `weights-${index(i + 1)}-of-${index(n)}.bin`,
+    offset: i * size,
+    bytes: Math.min(size, total - i * size),
+    sha256: "",
+  }));
+}
+
+/** Writes `bytes` to a new file at `path`, hashing them as they go; returns their sha-256 (hex). */
+function writeHashed(path: string, bytes: Uint8Array): string {
+  const hash = createHash("sha256");
+  const fd = openSync(path, "wx");
+  try {
+    for (let at = 0; at < bytes.byteLength; ) {
+      const part = bytes.subarray(at, Math.min(bytes.byteLength, at + (1 << 24)));
+      let done = 0;
+      while (done < part.byteLength) done += writeSync(fd, part, done);
+      hash.update(part);
+      at += part.byteLength;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest("hex");
+}
+
 /** The artifact's copy of the checkpoint's chat template. */
 const CHAT_TEMPLATE_FILE = "chat_template.jinja";
 
@@ -90,11 +129,12 @@ export function specialTokens(hf: Record<string, unknown>, vocab: number): Manif
 }
 
 /**
- * A sequence classifier's labels: config.json's id2label in index order (LABEL_i where it names
- * none), for an artifact whose entry has a `logits` output of one row per sequence.
+ * A classifier's labels: config.json's id2label in index order (LABEL_i where it names none), for
+ * an artifact whose entry has a `logits` output of one row per sequence (a sequence classifier)
+ * or a `token_logits` output (a token classifier).
  */
 function classifierOf(hf: Record<string, unknown>, m: Manifest): Manifest["classifier"] {
-  const out = m.kind === "encoder" ? m.entries.flatMap((e) => e.outputs).find((o) => o.name === "logits" && o.rows === "1") : undefined;
+  const out = m.kind === "encoder" ? m.entries.flatMap((e) => e.outputs).find((o) => (o.name === "logits" && o.rows === "1") || o.name === "token_logits") : undefined;
   if (!out) return undefined;
   const id2label = typeof hf.id2label === "object" && hf.id2label !== null ? (hf.id2label as Record<string, unknown>) : {};
   const labels = Array.from({ length: out.width }, (_, i) => (typeof id2label[String(i)] === "string" ? (id2label[String(i)] as string) : `LABEL_${i}`));
@@ -117,6 +157,9 @@ function vocabulary(m: Manifest): number {
  * the artifact is written beside it and swapped in whole (compiler/output.ts).
  */
 export function compileModel(modelPath: string, weightsPath: string, outDir: string, opts: CompileOptions = {}): CompileResult {
+  const shardSize = opts.shardSize ?? SHARD_SIZE.default;
+  if (!Number.isSafeInteger(shardSize) || shardSize < SHARD_SIZE.min || shardSize > SHARD_SIZE.max)
+    throw new InputError(`shardSize should be an integer from ${SHARD_SIZE.min} to ${SHARD_SIZE.max} bytes, found ${JSON.stringify(shardSize)}`, undefined, { code: "WF601" });
   const outOpts = { force: opts.force, inputs: [modelPath, weightsPath] };
   checkFolderOut(outDir, outOpts);
   const progress = opts.progress;
@@ -129,14 +172,20 @@ export function compileModel(modelPath: string, weightsPath: string, outDir: str
   const program = runPipeline(
     loadProgram(modelPath, weightsPath, {
       context: opts.context,
-      onProgress: (d, t, what) => progress?.update("loading weights", d, t, what),
+      onProgress: (d, t, what) => progress?.update("binding weights", d, t, what),
       ...(adapters.length ? { mapWeights: (w) => mergeAdapters(w, adapters) } : {}),
     }),
     { printAfter: opts.printAfter },
     withLoraSlots(withQuantization(selectPasses(opts.disablePasses ?? []), opts.loraSlots ? quantizeWithSlots(quantize) : quantize), opts.loraSlots),
   );
   progress?.done();
-  const art = generate(program, { onProgress: (d, t) => progress?.update("generating code", d, t) });
+  const art = generate(program, {
+    onWeights: (d, t) => {
+      progress?.update("reading and converting weights", d, t);
+      if (d === t) progress?.done();
+    },
+    onProgress: (d, t) => progress?.update("generating code", d, t),
+  });
   progress?.done();
   const vocab = vocabulary(art.manifest);
   const manifest: Manifest = { ...art.manifest, tokens: specialTokens(readHfConfig(weightsPath), vocab) };
@@ -155,12 +204,15 @@ export function compileModel(modelPath: string, weightsPath: string, outDir: str
   const chat = readChatTemplate(weightsDir);
   if (chat) manifest.chat = { template: CHAT_TEMPLATE_FILE, ...(chat.bos_token !== undefined ? { bos_token: chat.bos_token } : {}), ...(chat.eos_token !== undefined ? { eos_token: chat.eos_token } : {}) };
 
+  // views of art.weights, hashed as they are written; the manifest follows them, holding the hashes
+  const shards = weightShards(art.weights.byteLength, shardSize);
+  manifest.weights = { shards };
   type Output = [file: string, writeTo: (path: string) => void];
   const write = (file: string, data: Uint8Array | string): Output => [file, (path) => writeFileSync(path, data)];
   const outputs: Output[] = [
     write("model.wasm", art.wasm),
-    write("weights.bin", art.weights),
-    write("manifest.json", JSON.stringify(manifest, null, 2) + "\n"),
+    ...shards.map((s): Output => [s.file, (path) => void (s.sha256 = writeHashed(path, art.weights.subarray(s.offset, s.offset + s.bytes)))]),
+    ["manifest.json", (path) => writeFileSync(path, JSON.stringify(manifest, null, 2) + "\n")],
     ...(art.variants ?? []).filter((v) => v.file !== "model.wasm").map((v) => write(v.file, v.wasm)),
     ...(opts.emitWat ? [write("model.wat", art.wat)] : []),
     ...tokenizerFiles.map((f): Output => [f, (path) => copyFileSync(join(weightsDir, f), path)]),

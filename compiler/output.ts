@@ -33,8 +33,10 @@ export const ONNX_FILE: FileKind = {
 };
 
 /** The files an artifact folder may hold (compile writes these and nothing else). */
-const ARTIFACT_FILES = new Set(["manifest.json", "weights.bin", "model.wat", "tokenizer.json", "tokenizer_config.json"]);
+const ARTIFACT_FILES = new Set(["manifest.json", "weights.bin", "model.wat", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"]);
 const MODULE_FILE = /^model(\.[a-z0-9-]+)*\.wasm$/;
+/** Weights split by --shard-size: weights-00001-of-00003.bin and on. */
+const WEIGHTS_SHARD = /^weights-\d{5}-of-\d{5}\.bin$/;
 
 const wf602 = (m: string) => new InputError(m, undefined, { code: "WF602" });
 const wf603 = (m: string) => new InputError(m, undefined, { code: "WF603" });
@@ -94,7 +96,7 @@ function checkWritableParent(target: string, flag: string) {
 export function isArtifactFolder(dir: string): boolean {
   const entries = readdirSync(dir, { withFileTypes: true });
   if (!entries.some((e) => e.name === "manifest.json")) return false;
-  if (!entries.every((e) => e.isFile() && (ARTIFACT_FILES.has(e.name) || MODULE_FILE.test(e.name)))) return false;
+  if (!entries.every((e) => e.isFile() && (ARTIFACT_FILES.has(e.name) || MODULE_FILE.test(e.name) || WEIGHTS_SHARD.test(e.name)))) return false;
   const path = join(dir, "manifest.json");
   if (lstatSync(path).size > 1 << 24) return false;
   try {

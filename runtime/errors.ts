@@ -9,7 +9,7 @@ export const ARTIFACT_CODES = {
   WF504: "manifest of another format or version",
   WF505: "manifest disagrees with the module",
   WF506: "invalid module",
-  WF507: "weights of the wrong size or unreadable",
+  WF507: "weights of the wrong size, unreadable or corrupted",
   WF508: "memory cannot be allocated",
   WF509: "unusable tokenizer",
   WF510: "invalid argument to a runtime call",

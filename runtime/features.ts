@@ -1,5 +1,6 @@
 // Feature detection for the host's WebAssembly: which artifact variant it can run.
 
+import { ArtifactError } from "./errors.js";
 import { hasThreads } from "./threads.js";
 
 const bytes = (...parts: number[][]) => new Uint8Array(parts.flat());
@@ -30,7 +31,15 @@ export interface WasmVariant {
  * The variant to run: with `threads` > 1 the threaded one where the host has shared memory,
  * otherwise the most capable single-threaded one (the plain SIMD128 one always works).
  */
-export function pickVariant(variants: readonly WasmVariant[], { threads = 1 }: { threads?: number } = {}): WasmVariant {
+export function pickVariant(variants: readonly WasmVariant[], { threads = 1, module }: { threads?: number; module?: "plain" | "relaxed" } = {}): WasmVariant {
+  // a chosen single-threaded module: plain SIMD128, or relaxed SIMD where the host has it
+  if (module !== undefined && threads <= 1) {
+    const want = module === "plain" ? ["simd128"] : ["simd128", "relaxed-simd"];
+    const v = variants.find((x) => x.features.length === want.length && want.every((f) => x.features.includes(f)));
+    if (!v) throw new ArtifactError("WF511", `the artifact has no ${module === "plain" ? "plain SIMD128" : "relaxed-SIMD"} module`);
+    if (module === "relaxed" && !hasRelaxedSimd()) throw new ArtifactError("WF511", "this host has no relaxed SIMD (Node 20: node --experimental-wasm-relaxed-simd)");
+    return v;
+  }
   const have = new Set(["simd128", ...(hasRelaxedSimd() ? ["relaxed-simd"] : []), ...(threads > 1 && hasThreads() ? ["threads"] : [])]);
   const usable = variants.filter((v) => v.features.every((f) => have.has(f)));
   const rank = (v: WasmVariant) => (v.features.includes("threads") ? 100 : 0) + v.features.length;

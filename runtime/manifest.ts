@@ -3,9 +3,25 @@
 
 /**
  * The manifest format this runtime reads. 2: every module holds its layout (LAYOUT_SECTION),
- * and `variants` is required.
+ * and `variants` is required. 3: the weights are files listed by `weights.shards`.
  */
-export const MANIFEST_VERSION = 2;
+export const MANIFEST_VERSION = 3;
+
+/** Most bytes in one weights shard: a page holds a whole shard in memory to check its hash. */
+export const MAX_SHARD_BYTES = 2 ** 31;
+/** Most shards one artifact lists (names carry a five-digit index). */
+export const MAX_SHARDS = 99999;
+
+/**
+ * One file of the weights: bytes [offset, offset + bytes) of the weights (offset counted from
+ * memory.weights_offset), and the lower-case hex sha-256 of exactly those bytes.
+ */
+export interface WeightShard {
+  file: string;
+  offset: number;
+  bytes: number;
+  sha256: string;
+}
 
 export type InputKind = "tokens" | "segments" | "padding" | "state";
 
@@ -65,6 +81,12 @@ export interface Manifest {
      */
     kv?: { k: number; v: number; k_width: number; v_width: number; rows?: number; window?: number; keep?: number; base?: number }[];
   };
+  /**
+   * The files holding the weights, in order, covering memory.weights_bytes exactly. Written with
+   * every artifact folder (the loaders of a folder or URL need it); a manifest made in memory
+   * and loaded with the weights' bytes has none.
+   */
+  weights?: { shards: WeightShard[] };
   features: string[];
   /** Module files and the features each needs; the runtime runs the most capable one the host has. */
   variants: { file: string; features: string[] }[];
@@ -77,7 +99,7 @@ export interface Manifest {
   };
   /** File name of a Hugging Face tokenizer.json shipped with the artifact. */
   tokenizer?: string;
-  /** A sequence classifier's labels by index (config.json id2label), and how its logits become scores. */
+  /** A sequence or token classifier's labels by index (config.json id2label), and how a sequence classifier's logits become scores. */
   classifier?: { labels: string[]; problem_type?: "single_label_classification" | "multi_label_classification" | "regression" };
   /** The checkpoint's chat template (a file of the artifact) and the special tokens it reads. */
   chat?: { template: string; bos_token?: string; eos_token?: string };

@@ -96,7 +96,7 @@ export class Model {
   /** Worker threads serving kernel shares (threads − 1 of them). */
   private workers: { terminate(): void }[] = [];
 
-  private constructor(readonly manifest: Manifest, readonly memory: WebAssembly.Memory, instance: WebAssembly.Instance) {
+  private constructor(readonly manifest: Manifest, readonly memory: WebAssembly.Memory, instance: WebAssembly.Instance, readonly wasmFile: string) {
     this.exports = instance.exports as never;
     this.ringCaches = (manifest.memory.kv ?? []).filter((c) => c.base !== undefined);
     this.maxCallRows = Math.min(manifest.context, ...this.ringCaches.map((c) => c.rows! - c.keep!));
@@ -135,7 +135,7 @@ export class Model {
       throw new ArtifactError("WF506", `${names.wasm}: cannot be instantiated (${reason(e)})`);
     });
     const [instance] = await Promise.all([instantiate, fillWeights(files.weights, into, names.weights)]);
-    const model = new Model(m, memory, instance);
+    const model = new Model(m, memory, instance, files.wasmFile ?? "model.wasm");
     if (threads > 1) await model.startThreads(module, threads, opts.host!);
     for (const e of m.entries) if (e.prepare && !e.inputs.some((i) => i.kind === "state")) model.exports[e.prepare](0, 0, 0);
     return model;

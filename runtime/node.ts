@@ -1,13 +1,14 @@
 // Node helpers: load an artifact folder from disk.
 
+import { createHash } from "node:crypto";
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
-import type { Manifest } from "./manifest.js";
+import type { Manifest, WeightShard } from "./manifest.js";
 import { pickVariant } from "./features.js";
 import { ArtifactError, reason } from "./errors.js";
-import { type LoadOptions, Model } from "./model.js";
+import { Model } from "./model.js";
 import { type TextTokenizer, loadTokenizer } from "./tokenizer.js";
-import { validateManifest } from "./validate.js";
+import { validateManifest, weightShards } from "./validate.js";
 import { type ThreadHost, WORKER_BODY, whenReady } from "./threads.js";
 import { Worker } from "node:worker_threads";
 
@@ -59,28 +60,63 @@ export function readManifest(dir: string): Manifest {
   return validateManifest(readJsonFile(path, MAX_MANIFEST_BYTES), path);
 }
 
-/** Loads an artifact folder; `threads` > 1 runs the matrix kernels on worker threads. */
-export async function loadArtifact(dir: string, { threads = 1 }: Pick<LoadOptions, "threads"> = {}): Promise<Model> {
-  const manifest = readManifest(dir);
-  const variant = pickVariant(manifest.variants, { threads });
-  if (threads > 1 && !variant.features.includes("threads")) throw new ArtifactError("WF511", `${dir}: ${threads} threads need model.threads.wasm and a host with shared WebAssembly memory`);
-  for (const f of [variant.file, "weights.bin"]) if (!existsSync(join(dir, f))) throw new ArtifactError("WF501", `${dir}: missing ${f}`);
-  const wasm = readArtifactFile(join(dir, variant.file));
-  // weights.bin is read straight into linear memory: no second copy of the weights
-  const weightsPath = join(dir, "weights.bin");
-  const weights = (into: Uint8Array) => {
-    const fd = openSync(weightsPath, "r");
-    try {
-      const size = fstatSync(fd).size;
-      if (size !== into.byteLength) throw new ArtifactError("WF507", `${weightsPath} has ${size} bytes, the manifest expects ${into.byteLength}`);
-      for (let at = 0; at < size; ) {
-        const n = readSync(fd, into, at, Math.min(size - at, 1 << 26), at);
-        if (n <= 0) throw new ArtifactError("WF507", `${weightsPath}: unexpected end of file`);
-        at += n;
-      }
-    } finally {
-      closeSync(fd);
+export interface ArtifactLoadOptions {
+  /** Threads running the matrix kernels (default 1); above 1 they run on worker threads. */
+  threads?: number;
+  /** Check each weights shard's sha-256 against the manifest as it is read (default false). */
+  verify?: boolean;
+  /** The single-threaded module to run (default: the most capable one this host runs). */
+  module?: "plain" | "relaxed";
+}
+
+/** Bytes read from a shard at a time. */
+const READ_BYTES = 1 << 26;
+
+/** Reads the shard at `path` straight into `into` (its slice of linear memory), hashing it when `verify`. */
+function readShard(path: string, shard: WeightShard, into: Uint8Array, verify: boolean) {
+  const hash = verify ? createHash("sha256") : undefined;
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (e) {
+    throw new ArtifactError("WF507", `${path}: cannot be read (${reason(e)})`);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size !== shard.bytes) throw new ArtifactError("WF507", `${path} has ${size} bytes, the manifest expects ${shard.bytes}`);
+    for (let at = 0; at < size; ) {
+      const n = readSync(fd, into, at, Math.min(size - at, READ_BYTES), at);
+      if (n <= 0) throw new ArtifactError("WF507", `${path}: unexpected end of file`);
+      hash?.update(into.subarray(at, at + n));
+      at += n;
     }
+  } finally {
+    closeSync(fd);
+  }
+  const sha = hash?.digest("hex");
+  if (sha !== undefined && sha !== shard.sha256)
+    throw new ArtifactError("WF507", `${path}: its sha-256 is ${sha}, the manifest expects ${shard.sha256} (the file is corrupted or from another build)`);
+}
+
+/**
+ * Loads an artifact folder: each weights shard is read straight into its slice of linear memory
+ * (no second copy of the weights); `threads` > 1 runs the matrix kernels on worker threads.
+ */
+export async function loadArtifact(dir: string, { threads = 1, verify = false, module }: ArtifactLoadOptions = {}): Promise<Model> {
+  const manifest = readManifest(dir);
+  const shards = weightShards(manifest, join(dir, "manifest.json"));
+  const variant = pickVariant(manifest.variants, { threads, module });
+  if (threads > 1 && !variant.features.includes("threads")) throw new ArtifactError("WF511", `${dir}: ${threads} threads need model.threads.wasm and a host with shared WebAssembly memory`);
+  for (const f of [variant.file, ...shards.map((s) => s.file)]) if (!existsSync(join(dir, f))) throw new ArtifactError("WF501", `${dir}: missing ${f}`);
+  // sizes first: a shard of the wrong size is refused before the memory is allocated
+  for (const s of shards) {
+    const path = join(dir, s.file);
+    const size = statSync(path).size;
+    if (size !== s.bytes) throw new ArtifactError("WF507", `${path} has ${size} bytes, the manifest expects ${s.bytes}`);
+  }
+  const wasm = readArtifactFile(join(dir, variant.file));
+  const weights = (into: Uint8Array) => {
+    for (const s of shards) readShard(join(dir, s.file), s, into.subarray(s.offset, s.offset + s.bytes), verify);
   };
   return Model.load({ manifest, wasm, weights, location: dir, wasmFile: variant.file }, { threads, host: nodeThreads });
 }

@@ -5,7 +5,7 @@
 
 import { CONTROL } from "./control.js";
 import { ArtifactError, reason, show } from "./errors.js";
-import { LAYOUT_SECTION, MANIFEST_VERSION, type Manifest, layoutOf } from "./manifest.js";
+import { LAYOUT_SECTION, MANIFEST_VERSION, MAX_SHARDS, MAX_SHARD_BYTES, type Manifest, type WeightShard, layoutOf } from "./manifest.js";
 
 const PAGE = 65536;
 /** wasm32's largest memory, in pages. */
@@ -17,6 +17,8 @@ const SAFE = Number.MAX_SAFE_INTEGER;
 const FILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 /** Entries and prepare functions are exports of the module. */
 const EXPORT_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** A sha-256 as the compiler writes it. */
+const SHA256_HEX = /^[0-9a-f]{64}$/;
 const KINDS = ["causal-lm", "encoder", "seq2seq"] as const;
 const INPUT_KINDS = ["tokens", "segments", "padding", "state"] as const;
 /** The element type the runtime writes into each kind of input. */
@@ -77,7 +79,8 @@ class Fields {
  * Checks a parsed manifest.json against the schema of MANIFEST_VERSION and returns it typed.
  * `file` names it in messages (a path or URL). Besides types: integer ranges, every buffer
  * (weights, each input and output for `context` rows) within the memory, token inputs bounded
- * by a `limit`, special token ids within the vocabulary.
+ * by a `limit`, special token ids within the vocabulary, weights shards that cover the weights
+ * in order with at most MAX_SHARDS of at most MAX_SHARD_BYTES each.
  */
 export function validateManifest(json: unknown, file = "manifest.json"): Manifest {
   const f = new Fields(file);
@@ -122,6 +125,28 @@ export function validateManifest(json: unknown, file = "manifest.json"): Manifes
         within(`memory.kv[${i}].${part}`, `a cache of ${rows} rows of ${width}`, f.address(c[part], `memory.kv[${i}].${part}`), rows * width * 4);
       }
     });
+
+  if (m.weights !== undefined) {
+    // shards in order, each starting where the one before ends, together exactly the weights
+    const shards = f.array(f.object(m.weights, "weights").shards, "weights.shards", true);
+    if (shards.length > MAX_SHARDS) f.fail("weights.shards", `at most ${MAX_SHARDS} shards`, shards);
+    let end = 0;
+    const files = shards.map((x, i) => {
+      const p = `weights.shards[${i}]`;
+      const s = f.object(x, p);
+      const name = f.string(s.file, `${p}.file`, FILE_NAME, "a file name (no folder)");
+      f.int(s.offset, `${p}.offset`, end, end, `${end} (where ${i ? `weights.shards[${i - 1}]` : "the weights"} ${i ? "ends" : "start"})`);
+      if (i > 0 && end === weightsBytes) throw new ArtifactError("WF503", `${file}: ${p} lies past the weights (the shards before it cover the ${weightsBytes} bytes of memory.weights_bytes)`);
+      // an empty shard only as the one file of empty weights
+      const most = Math.min(MAX_SHARD_BYTES, weightsBytes - end);
+      const why = most === MAX_SHARD_BYTES ? "the largest shard" : "the weights' bytes from its offset on";
+      end += f.int(s.bytes, `${p}.bytes`, weightsBytes === 0 ? 0 : 1, most, `${weightsBytes === 0 ? "0 (the weights are empty)" : `an integer from 1 to ${most} (${why})`}`);
+      f.string(s.sha256, `${p}.sha256`, SHA256_HEX, "64 lower-case hex digits (a sha-256)");
+      return name;
+    });
+    f.unique(files, (i) => `weights.shards[${i}].file`);
+    if (end !== weightsBytes) throw new ArtifactError("WF503", `${file}: weights.shards end at byte ${end}, but memory.weights_bytes is ${weightsBytes}`);
+  }
 
   f.array(m.features, "features").forEach((x, i) => f.string(x, `features[${i}]`));
   f.array(m.variants, "variants", true).forEach((x, i) => {
@@ -202,6 +227,12 @@ export function validateManifest(json: unknown, file = "manifest.json"): Manifes
   }
   if (m.tokenizer !== undefined) f.string(m.tokenizer, "tokenizer", FILE_NAME, "a file name (no folder)");
   return json as Manifest;
+}
+
+/** The weights' files of a validated manifest; one made in memory (without `weights`) is refused, naming `file`. */
+export function weightShards(m: Manifest, file = "manifest.json"): WeightShard[] {
+  if (!m.weights) throw new ArtifactError("WF503", `${file}: weights should be an object listing the weights' files (weights.shards), found nothing: recompile the artifact`);
+  return m.weights.shards;
 }
 
 /** The first place where two JSON values differ (depth-bounded: a manifest is shallow). */

@@ -32,7 +32,7 @@ describe("Model.load", async () => {
     await expect(Model.load({ manifest: art.manifest, wasm: art.wasm, weights: stream(longer) })).rejects.toThrow(ArtifactError);
   });
   it("rejects a manifest of another version, asking to recompile", async () => {
-    await expect(Model.load({ manifest: { ...art.manifest, version: 1 as never }, wasm: art.wasm, weights: art.weights })).rejects.toThrow(/^manifest\.json: manifest version 1 is not supported \(this runtime reads version 2\): recompile/);
+    await expect(Model.load({ manifest: { ...art.manifest, version: 1 as never }, wasm: art.wasm, weights: art.weights })).rejects.toThrow(/^manifest\.json: manifest version 1 is not supported \(this runtime reads version 3\): recompile/);
   });
 });
 

@@ -3,10 +3,10 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { classify, embed } from "@wasmformer/runtime/embed";
-import { meanNll } from "@wasmformer/runtime/eval";
+import { klDivergence, meanNll } from "@wasmformer/runtime/eval";
 import { loadArtifactTokenizer, readManifest } from "@wasmformer/runtime/node";
 import { encodeNpy } from "@wasmformer/runtime/npy";
-import { compileModel } from "../compile.js";
+import { SHARD_SIZE, compileModel } from "../compile.js";
 import { InputError } from "../diagnostics.js";
 import { exportOnnx } from "../export/onnx.js";
 import { loadProgram } from "../load.js";
@@ -14,8 +14,10 @@ import { NPY_FILE, ONNX_FILE, checkFileOut, writeFileOut } from "../output.js";
 import { passes, runPipeline, selectPasses, withQuantization } from "../passes/manager.js";
 import { QUANTIZE_CHOICES, parseOverride } from "../passes/quantize-weights.js";
 import { fsReason, isFsError } from "./errors.js";
+import { benchCommand, compareCommand } from "./bench.js";
 import { chatCommand, generateCommand } from "./generation.js";
-import { type CommandSpec, checkedBy, command, ids, int, oneOf, optionError, path, text, usageError } from "./options.js";
+import { serveCommand } from "./serve.js";
+import { type CommandSpec, type Io, byteSize, checkedBy, command, ids, int, oneOf, optionError, path, text, usageError } from "./options.js";
 import { MiB, adapter, adapterSpec, autoThreads, context, force, progressOn, readAdapterOption, threads, threadsFor, weights, withModel } from "./shared.js";
 
 /** `RANK` or `RANK:MODULES` (comma-separated module names) of compile --lora-slots. */
@@ -51,6 +53,7 @@ const compile = command({
     quantize: quantize("store matrices as GGUF q8_0 (8.5 bits a weight), q4_0 (4.5 bits) or q4_1 (int4-min: 5 bits, a per-block minimum) blocks of 32, computed on directly"),
     "quantize-tensor": { kind: checkedBy("NAME=int8|int4|int4-min|f32", parseOverride), arg: "NAME=SCHEME", repeatable: true, help: "another scheme (or f32) for the checkpoint tensors NAME matches (* is a wildcard), e.g. lm_head.weight=int8; first match wins" },
     lora: { kind: adapterSpec, arg: "DIR[=SCALE]", repeatable: true, help: "merge a PEFT LoRA adapter into the weights (W + SCALE·alpha/r·B·A) before fusion and quantization" },
+    "shard-size": { kind: byteSize(SHARD_SIZE.min, SHARD_SIZE.max), arg: "SIZE", default: `${SHARD_SIZE.default / 2 ** 20}M`, help: "most bytes in one weights file: larger weights are written as weights-00001-of-0000N.bin shards (K, M, G are binary units)" },
     "lora-slots": { kind: checkedBy("RANK or RANK:MODULES (a rank from 1 to 4096, then comma-separated module names)", parseSlots), arg: "RANK[:MODULES]", help: "compile run-time LoRA side paths of this rank on the named linears (e.g. 16:q_proj,v_proj; default all but the head), for run/generate --adapter" },
   },
   async run(model, a, io) {
@@ -64,6 +67,7 @@ const compile = command({
       quantize: a.quantize ? { scheme: a.quantize, overrides: a["quantize-tensor"] } : undefined,
       lora: a.lora,
       loraSlots: a["lora-slots"],
+      shardSize: a["shard-size"],
       printAfter: a["print-ir"] ? (pass, ir) => io.stdout.write(`// ---- IR after ${pass} ----\n${ir}\n`) : undefined,
       progress: progressOn(io.stderr),
     });
@@ -232,13 +236,15 @@ const evalCommand = command({
     text: { kind: path, arg: "FILE", help: "UTF-8 text, tokenized by the artifact's tokenizer as transformers does (its special tokens included)" },
     window: { kind: int({ min: 2 }), arg: "N", help: "tokens per window, scored from a fresh context (default and most: the artifact's context)" },
     stride: { kind: int({ min: 1 }), arg: "N", help: "tokens between window starts (default: the window; below it, each window scores only tokens not yet scored)" },
+    "kl-base": { kind: path, arg: "BASE_ARTIFACT", help: "also compare each next-token distribution with BASE_ARTIFACT's (e.g. fp32 for an int4 artifact): KL divergence, same top-1, ΔNLL" },
     threads,
-    json: { kind: "flag", help: "print {tokens, mean_nll, perplexity, window, stride, windows, ids, tokens_per_s}" },
+    json: { kind: "flag", help: "print {tokens, mean_nll, perplexity, window, stride, windows, ids, tokens_per_s} (with --kl-base: {tokens, mean_kld, median_kld, p99_kld, p999_kld, max_kld, same_top1, mean_nll, base_mean_nll, delta_nll, window, stride})" },
   },
   conflicts: [["ids", "text"]],
   async run(artifact, a, io) {
     if (a.ids === undefined && a.text === undefined) throw usageError("give --ids FILE or --text FILE");
     const tokens = a.ids !== undefined ? readIdsFile(a.ids) : readTextIds(artifact, a.text!);
+    if (a["kl-base"] !== undefined) return klEval(artifact, a["kl-base"], tokens, a, io);
     await withModel(artifact, a.threads, (model) => {
       const ctx = model.manifest.context;
       if (a.window !== undefined && a.window > ctx) throw optionError(`--window should be at most the artifact's context, ${ctx}, found '${a.window}'`);
@@ -259,6 +265,29 @@ const evalCommand = command({
   },
 });
 
+/** eval --kl-base: the artifact's next-token distributions against a base artifact's on the same ids. */
+async function klEval(artifact: string, baseArtifact: string, tokens: number[], a: { window?: number; stride?: number; threads: number; json?: boolean }, io: Io) {
+  await withModel(baseArtifact, a.threads, (base) =>
+    withModel(artifact, a.threads, (model) => {
+      const ctx = Math.min(model.manifest.context, base.manifest.context);
+      if (a.window !== undefined && a.window > ctx) throw optionError(`--window should be at most the artifacts' context, ${ctx}, found '${a.window}'`);
+      const progress = a.json ? undefined : progressOn(io.stderr);
+      const r = klDivergence(model, base, tokens, { window: a.window, stride: a.stride, onProgress: progress && ((d, t) => progress.update("comparing", d, t)) });
+      progress?.done();
+      if (a.json) {
+        const { tokens: n, meanKld, medianKld, p99Kld, p999Kld, maxKld, sameTop1, meanNll, baseMeanNll, deltaNll, window, stride } = r;
+        io.stdout.write(JSON.stringify({ tokens: n, mean_kld: meanKld, median_kld: medianKld, p99_kld: p99Kld, p999_kld: p999Kld, max_kld: maxKld, same_top1: sameTop1, mean_nll: meanNll, base_mean_nll: baseMeanNll, delta_nll: deltaNll, window, stride }) + "\n");
+      } else {
+        const f = (x: number) => x.toFixed(6);
+        io.stdout.write(
+          `tokens ${r.tokens}; KL divergence to ${baseArtifact}: mean ${f(r.meanKld)}, median ${f(r.medianKld)}, 99% ${f(r.p99Kld)}, 99.9% ${f(r.p999Kld)}, max ${f(r.maxKld)}\n` +
+            `same top-1 ${(100 * r.sameTop1).toFixed(2)}%; mean NLL ${f(r.meanNll)} vs ${f(r.baseMeanNll)} (Δ ${r.deltaNll >= 0 ? "+" : ""}${f(r.deltaNll)})\n`,
+        );
+      }
+    }),
+  );
+}
+
 /** Every command, in the order --help lists them. */
 export const commands: Record<string, CommandSpec> = {
   compile,
@@ -269,4 +298,7 @@ export const commands: Record<string, CommandSpec> = {
   embed: embedCommand,
   classify: classifyCommand,
   eval: evalCommand,
+  bench: benchCommand,
+  compare: compareCommand,
+  serve: serveCommand,
 };

@@ -61,6 +61,20 @@ export function numberIn(lo: number, hi: number, open = false): Kind<number> {
   };
 }
 
+/** Sizes in bytes: digits, optionally followed by K, M or G (binary: 64K is 65536), within [min, max]. */
+export function byteSize(min: number, max: number): Kind<number> {
+  const unit = (n: number) => ([[2 ** 30, "G"], [2 ** 20, "M"], [2 ** 10, "K"]] as const).map(([u, s]) => (n % u === 0 ? `${n / u}${s}` : "")).find(Boolean) ?? String(n);
+  const what = `a size in bytes from ${unit(min)} to ${unit(max)} (digits, optionally followed by K, M or G)`;
+  return {
+    what,
+    parse(text) {
+      const m = /^(\d+)([KMG]?)$/i.exec(text);
+      const n = m ? Number(m[1]) * 2 ** (10 * " KMG".indexOf((m[2] || " ").toUpperCase())) : NaN;
+      return Number.isSafeInteger(n) && n >= min && n <= max ? { value: n } : { found: text };
+    },
+  };
+}
+
 export function oneOf<const C extends string>(choices: readonly C[], what = `one of ${choices.join(", ")}`): Kind<C> {
   return { what, parse: (text) => ((choices as readonly string[]).includes(text) ? { value: text as C } : { found: text }) };
 }
@@ -81,6 +95,23 @@ export const ids: Kind<number[]> = {
   },
 };
 
+/** Comma-separated integers, each within [min, max] (a list of sizes: 128,512). */
+export function intList(range: { min?: number; max?: number } = {}): Kind<number[]> {
+  const one = int(range);
+  return {
+    what: `comma-separated ${one.what.replace(/^an? /, "")}s`,
+    parse(text) {
+      const out: number[] = [];
+      for (const item of text.split(",").map((s) => s.trim())) {
+        const r = one.parse(item);
+        if (!("value" in r)) return { found: item };
+        out.push(r.value);
+      }
+      return { value: out };
+    },
+  };
+}
+
 /** A value another function validates by throwing (e.g. a pattern=scheme pair). */
 export function checkedBy<T>(what: string, read: (text: string) => T): Kind<T> {
   return {
@@ -100,6 +131,8 @@ export interface OptionSpec {
   kind: Kind<unknown> | "flag";
   /** Placeholder for the value in --help (N, DIR, ...). */
   arg?: string;
+  /** A one-letter alias (-p for --prompt), as llama-bench's options have. */
+  short?: string;
   help: string;
   required?: boolean;
   /** Given any number of times; the values collect in order. */
@@ -124,13 +157,15 @@ export interface Io {
 
 export interface CommandSpec<O extends Record<string, OptionSpec> = Record<string, OptionSpec>> {
   summary: string;
-  /** The one positional argument: its placeholder and meaning. */
+  /** The positional argument: its placeholder and meaning. */
   positional: { arg: string; help: string };
+  /** A second positional argument, required when declared (compare BASE NEW). */
+  second?: { arg: string; help: string };
   options: O;
   /** Pairs of options that cannot be given together. */
   conflicts?: readonly (readonly [keyof O & string, keyof O & string])[];
   /** Resolves to the exit status when it is not 0 (e.g. 130: stopped by Ctrl-C). */
-  run(positional: string, values: Values<O>, io: Io): Promise<void | number>;
+  run(positional: string, values: Values<O>, io: Io, second?: string): Promise<void | number>;
 }
 
 export const command = <const O extends Record<string, OptionSpec>>(spec: CommandSpec<O>) => spec as unknown as CommandSpec;
@@ -169,10 +204,10 @@ const optionLike = (s: string) => /^--?[A-Za-z]/.test(s);
  * repeated options, extra arguments, missing required options and conflicts are usage errors
  * (WF604); values breaking their kind's rule are WF601.
  */
-export function parseCommand(name: string, spec: CommandSpec, argv: string[]): { positional: string; values: Record<string, unknown> } | "help" {
+export function parseCommand(name: string, spec: CommandSpec, argv: string[]): { positional: string; second?: string; values: Record<string, unknown> } | "help" {
   // parseArgs splits the words; the strict checks are made here over its tokens, so a value may
   // start with '-' (--seed -5) and each problem gets its own one-line message
-  const config = Object.fromEntries(Object.entries(spec.options).map(([k, o]) => [k, { type: o.kind === "flag" ? ("boolean" as const) : ("string" as const) }]));
+  const config = Object.fromEntries(Object.entries(spec.options).map(([k, o]) => [k, { type: o.kind === "flag" ? ("boolean" as const) : ("string" as const), ...(o.short ? { short: o.short } : {}) }]));
   const { tokens } = parseArgs({ args: argv, options: { ...config, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: false, tokens: true });
   if (tokens.some((t) => t.kind === "option" && t.name === "help")) return "help";
   const names = Object.keys(spec.options);
@@ -199,7 +234,9 @@ export function parseCommand(name: string, spec: CommandSpec, argv: string[]): {
     values[t.name] = o.repeatable ? [...((values[t.name] as unknown[]) ?? []), r.value] : r.value;
   }
   if (positionals.length === 0) throw usageError(`${name} needs ${spec.positional.arg}; usage: ${usageLine(name, spec)}`);
-  if (positionals.length > 1) throw usageError(`unexpected argument ${quote(positionals[1])} after ${quote(positionals[0])} (${name} takes one ${spec.positional.arg})`);
+  const most = spec.second ? 2 : 1;
+  if (spec.second && positionals.length < 2) throw usageError(`${name} needs ${spec.second.arg} after ${spec.positional.arg}; usage: ${usageLine(name, spec)}`);
+  if (positionals.length > most) throw usageError(`unexpected argument ${quote(positionals[most])} after ${quote(positionals[most - 1])} (${name} takes ${spec.second ? `${spec.positional.arg} and ${spec.second.arg}` : `one ${spec.positional.arg}`})`);
   const missing = names.filter((k) => spec.options[k].required && !Object.hasOwn(values, k));
   if (missing.length) throw usageError(`${name} needs ${missing.map((k) => `--${k} ${spec.options[k].arg ?? ""}`.trim()).join(" and ")}`);
   for (const [a, b] of spec.conflicts ?? []) if (Object.hasOwn(values, a) && Object.hasOwn(values, b)) throw usageError(`--${a} and --${b} cannot be given together`);
@@ -213,21 +250,21 @@ export function parseCommand(name: string, spec: CommandSpec, argv: string[]): {
       values[k] = r.value;
     }
   }
-  return { positional: positionals[0], values };
+  return { positional: positionals[0], ...(spec.second ? { second: positionals[1] } : {}), values };
 }
 
 /** The usage line of a command: its positional and its required options. */
 export function usageLine(name: string, spec: CommandSpec): string {
   const required = Object.entries(spec.options).filter(([, o]) => o.required).map(([k, o]) => `--${k} ${o.arg ?? ""}`.trim());
-  return `wasmformer ${name} ${spec.positional.arg} ${required.join(" ")}${required.length ? " " : ""}[options]`;
+  return `wasmformer ${name} ${spec.positional.arg}${spec.second ? ` ${spec.second.arg}` : ""} ${required.join(" ")}${required.length ? " " : ""}[options]`;
 }
 
 /** `wasmformer COMMAND --help`: usage, then one line per argument and option from the table. */
 export function commandHelp(name: string, spec: CommandSpec): string {
-  const rows: [string, string][] = [[spec.positional.arg, spec.positional.help]];
+  const rows: [string, string][] = [[spec.positional.arg, spec.positional.help], ...(spec.second ? [[spec.second.arg, spec.second.help] as [string, string]] : [])];
   for (const [k, o] of Object.entries(spec.options)) {
     const notes = [o.required ? "required" : "", o.default !== undefined ? `default ${o.default}` : "", o.repeatable ? "repeatable" : ""].filter(Boolean);
-    rows.push([`--${k}${o.arg ? ` ${o.arg}` : ""}`, `${o.help}${notes.length ? ` (${notes.join("; ")})` : ""}`]);
+    rows.push([`${o.short ? `-${o.short}, ` : ""}--${k}${o.arg ? ` ${o.arg}` : ""}`, `${o.help}${notes.length ? ` (${notes.join("; ")})` : ""}`]);
   }
   rows.push(["-h, --help", "show this help"]);
   const w = Math.max(...rows.map(([l]) => l.length)) + 2;

@@ -27,7 +27,7 @@ const PROMPT: number[] = [35, 85, 26, 42, 60];
 const MAX_NEW = 10;
 
 // the runtime modules the page may load, and the artifact files it fetches
-const RUNTIME_MODULES = ["index", "model", "generate", "manifest", "npy", "features", "threads", "control", "eval", "errors", "validate", "sampling", "detokenize", "tokenizer", "chat", "fetch", "embed", "speculative", "lora"];
+const RUNTIME_MODULES = ["index", "model", "generate", "manifest", "npy", "features", "threads", "control", "eval", "errors", "validate", "sampling", "detokenize", "tokenizer", "chat", "fetch", "embed", "speculative", "lora", "web", "bench"];
 // the runtime's two dependencies, as the page's import map names them
 const VENDOR: Record<string, string> = {
   "tokenizers.mjs": "node_modules/@huggingface/tokenizers/dist/tokenizers.mjs",

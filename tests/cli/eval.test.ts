@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../compiler/cli.js";
 import { nllWindows, tokenNll } from "../../runtime/eval.js";
+import { decodeNpy } from "../../runtime/npy.js";
 import { loadTokenizer } from "../../runtime/tokenizer.js";
 import { root } from "../helpers.js";
 
@@ -217,5 +218,55 @@ describe("windows and log-softmax", () => {
     const row = [0.5, -1.25, 3, 2];
     const lse = Math.log(row.reduce((s, v) => s + Math.exp(v), 0));
     expect(tokenNll(row, 1)).toBeCloseTo(lse + 1.25, 14);
+  });
+});
+
+describe("eval --kl-base", () => {
+  const ids: number[] = JSON.parse(readFileSync(heldout, "utf8")).slice(0, 65);
+  const idsFile = join(dir, "kl-ids.json");
+  writeFileSync(idsFile, JSON.stringify(ids));
+  const klJson = async (artifact: string, base: string) => {
+    const r = await cli("eval", artifact, "--ids", idsFile, "--kl-base", base, "--json");
+    expect(r.code, r.err).toBe(0);
+    return JSON.parse(r.out) as Record<string, number>;
+  };
+
+  it("is 0 for an artifact against itself, with every top-1 the same", async () => {
+    const r = await klJson(int4, int4);
+    expect(r.tokens).toBe(64);
+    expect([r.mean_kld, r.median_kld, r.p99_kld, r.p999_kld, r.max_kld, r.delta_nll]).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(r.same_top1).toBe(1);
+  });
+
+  it("int4 against fp32 equals KL(p_fp32 ‖ p_int4) computed from `run`'s logits on the same ids", async () => {
+    const logits = async (artifact: string) => {
+      const out = join(dir, `${artifact.split("/").pop()}-kl.npy`);
+      const r = await cli("run", artifact, "--input-ids", ids.slice(0, 64).join(","), "--out", out);
+      expect(r.code, r.err).toBe(0);
+      return decodeNpy(readFileSync(out));
+    };
+    const [p, q] = [await logits(fp32), await logits(int4)];
+    const vocab = p.shape[p.shape.length - 1];
+    const logSoftmax = (x: ArrayLike<number>, at: number) => {
+      const row = Array.from({ length: vocab }, (_, i) => x[at + i]);
+      const m = Math.max(...row);
+      const lse = m + Math.log(row.reduce((s, v) => s + Math.exp(v - m), 0));
+      return row.map((v) => v - lse);
+    };
+    const klds: number[] = [];
+    let same = 0, dnll = 0;
+    for (let t = 0; t < 64; t++) {
+      const lp = logSoftmax(p.data, t * vocab), lq = logSoftmax(q.data, t * vocab);
+      klds.push(lp.reduce((s, v, i) => s + Math.exp(v) * (v - lq[i]), 0));
+      if (lp.indexOf(Math.max(...lp)) === lq.indexOf(Math.max(...lq))) same++;
+      dnll += lp[ids[t + 1]] - lq[ids[t + 1]];
+    }
+    const r = await klJson(int4, fp32);
+    const mean = klds.reduce((s, v) => s + v, 0) / 64;
+    expect(mean).toBeGreaterThan(0);
+    expect(rel(r.mean_kld, mean)).toBeLessThan(1e-9);
+    expect(rel(r.max_kld, Math.max(...klds))).toBeLessThan(1e-9);
+    expect(r.same_top1).toBeCloseTo(same / 64, 12);
+    expect(rel(r.delta_nll, dnll / 64)).toBeLessThan(1e-9);
   });
 });

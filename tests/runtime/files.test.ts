@@ -75,7 +75,7 @@ describe("loadArtifact", () => {
     const edited = copy((d) => editManifest(d, (m) => (m.entries[0].outputs[0].width = 50)));
     await refused(() => loadArtifact(edited), "WF505", /manifest\.json: entries\[0\]\.outputs\[0\]\.width is 50, but .*model\.wasm was compiled for 101$/);
     const old = copy((d) => editManifest(d, (m) => (m.version = 1)));
-    await refused(() => loadArtifact(old), "WF504", /manifest\.json: manifest version 1 is not supported \(this runtime reads version 2\): recompile the artifact with this wasmformer$/);
+    await refused(() => loadArtifact(old), "WF504", /manifest\.json: manifest version 1 is not supported \(this runtime reads version 3\): recompile the artifact with this wasmformer$/);
   });
   it("refuses a missing, corrupt or unreadable module, naming it", async () => {
     const missing = copy((d) => rmSync(join(d, "model.wasm")));

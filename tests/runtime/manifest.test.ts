@@ -69,7 +69,7 @@ describe("the manifest schema", () => {
     ["a tokenizer outside the folder", (m) => void (m.tokenizer = "/etc/passwd"), "WF503", /^manifest\.json: tokenizer should be a file name \(no folder\), found "\/etc\/passwd"$/],
     ["a nested config value", (m) => void (m.config.d = { x: 1 }), "WF503", /^manifest\.json: config\.d should be a number, string, boolean or null, found an object$/],
     ["another format", (m) => void (m.format = "onnx"), "WF504", /^manifest\.json: not a wasmformer manifest \(format should be "wasmformer", found "onnx"\)$/],
-    ["version 1", (m) => void (m.version = 1), "WF504", /^manifest\.json: manifest version 1 is not supported \(this runtime reads version 2\): recompile the artifact with this wasmformer$/],
+    ["version 1", (m) => void (m.version = 1), "WF504", /^manifest\.json: manifest version 1 is not supported \(this runtime reads version 3\): recompile the artifact with this wasmformer$/],
     ["no version", (m) => void delete m.version, "WF504", /^manifest\.json: manifest version \(none\) is not supported/],
   ];
   for (const [what, change, code, message] of cases)
@@ -156,7 +156,7 @@ describe("the module", () => {
     await refused(() => load(edited(), art.wasm.subarray(0, art.wasm.length >> 1), { location: "dir" }), "WF506", /^dir\/model\.wasm: not a WebAssembly module this host can compile \(.+\)$/);
   });
   it("refuses a module without its layout, or with a broken one", async () => {
-    await refused(() => load(edited(), tinyModule({ exports: ["forward", "forward_last"] })), "WF506", /^model\.wasm: no 'wasmformer\.layout' section \(not a module wasmformer compiled for manifest version 2\): recompile the artifact$/);
+    await refused(() => load(edited(), tinyModule({ exports: ["forward", "forward_last"] })), "WF506", /^model\.wasm: no 'wasmformer\.layout' section \(not a module wasmformer compiled for manifest version 3\): recompile the artifact$/);
     await refused(() => load(edited(), tinyModule({ custom: { [LAYOUT_SECTION]: "{" } })), "WF506", /^model\.wasm: its 'wasmformer\.layout' section is not valid JSON \(.+\)$/);
   });
   it("refuses a module that lacks an entry's function", async () => {
