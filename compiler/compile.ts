@@ -84,22 +84,40 @@ export function weightShards(total: number, size: number): WeightShard[] {
   }));
 }
 
-/** Writes `bytes` to a new file at `path`, hashing them as they go; returns their sha-256 (hex). */
-function writeHashed(path: string, bytes: Uint8Array): string {
-  const hash = createHash("sha256");
-  const fd = openSync(path, "wx");
-  try {
-    for (let at = 0; at < bytes.byteLength; ) {
-      const part = bytes.subarray(at, Math.min(bytes.byteLength, at + (1 << 24)));
-      let done = 0;
-      while (done < part.byteLength) done += writeSync(fd, part, done);
-      hash.update(part);
-      at += part.byteLength;
-    }
-  } finally {
+/**
+ * Writes weights.bin's consecutive `pieces` into the shard files in `dir`, each hashed as it is
+ * written (its sha-256 set on the shard): one piece in memory at a time.
+ */
+function writeShards(dir: string, shards: WeightShard[], pieces: Iterable<Uint8Array>) {
+  let i = -1, fd: number | undefined, left = 0;
+  let hash = createHash("sha256");
+  const close = () => {
+    if (fd === undefined) return;
     closeSync(fd);
+    fd = undefined;
+    shards[i].sha256 = hash.digest("hex");
+  };
+  try {
+    for (let piece of pieces)
+      while (piece.byteLength) {
+        if (left === 0) {
+          close();
+          if (++i >= shards.length) throw new Error("internal: the weights run past their shards");
+          fd = openSync(join(dir, shards[i].file), "wx");
+          hash = createHash("sha256");
+          left = shards[i].bytes;
+        }
+        const part = piece.subarray(0, Math.min(left, piece.byteLength, 1 << 24));
+        for (let done = 0; done < part.byteLength; ) done += writeSync(fd!, part, done);
+        hash.update(part);
+        left -= part.byteLength;
+        piece = piece.subarray(part.byteLength);
+      }
+    close();
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
-  return hash.digest("hex");
+  if (i !== shards.length - 1 || left !== 0) throw new Error("internal: the weights end before their shards");
 }
 
 /** The artifact's copy of the checkpoint's chat template. */
@@ -204,27 +222,28 @@ export function compileModel(modelPath: string, weightsPath: string, outDir: str
   const chat = readChatTemplate(weightsDir);
   if (chat) manifest.chat = { template: CHAT_TEMPLATE_FILE, ...(chat.bos_token !== undefined ? { bos_token: chat.bos_token } : {}), ...(chat.eos_token !== undefined ? { eos_token: chat.eos_token } : {}) };
 
-  // views of art.weights, hashed as they are written; the manifest follows them, holding the hashes
-  const shards = weightShards(art.weights.byteLength, shardSize);
+  // the weights are made tensor by tensor as the shards are written and hashed; the manifest
+  // follows them, holding the hashes
+  const shards = weightShards(art.weightsBytes, shardSize);
   manifest.weights = { shards };
-  type Output = [file: string, writeTo: (path: string) => void];
-  const write = (file: string, data: Uint8Array | string): Output => [file, (path) => writeFileSync(path, data)];
+  type Output = [files: string[], writeTo: (dir: string) => void];
+  const write = (file: string, data: Uint8Array | string): Output => [[file], (dir) => writeFileSync(join(dir, file), data)];
   const outputs: Output[] = [
     write("model.wasm", art.wasm),
-    ...shards.map((s): Output => [s.file, (path) => void (s.sha256 = writeHashed(path, art.weights.subarray(s.offset, s.offset + s.bytes)))]),
-    ["manifest.json", (path) => writeFileSync(path, JSON.stringify(manifest, null, 2) + "\n")],
+    [shards.map((s) => s.file), (dir) => writeShards(dir, shards, art.weightPieces())],
+    [["manifest.json"], (dir) => writeFileSync(join(dir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n")],
     ...(art.variants ?? []).filter((v) => v.file !== "model.wasm").map((v) => write(v.file, v.wasm)),
     ...(opts.emitWat ? [write("model.wat", art.wat)] : []),
-    ...tokenizerFiles.map((f): Output => [f, (path) => copyFileSync(join(weightsDir, f), path)]),
+    ...tokenizerFiles.map((f): Output => [[f], (dir) => copyFileSync(join(weightsDir, f), join(dir, f))]),
     ...(chat ? [write(CHAT_TEMPLATE_FILE, chat.template)] : []),
   ];
   writeFolderOut(outDir, (tmp) => {
-    outputs.forEach(([file, writeTo], i) => {
-      progress?.update("writing", i, outputs.length, file);
-      writeTo(join(tmp, file));
+    outputs.forEach(([files, writeTo], i) => {
+      progress?.update("writing", i, outputs.length, files.length === 1 ? files[0] : "weights");
+      writeTo(tmp);
     });
     progress?.update("writing", outputs.length, outputs.length);
     progress?.done();
   }, outOpts);
-  return { program, manifest, files: outputs.map(([file]) => file) };
+  return { program, manifest, files: outputs.flatMap(([files]) => files) };
 }

@@ -44,7 +44,15 @@ function staticNodes(g: Graph): Set<number> {
 
 export interface CompiledArtifact {
   wasm: Uint8Array;
-  weights: Uint8Array;
+  /** weights.bin's bytes, assembled when first read (a compile streams `weightPieces` to disk instead). */
+  readonly weights: Uint8Array;
+  /** The length of weights.bin. */
+  weightsBytes: number;
+  /**
+   * weights.bin as consecutive pieces, each parameter read, converted, quantized and packed as
+   * its piece is reached: a writer holds one tensor at a time.
+   */
+  weightPieces(): Iterable<Uint8Array>;
   manifest: Manifest;
   /** The module in text form. */
   wat: string;
@@ -89,7 +97,21 @@ export function generate(p: Program, opts: GenerateOptions = {}): CompiledArtifa
         wm.dispose();
       }
     }
-    return { ...base, variants };
+    let assembled: Uint8Array | undefined;
+    return {
+      ...base,
+      variants,
+      weightsBytes: plan.weightsBytes,
+      weightPieces: plan.weightPieces,
+      get weights() {
+        if (!assembled) {
+          assembled = new Uint8Array(plan.weightsBytes);
+          let at = 0;
+          for (const piece of plan.weightPieces()) assembled.set(piece, (at += piece.byteLength) - piece.byteLength);
+        }
+        return assembled;
+      },
+    };
   } finally {
     plain.dispose();
   }
@@ -255,20 +277,26 @@ function planMemory(p: Program, dataEnd: number, { noReuse, onWeights }: Generat
 
   // weights.bin holds everything from weightsStart that has data (params and constant tables)
   const dataEndW = Math.max(weightsStart, ...chunks.map((c) => c.at + c.bytes));
-  const weights = new Uint8Array(dataEndW - weightsStart);
-  chunks.forEach((c, i) => {
-    const d = c.data();
-    if (d.byteLength !== c.bytes) throw new Error(`internal: a weight chunk has ${d.byteLength} bytes, planned ${c.bytes}`);
-    weights.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), c.at - weightsStart);
-    onWeights?.(i + 1, chunks.length);
-  });
-  return { planned, paramAt, caches, constants, scratch, scratchNeeds: needs, pages, weights, weightsStart, activationBytes: arenaEnd - arenaStart };
+  const ordered = [...chunks].sort((x, y) => x.at - y.at);
+  function* weightPieces(): Generator<Uint8Array> {
+    let at = weightsStart;
+    for (const [i, c] of ordered.entries()) {
+      if (c.at < at) throw new Error("internal: weight chunks overlap");
+      if (c.at > at) yield new Uint8Array(c.at - at);
+      const d = c.data();
+      if (d.byteLength !== c.bytes) throw new Error(`internal: a weight chunk has ${d.byteLength} bytes, planned ${c.bytes}`);
+      yield new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+      at = c.at + c.bytes;
+      onWeights?.(i + 1, ordered.length);
+    }
+  }
+  return { planned, paramAt, caches, constants, scratch, scratchNeeds: needs, pages, weightsBytes: dataEndW - weightsStart, weightPieces, weightsStart, activationBytes: arenaEnd - arenaStart };
 }
 
 /** 3. Lowers each entry (and its prepare function for hoisted values) into `wm`. */
 function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done: number, total: number) => void) {
   const m = wm.m;
-  const { planned, paramAt, caches, constants, pages, weights, weightsStart } = plan;
+  const { planned, paramAt, caches, constants, pages, weightsBytes, weightsStart } = plan;
   const entries: ManifestEntry[] = [];
   const exports = new Map<string, string>();
   let lowered = 0;
@@ -340,6 +368,8 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
         dtype: n.type.dtype,
         offset: buf.get(n.id)!,
         width: rowWidth(n.type.shape),
+        // an image's [channels, height, width]: its one row is the whole image
+        ...(n.attrs.kind === "image" ? { shape: n.type.shape.slice(1) as number[] } : {}),
         // every token input has a limit (manifest v2): ids that index no table may be any i32 ≥ 0
         ...(tables.length ? { limit: Math.min(...tables) } : n.attrs.kind === "tokens" ? { limit: 2 ** 31 - 1 } : {}),
       };
@@ -361,7 +391,7 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
     context: p.context,
     config: p.config,
     memory: {
-      pages, weights_offset: weightsStart, weights_bytes: weights.byteLength, activation_bytes: plan.activationBytes, control: wm.control, max_threads: MAX_THREADS,
+      pages, weights_offset: weightsStart, weights_bytes: weightsBytes, activation_bytes: plan.activationBytes, control: wm.control, max_threads: MAX_THREADS,
       // the KV caches, row-major by position: what saveState copies
       ...(plan.caches.size ? { kv: [...plan.caches.values()].map((c) => ({ k: c.k, v: c.v, k_width: c.kWidth, v_width: c.vWidth, ...(c.base !== undefined ? { rows: c.rows, window: c.window, keep: c.keep, base: c.base } : {}) })) } : {}),
     },
@@ -373,7 +403,7 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
   wm.addCustomSection(LAYOUT_SECTION, new TextEncoder().encode(JSON.stringify(layoutOf(manifest))));
   const { binary, text } = wm.finish(pages, exports);
   const scratch = new Map([...plan.scratch].map(([area, at]) => [area, { at, bytes: plan.scratchNeeds.get(area)! }]));
-  return { wasm: binary, weights, manifest, wat: text, buffers: new Map(planned.map((x) => [x.g.name, x.buf])), scratch };
+  return { wasm: binary, manifest, wat: text, buffers: new Map(planned.map((x) => [x.g.name, x.buf])), scratch };
 }
 
 function kindOf(p: Program): Manifest["kind"] {
