@@ -58,7 +58,7 @@ function main() {
       writeSync(fd, encode(v, dtype));
     }
     done += n * bytes;
-    process.stderr.write(`\r${(done / 2 ** 20).toFixed(0)} / ${(offset / 2 ** 20).toFixed(0)} MiB`);
+    if (process.stderr.isTTY) process.stderr.write(`\r${(done / 2 ** 20).toFixed(0)} / ${(offset / 2 ** 20).toFixed(0)} MiB`);
   }
   closeSync(fd);
   process.stderr.write(`\n${out}: ${shapes.length} tensors, ${(offset / 1e9).toFixed(2)} GB of ${dtype}\n`);
