@@ -1,42 +1,14 @@
 // Per-kernel figures for the bench: the wasm f32x4 multiply-add peak on this core, and each
 // matrix shape of a model timed alone as a GEMV (1 row, bandwidth-bound) and a GEMM (many rows).
 
-import binaryen from "binaryen";
 import { generateArtifact } from "../dist/compiler/index.js";
 import { GraphBuilder } from "../dist/ir/graph.js";
 import { quantizeWeights } from "../dist/compiler/passes/quantize-weights.js";
 import { Model, pickVariant } from "../runtime/dist/index.js";
 import { median, now } from "./common.js";
 
-/**
- * f32x4 multiply and add throughput (GFLOP/s, median of 5): 6 chains of multiplies and 6 of adds,
- * independent of each other, so the measure is issue rate, not latency (14 of the 16 xmm registers).
- */
-export async function peakMaddGflops() {
-  const C = 6;
-  const body = Array.from({ length: C }, (_, i) =>
-    `(local.set $p${i} (f32x4.mul (local.get $p${i}) (local.get $m))) (local.set $s${i} (f32x4.add (local.get $s${i}) (local.get $c)))`).join("\n");
-  const locals = Array.from({ length: C }, (_, i) => `(local $p${i} v128) (local $s${i} v128)`).join(" ");
-  const wat = `(module (func (export "run") (param $n i32) (result f32)
-    (local $m v128) (local $c v128) ${locals}
-    (local.set $m (f32x4.splat (f32.const 0.999))) (local.set $c (f32x4.splat (f32.const 0.001)))
-    (loop $l ${body} (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
-    (f32x4.extract_lane 0 (f32x4.add ${Array.from({ length: C }, (_, i) => `(f32x4.add (local.get $p${i}) (local.get $s${i}))`).reduce((a, b) => `(f32x4.add ${a} ${b})`)} (local.get $c)))))`;
-  const m = binaryen.parseText(wat);
-  m.setFeatures(binaryen.Features.MVP | binaryen.Features.SIMD128);
-  const bytes = m.emitBinary();
-  m.dispose();
-  const { instance } = await WebAssembly.instantiate(bytes);
-  const n = 5_000_000;
-  instance.exports.run(1000);
-  const s = [];
-  for (let r = 0; r < 5; r++) {
-    const t0 = now();
-    instance.exports.run(n);
-    s.push((now() - t0) / 1000);
-  }
-  return (n * C * 2 * 4) / median(s) / 1e9; // C multiplies + C adds, 4 lanes each
-}
+// the roofline probes live with `wasmformer profile` (one implementation)
+export { peakMaddGflops } from "../dist/compiler/measure/roofline.js";
 
 /**
  * One linear [rows, K] × [N, K]ᵀ compiled alone; median seconds per call over `repeats`.

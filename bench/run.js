@@ -22,7 +22,6 @@ import os from "node:os";
 import v8 from "node:v8";
 import { runInNewContext } from "node:vm";
 import { fileURLToPath } from "node:url";
-import binaryen from "binaryen";
 import { generateArtifact, memoryWeights, programFromSource, runPipeline, selectPasses, withQuantization } from "../dist/compiler/index.js";
 import { Model, pickVariant } from "../runtime/dist/index.js";
 import { nodeThreads } from "../runtime/dist/node.js";
@@ -30,6 +29,7 @@ import { interpret, newSession } from "../dist/ir/interp.js";
 import { integerRowBound } from "../dist/compiler/codegen/tuning.js";
 import { MB, benchModels, cliOptions, compareLogits as compare, mergeResults, log, median, now, procStatus } from "./common.js";
 import { peakMaddGflops, timeLinear } from "./kernels.js";
+import { bandwidthModule } from "../dist/compiler/measure/roofline.js";
 
 // ---------------------------------------------------------------------------------------------
 // options
@@ -70,45 +70,6 @@ const hfConfig = spec.config;
 // helpers
 
 
-/**
- * A wasm module that sums `streams` ranges of an imported memory side by side with v128 loads:
- * sum(p, end, len) reads [p, end), [p + len, end + len), … (8 accumulators, 128 bytes an
- * iteration split over the streams; integer adds, so any bytes will do).
- */
-function bandwidthModule(pages, shared, streams = 1) {
-  const per = 8 / streams;
-  const loads = Array.from({ length: 8 }, (_, a) => {
-    const s = Math.floor(a / per), at = (a % per) * 16;
-    return `(local.set $a${a} (i32x4.add (local.get $a${a}) (v128.load offset=${at} (i32.add (local.get $p) (local.get $o${s})))))`;
-  }).join("\n        ");
-  const wat = `(module
-  (import "env" "memory" (memory 1 ${shared ? `${pages} shared` : ""}))
-  (func (export "sum") (param $p i32) (param $end i32) (param $len i32) (result i32)
-    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
-    (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
-    (local $o0 i32) (local $o1 i32) (local $o2 i32) (local $o3 i32)
-    (local.set $o1 (local.get $len))
-    (local.set $o2 (i32.mul (local.get $len) (i32.const 2)))
-    (local.set $o3 (i32.mul (local.get $len) (i32.const 3)))
-    (block $done
-      (br_if $done (i32.ge_u (local.get $p) (local.get $end)))
-      (loop $l
-        ${loads}
-        (local.set $p (i32.add (local.get $p) (i32.const ${per * 16})))
-        (br_if $l (i32.lt_u (local.get $p) (local.get $end)))))
-    (local.set $a0 (i32x4.add (i32x4.add (i32x4.add (local.get $a0) (local.get $a1)) (i32x4.add (local.get $a2) (local.get $a3)))
-                              (i32x4.add (i32x4.add (local.get $a4) (local.get $a5)) (i32x4.add (local.get $a6) (local.get $a7)))))
-    (i32.add (i32.add (i32x4.extract_lane 0 (local.get $a0)) (i32x4.extract_lane 1 (local.get $a0)))
-             (i32.add (i32x4.extract_lane 2 (local.get $a0)) (i32x4.extract_lane 3 (local.get $a0))))))`;
-  const m = binaryen.parseText(wat);
-  try {
-    m.setFeatures(binaryen.Features.MVP | binaryen.Features.SIMD128 | binaryen.Features.Atomics);
-    if (!m.validate()) throw new Error("bandwidth module does not validate");
-    return m.emitBinary();
-  } finally {
-    m.dispose();
-  }
-}
 
 
 /** Writes a file and waits until it is on disk, so that no write-back runs during the timed loops. */

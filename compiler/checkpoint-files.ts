@@ -11,7 +11,7 @@ import { InputError } from "./diagnostics.js";
 /** The largest tokenizer_config.json / generation_config.json / chat template read. */
 const MAX_BYTES = 16 << 20;
 
-function readJson(path: string, code: "WF351" | "WF352"): Record<string, unknown> | undefined {
+function readJson(path: string, code: "WF351" | "WF352" | "WF354"): Record<string, unknown> | undefined {
   if (!existsSync(path)) return undefined;
   const size = statSync(path).size;
   if (size > MAX_BYTES) throw new InputError(`${path}: ${size} bytes is more than the ${MAX_BYTES} read of this file`, undefined, { code });
@@ -117,4 +117,60 @@ export function readGenerationConfig(dir: string, vocab: number): { eos: number[
     (generation as Record<string, number>)[name] = v;
   }
   return { eos: eos as number[], generation: Object.keys(generation).length ? generation : undefined, forced: forcedTokens(g, vocab, path, "WF352") };
+}
+
+/** Image processors whose steps are ViTImageProcessor's (the only ones the runtime implements). */
+const VIT_PROCESSORS = ["ViTImageProcessor", "ViTImageProcessorFast", "ViTFeatureExtractor"];
+
+/**
+ * How an image becomes the pixel values of an image input of `shape` [channels, height, width],
+ * from preprocessor_config.json as transformers' ViTImageProcessor reads it: its defaults for the
+ * keys left out, `size` an int or {height, width} equal to the input's, `image_mean`/`image_std`
+ * one number or one a channel. Steps the runtime does not implement (center cropping, another
+ * processor, a filter other than PIL's convolutions) are one WF354 error; no file, undefined.
+ */
+export function readImageProcessor(dir: string, shape: readonly number[]): Manifest["image"] {
+  const path = join(dir, "preprocessor_config.json");
+  const cfg = readJson(path, "WF354");
+  if (!cfg) return undefined;
+  const fail = (key: string, want: string) => new InputError(`${path} '${key}' ${want}, found ${JSON.stringify(cfg[key])}`, undefined, { code: "WF354" });
+  const get = (key: string, dflt: unknown) => cfg[key] ?? dflt;
+  const flag = (key: string, dflt: boolean) => {
+    const v = get(key, dflt);
+    if (typeof v !== "boolean") throw fail(key, "should be true or false");
+    return v;
+  };
+  const [C, H, W] = shape;
+  const typeKey = cfg.image_processor_type !== undefined ? "image_processor_type" : "feature_extractor_type";
+  if (cfg[typeKey] !== undefined && !VIT_PROCESSORS.includes(cfg[typeKey] as string)) throw fail(typeKey, `is not one whose steps wasmformer implements (${VIT_PROCESSORS.join(", ")})`);
+  if (flag("do_center_crop", false)) throw fail("do_center_crop", "should be false: center cropping is not implemented");
+  const resize = flag("do_resize", true);
+  if (resize) {
+    const size = get("size", { height: 224, width: 224 }) as Record<string, unknown> | number;
+    const [h, w] = typeof size === "number" ? [size, size] : typeof size === "object" && size !== null ? [size.height, size.width] : [];
+    if (h !== H || w !== W) throw fail("size", `should be the model's image size, ${H} or {"height": ${H}, "width": ${W}}`);
+  }
+  const resample = get("resample", 2);
+  if (!Number.isInteger(resample) || (resample as number) < 1 || (resample as number) > 5)
+    throw fail("resample", "should be a PIL filter from 1 to 5 (Lanczos, bilinear, bicubic, box, Hamming)");
+  const rescaleFactor = get("rescale_factor", 1 / 255);
+  if (typeof rescaleFactor !== "number" || !Number.isFinite(rescaleFactor)) throw fail("rescale_factor", "should be a finite number");
+  const perChannel = (key: string, dflt: number) => {
+    const v = get(key, dflt);
+    const values = typeof v === "number" ? Array<number>(C).fill(v) : v;
+    const positive = key === "image_std";
+    if (!Array.isArray(values) || values.length !== C || !values.every((x) => typeof x === "number" && Number.isFinite(x) && (!positive || x > 0)))
+      throw fail(key, `should be a ${positive ? "positive " : ""}number or a list of ${C} (one a channel)`);
+    return values as number[];
+  };
+  return {
+    resize,
+    resample: resample as number,
+    rescale: flag("do_rescale", true),
+    rescale_factor: rescaleFactor,
+    normalize: flag("do_normalize", true),
+    // transformers' IMAGENET_STANDARD_MEAN and _STD
+    mean: perChannel("image_mean", 0.5),
+    std: perChannel("image_std", 0.5),
+  };
 }

@@ -7,8 +7,8 @@ import { dirname, join } from "node:path";
 import type { Program } from "../ir/types.js";
 import { MAX_SHARD_BYTES, type Manifest, type WeightShard } from "@wasmformer/runtime/manifest";
 import { generate } from "./codegen/emit.js";
-import { forcedTokens, readChatTemplate, readGenerationConfig } from "./checkpoint-files.js";
-import { loadProgram, openWeights, readHfConfig } from "./load.js";
+import { forcedTokens, readChatTemplate, readGenerationConfig, readImageProcessor } from "./checkpoint-files.js";
+import { type ConfigOverride, loadProgram, openWeights, readHfConfig, withConfig } from "./load.js";
 import { loraLayout, mergeAdapters, quantizeWithSlots, withLoraSlots } from "./lora.js";
 import type { LoraSlotOptions } from "./passes/lora-slots.js";
 import { readAdapter } from "@wasmformer/runtime/lora-node";
@@ -21,6 +21,10 @@ import type { Progress } from "./progress.js";
 export interface CompileOptions {
   context?: number;
   emitWat?: boolean;
+  /** Values that replace config.json's before the model reads it (e.g. architectures.0 = "BertModel": the bare encoder). */
+  config?: readonly ConfigOverride[];
+  /** Also write model.profile.wasm, the module `wasmformer profile` times kernel by kernel. */
+  profile?: boolean;
   printAfter?: PipelineOptions["printAfter"];
   /** Passes to skip, by name (e.g. fuse-ffn, for an unfused baseline). */
   disablePasses?: string[];
@@ -190,6 +194,7 @@ export function compileModel(modelPath: string, weightsPath: string, outDir: str
   const program = runPipeline(
     loadProgram(modelPath, weightsPath, {
       context: opts.context,
+      config: opts.config,
       onProgress: (d, t, what) => progress?.update("binding weights", d, t, what),
       ...(adapters.length ? { mapWeights: (w) => mergeAdapters(w, adapters) } : {}),
     }),
@@ -197,16 +202,20 @@ export function compileModel(modelPath: string, weightsPath: string, outDir: str
     withLoraSlots(withQuantization(selectPasses(opts.disablePasses ?? []), opts.loraSlots ? quantizeWithSlots(quantize) : quantize), opts.loraSlots),
   );
   progress?.done();
+  // an image input's preprocessing (preprocessor_config.json, for runtimes given decoded images), checked before code is generated
+  const imageInput = program.graphs.flatMap((g) => g.nodes).find((n) => n.op === "input" && n.attrs.kind === "image");
+  const image = imageInput && readImageProcessor(statSync(weightsPath).isDirectory() ? weightsPath : dirname(weightsPath), imageInput.type.shape.slice(1) as number[]);
   const art = generate(program, {
     onWeights: (d, t) => {
       progress?.update("reading and converting weights", d, t);
       if (d === t) progress?.done();
     },
     onProgress: (d, t) => progress?.update("generating code", d, t),
+    profile: opts.profile,
   });
   progress?.done();
   const vocab = vocabulary(art.manifest);
-  const manifest: Manifest = { ...art.manifest, tokens: specialTokens(readHfConfig(weightsPath), vocab) };
+  const manifest: Manifest = { ...art.manifest, tokens: specialTokens(withConfig(readHfConfig(weightsPath), opts.config), vocab) };
   if (opts.loraSlots) manifest.lora = loraLayout(program, art, opts.loraSlots.rank);
   const weightsDir = statSync(weightsPath).isDirectory() ? weightsPath : dirname(weightsPath);
   const tokenizerFiles = ["tokenizer.json", "tokenizer_config.json"].filter((f) => existsSync(join(weightsDir, f)));
@@ -217,8 +226,9 @@ export function compileModel(modelPath: string, weightsPath: string, outDir: str
   if (gen.generation) manifest.generation = gen.generation;
   // generation_config.json's forced ids take the place of config.json's
   Object.assign(manifest.tokens!, gen.forced);
-  const classifier = classifierOf(readHfConfig(weightsPath), art.manifest);
+  const classifier = classifierOf(withConfig(readHfConfig(weightsPath), opts.config), art.manifest);
   if (classifier) manifest.classifier = classifier;
+  if (image) manifest.image = image;
   const chat = readChatTemplate(weightsDir);
   if (chat) manifest.chat = { template: CHAT_TEMPLATE_FILE, ...(chat.bos_token !== undefined ? { bos_token: chat.bos_token } : {}), ...(chat.eos_token !== undefined ? { eos_token: chat.eos_token } : {}) };
 

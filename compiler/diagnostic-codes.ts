@@ -46,6 +46,7 @@ export const codes = {
   WF351: "unusable tokenizer_config.json or chat template",
   WF352: "unusable generation_config.json",
   WF353: "unknown problem_type of a classifier",
+  WF354: "unusable preprocessor_config.json",
 
   // ---- WF4xx: checkpoints -----------------------------------------------------------------
   WF401: "missing tensor",

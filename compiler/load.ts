@@ -39,6 +39,8 @@ export function readHfConfig(dir: string): Record<string, unknown> {
     if (typeof cfg !== "object" || cfg === null || Array.isArray(cfg)) throw new Error();
     // as transformers' PretrainedConfig: num_labels is the size of id2label when not written
     if (cfg.num_labels === undefined && typeof cfg.id2label === "object" && cfg.id2label !== null) cfg.num_labels = Object.keys(cfg.id2label).length;
+    // as DeBERTa's configs: pos_att_type written as "p2c|c2p" is the list of its names
+    if (typeof cfg.pos_att_type === "string") cfg.pos_att_type = cfg.pos_att_type.toLowerCase().split("|").map((x: string) => x.trim());
     return cfg;
   } catch {
     throw new InputError(`${path}: not a JSON object`, undefined, { code: "WF306" });
@@ -53,15 +55,50 @@ export function openWeights(path: string): WeightSource {
 export interface LoadOptions extends ElaborateOptions {
   /** Wraps the checkpoint before the model binds it (compile --lora merges adapters there). */
   mapWeights?: (source: WeightSource) => WeightSource;
+  /** Values that replace config.json's (compile --config), by dotted key. */
+  config?: readonly ConfigOverride[];
 }
 
-export function loadProgram(modelPath: string, weightsPath: string, { mapWeights, ...opts }: LoadOptions = {}): Program {
+/** A config.json value to replace: `key` dotted as the DSL's `from` keys (`rope_scaling.factor`, `architectures.0`). */
+export interface ConfigOverride {
+  key: string;
+  value: unknown;
+}
+
+/**
+ * `hf` with each override's value set at its dotted key (objects made along the way; a list
+ * index within or just past the list's end).
+ */
+export function withConfig(hf: Record<string, unknown>, overrides: readonly ConfigOverride[] = []): Record<string, unknown> {
+  const out = structuredClone(hf);
+  for (const { key, value } of overrides) {
+    const parts = key.split(".");
+    let at: Record<string, unknown> | unknown[] = out;
+    parts.forEach((part, i) => {
+      const last = i === parts.length - 1;
+      const index = Array.isArray(at) ? Number(part) : NaN;
+      if (Array.isArray(at) && !(/^\d+$/.test(part) && index <= at.length))
+        throw new InputError(`--config ${key}: '${parts.slice(0, i).join(".")}' is a list of ${at.length}, so '${part}' should be an index up to ${at.length}`, undefined, { code: "WF601" });
+      const holder = at as Record<string, unknown>;
+      const k = Array.isArray(at) ? index : part;
+      if (last) holder[k as string] = value;
+      else {
+        const next = holder[k as string];
+        if (typeof next !== "object" || next === null) holder[k as string] = /^\d+$/.test(parts[i + 1]) ? [] : {};
+        at = holder[k as string] as Record<string, unknown>;
+      }
+    });
+  }
+  return out;
+}
+
+export function loadProgram(modelPath: string, weightsPath: string, { mapWeights, config, ...opts }: LoadOptions = {}): Program {
   if (existsSync(modelPath)) checkSourceSize(modelPath, statSync(modelPath).size);
   const text = readText(modelPath, "model");
   const opened = openWeights(weightsPath);
   const weights = mapWeights ? mapWeights(opened) : opened;
   const configName = isGguf(weightsPath) ? `${basename(weightsPath)} (as config.json)` : "config.json";
-  return programFromSource(modelPath, text, readHfConfig(weightsPath), weights, { configName, ...opts });
+  return programFromSource(modelPath, text, withConfig(readHfConfig(weightsPath), config), weights, { configName, ...opts });
 }
 
 /** Parses and elaborates DSL text against a config and a weight source (files or in memory). */

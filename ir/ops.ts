@@ -6,9 +6,11 @@
 import type { AttrsOf } from "./attrs.js";
 import { attentionOps } from "./ops/attention.js";
 import { type OpDef, type Role, type Trait, rolesOf, traitsOf } from "./ops/def.js";
+import { disentangledAttentionOps } from "./ops/disentangled-attention.js";
 import { elementwiseOps } from "./ops/elementwise.js";
 import { matrixOps } from "./ops/matrix.js";
 import { normOps } from "./ops/norm.js";
+import { patchOps } from "./ops/patches.js";
 import { ropeOps } from "./ops/rope.js";
 import { tensorOps } from "./ops/tensor.js";
 import type { Node } from "./types.js";
@@ -23,12 +25,12 @@ export { type InterpState, type OpDef, type Role, ShapeError, type Trait, type V
 export type OpKind =
   | "input" | "param" | "positions" | "sinusoidal_positions" | "embedding"
   | "linear" | "gated_linear" | "matmul"
-  | "transpose" | "reshape" | "first_row" | "last_row" | "slice"
+  | "transpose" | "reshape" | "first_row" | "last_row" | "slice" | "patches" | "concat"
   | "add" | "mul" | "scale" | "softcap" | "gelu" | "gelu_tanh" | "silu" | "relu"
   | "layernorm" | "rmsnorm" | "softmax"
-  | "rope" | "attention";
+  | "rope" | "attention" | "disentangled_attention";
 
-export const ops = { ...tensorOps, ...matrixOps, ...elementwiseOps, ...normOps, ...ropeOps, ...attentionOps } satisfies Record<OpKind, OpDef>;
+export const ops = { ...tensorOps, ...patchOps, ...matrixOps, ...elementwiseOps, ...normOps, ...ropeOps, ...attentionOps, ...disentangledAttentionOps } satisfies Record<OpKind, OpDef>;
 // ...and nothing is defined that OpKind does not name
 const undeclared: Record<Exclude<keyof typeof ops, OpKind>, never> = {};
 void undeclared;

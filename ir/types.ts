@@ -29,8 +29,11 @@ export interface Node {
   readonly loc?: SourceLoc;
 }
 
-/** How an entry input is fed: token ids, segment ids, a 0/1 padding mask, or a tensor kept from another entry. */
-export type InputKind = "tokens" | "segments" | "padding" | "state";
+/**
+ * How an entry input is fed: token ids, segment ids, a 0/1 padding mask, a tensor kept from
+ * another entry, or an image's pixel values [1, channels, height, width] (one row per call).
+ */
+export type InputKind = "tokens" | "segments" | "padding" | "state" | "image";
 
 export interface Graph {
   readonly name: string;

@@ -53,14 +53,44 @@ function randomIds(n: number, vocab: number, seed: number): number[] {
   });
 }
 
-/** Times each pp and tg test at each depth on a causal LM; the model is left reset. */
-export async function benchModel(model: Model, opts: BenchOptions = {}): Promise<BenchResult[]> {
-  const { prompt = [128], gen = [32], depths = [0], repetitions = 5, seed = 1 } = opts;
+/**
+ * What the timing loop drives: a causal LM with a cache that takes ids after those it holds. A
+ * compiled model is one (modelSubject); a peer runtime on the same weights is another, so both
+ * are timed by the same loop.
+ */
+export interface BenchSubject {
+  readonly context: number;
+  readonly vocab: number;
+  /** Empties the cache. */
+  reset(): void | Promise<void>;
+  /** Feeds ids after those in the cache, in one call. */
+  feed(ids: number[]): void | Promise<void>;
+}
+
+/** A compiled causal LM as a bench subject: its `forward_last` entry (last-row logits) where it has one. */
+export function modelSubject(model: Model): BenchSubject {
   const man = model.manifest;
   if (man.kind !== "causal-lm") throw new ArtifactError("WF511", `bench times causal LMs; this artifact is ${man.kind === "encoder" ? "an" : "a"} ${man.kind} model`);
-  if (!Number.isInteger(repetitions) || repetitions < 1) throw new ArtifactError("WF510", `repetitions must be a positive integer, got ${repetitions}`);
   const entry = man.entries.some((e) => e.name === "forward_last") ? "forward_last" : "forward";
-  const vocab = model.entry(entry).outputs[0].width;
+  return {
+    context: man.context,
+    vocab: model.entry(entry).outputs[0].width,
+    reset: () => model.reset(),
+    feed: (ids) => void model.run(entry, { ids }),
+  };
+}
+
+/** Times each pp and tg test at each depth on a causal LM; the model is left reset. */
+export async function benchModel(model: Model, opts: BenchOptions = {}): Promise<BenchResult[]> {
+  return benchSubject(modelSubject(model), opts);
+}
+
+/** Times each pp and tg test at each depth on a subject; the subject is left reset. */
+export async function benchSubject(subject: BenchSubject, opts: BenchOptions = {}): Promise<BenchResult[]> {
+  const { prompt = [128], gen = [32], depths = [0], repetitions = 5, seed = 1 } = opts;
+  if (!Number.isInteger(repetitions) || repetitions < 1) throw new ArtifactError("WF510", `repetitions must be a positive integer, got ${repetitions}`);
+  const man = { context: subject.context };
+  const vocab = subject.vocab;
   const tests = depths.flatMap((depth) => [
     ...prompt.map((tokens) => ({ kind: "pp" as const, tokens, depth })),
     ...gen.map((tokens) => ({ kind: "tg" as const, tokens, depth })),
@@ -81,11 +111,11 @@ export async function benchModel(model: Model, opts: BenchOptions = {}): Promise
         opts.onProgress?.(test, r, repetitions);
         // let a page draw its progress between repetitions
         await new Promise((resolve) => setTimeout(resolve, 0));
-        model.reset();
-        if (t.depth) model.run(entry, { ids: ids.slice(0, t.depth) });
+        await subject.reset();
+        if (t.depth) await subject.feed(ids.slice(0, t.depth));
         const start = now();
-        if (t.kind === "pp") model.run(entry, { ids: ids.slice(t.depth, t.depth + t.tokens) });
-        else for (let i = 0; i < t.tokens; i++) model.run(entry, { ids: [ids[t.depth + i]] });
+        if (t.kind === "pp") await subject.feed(ids.slice(t.depth, t.depth + t.tokens));
+        else for (let i = 0; i < t.tokens; i++) await subject.feed([ids[t.depth + i]]);
         const s = now() - start;
         if (r > 0) seconds.push(s);
       }
@@ -93,7 +123,7 @@ export async function benchModel(model: Model, opts: BenchOptions = {}): Promise
       results.push({ test, ...t, seconds, tokensPerS: mean, sd });
     }
   } finally {
-    model.reset();
+    await subject.reset();
   }
   return results;
 }

@@ -4,6 +4,7 @@
 // text-classification pipeline gives them. No Node-only imports.
 
 import { ArtifactError, show } from "./errors.js";
+import type { Manifest } from "./manifest.js";
 import type { Ids, Model, RunInputs } from "./model.js";
 import type { TextTokenizer } from "./tokenizer.js";
 
@@ -81,24 +82,33 @@ export async function classify(model: Model, inputs: readonly (string | Ids | Ru
   const { topK = man.classifier.labels.length, tokenizer } = opts;
   if (!Number.isSafeInteger(topK) || topK < 1) throw new ArtifactError("WF510", `classify: topK should be a positive integer, got ${show(topK)}`);
   if (!Array.isArray(inputs) || inputs.length === 0) throw new ArtifactError("WF510", `classify: inputs should be a non-empty list of texts or id sequences, got ${show(inputs)}`);
-  const { labels, problem_type } = man.classifier;
   const out: Classification[][] = [];
   for (let n = 0; n < inputs.length; n++) {
     model.reset();
     const logits = model.run(entry.name, runInputs("classify", inputs, n, tokenizer))[output.name];
-    let scores: number[];
-    if (problem_type === "regression") scores = Array.from(logits);
-    else if (problem_type === "multi_label_classification" || labels.length === 1) scores = Array.from(logits, (x) => 1 / (1 + Math.exp(-x)));
-    else {
-      const m = Math.max(...logits);
-      const e = Array.from(logits, (x) => Math.exp(x - m));
-      const sum = e.reduce((a, b) => a + b, 0);
-      scores = e.map((x) => x / sum);
-    }
-    out.push(scores.map((score, i) => ({ label: labels[i], score })).sort((a, b) => b.score - a.score).slice(0, topK));
+    out.push(labelScores(logits, man.classifier).slice(0, topK));
     if (n + 1 < inputs.length) await breath();
   }
   return out;
+}
+
+/**
+ * A classifier's logits as labels with scores, most likely first, as transformers' pipelines score
+ * them: softmax over the labels, sigmoid for multi-label classifiers and single-output ones, the
+ * raw value for regression.
+ */
+export function labelScores(logits: ArrayLike<number>, classifier: NonNullable<Manifest["classifier"]>): Classification[] {
+  const { labels, problem_type } = classifier;
+  let scores: number[];
+  if (problem_type === "regression") scores = Array.from(logits);
+  else if (problem_type === "multi_label_classification" || labels.length === 1) scores = Array.from(logits, (x) => 1 / (1 + Math.exp(-x)));
+  else {
+    const m = Math.max(...Array.from(logits));
+    const e = Array.from(logits, (x) => Math.exp(x - m));
+    const sum = e.reduce((a, b) => a + b, 0);
+    scores = e.map((x) => x / sum);
+  }
+  return scores.map((score, i) => ({ label: labels[i], score })).sort((a, b) => b.score - a.score);
 }
 
 /** The run inputs of inputs[n]: a text through the tokenizer (WF510 without one), ids, or {ids, segments}. */

@@ -31,7 +31,12 @@ export interface WasmVariant {
  * The variant to run: with `threads` > 1 the threaded one where the host has shared memory,
  * otherwise the most capable single-threaded one (the plain SIMD128 one always works).
  */
-export function pickVariant(variants: readonly WasmVariant[], { threads = 1, module }: { threads?: number; module?: "plain" | "relaxed" } = {}): WasmVariant {
+export function pickVariant(variants: readonly WasmVariant[], { threads = 1, module }: { threads?: number; module?: "plain" | "relaxed" | "profile" } = {}): WasmVariant {
+  if (module === "profile") {
+    const v = variants.find((x) => x.features.includes("profile"));
+    if (!v) throw new ArtifactError("WF511", "the artifact has no profiling module: compile it with --profile");
+    return v;
+  }
   // a chosen single-threaded module: plain SIMD128, or relaxed SIMD where the host has it
   if (module !== undefined && threads <= 1) {
     const want = module === "plain" ? ["simd128"] : ["simd128", "relaxed-simd"];

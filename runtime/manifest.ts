@@ -23,7 +23,7 @@ export interface WeightShard {
   sha256: string;
 }
 
-export type InputKind = "tokens" | "segments" | "padding" | "state";
+export type InputKind = "tokens" | "segments" | "padding" | "state" | "image";
 
 export interface ManifestInput {
   name: string;
@@ -35,6 +35,8 @@ export interface ManifestInput {
   width: number;
   /** Exclusive upper bound for ids (rows of the embedding tables they index). */
   limit?: number;
+  /** An image input's [channels, height, width]: one row of width values a call, channel by channel. */
+  shape?: number[];
 }
 
 export interface ManifestOutput {
@@ -54,6 +56,30 @@ export interface ManifestEntry {
   cached: boolean;
   inputs: ManifestInput[];
   outputs: ManifestOutput[];
+}
+
+/**
+ * A kernel call site of the profiling module: its op, a label with its shape, and the work of one
+ * call as a function of its rows and keys (multiply-adds count two flops; bytes are what the
+ * kernel must read once a call, per row and per key of the KV cache).
+ */
+export interface ProfileSite {
+  entry: string;
+  node: number;
+  op: string;
+  label: string;
+  flops_row: number;
+  flops_row_key: number;
+  bytes_call: number;
+  bytes_row: number;
+  bytes_key: number;
+  /** "weights": a matrix kernel; "attention"; else "other" (elementwise, norms, lookups). */
+  kind: "weights" | "attention" | "other";
+  /** Rows of every call, where the site's rows do not follow the call's (the head after last_row). */
+  rows?: number;
+  /** A quantized matrix kernel's scheme, and the most rows it takes on the integer path (see ir/quant.ts integerPath). */
+  quant?: string;
+  int_rows?: number;
 }
 
 export interface Manifest {
@@ -87,6 +113,8 @@ export interface Manifest {
    * and loaded with the weights' bytes has none.
    */
   weights?: { shards: WeightShard[] };
+  /** The profiling module (compile --profile) and what each of its kernel call sites does. */
+  profile?: { file: string; sites: ProfileSite[] };
   features: string[];
   /** Module files and the features each needs; the runtime runs the most capable one the host has. */
   variants: { file: string; features: string[] }[];
@@ -101,12 +129,30 @@ export interface Manifest {
   tokenizer?: string;
   /** A sequence or token classifier's labels by index (config.json id2label), and how a sequence classifier's logits become scores. */
   classifier?: { labels: string[]; problem_type?: "single_label_classification" | "multi_label_classification" | "regression" };
+  /** How an image becomes the pixel values of an image input (the checkpoint's preprocessor_config.json). */
+  image?: ImagePreprocessing;
   /** The checkpoint's chat template (a file of the artifact) and the special tokens it reads. */
   chat?: { template: string; bos_token?: string; eos_token?: string };
   /** Sampling settings the checkpoint ships (generation_config.json); sampling applies when do_sample is true. */
   generation?: { do_sample?: boolean; temperature?: number; top_k?: number; top_p?: number; min_p?: number; repetition_penalty?: number; max_new_tokens?: number };
   /** LoRA slots (compile --lora-slots): the side-path matrices an adapter is written into (runtime/lora.ts). */
   lora?: LoraLayout;
+}
+
+/**
+ * transformers' ViTImageProcessor steps, as preprocessor_config.json sets them: the image in RGB
+ * is resized to the input's height × width by PIL's filter `resample` (1 Lanczos, 2 bilinear,
+ * 3 bicubic, 4 box, 5 Hamming) when `resize`, multiplied by `rescale_factor` when `rescale`, and
+ * normalized to (x − mean[c]) / std[c] per channel when `normalize`.
+ */
+export interface ImagePreprocessing {
+  resize: boolean;
+  resample: number;
+  rescale: boolean;
+  rescale_factor: number;
+  normalize: boolean;
+  mean: number[];
+  std: number[];
 }
 
 /**

@@ -49,6 +49,8 @@ export interface LoadOptions {
    */
   threads?: number;
   host?: ThreadHost;
+  /** Functions the module imports besides its memory (the profiling module's `__prof`). */
+  imports?: Record<string, (...args: number[]) => unknown>;
 }
 
 async function fillWeights(w: WeightsInput, into: Uint8Array, file: string): Promise<void> {
@@ -131,7 +133,7 @@ export class Model {
       throw new ArtifactError("WF508", `${names.manifest}: cannot allocate the ${m.memory.pages} pages (${Math.ceil(m.memory.pages / 16)} MiB) of WebAssembly memory it asks for (${reason(e)})`);
     }
     const into = new Uint8Array(memory.buffer, m.memory.weights_offset, m.memory.weights_bytes);
-    const instantiate = WebAssembly.instantiate(module, { env: { memory } }).catch((e) => {
+    const instantiate = WebAssembly.instantiate(module, { env: { ...opts.imports, memory } }).catch((e) => {
       throw new ArtifactError("WF506", `${names.wasm}: cannot be instantiated (${reason(e)})`);
     });
     const [instance] = await Promise.all([instantiate, fillWeights(files.weights, into, names.weights)]);
@@ -320,6 +322,7 @@ export class Model {
       if (typeof v !== "object" || typeof n !== "number" || !Number.isSafeInteger(n)) throw bad(`${what} should be an array of numbers, got ${show(v)}`);
       return n;
     };
+    if (e.inputs.some((i) => i.kind === "image")) throw new ArtifactError("WF511", `${name}: takes an image: run it with runImage`);
     const rows = count(inputs.ids, "ids");
     if (rows < 1) throw bad("needs at least one token");
     const past = e.cached ? this.past : 0;
@@ -364,6 +367,34 @@ export class Model {
       copy.set(new Float32Array(this.memory.buffer, o.offset, sizes[i]));
       out[o.name] = copy;
     });
+    return out;
+  }
+
+  /**
+   * Runs an entry whose one input is an image: `pixels` are its values [channels, height, width]
+   * (the manifest input's shape), channel by channel, as an image processor gives them
+   * (runtime/image.ts makes them from an image's bytes). Returns each output, copied out of linear
+   * memory. Pixels of another count or not finite are an ArtifactError (WF510), an entry that
+   * takes no image, or more than one, WF511.
+   */
+  runImage(name: string, pixels: ArrayLike<number>): Record<string, Float32Array> {
+    const e = this.entry(name);
+    const inp = e.inputs.find((i) => i.kind === "image");
+    if (!inp || e.inputs.length > 1) throw new ArtifactError("WF511", `${name}: runImage runs an entry whose one input is an image; its inputs are ${e.inputs.map((i) => `${i.name} (${i.kind})`).join(", ") || "none"}`);
+    const n = (pixels as { length?: unknown } | null)?.length;
+    if (typeof pixels !== "object" || n !== inp.width)
+      throw new ArtifactError("WF510", `${name}: pixels should be ${inp.width} numbers, [${inp.shape?.join(", ")}], got ${typeof n === "number" ? `${n} values` : show(pixels)}`);
+    for (let i = 0; i < inp.width; i++)
+      if (!Number.isFinite(pixels[i])) throw new ArtifactError("WF510", `${name}: pixels[${i}] = ${show(pixels[i])} is not a finite number`);
+    new Float32Array(this.memory.buffer, inp.offset, inp.width).set(pixels);
+    this.exports[e.name](1, 0, this.stateRows);
+    const out: Record<string, Float32Array> = {};
+    for (const o of e.outputs) {
+      // every row count is fixed: the image's tokens, or one
+      const size = Number(o.rows) * o.width;
+      out[o.name] = new Float32Array(size);
+      out[o.name].set(new Float32Array(this.memory.buffer, o.offset, size));
+    }
     return out;
   }
 

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import type { Manifest, WeightShard } from "./manifest.js";
 import { pickVariant } from "./features.js";
 import { ArtifactError, reason } from "./errors.js";
-import { Model } from "./model.js";
+import { type LoadOptions, Model } from "./model.js";
 import { type TextTokenizer, loadTokenizer } from "./tokenizer.js";
 import { validateManifest, weightShards } from "./validate.js";
 import { type ThreadHost, WORKER_BODY, whenReady } from "./threads.js";
@@ -65,8 +65,10 @@ export interface ArtifactLoadOptions {
   threads?: number;
   /** Check each weights shard's sha-256 against the manifest as it is read (default false). */
   verify?: boolean;
-  /** The single-threaded module to run (default: the most capable one this host runs). */
-  module?: "plain" | "relaxed";
+  /** The single-threaded module to run (default: the most capable one this host runs); "profile": model.profile.wasm. */
+  module?: "plain" | "relaxed" | "profile";
+  /** Functions the module imports besides its memory (the profiling module's `__prof`). */
+  imports?: LoadOptions["imports"];
 }
 
 /** Bytes read from a shard at a time. */
@@ -102,7 +104,7 @@ function readShard(path: string, shard: WeightShard, into: Uint8Array, verify: b
  * Loads an artifact folder: each weights shard is read straight into its slice of linear memory
  * (no second copy of the weights); `threads` > 1 runs the matrix kernels on worker threads.
  */
-export async function loadArtifact(dir: string, { threads = 1, verify = false, module }: ArtifactLoadOptions = {}): Promise<Model> {
+export async function loadArtifact(dir: string, { threads = 1, verify = false, module, imports }: ArtifactLoadOptions = {}): Promise<Model> {
   const manifest = readManifest(dir);
   const shards = weightShards(manifest, join(dir, "manifest.json"));
   const variant = pickVariant(manifest.variants, { threads, module });
@@ -118,7 +120,7 @@ export async function loadArtifact(dir: string, { threads = 1, verify = false, m
   const weights = (into: Uint8Array) => {
     for (const s of shards) readShard(join(dir, s.file), s, into.subarray(s.offset, s.offset + s.bytes), verify);
   };
-  return Model.load({ manifest, wasm, weights, location: dir, wasmFile: variant.file }, { threads, host: nodeThreads });
+  return Model.load({ manifest, wasm, weights, location: dir, wasmFile: variant.file }, { threads, host: nodeThreads, imports });
 }
 
 /**

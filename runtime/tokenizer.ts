@@ -10,6 +10,14 @@ export interface TextTokenizer {
   /** The ids of `text`, with the special tokens the tokenizer's post-processor adds (BOS for Llama and Gemma, none for GPT-2 and Qwen) unless `addSpecialTokens` is false, as transformers encodes. */
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
   decode(ids: number[], opts?: { skipSpecialTokens?: boolean }): string;
+  /** The ids of a text and its pair (a question and its context) with the post-processor's special tokens, and their segment ids, as transformers' tokenizer(text, text_pair). */
+  encodePair?(text: string, pair: string): { ids: number[]; segments: number[] };
+  /** An id's token as the vocabulary writes it ("##ing", "Ġthe"), as convert_ids_to_tokens; undefined outside the vocabulary. */
+  idToToken?(id: number): string | undefined;
+  /** The id of a token of the vocabulary or the added tokens; undefined if there is none. */
+  tokenToId?(token: string): number | undefined;
+  /** tokenizer_config.json's mask token, where it names one. */
+  maskToken?: string;
 }
 
 /**
@@ -33,6 +41,7 @@ export function loadTokenizer(tokenizerJson: unknown, tokenizerConfig: unknown =
   } catch (e) {
     throw unusable(e);
   }
+  const mask = (tokenizerConfig as { mask_token?: unknown }).mask_token;
   return {
     encode(text, { addSpecialTokens = true } = {}) {
       try {
@@ -48,5 +57,17 @@ export function loadTokenizer(tokenizerJson: unknown, tokenizerConfig: unknown =
         throw unusable(e);
       }
     },
+    encodePair(text, pair) {
+      try {
+        const e = t.encode(text, { text_pair: pair, return_token_type_ids: true });
+        return { ids: Array.from(e.ids), segments: Array.from(e.token_type_ids ?? e.ids.map(() => 0)) };
+      } catch (e) {
+        throw unusable(e);
+      }
+    },
+    idToToken: (id) => t.id_to_token(id),
+    tokenToId: (token) => t.token_to_id(token),
+    // a string, or an added token's {content}
+    ...(typeof mask === "string" ? { maskToken: mask } : isObject(mask) && typeof (mask as { content?: unknown }).content === "string" ? { maskToken: (mask as { content: string }).content } : {}),
   };
 }

@@ -20,9 +20,9 @@ const EXPORT_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** A sha-256 as the compiler writes it. */
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const KINDS = ["causal-lm", "encoder", "seq2seq"] as const;
-const INPUT_KINDS = ["tokens", "segments", "padding", "state"] as const;
+const INPUT_KINDS = ["tokens", "segments", "padding", "state", "image"] as const;
 /** The element type the runtime writes into each kind of input. */
-const INPUT_DTYPE = { tokens: "i32", segments: "i32", padding: "f32", state: "f32" } as const;
+const INPUT_DTYPE = { tokens: "i32", segments: "i32", padding: "f32", state: "f32", image: "f32" } as const;
 
 type Obj = Record<string, unknown>;
 
@@ -156,6 +156,7 @@ export function validateManifest(json: unknown, file = "manifest.json"): Manifes
   });
 
   let vocab = 0;
+  const imageChannels: number[] = [];
   const entries = f.array(m.entries, "entries", true).map((x, i) => {
     const at = `entries[${i}]`;
     const e = f.object(x, at);
@@ -170,8 +171,16 @@ export function validateManifest(json: unknown, file = "manifest.json"): Manifes
       const dtype = f.oneOf(inp.dtype, `${p}.dtype`, [INPUT_DTYPE[kind]]);
       const offset = f.address(inp.offset, `${p}.offset`);
       const width = f.int(inp.width, `${p}.width`, 1, I32_MAX);
-      // Model.run writes up to `context` rows, setState up to `context` rows of a state
-      within(p, `${context} rows of ${width} ${dtype}`, offset, context * width * 4);
+      if (kind === "image") {
+        // one row a call: the whole image, [channels, height, width] of it
+        const shape = f.array(inp.shape, `${p}.shape`).map((d, k) => f.int(d, `${p}.shape[${k}]`, 1, I32_MAX));
+        if (shape.length !== 3 || shape[0] * shape[1] * shape[2] !== width) f.fail(`${p}.shape`, `[channels, height, width] of ${width} values (its width)`, inp.shape);
+        imageChannels.push(shape[0]);
+        within(p, `an image of ${width} f32`, offset, width * 4);
+      } else {
+        // Model.run writes up to `context` rows, setState up to `context` rows of a state
+        within(p, `${context} rows of ${width} ${dtype}`, offset, context * width * 4);
+      }
       // ids index embedding tables of `limit` rows: a token input without one cannot be checked
       if (kind === "tokens" || inp.limit !== undefined) {
         const limit = f.int(inp.limit, `${p}.limit`, 1, I32_MAX);
@@ -201,6 +210,21 @@ export function validateManifest(json: unknown, file = "manifest.json"): Manifes
     const c = f.object(m.classifier, "classifier");
     f.array(c.labels, "classifier.labels", true).forEach((l, j) => f.string(l, `classifier.labels[${j}]`));
     if (c.problem_type !== undefined) f.oneOf(c.problem_type, "classifier.problem_type", ["single_label_classification", "multi_label_classification", "regression"] as const);
+  }
+  if (m.image !== undefined) {
+    const im = f.object(m.image, "image");
+    for (const k of ["resize", "rescale", "normalize"]) f.bool(im[k], `image.${k}`);
+    f.int(im.resample, "image.resample", 1, 5, "a PIL filter number from 1 to 5 (Lanczos, bilinear, bicubic, box, Hamming)");
+    const finite = (v: unknown, path: string, positive = false) => {
+      if (typeof v !== "number" || !Number.isFinite(v) || (positive && v <= 0)) f.fail(path, positive ? "a finite number > 0" : "a finite number", v);
+    };
+    finite(im.rescale_factor, "image.rescale_factor");
+    for (const k of ["mean", "std"]) {
+      const values = f.array(im[k], `image.${k}`, true);
+      values.forEach((v, c) => finite(v, `image.${k}[${c}]`, k === "std"));
+      // one value per channel of every image input
+      for (const channels of imageChannels) if (values.length !== channels) f.fail(`image.${k}`, `${channels} values (the channels of the image input)`, values);
+    }
   }
   if (m.chat !== undefined) {
     const c = f.object(m.chat, "chat");

@@ -5,9 +5,11 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
-import { type BenchResult, benchModel } from "@wasmformer/runtime/bench";
+import { type BenchResult, benchModel, benchSubject } from "@wasmformer/runtime/bench";
 import { loadArtifact, readManifest } from "@wasmformer/runtime/node";
-import { type Io, command, int, intList, oneOf, optionError } from "./options.js";
+import { type Io, command, int, intList, oneOf, optionError, path, usageError } from "./options.js";
+import type { GgufFileType } from "../export/gguf.js";
+import { PEERS, llamaCppSubject, ortSubject } from "./peers.js";
 
 /** One row of a bench run: a test on one thread count, with where it ran. */
 export interface BenchRow {
@@ -47,8 +49,13 @@ export const benchCommand = command({
     threads: { kind: intList({ min: 1, max: 256 }), short: "t", arg: "N,...", default: "1", help: "thread counts (above 1: model.threads.wasm)" },
     variant: { kind: oneOf(["auto", "plain", "relaxed"]), arg: "V", default: "auto", help: "module on one thread: plain SIMD128, relaxed SIMD, or the most capable the host runs" },
     output: { kind: oneOf(FORMATS), short: "o", arg: "FORMAT", default: "md", help: "md, csv, json (an array of rows) or jsonl (a row a line)" },
+    peer: { kind: oneOf(PEERS), arg: "NAME", repeatable: true, help: "also time a peer on the same weights through the same loop: ort (ONNX Runtime Web on the ONNX export; needs --model, --weights and onnxruntime-web installed) or llama.cpp (node-llama-cpp on the GGUF export; needs --weights and node-llama-cpp installed)" },
+    model: { kind: path, arg: "MODEL.wf", help: "with --peer: the model file the artifact was compiled from" },
+    weights: { kind: path, arg: "PATH", help: "with --peer: the checkpoint the artifact was compiled from" },
+    "gguf-type": { kind: oneOf(["f32", "q8_0", "q4_0"]), arg: "TYPE", default: "f32", help: "with --peer llama.cpp: the GGUF weights type (q8_0 beside an int8 artifact, q4_0 beside int4)" },
   },
   async run(artifact, a, io) {
+    if (a.peer.length && (a.model === undefined || a.weights === undefined)) throw usageError("--peer needs --model MODEL.wf and --weights PATH (the sources of the artifact)");
     const man = readManifest(artifact);
     const cpu = cpus()[0]?.model?.trim() ?? "unknown CPU";
     const host = `Node ${process.versions.node} (V8 ${process.versions.v8})`;
@@ -67,6 +74,23 @@ export const benchCommand = command({
         for (const r of results) rows.push(rowOf(r, { artifact, sha, model: man.model, threads, variant: features, repetitions: a.repetitions, cpu, host }));
       } finally {
         model.dispose();
+      }
+    }
+    const ggufType = (): GgufFileType => a["gguf-type"];
+    for (const peer of a.peer) {
+      for (const threads of a.threads) {
+        const subject = peer === "ort" ? await ortSubject(a.model!, a.weights!, threads) : await llamaCppSubject(a.weights!, threads, ggufType(), man.context);
+        try {
+          const results = await benchSubject(subject, {
+            prompt: a.prompt, gen: a.gen, depths: a.depth, repetitions: a.repetitions,
+            onProgress: (test, r, n) => io.stderr.write(`bench ${peer}: ${test}, ${threads} thread${threads > 1 ? "s" : ""}, ${r === 0 ? "warm-up" : `repetition ${r}/${n}`}\n`),
+          });
+          // the ONNX export computes every position's logits: its prompt calls do more than forward_last
+          const variant = peer === "ort" ? `onnxruntime-web ${subject.version} wasm (all logits)` : `llama.cpp native (node-llama-cpp ${subject.version}) ${ggufType()}`;
+          for (const r of results) rows.push(rowOf(r, { artifact: a.model!, sha: rows[0]?.artifact_sha256 ?? "", model: man.model, threads, variant, repetitions: a.repetitions, cpu, host }));
+        } finally {
+          await subject.release();
+        }
       }
     }
     io.stdout.write(formatRows(rows, a.output));

@@ -14,8 +14,11 @@ import { NPY_FILE, ONNX_FILE, checkFileOut, writeFileOut } from "../output.js";
 import { passes, runPipeline, selectPasses, withQuantization } from "../passes/manager.js";
 import { QUANTIZE_CHOICES, parseOverride } from "../passes/quantize-weights.js";
 import { fsReason, isFsError } from "./errors.js";
+import { classifyImagesRun, readImagePixels } from "./image.js";
 import { benchCommand, compareCommand } from "./bench.js";
+import { profileCommand } from "./profile.js";
 import { chatCommand, generateCommand } from "./generation.js";
+import { answerCommand, classifyTokensRun, fillMaskCommand } from "./heads.js";
 import { serveCommand } from "./serve.js";
 import { type CommandSpec, type Io, byteSize, checkedBy, command, ids, int, oneOf, optionError, path, text, usageError } from "./options.js";
 import { MiB, adapter, adapterSpec, autoThreads, context, force, progressOn, readAdapterOption, threads, threadsFor, weights, withModel } from "./shared.js";
@@ -39,6 +42,19 @@ const skippable = passes.map((p) => p.name).filter((name) => {
   }
 });
 
+/** KEY=VALUE of compile --config: VALUE read as JSON when it is JSON, else as text. */
+const configOverride = checkedBy("KEY=VALUE with a dotted config key (e.g. rope_theta=500000 or architectures.0=BertModel)", (text) => {
+  const m = /^([A-Za-z_][\w]*(?:\.\w+)*)=(.*)$/s.exec(text);
+  if (!m) throw new Error("not KEY=VALUE");
+  let value: unknown;
+  try {
+    value = JSON.parse(m[2]);
+  } catch {
+    value = m[2];
+  }
+  return { key: m[1], value };
+});
+
 const compile = command({
   summary: "compile a .wf model with a checkpoint into an artifact folder",
   positional: { arg: "MODEL.wf", help: "model definition (.wf)" },
@@ -49,10 +65,12 @@ const compile = command({
     context,
     "print-ir": { kind: "flag", help: "print the IR before and after every pass" },
     "emit-wat": { kind: "flag", help: "also write model.wat" },
+    profile: { kind: "flag", help: "also write model.profile.wasm, which `wasmformer profile` times kernel by kernel" },
     "disable-pass": { kind: oneOf(skippable, `a pass that may be skipped (${skippable.join(", ")})`), arg: "NAME", repeatable: true, help: "skip a pass by name (e.g. fuse-ffn)" },
     quantize: quantize("store matrices as GGUF q8_0 (8.5 bits a weight), q4_0 (4.5 bits) or q4_1 (int4-min: 5 bits, a per-block minimum) blocks of 32, computed on directly"),
     "quantize-tensor": { kind: checkedBy("NAME=int8|int4|int4-min|f32", parseOverride), arg: "NAME=SCHEME", repeatable: true, help: "another scheme (or f32) for the checkpoint tensors NAME matches (* is a wildcard), e.g. lm_head.weight=int8; first match wins" },
     lora: { kind: adapterSpec, arg: "DIR[=SCALE]", repeatable: true, help: "merge a PEFT LoRA adapter into the weights (W + SCALE·alpha/r·B·A) before fusion and quantization" },
+    config: { kind: configOverride, arg: "KEY=VALUE", repeatable: true, help: "replace a config.json value (dotted key; VALUE as JSON, else text), e.g. architectures.0=BertModel for the bare encoder of a masked-LM checkpoint" },
     "shard-size": { kind: byteSize(SHARD_SIZE.min, SHARD_SIZE.max), arg: "SIZE", default: `${SHARD_SIZE.default / 2 ** 20}M`, help: "most bytes in one weights file: larger weights are written as weights-00001-of-0000N.bin shards (K, M, G are binary units)" },
     "lora-slots": { kind: checkedBy("RANK or RANK:MODULES (a rank from 1 to 4096, then comma-separated module names)", parseSlots), arg: "RANK[:MODULES]", help: "compile run-time LoRA side paths of this rank on the named linears (e.g. 16:q_proj,v_proj; default all but the head), for run/generate --adapter" },
   },
@@ -63,6 +81,8 @@ const compile = command({
       context: a.context,
       force: a.force,
       emitWat: a["emit-wat"],
+      profile: a.profile,
+      config: a.config,
       disablePasses: a["disable-pass"],
       quantize: a.quantize ? { scheme: a.quantize, overrides: a["quantize-tensor"] } : undefined,
       lora: a.lora,
@@ -107,7 +127,8 @@ const run = command({
   summary: "run an artifact on ids and write the output as .npy",
   positional: { arg: "ARTIFACT", help: "artifact folder, from compile" },
   options: {
-    "input-ids": { kind: ids, arg: "IDS", required: true, help: "comma-separated token ids (T5: the encoder's)" },
+    "input-ids": { kind: ids, arg: "IDS", help: "comma-separated token ids (T5: the encoder's)" },
+    image: { kind: path, arg: "FILE", help: "a PNG or JPEG image for an image model (ViT), preprocessed as its preprocessor_config.json says" },
     "token-type-ids": { kind: ids, arg: "IDS", help: "BERT's segment ids, one per input id" },
     "decoder-input-ids": { kind: ids, arg: "IDS", help: "T5's decoder ids (default: the decoder start token)" },
     out: { kind: path, arg: "FILE.npy", required: true, help: "float32 [S, vocab] logits, or [S, hidden] for an encoder" },
@@ -115,20 +136,27 @@ const run = command({
     threads,
     adapter,
   },
+  conflicts: [["image", "input-ids"]],
   async run(artifact, a, io) {
+    if (!a["input-ids"] && a.image === undefined) throw usageError("give --input-ids IDS or --image FILE");
     const outOpts = { force: a.force, inputs: [artifact] };
     checkFileOut(a.out, NPY_FILE, outOpts);
+    const pixels = a.image === undefined ? undefined : readImagePixels(a.image, readManifest(artifact));
     await withModel(artifact, a.threads, (model) => {
       let out: Float32Array, width: number;
-      if (model.manifest.kind === "seq2seq") {
-        const enc = model.run("encode", { ids: a["input-ids"] });
+      if (pixels) {
+        const e = model.manifest.entries[0];
+        out = model.runImage(e.name, pixels)[e.outputs[0].name];
+        width = e.outputs[0].width;
+      } else if (model.manifest.kind === "seq2seq") {
+        const enc = model.run("encode", { ids: a["input-ids"]! });
         model.setState("hidden", enc.hidden);
         const d = a["decoder-input-ids"] ?? [model.manifest.tokens?.decoder_start ?? 0];
         out = model.run("decode", { ids: d }).logits;
         width = out.length / d.length;
       } else {
         const e = model.manifest.entries[0];
-        const res = model.run(e.name, { ids: a["input-ids"], segments: a["token-type-ids"] });
+        const res = model.run(e.name, { ids: a["input-ids"]!, segments: a["token-type-ids"] });
         out = res[e.outputs[0].name];
         width = e.outputs[0].width;
       }
@@ -165,16 +193,21 @@ const embedCommand = command({
 });
 
 const classifyCommand = command({
-  summary: "labels and scores of texts (or ids) from a sequence classifier",
-  positional: { arg: "ARTIFACT", help: "artifact folder of a sequence-classification encoder, from compile" },
+  summary: "labels and scores of texts (or ids) from a sequence classifier, or of images from an image classifier",
+  positional: { arg: "ARTIFACT", help: "artifact folder of a sequence- or image-classification encoder, from compile" },
   options: {
     text: { kind: text, arg: "TEXT", repeatable: true, help: "a text to classify (needs the artifact's tokenizer.json); repeatable" },
     "input-ids": { kind: ids, arg: "IDS", repeatable: true, help: "comma-separated token ids to classify; repeatable" },
     "top-k": { kind: int({ min: 1 }), arg: "K", help: "labels to print per input (default: all)" },
-    json: { kind: "flag", help: "print one JSON array per input: [{label, score}, ...], most likely first" },
+    tokens: { kind: "flag", help: "label every token with a token classifier (NER) and print the entities their B-/I- tags form" },
+    image: { kind: path, arg: "FILE", repeatable: true, help: "a PNG or JPEG image to classify with an image classifier (ViT), resized and normalized as its preprocessor_config.json says" },
+    json: { kind: "flag", help: "print one JSON array per input: [{label, score}, ...], most likely first (--tokens: {tokens, entities})" },
     threads: autoThreads,
   },
+  conflicts: [["image", "text"], ["image", "input-ids"], ["image", "tokens"]],
   async run(artifact, a, io) {
+    if (a.image.length) return classifyImagesRun(artifact, a, io);
+    if (a.tokens) return classifyTokensRun(artifact, a, io);
     const man = readManifest(artifact);
     if (!man.classifier) throw usageError(`classify needs a sequence classifier, and ${artifact} has no classification head (compile a *ForSequenceClassification checkpoint)`);
     if (!a.text.length && !a["input-ids"].length) throw usageError("give --text TEXT or --input-ids IDS (each repeatable)");
@@ -298,7 +331,10 @@ export const commands: Record<string, CommandSpec> = {
   embed: embedCommand,
   classify: classifyCommand,
   eval: evalCommand,
+  answer: answerCommand,
+  "fill-mask": fillMaskCommand,
   bench: benchCommand,
   compare: compareCommand,
+  profile: profileCommand,
   serve: serveCommand,
 };

@@ -5,6 +5,7 @@
 import type { Graph, Node, Program } from "../../ir/types.js";
 import { rowWidth } from "../../ir/types.js";
 import { InputError } from "../diagnostics.js";
+import { type ProfileSite, profileSite } from "./profile-sites.js";
 import { MAX_THREADS, packLinearWeight, packQuantWeight, packedLinearFloats, packedQuantBytes } from "./linear/index.js";
 import { type KvCache, type LowerCtx, SCRATCH_AREAS, type ScratchArea, type ScratchQuery, constantsOf, loweringOf, REWIND_ROWS, ringRows } from "./lower.js";
 import { type Expr, WasmModule, createType, i32, none } from "./wasm.js";
@@ -68,6 +69,8 @@ export interface GenerateOptions {
   onProgress?: (done: number, total: number) => void;
   /** Called as each weight is read, converted, quantized and packed into weights.bin. */
   onWeights?: (done: number, total: number) => void;
+  /** Also emit model.profile.wasm, whose entries mark each kernel call for `wasmformer profile`. */
+  profile?: boolean;
   /** Give every activation its own buffer (default false: reuse by liveness). For per-node debugging. */
   noReuse?: boolean;
 }
@@ -81,6 +84,8 @@ const VARIANTS = [
   // shared memory: matrix kernels split over worker threads (run with threads > 1)
   { file: "model.threads.wasm", features: ["simd128", "threads"], options: { threads: true } },
 ];
+
+const PROFILE_FILE = "model.profile.wasm";
 
 /** Plans memory once, then lowers the program for each variant. */
 export function generate(p: Program, opts: GenerateOptions = {}): CompiledArtifact {
@@ -97,6 +102,19 @@ export function generate(p: Program, opts: GenerateOptions = {}): CompiledArtifa
         wm.dispose();
       }
     }
+    if (opts.profile) {
+      // a single-threaded plain module whose entries call env.__prof(site) before each kernel;
+      // its "profile" feature keeps pickVariant from ever running it
+      const wm = new WasmModule({ profile: true });
+      try {
+        const { wasm, sites } = lowerVariant(wm, p, plan);
+        variants.push({ file: PROFILE_FILE, features: ["simd128", "profile"], wasm });
+        base.manifest.profile = { file: PROFILE_FILE, sites };
+      } finally {
+        wm.dispose();
+      }
+    }
+    base.manifest.variants = variants.map(({ file, features }) => ({ file, features }));
     let assembled: Uint8Array | undefined;
     return {
       ...base,
@@ -299,6 +317,7 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
   const { planned, paramAt, caches, constants, pages, weightsBytes, weightsStart } = plan;
   const entries: ManifestEntry[] = [];
   const exports = new Map<string, string>();
+  const sites: ProfileSite[] = [];
   let lowered = 0;
   const totalNodes = planned.reduce((s, x) => s + x.g.nodes.length, 0);
   for (const { g, statics, borrowed, buf } of planned) {
@@ -349,8 +368,14 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
       onProgress?.(++lowered, totalNodes);
       if (borrowed.has(n.id)) continue; // an earlier entry's prepare computes it
       list = statics.has(n.id) ? "prep" : "main";
-      (list === "prep" ? prep : main).push(...loweringOf(n.op)(ctx, n));
+      const code = loweringOf(n.op)(ctx, n);
+      if (wm.profile && list === "main" && code.length) {
+        main.push(wm.profileMark(sites.length));
+        sites.push(profileSite(g, n));
+      }
+      (list === "prep" ? prep : main).push(...code);
     }
+    if (wm.profile) main.push(wm.profileMark(-1));
     const sig = createType([i32, i32, i32]);
     m.addFunction(g.name, sig, none, [], m.block(null, main.length ? main : [m.nop()]));
     exports.set(g.name, g.name);
@@ -403,7 +428,7 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
   wm.addCustomSection(LAYOUT_SECTION, new TextEncoder().encode(JSON.stringify(layoutOf(manifest))));
   const { binary, text } = wm.finish(pages, exports);
   const scratch = new Map([...plan.scratch].map(([area, at]) => [area, { at, bytes: plan.scratchNeeds.get(area)! }]));
-  return { wasm: binary, manifest, wat: text, buffers: new Map(planned.map((x) => [x.g.name, x.buf])), scratch };
+  return { wasm: binary, manifest, wat: text, buffers: new Map(planned.map((x) => [x.g.name, x.buf])), scratch, sites };
 }
 
 function kindOf(p: Program): Manifest["kind"] {

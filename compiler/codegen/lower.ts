@@ -4,6 +4,7 @@
 import { type OpKind, type OpNode, type RopeAttrs, isOp, operandOf, ropeTable, sinusoidTable } from "../../ir/ops.js";
 import { bucketTable } from "../../ir/relpos.js";
 import { type Node, rowWidth } from "../../ir/types.js";
+import { disentangledConstants, disentangledScratch, lowerDisentangledAttention } from "./disentangled-attention.js";
 import { type QuantScratch, dequantBytes, gateSumsBytes, integerRows, linearKernel, linearPanels, linearUnits, panelStride, planLinear, quantRowBytes } from "./linear/index.js";
 import { mapKernel, vtanh } from "./vmath.js";
 import { type Expr, type WasmModule, createType, i32, none, v128 } from "./wasm.js";
@@ -124,6 +125,7 @@ export function constantsOf(n: Node, context: number): { key: string; data: () =
     const table = (long: boolean) => ({ key: ropeKey(n.attrs, context, long), data: () => new Int32Array(ropeTable(context, n.attrs, long).buffer) });
     return n.attrs.scaling === "longrope" ? [table(false), table(true)] : [table(false)];
   }
+  if (isOp(n, "disentangled_attention")) return disentangledConstants(n, context);
   if (!isOp(n, "attention") || !n.attrs.bias) return [];
   const [bi, nb, md] = [n.attrs.bias_bidirectional!, n.attrs.bias_buckets!, n.attrs.bias_max_distance!];
   // bucket of every key-minus-query distance in [-context, context]
@@ -212,6 +214,30 @@ function paddedPositions(wm: WasmModule): string {
   });
 }
 
+/** An image's patches as rows (x, out, C, H, W, size), in patches' order: one memory.copy per patch row of `size` pixels, a generated loop. */
+function patchRows(wm: WasmModule): string {
+  return wm.ensure("patch_rows", () => {
+    const m = wm.m;
+    const [X, OUT, C, H, W, P, ROWS, COLS, I, J, CH, U, DST] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+    const get = (l: number) => m.local.get(l, i32);
+    // x[c, i·size + u, j·size ..] at x + ((c·H + i·size + u)·W + j·size)·4; the rows are written in order
+    const from = m.i32.add(get(X), m.i32.shl(m.i32.add(m.i32.mul(m.i32.add(m.i32.mul(get(CH), get(H)), m.i32.add(m.i32.mul(get(I), get(P)), get(U))), get(W)), m.i32.mul(get(J), get(P))), m.i32.const(2)));
+    const bytes = () => m.i32.shl(get(P), m.i32.const(2));
+    const copy = [m.memory.copy(get(DST), from, bytes()), m.local.set(DST, m.i32.add(get(DST), bytes()))];
+    const body = m.block(null, [
+      m.local.set(ROWS, m.i32.div_u(get(H), get(P))),
+      m.local.set(COLS, m.i32.div_u(get(W), get(P))),
+      m.local.set(DST, get(OUT)),
+      wm.loop("patch_i", I, m.i32.const(0), () => get(ROWS), 1, [
+        wm.loop("patch_j", J, m.i32.const(0), () => get(COLS), 1, [
+          wm.loop("patch_c", CH, m.i32.const(0), () => get(C), 1, [wm.loop("patch_u", U, m.i32.const(0), () => get(P), 1, copy)]),
+        ]),
+      ]),
+    ]);
+    m.addFunction("patch_rows", createType([i32, i32, i32, i32, i32, i32]), none, [i32, i32, i32, i32, i32, i32, i32], body);
+  });
+}
+
 export const lowerings = {
   input: () => [],
   param: () => [],
@@ -292,6 +318,18 @@ export const lowerings = {
     const m = c.wm.m, w = c.width(n.id) * 4;
     return [m.memory.copy(c.ptr(n.id), m.i32.add(c.ptr(n.args[0]), m.i32.mul(m.i32.sub(c.rows(n.args[0]), c.wm.c32(1)), c.wm.c32(w))), c.wm.c32(w))];
   },
+  patches: (c, n) => {
+    const [, C, H, W] = c.node(n.args[0]).type.shape as number[];
+    return [c.wm.m.call(patchRows(c.wm), [c.ptr(n.args[0]), c.ptr(n.id), c.wm.c32(C), c.wm.c32(H), c.wm.c32(W), c.wm.c32(n.attrs.size)], none)];
+  },
+  // each operand's rows after the last one's
+  concat: (c, n) => {
+    let at = c.address(n.id);
+    return n.args.map((a) => {
+      const bytes = c.width(a) * (c.node(a).type.shape[0] as number) * 4;
+      return c.wm.m.memory.copy(c.wm.c32((at += bytes) - bytes), c.ptr(a), c.wm.c32(bytes));
+    });
+  },
   slice: (c, n) => [c.wm.callLib("slice", { x: c.ptr(n.args[0]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.args[0])), start: c.wm.c32(n.attrs.start), size: c.wm.c32(n.attrs.size) })],
   rope: (c, n) => {
     const { wm } = c, a = n.attrs;
@@ -369,6 +407,8 @@ export const lowerings = {
     const prefill = wm.parallel(byHeads, [c.ptr(q), kp, vp, L, c.ptr(n.id), c.rows(q)], H, 0, work());
     return [...pre, m.if(m.i32.eq(c.rows(q), wm.c32(1)), decode, prefill)];
   }),
+  // each thread's score row
+  disentangled_attention: withScratch<"disentangled_attention">(disentangledScratch, lowerDisentangledAttention),
 } satisfies { [K in OpKind]: Lowering<K> };
 
 /** A lowering for a node of any op. */

@@ -27,6 +27,21 @@ function kernelLibrary(): string {
 
 
 /** A wasm module under construction: the kernel library plus generated kernels and entries. */
+/**
+ * A small hand-written module (text form) assembled to binary: the roofline probes. SIMD128 always;
+ * `atomics` for one that imports a shared memory.
+ */
+export function assembleText(wat: string, { atomics = false } = {}): Uint8Array<ArrayBuffer> {
+  const m = binaryen.parseText(wat);
+  try {
+    m.setFeatures(binaryen.Features.MVP | binaryen.Features.SIMD128 | (atomics ? binaryen.Features.Atomics : 0));
+    if (!m.validate()) throw new Error("internal: a hand-written module does not validate");
+    return m.emitBinary() as Uint8Array<ArrayBuffer>;
+  } finally {
+    m.dispose();
+  }
+}
+
 export class WasmModule {
   readonly m: binaryen.Module;
   /** External kernel name → internal function name. */
@@ -45,9 +60,13 @@ export class WasmModule {
   /** Kernels that `parallel` splits over threads, in table order. */
   private readonly table: string[] = [];
 
-  constructor(opts: { relaxed?: boolean; threads?: boolean } = {}) {
+  /** Whether the entries call `env.__prof(site)` before each kernel (the profiling module). */
+  readonly profile: boolean;
+
+  constructor(opts: { relaxed?: boolean; threads?: boolean; profile?: boolean } = {}) {
     this.relaxed = opts.relaxed ?? false;
     this.threads = opts.threads ?? false;
+    this.profile = opts.profile ?? false;
     // the library's text form keeps its function names (this binaryen.js build has no binary reader)
     this.m = binaryen.parseText(kernelLibrary());
     let features = FEATURES;
@@ -71,6 +90,12 @@ export class WasmModule {
     this.control = Math.ceil(end / 64) * 64;
     this.dataEnd = this.control + CONTROL.bytes;
     this.checkLibrary(LIBRARY);
+    if (this.profile) this.m.addFunctionImport("__prof", "env", "__prof", binaryen.createType([binaryen.i32]), binaryen.none);
+  }
+
+  /** A call telling the profiler that site `site` starts (−1: the entry ends). */
+  profileMark(site: number): binaryen.ExpressionRef {
+    return this.m.call("__prof", [this.m.i32.const(site)], binaryen.none);
   }
 
   private *exportNames() {

@@ -226,6 +226,18 @@ export const builtins: Record<string, BuiltinDef> = {
     run: (h, a) => T(h.node("sinusoidal_positions", [a.tensor("x")], { dim: a.number("dim") }, a.span)),
   },
   first_row: unary("first_row"),
+  /** patches(image, size): the image's whole size × size patches, flattened, one a row (a patch embedding is a linear over them). */
+  patches: {
+    params: [tensor("image"), { name: "size", kind: "int", sign: "positive" }],
+    result: "tensor",
+    run: (h, a) => T(h.node("patches", [a.tensor("image")], { size: a.number("size") }, a.span)),
+  },
+  /** concat(a, b): the rows of a, then those of b (a class token before the patches). */
+  concat: {
+    params: [tensor("a"), tensor("b")],
+    result: "tensor",
+    run: (h, a) => T(h.node("concat", [a.tensor("a"), a.tensor("b")], {}, a.span)),
+  },
   /** tanh(x): the soft-capping op with cap 1. */
   tanh: { params: [tensor("x")], result: "tensor", run: (h, a) => T(h.node("softcap", [a.tensor("x")], { cap: 1 }, a.span)) },
   /** tanh(x / cap) · cap (Gemma 2's attention and logit soft-capping). */
@@ -373,6 +385,63 @@ export const builtins: Record<string, BuiltinDef> = {
         args.push(a.tensor("mask"));
       }
       return T(h.node("attention", args, attrs, a.span));
+    },
+  },
+
+  /**
+   * DeBERTa's disentangled attention (transformers' DebertaV2 DisentangledSelfAttention): q·k plus the
+   * content→position term (c2p: q·pos_key) and the position→content one (p2c: k·pos_query) at each
+   * pair's relative position, pos_key/pos_query being the relative embeddings through the key/query
+   * projections. buckets and max_distance are position_buckets and max_relative_positions as HF
+   * reads them: no buckets at 0 or below, and max_positions where max_distance is below 1. The scale is
+   * 1/sqrt(head_dim · (1 + c2p + p2c)), the square root in f32 as HF computes it.
+   */
+  disentangled_attention: {
+    params: [
+      tensor("q"), tensor("k"), tensor("v"),
+      { name: "heads", kind: "int", named: true, sign: "positive" },
+      { name: "c2p", kind: "bool", named: true, dflt: false },
+      { name: "p2c", kind: "bool", named: true, dflt: false },
+      { name: "pos_key", kind: "tensor", named: true, optional: true },
+      { name: "pos_query", kind: "tensor", named: true, optional: true },
+      { name: "buckets", kind: "int", named: true, dflt: -1 },
+      { name: "max_distance", kind: "int", named: true, dflt: -1 },
+      { name: "max_positions", kind: "int", named: true, optional: true, sign: "positive" },
+      { name: "mask", kind: "tensor", named: true, optional: true },
+    ],
+    result: "tensor",
+    run(h, a) {
+      const [q, k, v] = [a.tensor("q"), a.tensor("k"), a.tensor("v")];
+      const heads = a.number("heads"), c2p = a.bool("c2p"), p2c = a.bool("p2c");
+      let maxDistance = a.number("max_distance");
+      if (maxDistance < 1) {
+        if (!a.has("max_positions")) throw new Diagnostic(`disentangled_attention(): max_distance ${maxDistance} needs 'max_positions' (HF then takes max_position_embeddings)`, a.spanOf("max_distance"), { code: "WF203" });
+        maxDistance = a.number("max_positions");
+      }
+      const buckets = a.number("buckets");
+      if (buckets > 0 && (buckets < 2 || maxDistance - 1 <= Math.floor(buckets / 2)))
+        throw new Diagnostic(`disentangled_attention(): ${buckets} buckets need max_distance above buckets / 2 + 1, found ${maxDistance}`, a.spanOf("buckets"), { code: "WF210" });
+      const headDim = (h.typeOf(q).shape.at(-1) as number) / heads;
+      const f = Math.fround;
+      const attrs: Record<string, unknown> = {
+        heads,
+        scale: 1 / f(Math.sqrt(f(headDim * (1 + Number(c2p) + Number(p2c))))),
+        ...(c2p ? { c2p } : {}),
+        ...(p2c ? { p2c } : {}),
+        ...(buckets > 0 ? { buckets } : {}),
+        max_distance: maxDistance,
+      };
+      const args = [q, k, v];
+      for (const [term, on, pos] of [["c2p", c2p, "pos_key"], ["p2c", p2c, "pos_query"]] as const) {
+        if (!on) continue;
+        if (!a.has(pos)) throw new Diagnostic(`disentangled_attention(): ${term} needs '${pos}'`, a.span, { code: "WF203" });
+        args.push(a.tensor(pos));
+      }
+      if (a.has("mask")) {
+        attrs.mask = true;
+        args.push(a.tensor("mask"));
+      }
+      return T(h.node("disentangled_attention", args, attrs, a.span));
     },
   },
 

@@ -208,9 +208,10 @@ export class Checker {
     for (const inp of e.inputs) {
       if (inputs.has(inp.name)) this.error(`entry '${e.name}' has two inputs named '${inp.name}'`, inp.span, "WF207");
       inputs.add(inp.name);
-      if (!["tokens", "segments", "padding", "state"].includes(inp.kind))
-        this.error(`unknown input kind '${inp.kind}' (use tokens, segments, padding or state[...])`, inp.span, "WF208");
-      else if (inp.kind !== "state" && inp.shape.length) this.error(`a ${inp.kind} input takes no shape (only state[...] does)`, inp.span, "WF208");
+      if (!["tokens", "segments", "padding", "state", "image"].includes(inp.kind))
+        this.error(`unknown input kind '${inp.kind}' (use tokens, segments, padding, state[...] or image[channels, height, width])`, inp.span, "WF208");
+      else if (inp.kind === "image" && inp.shape.length !== 3) this.error(`an image input takes three dims, image[channels, height, width], found ${inp.shape.length}`, inp.span, "WF208");
+      else if (inp.kind !== "state" && inp.kind !== "image" && inp.shape.length) this.error(`a ${inp.kind} input takes no shape (only state[...] and image[...] do)`, inp.span, "WF208");
       for (const d of inp.shape) {
         const t = this.expr(d, scope);
         if (!isNum(t)) this.error(`a dimension should be an integer, found ${describeKind(t)}`, d.span, "WF204");

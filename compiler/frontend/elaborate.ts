@@ -33,6 +33,20 @@ export interface ElaborateOptions {
 type ParamItem = Extract<WeightItem, { kind: "param" }>;
 type LoopItem = Extract<WeightItem, { kind: "for" }> | Extract<Stmt, { kind: "for" }>;
 
+/**
+ * Whether a checkpoint's tensor binds to a declared shape: equal once leading dims of 1 are left
+ * out of both (torch keeps a batch dim of 1 on parameters such as ViT's cls_token [1, 1, d]).
+ */
+function sameShapeBut1s(stored: readonly number[], declared: readonly number[]): boolean {
+  const strip = (s: readonly number[]) => {
+    let i = 0;
+    while (i < s.length - 1 && s[i] === 1) i++;
+    return s.slice(i);
+  };
+  const [a, b] = [strip(stored), strip(declared)];
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
 /** A config or argument value for a one-line message. */
 const shownValue = (v: unknown) => (typeof v === "number" ? String(v) : shown(v));
 
@@ -232,7 +246,7 @@ export class Elaborator implements BuiltinHost {
       let ref: { name: string; shape: readonly number[] };
       const info = this.weights.info(tname);
       if (info) {
-        if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+        if (!sameShapeBut1s(info.shape, shape)) {
           const inputs = this.origins(item.shape, scope);
           throw new Diagnostic(`tensor '${tname}' in ${info.file}: expected shape [${shape.join(", ")}], found [${info.shape.join(", ")}]${inputs ? ` (${inputs})` : ""}`, item.span, { code: "WF305" });
         }
@@ -286,8 +300,16 @@ export class Elaborator implements BuiltinHost {
         case "state":
           attrs = { name: inp.name, kind: inp.kind, dtype: "f32", shape: ["E", ...inp.shape.map((x) => this.int(x, scope))] };
           break;
+        case "image": {
+          // one image a call: pixel values [1, channels, height, width]
+          const dims = inp.shape.map((x) => this.int(x, scope));
+          const bad = inp.shape.find((_, i) => dims[i] < 1);
+          if (bad) throw new Diagnostic(`an image dimension should be at least 1, found ${dims[inp.shape.indexOf(bad)]}${this.origins([bad], scope) ? ` (${this.origins([bad], scope)})` : ""}`, bad.span, { code: "WF210" });
+          attrs = { name: inp.name, kind: inp.kind, dtype: "f32", shape: [1, ...dims] };
+          break;
+        }
         default:
-          throw new Diagnostic(`unknown input kind '${inp.kind}' (use tokens, segments, padding or state[...])`, inp.span, { code: "WF208" });
+          throw new Diagnostic(`unknown input kind '${inp.kind}' (use tokens, segments, padding, state[...] or image[channels, height, width])`, inp.span, { code: "WF208" });
       }
       scope.define(inp.name, { kind: "tensor", id: this.node("input", [], attrs, loc) });
     }

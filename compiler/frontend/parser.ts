@@ -102,12 +102,15 @@ class WfParser extends EmbeddedActionsParser {
           const keys: string[] = [];
           this.OPTION(() => {
             this.CONSUME(T.From);
-            // a key, or a path into nested objects: rope_scaling.factor
+            // a key, or a path into nested objects and lists: rope_scaling.factor, architectures.0
             this.AT_LEAST_ONE_SEP({
               SEP: T.Comma,
               DEF: () => {
                 const path = [this.CONSUME4(T.Identifier).image];
-                this.MANY(() => { this.CONSUME(T.Dot); path.push(this.CONSUME5(T.Identifier).image); });
+                this.MANY(() => {
+                  this.CONSUME(T.Dot);
+                  path.push(this.OR2([{ ALT: () => this.CONSUME5(T.Identifier).image }, { ALT: () => this.CONSUME(T.NumberLit).image }]));
+                });
                 this.ACTION(() => keys.push(path.join(".")));
               },
             });

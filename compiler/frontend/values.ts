@@ -55,10 +55,14 @@ export class Scope {
   }
 }
 
-/** config.json's value at `key` (a dotted key reads into nested objects); undefined where absent or null. */
+/** config.json's value at `key` (a dotted key reads into nested objects, a number part indexes a list); undefined where absent or null. */
 export function configAt(hf: Record<string, unknown>, key: string): unknown {
   let v: unknown = hf;
   for (const part of key.split(".")) {
+    if (Array.isArray(v) && /^\d+$/.test(part)) {
+      v = Number(part) < v.length ? v[Number(part)] : undefined;
+      continue;
+    }
     if (typeof v !== "object" || v === null || Array.isArray(v) || !Object.hasOwn(v, part)) return undefined;
     v = (v as Record<string, unknown>)[part];
   }

@@ -1,6 +1,7 @@
 // fold-transpose: transposes of parameters are done at compile time (a new parameter holding
 // the transposed data), and transpose(transpose(x)) is x. Tied weights used both ways keep
-// sharing storage where the layouts agree.
+// sharing storage where the layouts agree. A reshaped parameter is a parameter of the new shape
+// over the same values (a Conv2d weight [out, C, k, k] read by a linear as [out, C·k·k]).
 
 import { isOp } from "../../ir/ops.js";
 import type { Rule } from "./rewrite.js";
@@ -43,6 +44,22 @@ export const rulesFoldTranspose: Rule[] = [
         c.params.set(name, lazyParam(name, [B, A], () => transpose(src.data, A, B)));
       }
       return c.b.add("param", [], { name, shape: [B, A] }, n.loc);
+    },
+  },
+  {
+    name: "reshape-param",
+    apply: (n, c) => {
+      if (n.op !== "reshape") return null;
+      const src = c.node(n.args[0]);
+      if (!isOp(src, "param")) return null;
+      const shape = n.type.shape as number[];
+      if (shape.join() === src.attrs.shape.join()) return src.id;
+      const name = `${src.attrs.name}^[${shape.join(",")}]`;
+      if (!c.params.has(name)) {
+        const from = c.params.get(src.attrs.name)!;
+        c.params.set(name, lazyParam(name, shape, () => from.data));
+      }
+      return c.b.add("param", [], { name, shape }, n.loc);
     },
   },
 ];

@@ -4,7 +4,7 @@ import { dims, int, ints, oneOf, optional, string } from "../attrs.js";
 import { type InputKind, QUANT_SCHEMES, formatType, rowWidth } from "../types.js";
 import { type OpDef, defineOp, expect, expectF32, f32, lastDim } from "./def.js";
 
-const INPUT_KINDS = ["tokens", "segments", "padding", "state"] as const satisfies readonly InputKind[];
+const INPUT_KINDS = ["tokens", "segments", "padding", "state", "image"] as const satisfies readonly InputKind[];
 const rowsOf = (v: ArrayLike<number>, width: number) => v.length / width;
 
 /** Rows from..from+rows-1 of the sinusoidal table of width dim: angles, sin and cos in f64, then rounded to f32, as transformers builds it. */

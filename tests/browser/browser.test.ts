@@ -6,7 +6,7 @@
 // Serves everything from a local 127.0.0.1 server; every other request is aborted.
 
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -27,7 +27,8 @@ const PROMPT: number[] = [35, 85, 26, 42, 60];
 const MAX_NEW = 10;
 
 // the runtime modules the page may load, and the artifact files it fetches
-const RUNTIME_MODULES = ["index", "model", "generate", "manifest", "npy", "features", "threads", "control", "eval", "errors", "validate", "sampling", "detokenize", "tokenizer", "chat", "fetch", "embed", "speculative", "lora", "web", "bench"];
+// (every module of the runtime but its Node-only ones)
+const RUNTIME_MODULES = readdirSync(join(ROOT, "runtime")).filter((f) => f.endsWith(".ts") && !["node.ts", "lora-node.ts"].includes(f)).map((f) => f.slice(0, -3));
 // the runtime's two dependencies, as the page's import map names them
 const VENDOR: Record<string, string> = {
   "tokenizers.mjs": "node_modules/@huggingface/tokenizers/dist/tokenizers.mjs",

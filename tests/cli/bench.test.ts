@@ -71,6 +71,19 @@ describe("wasmformer bench", () => {
     expect(bad.err.trim()).toMatch(/^error\[WF601\]: -p should be comma-separated positive integers, found 'x'$/);
   });
 
+  it("--peer ort times ONNX Runtime Web on the ONNX export of the same weights, through the same loop", async () => {
+    const r = await cli("bench", artifact, "-p", "8", "-n", "2", "-r", "1", "-o", "json", "--peer", "ort", "--model", join(root, "examples/gpt2.wf"), "--weights", join(root, "examples/tiny-gpt2"));
+    expect(r.code, r.err).toBe(0);
+    const rows = JSON.parse(r.out) as BenchRow[];
+    expect(rows.map((x) => [x.test, x.variant.replace(/ [\d.]+ /, " V ")])).toEqual([
+      ["pp8", "simd128"], ["tg2", "simd128"], ["pp8", "onnxruntime-web V wasm (all logits)"], ["tg2", "onnxruntime-web V wasm (all logits)"],
+    ]);
+    for (const row of rows) expect(row.tokens_per_s).toBeGreaterThan(0);
+    expect(r.err).toMatch(/bench ort: tg2, 1 thread, repetition 1\/1/);
+    const bad = await cli("bench", artifact, "--peer", "ort");
+    expect(bad.err.trim()).toBe("error[WF604]: --peer needs --model MODEL.wf and --weights PATH (the sources of the artifact)");
+  });
+
   it("benchModel leaves the model reset and feeds the same ids for a seed", async () => {
     const model = await loadArtifact(artifact);
     const rows = await benchModel(model, { prompt: [8], gen: [3], depths: [5], repetitions: 2 });

@@ -238,6 +238,14 @@ describe("eval --kl-base", () => {
     expect(r.same_top1).toBe(1);
   });
 
+  it("int4 against fp32 equals NumPy's KL(p_fp32 ‖ p_int4) from `run`'s logits (tests/fixtures/make_kl_reference.py)", async () => {
+    const ref = JSON.parse(readFileSync(join(root, "tests/fixtures/kl/reference.json"), "utf8"));
+    expect(ref.ids).toEqual(ids);
+    const r = await klJson(int4, fp32);
+    for (const k of ["mean_kld", "median_kld", "p99_kld", "p999_kld", "max_kld", "delta_nll"]) expect(rel(r[k], ref[k]), `${k}: ${r[k]} vs NumPy ${ref[k]} (re-run tests/fixtures/make_kl_reference.py if the int4 kernels changed)`).toBeLessThan(1e-6);
+    expect(r.same_top1).toBe(ref.same_top1);
+  });
+
   it("int4 against fp32 equals KL(p_fp32 ‖ p_int4) computed from `run`'s logits on the same ids", async () => {
     const logits = async (artifact: string) => {
       const out = join(dir, `${artifact.split("/").pop()}-kl.npy`);

@@ -75,7 +75,7 @@ describe("malformed command lines: WF604", () => {
     [["generate", "a", "--seed", "1", "--seed", "2"], /^error\[WF604\]: --seed is given more than once$/m],
     [["generate", "a", "b"], /^error\[WF604\]: unexpected argument 'b' after 'a' \(generate takes one ARTIFACT\)$/m],
     [["generate", "a", "--prompt", "hi", "--input-ids", "1"], /^error\[WF604\]: --prompt and --input-ids cannot be given together$/m],
-    [["run", "a"], /^error\[WF604\]: run needs --input-ids IDS and --out FILE\.npy$/m],
+    [["run", "a"], /^error\[WF604\]: run needs --out FILE\.npy$/m],
     [["compile"], /^error\[WF604\]: compile needs MODEL\.wf; usage: wasmformer compile MODEL\.wf --weights PATH --out DIR \[options\]$/m],
     [[], /^error\[WF604\]: give a command: compile, export-onnx, run, generate, chat, embed, classify, eval/m],
     [["compil"], /^error\[WF604\]: no command named 'compil' \(did you mean compile\?\)/m],

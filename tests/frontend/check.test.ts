@@ -152,8 +152,8 @@ describe("static checks", () => {
       "WF207 6:9 'a' is already declared (a block cannot take the name of a config field or weight)",
       "WF208 7:9 entry 'f' has no output",
       "WF207 7:24 entry 'f' has two inputs named 'ids'",
-      "WF208 7:50 a tokens input takes no shape (only state[...] does)",
-      "WF208 7:64 unknown input kind 'words' (use tokens, segments, padding or state[...])",
+      "WF208 7:50 a tokens input takes no shape (only state[...] and image[...] do)",
+      "WF208 7:64 unknown input kind 'words' (use tokens, segments, padding, state[...] or image[channels, height, width])",
       "WF207 8:9 entry 'f' is already declared",
     ]);
     expect(check("model m { }")).toEqual(["WF208 1:1 model 'm' has no entry"]);

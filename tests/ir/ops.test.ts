@@ -74,6 +74,17 @@ const examples: Record<OpKind, Example> = {
   first_row: { build: (c, r) => c.b.add("first_row", [c.act(r.pick(widths))]), calls: [4, 1] },
   last_row: { build: (c, r) => c.b.add("last_row", [c.act(r.pick(widths))]), calls: [4, 1] },
   slice: { build: (c, r) => { const D = r.pick(widths); return c.b.add("slice", [c.act(D + 5)], { start: 2, size: D }); } },
+  // an image [1, C, H, W] from the first row of an activation; sizes that leave pixels past the last whole patch (at most 20 patches: rows within the context)
+  patches: {
+    build: (c, r) => {
+      const [C, H, W, size] = [r.pick([1, 3]), r.pick([5, 7, 9]), r.pick([4, 6, 11]), r.pick([2, 3, 4])];
+      const image = c.b.add("reshape", [c.b.add("first_row", [c.act(C * H * W)])], { shape: [C, H, W] });
+      return c.b.add("patches", [image], { size });
+    },
+    seeds: [1, 2, 3, 4, 5, 6],
+  },
+  // fixed rows (class tokens) before a computed one
+  concat: { build: (c, r) => { const D = r.pick(widths); return c.b.add("concat", [c.param([2, D]), c.b.add("first_row", [c.act(D)])]); } },
   add: { build: (c, r) => { const D = r.pick(widths); return c.b.add("add", [c.act(D), c.act(D)]); } },
   mul: { build: (c, r) => { const D = r.pick(widths); return c.b.add("mul", [c.act(D), c.param([D])]); } },
   scale: { build: (c, r) => c.b.add("scale", [c.act(r.pick(widths))], { by: -0.37 }) },
@@ -122,6 +133,19 @@ const examples: Record<OpKind, Example> = {
       return c.b.add("attention", [c.act(H * dk), c.act(Hkv * dk), c.act(Hkv * (dk + 2)), c.mask()], { heads: H, kv_heads: Hkv, scale: 0.4, causal: true, cache: true, mask: true, ...extra });
     },
     calls: [5, 1, 2, 1],
+    seeds: [1, 2, 3, 4, 5, 6],
+  },
+  // c2p, p2c or both, over log buckets or clamped distances: calls reach past the exact buckets and the tables
+  disentangled_attention: {
+    build: (c, r) => {
+      const [H, dk] = [r.pick([1, 3]), r.pick([1, 5, 10])];
+      const terms = r.pick([{ c2p: true }, { p2c: true }, { c2p: true, p2c: true }]);
+      const rel: { buckets?: number; max_distance: number } = r.pick([{ buckets: 4, max_distance: 9 }, { max_distance: 3 }]);
+      const table = () => c.param([2 * (rel.buckets ?? rel.max_distance), H * dk]);
+      const pos = [...(terms.c2p ? [table()] : []), ...("p2c" in terms ? [table()] : [])];
+      return c.b.add("disentangled_attention", [c.act(H * dk), c.act(H * dk), c.act(H * (dk + 2)), ...pos, c.mask()], { heads: H, scale: 0.4, ...terms, ...rel, mask: true });
+    },
+    calls: [13, 1, 6],
     seeds: [1, 2, 3, 4, 5, 6],
   },
 };
