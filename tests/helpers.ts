@@ -1,6 +1,6 @@
 // Shared test helpers: fixtures, compiling in memory, comparing arrays.
 
-import { readFileSync } from "node:fs";
+import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generate as generateArtifact } from "../compiler/codegen/emit.js";
 import { loadProgram } from "../compiler/load.js";
@@ -86,4 +86,22 @@ export function rng(seed: number) {
     pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)],
     floats: (n: number, scale = 1) => Float32Array.from({ length: n }, () => (next() * 2 - 1) * scale),
   };
+}
+
+/** Copies of an artifact folder under `tmp`, each changed by `change(dir)` (for tests of broken artifacts). */
+export function artifactCopier(tmp: string) {
+  let copies = 0;
+  return (from: string, change: (dir: string) => void = () => {}): string => {
+    const dir = join(tmp, `copy${copies++}`);
+    cpSync(from, dir, { recursive: true });
+    change(dir);
+    return dir;
+  };
+}
+
+/** Rewrites an artifact's manifest.json through `change`. */
+export function editManifest(dir: string, change: (m: any) => void) {
+  const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
+  change(m);
+  writeFileSync(join(dir, "manifest.json"), JSON.stringify(m));
 }

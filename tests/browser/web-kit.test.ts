@@ -400,8 +400,10 @@ test("a long generation keeps the page painting, and Stop ends one early", async
   expect(full.text).toBe(node.wide.text);
   // the model computes for a while, and the page paints all along (a main-thread model would freeze it)
   const figures = JSON.stringify({ ms: full.ms, frames: full.frames, longestGap: full.longestGap });
-  expect(full.frames, figures).toBeGreaterThanOrEqual(Math.max(5, full.ms / 100));
-  expect(full.longestGap, figures).toBeLessThan(500);
+  // (alone it paints 58–60 frames a second, gaps under 100 ms; with other test files on the same
+  // 2 cores the page's thread waits its turn too — a frozen page would show one gap as long as the reply)
+  expect(full.frames, figures).toBeGreaterThanOrEqual(Math.max(5, full.ms / 250));
+  expect(full.longestGap, figures).toBeLessThan(Math.max(1000, full.ms / 4));
 
   // Stop pressed from within the page once 20 tokens have arrived (a click from outside lags by hundreds of tokens)
   const stopped = await reply(LONG, async () => {

@@ -3,13 +3,13 @@
 // each one line naming the file.
 
 import { spawnSync } from "node:child_process";
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { compileModel } from "../../compiler/compile.js";
 import { loadArtifact, loadArtifactTokenizer, readManifest } from "../../runtime/node.js";
-import { fixtureDir, root } from "../helpers.js";
+import { artifactCopier, editManifest, fixtureDir, root } from "../helpers.js";
 import { refused } from "./refused.js";
 
 /** Parsed JSON, edited freely by the cases. */
@@ -20,19 +20,9 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const compiled = join(tmp, "compiled");
 compileModel(join(root, "examples", "gpt2.wf"), fixtureDir("gpt2"), compiled, { context: 16 });
 
-let copies = 0;
+const copyOf = artifactCopier(tmp);
 /** A fresh copy of the compiled artifact, changed by `change(dir)`. */
-function copy(change: (dir: string) => void = () => {}): string {
-  const dir = join(tmp, `copy${copies++}`);
-  cpSync(compiled, dir, { recursive: true });
-  change(dir);
-  return dir;
-}
-const editManifest = (dir: string, change: (m: Json) => void) => {
-  const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
-  change(m);
-  writeFileSync(join(dir, "manifest.json"), JSON.stringify(m));
-};
+const copy = (change?: (dir: string) => void) => copyOf(compiled, change);
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 
 describe("loadArtifact", () => {

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,7 +16,7 @@ import type { Model } from "../../runtime/model.js";
 import { loadArtifact, loadArtifactTokenizer, nodeThreads, readManifest } from "../../runtime/node.js";
 import { validateManifest } from "../../runtime/validate.js";
 import { type LoadProgress, WEIGHTS_CACHE, type WeightsCache, fetchArtifactTokenizer, loadArtifactFromUrl, shardCacheKey } from "../../runtime/web.js";
-import { fixtureDir, root } from "../helpers.js";
+import { artifactCopier, editManifest, fixtureDir, root } from "../helpers.js";
 import { cli, expectOneLine } from "../cli/run-cli.js";
 import { refused } from "./refused.js";
 
@@ -40,19 +40,8 @@ const total = manifestOf(many).memory.weights_bytes;
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 
-let copies = 0;
 /** A fresh copy of `from`, changed by `change(dir)`. */
-function copy(from: string, change: (dir: string) => void = () => {}): string {
-  const dir = join(tmp, `copy${copies++}`);
-  cpSync(from, dir, { recursive: true });
-  change(dir);
-  return dir;
-}
-const editManifest = (dir: string, change: (m: Json) => void) => {
-  const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
-  change(m);
-  writeFileSync(join(dir, "manifest.json"), JSON.stringify(m));
-};
+const copy = artifactCopier(tmp);
 /** Flips one byte of a file. */
 const corrupt = (path: string, at = 1000) => {
   const b = readFileSync(path);
