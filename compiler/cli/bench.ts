@@ -8,8 +8,7 @@ import { join } from "node:path";
 import { type BenchResult, benchModel, benchSubject } from "@wasmformer/runtime/bench";
 import { loadArtifact, readManifest } from "@wasmformer/runtime/node";
 import { type Io, command, int, intList, oneOf, optionError, path, usageError } from "./options.js";
-import type { GgufFileType } from "../export/gguf.js";
-import { PEERS, llamaCppSubject, ortSubject } from "./peers.js";
+import { PEERS, llamaCppPeer, ortPeer } from "./peers.js";
 
 /** One row of a bench run: a test on one thread count, with where it ran. */
 export interface BenchRow {
@@ -56,6 +55,8 @@ export const benchCommand = command({
   },
   async run(artifact, a, io) {
     if (a.peer.length && (a.model === undefined || a.weights === undefined)) throw usageError("--peer needs --model MODEL.wf and --weights PATH (the sources of the artifact)");
+    // ONNX Runtime Web sets up its wasm backend once a process, with the thread count of that moment
+    if (a.peer.includes("ort") && a.threads.length > 1) throw usageError("--peer ort times one thread count a process (ONNX Runtime Web fixes it when it starts): give one -t value");
     const man = readManifest(artifact);
     const cpu = cpus()[0]?.model?.trim() ?? "unknown CPU";
     const host = `Node ${process.versions.node} (V8 ${process.versions.v8})`;
@@ -76,21 +77,24 @@ export const benchCommand = command({
         model.dispose();
       }
     }
-    const ggufType = (): GgufFileType => a["gguf-type"];
-    for (const peer of a.peer) {
-      for (const threads of a.threads) {
-        const subject = peer === "ort" ? await ortSubject(a.model!, a.weights!, threads) : await llamaCppSubject(a.weights!, threads, ggufType(), man.context);
-        try {
-          const results = await benchSubject(subject, {
-            prompt: a.prompt, gen: a.gen, depths: a.depth, repetitions: a.repetitions,
-            onProgress: (test, r, n) => io.stderr.write(`bench ${peer}: ${test}, ${threads} thread${threads > 1 ? "s" : ""}, ${r === 0 ? "warm-up" : `repetition ${r}/${n}`}\n`),
-          });
-          // the ONNX export computes every position's logits: its prompt calls do more than forward_last
-          const variant = peer === "ort" ? `onnxruntime-web ${subject.version} wasm (all logits)` : `llama.cpp native (node-llama-cpp ${subject.version}) ${ggufType()}`;
-          for (const r of results) rows.push(rowOf(r, { artifact: a.model!, sha: rows[0]?.artifact_sha256 ?? "", model: man.model, threads, variant, repetitions: a.repetitions, cpu, host }));
-        } finally {
-          await subject.release();
+    for (const name of a.peer) {
+      // the weights exported once (ONNX or GGUF), a session or context per thread count
+      const peer = name === "ort" ? await ortPeer(a.model!, a.weights!) : await llamaCppPeer(a.weights!, a["gguf-type"], man.context);
+      try {
+        for (const threads of a.threads) {
+          const subject = await peer.subject(threads);
+          try {
+            const results = await benchSubject(subject, {
+              prompt: a.prompt, gen: a.gen, depths: a.depth, repetitions: a.repetitions,
+              onProgress: (test, r, n) => io.stderr.write(`bench ${name}: ${test}, ${threads} thread${threads > 1 ? "s" : ""}, ${r === 0 ? "warm-up" : `repetition ${r}/${n}`}\n`),
+            });
+            for (const r of results) rows.push(rowOf(r, { artifact: a.model!, sha: rows[0]?.artifact_sha256 ?? "", model: man.model, threads, variant: peer.variant, repetitions: a.repetitions, cpu, host }));
+          } finally {
+            await subject.release();
+          }
         }
+      } finally {
+        peer.dispose();
       }
     }
     io.stdout.write(formatRows(rows, a.output));

@@ -54,43 +54,56 @@ interface OrtModule {
   InferenceSession: { create(bytes: Uint8Array): Promise<{ run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>>; release(): Promise<void> }> };
 }
 
+/** A peer ready to time: its weights exported once, a subject made per thread count. */
+export interface PreparedPeer {
+  /** The row's variant: the peer, its version and what it computes. */
+  variant: string;
+  subject(threads: number): Promise<BenchSubject & { release(): Promise<void> }>;
+  dispose(): void;
+}
+
 /**
  * ONNX Runtime Web on the ONNX export of MODEL.wf bound to WEIGHTS (the decoder with explicit
  * past/present KV inputs): each feed runs the session on the new ids with the pasts the last
  * call returned. Its prompt calls compute every position's logits (the export's only form).
  */
-export async function ortSubject(modelPath: string, weightsPath: string, threads: number): Promise<BenchSubject & { version: string; release(): Promise<void> }> {
+export async function ortPeer(modelPath: string, weightsPath: string): Promise<PreparedPeer> {
   const peer = await importPeer("onnxruntime-web", "npm install onnxruntime-web");
   const ort = peer.module as unknown as OrtModule;
-  ort.env.wasm.numThreads = threads;
   ort.env.logLevel = "error";
   const program = runPipeline(loadProgram(modelPath, weightsPath));
-  const caches = onnxCacheLayout(program);
-  const session = await ort.InferenceSession.create(exportOnnx(program));
-  const context = program.context;
   const forward = program.graphs.find((g) => g.name === "forward");
   const logits = forward?.outputs.find((o) => o.name === "logits");
   if (!forward || !logits) throw optionError(`--peer ort: ${modelPath} has no forward entry with logits (a causal LM)`);
   const vocab = forward.nodes[logits.id].type.shape.at(-1) as number;
+  const caches = onnxCacheLayout(program);
+  const bytes = exportOnnx(program);
   const f32 = (data: Float32Array, dims: number[]) => new ort.Tensor("float32", data, dims);
-  let pasts: Tensor[] | undefined;
   return {
-    context,
-    vocab,
-    version: peer.version,
-    reset() {
-      pasts = undefined;
+    variant: `onnxruntime-web ${peer.version} wasm (all logits)`,
+    async subject(threads) {
+      ort.env.wasm.numThreads = threads;
+      const session = await ort.InferenceSession.create(bytes);
+      let pasts: Tensor[] | undefined;
+      return {
+        context: program.context,
+        vocab,
+        reset() {
+          pasts = undefined;
+        },
+        async feed(ids) {
+          const feeds: Record<string, Tensor> = { input_ids: new ort.Tensor("int64", BigInt64Array.from(ids, (x) => BigInt(x)), [1, ids.length]) };
+          caches.forEach((c, i) => {
+            feeds[`past_key_${i}`] = pasts ? pasts[2 * i] : f32(new Float32Array(0), [1, c.kvHeads, 0, c.keyDim]);
+            feeds[`past_value_${i}`] = pasts ? pasts[2 * i + 1] : f32(new Float32Array(0), [1, c.kvHeads, 0, c.valueDim]);
+          });
+          const out = await session.run(feeds);
+          pasts = caches.flatMap((_, i) => [out[`present_key_${i}`], out[`present_value_${i}`]]);
+        },
+        release: () => session.release(),
+      };
     },
-    async feed(ids) {
-      const feeds: Record<string, Tensor> = { input_ids: new ort.Tensor("int64", BigInt64Array.from(ids, (x) => BigInt(x)), [1, ids.length]) };
-      caches.forEach((c, i) => {
-        feeds[`past_key_${i}`] = pasts ? pasts[2 * i] : f32(new Float32Array(0), [1, c.kvHeads, 0, c.keyDim]);
-        feeds[`past_value_${i}`] = pasts ? pasts[2 * i + 1] : f32(new Float32Array(0), [1, c.kvHeads, 0, c.valueDim]);
-      });
-      const out = await session.run(feeds);
-      pasts = caches.flatMap((_, i) => [out[`present_key_${i}`], out[`present_value_${i}`]]);
-    },
-    release: () => session.release(),
+    dispose() {},
   };
 }
 
@@ -109,7 +122,7 @@ interface LlamaContext {
  * Native llama.cpp (node-llama-cpp's prebuilt CPU binaries, no GPU) on a GGUF file this project
  * writes from the checkpoint (`type`: f32, q8_0 or q4_0 — the formats of fp32, int8 and int4 artifacts).
  */
-export async function llamaCppSubject(weightsPath: string, threads: number, type: GgufFileType, context: number): Promise<BenchSubject & { version: string; release(): Promise<void> }> {
+export async function llamaCppPeer(weightsPath: string, type: GgufFileType, context: number): Promise<PreparedPeer> {
   const peer = await importPeer("node-llama-cpp", "npm install node-llama-cpp");
   const { getLlama } = peer.module as unknown as LlamaModule;
   const config = readHfConfig(weightsPath);
@@ -119,26 +132,29 @@ export async function llamaCppSubject(weightsPath: string, threads: number, type
   const file = join(dir, `model-${type}.gguf`);
   try {
     writeGguf(file, { arch: arch as GgufArch, config, weights: openWeights(weightsPath), type });
-    const llama = await getLlama({ gpu: false, build: "never", progressLogs: false, logLevel: "error" });
-    const model = await llama.loadModel({ modelPath: file, gpuLayers: 0, useMmap: false });
-    const ctx = await model.createContext({ contextSize: context, batchSize: Math.min(context, 512), threads: { ideal: threads, min: threads }, sequences: 1 });
-    const seq = ctx.getSequence();
-    const vocab = Number(config.vocab_size);
-    return {
-      context,
-      vocab,
-      version: peer.version,
-      reset: () => seq.clearHistory(),
-      feed: (ids) => seq.evaluateWithoutGeneratingNewTokens(ids),
-      async release() {
-        await ctx.dispose();
-        await model.dispose();
-        await llama.dispose();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
+  return {
+    variant: `llama.cpp native (node-llama-cpp ${peer.version}) ${type}`,
+    async subject(threads) {
+      const llama = await getLlama({ gpu: false, build: "never", progressLogs: false, logLevel: "error" });
+      const model = await llama.loadModel({ modelPath: file, gpuLayers: 0, useMmap: false });
+      const ctx = await model.createContext({ contextSize: context, batchSize: Math.min(context, 512), threads: { ideal: threads, min: threads }, sequences: 1 });
+      const seq = ctx.getSequence();
+      return {
+        context,
+        vocab: Number(config.vocab_size),
+        reset: () => seq.clearHistory(),
+        feed: (ids) => seq.evaluateWithoutGeneratingNewTokens(ids),
+        async release() {
+          await ctx.dispose();
+          await model.dispose();
+          await llama.dispose();
+        },
+      };
+    },
+    dispose: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
