@@ -8,13 +8,19 @@
 export const CONTROL = {
   /** Bumped once per job (and to stop): workers wait on it. */
   generation: 0,
-  /** Workers still running the current job. */
-  pending: 64,
+  /** Chunks of the current job finished (the caller joins when it reaches the job's chunk count). */
+  done: 64,
   /** Threads serving kernels, the caller included (set by the runtime; 0 or 1: none). */
   threads: 128,
   /** Non-zero: workers return from `__worker`. */
   quit: 132,
-  /** The job: table index of the kernel, its 6 arguments, and the number of work units. */
+  /** The job: table index of the kernel, its 6 arguments, the number of work units and of chunks. */
   job: 192,
-  bytes: 256,
+  /**
+   * The next chunk to claim, tagged with the job's generation: (generation mod 2^20) << 12 | chunk.
+   * A thread runs a chunk only if its compare-exchange on this word succeeds with the generation it
+   * read the job under, so a worker that wakes late never runs a chunk of a job it did not read.
+   */
+  claim: 256,
+  bytes: 320,
 } as const;

@@ -23,6 +23,12 @@ export const SKEW_PERIOD = 65536 / 4;
 export const MIN_PARALLEL_MACS = 1 << 16;
 
 /**
+ * A threaded call's work units are cut into this many chunks per thread, claimed one at a time: a
+ * thread that is descheduled or slow leaves its unclaimed chunks to the others. performance.md § Threads.
+ */
+export const CHUNKS_PER_THREAD = 4;
+
+/**
  * Most rows of a call for which a linear over quantized weights takes integer dot products on
  * x quantized to q8_0 (more rows: f32 x on dequantized weights). performance.md § Integer path
  * (linear_KxN_gemm_gflops_integer_path against _dequantized_path, --prefill 4, 16, 128).

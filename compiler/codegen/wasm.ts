@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { CONTROL } from "@wasmformer/runtime/control";
 import { LIBRARY, type LibArgs, type LibKernel, SCALAR_ACTIVATIONS, type ScalarActivation } from "./library.js";
-import { MIN_PARALLEL_MACS } from "./tuning.js";
+import { CHUNKS_PER_THREAD, MIN_PARALLEL_MACS } from "./tuning.js";
 
 export type Expr = binaryen.ExpressionRef;
 export type Type = binaryen.Type;
@@ -146,9 +146,10 @@ export class WasmModule {
 
   /**
    * A call of `kernel(a0..a5, from, to, thread)` over work units [0, units) (a linear kernel's
-   * groups of 4 output rows); `thread` (0 = the caller) indexes per-thread scratch. The threaded variant splits the range over the threads serving kernels:
-   * the caller publishes the job, runs the first share and waits for the workers' shares.
-   * Splitting by output rows keeps every sum's order, so results equal the single-thread ones.
+   * groups of 4 output rows); `thread` (0 = the caller) indexes per-thread scratch. The threaded
+   * variant cuts the range into chunks that the caller and the workers claim until none is left.
+   * A unit's result does not depend on the chunk or thread that computes it (every sum keeps its
+   * order), so results equal the single-thread ones.
    */
   parallel(kernel: string, args: Expr[], units: number, macsPerRow: number, work?: Expr): Expr {
     const m = this.m;
@@ -165,59 +166,85 @@ export class WasmModule {
     return minRows <= 1 ? split : m.if(m.i32.ge_u(m.copyExpression(args[5]), m.i32.const(minRows)), split, alone());
   }
 
-  /** The threaded variant's dispatcher and worker loop (see CONTROL). */
+  /**
+   * The threaded variant's dispatcher, claim loop and worker loop (see CONTROL). The caller
+   * publishes a job and claims chunks like any worker, then waits until every chunk is done — not
+   * for every worker: a worker that wakes late finds the chunks taken (or the claim word tagged
+   * with a newer job) and goes back to waiting, so it never stalls the caller.
+   */
   private addThreadFunctions() {
     const m = this.m;
     const c = (k: number) => m.i32.const(this.control + k);
     const get = (l: number) => m.local.get(l, i32);
-    const kernelType = createType([i32, i32, i32, i32, i32, i32, i32, i32, i32]);
-    // thread t's share of `units` split over `n`: [units·t/n, units·(t+1)/n)
-    const bound = (units: Expr, t: Expr, n: Expr) => m.i32.div_u(m.i32.mul(units, t), n);
+    const params = (n: number) => createType(Array<number>(n).fill(i32));
+    const kernelType = params(9);
+    // chunk k of `units` cut into `chunks`: [units·k/chunks, units·(k+1)/chunks)
+    const bound = (units: Expr, k: Expr, chunks: Expr) => m.i32.div_u(m.i32.mul(units, k), chunks);
     const job = (k: number) => m.i32.load(CONTROL.job + 4 * k, 4, m.i32.const(this.control));
-    const callShare = (fn: Expr, args: Expr[], from: Expr, to: Expr, thread: Expr) => m.call_indirect("kernels", fn, [...args, from, to, thread], kernelType, none);
+    // the claim word: the job's generation (low 20 bits) above a 12-bit chunk index
+    const TAG = 12, GENERATIONS = (1 << (32 - TAG)) - 1, MAX_CHUNKS = (1 << TAG) - 1;
 
-    // __parallel(fn, a0..a5, units): locals 8 = n
-    const P = { fn: 0, a: 1, units: 7, n: 8 };
-    const args = () => [1, 2, 3, 4, 5, 6].map((l) => get(l));
-    m.addFunction("__parallel", createType([i32, i32, i32, i32, i32, i32, i32, i32]), none, [i32], m.block(null, [
+    // __claim(g, fn, a0..a5, units, chunks, thread): runs chunks of job generation g until none is
+    // left; locals 11 = the claim word read, 12 = its chunk
+    const C = { g: 0, fn: 1, units: 8, chunks: 9, thread: 10, word: 11, k: 12 };
+    m.addFunction("__claim", params(11), none, [i32, i32], m.loop("claim", m.block(null, [
+      m.local.set(C.word, m.i32.atomic.load(0, c(CONTROL.claim))),
+      m.if(m.i32.ne(m.i32.shr_u(get(C.word), m.i32.const(TAG)), m.i32.and(get(C.g), m.i32.const(GENERATIONS))), m.return()),
+      m.local.set(C.k, m.i32.and(get(C.word), m.i32.const(MAX_CHUNKS))),
+      m.if(m.i32.ge_u(get(C.k), get(C.chunks)), m.return()),
+      // chunk k is ours if the word is unchanged; else read it again
+      m.if(m.i32.eq(m.i32.atomic.rmw.cmpxchg(0, c(CONTROL.claim), get(C.word), m.i32.add(get(C.word), m.i32.const(1))), get(C.word)), m.block(null, [
+        m.call_indirect("kernels", get(C.fn), [...[2, 3, 4, 5, 6, 7].map(get),
+          bound(get(C.units), get(C.k), get(C.chunks)), bound(get(C.units), m.i32.add(get(C.k), m.i32.const(1)), get(C.chunks)), get(C.thread)], kernelType, none),
+        m.drop(m.i32.atomic.rmw.add(0, c(CONTROL.done), m.i32.const(1))),
+      ])),
+      m.br("claim"),
+    ])));
+
+    // __parallel(fn, a0..a5, units): locals 8 = threads, 9 = chunks, 10 = the job's generation
+    const P = { fn: 0, units: 7, n: 8, chunks: 9, g: 10 };
+    const args = () => [1, 2, 3, 4, 5, 6].map(get);
+    const fewest = (a: Expr, b: () => Expr) => m.select(m.i32.lt_u(a, b()), m.copyExpression(a), b());
+    m.addFunction("__parallel", params(8), none, [i32, i32, i32], m.block(null, [
       m.local.set(P.n, m.i32.load(0, 4, c(CONTROL.threads))),
-      m.if(m.i32.le_u(get(P.n), m.i32.const(1)), m.block(null, [callShare(get(P.fn), args(), m.i32.const(0), get(P.units), m.i32.const(0)), m.return()])),
-      ...[P.fn, ...args().map((_, i) => i + 1), P.units].map((l, k) => m.i32.store(CONTROL.job + 4 * k, 4, m.i32.const(this.control), get(l))),
-      m.i32.atomic.store(0, c(CONTROL.pending), m.i32.sub(get(P.n), m.i32.const(1))),
-      m.drop(m.i32.atomic.rmw.add(0, c(CONTROL.generation), m.i32.const(1))),
+      m.if(m.i32.le_u(get(P.n), m.i32.const(1)), m.block(null, [
+        m.call_indirect("kernels", get(P.fn), [...args(), m.i32.const(0), get(P.units), m.i32.const(0)], kernelType, none),
+        m.return(),
+      ])),
+      m.local.set(P.chunks, fewest(m.i32.mul(get(P.n), m.i32.const(CHUNKS_PER_THREAD)), () => fewest(get(P.units), () => m.i32.const(MAX_CHUNKS)))),
+      ...[P.fn, 1, 2, 3, 4, 5, 6, P.units, P.chunks].map((l, k) => m.i32.store(CONTROL.job + 4 * k, 4, m.i32.const(this.control), get(l))),
+      m.i32.atomic.store(0, c(CONTROL.done), m.i32.const(0)),
+      // the claim word before the generation: a worker that sees the new generation finds it tagged
+      m.local.set(P.g, m.i32.add(m.i32.atomic.load(0, c(CONTROL.generation)), m.i32.const(1))),
+      m.i32.atomic.store(0, c(CONTROL.claim), m.i32.shl(m.i32.and(get(P.g), m.i32.const(GENERATIONS)), m.i32.const(TAG))),
+      m.i32.atomic.store(0, c(CONTROL.generation), get(P.g)),
       m.drop(m.memory.atomic.notify(c(CONTROL.generation), m.i32.sub(get(P.n), m.i32.const(1)))),
-      callShare(get(P.fn), args(), m.i32.const(0), bound(get(P.units), m.i32.const(1), get(P.n)), m.i32.const(0)),
-      // the workers' shares are about as long as ours: spin (a browser's main thread may not block)
-      m.loop("join", m.br("join", m.i32.atomic.load(0, c(CONTROL.pending)))),
+      m.call("__claim", [get(P.g), get(P.fn), ...args(), get(P.units), get(P.chunks), m.i32.const(0)], none),
+      // the last chunks are as long as ours: spin (a browser's main thread may not block)
+      m.loop("join", m.br("join", m.i32.ne(m.i32.atomic.load(0, c(CONTROL.done)), get(P.chunks)))),
     ]));
 
     // __worker(id, seen): serves jobs until quit. `seen` is the generation the runtime read before
-    // starting the worker (no job is published before every worker has started); locals 2 = spins,
-    // 3 = n, 4 = units
-    const W = { id: 0, seen: 1, spins: 2, n: 3, units: 4 };
+    // starting the worker (no job is published before every worker has started); local 2 = spins
+    const W = { id: 0, seen: 1, spins: 2 };
     const SPINS = 1 << 22;
-    m.addFunction("__worker", createType([i32, i32]), none, [i32, i32, i32], m.block(null, [
-      m.loop("serve", m.block(null, [
-        // wait for the next generation: spin a while (jobs come back to back), then sleep
-        m.local.set(W.spins, m.i32.const(0)),
-        m.block("woken", [
-          m.loop("wait", m.block(null, [
-            m.br("woken", m.i32.ne(m.i32.atomic.load(0, c(CONTROL.generation)), get(W.seen))),
-            m.local.set(W.spins, m.i32.add(get(W.spins), m.i32.const(1))),
-            m.if(m.i32.gt_u(get(W.spins), m.i32.const(SPINS)), m.drop(m.memory.atomic.wait32(c(CONTROL.generation), get(W.seen), m.i64.const(-1n)))),
-            m.br("wait"),
-          ])),
-        ]),
-        m.local.set(W.seen, m.i32.atomic.load(0, c(CONTROL.generation))),
-        m.if(m.i32.atomic.load(0, c(CONTROL.quit)), m.return()),
-        m.local.set(W.n, m.i32.load(0, 4, c(CONTROL.threads))),
-        m.local.set(W.units, job(7)),
-        callShare(job(0), [1, 2, 3, 4, 5, 6].map((k) => job(k)),
-          bound(get(W.units), get(W.id), get(W.n)), bound(get(W.units), m.i32.add(get(W.id), m.i32.const(1)), get(W.n)), get(W.id)),
-        m.drop(m.i32.atomic.rmw.sub(0, c(CONTROL.pending), m.i32.const(1))),
-        m.br("serve"),
-      ])),
-    ]));
+    m.addFunction("__worker", params(2), none, [i32], m.loop("serve", m.block(null, [
+      // wait for the next generation: spin a while (jobs come back to back), then sleep
+      m.local.set(W.spins, m.i32.const(0)),
+      m.block("woken", [
+        m.loop("wait", m.block(null, [
+          m.br("woken", m.i32.ne(m.i32.atomic.load(0, c(CONTROL.generation)), get(W.seen))),
+          m.local.set(W.spins, m.i32.add(get(W.spins), m.i32.const(1))),
+          m.if(m.i32.gt_u(get(W.spins), m.i32.const(SPINS)), m.drop(m.memory.atomic.wait32(c(CONTROL.generation), get(W.seen), m.i64.const(-1n)))),
+          m.br("wait"),
+        ])),
+      ]),
+      m.local.set(W.seen, m.i32.atomic.load(0, c(CONTROL.generation))),
+      m.if(m.i32.atomic.load(0, c(CONTROL.quit)), m.return()),
+      // the job read after its generation; __claim runs none of it if a newer job replaced it meanwhile
+      m.call("__claim", [get(W.seen), ...[0, 1, 2, 3, 4, 5, 6, 7, 8].map(job), get(W.id)], none),
+      m.br("serve"),
+    ])));
     m.addTable("kernels", this.table.length, this.table.length);
     m.addActiveElementSegment("kernels", "kernels_init", this.table, m.i32.const(0));
   }
