@@ -41,7 +41,7 @@ export function readExpected(name: string, c: FixtureCase): Float32Array {
 export const families: Record<string, string> = {
   gpt2: "gpt2", llama: "llama", bert: "bert", t5: "t5", "t5-v1_1": "t5",
   qwen2: "qwen2", qwen3: "qwen3", llama3: "llama", mistral: "mistral", gemma: "gemma", gemma2: "gemma2", phi3: "phi3",
-  bart: "bart", marian: "marian",
+  bart: "bart", mbart: "bart", marian: "marian",
   roberta: "roberta", "roberta-cls": "roberta", distilbert: "distilbert", "distilbert-cls": "distilbert", albert: "albert", "albert-cls": "albert",
 };
 

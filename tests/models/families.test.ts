@@ -47,7 +47,7 @@ function interpCase(p: Program, c: { input_ids: number[]; token_type_ids?: numbe
   return (out.logits ?? out.hidden) as Float32Array;
 }
 
-for (const name of ["gpt2", "llama", "bert", "t5", "t5-v1_1", "qwen2", "qwen3", "llama3", "mistral", "gemma", "gemma2", "phi3", "bart", "marian", ...ENCODERS]) {
+for (const name of ["gpt2", "llama", "bert", "t5", "t5-v1_1", "qwen2", "qwen3", "llama3", "mistral", "gemma", "gemma2", "phi3", "bart", "mbart", "marian", ...ENCODERS]) {
   describe(name, () => {
     const fx = readFixture(name);
     let program: Program;

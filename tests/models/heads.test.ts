@@ -208,6 +208,19 @@ describe("the head follows config.json's architectures[0]", () => {
     expect(outputs(compileWith("roberta-qa", (c) => (c.architectures = null)))).toEqual(["hidden"]);
   });
 
+  it("XLM-RoBERTa's class names pick RoBERTa's heads", () => {
+    for (const [name, cls, want] of [
+      ["roberta-cls", "XLMRobertaForSequenceClassification", ["hidden", "logits"]],
+      ["roberta-tok", "XLMRobertaForTokenClassification", ["hidden", "token_logits"]],
+      ["roberta-qa", "XLMRobertaForQuestionAnswering", ["hidden", "start_logits", "end_logits"]],
+      ["roberta-mlm", "XLMRobertaForMaskedLM", ["hidden", "logits"]],
+    ] as const) {
+      const xlm = compileWith(name, (c) => (c.architectures = [cls]));
+      expect(outputs(xlm)).toEqual(want);
+      expect(outputs(xlm)).toEqual(outputs(compileWith(name, () => {})));
+    }
+  });
+
   it("a head named without its tensors is WF401 naming the first; a label count the classifier does not have is WF305; a class that is no string WF302", () => {
     const d = compileWith("bert-tok", (c) => (c.architectures = ["BertForQuestionAnswering"])) as Diagnostic;
     expect([d.code, d.message]).toEqual(["WF401", `missing tensor 'qa_outputs.weight' in ${openWeights(fixtureDir("bert-tok")).description}`]);
