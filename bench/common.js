@@ -1,5 +1,6 @@
 // What bench/run.js (wasmformer) and bench/ort.js (ONNX Runtime Web) share: the two model
-// shapes with their HF-style configs and random-weight generators, and small measuring helpers.
+// shapes with their HF-style configs and random-weight generators, and small measuring helpers
+// (the timing loop itself is the runtime's: runtime/bench.ts).
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -94,11 +95,7 @@ export function mergeResults(rows) {
 }
 
 export const now = () => performance.now();
-export const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
+export { median } from "../runtime/dist/bench.js";
 /** A field of /proc/self/status in bytes (VmHWM, VmRSS), NaN where there is none. */
 export const procStatus = (key) => {
   try {

@@ -5,13 +5,14 @@ import { generateArtifact } from "../dist/compiler/index.js";
 import { GraphBuilder } from "../dist/ir/graph.js";
 import { quantizeWeights } from "../dist/compiler/passes/quantize-weights.js";
 import { Model, pickVariant } from "../runtime/dist/index.js";
-import { median, now } from "./common.js";
+import { benchSubject, median } from "../runtime/dist/bench.js";
 
 // the roofline probes live with `wasmformer profile` (one implementation)
 export { peakMaddGflops } from "../dist/compiler/measure/roofline.js";
 
 /**
- * One linear [rows, K] × [N, K]ᵀ compiled alone; median seconds per call over `repeats`.
+ * One linear [rows, K] × [N, K]ᵀ compiled alone; median seconds per call over `repeats` (after a
+ * warm-up call), timed by the runtime's timing loop.
  * `quant`: undefined (f32), "q8_0", "q4_0" or "q4_1"; `path` (quantized): "integer" or
  * "dequantized" forces that kernel path for this call (attr int_rows), else the default one.
  */
@@ -42,14 +43,13 @@ export async function timeLinear(K, N, rows, { quant = undefined, path = undefin
   // the module the runtime would pick here (relaxed SIMD under --experimental-wasm-relaxed-simd)
   const file = pickVariant(art.manifest.variants).file;
   const model = await Model.load({ manifest: art.manifest, wasm: art.variants.find((v) => v.file === file).wasm, weights: art.weights });
-  const input = { ids: Array.from({ length: rows }, (_, i) => i % 64) };
-  const call = () => model.run("forward", input); // includes the embedding gather: small beside the matrix
-  call();
-  const t = [];
-  for (let r = 0; r < repeats; r++) {
-    const t0 = now();
-    call();
-    t.push((now() - t0) / 1000);
+  // the one-linear model as a bench subject: one call of `rows` ids, nothing cached to reset
+  // (includes the embedding gather: small beside the matrix)
+  const subject = { context: rows, vocab: 64, reset() {}, feed: (ids) => void model.run("forward", { ids }) };
+  try {
+    const [r] = await benchSubject(subject, { prompt: [rows], gen: [], repetitions: repeats, seed });
+    return median(r.seconds);
+  } finally {
+    model.dispose();
   }
-  return median(t);
 }

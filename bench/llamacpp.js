@@ -20,16 +20,22 @@
 //   prompt tokenizes to exactly the chosen ids: wllama's completion API takes text only (a token
 //   array is refused: "type must be string, but is array"). Token ids do not change the work
 //   (one embedding row each); ids below 259 (special and byte tokens) are moved up by 259.
-// - Both systems get the same tokens: BOS + (N-1) ids (i*7919+13) % vocab, as bench/run.js.
+// - native is timed by the runtime's timing loop (runtime/bench.ts) on its context sequence as a
+//   bench subject (compiler/cli/peer-subjects.ts, as `wasmformer bench --peer llama.cpp`), exactly
+//   as bench/run.js times wasmformer; each call computes the last position's logits and samples a
+//   token. wllama's completion API takes text and has no call that feeds ids or rewinds the cache
+//   (@wllama/wllama 3.8.1), so the runtime's loop cannot drive it: its page keeps its own loop.
 // - prompt (prefill_tokens_per_s): N tokens from an empty cache; llama.cpp computes the logits of
 //   the last position only, so the same figure is also written as ttft_tokens_per_s, which is the
 //   wasmformer figure with the same work (its prefill_tokens_per_s computes all N positions' logits).
-// - decode at past P (decode_tokens_per_s for P = N, decode_tokens_per_s_past512): after a P-token
-//   prompt, greedy steps at past P, P+1, ... (each step: one token in, logits, sample); the cache
-//   is rewound to P between runs.
-//   wllama: llama.cpp's own timings (predicted_ms over predicted_n - 1 decodes), median over runs.
-//   native: wall time of each step (controlledEvaluate of one token, next token sampled), median
-//   over all steps.
+//   wllama: BOS + (N-1) ids (i*7919+13) % vocab, as text; llama.cpp's own prompt_ms. native: the
+//   loop's seeded random ids, wall time, after a warm-up run.
+// - decode at past P (decode_tokens_per_s for P = N, decode_tokens_per_s_past512):
+//   wllama: after a P-token prompt, greedy steps at past P, P+1, ...; the cache is rewound to P
+//   between runs; llama.cpp's own timings (predicted_ms over predicted_n - 1 decodes), median over runs.
+//   native: one token at past exactly P a step (the cache rewound to P before each, as bench/run.js
+//   does), wall time of each step, median over all steps after a run's worth of warm-up steps.
+// - Both get the text prompt's ids once (native untimed): their greedy tokens after it are compared.
 // - load_time: wllama loadModel from an in-page Blob (worker start, wasm compile, weights read,
 //   context); native loadModel (no mmap: the weights are read into memory) + createContext.
 // - A fresh page (wllama) or model + context (native) per type; warm-up runs are not timed.
@@ -43,6 +49,8 @@ import os from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MB, benchModels, cliOptions, log, median, mergeResults, now, resultsDir } from "./common.js";
+import { benchSubject } from "../runtime/dist/bench.js";
+import { llamaCppSubject } from "../dist/compiler/cli/peer-subjects.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const CHROMIUM = "/usr/bin/chromium";
@@ -73,6 +81,7 @@ const MODEL = spec.name;
 const VOCAB = spec.config.vocab_size;
 const BOS = spec.config.bos_token_id;
 const SYSTEM_NAME = { wllama: "wllama", native: "llama.cpp-native" };
+const CONTEXT = 1024;
 
 // ---------------------------------------------------------------------------------------------
 // tokens: a vocabulary whose text form maps one character to one token
@@ -198,7 +207,7 @@ async function nativeType(llama, type, file) {
   } finally {
     console.warn = warn;
   }
-  const context = await model.createContext({ contextSize: 1024, batchSize: 512, threads: { ideal: THREADS, min: THREADS }, sequences: 1 });
+  const context = await model.createContext({ contextSize: CONTEXT, batchSize: 512, threads: { ideal: THREADS, min: THREADS }, sequences: 1 });
   const loadS = (now() - t0) / 1000;
   // its check detokenizes sample text: byte-fallback text does not round-trip in this vocabulary
   if (warnings.length) log(`  (node-llama-cpp warned at load: "${warnings[0].replace(/\s+/g, " ").slice(0, 120)}..."; the ids are fed directly here)`);
@@ -211,50 +220,24 @@ async function nativeType(llama, type, file) {
     }
     log(`  load ${loadS.toFixed(2)} s, threads ${context.currentThreads}, batch ${context.batchSize}, flash attention ${context.flashAttention}, KV cache ${GGML_TYPE_NAME[context.kvCacheKeyType] ?? context.kvCacheKeyType}/${GGML_TYPE_NAME[context.kvCacheValueType] ?? context.kvCacheValueType}`);
     const seq = context.getSequence();
-    // the prompt; the last position's logits and a sampled token (greedy)
-    const evalPrompt = async (tokens) => {
-      const out = await seq.controlledEvaluate(tokens.map((t, i) => (i === tokens.length - 1 ? [t, { generateNext: { token: true } }] : t)));
-      const next = out[tokens.length - 1]?.next?.token;
-      if (typeof next !== "number") throw new Error("no token sampled after the prompt");
-      return next;
-    };
+    // the greedy token after the prompt wllama is given (a cross-check of the two, untimed)
     const prompt = prompts[PREFILL].tokens;
-    const promptS = [];
-    let firstToken;
-    let cpu = 0, wall = 0;
-    for (let r = 0; r <= REPEATS; r++) {
-      await seq.clearHistory();
-      const c0 = process.cpuUsage();
-      t0 = now();
-      firstToken = await evalPrompt(prompt);
-      const s = (now() - t0) / 1000;
-      if (r > 0) {
-        promptS.push(s); // r = 0: warm-up
-        cpu += (process.cpuUsage(c0).user + process.cpuUsage(c0).system) / 1e6;
-        wall += s;
-      }
-    }
-    log(`  prompt ${PREFILL}: ${promptS.map((s) => (PREFILL / s).toFixed(1)).join(", ")} tok/s (process CPU time / wall ${(cpu / wall).toFixed(2)})`);
-    const decodeS = {};
+    const out = await seq.controlledEvaluate(prompt.map((t, i) => (i === prompt.length - 1 ? [t, { generateNext: { token: true } }] : t)));
+    const firstToken = out[prompt.length - 1]?.next?.token;
+    if (typeof firstToken !== "number") throw new Error("no token sampled after the prompt");
+    // timed by the runtime's loop, as bench/run.js times wasmformer: the prompt from an empty
+    // cache, and decode steps at each past length P (each step after rewinding the cache to P;
+    // one run of warm-up steps)
+    const subject = llamaCppSubject(seq, { context: CONTEXT, vocab: VOCAB });
+    const c0 = process.cpuUsage(), w0 = now();
+    const [pp] = await benchSubject(subject, { prompt: [PREFILL], gen: [], repetitions: REPEATS });
+    const used = process.cpuUsage(c0), cpu = (used.user + used.system) / 1e6, wall = (now() - w0) / 1000;
+    const promptS = pp.seconds;
+    log(`  prompt ${PREFILL}: ${promptS.map((s) => (PREFILL / s).toFixed(1)).join(", ")} tok/s (process CPU time / wall ${(cpu / wall).toFixed(2)}, warm-up included)`);
+    const decode = await benchSubject(subject, { prompt: [], gen: [1], depths: PASTS, repetitions: DECODE_RUNS * DECODE_STEPS, warmups: DECODE_STEPS, fixedDepth: true });
+    const decodeS = Object.fromEntries(decode.map((r) => [r.depth, r.seconds]));
     for (const P of PASTS) {
-      await seq.clearHistory();
-      const first = await evalPrompt(prompts[P].tokens);
-      if (seq.nextTokenIndex !== P) throw new Error(`decode: past is ${seq.nextTokenIndex}, expected ${P}`);
-      const steps = [];
-      for (let r = 0; r <= DECODE_RUNS; r++) {
-        let tok = first;
-        for (let k = 0; k < DECODE_STEPS; k++) {
-          t0 = now();
-          const out = await seq.controlledEvaluate([[tok, { generateNext: { token: true } }]]);
-          const s = (now() - t0) / 1000;
-          tok = out[0]?.next?.token;
-          if (typeof tok !== "number") throw new Error("decode: no token sampled");
-          if (r > 0) steps.push(s); // r = 0: warm-up
-        }
-        await seq.eraseContextTokenRanges([{ start: P, end: P + DECODE_STEPS }]);
-        if (seq.nextTokenIndex !== P) throw new Error(`decode: rewound to ${seq.nextTokenIndex}, expected ${P}`);
-      }
-      decodeS[P] = steps;
+      const steps = decodeS[P];
       log(`  decode @ past ${P}: median ${(1 / median(steps)).toFixed(2)} tok/s (${steps.length} steps, ${(1 / Math.max(...steps)).toFixed(2)}-${(1 / Math.min(...steps)).toFixed(2)})`);
     }
     return { weightBytes: statSync(file).size, loadS, promptS, decodeS, firstToken };

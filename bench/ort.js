@@ -17,10 +17,13 @@
 //   runtime init   a one-node model's InferenceSession.create (loads and compiles ORT's wasm)
 //   session create InferenceSession.create of the model from its bytes (parse, optimise, prepack)
 //   prefill        N tokens with empty pasts, logits for every position (1 warm-up, then timed runs)
-//   decode         one token against pasts of fixed length P (a real prefill's presents for P = N,
-//                  random ones otherwise), the same pasts fed every step, as bench/run.js rewinds
+//   decode         one token against pasts of fixed length P: a real P-token prefix (fed N tokens a
+//                  call), each step fed the same pasts again (2 warm-up steps, then timed steps)
 //   peak RSS       VmHWM from /proc/self/status at the end of the child
-// Per child the medians of its timed runs; reported: the median (and min, max) over children.
+// Prefill and decode are timed by the runtime's timing loop (runtime/bench.ts) on the session as a
+// bench subject (compiler/cli/peer-subjects.ts, as `wasmformer bench --peer ort`), exactly as
+// bench/run.js times wasmformer. Per child the medians of its timed runs; reported: the median
+// (and min, max) over children.
 // Rows {model, system: "onnxruntime-web", variant: "wasm", threads, metric, value, unit} replace
 // earlier onnxruntime-web rows of the same model/threads in bench/results/latest.json and are also
 // written alone to bench/results/ort.json (bench/run.js rewrites latest.json with its own rows).
@@ -58,27 +61,18 @@ async function child() {
   const file = str("--child");
   const threads = opt("--threads", 1);
   const vocab = opt("--vocab", 0);
+  const context = opt("--context", 1024);
   const caches = JSON.parse(str("--caches", "[]")); // [{kvHeads, keyDim, valueDim}]
   const ort = await import("onnxruntime-web");
+  const { benchSubject } = await import("../runtime/dist/bench.js");
+  const { ortFeeds, ortPresents, ortSubject } = await import("../dist/compiler/cli/peer-subjects.js");
   ort.env.wasm.numThreads = threads;
   ort.env.logLevel = "error";
-
-  const f32 = (data, dims) => new ort.Tensor("float32", data, dims);
-  const idsTensor = (ids) => new ort.Tensor("int64", BigInt64Array.from(ids, (x) => BigInt(x)), [1, ids.length]);
-  const feedsFor = (ids, pasts) => {
-    const feeds = { input_ids: idsTensor(ids) };
-    caches.forEach((c, i) => {
-      feeds[`past_key_${i}`] = pasts ? pasts[2 * i] : f32(new Float32Array(0), [1, c.kvHeads, 0, c.keyDim]);
-      feeds[`past_value_${i}`] = pasts ? pasts[2 * i + 1] : f32(new Float32Array(0), [1, c.kvHeads, 0, c.valueDim]);
-    });
-    return feeds;
-  };
-  const presentsOf = (out) => caches.flatMap((_, i) => [out[`present_key_${i}`], out[`present_value_${i}`]]);
 
   // runtime init: a one-node model, so that loading ORT's wasm is not counted as session creation
   let t0 = now();
   const tiny = await ort.InferenceSession.create(tinyModel());
-  await tiny.run({ x: f32(new Float32Array([1]), [1]) });
+  await tiny.run({ x: new ort.Tensor("float32", new Float32Array([1]), [1]) });
   await tiny.release();
   const initS = (now() - t0) / 1000;
 
@@ -97,8 +91,8 @@ async function child() {
   if (str("--want", undefined)) {
     const prompt = JSON.parse(str("--prompt"));
     const step = opt("--step", 0);
-    const pre = await sess.run(feedsFor(prompt));
-    const next = await sess.run(feedsFor([step], presentsOf(pre)));
+    const pre = await sess.run(ortFeeds(ort, caches, prompt));
+    const next = await sess.run(ortFeeds(ort, caches, [step], ortPresents(pre, caches)));
     const want = new Float32Array(readFileSync(str("--want")).buffer.slice(0));
     const n = pre.logits.data.length;
     const a = compare(pre.logits.data, want.subarray(0, n)), b = compare(next.logits.data, want.subarray(n));
@@ -106,55 +100,21 @@ async function child() {
     if (!(validation.rel <= opt("--tol", 0))) throw new Error(`validation FAILED: ORT's logits differ from wasmformer's by ${validation.rel} relative (> ${opt("--tol", 0)}); not timing a wrong model`);
   }
 
+  // the runtime's timing loop (runtime/bench.ts): the prefill from an empty cache (every
+  // position's logits: the export's only form), then decode steps at each fixed past length, each
+  // step after rewinding the pasts to that length (the depth fed PREFILL tokens a call)
   const PREFILL = opt("--prefill", 128);
-  const prefillRepeats = opt("--prefill-repeats", 3);
-  const decodeSteps = opt("--decode-steps", 16);
   const pastLens = JSON.parse(str("--pasts", "[128,512]"));
-  const ids = Array.from({ length: PREFILL }, (_, i) => (i * 7919 + 13) % vocab);
-  const decodeId = 198 % vocab;
-
-  // prefill: warm-up, then timed runs
-  let out = await sess.run(feedsFor(ids));
-  if (out.logits.dims[1] !== PREFILL || out.logits.dims[2] !== vocab) throw new Error(`prefill logits dims ${out.logits.dims}`);
-  const prefillS = [];
-  for (let r = 0; r < prefillRepeats; r++) {
-    out = null;
-    t0 = now();
-    out = await sess.run(feedsFor(ids));
-    prefillS.push((now() - t0) / 1000);
-  }
-  if (!Number.isFinite(out.logits.data[out.logits.data.length - 1])) throw new Error("prefill produced non-finite logits");
-  const realPasts = presentsOf(out);
-  out = null;
-
-  // decode at fixed past lengths
-  let seed = 12345;
-  const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296) * 2 - 1;
-  const decode = {};
-  const pastsOf = new Map();
-  for (const P of pastLens) {
-    const pasts =
-      P === PREFILL
-        ? realPasts
-        : caches.flatMap((c) => [c.keyDim, c.valueDim].map((d) => f32(Float32Array.from({ length: c.kvHeads * P * d }, rand), [1, c.kvHeads, P, d])));
-    pastsOf.set(P, pasts);
-    const feeds = feedsFor([decodeId], pasts);
-    for (let w = 0; w < 2; w++) await sess.run(feeds);
-    const ts = [];
-    for (let s = 0; s < decodeSteps; s++) {
-      t0 = now();
-      const o = await sess.run(feeds);
-      ts.push((now() - t0) / 1000);
-      if (s === 0 && o.present_key_0.dims[2] !== P + 1) throw new Error(`decode: present length ${o.present_key_0.dims[2]}, expected ${P + 1}`);
-    }
-    decode[P] = ts;
-  }
+  const subject = ortSubject(ort, sess, { context, vocab, caches });
+  const [prefill] = await benchSubject(subject, { prompt: [PREFILL], gen: [], repetitions: opt("--prefill-repeats", 3) });
+  const decodeTests = { prompt: [], gen: [1], depths: pastLens, repetitions: opt("--decode-steps", 16), warmups: 2, fixedDepth: true, depthBatch: PREFILL };
+  const decode = await benchSubject(subject, decodeTests);
   // --paired DIR: wasmformer's artifact of the same weights (bench/run.js's, plain SIMD128, 1 thread)
-  // loaded beside the session, and both timed in alternation: on this VM the speed drifts over
-  // minutes, and figures taken minutes apart carry that into their ratio
+  // loaded beside the session, and both timed in turn: on this VM the speed drifts over minutes,
+  // and figures taken minutes apart carry that into their ratio
   // (ORT's own peak RSS is read first: wasmformer's memory would count in it)
   const peakRss = procStatus("VmHWM");
-  const paired = str("--paired", undefined) && (await pairedPhase(str("--paired"), sess, feedsFor, ids, pastsOf, decodeId, vocab));
+  const paired = str("--paired", undefined) && (await pairedPhase(str("--paired"), subject, PREFILL, pastLens));
   await sess.release();
   const result = {
     paired,
@@ -163,9 +123,9 @@ async function child() {
     initS,
     readS,
     createS,
-    prefillS: median(prefillS),
-    prefillAll: prefillS,
-    decode: Object.fromEntries(Object.entries(decode).map(([P, ts]) => [P, median(ts)])),
+    prefillS: median(prefill.seconds),
+    prefillAll: prefill.seconds,
+    decode: Object.fromEntries(decode.map((r) => [r.depth, median(r.seconds)])),
     rssAfterCreate,
     peakRss,
   };
@@ -173,48 +133,30 @@ async function child() {
 }
 
 /**
- * ORT and wasmformer in one process, alternating: each round times decode steps at each past
- * length, a prefill with every position's logits and (wasmformer) the first token alone, in both
- * systems, the system that goes first alternating by round. Medians over all rounds.
- * (wasmformer's cache holds a real prompt of the longest past: the prefills rewrite its first rows.)
+ * ORT and wasmformer in one process, timed in turn by the runtime's loop (the first system
+ * alternating by repetition): the prefill with every position's logits in both, wasmformer's
+ * first token alone (the last position's logits), and decode steps at each past length. Per
+ * system its median tokens/s; per pair the median of the repetitions' speed-ups.
  */
-async function pairedPhase(dir, sess, feedsFor, ids, pastsOf, decodeId, vocab) {
+async function pairedPhase(dir, ortSubject, prefill, pasts) {
   const { loadArtifact, readManifest } = await import("../runtime/dist/node.js");
   const { pickVariant } = await import("../runtime/dist/index.js");
+  const { benchSubjects, modelSubject, speedups } = await import("../runtime/dist/bench.js");
   const picked = pickVariant(readManifest(dir).variants).file;
   if (picked !== "model.wasm") throw new Error(`--paired: expected the plain SIMD128 module, the host picks ${picked}`);
   const model = await loadArtifact(dir);
-  const rounds = opt("--paired-rounds", 6), steps = opt("--decode-steps", 16);
-  const pasts = [...pastsOf.keys()];
-  const t = { ortPrefill: [], wfPrefill: [], wfFirst: [], ...Object.fromEntries(pasts.flatMap((P) => [[`ortDecode${P}`, []], [`wfDecode${P}`, []]])) };
-  const time = async (into, f) => {
-    const t0 = now();
-    await f();
-    into.push((now() - t0) / 1000);
-  };
-  const ort = async () => {
-    for (const P of pasts) {
-      const feeds = feedsFor([decodeId], pastsOf.get(P));
-      for (let s = 0; s < steps; s++) await time(t[`ortDecode${P}`], () => sess.run(feeds));
-    }
-    await time(t.ortPrefill, () => sess.run(feedsFor(ids)));
-  };
-  const wf = async () => {
-    model.reset();
-    await time(t.wfPrefill, () => model.run("forward", { ids }));
-    model.reset();
-    await time(t.wfFirst, () => model.run("forward_last", { ids }));
-    for (const P of pasts)
-      for (let s = 0; s < steps; s++) {
-        model.past = P;
-        await time(t[`wfDecode${P}`], () => model.run("forward_last", { ids: [decodeId] }));
-      }
-  };
-  model.run("forward_last", { ids: Array.from({ length: Math.max(...pasts) }, (_, i) => (i * 104729 + 7) % vocab) });
-  await wf(); // warm-up
-  for (let r = 0; r < rounds; r++) for (const f of r % 2 ? [wf, ort] : [ort, wf]) await f();
+  const repetitions = opt("--paired-rounds", 6);
+  const wf = modelSubject(model);
+  const [[ortPrefill], [wfPrefill], [wfFirst]] = await benchSubjects([ortSubject, modelSubject(model, { logits: "all" }), wf], { prompt: [prefill], gen: [], repetitions });
+  const [ortDecode, wfDecode] = await benchSubjects([ortSubject, wf], {
+    prompt: [], gen: [opt("--decode-steps", 16)], depths: pasts, repetitions, fixedDepth: true, depthBatch: prefill,
+  });
   model.dispose();
-  return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)]));
+  return {
+    ortPrefill: ortPrefill.median, wfPrefill: wfPrefill.median, wfFirst: wfFirst.median,
+    prefillRatio: median(speedups(ortPrefill, wfPrefill)), ttftRatio: median(speedups(ortPrefill, wfFirst)),
+    decode: Object.fromEntries(pasts.map((P, i) => [P, { ort: ortDecode[i].median, wf: wfDecode[i].median, ratio: median(speedups(ortDecode[i], wfDecode[i])) }])),
+  };
 }
 
 /** y = Identity(x): enough for ORT to load its wasm. */
@@ -361,7 +303,7 @@ async function parent() {
           t0 = now();
           const first = r === 0 && th === THREADS[0];
           const res = runChild(
-            [onnxPath, "--threads", String(th), "--vocab", String(vocab), "--caches", JSON.stringify(caches), "--prefill", String(PREFILL),
+            [onnxPath, "--threads", String(th), "--vocab", String(vocab), "--context", String(CONTEXT), "--caches", JSON.stringify(caches), "--prefill", String(PREFILL),
               "--prefill-repeats", String(PREFILL_REPEATS), "--decode-steps", String(DECODE_STEPS), "--pasts", JSON.stringify(PASTS), ...(first ? validateArgs : []), ...(th === 1 ? pairedArgs : [])],
             childFlags,
           );
@@ -377,9 +319,9 @@ async function parent() {
           );
           const pr = res.paired;
           if (pr)
-            log(`    paired with wasmformer (${PAIRED_ROUNDS} alternating rounds): ` +
-              PASTS.map((P) => `decode@${P} ${(1 / pr[`wfDecode${P}`]).toFixed(1)} vs ${(1 / pr[`ortDecode${P}`]).toFixed(1)} tok/s (${(pr[`ortDecode${P}`] / pr[`wfDecode${P}`]).toFixed(2)}×), `).join("") +
-              `prefill ${(PREFILL / pr.wfPrefill).toFixed(1)} vs ${(PREFILL / pr.ortPrefill).toFixed(1)} (${(pr.ortPrefill / pr.wfPrefill).toFixed(2)}×), first token ${(PREFILL / pr.wfFirst).toFixed(1)} (${(pr.ortPrefill / pr.wfFirst).toFixed(2)}×)`);
+            log(`    paired with wasmformer (${PAIRED_ROUNDS} repetitions in turn): ` +
+              PASTS.map((P) => `decode@${P} ${pr.decode[P].wf.toFixed(1)} vs ${pr.decode[P].ort.toFixed(1)} tok/s (${pr.decode[P].ratio.toFixed(2)}×), `).join("") +
+              `prefill ${pr.wfPrefill.toFixed(1)} vs ${pr.ortPrefill.toFixed(1)} (${pr.prefillRatio.toFixed(2)}×), first token ${pr.wfFirst.toFixed(1)} (${pr.ttftRatio.toFixed(2)}×)`);
         }
 
       // report
@@ -409,15 +351,15 @@ async function parent() {
           const pRow = (metric, value, unit) => rows.push({ model: spec.name, system: SYSTEM, variant: `${VARIANT} paired`, threads: th, metric, value, unit });
           for (const P of PASTS) {
             const suffix = P === PREFILL ? "" : `_past${P}`;
-            wfRow(`decode_tokens_per_s${suffix}`, median(pr.map((x) => 1 / x[`wfDecode${P}`])), "tok/s");
-            pRow(`decode_tokens_per_s${suffix}`, median(pr.map((x) => 1 / x[`ortDecode${P}`])), "tok/s");
-            wfRow(`decode_ratio_vs_ort${suffix}`, median(pr.map((x) => x[`ortDecode${P}`] / x[`wfDecode${P}`])), "x");
+            wfRow(`decode_tokens_per_s${suffix}`, median(pr.map((x) => x.decode[P].wf)), "tok/s");
+            pRow(`decode_tokens_per_s${suffix}`, median(pr.map((x) => x.decode[P].ort)), "tok/s");
+            wfRow(`decode_ratio_vs_ort${suffix}`, median(pr.map((x) => x.decode[P].ratio)), "x");
           }
-          wfRow("prefill_tokens_per_s", median(pr.map((x) => PREFILL / x.wfPrefill)), "tok/s");
-          wfRow("ttft_tokens_per_s", median(pr.map((x) => PREFILL / x.wfFirst)), "tok/s");
-          pRow("prefill_tokens_per_s", median(pr.map((x) => PREFILL / x.ortPrefill)), "tok/s");
-          wfRow("prefill_ratio_vs_ort", median(pr.map((x) => x.ortPrefill / x.wfPrefill)), "x");
-          wfRow("ttft_ratio_vs_ort_prefill", median(pr.map((x) => x.ortPrefill / x.wfFirst)), "x");
+          wfRow("prefill_tokens_per_s", median(pr.map((x) => x.wfPrefill)), "tok/s");
+          wfRow("ttft_tokens_per_s", median(pr.map((x) => x.wfFirst)), "tok/s");
+          pRow("prefill_tokens_per_s", median(pr.map((x) => x.ortPrefill)), "tok/s");
+          wfRow("prefill_ratio_vs_ort", median(pr.map((x) => x.prefillRatio)), "x");
+          wfRow("ttft_ratio_vs_ort_prefill", median(pr.map((x) => x.ttftRatio)), "x");
         }
         row(th, "rss_after_create", median(rs.map((r) => r.rssAfterCreate)), "bytes");
       }

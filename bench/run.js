@@ -8,14 +8,17 @@
 //            --no-long (skip decode at past 512)
 //
 // Method (llm.c / ggml habits): validate the compiled model against the IR interpreter first,
-// warm up by calling the kernels, then time N separate calls and report median, min and max.
-// Decode is measured at a fixed past length: after a prefill of P tokens, every timed step
-// rewinds `model.past` to P and runs one token, so each step attends over exactly P cached rows.
+// then time each test with the runtime's timing loop (runtime/bench.ts, as `wasmformer bench`):
+// a warm-up repetition, N timed ones, reported as median, min and max. Decode is measured at a
+// fixed past length: the cache holds P tokens, and every timed step first rewinds it to P and
+// then runs one token, so each step attends over exactly P cached rows. Ratios against another
+// module (threads, quantized) time both in turn, repetition by repetition.
 // The decode roofline is weight bytes per token / the wasm SIMD read bandwidth measured over the
 // model's own weights in its linear memory: the best of 1, 2 and 4 streams read side by side (one
 // stream reads 25-29 GB/s here, two 28-32: a kernel reading two streams beat a 1-stream roofline).
 
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import os from "node:os";
@@ -24,6 +27,7 @@ import { runInNewContext } from "node:vm";
 import { fileURLToPath } from "node:url";
 import { generateArtifact, memoryWeights, programFromSource, runPipeline, selectPasses, withQuantization } from "../dist/compiler/index.js";
 import { Model, pickVariant } from "../runtime/dist/index.js";
+import { benchSubject, benchSubjects, modelSubject, speedups } from "../runtime/dist/bench.js";
 import { nodeThreads } from "../runtime/dist/node.js";
 import { interpret, newSession } from "../dist/ir/interp.js";
 import { integerRowBound } from "../dist/compiler/codegen/tuning.js";
@@ -82,10 +86,11 @@ function writeSynced(path, data) {
     closeSync(fd);
   }
 }
-/** The artifact's files (manifest, weights, every module variant) in `dir`, as `compile` writes them. */
+/** The artifact's files (manifest, weights, every module variant) in `dir`, as `compile` writes them (one weights shard). */
 function writeArtifact(dir) {
   mkdirSync(dir, { recursive: true });
-  writeSynced(join(dir, "manifest.json"), JSON.stringify(art.manifest));
+  const shard = { file: "weights.bin", offset: 0, bytes: art.weights.byteLength, sha256: createHash("sha256").update(art.weights).digest("hex") };
+  writeSynced(join(dir, "manifest.json"), JSON.stringify({ ...art.manifest, weights: { shards: [shard] } }));
   writeSynced(join(dir, "weights.bin"), art.weights);
   for (const v of art.variants) writeSynced(join(dir, v.file), v.wasm);
 }
@@ -245,7 +250,7 @@ if (!flag("--no-serve")) {
 }
 
 // --threads N: this host's single-thread module of the same artifact, loaded beside the threaded
-// one, so that the speedup is also measured in alternation (section 4)
+// one, so that the speedup is also measured with the two timed in turn (section 4)
 const single = THREADS > 1 ? await Model.load({ manifest: art.manifest, wasm: art.variants.find((v) => v.file === pickVariant(art.manifest.variants).file).wasm, weights: art.weights }) : undefined;
 const peakBeforeReset = procStatus("VmHWM");
 // the compile-side copies are no longer needed: drop them before timing
@@ -265,111 +270,30 @@ try {
 const compilePeakRss = peakBeforeReset;
 
 // ---------------------------------------------------------------------------------------------
-// 3. warm up (separate calls: each kernel is entered fresh, no reliance on OSR)
+// 3-4. timed runs, through the runtime's timing loop (runtime/bench.ts), each test after an
+// untimed warm-up repetition: the prefill with every position's logits (`forward`), the same into
+// reused output arrays, the first token (`forward_last`, the last position's logits only), and
+// decode steps at fixed past lengths (each step rewinds the cache to the past first)
 
-const ids = Array.from({ length: PREFILL }, (_, i) => (i * 7919 + 13) % vocab);
-const decodeId = 198;
-const prefill = () => {
-  model.reset();
-  return model.run("forward", { ids });
-};
-// generation's path: the `_last` entry computes the last position's logits only
-const ttft = () => {
-  model.reset();
-  return model.run("forward_last", { ids });
-};
-const decodeAt = (past) => {
-  model.past = past; // fixed position: attend over exactly `past` cached rows
-  return model.run("forward_last", { ids: [decodeId] });
-};
-const decodeStep = () => decodeAt(PREFILL);
-t0 = now();
-prefill();
-for (let i = 0; i < 3; i++) decodeStep();
-log(`warm-up: ${((now() - t0) / 1000).toFixed(2)} s (1 prefill + 3 decode steps)`);
-
-// ---------------------------------------------------------------------------------------------
-// 4. timed runs
-
-const prefillS = [];
-for (let r = 0; r < REPEATS; r++) {
-  t0 = now();
-  const out = prefill();
-  prefillS.push((now() - t0) / 1000);
-  if (!Number.isFinite(out.logits[out.logits.length - 1])) throw new Error("prefill produced non-finite logits");
-}
-// the same prefill into one logits array reused across calls (Model.run's `into`): the fresh
-// array of every call above is touched anew, which costs page faults
-const intoLogits = { logits: new Float32Array(PREFILL * vocab) };
-const prefillIntoS = [];
-for (let r = 0; r < REPEATS; r++) {
-  model.reset();
-  t0 = now();
-  model.run("forward", { ids }, intoLogits);
-  prefillIntoS.push((now() - t0) / 1000);
-}
-const ttftS = [];
-for (let r = 0; r < REPEATS; r++) {
-  t0 = now();
-  ttft();
-  ttftS.push((now() - t0) / 1000);
-}
-// decode at past PREFILL: the cache holds a real PREFILL-token prefix
-prefill();
-const decodeS = [];
-for (let s = 0; s < DECODE_STEPS; s++) {
-  t0 = now();
-  decodeStep();
-  decodeS.push((now() - t0) / 1000);
-}
-if (model.past !== PREFILL + 1) throw new Error(`decode: past is ${model.past}, expected ${PREFILL + 1}`);
-// decode at a long past: a real LONG_PAST-token prefix through the generation entry
+const last = modelSubject(model); // forward_last: what generation runs
+const all = modelSubject(model, { logits: "all" });
+const prefillTest = { prompt: [PREFILL], gen: [], repetitions: REPEATS };
+const [prefillRun] = await benchSubject(all, prefillTest);
+const [prefillIntoRun] = await benchSubject(modelSubject(model, { logits: "all", reuseOutputs: true }), prefillTest);
+const [ttftRun] = await benchSubject(last, prefillTest);
 const LONG_PAST = Math.min(512, CONTEXT - 1);
 const LONG = !flag("--no-long");
-if (LONG) {
-  model.reset();
-  model.run("forward_last", { ids: Array.from({ length: LONG_PAST }, (_, i) => (i * 104729 + 7) % vocab) });
-}
-const decodeLongS = [];
-for (let s = 0; LONG && s < DECODE_STEPS; s++) {
-  t0 = now();
-  decodeAt(LONG_PAST);
-  decodeLongS.push((now() - t0) / 1000);
-}
+const [decodeRun, decodeLongRun] = await benchSubject(last, { prompt: [], gen: [1], depths: LONG ? [PREFILL, LONG_PAST] : [PREFILL], repetitions: DECODE_STEPS, fixedDepth: true });
+const [prefillS, prefillIntoS, ttftS, decodeS] = [prefillRun, prefillIntoRun, ttftRun, decodeRun].map((r) => r.seconds);
+const decodeLongS = decodeLongRun?.seconds ?? [];
+/** Decode at past PREFILL, 8 steps a repetition. */
+const decode8 = (repetitions, extra = {}) => ({ prompt: [], gen: [8], depths: [PREFILL], repetitions, fixedDepth: true, ...extra });
 
-/** The median time (ms) of 8 decode steps of m at past PREFILL (its cache holds a prefix that long). */
-const decodeSteps = (m) => {
-  const d = [];
-  for (let s = 0; s < 8; s++) {
-    m.past = PREFILL;
-    t0 = now();
-    m.run("forward_last", { ids: [decodeId] });
-    d.push(now() - t0);
-  }
-  return median(d);
-};
-/** `rounds` rounds of a() and b(), which one goes first alternating by round: [a's, b's] result of each. */
-const alternate = (rounds, a, b) => {
-  const out = [];
-  for (let r = 0; r < rounds; r++) {
-    if (r % 2) {
-      const y = b();
-      out.push([a(), y]);
-    } else {
-      const x = a();
-      out.push([x, b()]);
-    }
-  }
-  return out;
-};
-
-// threads: decode at past PREFILL on N threads and on one, in alternation, 8 steps each a round
+// threads: decode on N threads and on one, the two modules in turn
 const pairedSpeedups = [];
 if (single) {
-  prefill();
-  single.reset();
-  single.run("forward", { ids });
-  for (const [one, many] of alternate(QUICK ? 6 : 10, () => decodeSteps(single), () => decodeSteps(model))) pairedSpeedups.push(one / many);
+  const [[one], [many]] = await benchSubjects([modelSubject(single), last], decode8(QUICK ? 6 : 10));
+  pairedSpeedups.push(...speedups(one, many));
   single.dispose();
 }
 
@@ -407,10 +331,10 @@ const rooflineTokS = (bestBw * 1e9) / bytesPerToken;
 // round: the VM's speed drifts, and the figures above are taken seconds to minutes apart
 const pairedFractions = [];
 if (THREADS === 1) {
-  prefill();
   for (let r = 0; r < (QUICK ? 6 : 10); r++) {
     const roofline = (best.probe() * 1e9) / bytesPerToken;
-    pairedFractions.push(1000 / decodeSteps(model) / roofline);
+    const [steps] = await benchSubject(last, decode8(1, { warmups: 0 }));
+    pairedFractions.push(steps.tokensPerS / roofline);
   }
 }
 
@@ -477,7 +401,7 @@ row("final_rss", rss, "bytes");
 
 // quantized runs: the same prefill and decode steps on this module and on the fp32 (and, for the
 // 4-bit schemes, the int8) artifact of the same weights that the earlier runs of bench/all.js left
-// in --cache, timed in alternation: the runs themselves are minutes apart and this VM drifts.
+// in --cache, the two timed in turn: the runs themselves are minutes apart and this VM drifts.
 // (Read after the RSS figures above: the second model is not part of them.)
 const pairedVs = [];
 if (QUANT && cacheDir && THREADS === 1) {
@@ -487,19 +411,10 @@ if (QUANT && cacheDir && THREADS === 1) {
     const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
     const file = pickVariant(manifest.variants).file;
     const ref = await Model.load({ manifest, wasm: readFileSync(join(dir, file)), weights: readFileSync(join(dir, "weights.bin")) });
-    // one round: a prefill with all logits, then decode steps over its prefix
-    const round = (m) => {
-      m.reset();
-      t0 = now();
-      m.run("forward", { ids });
-      return [now() - t0, decodeSteps(m)];
-    };
-    round(ref);
-    const prefillRatios = [], decodeRatios = [];
-    for (const [theirs, mine] of alternate(QUICK ? 4 : 8, () => round(ref), () => round(model))) {
-      prefillRatios.push(theirs[0] / mine[0]);
-      decodeRatios.push(theirs[1] / mine[1]);
-    }
+    const rounds = QUICK ? 4 : 8;
+    const [[refPrefill], [minePrefill]] = await benchSubjects([modelSubject(ref, { logits: "all" }), all], { ...prefillTest, repetitions: rounds });
+    const [[refDecode], [mineDecode]] = await benchSubjects([modelSubject(ref), last], decode8(rounds));
+    const prefillRatios = speedups(refPrefill, minePrefill), decodeRatios = speedups(refDecode, mineDecode);
     ref.dispose();
     stat(`prefill_speedup_vs_${other}_paired`, prefillRatios, "x");
     stat(`decode_speedup_vs_${other}_paired`, decodeRatios, "x");
@@ -524,9 +439,9 @@ log(`${"".padEnd(22)}${table[0].slice(1, 4).map((h) => h.padStart(10)).join("")}
 for (const [name, med, mn, mx, unit] of table.slice(1)) log(`${name.padEnd(22)}${fmt(med, 2)}${fmt(mn, 2)}${fmt(mx, 2)}  ${unit}`);
 log("");
 if (pairedSpeedups.length)
-  log(`decode @${PREFILL} on ${THREADS} threads vs the single-thread module, in alternation (${pairedSpeedups.length} rounds of 8 steps): median ${median(pairedSpeedups).toFixed(2)}×, range ${Math.min(...pairedSpeedups).toFixed(2)}-${Math.max(...pairedSpeedups).toFixed(2)}×`);
+  log(`decode @${PREFILL} on ${THREADS} threads vs the single-thread module, in turn (${pairedSpeedups.length} repetitions of 8 steps): median ${median(pairedSpeedups).toFixed(2)}×, range ${Math.min(...pairedSpeedups).toFixed(2)}-${Math.max(...pairedSpeedups).toFixed(2)}×`);
 for (const { other, prefillRatios: p, decodeRatios: d } of pairedVs)
-  log(`${QUANT} vs the ${other} artifact of the same weights, in alternation (${p.length} rounds of 1 prefill + 8 decode steps each): prefill (all logits) ${median(p).toFixed(2)}× (${Math.min(...p).toFixed(2)}-${Math.max(...p).toFixed(2)}), decode @${PREFILL} ${median(d).toFixed(2)}× (${Math.min(...d).toFixed(2)}-${Math.max(...d).toFixed(2)})`);
+  log(`${QUANT} vs the ${other} artifact of the same weights, in turn (${p.length} repetitions each of a prefill and of 8 decode steps): prefill (all logits) ${median(p).toFixed(2)}× (${Math.min(...p).toFixed(2)}-${Math.max(...p).toFixed(2)}), decode @${PREFILL} ${median(d).toFixed(2)}× (${Math.min(...d).toFixed(2)}-${Math.max(...d).toFixed(2)})`);
 log(`prefill compute: ~${((prefillFlops / median(prefillS)) / 1e9).toFixed(1)} GFLOP/s (2 flops per weight per token)`);
 if (kernelRows.length) {
   log(`kernels alone, repeated calls (small matrices stay in cache; wasm peaks here: f32x4 mul+add ${peakGflops.toFixed(1)} GFLOP/s, v128 read of the weights ${bestBw.toFixed(1)} GB/s):`);

@@ -15,6 +15,7 @@ import { loadProgram, openWeights, readHfConfig } from "../load.js";
 import { ARCHS, type GgufArch, archSpec } from "../weights/gguf-arch.js";
 import { runPipeline } from "../passes/manager.js";
 import { optionError } from "./options.js";
+import { type LlamaSequence, type OrtModule, llamaCppSubject, ortSubject } from "./peer-subjects.js";
 
 export const PEERS = ["ort", "llama.cpp"] as const;
 export type Peer = (typeof PEERS)[number];
@@ -47,13 +48,6 @@ async function importPeer(name: string, install: string): Promise<{ module: Reco
   throw optionError(`--peer needs ${name}, which is not installed: ${install}`);
 }
 
-type Tensor = { dims: readonly number[]; data: unknown };
-interface OrtModule {
-  env: { wasm: { numThreads: number }; logLevel: string };
-  Tensor: new (type: string, data: unknown, dims: number[]) => Tensor;
-  InferenceSession: { create(bytes: Uint8Array): Promise<{ run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>>; release(): Promise<void> }> };
-}
-
 /** A peer ready to time: its weights exported once, a subject made per thread count. */
 export interface PreparedPeer {
   /** The row's variant: the peer, its version and what it computes. */
@@ -64,8 +58,7 @@ export interface PreparedPeer {
 
 /**
  * ONNX Runtime Web on the ONNX export of MODEL.wf bound to WEIGHTS (the decoder with explicit
- * past/present KV inputs): each feed runs the session on the new ids with the pasts the last
- * call returned. Its prompt calls compute every position's logits (the export's only form).
+ * past/present KV inputs; see ortSubject).
  */
 export async function ortPeer(modelPath: string, weightsPath: string): Promise<PreparedPeer> {
   const peer = await importPeer("onnxruntime-web", "npm install onnxruntime-web");
@@ -78,30 +71,12 @@ export async function ortPeer(modelPath: string, weightsPath: string): Promise<P
   const vocab = forward.nodes[logits.id].type.shape.at(-1) as number;
   const caches = onnxCacheLayout(program);
   const bytes = exportOnnx(program);
-  const f32 = (data: Float32Array, dims: number[]) => new ort.Tensor("float32", data, dims);
   return {
     variant: `onnxruntime-web ${peer.version} wasm (all logits)`,
     async subject(threads) {
       ort.env.wasm.numThreads = threads;
       const session = await ort.InferenceSession.create(bytes);
-      let pasts: Tensor[] | undefined;
-      return {
-        context: program.context,
-        vocab,
-        reset() {
-          pasts = undefined;
-        },
-        async feed(ids) {
-          const feeds: Record<string, Tensor> = { input_ids: new ort.Tensor("int64", BigInt64Array.from(ids, (x) => BigInt(x)), [1, ids.length]) };
-          caches.forEach((c, i) => {
-            feeds[`past_key_${i}`] = pasts ? pasts[2 * i] : f32(new Float32Array(0), [1, c.kvHeads, 0, c.keyDim]);
-            feeds[`past_value_${i}`] = pasts ? pasts[2 * i + 1] : f32(new Float32Array(0), [1, c.kvHeads, 0, c.valueDim]);
-          });
-          const out = await session.run(feeds);
-          pasts = caches.flatMap((_, i) => [out[`present_key_${i}`], out[`present_value_${i}`]]);
-        },
-        release: () => session.release(),
-      };
+      return { ...ortSubject(ort, session, { context: program.context, vocab, caches }), release: () => session.release() };
     },
     dispose() {},
   };
@@ -114,7 +89,7 @@ interface LlamaModule {
   }>;
 }
 interface LlamaContext {
-  getSequence(): { clearHistory(): Promise<void>; evaluateWithoutGeneratingNewTokens(tokens: number[]): Promise<void> };
+  getSequence(): LlamaSequence;
   dispose(): Promise<void>;
 }
 
@@ -142,12 +117,8 @@ export async function llamaCppPeer(weightsPath: string, type: GgufFileType, cont
       const llama = await getLlama({ gpu: false, build: "never", progressLogs: false, logLevel: "error" });
       const model = await llama.loadModel({ modelPath: file, gpuLayers: 0, useMmap: false });
       const ctx = await model.createContext({ contextSize: context, batchSize: Math.min(context, 512), threads: { ideal: threads, min: threads }, sequences: 1 });
-      const seq = ctx.getSequence();
       return {
-        context,
-        vocab: Number(config.vocab_size),
-        reset: () => seq.clearHistory(),
-        feed: (ids) => seq.evaluateWithoutGeneratingNewTokens(ids),
+        ...llamaCppSubject(ctx.getSequence(), { context, vocab: Number(config.vocab_size) }),
         async release() {
           await ctx.dispose();
           await model.dispose();
