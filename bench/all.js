@@ -8,8 +8,12 @@
 //               in the full run also its MatMulNBits models of the int8/int4 LLaMA (1 thread)
 //   llama.cpp (full run): its wasm build (wllama, Chromium) and native build (node-llama-cpp) on a
 //               GGUF file of the same LLaMA weights, Q8_0 and Q4_0 (bench/llamacpp.js)
+//   encoders:   sentence embeddings of a DistilBERT-base and an all-MiniLM-L6 shape, batches of 1 and 32
+//               sentences of 16 and 128 tokens, beside ONNX Runtime Web on [B, S] batches (bench/encoders.js)
 //   compile:    time and peak RSS of `wasmformer compile` on GPT-2-small and a TinyLlama-1.1B shape,
 //               fp32 and int4 (bench/compile.js; --quick: GPT-2-small)
+//   LoRA:       the int4 LLaMA shape's decode step with rank-16 run-time adapter slots, empty and
+//               holding an adapter, against the plain artifact; adapter switch time (bench/lora.js, ~25 s)
 //
 // Rows accumulate in bench/results/latest.json ({model, system, variant, threads, metric, value, unit}).
 
@@ -69,8 +73,14 @@ if (!quick) {
   node([], "./llamacpp.js", []);
 }
 
+// encoder embeddings beside ONNX Runtime Web on [B, S] batches (--quick: the MiniLM shape only)
+node([], "./encoders.js", quick ? ["--models", "minilm"] : []);
+
 // compile time and peak memory on checkpoint files (--quick: GPT-2-small only)
 node([], "./compile.js", quick ? ["--models", "gpt2"] : []);
+
+// the cost of a run-time LoRA adapter on the int4 LLaMA shape
+node(["--no-liftoff"], "./lora.js", []);
 
 // ---- summary (also `node bench/summary.js` on the rows of any earlier run) ------------------
 await import("./summary.js");

@@ -10,7 +10,9 @@ const rows = JSON.parse(readFileSync(results, "utf8"));
 const get = (model, system, variant, threads, metric) => rows.find((r) => r.model === model && r.system === system && (variant === undefined || r.variant === variant) && r.threads === threads && r.metric === metric)?.value;
 const fmt = (x, d = 1) => (x === undefined || Number.isNaN(x) ? "–" : x.toFixed(d));
 console.log("\nsummary (medians; single thread unless stated; ratios are wasmformer simd128 / ONNX Runtime Web 1 thread)\n");
-for (const model of [...new Set(rows.map((r) => r.model))]) {
+// (encoders, bench/encoders.js, have their own table below)
+const encoders = new Set(rows.filter((r) => r.metric.startsWith("sentences_per_s")).map((r) => r.model));
+for (const model of [...new Set(rows.map((r) => r.model))].filter((m) => !encoders.has(m))) {
   const wf = (metric, variant = "simd128") => get(model, "wasmformer", variant, 1, metric);
   const ort = (metric, threads = 1) => get(model, "onnxruntime-web", "wasm", threads, metric);
   const line = (name, a, b, unit, higherIsBetter = true) =>
@@ -92,5 +94,17 @@ if (compileRows.length) {
       const v = (metric) => compileRows.find((r) => r.model === model && r.variant === variant && r.metric === metric)?.value;
       const refused = v("compile_refused_time");
       console.log(`  ${`${model} ${variant.slice("compile-".length)}`.padEnd(34)} ${fmt(v("compile_time") ?? refused).padStart(9)} s  peak RSS ${fmt((v("compile_peak_rss") ?? NaN) / 2 ** 30, 2)} GiB${refused !== undefined ? "  (refused: too large for 32-bit memory)" : ""}`);
+    }
+}
+
+// encoders: sentences/s of batches, beside ONNX Runtime Web on a [B, S] batch (bench/encoders.js)
+if (encoders.size) {
+  console.log("\nencoders, sentences/s (1 thread)          wasmformer   ORT-web  paired ratio (goal)");
+  for (const model of encoders)
+    for (const m of rows.filter((r) => r.model === model && r.system === "wasmformer" && /^ratio_vs_ort_b\d+_s\d+$/.test(r.metric))) {
+      const [, B, S] = /b(\d+)_s(\d+)/.exec(m.metric).map(Number);
+      const rate = (system) => get(model, system, undefined, 1, `sentences_per_s_b${B}_s${S}`);
+      const goal = B >= 32 ? " (≥ 1.5×)" : B === 1 && S <= 16 ? " (≥ 2×)" : "";
+      console.log(`  ${`${model} ${B} × ${S}`.padEnd(38)} ${fmt(rate("wasmformer")).padStart(9)} ${fmt(rate("onnxruntime-web")).padStart(9)}  ${m.value.toFixed(2)}×${goal}`);
     }
 }

@@ -96,3 +96,42 @@ export function randomLlamaWeights(cfg, seed) {
   if (!cfg.tie_word_embeddings) add("lm_head.weight", [V, d]);
   return t;
 }
+
+/**
+ * Encoder random weights for bench/encoders.js: a bare BertModel (all-MiniLM-L6's layout) or
+ * DistilBertModel, HF names, std 0.02, LayerNorm gains 1 ± 0.02.
+ */
+export function randomEncoderWeights(cfg, seed) {
+  const r = rng(seed);
+  const t = {};
+  const add = (name, shape, std = 0.02, mean = 0) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    t[name] = { shape, data: r.fill(new Float32Array(n), std, mean) };
+  };
+  const distil = cfg.model_type === "distilbert";
+  const d = distil ? cfg.dim : cfg.hidden_size, F = distil ? cfg.hidden_dim : cfg.intermediate_size, L = distil ? cfg.n_layers : cfg.num_hidden_layers;
+  const ln = (name) => {
+    add(`${name}.weight`, [d], 0.02, 1);
+    add(`${name}.bias`, [d]);
+  };
+  const lin = (name, n, k) => {
+    add(`${name}.weight`, [n, k]);
+    add(`${name}.bias`, [n]);
+  };
+  add("embeddings.word_embeddings.weight", [cfg.vocab_size, d]);
+  add("embeddings.position_embeddings.weight", [cfg.max_position_embeddings, d]);
+  if (!distil) add("embeddings.token_type_embeddings.weight", [cfg.type_vocab_size, d]);
+  ln("embeddings.LayerNorm");
+  for (let i = 0; i < L; i++) {
+    const p = distil ? `transformer.layer.${i}` : `encoder.layer.${i}`;
+    const names = distil
+      ? { q: "attention.q_lin", k: "attention.k_lin", v: "attention.v_lin", o: "attention.out_lin", ln1: "sa_layer_norm", up: "ffn.lin1", down: "ffn.lin2", ln2: "output_layer_norm" }
+      : { q: "attention.self.query", k: "attention.self.key", v: "attention.self.value", o: "attention.output.dense", ln1: "attention.output.LayerNorm", up: "intermediate.dense", down: "output.dense", ln2: "output.LayerNorm" };
+    for (const m of ["q", "k", "v", "o"]) lin(`${p}.${names[m]}`, d, d);
+    ln(`${p}.${names.ln1}`);
+    lin(`${p}.${names.up}`, F, d);
+    lin(`${p}.${names.down}`, d, F);
+    ln(`${p}.${names.ln2}`);
+  }
+  return t;
+}

@@ -8,7 +8,7 @@ import { loadArtifactTokenizer, readManifest } from "@wasmformer/runtime/node";
 import { encodeNpy } from "@wasmformer/runtime/npy";
 import { SHARD_SIZE, compileModel } from "../compile.js";
 import { InputError } from "../diagnostics.js";
-import { exportOnnx } from "../export/onnx.js";
+import { exportOnnx, onnxCacheLayout } from "../export/onnx.js";
 import { loadProgram } from "../load.js";
 import { NPY_FILE, ONNX_FILE, checkFileOut, writeFileOut } from "../output.js";
 import { passes, runPipeline, selectPasses, withQuantization } from "../passes/manager.js";
@@ -27,7 +27,7 @@ import { MiB, adapter, adapterSpec, autoThreads, context, force, progressOn, rea
 function parseSlots(text: string): { rank: number; modules?: string[] } {
   const m = /^(\d+)(?::([A-Za-z0-9_.]+(?:,[A-Za-z0-9_.]+)*))?$/.exec(text);
   const rank = m ? Number(m[1]) : NaN;
-  if (!m || !Number.isSafeInteger(rank) || rank < 1 || rank > 4096) throw new Error(`'${text}' is not RANK[:MODULES]`);
+  if (!m || !Number.isSafeInteger(rank) || rank < 1 || rank > 512) throw new Error(`'${text}' is not RANK[:MODULES]`);
   return { rank, ...(m[2] ? { modules: m[2].split(",") } : {}) };
 }
 
@@ -72,7 +72,7 @@ const compile = command({
     lora: { kind: adapterSpec, arg: "DIR[=SCALE]", repeatable: true, help: "merge a PEFT LoRA adapter into the weights (W + SCALE·alpha/r·B·A) before fusion and quantization" },
     config: { kind: configOverride, arg: "KEY=VALUE", repeatable: true, help: "replace a config.json value (dotted key; VALUE as JSON, else text), e.g. architectures.0=BertModel for the bare encoder of a masked-LM checkpoint" },
     "shard-size": { kind: byteSize(SHARD_SIZE.min, SHARD_SIZE.max), arg: "SIZE", default: `${SHARD_SIZE.default / 2 ** 20}M`, help: "most bytes in one weights file: larger weights are written as weights-00001-of-0000N.bin shards (K, M, G are binary units)" },
-    "lora-slots": { kind: checkedBy("RANK or RANK:MODULES (a rank from 1 to 4096, then comma-separated module names)", parseSlots), arg: "RANK[:MODULES]", help: "compile run-time LoRA side paths of this rank on the named linears (e.g. 16:q_proj,v_proj; default all but the head), for run/generate --adapter" },
+    "lora-slots": { kind: checkedBy("RANK or RANK:MODULES (a rank from 1 to 512, then comma-separated module names)", parseSlots), arg: "RANK[:MODULES]", help: "compile run-time LoRA side paths of this rank on the named linears (e.g. 16:q_proj,v_proj; default all but the head), for run/generate --adapter" },
   },
   async run(model, a, io) {
     if (a["quantize-tensor"].length && !a.quantize) throw usageError("--quantize-tensor needs --quantize int8, int4 or int4-min");
@@ -119,7 +119,9 @@ const exportOnnxCommand = command({
     const program = runPipeline(loaded, {}, withQuantization(passes, a.quantize));
     const bytes = exportOnnx(program, { entry: a.entry });
     writeFileOut(a.out, bytes, ONNX_FILE, outOpts);
-    io.stderr.write(`wrote ${a.out}: ONNX opset 17, ${MiB(bytes.byteLength)} MiB (inputs input_ids, past_key_i/past_value_i; outputs logits, present_*)\n`);
+    // an entry with a KV cache takes one sequence and its pasts; one without (an encoder) a batch [B, S]
+    const ioNote = onnxCacheLayout(program, a.entry).length ? "inputs input_ids [1, S], past_key_i/past_value_i; outputs logits, present_*" : "inputs input_ids, token_type_ids, attention_mask as the entry has them, [B, S]: a batch of sequences; outputs [B, S or 1, width]";
+    io.stderr.write(`wrote ${a.out}: ONNX opset 17, ${MiB(bytes.byteLength)} MiB (${ioNote})\n`);
   },
 });
 

@@ -36,9 +36,33 @@ export function vexp(wm: WasmModule): string {
 }
 
 /**
- * The generated f32x4 → f32x4 function for an activation, or undefined where there is none
- * (gelu with erf: the epilogue calls the scalar library function per lane).
+ * erf(x) on f32x4, as a generated function `verf(x)`: the odd/even rational approximation Eigen and
+ * XLA use for float erf (x clamped to [-4, 4], where erf is ±1 in f32), within 4.3e-7 of erf;
+ * the result clamped to [-1, 1], so that 1 + erf(x) is never negative. NaN stays NaN.
  */
+export function verf(wm: WasmModule): string {
+  return wm.ensure("verf", () => {
+    const m = wm.m;
+    const X = 0, X2 = 1;
+    const get = (l: number) => m.local.get(l, v128);
+    const horner = (cs: number[]) => {
+      let p = splat(wm, cs[0]);
+      for (const c of cs.slice(1)) p = m.f32x4.add(m.f32x4.mul(p, get(X2)), splat(wm, c));
+      return p;
+    };
+    // numerator x·P(x²) and denominator Q(x²), highest power first
+    const P = [-2.72614225801306e-10, 2.77068142495902e-8, -2.10102402082508e-6, -5.69250639462346e-5, -7.34990630326855e-4, -2.95459980854025e-3, -1.60960333262415e-2];
+    const Q = [-1.45660718464996e-5, -2.13374055278905e-4, -1.68282697438203e-3, -7.37332916720468e-3, -1.42647390514189e-2];
+    const body = m.block(null, [
+      m.local.set(X, m.f32x4.pmax(m.f32x4.pmin(get(X), splat(wm, 4)), splat(wm, -4))),
+      m.local.set(X2, m.f32x4.mul(get(X), get(X))),
+      m.f32x4.pmax(m.f32x4.pmin(m.f32x4.div(m.f32x4.mul(get(X), horner(P)), horner(Q)), splat(wm, 1)), splat(wm, -1)),
+    ], v128);
+    m.addFunction("verf", createType([v128]), v128, [v128], body);
+  });
+}
+
+/** The generated f32x4 → f32x4 function for an activation, or undefined where there is none. */
 export function vectorActivation(wm: WasmModule, act: string): string | undefined {
   const m = wm.m;
   const x = () => m.local.get(0, v128);
@@ -51,6 +75,11 @@ export function vectorActivation(wm: WasmModule, act: string): string | undefine
       const exp = vexp(wm);
       // x / (1 + e^-x)
       return define("vact_silu", () => m.f32x4.div(x(), m.f32x4.add(one(), m.call(exp, [m.f32x4.neg(x())], v128))));
+    }
+    case "gelu": {
+      const erf = verf(wm);
+      // 0.5·x·(1 + erf(x/√2))
+      return define("vact_gelu", () => m.f32x4.mul(m.f32x4.mul(splat(wm, 0.5), x()), m.f32x4.add(one(), m.call(erf, [m.f32x4.mul(x(), splat(wm, Math.SQRT1_2))], v128))));
     }
     case "gelu_tanh": {
       const exp = vexp(wm);

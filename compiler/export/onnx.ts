@@ -14,6 +14,12 @@
 // S and P are dynamic. Positions are P + arange(S) with P = Shape(past_key_0)[2]; cached causal
 // attention lets the query at position P+r see keys 0..P+r. A first call passes pasts with P = 0.
 //
+// An entry without a KV cache (an encoder) takes a batch instead: inputs [B, S] and outputs
+// [B, S, ...] (a first or last row's outputs [B, 1, ...]), B dynamic, as HF's encoder exports.
+// Inside, the B sequences' rows are stacked ([B·S, ...], the IR's rows): row-wise ops are written
+// as for one sequence, and the ops that read across rows (positions, attention and its padding
+// mask, first_row, last_row) see each sequence apart. An op that mixes rows otherwise is refused.
+//
 // Layouts: linear layers are MatMul with a [K, N] initializer (the transpose of the IR's [N, K]
 // weight, shared with a folded transpose where the program already holds one) followed by Add of
 // the bias, or Gemm(transB=1) on the [N, K] weight with `linear: "gemm"`. Grouped KV heads are
@@ -26,9 +32,9 @@
 // any op or attribute without a writer in onnx/ops.ts (a newer IR feature fails loudly, not
 // silently). onnx/graph.ts holds the protobuf pieces.
 
-import { type RopeAttrs, attrsOf, isOp, ropeFrequencies } from "../../ir/ops.js";
+import { type RopeAttrs, attrsOf, hasTrait, isOp, ropeFrequencies } from "../../ir/ops.js";
 import type { Graph, Node, Program, Shape } from "../../ir/types.js";
-import { DIM_P, DIM_S, DIM_T, FLOAT, INT64, IR_VERSION, MS_DOMAIN, NEG, OPSET, OnnxExportError, OnnxGraph, transposed } from "./onnx/graph.js";
+import { DIM_B, DIM_P, DIM_S, DIM_T, FLOAT, INT64, IR_VERSION, MS_DOMAIN, NEG, OPSET, OnnxExportError, OnnxGraph, transposed } from "./onnx/graph.js";
 import { type Ctx, writerOf } from "./onnx/ops.js";
 import { Message } from "./protobuf.js";
 
@@ -82,7 +88,12 @@ export function exportOnnx(program: Program, opts: OnnxExportOptions = {}): Uint
   const where = (n: Node) => `ONNX export of ${program.model}.${entry}: %${n.id} = ${n.op}${n.loc ? ` (${n.loc.file}:${n.loc.line}:${n.loc.col})` : ""}`;
 
   // ---- check support up front, so nothing half-built is returned
+  const cached = nodes.filter((n) => isOp(n, "attention") && n.attrs.cache);
+  const batched = cached.length === 0;
+  // (batched: which values depend on the inputs, to find ops that would mix the sequences' rows)
+  const perCall = new Set<number>();
   for (const n of nodes) {
+    if (n.op === "input" || n.args.some((a) => perCall.has(a))) perCall.add(n.id);
     const writer = writerOf(n.op);
     if (!writer) throw new OnnxExportError(`${where(n)}: op '${n.op}' is not supported`);
     const unknown: string[] = [];
@@ -96,6 +107,8 @@ export function exportOnnx(program: Program, opts: OnnxExportOptions = {}): Uint
       }
     }
     if (unknown.length) throw new OnnxExportError(`${where(n)}: attribute${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")} not supported`);
+    const mixes = isOp(n, "matmul") ? perCall.has(n.args[1]) : !writer.sequences && !hasTrait(n, "rowwise");
+    if (batched && perCall.has(n.id) && mixes) throw new OnnxExportError(`${where(n)}: mixes the rows of a call, which a batch of sequences cannot express`);
   }
 
   const og = new OnnxGraph();
@@ -103,7 +116,6 @@ export function exportOnnx(program: Program, opts: OnnxExportOptions = {}): Uint
   const node = (id: number) => g.nodes[id];
 
   // ---- graph inputs
-  const cached = nodes.filter((n) => isOp(n, "attention") && n.attrs.cache);
   const kindNames: Record<string, string> = { tokens: "input_ids", segments: "token_type_ids", padding: "attention_mask" };
   const kindCount = new Map<string, number>();
   let seqSource: string | undefined;
@@ -115,7 +127,7 @@ export function exportOnnx(program: Program, opts: OnnxExportOptions = {}): Uint
     const base = kindNames[kind];
     if (!base) throw new OnnxExportError(`${where(n)}: input kind '${kind}' is not supported`);
     if (n.type.shape.length !== 1 || n.type.shape[0] !== "S") throw new OnnxExportError(`${where(n)}: expected an input of shape [S]`);
-    const name = og.input(k === 0 ? base : `${base}_${k}`, INT64, [1, DIM_S]);
+    const name = og.input(k === 0 ? base : `${base}_${k}`, INT64, [batched ? DIM_B : 1, DIM_S]);
     seqSource ??= name;
     const flat = og.reshape(name, [-1]);
     val.set(n.id, n.type.dtype === "f32" ? og.op("Cast", [flat], { to: { i: FLOAT } }) : flat);
@@ -145,8 +157,16 @@ export function exportOnnx(program: Program, opts: OnnxExportOptions = {}): Uint
   const pastLen = () =>
     once("P", () => (pastInputs.length ? scalarOf(og.op("Shape", [pastInputs[0].key], { start: { i: 2 }, end: { i: 3 } })) : og.int64([0], [])));
   const one = () => og.int64([1], []);
-  /** P + arange(S): the absolute positions of this call's rows (P = 0 without a cache). */
-  const positions = () => once("positions", () => og.op("Range", [pastLen(), og.op("Add", [pastLen(), seqLen()]), one()]));
+  /** B as a 1-D tensor [B] (batched entries). */
+  const batch = () => once("B", () => og.op("Shape", [seqSource!], { start: { i: 0 }, end: { i: 1 } }));
+  /** x reshaped to [B, ...dims] (batched) or [1, ...dims]. */
+  const bySequence = (x: string, dims: readonly number[]) => (batched ? og.op("Reshape", [x, og.op("Concat", [batch(), og.int64(dims)], { axis: { i: 0 } })]) : og.reshape(x, [1, ...dims]));
+  /** P + arange(S): the absolute positions of this call's rows (P = 0 without a cache); batched, arange(S) for each sequence, stacked. */
+  const positions = () =>
+    once("positions", () => {
+      const range = og.op("Range", [pastLen(), og.op("Add", [pastLen(), seqLen()]), one()]);
+      return batched ? og.reshape(og.op("Expand", [range, og.op("Concat", [batch(), og.int64([1])], { axis: { i: 0 } })]), [-1]) : range;
+    });
   /** Additive causal mask [S, T]: 0 where key j ≤ query position, NEG elsewhere. Cached: rows P+r, T = P+S; else rows r, T = S. */
   const causalMask = (withPast: boolean) =>
     once(`mask:${withPast}`, () => {
@@ -234,7 +254,7 @@ export function exportOnnx(program: Program, opts: OnnxExportOptions = {}): Uint
   };
 
   // ---- the ops
-  const ctx: Ctx = { og, value, node, paramInit, quantMatmul, positions, causalMask, ropeTables, linearMode, pastInputs, cachedIndex: new Map(cached.map((n, i) => [n.id, i])) };
+  const ctx: Ctx = { og, value, node, paramInit, quantMatmul, positions, causalMask, ropeTables, linearMode, pastInputs, cachedIndex: new Map(cached.map((n, i) => [n.id, i])), batched, bySequence };
   for (const n of nodes) {
     if (n.op === "input" || n.op === "param") continue;
     val.set(n.id, writerOf(n.op)!.write(n, ctx));
@@ -246,8 +266,9 @@ export function exportOnnx(program: Program, opts: OnnxExportOptions = {}): Uint
     const n = node(o.id);
     if (n.type.dtype !== "f32") throw new OnnxExportError(`${where(n)}: output ${o.name} is not f32`);
     og.reserve(o.name);
-    og.unsqueeze(value(o.id), [0], o.name);
-    og.output(o.name, FLOAT, [1, ...n.type.shape.map(dimOf)]);
+    if (batched) og.op("Reshape", [value(o.id), og.op("Concat", [batch(), og.int64([-1, ...n.type.shape.slice(1).map(Number)])], { axis: { i: 0 } })], {}, o.name);
+    else og.unsqueeze(value(o.id), [0], o.name);
+    og.output(o.name, FLOAT, [batched ? DIM_B : 1, ...n.type.shape.map(dimOf)]);
   }
   cached.forEach((n, i) => {
     const H = attrsOf(n, "attention").kv_heads;

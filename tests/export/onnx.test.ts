@@ -6,7 +6,8 @@ import { describe, expect, it } from "vitest";
 import { exportOnnx, onnxCacheLayout, OnnxExportError } from "../../compiler/export/onnx.js";
 import { Message } from "../../compiler/export/protobuf.js";
 import type { Program } from "../../ir/types.js";
-import { compileInMemory, fixtureProgram, readExpected, readFixture, relError } from "../helpers.js";
+import { readHfConfig } from "../../compiler/load.js";
+import { compileInMemory, fixtureDir, fixtureProgram, readExpected, readFixture, relError } from "../helpers.js";
 
 ort.env.wasm.numThreads = 1;
 ort.env.logLevel = "error";
@@ -113,6 +114,57 @@ describe("ONNX export run by onnxruntime-web", () => {
     });
     expect(relError(out[sess.outputNames[0]].data as Float32Array, readExpected("bert", c))).toBeLessThan(1e-4);
     await sess.release();
+  });
+
+  // (RoBERTa: positions count non-padding tokens; DistilBERT-cls: the pre_classifier reads each sequence's first row)
+  for (const name of ["bert", "roberta", "distilbert-cls", "albert"]) {
+    it(`${name}: a batch [B, S] with padding gives each sequence's own outputs`, async () => {
+      const p = fixtureProgram(name);
+      const { art, model } = await compileInMemory(p);
+      const cfg = readHfConfig(fixtureDir(name));
+      const pad = Number(cfg.pad_token_id ?? 0), vocab = Number(cfg.vocab_size);
+      const lengths = [7, 3, 5], S = Math.max(...lengths);
+      const seqs = lengths.map((n, b) => Array.from({ length: n }, (_, i) => 2 + ((i * 13 + b * 29 + 5) % (vocab - 2))));
+      const sess = await ort.InferenceSession.create(exportOnnx(p));
+      const kinds = art.manifest.entries[0].inputs.map((x) => x.kind);
+      const names: Record<string, string> = { tokens: "input_ids", segments: "token_type_ids", padding: "attention_mask" };
+      expect(sess.inputNames).toEqual(kinds.map((k) => names[k]));
+      // sequence b's inputs of each kind, padded to `width` (types: 1 on the second half, where the model has two)
+      const types = (n: number) => Array.from({ length: n }, (_, i) => (name === "roberta" ? 0 : Number(i >= n / 2)));
+      const row = (kind: string, b: number, width: number) => {
+        const n = lengths[b], fill = (xs: number[], v: number) => [...xs, ...Array<number>(width - n).fill(v)];
+        return kind === "tokens" ? fill(seqs[b], pad) : kind === "segments" ? fill(types(n), 0) : fill(Array<number>(n).fill(1), 0);
+      };
+      const feeds = (bs: number[], width: number) =>
+        Object.fromEntries(kinds.map((k) => [names[k], new ort.Tensor("int64", BigInt64Array.from(bs.flatMap((b) => row(k, b, width)), BigInt), [bs.length, width])]));
+      const batch = await sess.run(feeds([0, 1, 2], S));
+      for (const out of art.manifest.entries[0].outputs) {
+        const got = batch[out.name], perRow = out.rows === "1";
+        expect(got.dims).toEqual([3, perRow ? 1 : S, out.width]);
+        for (let b = 0; b < 3; b++) {
+          const n = lengths[b], rows = perRow ? 1 : n;
+          const mine = (got.data as Float32Array).subarray(b * got.dims[1] * out.width, (b * got.dims[1] + rows) * out.width);
+          const inputs = Object.fromEntries(kinds.map((k) => [{ tokens: "ids", segments: "segments", padding: "padding" }[k], row(k, b, n)]));
+          model.reset();
+          expect(relError(mine, model.run("forward", inputs)[out.name]), `${out.name} of sequence ${b}`).toBeLessThan(1e-4);
+          const alone = (await sess.run(feeds([b], n)))[out.name].data as Float32Array;
+          expect(relError(mine, alone), `${out.name} of sequence ${b}, batched vs alone`).toBeLessThan(1e-5);
+        }
+      }
+      await sess.release();
+    });
+  }
+
+  it("refuses to batch an op that mixes a call's rows", () => {
+    const p = fixtureProgram("bert");
+    const g = p.graphs.find((x) => x.name === "forward")!;
+    // hidden · hiddenᵀ: a matmul whose second operand is computed from the inputs
+    const nodes = g.nodes.slice(), hidden = g.outputs.find((o) => o.name === "hidden")!.id;
+    const S = nodes[hidden].type.shape[0];
+    const t = { id: nodes.length, op: "transpose", args: [hidden], attrs: {}, type: { dtype: "f32", shape: [nodes[hidden].type.shape[1], S] } } as (typeof nodes)[number];
+    const mm = { id: nodes.length + 1, op: "matmul", args: [hidden, t.id], attrs: {}, type: { dtype: "f32", shape: [S, S] } } as (typeof nodes)[number];
+    const odd = { ...p, graphs: [{ ...g, nodes: [...nodes, t, mm], outputs: [{ name: "gram", id: mm.id }] }] };
+    expect(() => exportOnnx(odd)).toThrow(/%\d+ = matmul.*mixes the rows of a call/);
   });
 
   for (const scheme of ["int8", "int4"] as const) {

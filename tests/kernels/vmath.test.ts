@@ -1,6 +1,7 @@
 // The f32x4 exp behind the fused activations, against Math.exp on every kind of input.
 import { describe, expect, it } from "vitest";
-import { vectorActivation, vexp, vtanh } from "../../compiler/codegen/vmath.js";
+import { geluErf } from "../../ir/ops.js";
+import { vectorActivation, verf, vexp, vtanh } from "../../compiler/codegen/vmath.js";
 import { WasmModule, createType, i32, none, v128 } from "../../compiler/codegen/wasm.js";
 
 /** Instantiates fn(v128) → v128 applied in place to n floats at address 0 (n a multiple of 4). */
@@ -53,6 +54,28 @@ describe("vexp", () => {
       expect(Math.abs(silu[i] - s), `silu(${x})`).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(s)));
       expect(Math.abs(gelu[i] - g), `gelu_tanh(${x})`).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(g)));
     });
+  });
+});
+
+describe("verf and the erf gelu", () => {
+  it("erf is within 5e-7 of erf on [-6, 6], ±1 beyond, never past ±1; gelu within 1.5e-6·max(1, |gelu|); NaN passes", async () => {
+    const xs = Array.from({ length: 4800 }, (_, i) => Math.fround(-6 + (12 * i) / 4799));
+    const specials = [0, 1e-30, -1e-30, 50, -50, 1e30, -1e30, NaN];
+    const all = [...xs, ...specials];
+    const erf = (await vectorFn((wm) => verf(wm), all.length))(all);
+    const gelu = (await vectorFn((wm) => vectorActivation(wm, "gelu")!, all.length))(all);
+    // erf(x) = 2·gelu(x√2) / (x√2) − 1, from the interpreter's gelu (in double precision)
+    const erfOf = (x: number) => (x === 0 ? 0 : (2 * geluErf(x * Math.SQRT2)) / (x * Math.SQRT2) - 1);
+    all.forEach((x, i) => {
+      if (Number.isNaN(x)) return void expect([erf[i], gelu[i]]).toEqual([NaN, NaN]);
+      const g = geluErf(x);
+      expect(Math.abs(gelu[i] - g), `gelu(${x})`).toBeLessThanOrEqual(1.5e-6 * Math.max(1, Math.abs(g)));
+      expect(Math.abs(erf[i]), `|erf(${x})|`).toBeLessThanOrEqual(1);
+      if (Math.abs(x) >= 6) expect(erf[i], `erf(${x})`).toBe(Math.sign(x));
+      else expect(Math.abs(erf[i] - erfOf(x)), `erf(${x})`).toBeLessThanOrEqual(5e-7);
+    });
+    const at = (x: number) => gelu[xs.length + specials.indexOf(x)];
+    expect([at(-1e30), at(1e30), at(-50), at(50)]).toEqual([-0, Math.fround(1e30), -0, 50]);
   });
 });
 

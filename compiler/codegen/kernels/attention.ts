@@ -19,10 +19,11 @@ export function attention(
   table: usize, buckets: usize, range: i32, mask: usize, h0: i32, h1: i32,
 ): void {
   const group = H / Hkv;
-  for (let r = 0; r < rows; r++) {
-    const limit = causal ? min(L, q0 + r + 1) : L;
-    const first = window ? max(0, q0 + r - window + 1) : 0;
-    for (let h = h0; h < h1; h++) {
+  // head by head: one head's keys and values stay in L1 for all the query rows
+  for (let h = h0; h < h1; h++) {
+    for (let r = 0; r < rows; r++) {
+      const limit = causal ? min(L, q0 + r + 1) : L;
+      const first = window ? max(0, q0 + r - window + 1) : 0;
       const pq = q + (<usize>(r * H * dk + h * dk) << 2);
       const po = out + (<usize>(r * H * dv + h * dv) << 2);
       const l = attendKeys(pq, k, v, po, first, limit, h, h / group, Hkv, dk, dv, scale, cap, table, buckets, range, mask, q0 + r, H);
@@ -90,10 +91,56 @@ export function attention(
 }
 
 /**
+ * The scores of keys j..j+3 side by side for the query at pq (dk % 4 = 0, no cap or bias):
+ * scale·q·k, plus −FLT_MAX where the padding mask is 0, as keyScore adds it.
+ */
+@inline function scores4(pq: usize, k: usize, j: i32, kw: i32, g: i32, dk: i32, scale: f32, mask: usize): v128 {
+  const pk = k + (<usize>(j * kw + g * dk) << 2), stride = <usize>kw << 2;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  for (let d = 0; d < dk; d += 4) {
+    const qv = v128.load(pq + (<usize>d << 2));
+    const pd = pk + (<usize>d << 2);
+    a0 = f32x4.add(a0, f32x4.mul(qv, v128.load(pd)));
+    a1 = f32x4.add(a1, f32x4.mul(qv, v128.load(pd + stride)));
+    a2 = f32x4.add(a2, f32x4.mul(qv, v128.load(pd + 2 * stride)));
+    a3 = f32x4.add(a3, f32x4.mul(qv, v128.load(pd + 3 * stride)));
+  }
+  const s = f32x4.mul(sum4(a0, a1, a2, a3), f32x4.splat(scale));
+  return mask ? f32x4.add(s, v128.and(f32x4.eq(v128.load(mask + (<usize>j << 2)), f32x4.splat(0)), f32x4.splat(-3.4028234663852886e38))) : s;
+}
+
+/** The largest lane of s. */
+@inline function hmax(s: v128): f32 {
+  return max(max(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1)), max(f32x4.extract_lane(s, 2), f32x4.extract_lane(s, 3)));
+}
+
+/** po[0..dv) += Σ p_i·v_{j+i} over the 4 keys j..j+3 (p: their weights). */
+@inline function addValues4(po: usize, v: usize, j: i32, vw: i32, g: i32, dv: i32, p: v128): void {
+  const p0 = f32x4.splat(f32x4.extract_lane(p, 0)), p1 = f32x4.splat(f32x4.extract_lane(p, 1));
+  const p2 = f32x4.splat(f32x4.extract_lane(p, 2)), p3 = f32x4.splat(f32x4.extract_lane(p, 3));
+  const pv = v + (<usize>(j * vw + g * dv) << 2), vs = <usize>vw << 2;
+  let d = 0;
+  for (; d + 4 <= dv; d += 4) {
+    const pd = pv + (<usize>d << 2);
+    const a = f32x4.add(f32x4.mul(p0, v128.load(pd)), f32x4.mul(p1, v128.load(pd + vs)));
+    const b = f32x4.add(f32x4.mul(p2, v128.load(pd + 2 * vs)), f32x4.mul(p3, v128.load(pd + 3 * vs)));
+    v128.store(po + (<usize>d << 2), f32x4.add(v128.load(po + (<usize>d << 2)), f32x4.add(a, b)));
+  }
+  for (; d < dv; d++) {
+    const pd = pv + (<usize>d << 2);
+    const e = f32x4.extract_lane(p, 0) * load<f32>(pd) + f32x4.extract_lane(p, 1) * load<f32>(pd + vs)
+      + f32x4.extract_lane(p, 2) * load<f32>(pd + 2 * vs) + f32x4.extract_lane(p, 3) * load<f32>(pd + 3 * vs);
+    setf32(po, d, f32at(po, d) + e);
+  }
+}
+
+/**
  * One head's online softmax over keys j0..j1-1 for the query at position qpos: po gets
  * Σ exp(s_j − m)·v_j (not yet divided), lastMax the running maximum m; returns Σ exp(s_j − m)
- * (0 for no keys, lastMax then −inf). Keys go 4 at a time: their 4 dot products side by side,
- * one rescale for the 4, their weights by one vector exp, and one pass over po for 4 values.
+ * (0 for no keys, lastMax then −inf). Plain scores (dk % 4 = 0, no cap or bias) go 16 keys at a
+ * time: 4 groups of 4 dot products side by side, one maximum and one rescale for the 16, and 4
+ * independent vector exps (the step's only serial dependence is the running maximum, once per
+ * 16 keys); then 4 at a time the same way, then one by one.
  */
 let lastMax: f32 = 0;
 @inline function attendKeys(
@@ -105,30 +152,36 @@ let lastMax: f32 = 0;
   let m: f32 = -Infinity;
   let l: f32 = 0;
   let j = j0;
-  for (; j + 4 <= j1; j += 4) {
-    let s: v128;
-    if (dk % 4 == 0 && cap == 0 && !table && !mask) {
-      // the 4 dot products side by side
-      const pk = k + (<usize>(j * kw + g * dk) << 2), stride = <usize>kw << 2;
-      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-      for (let d = 0; d < dk; d += 4) {
-        const qv = v128.load(pq + (<usize>d << 2));
-        const pd = pk + (<usize>d << 2);
-        a0 = f32x4.add(a0, f32x4.mul(qv, v128.load(pd)));
-        a1 = f32x4.add(a1, f32x4.mul(qv, v128.load(pd + stride)));
-        a2 = f32x4.add(a2, f32x4.mul(qv, v128.load(pd + 2 * stride)));
-        a3 = f32x4.add(a3, f32x4.mul(qv, v128.load(pd + 3 * stride)));
+  const plain = dk % 4 == 0 && cap == 0 && !table;
+  if (plain)
+    for (; j + 16 <= j1; j += 16) {
+      const s0 = scores4(pq, k, j, kw, g, dk, scale, mask), s1 = scores4(pq, k, j + 4, kw, g, dk, scale, mask);
+      const s2 = scores4(pq, k, j + 8, kw, g, dk, scale, mask), s3 = scores4(pq, k, j + 12, kw, g, dk, scale, mask);
+      const mb = hmax(f32x4.max(f32x4.max(s0, s1), f32x4.max(s2, s3)));
+      if (mb > m) {
+        const corr: f32 = m == -Infinity ? 0 : Mathf.exp(m - mb);
+        l *= corr;
+        scaleRow(po, dv, corr);
+        m = mb;
       }
-      s = f32x4.mul(sum4(a0, a1, a2, a3), f32x4.splat(scale));
-    } else {
-      s = f32x4(
+      const mv = f32x4.splat(m);
+      const p0 = expv(f32x4.sub(s0, mv)), p1 = expv(f32x4.sub(s1, mv)), p2 = expv(f32x4.sub(s2, mv)), p3 = expv(f32x4.sub(s3, mv));
+      l += hsum(f32x4.add(f32x4.add(p0, p1), f32x4.add(p2, p3)));
+      addValues4(po, v, j, vw, g, dv, p0);
+      addValues4(po, v, j + 4, vw, g, dv, p1);
+      addValues4(po, v, j + 8, vw, g, dv, p2);
+      addValues4(po, v, j + 12, vw, g, dv, p3);
+    }
+  for (; j + 4 <= j1; j += 4) {
+    const s = plain
+      ? scores4(pq, k, j, kw, g, dk, scale, mask)
+      : f32x4(
         keyScore(pq, k, j, kw, g, h, dk, scale, cap, table, buckets, range, mask, qpos, H),
         keyScore(pq, k, j + 1, kw, g, h, dk, scale, cap, table, buckets, range, mask, qpos, H),
         keyScore(pq, k, j + 2, kw, g, h, dk, scale, cap, table, buckets, range, mask, qpos, H),
         keyScore(pq, k, j + 3, kw, g, h, dk, scale, cap, table, buckets, range, mask, qpos, H),
       );
-    }
-    const mb = max(max(f32x4.extract_lane(s, 0), f32x4.extract_lane(s, 1)), max(f32x4.extract_lane(s, 2), f32x4.extract_lane(s, 3)));
+    const mb = hmax(s);
     if (mb > m) {
       const corr: f32 = m == -Infinity ? 0 : Mathf.exp(m - mb);
       l *= corr;
@@ -137,22 +190,7 @@ let lastMax: f32 = 0;
     }
     const p = expv(f32x4.sub(s, f32x4.splat(m)));
     l += hsum(p);
-    const p0 = f32x4.splat(f32x4.extract_lane(p, 0)), p1 = f32x4.splat(f32x4.extract_lane(p, 1));
-    const p2 = f32x4.splat(f32x4.extract_lane(p, 2)), p3 = f32x4.splat(f32x4.extract_lane(p, 3));
-    const pv = v + (<usize>(j * vw + g * dv) << 2), vs = <usize>vw << 2;
-    let d = 0;
-    for (; d + 4 <= dv; d += 4) {
-      const pd = pv + (<usize>d << 2);
-      const a = f32x4.add(f32x4.mul(p0, v128.load(pd)), f32x4.mul(p1, v128.load(pd + vs)));
-      const b = f32x4.add(f32x4.mul(p2, v128.load(pd + 2 * vs)), f32x4.mul(p3, v128.load(pd + 3 * vs)));
-      v128.store(po + (<usize>d << 2), f32x4.add(v128.load(po + (<usize>d << 2)), f32x4.add(a, b)));
-    }
-    for (; d < dv; d++) {
-      const pd = pv + (<usize>d << 2);
-      const e = f32x4.extract_lane(p, 0) * load<f32>(pd) + f32x4.extract_lane(p, 1) * load<f32>(pd + vs)
-        + f32x4.extract_lane(p, 2) * load<f32>(pd + 2 * vs) + f32x4.extract_lane(p, 3) * load<f32>(pd + 3 * vs);
-      setf32(po, d, f32at(po, d) + e);
-    }
+    addValues4(po, v, j, vw, g, dv, p);
   }
   for (; j < j1; j++) {
     const s = keyScore(pq, k, j, kw, g, h, dk, scale, cap, table, buckets, range, mask, qpos, H);

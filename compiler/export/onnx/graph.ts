@@ -26,6 +26,7 @@ const ATTR_INTS = 7;
 export type Attr = { f: number } | { i: number } | { s: string } | { ints: readonly number[] };
 export type Dim = number | string;
 
+export const DIM_B = "batch_size";
 export const DIM_S = "sequence_length";
 export const DIM_P = "past_sequence_length";
 export const DIM_T = "total_sequence_length";

@@ -19,6 +19,10 @@ export interface Ctx {
   linearMode: "matmul" | "gemm";
   pastInputs: { key: string; value: string }[];
   cachedIndex: Map<number, number>;
+  /** Whether the entry takes a batch of sequences, their rows stacked (no KV cache). */
+  batched: boolean;
+  /** x (stacked rows) reshaped to [B, ...dims], one slice per sequence ([1, ...dims] unbatched). */
+  bySequence: (x: string, dims: readonly number[]) => string;
 }
 
 interface Writer<K extends OpKind> {
@@ -26,6 +30,8 @@ interface Writer<K extends OpKind> {
   readonly attrs: { readonly [A in keyof OpAttrs<K>]-?: true | ((v: NonNullable<OpAttrs<K>[A]>) => string | undefined) };
   /** The ONNX value of the node (input and param are written by the exporter itself). */
   readonly write: (n: OpNode<K>, c: Ctx) => string;
+  /** The op reads across rows and its writer keeps a batch's sequences apart (other ops must be row-wise to be batched). */
+  readonly sequences?: true;
 }
 
 /**
@@ -82,12 +88,21 @@ function project(c: Ctx, xin: string, w: number, bias?: string): string {
 }
 
 const activation = (act: Activation): Writer<Activation> => ({ attrs: {}, write: (n, c) => activationWriters[act](c.og, c.value(n.args[0])) });
+
+/** Rows [start, end) of each sequence of x (its rows as [rows, ...rest]): one sequence's rows, or each of a batch's, stacked again. */
+function sequenceRows(n: Node, c: Ctx, start: number, end: number): string {
+  const x = c.value(n.args[0]);
+  if (!c.batched) return c.og.slice(x, start, end, 0);
+  const rest = c.node(n.args[0]).type.shape.slice(1).map(Number);
+  return c.og.reshape(c.og.slice(c.bySequence(x, [-1, ...rest]), start, end, 1), [-1, ...rest]);
+}
 const unused = () => "";
 
 const writers: { readonly [K in OpKind]?: Writer<K> } = {
   input: {
     attrs: { name: true, dtype: true, shape: true, kind: (v) => (v === "state" ? "state inputs (such as an encoder output fed to a decoder) are not supported" : undefined) },
     write: unused,
+    sequences: true,
   },
   // quant: MatMulNBits, or dequantized initializers
   param: { attrs: { name: true, shape: true, quant: true }, write: unused },
@@ -97,11 +112,14 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
       const pad = n.attrs.padding_idx;
       if (pad === undefined) return n.attrs.offset ? c.og.op("Add", [c.positions(), c.og.int64([n.attrs.offset], [])]) : c.positions();
       // RoBERTa's: (cumsum(ids != pad) + past) · (ids != pad) + pad, past the first of P + arange(S)
+      // (batched: the sum runs along each sequence)
       const og = c.og, padV = og.int64([pad], []);
       const keep = og.op("Cast", [og.op("Not", [og.op("Equal", [c.value(n.args[0]), padV])])], { to: { i: 7 } });
-      const counted = og.op("Add", [og.op("CumSum", [keep, og.int64([0], [])]), og.slice(c.positions(), 0, 1, 0)]);
+      const cumsum = c.batched ? og.reshape(og.op("CumSum", [c.bySequence(keep, [-1]), og.int64([1], [])]), [-1]) : og.op("CumSum", [keep, og.int64([0], [])]);
+      const counted = og.op("Add", [cumsum, og.slice(c.positions(), 0, 1, 0)]);
       return og.op("Add", [og.op("Mul", [counted, keep]), padV]);
     },
+    sequences: true,
   },
   sinusoidal_positions: {
     attrs: { dim: true },
@@ -113,6 +131,7 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
       if (sinCols === dim) return og.op("Sin", [angles]);
       return og.op("Concat", [og.op("Sin", [og.slice(angles, 0, sinCols, -1)]), og.op("Cos", [og.slice(angles, sinCols, dim, -1)])], { axis: { i: -1 } });
     },
+    sequences: true,
   },
   embedding: { attrs: {}, write: (n, c) => c.og.op("Gather", [c.value(n.args[0]), c.value(n.args[1])], { axis: { i: 0 } }) },
   linear: {
@@ -137,7 +156,8 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
       return c.og.op("Mul", [activationWriters[n.attrs.act](c.og, project(c, xin, wg)), project(c, xin, wu)]);
     },
   },
-  last_row: { attrs: {}, write: (n, c) => c.og.slice(c.value(n.args[0]), -1, Number.MAX_SAFE_INTEGER, 0) },
+  first_row: { attrs: {}, write: (n, c) => sequenceRows(n, c, 0, 1), sequences: true },
+  last_row: { attrs: {}, write: (n, c) => sequenceRows(n, c, -1, Number.MAX_SAFE_INTEGER), sequences: true },
   matmul: { attrs: {}, write: (n, c) => c.og.op("MatMul", [c.value(n.args[0]), c.value(n.args[1])]) },
   transpose: {
     attrs: {},
@@ -181,6 +201,8 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
       const y = c.og.op("Add", [c.og.op("Mul", [x, cos]), c.og.op("Mul", [rot, sin])]);
       return c.og.reshape(y, [0, D]);
     },
+    // (its tables hold every row's position)
+    sequences: true,
   },
   attention: {
     attrs: {
@@ -195,8 +217,8 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
       const H = n.attrs.heads, Hkv = n.attrs.kv_heads, group = H / Hkv;
       const dk = (c.node(n.args[0]).type.shape[1] as number) / H;
       const dv = (c.node(n.args[2]).type.shape[1] as number) / Hkv;
-      // k, v: [L, Hkv·d] → [1, Hkv, L, d]
-      const heads = (x: string, h: number, d: number) => og.transpose(og.reshape(x, [1, -1, h, d]), [0, 2, 1, 3]);
+      // k, v: [L, Hkv·d] → [1, Hkv, L, d] (batched: [B·L, Hkv·d] → [B, Hkv, L, d])
+      const heads = (x: string, h: number, d: number) => og.transpose(c.bySequence(x, [-1, h, d]), [0, 2, 1, 3]);
       let k = heads(c.value(n.args[1]), Hkv, dk);
       let v = heads(c.value(n.args[2]), Hkv, dv);
       const ci = c.cachedIndex.get(n.id);
@@ -211,7 +233,7 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
         q = heads(c.value(n.args[0]), H, dk); // [1, H, S, dk]
       } else {
         // query head h uses kv head floor(h / group): q as [1, Hkv, group, S, dk], k and v broadcast over the group axis
-        q = og.transpose(og.reshape(c.value(n.args[0]), [1, -1, Hkv, group, dk]), [0, 2, 3, 1, 4]);
+        q = og.transpose(c.bySequence(c.value(n.args[0]), [-1, Hkv, group, dk]), [0, 2, 3, 1, 4]);
         kT = og.unsqueeze(kT, [2]);
         v = og.unsqueeze(v, [2]);
       }
@@ -221,13 +243,15 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
       if (n.attrs.causal && !lastQuery) s = og.op("Add", [s, c.causalMask(ci !== undefined)]);
       const mask = operandOf(n, "mask");
       if (mask !== undefined) {
-        const m = c.value(mask); // f32 [L] of 0/1
+        // f32 [L] of 0/1 (batched: [B·L], each sequence's keys masked in its own scores)
+        const m = c.batched ? c.bySequence(c.value(mask), group === 1 ? [1, 1, -1] : [1, 1, 1, -1]) : c.value(mask);
         s = og.op("Add", [s, og.op("Where", [og.op("Equal", [m, og.float([0], [])]), og.float([NEG], []), og.float([0], [])])]);
       }
       const o = og.op("MatMul", [og.op("Softmax", [s], { axis: { i: -1 } }), v]); // [1, H, S, dv] or [1, Hkv, group, S, dv]
       const rows = group === 1 ? og.transpose(o, [0, 2, 1, 3]) : og.transpose(o, [0, 3, 1, 2, 4]);
       return og.reshape(rows, [-1, H * dv]);
     },
+    sequences: true,
   },
 };
 
@@ -235,6 +259,7 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
 interface AnyWriter {
   readonly attrs: Readonly<Record<string, true | ((v: AttrValue) => string | undefined)>>;
   readonly write: (n: Node, c: Ctx) => string;
+  readonly sequences?: true;
 }
 
 /** The writer of an op, or undefined where the exporter does not support it. */
