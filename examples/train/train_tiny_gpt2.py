@@ -63,6 +63,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 CORPUS_GLOB = "/usr/share/vim/vim90/doc/usr_[0-9]*.txt"
 EOT = "<|endoftext|>"
+DEFAULT_OUT = os.path.join(REPO, "examples", "tiny-gpt2")
 
 
 # ---------------------------------------------------------------------------
@@ -472,7 +473,7 @@ def chunk_nll(model, ids, window):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=os.path.join(REPO, "examples", "tiny-gpt2"))
+    ap.add_argument("--out", default=DEFAULT_OUT)
     ap.add_argument("--corpus", default=CORPUS_GLOB)
     ap.add_argument("--vocab-size", type=int, default=1024)
     ap.add_argument("--n-embd", type=int, default=128)
@@ -726,12 +727,19 @@ def write_readme(args, cfg, n_params, files, n_tok, n_train, n_held, train_loss,
     names = ", ".join(os.path.basename(f) for f in files)
     refs = "\n".join(f"| {w} | {m['mean_nll']:.4f} | {m['perplexity']:.3f} | {m['predictions']} |"
                      for w, m in ref_metrics.items())
-    text = f"""# tiny-gpt2: the bundled example checkpoint
+    if os.path.abspath(args.out) == os.path.abspath(DEFAULT_OUT):
+        about = """# tiny-gpt2: the bundled example checkpoint
 
 A very small GPT-2 (Hugging Face `GPT2LMHeadModel` layout and numerics) trained
 from scratch on the Vim user manual, so that the quick start (`npm ci && npm
 start`) has something real to compile and run with no downloads.  It produces
-Vim-manual-flavoured English; it is a test fixture, not a useful language model.
+Vim-manual-flavoured English; it is a test fixture, not a useful language model."""
+    else:
+        about = f"""# {os.path.basename(os.path.abspath(args.out))}: a GPT-2 trained on the Vim user manual
+
+A sibling of the bundled tiny-gpt2 (same text, tokenizer recipe and script), made with
+`{' '.join(sys.argv[1:])}`; a benchmark fixture, not a useful language model."""
+    text = f"""{about}
 
 ## Files
 
