@@ -105,3 +105,23 @@ export function editManifest(dir: string, change: (m: any) => void) {
   change(m);
   writeFileSync(join(dir, "manifest.json"), JSON.stringify(m));
 }
+
+/** A safetensors file of F32 tensors. */
+export function safetensors(tensors: Record<string, { shape: number[]; data: ArrayLike<number> }>): Uint8Array {
+  const header: Record<string, unknown> = {};
+  let at = 0;
+  for (const [k, t] of Object.entries(tensors)) {
+    header[k] = { dtype: "F32", shape: t.shape, data_offsets: [at, at + 4 * t.data.length] };
+    at += 4 * t.data.length;
+  }
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const out = new Uint8Array(8 + json.length + at);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  let p = 8 + json.length;
+  for (const t of Object.values(tensors)) {
+    out.set(new Uint8Array(Float32Array.from(t.data).buffer), p);
+    p += 4 * t.data.length;
+  }
+  return out;
+}

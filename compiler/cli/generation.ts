@@ -87,6 +87,24 @@ const speculativeJson = (r: GenerateResult) =>
 const speculativeLine = (r: GenerateResult) =>
   r.draftTokens === undefined ? "" : `; drafted ${r.draftTokens}, accepted ${r.acceptedTokens}${r.draftTokens ? ` (${((100 * r.acceptedTokens!) / r.draftTokens).toFixed(0)}%)` : ""}`;
 
+/** The speculative-decoding flags of generate and chat. */
+const speculativeFlags = {
+  draft: { kind: path, arg: "DRAFT_ARTIFACT", help: "speculative decoding: draft tokens with this causal LM of the same vocabulary and tokenizer (e.g. an int4 copy of the target), verified by the target in one call" },
+  lookup: { kind: int({ min: 1, max: MAX_LOOKUP }), arg: "N", help: "speculative decoding without a second model: draft the tokens that followed the last N ids (or fewer) earlier in the prompt and output" },
+  "draft-tokens": { kind: int({ min: 1, max: MAX_DRAFT_TOKENS }), arg: "K", help: "most tokens drafted per verification (default 4 with --draft, 8 with --lookup); fewer while drafts are being rejected" },
+} as const;
+
+/**
+ * Checks the speculative and --adapter flags against the artifact before anything is loaded, and
+ * returns what loads the draft model (undefined without --draft; the caller disposes it).
+ */
+function speculativeSetup(artifact: string, man: Manifest, a: { draft?: string; lookup?: number; "draft-tokens"?: number; adapter?: unknown; threads?: number }) {
+  if (a["draft-tokens"] !== undefined && a.draft === undefined && a.lookup === undefined) throw usageError("--draft-tokens needs --draft DRAFT_ARTIFACT or --lookup N");
+  const draftManifest = a.draft !== undefined ? checkDraft(artifact, man, a.draft) : undefined;
+  if (a.adapter && !man.lora) throw usageError(`--adapter needs an artifact compiled with --lora-slots, and ${artifact} has no LoRA slots`);
+  return async () => (draftManifest ? loadArtifact(a.draft!, { threads: threadsFor(a.threads, draftManifest) }) : undefined);
+}
+
 export const generateCommand = command({
   summary: "generate tokens from a prompt, printing the text as it is produced",
   positional: { arg: "ARTIFACT", help: "artifact folder of a causal LM or T5, from compile" },
@@ -98,9 +116,7 @@ export const generateCommand = command({
     seed: { kind: int(), arg: "S", default: "0", help: "seed of the sampler" },
     stop: { kind: text, arg: "STR", repeatable: true, help: "stop where this text appears, leaving it out (needs the tokenizer)" },
     "ignore-eos": { kind: "flag", help: "keep going after an end-of-sequence token" },
-    draft: { kind: path, arg: "DRAFT_ARTIFACT", help: "speculative decoding: draft tokens with this causal LM of the same vocabulary and tokenizer (e.g. an int4 copy of the target), verified by the target in one call" },
-    lookup: { kind: int({ min: 1, max: MAX_LOOKUP }), arg: "N", help: "speculative decoding without a second model: draft the tokens that followed the last N ids (or fewer) earlier in the prompt and output" },
-    "draft-tokens": { kind: int({ min: 1, max: MAX_DRAFT_TOKENS }), arg: "K", help: "most tokens drafted per verification (default 4 with --draft, 8 with --lookup); fewer while drafts are being rejected" },
+    ...speculativeFlags,
     json: { kind: "flag", help: 'print one object at the end: {"ids", "text", "stop_reason", "prefill_tokens_per_s", "decode_tokens_per_s"}, with "draft_tokens", "accepted_tokens" and "acceptance_rate" when drafting' },
     threads: autoThreads,
     adapter,
@@ -119,11 +135,9 @@ export const generateCommand = command({
     const prompt = a.prompt !== undefined ? tokenizer!.encode(a.prompt) : a["input-ids"];
     if (!prompt?.length) throw usageError("give a non-empty --prompt or --input-ids");
     if (a.stop.some((s) => s === "")) throw usageError("--stop needs a non-empty text");
-    if (a["draft-tokens"] !== undefined && a.draft === undefined && a.lookup === undefined) throw usageError("--draft-tokens needs --draft DRAFT_ARTIFACT or --lookup N");
-    const draftManifest = a.draft !== undefined ? checkDraft(artifact, man, a.draft) : undefined;
-    if (a.adapter && !man.lora) throw usageError(`--adapter needs an artifact compiled with --lora-slots, and ${artifact} has no LoRA slots`);
+    const loadDraft = speculativeSetup(artifact, man, a);
     return withModel(artifact, threadsFor(a.threads, man), async (model) => {
-      const draft = draftManifest ? await loadArtifact(a.draft!, { threads: threadsFor(a.threads, draftManifest) }) : undefined;
+      const draft = await loadDraft();
       const abort = new AbortController();
       const interrupt = () => abort.abort();
       process.once("SIGINT", interrupt);
@@ -172,9 +186,12 @@ export const chatCommand = command({
     system: { kind: text, arg: "TEXT", help: "a system message before the first turn" },
     "max-new-tokens": maxNewTokens,
     ...samplingFlags,
-    json: { kind: "flag", help: 'print one object per turn: {"text", "ids", "prompt_tokens", "cached_tokens", "stop_reason", "prefill_tokens_per_s", "decode_tokens_per_s"}' },
+    ...speculativeFlags,
+    json: { kind: "flag", help: 'print one object per turn: {"text", "ids", "prompt_tokens", "cached_tokens", "stop_reason", "prefill_tokens_per_s", "decode_tokens_per_s"}, with "draft_tokens", "accepted_tokens" and "acceptance_rate" when drafting' },
     threads: autoThreads,
+    adapter,
   },
+  conflicts: [["draft", "lookup"]],
   async run(artifact, a, io) {
     const man = readManifest(artifact);
     if (man.kind !== "causal-lm") throw usageError(`chat needs a causal LM, and ${artifact} is ${man.kind === "encoder" ? "an encoder" : "a seq2seq model"}`);
@@ -186,7 +203,10 @@ export const chatCommand = command({
     const messages: ChatMessage[] = a.system !== undefined ? [{ role: "system", content: a.system }] : [];
     const options = samplingOptions(a, man);
     const terminal = !!(process.stdin as { isTTY?: boolean }).isTTY && !a.json;
+    const loadDraft = speculativeSetup(artifact, man, a);
     return withModel(artifact, threadsFor(a.threads, man), async (model) => {
+      // the draft keeps its cache from turn to turn as the target does
+      const draft = await loadDraft();
       const lines = createInterface({ input: process.stdin, terminal: false });
       const ask = () => terminal && io.stderr.write("> ");
       // Ctrl-C stops the reply in progress; at the prompt it ends the session
@@ -203,7 +223,7 @@ export const chatCommand = command({
           messages.push({ role: "user", content: line });
           const ids = chatIds(tokenizer, template, messages, { bosToken: chat.bosToken, eosToken: chat.eosToken });
           abort = new AbortController();
-          const it = generateStream(model, ids, { ...options, tokenizer, signal: abort.signal });
+          const it = generateStream(model, ids, { ...options, tokenizer, signal: abort.signal, draft, lookup: a.lookup, draftTokens: a["draft-tokens"] });
           let r;
           for (;;) {
             const step = await it.next();
@@ -216,14 +236,15 @@ export const chatCommand = command({
           abort = undefined;
           messages.push({ role: "assistant", content: r.text ?? "" });
           if (a.json)
-            io.stdout.write(JSON.stringify({ text: r.text, ids: r.ids, prompt_tokens: ids.length, cached_tokens: r.cachedTokens, stop_reason: r.stopReason, prefill_tokens_per_s: r.prefillTokensPerS, decode_tokens_per_s: r.decodeTokensPerS }) + "\n");
+            io.stdout.write(JSON.stringify({ text: r.text, ids: r.ids, prompt_tokens: ids.length, cached_tokens: r.cachedTokens, stop_reason: r.stopReason, prefill_tokens_per_s: r.prefillTokensPerS, decode_tokens_per_s: r.decodeTokensPerS, ...speculativeJson(r) }) + "\n");
           else io.stdout.write("\n");
-          if (terminal) io.stderr.write(`(${ids.length} prompt tokens, ${r.cachedTokens} from the cache; ${r.decodeTokensPerS.toFixed(1)} tokens/s${r.stopReason === "abort" ? "; stopped" : ""})\n`);
+          if (terminal) io.stderr.write(`(${ids.length} prompt tokens, ${r.cachedTokens} from the cache; ${r.decodeTokensPerS.toFixed(1)} tokens/s${speculativeLine(r)}${r.stopReason === "abort" ? "; stopped" : ""})\n`);
           ask();
         }
       } finally {
         process.off("SIGINT", interrupt);
+        draft?.dispose();
       }
-    });
+    }, readAdapterOption(a.adapter));
   },
 });

@@ -3,12 +3,12 @@
 // one turn to the next, streaming text, stop strings and the sampling flags.
 
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { applyChatTemplate } from "../../runtime/chat.js";
-import { root } from "../helpers.js";
+import { rng, root, safetensors } from "../helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "wf-chat-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -52,6 +52,50 @@ describe("chat", () => {
     const prompt = applyChatTemplate(TEMPLATE, messages);
     const g = cli(["generate", art, "--prompt", prompt, "--max-new-tokens", "8", "--json", "--threads", "1"]);
     expect(JSON.parse(g.stdout).ids).toEqual(turns[1].ids);
+  });
+
+  it("--draft, --lookup and --adapter: the ids of plain chat (or of generate with the adapter), turn after turn", () => {
+    const turnsOf = (r: ReturnType<typeof cli>) => {
+      expect(r.stderr).toBe("");
+      expect(r.status).toBe(0);
+      return r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    };
+    const input = "Once upon a time\nand then?\n";
+    const flags = ["--max-new-tokens", "10", "--json", "--threads", "1"];
+    const plain = turnsOf(cli(["chat", art, ...flags], input));
+    // an int4 copy of the model drafts; its cache, too, carries over to the second turn
+    const draft = join(tmp, "draft");
+    expect(cli(["compile", "examples/gpt2.wf", "--weights", ckpt, "--quantize", "int4", "--out", draft]).status).toBe(0);
+    for (const extra of [["--draft", draft, "--draft-tokens", "3"], ["--lookup", "2"]]) {
+      const turns = turnsOf(cli(["chat", art, ...flags, ...extra], input));
+      expect(turns.map((t) => t.ids)).toEqual(plain.map((t) => t.ids));
+      expect(turns[1].cached_tokens).toBe(plain[1].cached_tokens);
+      for (const t of turns) expect(t.draft_tokens).toBeGreaterThanOrEqual(t.accepted_tokens);
+      expect(turns[0].draft_tokens).toBeGreaterThan(0);
+    }
+    // a random rank-4 adapter on every projection, in the slots of a --lora-slots artifact
+    const slotted = join(tmp, "slotted");
+    expect(cli(["compile", "examples/gpt2.wf", "--weights", ckpt, "--lora-slots", "4", "--out", slotted]).status).toBe(0);
+    const adapterDir = join(tmp, "adapter");
+    mkdirSync(adapterDir);
+    const r = rng(5);
+    const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+    for (let i = 0; i < 4; i++)
+      for (const [m, inp, out] of [["attn.c_attn", 128, 384], ["attn.c_proj", 128, 128], ["mlp.c_fc", 128, 512], ["mlp.c_proj", 512, 128]] as const) {
+        tensors[`base_model.model.transformer.h.${i}.${m}.lora_A.weight`] = { shape: [4, inp], data: Float32Array.from({ length: 4 * inp }, () => r.next() - 0.5) };
+        tensors[`base_model.model.transformer.h.${i}.${m}.lora_B.weight`] = { shape: [out, 4], data: Float32Array.from({ length: out * 4 }, () => r.next() - 0.5) };
+      }
+    writeFileSync(join(adapterDir, "adapter_model.safetensors"), safetensors(tensors));
+    writeFileSync(join(adapterDir, "adapter_config.json"), JSON.stringify({ peft_type: "LORA", r: 4, lora_alpha: 8, fan_in_fan_out: true, target_modules: ["c_attn", "c_proj", "c_fc"] }));
+    const adapted = turnsOf(cli(["chat", slotted, ...flags, "--adapter", adapterDir], "Once upon a time\n"));
+    expect(adapted[0].ids).not.toEqual(plain[0].ids);
+    const prompt = applyChatTemplate(TEMPLATE, [{ role: "user", content: "Once upon a time" }]);
+    const g = cli(["generate", slotted, "--prompt", prompt, "--adapter", adapterDir, "--max-new-tokens", "10", "--json", "--threads", "1"]);
+    expect(JSON.parse(g.stdout).ids).toEqual(adapted[0].ids);
+    // without slots, one line
+    const refused = cli(["chat", art, "--adapter", adapterDir], "hi\n");
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/^error\[WF\d+\]: --adapter needs an artifact compiled with --lora-slots.*\n$/);
   });
 
   it("refuses an artifact without a template, and bad sampling flags, in one line", () => {

@@ -20,7 +20,7 @@ import type { Manifest } from "../../runtime/manifest.js";
 import { Model } from "../../runtime/model.js";
 import { decodeNpy } from "../../runtime/npy.js";
 import { generate } from "../../runtime/generate.js";
-import { compileInMemory, fixtureDir, relError, rng, root } from "../helpers.js";
+import { compileInMemory, fixtureDir, relError, rng, root, safetensors } from "../helpers.js";
 
 const TOL = 1e-4;
 const loraDir = (name: string) => join(root, "tests", "fixtures", "lora", name);
@@ -40,26 +40,6 @@ async function withSlots(p: Program, rank: number) {
 
 const slotsProgram = (family: string, fixture: string, rank: number, modules?: string[], quantize?: "int4") =>
   runPipeline(loadProgram(wf(family), fixture), {}, withLoraSlots(withQuantization(passes, quantize && quantizeWithSlots({ scheme: quantize })), { rank, modules }));
-
-/** A safetensors file of F32 tensors. */
-function safetensors(tensors: Record<string, { shape: number[]; data: ArrayLike<number> }>): Uint8Array {
-  const header: Record<string, unknown> = {};
-  let at = 0;
-  for (const [k, t] of Object.entries(tensors)) {
-    header[k] = { dtype: "F32", shape: t.shape, data_offsets: [at, at + 4 * t.data.length] };
-    at += 4 * t.data.length;
-  }
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const out = new Uint8Array(8 + json.length + at);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
-  out.set(json, 8);
-  let p = 8 + json.length;
-  for (const t of Object.values(tensors)) {
-    out.set(new Uint8Array(Float32Array.from(t.data).buffer), p);
-    p += 4 * t.data.length;
-  }
-  return out;
-}
 
 const tmp = mkdtempSync(join(tmpdir(), "wf-lora-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
