@@ -37,7 +37,8 @@ export async function timeLinear(K, N, rows, { quant = undefined, path = undefin
   if (quant) p = quantizeWeights(p, { scheme: ({ q8_0: "int8", q4_0: "int4", q4_1: "int4-min" })[quant] });
   if (path) {
     if (!quant || !["integer", "dequantized"].includes(path)) throw new Error(`timeLinear: path ${path} needs quantized weights and is integer or dequantized`);
-    for (const n of p.graphs[0].nodes) if (n.op === "linear") n.attrs.int_rows = path === "integer" ? rows : 0;
+    // in both modules (int_rows_relaxed is the relaxed module's bound)
+    for (const n of p.graphs[0].nodes) if (n.op === "linear") Object.assign(n.attrs, { int_rows: path === "integer" ? rows : 0, int_rows_relaxed: path === "integer" ? rows : 0 });
   }
   const art = generateArtifact(p);
   // the module the runtime would pick here (relaxed SIMD under --experimental-wasm-relaxed-simd)

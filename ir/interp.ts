@@ -8,10 +8,12 @@ export interface Session {
   caches: InterpState["caches"];
   /** Outputs of earlier entries kept as inputs of later ones (e.g. an encoder's output). */
   state: Map<string, Value>;
+  /** Be the reference of the relaxed-SIMD module where its semantics differ (which calls of a quantized linear take the integer path). */
+  relaxed: boolean;
 }
 
-export function newSession(): Session {
-  return { past: 0, caches: new Map(), state: new Map() };
+export function newSession({ relaxed = false }: { relaxed?: boolean } = {}): Session {
+  return { past: 0, caches: new Map(), state: new Map(), relaxed };
 }
 
 // parameters compute their values on every read (ir/params.ts): the interpreter keeps them per program
@@ -36,6 +38,7 @@ export function interpret(p: Program, graphName: string, inputs: Record<string, 
     context: p.context,
     caches: session.caches,
     graph: g.name,
+    relaxed: session.relaxed,
     params: (name) => paramValues(p, name),
     inputs: (name) => {
       const v = inputs[name] ?? session.state.get(name);

@@ -6,14 +6,33 @@ import type { Param } from "./types.js";
 
 export const Q8_BLOCK = 32;
 
+/** A quantized linear's attrs that say which of its calls take the integer path. */
+export interface IntegerRowsAttrs {
+  quant?: unknown;
+  int_rows?: unknown;
+  int_rows_relaxed?: unknown;
+}
+
 /**
- * Whether a linear over quantized weights (attr quant) quantizes the x rows of a call of `rows`
- * rows to q8_0 and takes integer dot products: when the call has at most attr int_rows rows,
- * or always without it. Larger calls multiply f32 x by the dequantized weights. (quantize-weights
- * sets int_rows where codegen's tuning has the dequantized path faster on many rows.)
+ * The most rows of a call for which a linear over quantized weights (attr quant) takes the integer
+ * path, in the plain SIMD128 modules or (`relaxed`) the relaxed-SIMD one: attr int_rows, in the
+ * relaxed module int_rows_relaxed where it is set; Infinity without a bound; 0 without quant.
  */
-export const integerPath = (attrs: { quant?: unknown; int_rows?: unknown }, rows: number): boolean =>
-  attrs.quant !== undefined && (typeof attrs.int_rows !== "number" || rows <= attrs.int_rows);
+export function integerRowLimit(attrs: IntegerRowsAttrs, relaxed = false): number {
+  if (attrs.quant === undefined) return 0;
+  const bound = relaxed && typeof attrs.int_rows_relaxed === "number" ? attrs.int_rows_relaxed : attrs.int_rows;
+  return typeof bound === "number" ? bound : Infinity;
+}
+
+/**
+ * Whether a linear over quantized weights quantizes the x rows of a call of `rows` rows to q8_0
+ * and takes integer dot products: when the call has at most integerRowLimit rows. Larger calls
+ * multiply f32 x by the dequantized weights. (quantize-weights sets int_rows, and
+ * int_rows_relaxed for the relaxed module's 8-bit dot products, where codegen's tuning has the
+ * dequantized path faster on many rows.) The interpreter follows the module it is the reference
+ * of (Session.relaxed).
+ */
+export const integerPath = (attrs: IntegerRowsAttrs, rows: number, relaxed = false): boolean => rows <= integerRowLimit(attrs, relaxed);
 
 /** Rounds half away from zero, as C's roundf (Math.round rounds half up). */
 const roundAway = (x: number) => Math.sign(x) * Math.round(Math.abs(x));

@@ -169,7 +169,8 @@ function matrixScratch(n: MatrixNode, q: ScratchQuery): ScratchNeeds {
   if (lnEps(n) !== undefined) needs.norms = q.context * 8;
   else if (n.attrs.rms_eps !== undefined) needs.norms = q.context * 4;
   if (quant) {
-    needs.xq = Math.min(integerRows(n.attrs), q.context) * quantRowBytes(K);
+    // (the modules share one memory layout: room for the larger of their integer-path calls)
+    needs.xq = Math.min(Math.max(integerRows(n.attrs), integerRows(n.attrs, true)), q.context) * quantRowBytes(K);
     needs.dq = q.threads * dequantBytes(K);
   } else if (n.op === "gated_linear" && linearPanels(N, K).length > 1) needs.gateSums = gateSumsBytes(K, N, q.context);
   return needs;
@@ -192,7 +193,7 @@ const quantScratch = (c: LowerCtx): QuantScratch => ({ xq: c.scratch("xq"), dq: 
 function quantizeRows(c: LowerCtx, n: MatrixNode, x: number, K: number, quant: string | undefined): Expr[] {
   if (!quant || !c.fresh("xq", `${x}`)) return [];
   const m = c.wm.m;
-  return [m.if(m.i32.le_s(c.rows(n.id), c.wm.c32(integerRows(n.attrs))), c.wm.callLib("quantize_rows_q8", { x: c.ptr(x), out: c.wm.c32(c.scratch("xq")), rows: c.rows(n.id), K: c.wm.c32(K) }))];
+  return [m.if(m.i32.le_s(c.rows(n.id), c.wm.c32(integerRows(n.attrs, c.wm.relaxed))), c.wm.callLib("quantize_rows_q8", { x: c.ptr(x), out: c.wm.c32(c.scratch("xq")), rows: c.rows(n.id), K: c.wm.c32(K) }))];
 }
 
 /** RoBERTa's positions (ids, out, rows, past, pad): pad for a padding id, else pad + past + the non-padding ids so far, a generated scalar loop. */
@@ -270,7 +271,7 @@ export const lowerings = {
     const { N, K, quant } = matrixOf(c.node, n);
     const opt = (id: number | undefined) => (id !== undefined ? c.ptr(id) : c.wm.c32(0));
     const epilogue = { bias: b !== undefined, act: n.attrs.act, residual: residual !== undefined, normAt: normAt(c, n), ln: n.attrs.ln_eps !== undefined };
-    const fn = linearKernel(c.wm, planLinear({ K, N, epilogue, quant, scratch: quant && quantScratch(c), intRows: integerRows(n.attrs) }));
+    const fn = linearKernel(c.wm, planLinear({ K, N, epilogue, quant, scratch: quant && quantScratch(c), intRows: integerRows(n.attrs, c.wm.relaxed) }));
     return [...rowNorm(c, n, x, K), ...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(w), opt(b), opt(residual), c.ptr(n.id), c.rows(n.id)], linearUnits(N), N * K)];
   }),
   gated_linear: withScratch<"gated_linear">(matrixScratch, (c, n) => {
@@ -279,7 +280,7 @@ export const lowerings = {
     if (schemeOf(c.node(wu)) !== quant) throw new Error(`internal: gated_linear %${n.id} has weights of two schemes`);
     const gateSumsAt = !quant && linearPanels(N, K).length > 1 ? c.scratch("gateSums") : undefined;
     const epilogue = { bias: false, act: n.attrs.act, residual: false, gated: true, normAt: normAt(c, n), gateSumsAt };
-    const fn = linearKernel(c.wm, planLinear({ K, N, epilogue, quant, scratch: quant && quantScratch(c), intRows: integerRows(n.attrs) }));
+    const fn = linearKernel(c.wm, planLinear({ K, N, epilogue, quant, scratch: quant && quantScratch(c), intRows: integerRows(n.attrs, c.wm.relaxed) }));
     // the up projection's weights ride in the bias slot
     return [...rowNorm(c, n, x, K), ...quantizeRows(c, n, x, K, quant), c.wm.parallel(fn, [c.ptr(x), c.packedWeight(wg), c.packedWeight(wu), c.wm.c32(0), c.ptr(n.id), c.rows(n.id)], linearUnits(N), 2 * N * K)];
   }),

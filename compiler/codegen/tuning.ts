@@ -30,18 +30,27 @@ export const CHUNKS_PER_THREAD = 4;
 
 /**
  * Most rows of a call for which a linear over quantized weights takes integer dot products on
- * x quantized to q8_0 (more rows: f32 x on dequantized weights). performance.md § Integer path
+ * x quantized to q8_0 (more rows: f32 x on dequantized weights), in the plain SIMD128 modules and
+ * in the relaxed-SIMD one (8-bit dot products on 4-bit weights). performance.md § Integer path
  * (linear_KxN_gemm_gflops_integer_path against _dequantized_path, --prefill 4, 16, 128).
  */
 export const INTEGER_MAX_ROWS: Readonly<Record<QuantScheme, number>> = { q8_0: 16, q4_0: 16, q4_1: 3 };
+/**
+ * In the relaxed module 4-bit weights take the integer path up to 512 rows at every K (1.3–1.5×
+ * the dequantized path at 16–512 rows); the bound keeps x's quantized rows, which share one
+ * memory layout with the plain module, at 512 rows of a call. q8_0 has no 8-bit dot product
+ * there (its codes need the i16 one) and keeps the plain bounds.
+ */
+export const INTEGER_MAX_ROWS_RELAXED: Readonly<Record<QuantScheme, number>> = { q8_0: 16, q4_0: 512, q4_1: 512 };
 
-/** Input widths up to which the integer path runs at every row count. performance.md § Integer path (the same rows, --prefill 48 and 128). */
+/** Input widths up to which the integer path runs at every row count, in every module. performance.md § Integer path (the same rows, --prefill 48 and 128). */
 export const INTEGER_ALL_ROWS_MAX_K: Readonly<Record<QuantScheme, number>> = { q8_0: 1024, q4_0: 0, q4_1: 0 };
 
 /**
- * The int_rows quantize-weights gives a linear over `scheme` weights of input width K: its
- * largest integer-path call, or undefined where the integer path runs at every row count.
+ * The int_rows (`relaxed`: int_rows_relaxed) quantize-weights gives a linear over `scheme` weights
+ * of input width K: its largest integer-path call, or undefined where the integer path runs at
+ * every row count.
  */
-export function integerRowBound(scheme: QuantScheme, K: number): number | undefined {
-  return K <= INTEGER_ALL_ROWS_MAX_K[scheme] ? undefined : INTEGER_MAX_ROWS[scheme];
+export function integerRowBound(scheme: QuantScheme, K: number, relaxed = false): number | undefined {
+  return K <= INTEGER_ALL_ROWS_MAX_K[scheme] ? undefined : (relaxed ? INTEGER_MAX_ROWS_RELAXED : INTEGER_MAX_ROWS)[scheme];
 }

@@ -107,7 +107,7 @@ export function quantizeWeights(p: Program, opts: QuantizeOptions): Program {
     },
     {
       // a linear over quantized weights quantizes its input rows to q8_0: integer dot products,
-      // in calls of at most int_rows rows where the tuning bounds them
+      // in calls of at most int_rows rows (int_rows_relaxed in the relaxed module) where the tuning bounds them
       name: "quantize-linear-input",
       apply: (n, c) => {
         if (!(isOp(n, "linear") || isOp(n, "gated_linear")) || n.attrs.quant !== undefined) return null;
@@ -116,8 +116,11 @@ export function quantizeWeights(p: Program, opts: QuantizeOptions): Program {
         const scheme = schemes[0];
         // a gated kernel reads both weights in one scheme: the gate's choice holds for the up projection
         if (scheme === undefined || schemes.some((s) => s !== scheme)) return null;
-        const bound = integerRowBound(scheme, weights[0].type.shape[1] as number);
-        return c.b.add(n.op, n.args, { ...n.attrs, quant: scheme, ...(bound === undefined ? {} : { int_rows: bound }) }, n.loc);
+        const K = weights[0].type.shape[1] as number;
+        const bound = integerRowBound(scheme, K), relaxed = integerRowBound(scheme, K, true);
+        // the relaxed module's bound only where it differs (the context's rows: every call)
+        const relaxedAttr = relaxed === bound ? {} : { int_rows_relaxed: relaxed ?? p.context };
+        return c.b.add(n.op, n.args, { ...n.attrs, quant: scheme, ...(bound === undefined ? {} : { int_rows: bound }), ...relaxedAttr }, n.loc);
       },
     },
   ];

@@ -15,6 +15,8 @@ export interface InterpState {
   graph: string;
   params: (name: string) => Float32Array;
   inputs: (name: string) => Value;
+  /** Computes as the relaxed-SIMD module does where the IR lets modules differ (ir/quant.ts integerPath). */
+  relaxed: boolean;
 }
 
 /** A shape or dtype rule that failed (the graph builder reports it as an IRError at the node's source). */

@@ -57,12 +57,13 @@ function rowDots(x: ArrayLike<number>, K: number, quantized: boolean) {
 }
 
 /** A matrix kernel's quantization attributes, checked against its input x. */
-function expectQuant(op: string, x: TensorType, a: { quant?: string; int_rows?: number }) {
+function expectQuant(op: string, x: TensorType, a: { quant?: string; int_rows?: number; int_rows_relaxed?: number }) {
   if (a.quant !== undefined) expect(lastDim(x) % Q8_BLOCK === 0, `${op}: quant ${a.quant} needs K a multiple of ${Q8_BLOCK}`);
-  if (a.int_rows !== undefined) expect(a.quant !== undefined && a.int_rows >= 0, `${op}: int_rows needs quantized weights and a row count ≥ 0, got ${a.int_rows}`);
+  for (const [name, rows] of [["int_rows", a.int_rows], ["int_rows_relaxed", a.int_rows_relaxed]] as const)
+    if (rows !== undefined) expect(a.quant !== undefined && rows >= 0, `${op}: ${name} needs quantized weights and a row count ≥ 0, got ${rows}`);
 }
 
-const quantAttrs = { quant: optional(oneOf(QUANT_SCHEMES)), int_rows: optional(int) };
+const quantAttrs = { quant: optional(oneOf(QUANT_SCHEMES)), int_rows: optional(int), int_rows_relaxed: optional(int) };
 
 /** linear's operands: x, w, then a bias where there is one more, then the residual (attr residual) last. */
 const linearRoles = (a: { residual?: boolean }, count: number): readonly Role[] => {
@@ -80,8 +81,9 @@ export const matrixOps = {
    * norm's shift folded in, w·β + b) and the row sums Σₖ w[n, k] (with the gain folded into w).
    * attr quant "q8_0", "q4_0" or "q4_1" (set by quantize-weights): w holds the dequantized weights of
    * that scheme; in a call of at most attr int_rows rows (every call without it; set by
-   * quantize-weights) each row of x is quantized to q8_0 on the fly (see quantizeRowQ8), as the
-   * integer kernels do, while larger calls multiply f32 x by the dequantized weights.
+   * quantize-weights; int_rows_relaxed instead in the relaxed-SIMD module where set) each row of x
+   * is quantized to q8_0 on the fly (see quantizeRowQ8), as the integer kernels do, while larger
+   * calls multiply f32 x by the dequantized weights (ir/quant.ts integerPath).
    */
   linear: defineOp({
     attrs: { act: optional(oneOf(ACTIVATIONS)), residual: optional(bool), rms_eps: optional(float), ln_eps: optional(float), ...quantAttrs },
@@ -104,13 +106,13 @@ export const matrixOps = {
       expectQuant("linear", x, a);
       return out;
     },
-    interp: (args, a, _n, [, wt]) => {
+    interp: (args, a, _n, [, wt], st) => {
       const [x, w] = args;
       const [N, K] = wt.shape as number[];
       const roles = linearRoles(a, args.length);
       const b = operand(roles, args, "bias"), r = operand(roles, args, "residual");
       const act = a.act ? activations[a.act] : undefined;
-      const dots = rowDots(x, K, integerPath(a, x.length / K));
+      const dots = rowDots(x, K, integerPath(a, x.length / K, st.relaxed));
       const R = x.length / K;
       const out = new Float32Array(R * N);
       const inv = rowRmsInv(x, K, a.rms_eps);
@@ -128,7 +130,7 @@ export const matrixOps = {
   }),
   /**
    * act(x · wgᵀ) ⊙ (x · wuᵀ): a gated FFN's gate and up projections in one pass (fuse-ffn makes
-   * it from linear → act, linear, mul). attrs rms_eps, quant and int_rows as for linear (both
+   * it from linear → act, linear, mul). attrs rms_eps, quant, int_rows and int_rows_relaxed as for linear (both
    * weights one scheme).
    */
   gated_linear: defineOp({
@@ -143,10 +145,10 @@ export const matrixOps = {
       expectQuant("gated_linear", x, a);
       return f32([x.shape[0], wg.shape[0]]);
     },
-    interp: ([x, wg, wu], a, _n, [, wt]) => {
+    interp: ([x, wg, wu], a, _n, [, wt], st) => {
       const [N, K] = wt.shape as number[];
       const act = activations[a.act];
-      const dots = rowDots(x, K, integerPath(a, x.length / K));
+      const dots = rowDots(x, K, integerPath(a, x.length / K, st.relaxed));
       const R = x.length / K;
       const out = new Float32Array(R * N);
       const inv = rowRmsInv(x, K, a.rms_eps);

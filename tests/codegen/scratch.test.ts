@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { generate } from "../../compiler/codegen/emit.js";
 import { MAX_THREADS, dequantBytes, gateSumsBytes, quantRowBytes } from "../../compiler/codegen/linear/index.js";
 import { attentionPartBytes, loweringOf } from "../../compiler/codegen/lower.js";
+import { INTEGER_MAX_ROWS_RELAXED } from "../../compiler/codegen/tuning.js";
 import { quantizeWeights } from "../../compiler/passes/quantize-weights.js";
 import { GraphBuilder } from "../../ir/graph.js";
 import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
@@ -39,9 +40,14 @@ const needsOf = (p: Program, op: string) => {
 };
 
 describe("lowerings declare their scratch", () => {
-  it("a quantized linear: x's quantized rows (int_rows of them at most) and each thread's dequantized groups", () => {
+  it("a quantized linear: x's quantized rows (int_rows or int_rows_relaxed of them at most: the modules share the layout) and each thread's dequantized groups", () => {
     const p = quantizeWeights(program((b, param, x) => b.add("linear", [x(96), param([8, 96])])), { scheme: "int4" });
-    expect(needsOf(p, "linear")).toEqual({ xq: 16 * quantRowBytes(96), dq: MAX_THREADS * dequantBytes(96) });
+    expect(needsOf(p, "linear")).toEqual({ xq: Math.min(INTEGER_MAX_ROWS_RELAXED.q4_0, CONTEXT) * quantRowBytes(96), dq: MAX_THREADS * dequantBytes(96) });
+    const n = p.graphs[0].nodes.find((n) => n.op === "linear")!;
+    Object.assign(n.attrs, { int_rows: 16, int_rows_relaxed: 3 });
+    expect(needsOf(p, "linear").xq).toBe(16 * quantRowBytes(96));
+    Object.assign(n.attrs, { int_rows: 2, int_rows_relaxed: 20 });
+    expect(needsOf(p, "linear").xq).toBe(20 * quantRowBytes(96));
     const all = quantizeWeights(program((b, param, x) => b.add("linear", [x(96), param([8, 96])])), { scheme: "int8" });
     expect(needsOf(all, "linear").xq).toBe(CONTEXT * quantRowBytes(96)); // no int_rows: every call, up to the context
   });
@@ -77,7 +83,7 @@ describe("the memory planner sums the declarations", () => {
     const want = {
       norms: CONTEXT * 4,
       attention: attentionPartBytes(2, 4),
-      xq: 16 * Math.max(quantRowBytes(64), quantRowBytes(96)),
+      xq: Math.min(INTEGER_MAX_ROWS_RELAXED.q4_0, CONTEXT) * Math.max(quantRowBytes(64), quantRowBytes(96)),
       dq: MAX_THREADS * dequantBytes(96),
       gateSums: gateSumsBytes(520, 8, CONTEXT),
     };

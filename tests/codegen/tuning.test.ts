@@ -24,11 +24,12 @@ function linearProgram(K: number, gated = false): Program {
   return { model: "t", config: {}, context: 64, graphs: [b.build()], params };
 }
 
-const intRowsAfter = (K: number, scheme: "int8" | "int4" | "int4-min", gated = false) => {
+const quantizedNode = (K: number, scheme: "int8" | "int4" | "int4-min", gated = false) => {
   const n = quantizeWeights(linearProgram(K, gated), { scheme }).graphs[0].nodes.find((n) => n.op === "linear" || n.op === "gated_linear")!;
   expect(n.attrs.quant).toBeDefined();
-  return n.attrs.int_rows;
+  return n;
 };
+const intRowsAfter = (K: number, scheme: "int8" | "int4" | "int4-min", gated = false) => quantizedNode(K, scheme, gated).attrs.int_rows;
 
 describe("quantize-weights sets the integer-path row bound (attr int_rows) from codegen's tuning", () => {
   it("q8_0 at K ≤ 1024: no bound, every call takes integer dot products", () => {
@@ -43,6 +44,12 @@ describe("quantize-weights sets the integer-path row bound (attr int_rows) from 
     expect(intRowsAfter(64, "int4-min")).toBe(3);
     expect(intRowsAfter(64, "int4-min", true)).toBe(3);
   });
+  it("the relaxed module's bound, int_rows_relaxed, only where it differs: 512 rows for 4-bit weights", () => {
+    expect(quantizedNode(64, "int4").attrs.int_rows_relaxed).toBe(512);
+    expect(quantizedNode(2048, "int4-min", true).attrs.int_rows_relaxed).toBe(512);
+    expect(quantizedNode(1056, "int8").attrs.int_rows_relaxed).toBeUndefined();
+    expect(quantizedNode(64, "int8").attrs.int_rows_relaxed).toBeUndefined();
+  });
 });
 
 describe("the IR's integer path depends on attrs only", () => {
@@ -53,5 +60,13 @@ describe("the IR's integer path depends on attrs only", () => {
     expect(integerPath({ quant: "q8_0" }, 100000)).toBe(true);
     expect(integerPath({ int_rows: 16 }, 1)).toBe(false);
     expect(integerPath({}, 1)).toBe(false);
+  });
+  it("the relaxed module reads int_rows_relaxed where it is set, else int_rows", () => {
+    const attrs = { quant: "q4_0", int_rows: 2, int_rows_relaxed: 48 };
+    expect(integerPath(attrs, 40)).toBe(false);
+    expect(integerPath(attrs, 40, true)).toBe(true);
+    expect(integerPath(attrs, 49, true)).toBe(false);
+    expect(integerPath({ quant: "q4_0", int_rows: 2 }, 3, true)).toBe(false);
+    expect(integerPath({ quant: "q8_0" }, 100000, true)).toBe(true);
   });
 });

@@ -39,3 +39,21 @@ for (const [scheme, choice, seed] of [["q8_0", "int8", 2400], ["q4_0", "int4", 2
     it("gated_linear K=64 N=9 rows=1+2+6", () =>
       check(seed + 90, (c) => c.b.add("gated_linear", [c.act(64), c.param([9, 64]), c.param([9, 64])], { act: "silu" }), [1, 2, 6], 32, quantize, relaxed));
   });
+
+describe("the relaxed module's own integer-path bound (attr int_rows_relaxed)", () => {
+  // int_rows 2, int_rows_relaxed 48: a call of 40 rows takes the integer path in the relaxed module
+  // and the dequantized one in the plain module; each matches the interpreter as its reference
+  // (Session.relaxed), the two paths differing by x's q8_0 rounding (far above check's 2e-5)
+  for (const [scheme, choice] of [["q4_0", "int4"], ["q8_0", "int8"], ["q4_1", "int4-min"]] as const) {
+    const bounds = (p: Parameters<typeof quantizeWeights>[0]) => {
+      const q = quantizeWeights(p, { scheme: choice });
+      for (const n of q.graphs[0].nodes) if (n.op === "linear" || n.op === "gated_linear") Object.assign(n.attrs, { int_rows: 2, int_rows_relaxed: 48 });
+      return q;
+    };
+    for (const module of [relaxed, {}])
+      it(`${scheme} linear K=1056 N=13 and gated K=64 N=9, rows 40+1+50, ${module === relaxed ? "relaxed" : "plain"} module`, async () => {
+        await check(2700, (c) => c.b.add("linear", [c.act(1056, 0.5), c.param([13, 1056], 0.1)]), [40, 1, 50], 96, bounds, module);
+        await check(2701, (c) => c.b.add("gated_linear", [c.act(64), c.param([9, 64]), c.param([9, 64])], { act: "silu" }), [40, 1, 50], 96, bounds, module);
+      });
+  }
+});

@@ -495,7 +495,7 @@ describe("quantize-weights", () => {
         %5 = gated_linear(%2, %3, %4) {act="silu", quant="q8_0"} : f32[S,8]
         %6 = param() {name="wh@q4_0", shape=[16,32], quant="q4_0"} : f32[16,32]
         %7 = param() {name="bh", shape=[16]} : f32[16]
-        %8 = linear(%2, %6, %7) {act="gelu", quant="q4_0", int_rows=16} : f32[S,16]
+        %8 = linear(%2, %6, %7) {act="gelu", quant="q4_0", int_rows=16, int_rows_relaxed=512} : f32[S,16]
         return y=%5, z=%8
       }`));
   it("a tied table (the embedding table as a linear's weight) is quantized for the head and the lookup", () =>

@@ -1,7 +1,7 @@
 // LinearPlan: what a linear kernel's generator decides before it emits code — the weight layout
 // it reads, the path a call takes by its row count, and the epilogue.
 
-import { Q8_BLOCK } from "../../../ir/quant.js";
+import { type IntegerRowsAttrs, Q8_BLOCK, integerRowLimit } from "../../../ir/quant.js";
 import { integerRowBound } from "../tuning.js";
 import { GROUP, type Panel, type WeightScheme, blockBytes, linearPanels, quantRowBytes } from "./layout.js";
 
@@ -84,8 +84,8 @@ export interface LinearPlan {
 /** int_rows of a linear whose every call takes the integer path: more rows than any context. */
 export const ALL_ROWS = 2 ** 30;
 
-/** The most rows of a call for which a linear takes integer dot products (ir/quant.ts integerPath: attr int_rows, else every call; none without attr quant). */
-export const integerRows = (attrs: { quant?: unknown; int_rows?: unknown }): number => (attrs.quant === undefined ? 0 : typeof attrs.int_rows === "number" ? attrs.int_rows : ALL_ROWS);
+/** The most rows of a call for which a linear takes integer dot products in the plain or the `relaxed` module (ir/quant.ts integerRowLimit; ALL_ROWS for every call). */
+export const integerRows = (attrs: IntegerRowsAttrs, relaxed = false): number => Math.min(integerRowLimit(attrs, relaxed), ALL_ROWS);
 
 export function planLinear({ K, N, epilogue, quant, scratch, intRows = ALL_ROWS }: LinearSpec): LinearPlan {
   const { bias, act, residual, gated = false, normAt, ln = false, gateSumsAt } = epilogue;

@@ -135,8 +135,8 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
   },
   embedding: { attrs: {}, write: (n, c) => c.og.op("Gather", [c.value(n.args[0]), c.value(n.args[1])], { axis: { i: 0 } }) },
   linear: {
-    // quant, int_rows: MatMulNBits (x stays f32 at ONNX Runtime's default accuracy level, as with int_rows 0)
-    attrs: { act: true, residual: true, rms_eps: true, ln_eps: true, quant: true, int_rows: true },
+    // quant, int_rows(_relaxed): MatMulNBits (x stays f32 at ONNX Runtime's default accuracy level, as with int_rows 0)
+    attrs: { act: true, residual: true, rms_eps: true, ln_eps: true, quant: true, int_rows: true, int_rows_relaxed: true },
     write: (n, c) => {
       // x · wᵀ (+ b), then the fuse-ffn epilogues: act (an activation), residual (adds the last operand)
       const w = operandOf(n, "weight")!, b = operandOf(n, "bias"), residual = operandOf(n, "residual");
@@ -148,7 +148,7 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
     },
   },
   gated_linear: {
-    attrs: { act: true, rms_eps: true, quant: true, int_rows: true },
+    attrs: { act: true, rms_eps: true, quant: true, int_rows: true, int_rows_relaxed: true },
     write: (n, c) => {
       // act(x · wgᵀ) ⊙ (x · wuᵀ), as the unfused ops
       const xin = kernelInput(n, c);
