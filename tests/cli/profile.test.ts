@@ -44,7 +44,7 @@ describe("wasmformer profile", () => {
     q.dispose();
   });
 
-  it("json: phases whose kernel sites cover the call time (prefill ≥ 85%), kernels with rates and roofline places", async () => {
+  it("json: phases whose kernel sites cover the call time (prefill within 10%), kernels with rates and roofline places", async () => {
     const svg = join(dir, "profile.svg");
     const r = await cli("profile", profiled, "--prompt-tokens", "64", "--decode-steps", "8", "--json", "--svg", svg);
     expect(r.code, r.err).toBe(0);
@@ -53,10 +53,11 @@ describe("wasmformer profile", () => {
     for (const k of ["f32Gflops", "int8Gops", "readGbs"]) expect(j.roofline[k]).toBeGreaterThan(0);
     expect(j.phases.map((p: { phase: string; rows: number; steps: number }) => [p.phase, p.rows, p.steps])).toEqual([["prefill", 64, 1], ["decode", 1, 8]]);
     // the kernel sites account for the calls' time, but for the runtime's own per-call work, which
-    // a tiny model's one-row decode steps (tens of µs each) make visible; a busy machine preempts both
+    // a tiny model's one-row decode steps make visible (~15 µs of a ~165 µs step: 0.89–0.92 measured
+    // on a busy 2-core VM, prefill 0.96–0.98); a busy machine preempts both
     for (const p of j.phases) {
       expect(p.kernelSeconds).toBeLessThanOrEqual(p.seconds);
-      expect(p.kernelSeconds / p.seconds, JSON.stringify(j.phases)).toBeGreaterThan(p.phase === "prefill" ? 0.85 : 0.5);
+      expect(p.kernelSeconds / p.seconds, JSON.stringify(j.phases)).toBeGreaterThan(p.phase === "prefill" ? 0.9 : 0.75);
     }
     for (const phase of ["prefill", "decode"]) {
       const ks = j.kernels.filter((k: { phase: string }) => k.phase === phase);
