@@ -343,6 +343,8 @@ if (THREADS === 1) {
 const KERNELS = flag("--kernels") || (!QUICK && !flag("--no-kernels"));
 const peakGflops = KERNELS ? await peakMaddGflops() : NaN;
 const kernelRows = [];
+// timeLinear runs the single-threaded module the runtime picks: its own integer-path bound decides the path
+const kernelsRelaxed = pickVariant(art.manifest.variants).features.includes("relaxed-simd");
 if (KERNELS) {
   for (const { K, N, quant } of linearShapes) {
     const gemv = await timeLinear(K, N, 1, { quant });
@@ -357,7 +359,7 @@ if (KERNELS) {
       k.gemvDequantGBs = wBytes / (await timeLinear(K, N, 1, { quant, path: "dequantized" })) / 1e9;
       k.gemmIntegerGflops = gflops(await timeLinear(K, N, PREFILL, { quant, path: "integer", repeats: 3 }));
       k.gemmDequantGflops = gflops(await timeLinear(K, N, PREFILL, { quant, path: "dequantized", repeats: 3 }));
-      k.gemmDefault = (integerRowBound(quant, K) ?? Infinity) >= PREFILL ? "integer" : "dequantized";
+      k.gemmDefault = (integerRowBound(quant, K, kernelsRelaxed) ?? Infinity) >= PREFILL ? "integer" : "dequantized";
       k.gemmGflops = k.gemmDefault === "integer" ? k.gemmIntegerGflops : k.gemmDequantGflops;
       row(`linear_${K}x${N}_gemv_bandwidth_dequantized_path`, k.gemvDequantGBs, "GB/s");
       row(`linear_${K}x${N}_gemm_gflops_integer_path`, k.gemmIntegerGflops, "GFLOP/s");
