@@ -8,7 +8,7 @@ import { Model, pickVariant } from "../runtime/dist/index.js";
 import { benchSubject, median } from "../runtime/dist/bench.js";
 
 // the roofline probes live with `wasmformer profile` (one implementation)
-export { peakMaddGflops } from "../dist/compiler/measure/roofline.js";
+export { peakDotGops, peakMaddGflops, peakRelaxedDotGops } from "../dist/compiler/measure/roofline.js";
 
 /**
  * One linear [rows, K] × [N, K]ᵀ compiled alone; median seconds per call over `repeats` (after a

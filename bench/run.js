@@ -32,7 +32,7 @@ import { nodeThreads } from "../runtime/dist/node.js";
 import { interpret, newSession } from "../dist/ir/interp.js";
 import { integerRowBound } from "../dist/compiler/codegen/tuning.js";
 import { MB, benchModels, cliOptions, compareLogits as compare, mergeResults, log, median, now, procStatus } from "./common.js";
-import { peakMaddGflops, timeLinear } from "./kernels.js";
+import { peakDotGops, peakMaddGflops, peakRelaxedDotGops, timeLinear } from "./kernels.js";
 import { bandwidthModule } from "../dist/compiler/measure/roofline.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -341,10 +341,15 @@ if (THREADS === 1) {
 // per-kernel figures beside the wasm peaks: each matrix shape as a GEMV (1 row) and a GEMM (PREFILL rows)
 // (skipped by --quick, which must stay under 5 minutes for all systems; --kernels forces it)
 const KERNELS = flag("--kernels") || (!QUICK && !flag("--no-kernels"));
-const peakGflops = KERNELS ? await peakMaddGflops() : NaN;
-const kernelRows = [];
 // timeLinear runs the single-threaded module the runtime picks: its own integer-path bound decides the path
 const kernelsRelaxed = pickVariant(art.manifest.variants).features.includes("relaxed-simd");
+const peakGflops = KERNELS ? await peakMaddGflops() : NaN;
+// the integer paths' ceilings (a multiply and an add a byte pair): 8-bit products summed by
+// i32x4.dot_i16x8_s, and in the relaxed module, on 4-bit weights, by i16x8.relaxed_dot_i8x16_i7x16_s
+const peakDot = KERNELS && QUANT ? await peakDotGops() : NaN;
+const peakRelaxedDot = KERNELS && QUANT && kernelsRelaxed ? await peakRelaxedDotGops() : NaN;
+const dotPeakOf = (quant) => (kernelsRelaxed && quant !== "q8_0" ? peakRelaxedDot : peakDot);
+const kernelRows = [];
 if (KERNELS) {
   for (const { K, N, quant } of linearShapes) {
     const gemv = await timeLinear(K, N, 1, { quant });
@@ -361,6 +366,11 @@ if (KERNELS) {
       k.gemmDequantGflops = gflops(await timeLinear(K, N, PREFILL, { quant, path: "dequantized", repeats: 3 }));
       k.gemmDefault = (integerRowBound(quant, K, kernelsRelaxed) ?? Infinity) >= PREFILL ? "integer" : "dequantized";
       k.gemmGflops = k.gemmDefault === "integer" ? k.gemmIntegerGflops : k.gemmDequantGflops;
+      // calls of up to intRows rows take the integer path (Infinity: every call)
+      k.intRows = integerRowBound(quant, K, kernelsRelaxed) ?? Infinity;
+      k.dotPeak = dotPeakOf(quant);
+      row(`linear_${K}x${N}_gemm_integer_fraction_of_dot_peak`, k.gemmIntegerGflops / k.dotPeak, "fraction");
+      row(`linear_${K}x${N}_integer_path_max_rows`, Number.isFinite(k.intRows) ? k.intRows : art.manifest.context, "rows");
       row(`linear_${K}x${N}_gemv_bandwidth_dequantized_path`, k.gemvDequantGBs, "GB/s");
       row(`linear_${K}x${N}_gemm_gflops_integer_path`, k.gemmIntegerGflops, "GFLOP/s");
       row(`linear_${K}x${N}_gemm_gflops_dequantized_path`, k.gemmDequantGflops, "GFLOP/s");
@@ -369,6 +379,8 @@ if (KERNELS) {
     kernelRows.push(k);
   }
   row("peak_f32x4_madd_gflops", peakGflops, "GFLOP/s");
+  if (QUANT) row("peak_int8_dot_gops", peakDot, "GOP/s");
+  if (QUANT && kernelsRelaxed) row("peak_relaxed_int8_dot_gops", peakRelaxedDot, "GOP/s");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -446,11 +458,18 @@ for (const { other, prefillRatios: p, decodeRatios: d } of pairedVs)
   log(`${QUANT} vs the ${other} artifact of the same weights, in turn (${p.length} repetitions each of a prefill and of 8 decode steps): prefill (all logits) ${median(p).toFixed(2)}× (${Math.min(...p).toFixed(2)}-${Math.max(...p).toFixed(2)}), decode @${PREFILL} ${median(d).toFixed(2)}× (${Math.min(...d).toFixed(2)}-${Math.max(...d).toFixed(2)})`);
 log(`prefill compute: ~${((prefillFlops / median(prefillS)) / 1e9).toFixed(1)} GFLOP/s (2 flops per weight per token)`);
 if (kernelRows.length) {
-  log(`kernels alone, repeated calls (small matrices stay in cache; wasm peaks here: f32x4 mul+add ${peakGflops.toFixed(1)} GFLOP/s, v128 read of the weights ${bestBw.toFixed(1)} GB/s):`);
+  log(
+    `kernels alone, repeated calls (small matrices stay in cache; wasm peaks here: f32x4 mul+add ${peakGflops.toFixed(1)} GFLOP/s, ` +
+      `${QUANT ? `8-bit dot (i32x4.dot_i16x8_s) ${peakDot.toFixed(1)} GOP/s, ${kernelsRelaxed ? `relaxed 8-bit dot on 4-bit weights ${peakRelaxedDot.toFixed(1)} GOP/s, ` : ""}` : ""}v128 read of the weights ${bestBw.toFixed(1)} GB/s):`,
+  );
   for (const k of kernelRows) {
     log(`  linear ${k.shape.padEnd(16)} GEMV ${k.gemvGBs.toFixed(1).padStart(6)} GB/s (${((100 * k.gemvGBs) / bestBw).toFixed(0)}% of read bw)   GEMM ${PREFILL} rows ${k.gemmGflops.toFixed(1).padStart(6)} GFLOP/s (${((100 * k.gemmGflops) / peakGflops).toFixed(0)}% of peak)`);
     if (k.gemvDequantGBs !== undefined)
-      log(`  ${"".padEnd(23)}paths: GEMV integer ${k.gemvGBs.toFixed(1)} (default) vs dequantized ${k.gemvDequantGBs.toFixed(1)} GB/s; GEMM integer ${k.gemmIntegerGflops.toFixed(1)} vs dequantized ${k.gemmDequantGflops.toFixed(1)} GFLOP/s (default: ${k.gemmDefault})`);
+      log(
+        `  ${"".padEnd(23)}paths: GEMV integer ${k.gemvGBs.toFixed(1)} (default) vs dequantized ${k.gemvDequantGBs.toFixed(1)} GB/s; GEMM integer ${k.gemmIntegerGflops.toFixed(1)} ` +
+          `(${((100 * k.gemmIntegerGflops) / k.dotPeak).toFixed(0)}% of the ${k.dotPeak === peakRelaxedDot ? "relaxed " : ""}8-bit dot peak) vs dequantized ${k.gemmDequantGflops.toFixed(1)} GFLOP/s; ` +
+          `integer path for calls of ${Number.isFinite(k.intRows) ? `1-${k.intRows} rows, dequantized above` : "any row count"}`,
+      );
   }
 }
 log(

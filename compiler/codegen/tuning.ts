@@ -36,8 +36,9 @@ export const CHUNKS_PER_THREAD = 4;
  */
 export const INTEGER_MAX_ROWS: Readonly<Record<QuantScheme, number>> = { q8_0: 16, q4_0: 16, q4_1: 3 };
 /**
- * In the relaxed module 4-bit weights take the integer path up to 512 rows at every K (1.3–1.5×
- * the dequantized path at 16–512 rows); the bound keeps x's quantized rows, which share one
+ * In the relaxed module 4-bit weights take the integer path up to 512 rows at every K (q4_0
+ * 1.04–1.68× the dequantized path at 16–512 rows, q4_1 0.93–1.60×, most shapes 1.2–1.5×;
+ * performance.md § The relaxed module); the bound keeps x's quantized rows, which share one
  * memory layout with the plain module, at 512 rows of a call. q8_0 has no 8-bit dot product
  * there (its codes need the i16 one) and keeps the plain bounds.
  */

@@ -31,10 +31,10 @@ function kernelLibrary(): string {
  * A small hand-written module (text form) assembled to binary: the roofline probes. SIMD128 always;
  * `atomics` for one that imports a shared memory.
  */
-export function assembleText(wat: string, { atomics = false } = {}): Uint8Array<ArrayBuffer> {
+export function assembleText(wat: string, { atomics = false, relaxed = false } = {}): Uint8Array<ArrayBuffer> {
   const m = binaryen.parseText(wat);
   try {
-    m.setFeatures(binaryen.Features.MVP | binaryen.Features.SIMD128 | (atomics ? binaryen.Features.Atomics : 0));
+    m.setFeatures(binaryen.Features.MVP | binaryen.Features.SIMD128 | (atomics ? binaryen.Features.Atomics : 0) | (relaxed ? binaryen.Features.RelaxedSIMD : 0));
     if (!m.validate()) throw new Error("internal: a hand-written module does not validate");
     return m.emitBinary() as Uint8Array<ArrayBuffer>;
   } finally {

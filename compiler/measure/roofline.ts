@@ -8,8 +8,8 @@ import { assembleText } from "../codegen/wasm.js";
 const now = () => performance.now() / 1000;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
-async function timeLoop(wat: string, opsPerIteration: number, iterations = 5_000_000): Promise<number> {
-  const instance = await WebAssembly.instantiate(await WebAssembly.compile(assembleText(wat)));
+async function timeLoop(wat: string, opsPerIteration: number, iterations = 5_000_000, relaxed = false): Promise<number> {
+  const instance = await WebAssembly.instantiate(await WebAssembly.compile(assembleText(wat, { relaxed })));
   const run = instance.exports.run as (n: number) => number;
   run(1000);
   const s: number[] = [];
@@ -57,6 +57,28 @@ export function peakDotGops(): Promise<number> {
     (loop $l ${Array.from({ length: C }, (_, i) => step(i)).join("\n")} (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
     (i32x4.extract_lane 0 ${sum})))`;
   return timeLoop(wat, C * 16 * 2, 2_000_000);
+}
+
+/**
+ * The relaxed module's 8-bit multiply-add throughput on 4-bit weights (GOP/s, a multiply and an
+ * add a byte pair), in its integer kernels' pattern: 6 independent chains, each step two
+ * i16x8.relaxed_dot_i8x16_i7x16_s (32 byte pairs) added and widened pairwise into i32 sums. Needs
+ * a host with relaxed SIMD.
+ */
+export function peakRelaxedDotGops(): Promise<number> {
+  const C = 6;
+  const step = (i: number) =>
+    `(local.set $s${i} (i32x4.add (local.get $s${i}) (i32x4.extadd_pairwise_i16x8_s (i16x8.add (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $a${i}) (local.get $b)) ` +
+    `(i16x8.relaxed_dot_i8x16_i7x16_s (local.get $a${i}) (local.get $c)))))) (local.set $a${i} (i8x16.add (local.get $a${i}) (local.get $b)))`;
+  const locals = Array.from({ length: C }, (_, i) => `(local $a${i} v128) (local $s${i} v128)`).join(" ");
+  const init = Array.from({ length: C }, (_, i) => `(local.set $a${i} (i8x16.splat (i32.const ${i + 1})))`).join(" ");
+  const sum = Array.from({ length: C }, (_, i) => `(local.get $s${i})`).reduce((a, b) => `(i32x4.add ${a} ${b})`);
+  const wat = `(module (func (export "run") (param $n i32) (result i32)
+    (local $b v128) (local $c v128) ${locals}
+    (local.set $b (i8x16.splat (i32.const 3))) (local.set $c (i8x16.splat (i32.const 5))) ${init}
+    (loop $l ${Array.from({ length: C }, (_, i) => step(i)).join("\n")} (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+    (i32x4.extract_lane 0 ${sum})))`;
+  return timeLoop(wat, C * 32 * 2, 2_000_000, true);
 }
 
 /**

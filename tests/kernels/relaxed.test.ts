@@ -4,7 +4,8 @@
 // file in its own process), so the other files keep testing the plain module.
 
 import v8 from "node:v8";
-import { describe, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { peakRelaxedDotGops } from "../../compiler/measure/roofline.js";
 import { quantizeWeights } from "../../compiler/passes/quantize-weights.js";
 import { rng } from "../helpers.js";
 import { check } from "./check.js";
@@ -56,4 +57,11 @@ describe("the relaxed module's own integer-path bound (attr int_rows_relaxed)", 
         await check(2701, (c) => c.b.add("gated_linear", [c.act(64), c.param([9, 64]), c.param([9, 64])], { act: "silu" }), [40, 1, 50], 96, bounds, module);
       });
   }
+});
+
+describe("the relaxed 8-bit dot roofline probe", () => {
+  it("assembles with relaxed SIMD, validates and runs (a rate, not timed against anything here)", async () => {
+    const rate = await peakRelaxedDotGops();
+    expect(Number.isFinite(rate) && rate > 0).toBe(true);
+  });
 });
