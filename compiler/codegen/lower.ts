@@ -191,9 +191,12 @@ const quantScratch = (c: LowerCtx): QuantScratch => ({ xq: c.scratch("xq"), dq: 
 
 /** Calls of a quantized kernel with few rows take integer dot products on x quantized into the scratch area first. */
 function quantizeRows(c: LowerCtx, n: MatrixNode, x: number, K: number, quant: string | undefined): Expr[] {
-  if (!quant || !c.fresh("xq", `${x}`)) return [];
+  // x's quantized rows are there only in calls within the bound of the kernel that wrote them: a
+  // kernel of another bound (another scheme reading the same x) quantizes them again
+  const bound = integerRows(n.attrs, c.wm.relaxed);
+  if (!quant || !c.fresh("xq", `${x}:${bound}`)) return [];
   const m = c.wm.m;
-  return [m.if(m.i32.le_s(c.rows(n.id), c.wm.c32(integerRows(n.attrs, c.wm.relaxed))), c.wm.callLib("quantize_rows_q8", { x: c.ptr(x), out: c.wm.c32(c.scratch("xq")), rows: c.rows(n.id), K: c.wm.c32(K) }))];
+  return [m.if(m.i32.le_s(c.rows(n.id), c.wm.c32(bound)), c.wm.callLib("quantize_rows_q8", { x: c.ptr(x), out: c.wm.c32(c.scratch("xq")), rows: c.rows(n.id), K: c.wm.c32(K) }))];
 }
 
 /** RoBERTa's positions (ids, out, rows, past, pad): pad for a padding id, else pad + past + the non-padding ids so far, a generated scalar loop. */

@@ -106,6 +106,16 @@ describe("linear across row blocks", () => {
       }));
 });
 
+describe("linears of different integer-path bounds reading one x", () => {
+  // q4_0 first (integer path up to 16 rows), then q8_0 at K ≤ 1024 (every call): in a call of 40
+  // rows the first leaves x unquantized, so the second must quantize it itself
+  it("q4_0 then q8_0 on the same x, rows 40+1+12", () =>
+    check(4545, (c) => {
+      const x = c.act(64);
+      return c.b.add("add", [c.b.add("linear", [x, c.param([6, 64])]), c.b.add("linear", [x, c.param([6, 64])])]);
+    }, [40, 1, 12], 64, (p) => quantizeWeights(p, { scheme: "int4", overrides: [{ pattern: "p2", scheme: "int8" }] })));
+});
+
 describe("linear in K panels (f32 weights of K > 512)", () => {
   // K 520: panels of 264 + 256; 1032: 3 × 344. Tails in N; row counts past a row block (64)
   it("K=520 N=7 bias gelu residual rows=3+1", () =>

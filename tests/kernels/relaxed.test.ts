@@ -65,3 +65,13 @@ describe("the relaxed 8-bit dot roofline probe", () => {
     expect(Number.isFinite(rate) && rate > 0).toBe(true);
   });
 });
+
+describe("relaxed SIMD: linears of different integer-path bounds reading one x", () => {
+  // q8_0 at K > 1024 first (integer path up to 16 rows), then q4_0 (up to 512 in this module): in a
+  // call of 40 rows the first leaves x unquantized, so the second must quantize it itself
+  it("q8_0 then q4_0 on the same x, K=1056, rows 40+1", () =>
+    check(2800, (c) => {
+      const x = c.act(1056, 0.5);
+      return c.b.add("add", [c.b.add("linear", [x, c.param([5, 1056], 0.1)]), c.b.add("linear", [x, c.param([5, 1056], 0.1)])]);
+    }, [40, 1], 64, (p) => quantizeWeights(p, { scheme: "int4", overrides: [{ pattern: "p1", scheme: "int8" }] }), relaxed));
+});
