@@ -364,10 +364,10 @@ if (KERNELS) {
       k.gemvDequantGBs = wBytes / (await timeLinear(K, N, 1, { quant, path: "dequantized" })) / 1e9;
       k.gemmIntegerGflops = gflops(await timeLinear(K, N, PREFILL, { quant, path: "integer", repeats: 3 }));
       k.gemmDequantGflops = gflops(await timeLinear(K, N, PREFILL, { quant, path: "dequantized", repeats: 3 }));
-      k.gemmDefault = (integerRowBound(quant, K, kernelsRelaxed) ?? Infinity) >= PREFILL ? "integer" : "dequantized";
-      k.gemmGflops = k.gemmDefault === "integer" ? k.gemmIntegerGflops : k.gemmDequantGflops;
       // calls of up to intRows rows take the integer path (Infinity: every call)
       k.intRows = integerRowBound(quant, K, kernelsRelaxed) ?? Infinity;
+      k.gemmDefault = k.intRows >= PREFILL ? "integer" : "dequantized";
+      k.gemmGflops = k.gemmDefault === "integer" ? k.gemmIntegerGflops : k.gemmDequantGflops;
       k.dotPeak = dotPeakOf(quant);
       row(`linear_${K}x${N}_gemm_integer_fraction_of_dot_peak`, k.gemmIntegerGflops / k.dotPeak, "fraction");
       row(`linear_${K}x${N}_integer_path_max_rows`, Number.isFinite(k.intRows) ? k.intRows : art.manifest.context, "rows");

@@ -39,24 +39,36 @@ export function peakMaddGflops(): Promise<number> {
   return timeLoop(wat, A * 2 * 4); // a multiply and an add per accumulator, 4 lanes each
 }
 
+const DOT_CHAINS = 6;
+
+/**
+ * A loop of DOT_CHAINS independent chains of 8-bit dot products: `step(i)` adds one step's products
+ * to chain i's i32 sums $s{i} from its bytes $a{i} and the shared $b and $c, then moves $a{i} on.
+ */
+function dotChains(step: (i: number) => string): string {
+  const C = DOT_CHAINS;
+  const locals = Array.from({ length: C }, (_, i) => `(local $a${i} v128) (local $s${i} v128)`).join(" ");
+  const init = Array.from({ length: C }, (_, i) => `(local.set $a${i} (i8x16.splat (i32.const ${i + 1})))`).join(" ");
+  const sum = Array.from({ length: C }, (_, i) => `(local.get $s${i})`).reduce((a, b) => `(i32x4.add ${a} ${b})`);
+  const next = (i: number) => `(local.set $a${i} (i8x16.add (local.get $a${i}) (local.get $b)))`;
+  return `(module (func (export "run") (param $n i32) (result i32)
+    (local $b v128) (local $c v128) ${locals}
+    (local.set $b (i8x16.splat (i32.const 3))) (local.set $c (i8x16.splat (i32.const 5))) ${init}
+    (loop $l ${Array.from({ length: C }, (_, i) => `${step(i)} ${next(i)}`).join("\n")} (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+    (i32x4.extract_lane 0 ${sum})))`;
+}
+
 /**
  * 8-bit multiply-add throughput (GOP/s, counting a multiply and an add per byte pair): 6
  * independent chains of i32x4.dot_i16x8_s over bytes widened to i16, 16 byte pairs a chain step.
  */
 export function peakDotGops(): Promise<number> {
-  const C = 6;
-  const step = (i: number) =>
-    `(local.set $s${i} (i32x4.add (local.get $s${i}) (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $a${i})) (i16x8.extend_low_i8x16_s (local.get $b))) ` +
-    `(i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $a${i})) (i16x8.extend_high_i8x16_s (local.get $b)))))) (local.set $a${i} (i8x16.add (local.get $a${i}) (local.get $b)))`;
-  const locals = Array.from({ length: C }, (_, i) => `(local $a${i} v128) (local $s${i} v128)`).join(" ");
-  const init = Array.from({ length: C }, (_, i) => `(local.set $a${i} (i8x16.splat (i32.const ${i + 1})))`).join(" ");
-  const sum = Array.from({ length: C }, (_, i) => `(local.get $s${i})`).reduce((a, b) => `(i32x4.add ${a} ${b})`);
-  const wat = `(module (func (export "run") (param $n i32) (result i32)
-    (local $b v128) ${locals}
-    (local.set $b (i8x16.splat (i32.const 3))) ${init}
-    (loop $l ${Array.from({ length: C }, (_, i) => step(i)).join("\n")} (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
-    (i32x4.extract_lane 0 ${sum})))`;
-  return timeLoop(wat, C * 16 * 2, 2_000_000);
+  const wat = dotChains(
+    (i) =>
+      `(local.set $s${i} (i32x4.add (local.get $s${i}) (i32x4.add (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_s (local.get $a${i})) (i16x8.extend_low_i8x16_s (local.get $b))) ` +
+      `(i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_s (local.get $a${i})) (i16x8.extend_high_i8x16_s (local.get $b))))))`,
+  );
+  return timeLoop(wat, DOT_CHAINS * 16 * 2, 2_000_000);
 }
 
 /**
@@ -66,19 +78,12 @@ export function peakDotGops(): Promise<number> {
  * a host with relaxed SIMD.
  */
 export function peakRelaxedDotGops(): Promise<number> {
-  const C = 6;
-  const step = (i: number) =>
-    `(local.set $s${i} (i32x4.add (local.get $s${i}) (i32x4.extadd_pairwise_i16x8_s (i16x8.add (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $a${i}) (local.get $b)) ` +
-    `(i16x8.relaxed_dot_i8x16_i7x16_s (local.get $a${i}) (local.get $c)))))) (local.set $a${i} (i8x16.add (local.get $a${i}) (local.get $b)))`;
-  const locals = Array.from({ length: C }, (_, i) => `(local $a${i} v128) (local $s${i} v128)`).join(" ");
-  const init = Array.from({ length: C }, (_, i) => `(local.set $a${i} (i8x16.splat (i32.const ${i + 1})))`).join(" ");
-  const sum = Array.from({ length: C }, (_, i) => `(local.get $s${i})`).reduce((a, b) => `(i32x4.add ${a} ${b})`);
-  const wat = `(module (func (export "run") (param $n i32) (result i32)
-    (local $b v128) (local $c v128) ${locals}
-    (local.set $b (i8x16.splat (i32.const 3))) (local.set $c (i8x16.splat (i32.const 5))) ${init}
-    (loop $l ${Array.from({ length: C }, (_, i) => step(i)).join("\n")} (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
-    (i32x4.extract_lane 0 ${sum})))`;
-  return timeLoop(wat, C * 32 * 2, 2_000_000, true);
+  const wat = dotChains(
+    (i) =>
+      `(local.set $s${i} (i32x4.add (local.get $s${i}) (i32x4.extadd_pairwise_i16x8_s (i16x8.add (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $a${i}) (local.get $b)) ` +
+      `(i16x8.relaxed_dot_i8x16_i7x16_s (local.get $a${i}) (local.get $c))))))`,
+  );
+  return timeLoop(wat, DOT_CHAINS * 32 * 2, 2_000_000, true);
 }
 
 /**
