@@ -139,7 +139,8 @@ export function constantsOf(n: Node, context: number): { key: string; data: () =
  * only, never on the thread count, so neither do the results.
  */
 export const ATTENTION_CHUNKS = 16;
-export const attentionPartBytes = (heads: number, dv: number) => ATTENTION_CHUNKS * heads * (dv + 2) * 4;
+/** Each chunk's per-head slot: (m, l, ·, ·, o[dv]) in whole vectors and 16 weights (attention.ts partFloats). */
+export const attentionPartBytes = (heads: number, dv: number) => ATTENTION_CHUNKS * heads * (4 + ((dv + 3) & ~3) + 16) * 4;
 
 type MatrixNode = OpNode<"linear"> | OpNode<"gated_linear">;
 

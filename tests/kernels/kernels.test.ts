@@ -161,11 +161,21 @@ describe("attention", () => {
     // dk % 4 = 0: keys 16 and 4 at a time (vector scores, the mask added to them), then one by one
     { H: 3, Hkv: 3, dk: 8, causal: false, cache: false, mask: true, calls: [37] },
     { H: 4, Hkv: 2, dk: 12, causal: true, cache: true, calls: [21, 1, 18] },
+    // decode past 64 keys: chunks of 35/36 and 33/34/34 keys, each 16 keys a block for all heads,
+    // then 4 and 1 at a time (v is dk + 1 wide: odd)
+    { H: 4, Hkv: 2, dk: 12, causal: true, cache: true, calls: [70, 1, 1] },
+    { H: 3, Hkv: 3, dk: 16, causal: true, cache: true, calls: [100, 1] },
+    // head sizes multiples of 4 (dv = dk): the generated kernel (compiler/codegen/attention.ts)
+    { H: 4, Hkv: 2, dk: 8, dv: 8, causal: true, cache: true, calls: [23, 1, 6] },
+    { H: 2, Hkv: 2, dk: 12, dv: 12, causal: false, cache: false, mask: true, calls: [19] },
+    { H: 6, Hkv: 2, dk: 4, dv: 4, causal: false, cache: false, calls: [9, 3] },
+    { H: 3, Hkv: 1, dk: 20, dv: 20, causal: true, cache: true, calls: [37, 1, 2] },
+    { H: 2, Hkv: 1, dk: 32, dv: 16, causal: false, cache: false, mask: true, calls: [35] },
   ];
   for (const k of cases)
-    it(`H=${k.H} Hkv=${k.Hkv} dk=${k.dk}${k.causal ? " causal" : ""}${k.cache ? " cached" : ""}${k.bias ? " bias" : ""}${k.mask ? " mask" : ""} rows=${k.calls.join("+")}`, () =>
+    it(`H=${k.H} Hkv=${k.Hkv} dk=${k.dk}${"dv" in k ? ` dv=${k.dv}` : ""}${k.causal ? " causal" : ""}${k.cache ? " cached" : ""}${k.bias ? " bias" : ""}${k.mask ? " mask" : ""} rows=${k.calls.join("+")}`, () =>
       check(k.dk * 10 + k.H, (c) => {
-        const args = [c.act(k.H * k.dk), c.act(k.Hkv * k.dk), c.act(k.Hkv * (k.dk + 1))];
+        const args = [c.act(k.H * k.dk), c.act(k.Hkv * k.dk), c.act(k.Hkv * ("dv" in k ? k.dv : k.dk + 1))];
         const attrs: Record<string, unknown> = { heads: k.H, kv_heads: k.Hkv, scale: 0.4, causal: k.causal, cache: k.cache };
         if (k.bias) {
           args.push(c.param([8, k.H]));

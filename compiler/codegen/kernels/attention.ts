@@ -96,17 +96,25 @@ export function attention(
  */
 @inline function scores4(pq: usize, k: usize, j: i32, kw: i32, g: i32, dk: i32, scale: f32, mask: usize): v128 {
   const pk = k + (<usize>(j * kw + g * dk) << 2), stride = <usize>kw << 2;
+  const p1 = pk + stride, p2 = pk + 2 * stride, p3 = pk + 3 * stride;
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-  for (let d = 0; d < dk; d += 4) {
-    const qv = v128.load(pq + (<usize>d << 2));
-    const pd = pk + (<usize>d << 2);
-    a0 = f32x4.add(a0, f32x4.mul(qv, v128.load(pd)));
-    a1 = f32x4.add(a1, f32x4.mul(qv, v128.load(pd + stride)));
-    a2 = f32x4.add(a2, f32x4.mul(qv, v128.load(pd + 2 * stride)));
-    a3 = f32x4.add(a3, f32x4.mul(qv, v128.load(pd + 3 * stride)));
+  for (let o: usize = 0; o < (<usize>dk << 2); o += 16) {
+    const qv = v128.load(pq + o);
+    a0 = f32x4.add(a0, f32x4.mul(qv, v128.load(pk + o)));
+    a1 = f32x4.add(a1, f32x4.mul(qv, v128.load(p1 + o)));
+    a2 = f32x4.add(a2, f32x4.mul(qv, v128.load(p2 + o)));
+    a3 = f32x4.add(a3, f32x4.mul(qv, v128.load(p3 + o)));
   }
   const s = f32x4.mul(sum4(a0, a1, a2, a3), f32x4.splat(scale));
   return mask ? f32x4.add(s, v128.and(f32x4.eq(v128.load(mask + (<usize>j << 2)), f32x4.splat(0)), f32x4.splat(-3.4028234663852886e38))) : s;
+}
+
+/** po[0..dv) += p·pv[0..dv) */
+@inline function addValue(po: usize, pv: usize, dv: i32, p: f32): void {
+  const pv4 = f32x4.splat(p);
+  let d = 0;
+  for (; d + 4 <= dv; d += 4) v128.store(po + (<usize>d << 2), f32x4.add(v128.load(po + (<usize>d << 2)), f32x4.mul(pv4, v128.load(pv + (<usize>d << 2)))));
+  for (; d < dv; d++) setf32(po, d, f32at(po, d) + p * f32at(pv, d));
 }
 
 /** The largest lane of s. */
@@ -202,11 +210,7 @@ let lastMax: f32 = 0;
     }
     const p = Mathf.exp(s - m);
     l += p;
-    const pv = v + (<usize>(j * vw + g * dv) << 2);
-    const pv4 = f32x4.splat(p);
-    let d = 0;
-    for (; d + 4 <= dv; d += 4) v128.store(po + (<usize>d << 2), f32x4.add(v128.load(po + (<usize>d << 2)), f32x4.mul(pv4, v128.load(pv + (<usize>d << 2)))));
-    for (; d < dv; d++) setf32(po, d, f32at(po, d) + p * f32at(pv, d));
+    addValue(po, v + (<usize>(j * vw + g * dv) << 2), dv, p);
   }
   lastMax = m;
   return l;
@@ -218,12 +222,18 @@ const CHUNK_KEYS = 32;
 @inline function decodeChunks(L: i32, units: i32): i32 { return max(1, min(units, L / CHUNK_KEYS)); }
 
 /**
+ * Floats of one head's slot in a decode chunk's part: m, l, two unused, o[dv] (from 16 bytes in,
+ * aligned), then room for 16 weights (decodeRows), all in whole vectors.
+ */
+@inline function partFloats(dv: i32): i32 { return 4 + ((dv + 3) & ~3) + 16; }
+
+/**
  * Decode attention split over the keys (flash-decoding), for one query row at position L − 1:
  * the visible keys first..L−1 are cut into n = decodeChunks(L − first, units) equal ranges, chunk
  * c the work of unit ⌊units·c/n⌋ (so that threads, which split the units, share the chunks evenly).
- * Chunk c writes, for every head, (m, l, o[dv]) to part + (c·H + h)·(dv + 2) floats: its maximum
- * score, Σ exp(s − m) and Σ exp(s − m)·v. attention_merge combines the chunks. The split does not
- * depend on the thread count, nor do the results.
+ * Chunk c writes, for every head, (m, l, ·, ·, o[dv]) to part + (c·H + h)·partFloats(dv) floats:
+ * its maximum score, Σ exp(s − m) and Σ exp(s − m)·v. attention_merge combines the chunks. The
+ * split does not depend on the thread count, nor do the results.
  */
 export function attention_part(
   q: usize, k: usize, v: usize, part: usize, L: i32, first: i32,
@@ -233,41 +243,117 @@ export function attention_part(
   const group = H / Hkv;
   const keys = L - first;
   const chunks = decodeChunks(keys, units);
+  const pf = partFloats(dv);
   for (let u = u0; u < u1; u++) {
     // the chunk of unit u, if it has one: c = ⌈u·n/units⌉ with ⌊units·c/n⌋ = u
     const c = <i32>((<i64>u * chunks + units - 1) / units);
     if (c >= chunks || <i32>((<i64>units * c) / chunks) != u) continue;
     const j0 = first + <i32>((<i64>keys * c) / chunks), j1 = first + <i32>((<i64>keys * (c + 1)) / chunks);
+    const pc = part + (<usize>(c * H * pf) << 2);
+    if (dk % 4 == 0 && cap == 0 && !table) {
+      decodeRows(q, k, v, pc, j0, j1, H, group, Hkv, dk, dv, scale, mask, pf);
+      continue;
+    }
     for (let h = 0; h < H; h++) {
-      const pp = part + (<usize>((c * H + h) * (dv + 2)) << 2);
-      const l = attendKeys(q + (<usize>(h * dk) << 2), k, v, pp + 8, j0, j1, h, h / group, Hkv, dk, dv, scale, cap, table, buckets, range, mask, L - 1, H);
+      const pp = pc + (<usize>(h * pf) << 2);
+      const l = attendKeys(q + (<usize>(h * dk) << 2), k, v, pp + 16, j0, j1, h, h / group, Hkv, dk, dv, scale, cap, table, buckets, range, mask, L - 1, H);
       setf32(pp, 0, lastMax);
       setf32(pp, 1, l);
     }
   }
 }
 
+/**
+ * The plain decode chunk (dk % 4 = 0, no cap or bias), keys j0..j1−1 for all heads, 16 keys at a
+ * time in three passes: every head's 16 scores (for each 4 keys, head after head, so that key rows
+ * are read front to back, 4 sequential streams the prefetchers follow, not head by head at the
+ * cache's row stride), then each head's softmax step (one maximum and one rescale for the 16),
+ * then the values the same way as the keys. The passes' inner work is independent from head to
+ * head, which the out-of-order core overlaps. Each head's running (m, l, o) and its 16 weights
+ * stay in its slot of the chunk's part (L1). Keys past the last 16 go 4 and then 1 at a time.
+ */
+@inline function decodeRows(
+  q: usize, k: usize, v: usize, pc: usize, j0: i32, j1: i32, H: i32, group: i32, Hkv: i32,
+  dk: i32, dv: i32, scale: f32, mask: usize, pf: i32,
+): void {
+  const kw = Hkv * dk, vw = Hkv * dv;
+  memory.fill(pc, 0, <usize>(H * pf) << 2);
+  for (let h = 0; h < H; h++) setf32(pc + (<usize>(h * pf) << 2), 0, -Infinity);
+  // the 16 weights of head h sit after its o: pp + 16 + 4·dv4 (dv4: dv rounded up to a vector)
+  const ws: usize = 16 + (<usize>((dv + 3) & ~3) << 2);
+  let j = j0;
+  for (; j + 16 <= j1; j += 16) {
+    for (let i = 0; i < 16; i += 4)
+      for (let h = 0; h < H; h++)
+        v128.store(pc + (<usize>(h * pf) << 2) + ws + (<usize>i << 2), scores4(q + (<usize>(h * dk) << 2), k, j + i, kw, h / group, dk, scale, mask));
+    for (let h = 0; h < H; h++) {
+      const pp = pc + (<usize>(h * pf) << 2), pw = pp + ws;
+      const s0 = v128.load(pw), s1 = v128.load(pw, 16), s2 = v128.load(pw, 32), s3 = v128.load(pw, 48);
+      const mv = f32x4.splat(softmaxStep(pp, dv, hmax(f32x4.max(f32x4.max(s0, s1), f32x4.max(s2, s3)))));
+      const p0 = expv(f32x4.sub(s0, mv)), p1 = expv(f32x4.sub(s1, mv)), p2 = expv(f32x4.sub(s2, mv)), p3 = expv(f32x4.sub(s3, mv));
+      setf32(pp, 1, f32at(pp, 1) + hsum(f32x4.add(f32x4.add(p0, p1), f32x4.add(p2, p3))));
+      v128.store(pw, p0); v128.store(pw, p1, 16); v128.store(pw, p2, 32); v128.store(pw, p3, 48);
+    }
+    for (let i = 0; i < 16; i += 4)
+      for (let h = 0; h < H; h++) {
+        const pp = pc + (<usize>(h * pf) << 2);
+        addValues4(pp + 16, v, j + i, vw, h / group, dv, v128.load(pp + ws + (<usize>i << 2)));
+      }
+  }
+  for (; j + 4 <= j1; j += 4)
+    for (let h = 0; h < H; h++) {
+      const pp = pc + (<usize>(h * pf) << 2);
+      const s = scores4(q + (<usize>(h * dk) << 2), k, j, kw, h / group, dk, scale, mask);
+      const p = expv(f32x4.sub(s, f32x4.splat(softmaxStep(pp, dv, hmax(s)))));
+      setf32(pp, 1, f32at(pp, 1) + hsum(p));
+      addValues4(pp + 16, v, j, vw, h / group, dv, p);
+    }
+  for (; j < j1; j++)
+    for (let h = 0; h < H; h++) {
+      const pp = pc + (<usize>(h * pf) << 2);
+      const s = keyScore(q + (<usize>(h * dk) << 2), k, j, kw, h / group, h, dk, scale, 0, 0, 0, 0, mask, 0, H);
+      const p = Mathf.exp(s - softmaxStep(pp, dv, s));
+      setf32(pp, 1, f32at(pp, 1) + p);
+      addValue(pp + 16, v + (<usize>(j * vw + (h / group) * dv) << 2), dv, p);
+    }
+}
+
+/**
+ * A head's running maximum m (at pp) meets the next keys' largest score mb: if mb is larger, the
+ * sum l (at pp + 4) and o (at pp + 16) are rescaled by exp(m − mb) and m becomes mb. Returns m.
+ */
+@inline function softmaxStep(pp: usize, dv: i32, mb: f32): f32 {
+  const m = f32at(pp, 0);
+  if (!(mb > m)) return m;
+  const corr: f32 = m == -Infinity ? 0 : Mathf.exp(m - mb);
+  setf32(pp, 1, f32at(pp, 1) * corr);
+  scaleRow(pp + 16, dv, corr);
+  setf32(pp, 0, mb);
+  return mb;
+}
+
 /** out[h·dv + d] = Σ_c e^(m_c − M)·o_c[d] / Σ_c e^(m_c − M)·l_c over the chunks of `keys` visible keys (M: their largest m). */
 export function attention_merge(part: usize, out: usize, H: i32, dv: i32, keys: i32, units: i32): void {
   const chunks = decodeChunks(keys, units);
+  const pf = partFloats(dv);
   for (let h = 0; h < H; h++) {
     let M: f32 = -Infinity;
     for (let c = 0; c < chunks; c++) {
-      const pp = part + (<usize>((c * H + h) * (dv + 2)) << 2);
+      const pp = part + (<usize>((c * H + h) * pf) << 2);
       if (f32at(pp, 1) > 0) M = Mathf.max(M, f32at(pp, 0));
     }
     const po = out + (<usize>(h * dv) << 2);
     memory.fill(po, 0, <usize>dv << 2);
     let total: f32 = 0;
     for (let c = 0; c < chunks; c++) {
-      const pp = part + (<usize>((c * H + h) * (dv + 2)) << 2);
+      const pp = part + (<usize>((c * H + h) * pf) << 2);
       if (!(f32at(pp, 1) > 0)) continue;
       const w = Mathf.exp(f32at(pp, 0) - M);
       total += w * f32at(pp, 1);
       const wv = f32x4.splat(w);
       let d = 0;
-      for (; d + 4 <= dv; d += 4) v128.store(po + (<usize>d << 2), f32x4.add(v128.load(po + (<usize>d << 2)), f32x4.mul(wv, v128.load(pp + 8 + (<usize>d << 2)))));
-      for (; d < dv; d++) setf32(po, d, f32at(po, d) + w * f32at(pp + 8, d));
+      for (; d + 4 <= dv; d += 4) v128.store(po + (<usize>d << 2), f32x4.add(v128.load(po + (<usize>d << 2)), f32x4.mul(wv, v128.load(pp + 16 + (<usize>d << 2)))));
+      for (; d < dv; d++) setf32(po, d, f32at(po, d) + w * f32at(pp + 16, d));
     }
     const inv: f32 = <f32>1.0 / total;
     for (let d = 0; d < dv; d++) setf32(po, d, f32at(po, d) * inv);
