@@ -4,6 +4,7 @@
 import { type OpKind, type OpNode, type RopeAttrs, isOp, operandOf, ropeTable, sinusoidTable } from "../../ir/ops.js";
 import { bucketTable } from "../../ir/relpos.js";
 import { type Node, rowWidth } from "../../ir/types.js";
+import { attentionRows, generatedAttentionFits } from "./attention.js";
 import { disentangledConstants, disentangledScratch, lowerDisentangledAttention } from "./disentangled-attention.js";
 import { type QuantScratch, dequantBytes, gateSumsBytes, integerRows, linearKernel, linearPanels, linearUnits, panelStride, planLinear, quantRowBytes } from "./linear/index.js";
 import { mapKernel, vtanh } from "./vmath.js";
@@ -397,7 +398,9 @@ export const lowerings = {
     const kernel = (name: string, body: () => Expr) =>
       wm.ensure(name, () => m.addFunction(name, createType(Array<number>(9).fill(i32)), none, [], body()));
     // the queries are the last `rows` of the L positions
-    const byHeads = kernel(`attention_${key}`, () => wm.callLib("attention", { q: p(0), k: p(1), v: p(2), out: p(4), rows: p(5), L: p(3), q0: m.i32.sub(p(3), p(5)), ...head(), causal: wm.c32(causal), window: wm.c32(window), ...extras(), h0: p(6), h1: p(7) }));
+    const byHeads = generatedAttentionFits({ dk, dv, cap, table })
+      ? attentionRows(wm, { H, Hkv, dk, dv, scale, causal: !!causal, window, mask }, key)
+      : kernel(`attention_${key}`, () => wm.callLib("attention", { q: p(0), k: p(1), v: p(2), out: p(4), rows: p(5), L: p(3), q0: m.i32.sub(p(3), p(5)), ...head(), causal: wm.c32(causal), window: wm.c32(window), ...extras(), h0: p(6), h1: p(7) }));
     // the first key the last of L positions sees: 0, or the window's first
     const first = (L: () => Expr) => (window ? m.select(m.i32.gt_s(L(), wm.c32(window)), m.i32.sub(L(), wm.c32(window)), wm.c32(0)) : wm.c32(0));
     // (the one query is the last position: causal or not, it sees every key of its window)

@@ -3,8 +3,9 @@
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
+import { generate as generateArtifact } from "../../compiler/codegen/emit.js";
 import { WasmModule, createType, none } from "../../compiler/codegen/wasm.js";
-import { root } from "../helpers.js";
+import { fixtureProgram, root } from "../helpers.js";
 
 describe("kernel library calls", () => {
   it("take their arguments by name and pass them in the library's parameter order", () => {
@@ -48,3 +49,17 @@ describe("one binaryen importer", () => {
   });
 });
 
+
+describe("attention kernels are specialised to the model", () => {
+  it("prefill attention is generated for the head shape; decode's library kernel keeps none of it as a parameter", () => {
+    // llama3 fixture: 4 heads, 1 KV head, head_dim 12
+    const { wat } = generateArtifact(fixtureProgram("llama3"), {});
+    expect(wat).toMatch(/\n \(func \$attention_rows_4_1_12_12_/);
+    // the library's decode kernel, once binaryen has propagated the constant arguments of its
+    // one caller (dead-argument elimination): of its 19 parameters, the head counts, sizes,
+    // scale, cap, bias, mask and unit count are constants in its body
+    const part = wat.match(/\n \(func \$compiler\/codegen\/kernels\/attention\/attention_part((?: \(param \$\d+ i32\))*)/);
+    expect(part, "the decode kernel is a function of its own").not.toBeNull();
+    expect(part![1].match(/\(param/g)?.length ?? 0).toBeLessThanOrEqual(5);
+  });
+});

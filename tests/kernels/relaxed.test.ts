@@ -25,6 +25,14 @@ describe("relaxed SIMD: f32 linear and gated linear", () => {
     check(2300, (c) => c.b.add("gated_linear", [c.act(64), c.param([10, 64]), c.param([10, 64])], { act: "silu" }), [5, 1], 32, undefined, relaxed));
 });
 
+describe("relaxed SIMD: the generated attention (fused multiply-adds in its dot products)", () => {
+  it("H=4 Hkv=2 dk=dv=8 causal cached rows=23+1+6", () =>
+    check(2350, (c) => {
+      const kv = () => c.act(16);
+      return c.b.add("attention", [c.act(32), kv(), kv()], { heads: 4, kv_heads: 2, scale: 0.4, causal: true, cache: true });
+    }, [23, 1, 6], 32, undefined, relaxed));
+});
+
 for (const [scheme, choice, seed] of [["q8_0", "int8", 2400], ["q4_0", "int4", 2500], ["q4_1", "int4-min", 2600]] as const)
   describe(`relaxed SIMD: linear and gated linear on ${choice} (${scheme}) weights`, () => {
     const quantize = (p: Parameters<typeof quantizeWeights>[0]) => quantizeWeights(p, { scheme: choice });
