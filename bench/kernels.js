@@ -40,12 +40,19 @@ export async function timeLinear(K, N, rows, { quant = undefined, path = undefin
     // in both modules (int_rows_relaxed is the relaxed module's bound)
     for (const n of p.graphs[0].nodes) if (n.op === "linear") Object.assign(n.attrs, { int_rows: path === "integer" ? rows : 0, int_rows_relaxed: path === "integer" ? rows : 0 });
   }
+  return timeProgram(p, rows, repeats, seed);
+}
+
+/**
+ * A one-op program compiled and timed as a bench subject: one call of `rows` ids (vocabulary 64),
+ * nothing cached to reset; median seconds per call, in the module the runtime would pick here
+ * (relaxed SIMD under --experimental-wasm-relaxed-simd). Includes the embedding gathers of the
+ * op's inputs: small beside the op.
+ */
+async function timeProgram(p, rows, repeats, seed) {
   const art = generateArtifact(p);
-  // the module the runtime would pick here (relaxed SIMD under --experimental-wasm-relaxed-simd)
   const file = pickVariant(art.manifest.variants).file;
   const model = await Model.load({ manifest: art.manifest, wasm: art.variants.find((v) => v.file === file).wasm, weights: art.weights });
-  // the one-linear model as a bench subject: one call of `rows` ids, nothing cached to reset
-  // (includes the embedding gather: small beside the matrix)
   const subject = { context: rows, vocab: 64, reset() {}, feed: (ids) => void model.run("forward", { ids }) };
   try {
     const [r] = await benchSubject(subject, { prompt: [rows], gen: [], repetitions: repeats, seed });
@@ -53,4 +60,21 @@ export async function timeLinear(K, N, rows, { quant = undefined, path = undefin
   } finally {
     model.dispose();
   }
+}
+
+/** Causal attention over `rows` query rows of H heads (Hkv KV heads) of size d, compiled alone; median seconds per call. */
+export async function timeAttention(H, Hkv, d, rows, { repeats = 5, seed = 1 } = {}) {
+  let s = seed >>> 0 || 1;
+  const rand = () => (s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32 - 0.5;
+  const params = new Map();
+  const b = new GraphBuilder("forward");
+  const ids = b.add("input", [], { name: "ids", kind: "tokens", dtype: "i32", shape: ["S"] });
+  const act = (name, width) => {
+    const data = new Float32Array(64 * width).map(rand);
+    params.set(name, { name, shape: [64, width], data });
+    return b.add("embedding", [b.add("param", [], { name, shape: [64, width] }), ids]);
+  };
+  const y = b.add("attention", [act("q", H * d), act("k", Hkv * d), act("v", Hkv * d)], { heads: H, kv_heads: Hkv, scale: 1 / Math.sqrt(d), causal: true });
+  b.output("y", b.add("last_row", [y]));
+  return timeProgram({ model: "kernel", config: {}, context: rows, graphs: [b.build()], params }, rows, repeats, seed);
 }
