@@ -16,6 +16,8 @@
 // The decode roofline is weight bytes per token / the wasm SIMD read bandwidth measured over the
 // model's own weights in its linear memory: the best of 1, 2 and 4 streams read side by side (one
 // stream reads 25-29 GB/s here, two 28-32: a kernel reading two streams beat a 1-stream roofline).
+// On N threads (--threads N) it is N cores reading their slices of the weights side by side
+// (bench/bandwidth.js), the bandwidth the threaded decode can reach.
 
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -34,6 +36,7 @@ import { integerRowBound } from "../dist/compiler/codegen/tuning.js";
 import { MB, benchModels, cliOptions, compareLogits as compare, mergeResults, log, median, now, procStatus } from "./common.js";
 import { peakDotGops, peakMaddGflops, peakRelaxedDotGops, timeLinear } from "./kernels.js";
 import { bandwidthModule } from "../dist/compiler/measure/roofline.js";
+import { parallelReadBandwidth } from "./bandwidth.js";
 
 // ---------------------------------------------------------------------------------------------
 // options
@@ -326,7 +329,11 @@ const gbps = best.gbps;
 const kvBytes = 2 * spec.layers * PREFILL * spec.kvWidth * 4;
 const bytesPerToken = dw.read + kvBytes;
 const bestBw = Math.max(...gbps);
-const rooflineTokS = (bestBw * 1e9) / bytesPerToken;
+// on N threads the roofline is N cores reading side by side (each its slice of the weights), not
+// one core: the single-core figure stays the per-kernel GEMVs' yardstick
+const multi = THREADS > 1 ? await parallelReadBandwidth(model.memory, lo, weightBytes, THREADS, BW_REPEATS) : undefined;
+const rooflineBw = multi ? multi.gbps : bestBw;
+const rooflineTokS = (rooflineBw * 1e9) / bytesPerToken;
 // the same fraction with bandwidth and decode measured in alternation, a probe then 8 steps a
 // round: the VM's speed drifts, and the figures above are taken seconds to minutes apart
 const pairedFractions = [];
@@ -400,6 +407,7 @@ stat("decode_time_per_token", decodeS.map((s) => s * 1000), "ms");
 stat("mem_read_bandwidth", gbps, "GB/s");
 for (const p of probes) stat(`mem_read_bandwidth_${p.streams}_stream${p.streams > 1 ? "s" : ""}`, p.gbps, "GB/s");
 row("mem_read_streams", best.streams, "count");
+if (multi) stat(`mem_read_bandwidth_${THREADS}_threads`, multi.rounds, "GB/s");
 row("decode_bytes_per_token", bytesPerToken, "bytes");
 row("decode_roofline_tokens_per_s", rooflineTokS, "tok/s");
 row("decode_roofline_fraction", median(decodeTokS) / rooflineTokS, "ratio");
@@ -473,7 +481,8 @@ if (kernelRows.length) {
   }
 }
 log(
-  `decode roofline: ${MB(bytesPerToken)} per token (weights read ${MB(dw.read)} of ${MB(weightBytes)} + KV ${MB(kvBytes)}) / ${bestBw.toFixed(2)} GB/s (best v128 read, ${best.streams} stream${best.streams > 1 ? "s" : ""}) = ` +
+  `decode roofline: ${MB(bytesPerToken)} per token (weights read ${MB(dw.read)} of ${MB(weightBytes)} + KV ${MB(kvBytes)}) / ` +
+    (multi ? `${rooflineBw.toFixed(2)} GB/s (${THREADS} threads reading side by side; one thread ${bestBw.toFixed(2)}) = ` : `${bestBw.toFixed(2)} GB/s (best v128 read, ${best.streams} stream${best.streams > 1 ? "s" : ""}) = `) +
     `${rooflineTokS.toFixed(2)} tok/s ceiling; measured ${median(decodeTokS).toFixed(2)} tok/s = ${((100 * median(decodeTokS)) / rooflineTokS).toFixed(0)}% of it` +
     (pairedFractions.length ? `; in alternation with the bandwidth probe (${pairedFractions.length} rounds): median ${(100 * median(pairedFractions)).toFixed(0)}%, range ${(100 * Math.min(...pairedFractions)).toFixed(0)}-${(100 * Math.max(...pairedFractions)).toFixed(0)}%` : ""),
 );
