@@ -5,9 +5,10 @@
 // value updates are unrolled over the head (immediate offsets, no inner loop counters), and the
 // relaxed variant multiply-adds fused.
 //
-// One pass of online softmax per query row and head, 16 keys at a time: 4 groups of 4 scores side
-// by side, one maximum and one rescale for the 16, a vector exp per group, then o += Σ p_i·v_i
-// over the head, 4 keys at a time, with o in the output row. Then 4 keys and 1 at a time.
+// Online softmax per query row and head, over blocks of KEY_BLOCK keys packed contiguous (each
+// row's running maximum and sum kept in scratch between blocks), 16 keys at a time: 4 groups of 4
+// scores side by side, one maximum and one rescale for the 16, a vector exp per group, then
+// o += Σ p_i·v_i over the head, 4 keys at a time, with o in the output row. Then 4 keys and 1.
 
 import { vexp } from "./vmath.js";
 import { type Expr, type WasmModule, createType, f32, i32, none, v128 } from "./wasm.js";
@@ -23,7 +24,22 @@ export interface AttentionShape {
   window: number;
   /** Address of the f32 padding mask (0 = padding), or 0 for none. */
   mask: number;
+  /** The threads' scratch (attentionRowsScratch bytes each, thread t at scratch + t·that). */
+  scratch: number;
+  /** The longest call (the context): the rows whose running softmax state the scratch holds. */
+  context: number;
 }
+
+/**
+ * Keys packed at a time: a head's keys and values of a block, copied contiguous (rows of dk and dv
+ * floats) into the thread's scratch, serve every query row. At the cache's row stride (Hkv·dk
+ * floats) a head's slices of 1024 keys fall in a quarter of L2's sets (3 KB rows: 48 lines apart,
+ * 16 dividing 1024 sets) and miss; packed, a block of 256 (128 KB at 64 + 64) stays in L2.
+ */
+const KEY_BLOCK = 256;
+
+/** Bytes of one thread's scratch: a block's packed keys and values, and each row's (m, l). */
+export const attentionRowsScratch = (dk: number, dv: number, context: number) => Math.ceil((KEY_BLOCK * (dk + dv) * 4 + context * 8) / 64) * 64;
 
 /** Whether the generated kernel covers this attention (else the library kernel runs it). */
 export const generatedAttentionFits = (s: { dk: number; dv: number; cap: number; table: number }) =>
@@ -42,14 +58,16 @@ export function attentionRows(wm: WasmModule, s: AttentionShape, key: string): s
   const name = `attention_rows_${key}`;
   return wm.ensure(name, () => {
     const m = wm.m;
-    const { H, Hkv, dk, dv, scale, causal, window, mask } = s;
-    const group = H / Hkv, kw = Hkv * dk * 4, vw = Hkv * dv * 4;
+    const { H, Hkv, dk, dv, scale, causal, window, mask, scratch, context } = s;
+    // the packed block's rows: the kernel's key and value strides
+    const group = H / Hkv, kw = dk * 4, vw = dv * 4;
+    const packK = 0, packV = KEY_BLOCK * kw, state = packV + KEY_BLOCK * vw, perThread = attentionRowsScratch(dk, dv, context);
     const exp = vexp(wm);
     // parameters, then locals (each index with its type)
     const [Q, K, V, L, OUT, ROWS, H0, H1] = [0, 1, 2, 3, 4, 5, 6, 7];
     const vars: number[] = [];
     const local = (type: number, n = 1) => vars.push(...Array<number>(n).fill(type)) - n + 9;
-    const [HD, R, J, LIM, QP, PQ, PO, PK, PV, D] = Array.from({ length: 10 }, () => local(i32));
+    const [HD, R, J, LIM, QP, PQ, PO, PK, PV, D, B0, BN, SB] = Array.from({ length: 13 }, () => local(i32));
     const [M, LS, MB, CORR] = Array.from({ length: 4 }, () => local(f32));
     const S = local(v128, 4), P = local(v128);
     const QV = local(v128, 4), A = local(v128, 4), SP = local(v128, 4), T = local(v128, 2);
@@ -164,27 +182,65 @@ export function attentionRows(wm: WasmModule, s: AttentionShape, key: string): s
       one.push(m.v128.store(16 * d, 4, get(PO), m.f32x4.add(m.v128.load(16 * d, 4, get(PO)), m.f32x4.mul(get(P, v128), m.v128.load(16 * d, 4, get(PV))))));
     one.push(...advance(1));
 
-    // one query row of head HD: its keys FIRST..LIM−1 (J), then o /= l
-    const row: Expr[] = [
-      // the query's position: the rows are the last of the L positions
+    // query row R's position (the rows are the last of the L positions) and output row
+    const rowAt = (): Expr[] => [
       m.local.set(QP, m.i32.add(m.i32.sub(get(L), get(ROWS)), get(R))),
-      m.local.set(LIM, causal ? m.i32.add(get(QP), c32(1)) : get(L)),
-      m.local.set(J, window ? m.select(m.i32.gt_s(get(QP), c32(window - 1)), m.i32.sub(get(QP), c32(window - 1)), c32(0)) : c32(0)),
-      m.local.set(PQ, m.i32.add(get(Q), m.i32.shl(m.i32.add(m.i32.mul(get(R), c32(H * dk)), m.i32.mul(get(HD), c32(dk))), c32(2)))),
       m.local.set(PO, m.i32.add(get(OUT), m.i32.shl(m.i32.add(m.i32.mul(get(R), c32(H * dv)), m.i32.mul(get(HD), c32(dv))), c32(2)))),
-      // key and value rows J of head HD's KV head
-      m.local.set(PK, m.i32.add(m.i32.add(get(K), m.i32.mul(get(J), c32(kw))), m.i32.mul(m.i32.div_u(get(HD), c32(group)), c32(dk * 4)))),
-      m.local.set(PV, m.i32.add(m.i32.add(get(V), m.i32.mul(get(J), c32(vw))), m.i32.mul(m.i32.div_u(get(HD), c32(group)), c32(dv * 4)))),
-      ...Array.from({ length: ow }, (_, d) => m.v128.store(16 * d, 4, get(PO), zero())),
-      m.local.set(M, m.f32.const(-Infinity)),
-      m.local.set(LS, m.f32.const(0)),
+    ];
+    // row R's running (m, l) in the thread's scratch (SB)
+    const stateAt = () => m.i32.add(get(SB), m.i32.shl(get(R), c32(3)));
+    // query row R against the block's keys it sees, max(first, B0)..min(limit, B0 + BN)−1
+    const row: Expr[] = [
+      ...rowAt(),
+      m.local.set(LIM, causal ? m.i32.add(get(QP), c32(1)) : get(L)),
+      m.if(m.i32.gt_s(get(LIM), m.i32.add(get(B0), get(BN))), m.local.set(LIM, m.i32.add(get(B0), get(BN)))),
+      m.local.set(J, window ? m.select(m.i32.gt_s(get(QP), c32(window - 1)), m.i32.sub(get(QP), c32(window - 1)), c32(0)) : c32(0)),
+      m.if(m.i32.lt_s(get(J), get(B0)), m.local.set(J, get(B0))),
+      m.br(`${name}_row_skip`, m.i32.ge_s(get(J), get(LIM))),
+      m.local.set(PQ, m.i32.add(get(Q), m.i32.shl(m.i32.add(m.i32.mul(get(R), c32(H * dk)), m.i32.mul(get(HD), c32(dk))), c32(2)))),
+      // key and value J in the packed block
+      m.local.set(PK, m.i32.add(m.i32.add(get(SB), c32(packK - state)), m.i32.mul(m.i32.sub(get(J), get(B0)), c32(kw)))),
+      m.local.set(PV, m.i32.add(m.i32.add(get(SB), c32(packV - state)), m.i32.mul(m.i32.sub(get(J), get(B0)), c32(vw)))),
+      m.local.set(M, m.f32.load(0, 4, stateAt())),
+      m.local.set(LS, m.f32.load(4, 4, stateAt())),
       whileLoop(wm, `${name}_blocks`, m.i32.le_s(m.i32.add(get(J), c32(16)), get(LIM)), block16),
       whileLoop(wm, `${name}_quads`, m.i32.le_s(m.i32.add(get(J), c32(4)), get(LIM)), quad),
       whileLoop(wm, `${name}_ones`, m.i32.lt_s(get(J), get(LIM)), one),
-      m.local.set(CORR, m.f32.div(m.f32.const(1), get(LS, f32))),
-      ...scaleO(CORR),
+      m.f32.store(0, 4, stateAt(), get(M, f32)),
+      m.f32.store(4, 4, stateAt(), get(LS, f32)),
     ];
-    const body = wm.loop(`${name}_heads`, HD, get(H0), () => get(H1), 1, [wm.loop(`${name}_rows`, R, c32(0), () => get(ROWS), 1, row)]);
+    // head HD's keys and values B0..B0+BN−1 (of its KV head) packed: rows of dk and dv floats
+    const pack = (from: Expr, stride: number, width: number, to: number): Expr =>
+      wm.loop(`${name}_pack`, J, c32(0), () => get(BN), 1, Array.from({ length: width / 4 }, (_, d) => m.v128.store(to + 16 * d, 4, m.i32.add(get(SB), m.i32.sub(m.i32.mul(get(J), c32(width * 4)), c32(state))),
+        m.v128.load(16 * d, 4, m.i32.add(m.copyExpression(from), m.i32.mul(m.i32.add(get(B0), get(J)), c32(stride)))))));
+    const kvHead = (base: number, width: number) => m.i32.add(get(base), m.i32.mul(m.i32.div_u(get(HD), c32(group)), c32(width * 4)));
+    const head: Expr[] = [
+      // every row's o = 0, m = −∞, l = 0
+      wm.loop(`${name}_init`, R, c32(0), () => get(ROWS), 1, [
+        ...rowAt(),
+        ...Array.from({ length: ow }, (_, d) => m.v128.store(16 * d, 4, get(PO), zero())),
+        m.f32.store(0, 4, stateAt(), m.f32.const(-Infinity)),
+        m.f32.store(4, 4, stateAt(), m.f32.const(0)),
+      ]),
+      wm.loop(`${name}_keys`, B0, c32(0), () => get(L), KEY_BLOCK, [
+        m.local.set(BN, m.i32.sub(get(L), get(B0))),
+        m.if(m.i32.gt_s(get(BN), c32(KEY_BLOCK)), m.local.set(BN, c32(KEY_BLOCK))),
+        pack(kvHead(K, dk), Hkv * dk * 4, dk, packK),
+        pack(kvHead(V, dv), Hkv * dv * 4, dv, packV),
+        wm.loop(`${name}_rows`, R, c32(0), () => get(ROWS), 1, [m.block(`${name}_row_skip`, row)]),
+      ]),
+      // o /= l
+      wm.loop(`${name}_final`, R, c32(0), () => get(ROWS), 1, [
+        ...rowAt(),
+        m.local.set(CORR, m.f32.div(m.f32.const(1), m.f32.load(4, 4, stateAt()))),
+        ...scaleO(CORR),
+      ]),
+    ];
+    const body = m.block(null, [
+      // the thread's scratch, at its row states (the packed block below them)
+      m.local.set(SB, m.i32.add(c32(scratch + state), m.i32.mul(m.local.get(8, i32), c32(perThread)))),
+      wm.loop(`${name}_heads`, HD, get(H0), () => get(H1), 1, head),
+    ]);
     m.addFunction(name, createType(Array<number>(9).fill(i32)), none, vars, body);
   });
 }

@@ -4,7 +4,7 @@
 import { type OpKind, type OpNode, type RopeAttrs, isOp, operandOf, ropeTable, sinusoidTable } from "../../ir/ops.js";
 import { bucketTable } from "../../ir/relpos.js";
 import { type Node, rowWidth } from "../../ir/types.js";
-import { attentionRows, generatedAttentionFits } from "./attention.js";
+import { attentionRows, attentionRowsScratch, generatedAttentionFits } from "./attention.js";
 import { disentangledConstants, disentangledScratch, lowerDisentangledAttention } from "./disentangled-attention.js";
 import { type QuantScratch, dequantBytes, gateSumsBytes, integerRows, linearKernel, linearPanels, linearUnits, panelStride, planLinear, quantRowBytes } from "./linear/index.js";
 import { mapKernel, vtanh } from "./vmath.js";
@@ -345,8 +345,13 @@ export const lowerings = {
       table = wm.m.select(wm.m.i32.gt_s(wm.m.i32.add(c.past(), c.rows(n.id)), wm.c32(a.original!)), wm.c32(c.constant(ropeKey(a, c.context, true))), table);
     return [wm.callLib("rope", { x: c.ptr(n.args[0]), out: c.ptr(n.id), rows: c.rows(n.id), D: wm.c32(c.width(n.id)), hd: wm.c32(a.head_dim), past: c.past(), table })];
   },
-  // decode's per-chunk partial results
-  attention: withScratch<"attention">((n, q) => ({ attention: attentionPartBytes(n.attrs.heads, rowWidth(q.node(n.args[2]).type.shape) / n.attrs.kv_heads) }), (c, n) => {
+  // decode's per-chunk partial results; the generated kernel's packed key blocks and row states
+  attention: withScratch<"attention">((n, q) => {
+    const a = n.attrs, width = (i: number) => rowWidth(q.node(n.args[i]).type.shape);
+    const dk = width(0) / a.heads, dv = width(2) / a.kv_heads;
+    const rows = generatedAttentionFits({ dk, dv, cap: a.softcap ?? 0, table: a.bias ? 1 : 0 }) ? q.threads * attentionRowsScratch(dk, dv, q.context) : 0;
+    return { attention: Math.max(attentionPartBytes(a.heads, dv), rows) };
+  }, (c, n) => {
     const { wm } = c;
     const m = wm.m;
     const a = n.attrs;
@@ -399,7 +404,7 @@ export const lowerings = {
       wm.ensure(name, () => m.addFunction(name, createType(Array<number>(9).fill(i32)), none, [], body()));
     // the queries are the last `rows` of the L positions
     const byHeads = generatedAttentionFits({ dk, dv, cap, table })
-      ? attentionRows(wm, { H, Hkv, dk, dv, scale, causal: !!causal, window, mask }, key)
+      ? attentionRows(wm, { H, Hkv, dk, dv, scale, causal: !!causal, window, mask, scratch: c.scratch("attention"), context: c.context }, key)
       : kernel(`attention_${key}`, () => wm.callLib("attention", { q: p(0), k: p(1), v: p(2), out: p(4), rows: p(5), L: p(3), q0: m.i32.sub(p(3), p(5)), ...head(), causal: wm.c32(causal), window: wm.c32(window), ...extras(), h0: p(6), h1: p(7) }));
     // the first key the last of L positions sees: 0, or the window's first
     const first = (L: () => Expr) => (window ? m.select(m.i32.gt_s(L(), wm.c32(window)), m.i32.sub(L(), wm.c32(window)), wm.c32(0)) : wm.c32(0));

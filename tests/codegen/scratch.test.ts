@@ -4,6 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { generate } from "../../compiler/codegen/emit.js";
 import { MAX_THREADS, dequantBytes, gateSumsBytes, quantRowBytes } from "../../compiler/codegen/linear/index.js";
+import { attentionRowsScratch } from "../../compiler/codegen/attention.js";
 import { attentionPartBytes, loweringOf } from "../../compiler/codegen/lower.js";
 import { INTEGER_MAX_ROWS_RELAXED } from "../../compiler/codegen/tuning.js";
 import { quantizeWeights } from "../../compiler/passes/quantize-weights.js";
@@ -61,12 +62,16 @@ describe("lowerings declare their scratch", () => {
     expect(gateSumsBytes(528, 6, CONTEXT)).toBeGreaterThan(0);
     expect(needsOf(gated(64), "gated_linear")).toEqual({});
   });
-  it("attention: decode's partial results; element-wise ops: nothing", () => {
+  it("attention: decode's partial results, or the generated kernel's packed key blocks per thread; element-wise ops: nothing", () => {
     const p = program((b, _param, x) => {
       return b.add("relu", [b.add("attention", [x(24), x(12), x(12)], { heads: 4, kv_heads: 2, scale: 0.3, causal: true, cache: false })]);
     });
     expect(needsOf(p, "attention")).toEqual({ attention: attentionPartBytes(4, 6) });
     expect(needsOf(p, "relu")).toEqual({});
+    // head size 8 (a multiple of 4): the generated kernel, each thread's block of keys and values and rows' (m, l)
+    const g = program((b, _param, x) => b.add("attention", [x(32), x(16), x(16)], { heads: 4, kv_heads: 2, scale: 0.3, causal: true, cache: false }));
+    expect(needsOf(g, "attention")).toEqual({ attention: MAX_THREADS * attentionRowsScratch(8, 8, CONTEXT) });
+    expect(attentionRowsScratch(8, 8, CONTEXT)).toBeGreaterThanOrEqual(256 * 16 * 4 + CONTEXT * 8);
   });
 });
 
@@ -82,7 +87,7 @@ describe("the memory planner sums the declarations", () => {
     const art = generate(p);
     const want = {
       norms: CONTEXT * 4,
-      attention: attentionPartBytes(2, 4),
+      attention: MAX_THREADS * attentionRowsScratch(4, 4, CONTEXT),
       xq: Math.min(INTEGER_MAX_ROWS_RELAXED.q4_0, CONTEXT) * Math.max(quantRowBytes(64), quantRowBytes(96)),
       dq: MAX_THREADS * dequantBytes(96),
       gateSums: gateSumsBytes(520, 8, CONTEXT),

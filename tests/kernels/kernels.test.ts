@@ -171,12 +171,16 @@ describe("attention", () => {
     { H: 6, Hkv: 2, dk: 4, dv: 4, causal: false, cache: false, calls: [9, 3] },
     { H: 3, Hkv: 1, dk: 20, dv: 20, causal: true, cache: true, calls: [37, 1, 2] },
     { H: 2, Hkv: 1, dk: 32, dv: 16, causal: false, cache: false, mask: true, calls: [35] },
+    // past one packed block of keys (256): the rows' softmax state carried between blocks
+    { H: 2, Hkv: 1, dk: 8, dv: 8, causal: true, cache: true, calls: [280, 1, 3] },
+    { H: 2, Hkv: 2, dk: 4, dv: 4, causal: false, cache: false, mask: true, calls: [300] },
+    { H: 3, Hkv: 1, dk: 12, dv: 8, causal: true, cache: false, window: 37, calls: [300] },
   ];
   for (const k of cases)
-    it(`H=${k.H} Hkv=${k.Hkv} dk=${k.dk}${"dv" in k ? ` dv=${k.dv}` : ""}${k.causal ? " causal" : ""}${k.cache ? " cached" : ""}${k.bias ? " bias" : ""}${k.mask ? " mask" : ""} rows=${k.calls.join("+")}`, () =>
+    it(`H=${k.H} Hkv=${k.Hkv} dk=${k.dk}${"dv" in k ? ` dv=${k.dv}` : ""}${k.causal ? " causal" : ""}${"window" in k ? ` window=${k.window}` : ""}${k.cache ? " cached" : ""}${k.bias ? " bias" : ""}${k.mask ? " mask" : ""} rows=${k.calls.join("+")}`, () =>
       check(k.dk * 10 + k.H, (c) => {
         const args = [c.act(k.H * k.dk), c.act(k.Hkv * k.dk), c.act(k.Hkv * ("dv" in k ? k.dv : k.dk + 1))];
-        const attrs: Record<string, unknown> = { heads: k.H, kv_heads: k.Hkv, scale: 0.4, causal: k.causal, cache: k.cache };
+        const attrs: Record<string, unknown> = { heads: k.H, kv_heads: k.Hkv, scale: 0.4, causal: k.causal, cache: k.cache, ...("window" in k ? { window: k.window } : {}) };
         if (k.bias) {
           args.push(c.param([8, k.H]));
           Object.assign(attrs, { bias: true, bias_bidirectional: !k.causal, bias_buckets: 8, bias_max_distance: 20 });
