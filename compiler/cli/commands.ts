@@ -119,8 +119,12 @@ const exportOnnxCommand = command({
     const program = runPipeline(loaded, {}, withQuantization(passes, a.quantize));
     const bytes = exportOnnx(program, { entry: a.entry });
     writeFileOut(a.out, bytes, ONNX_FILE, outOpts);
-    // an entry with a KV cache takes one sequence and its pasts; one without (an encoder) a batch [B, S]
-    const ioNote = onnxCacheLayout(program, a.entry).length ? "inputs input_ids [1, S], past_key_i/past_value_i; outputs logits, present_*" : "inputs input_ids, token_type_ids, attention_mask as the entry has them, [B, S]: a batch of sequences; outputs [B, S or 1, width]";
+    // an entry with a KV cache takes one sequence and its pasts; an image entry one image; any other (an encoder) a batch [B, S]
+    const image = program.graphs.find((g) => g.name === (a.entry ?? "forward"))?.nodes.find((n) => n.op === "input" && n.attrs.kind === "image");
+    const ioNote = onnxCacheLayout(program, a.entry).length
+      ? "inputs input_ids [1, S], past_key_i/past_value_i; outputs logits, present_*"
+      : image ? `inputs pixel_values [${image.type.shape.join(", ")}]: one image; outputs [1, rows, width]`
+      : "inputs input_ids, token_type_ids, attention_mask as the entry has them, [B, S]: a batch of sequences; outputs [B, S or 1, width]";
     io.stderr.write(`wrote ${a.out}: ONNX opset 17, ${MiB(bytes.byteLength)} MiB (${ioNote})\n`);
   },
 });

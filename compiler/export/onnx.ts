@@ -6,6 +6,7 @@
 //   inputs   input_ids            int64 [1, S]
 //            token_type_ids       int64 [1, S]      (an input of kind "segments", e.g. BERT)
 //            attention_mask       int64 [1, S]      (an input of kind "padding": 1 keep, 0 mask)
+//            pixel_values         float [1, C, H, W] (an input of kind "image", e.g. ViT: one image)
 //            past_key_{i}         float [1, Hkv, P, dk]   for each cached attention i, in graph order
 //            past_value_{i}       float [1, Hkv, P, dv]
 //   outputs  the entry's outputs  float [1, S, ...]  (e.g. logits [1, S, V])
@@ -89,7 +90,10 @@ export function exportOnnx(program: Program, opts: OnnxExportOptions = {}): Uint
 
   // ---- check support up front, so nothing half-built is returned
   const cached = nodes.filter((n) => isOp(n, "attention") && n.attrs.cache);
-  const batched = cached.length === 0;
+  // an image entry (ViT) has fixed rows (its patches, a class token, a table of learned positions
+  // added row by row): it takes one image, pixel_values [1, C, H, W]
+  const image = nodes.some((n) => isOp(n, "input") && n.attrs.kind === "image");
+  const batched = cached.length === 0 && !image;
   // (batched: which values depend on the inputs, to find ops that would mix the sequences' rows)
   const perCall = new Set<number>();
   for (const n of nodes) {
@@ -122,6 +126,12 @@ export function exportOnnx(program: Program, opts: OnnxExportOptions = {}): Uint
   for (const n of nodes) {
     if (!isOp(n, "input")) continue;
     const kind = n.attrs.kind;
+    if (kind === "image") {
+      if (kindCount.has(kind)) throw new OnnxExportError(`${where(n)}: a second image input is not supported`);
+      kindCount.set(kind, 1);
+      val.set(n.id, og.input("pixel_values", FLOAT, n.type.shape.map(Number)));
+      continue;
+    }
     const k = kindCount.get(kind) ?? 0;
     kindCount.set(kind, k + 1);
     const base = kindNames[kind];

@@ -1,13 +1,17 @@
 // ONNX export: the exported graph, run by ONNX Runtime Web (wasm, one thread) in Node, gives the
 // same logits as wasmformer's compiled model, for a prefill and a cached decode step.
 
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import * as ort from "onnxruntime-web";
 import { describe, expect, it } from "vitest";
 import { exportOnnx, onnxCacheLayout, OnnxExportError } from "../../compiler/export/onnx.js";
 import { Message } from "../../compiler/export/protobuf.js";
 import type { Program } from "../../ir/types.js";
-import { readHfConfig } from "../../compiler/load.js";
-import { compileInMemory, fixtureDir, fixtureProgram, readExpected, readFixture, relError } from "../helpers.js";
+import { loadProgram, readHfConfig } from "../../compiler/load.js";
+import { runPipeline } from "../../compiler/passes/manager.js";
+import { decodeNpy } from "../../runtime/npy.js";
+import { compileInMemory, fixtureDir, fixtureProgram, readExpected, readFixture, relError, root } from "../helpers.js";
 
 ort.env.wasm.numThreads = 1;
 ort.env.logLevel = "error";
@@ -115,6 +119,24 @@ describe("ONNX export run by onnxruntime-web", () => {
     expect(relError(out[sess.outputNames[0]].data as Float32Array, readExpected("bert", c))).toBeLessThan(1e-4);
     await sess.release();
   });
+
+  // (vit: image 18, patch 4, pixels past the last whole patch unread; vit-cls: the class token's logits)
+  for (const name of ["vit", "vit-cls"])
+    it(`${name}: one image, pixel_values [1, C, H, W], matches the PyTorch reference`, async () => {
+      const p = runPipeline(loadProgram(join(root, "examples", "vit.wf"), fixtureDir(name)));
+      const fx = readFixture(name) as unknown as { cases: { pixels: string; output: string }[] };
+      const sess = await ort.InferenceSession.create(exportOnnx(p));
+      expect(sess.inputNames).toEqual(["pixel_values"]);
+      const cfg = readHfConfig(fixtureDir(name));
+      const [C, S] = [Number(cfg.num_channels ?? 3), Number(cfg.image_size)];
+      for (const c of fx.cases) {
+        const pixels = decodeNpy(readFileSync(join(fixtureDir(name), c.pixels))).data as Float32Array;
+        const out = await sess.run({ pixel_values: new ort.Tensor("float32", pixels, [1, C, S, S]) });
+        const got = out[sess.outputNames[sess.outputNames.length - 1]].data as Float32Array;
+        expect(relError(got, decodeNpy(readFileSync(join(fixtureDir(name), c.output))).data as Float32Array), c.output).toBeLessThan(1e-4);
+      }
+      await sess.release();
+    });
 
   // (RoBERTa: positions count non-padding tokens; DistilBERT-cls: the pre_classifier reads each sequence's first row)
   for (const name of ["bert", "roberta", "distilbert-cls", "albert"]) {

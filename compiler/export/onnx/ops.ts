@@ -3,6 +3,7 @@
 // feature is refused or written, never silently ignored.
 
 import { type Activation, type OpAttrs, type OpKind, type OpNode, type RopeAttrs, isOp, operandOf } from "../../../ir/ops.js";
+import { patchGrid } from "../../../ir/ops/patches.js";
 import type { AttrValue, Node } from "../../../ir/types.js";
 import { NEG, type OnnxGraph } from "./graph.js";
 
@@ -159,6 +160,17 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
   first_row: { attrs: {}, write: (n, c) => sequenceRows(n, c, 0, 1), sequences: true },
   last_row: { attrs: {}, write: (n, c) => sequenceRows(n, c, -1, Number.MAX_SAFE_INTEGER), sequences: true },
   matmul: { attrs: {}, write: (n, c) => c.og.op("MatMul", [c.value(n.args[0]), c.value(n.args[1])]) },
+  // x[1, C, H, W] cropped to whole patches, [C, rows, p, cols, p] → [rows, cols, C, p, p] → [rows·cols, C·p²]
+  patches: {
+    attrs: { size: true },
+    write: (n, c) => {
+      const { og } = c, p = n.attrs.size, { C, rows, cols } = patchGrid(c.node(n.args[0]).type.shape, p);
+      const crop = og.slice(og.slice(c.value(n.args[0]), 0, rows * p, 2), 0, cols * p, 3);
+      return og.reshape(og.transpose(og.reshape(crop, [C, rows, p, cols, p]), [1, 3, 0, 2, 4]), [rows * cols, C * p * p]);
+    },
+  },
+  // (fixed rows: in a batched entry an input-dependent concat mixes the sequences, and is refused)
+  concat: { attrs: {}, write: (n, c) => c.og.op("Concat", [c.value(n.args[0]), c.value(n.args[1])], { axis: { i: 0 } }) },
   transpose: {
     attrs: {},
     write: (n, c) => {
