@@ -37,9 +37,11 @@ export interface AttentionShape {
  * 16 dividing 1024 sets) and miss; packed, a block of 256 (128 KB at 64 + 64) stays in L2.
  */
 const KEY_BLOCK = 256;
+/** The keys of a block: KEY_BLOCK, or every key of a shorter context. */
+const keyBlock = (context: number) => Math.min(KEY_BLOCK, context);
 
 /** Bytes of one thread's scratch: a block's packed keys and values, and each row's (m, l). */
-export const attentionRowsScratch = (dk: number, dv: number, context: number) => Math.ceil((KEY_BLOCK * (dk + dv) * 4 + context * 8) / 64) * 64;
+export const attentionRowsScratch = (dk: number, dv: number, context: number) => Math.ceil((keyBlock(context) * (dk + dv) * 4 + context * 8) / 64) * 64;
 
 /** Whether the generated kernel covers this attention (else the library kernel runs it). */
 export const generatedAttentionFits = (s: { dk: number; dv: number; cap: number; table: number }) =>
@@ -61,7 +63,8 @@ export function attentionRows(wm: WasmModule, s: AttentionShape, key: string): s
     const { H, Hkv, dk, dv, scale, causal, window, mask, scratch, context } = s;
     // the packed block's rows: the kernel's key and value strides
     const group = H / Hkv, kw = dk * 4, vw = dv * 4;
-    const packK = 0, packV = KEY_BLOCK * kw, state = packV + KEY_BLOCK * vw, perThread = attentionRowsScratch(dk, dv, context);
+    const block = keyBlock(context);
+    const packK = 0, packV = block * kw, state = packV + block * vw, perThread = attentionRowsScratch(dk, dv, context);
     const exp = vexp(wm);
     // parameters, then locals (each index with its type)
     const [Q, K, V, L, OUT, ROWS, H0, H1] = [0, 1, 2, 3, 4, 5, 6, 7];
@@ -222,9 +225,9 @@ export function attentionRows(wm: WasmModule, s: AttentionShape, key: string): s
         m.f32.store(0, 4, stateAt(), m.f32.const(-Infinity)),
         m.f32.store(4, 4, stateAt(), m.f32.const(0)),
       ]),
-      wm.loop(`${name}_keys`, B0, c32(0), () => get(L), KEY_BLOCK, [
+      wm.loop(`${name}_keys`, B0, c32(0), () => get(L), block, [
         m.local.set(BN, m.i32.sub(get(L), get(B0))),
-        m.if(m.i32.gt_s(get(BN), c32(KEY_BLOCK)), m.local.set(BN, c32(KEY_BLOCK))),
+        m.if(m.i32.gt_s(get(BN), c32(block)), m.local.set(BN, c32(block))),
         pack(kvHead(K, dk), Hkv * dk * 4, dk, packK),
         pack(kvHead(V, dv), Hkv * dv * 4, dv, packV),
         wm.loop(`${name}_rows`, R, c32(0), () => get(ROWS), 1, [m.block(`${name}_row_skip`, row)]),
