@@ -10,6 +10,8 @@
 //               GGUF file of the same LLaMA weights, Q8_0 and Q4_0 (bench/llamacpp.js)
 //   encoders:   sentence embeddings of a DistilBERT-base and an all-MiniLM-L6 shape, batches of 1 and 32
 //               sentences of 16 and 128 tokens, beside ONNX Runtime Web on [B, S] batches (bench/encoders.js)
+//   ViT:        one 224 × 224 image through a ViT-base-shaped classifier beside ONNX Runtime Web on its
+//               ONNX export (bench/vit.js; full run)
 //   compile:    time and peak RSS of `wasmformer compile` on GPT-2-small and a TinyLlama-1.1B shape,
 //               fp32 and int4 (bench/compile.js; --quick: GPT-2-small)
 //   LoRA:       the int4 LLaMA shape's decode step with rank-16 run-time adapter slots, empty and
@@ -75,6 +77,9 @@ if (!quick) {
 
 // encoder embeddings beside ONNX Runtime Web on [B, S] batches (--quick: the MiniLM shape only)
 node([], "./encoders.js", quick ? ["--models", "minilm"] : []);
+
+// image classification (ViT-base shape) beside ONNX Runtime Web
+if (!quick) node(["--no-liftoff"], "./vit.js", []);
 
 // compile time and peak memory on checkpoint files (--quick: GPT-2-small only)
 node([], "./compile.js", quick ? ["--models", "gpt2"] : []);
