@@ -1,9 +1,9 @@
 // Generated attention over query rows (prefill, and encoders' attention), for the plain case:
 // head sizes multiples of 4, no soft-cap, no relative-position bias (the library kernel in
 // kernels/attention.ts takes the rest, and decode's one row). The head shape, the GQA group, the
-// KV row widths, the scale and the mask are constants of the function: the dot products and the
-// value updates are unrolled over the head (immediate offsets, no inner loop counters), and the
-// relaxed variant multiply-adds fused.
+// KV row widths, the scale and the mask are constants of the function: the value updates are
+// unrolled over the head with immediate offsets, the dot products take 16 floats of it a loop step,
+// and the relaxed variant multiply-adds fused.
 //
 // Online softmax per query row and head, over blocks of KEY_BLOCK keys packed contiguous (each
 // row's running maximum and sum kept in scratch between blocks), 16 keys at a time: 4 groups of 4
