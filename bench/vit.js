@@ -18,7 +18,7 @@ import { exportOnnx, generateArtifact, memoryWeights, passes, programFromSource,
 import { Model, pickVariant } from "../runtime/dist/index.js";
 import { benchSubjects, speedups } from "../runtime/dist/bench.js";
 import { cliOptions, compareLogits, log, median, mergeResults, now } from "./common.js";
-import { rng } from "./weights.js";
+import { randomVitWeights, rng } from "./weights.js";
 
 const { opt } = cliOptions();
 const ROUNDS = opt("--rounds", 7);
@@ -28,32 +28,6 @@ const config = {
   model_type: "vit", architectures: ["ViTForImageClassification"], hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12,
   intermediate_size: 3072, image_size: 224, patch_size: 16, num_channels: 3, qkv_bias: true, layer_norm_eps: 1e-12, hidden_act: "gelu", num_labels: 1000,
 };
-
-/** ViTForImageClassification's tensors, HF names and shapes, seeded normal noise (norms' gains around 1). */
-function randomVitWeights(cfg, seed) {
-  const r = rng(seed);
-  const t = {};
-  const add = (name, shape, std = 0.02, mean = 0) => (t[name] = { shape, data: r.fill(new Float32Array(shape.reduce((a, b) => a * b, 1)), std, mean) });
-  const d = cfg.hidden_size, F = cfg.intermediate_size, p = cfg.patch_size, grid = Math.floor(cfg.image_size / p);
-  const lin = (name, n, k) => (add(`${name}.weight`, [n, k]), add(`${name}.bias`, [n]));
-  const ln = (name) => (add(`${name}.weight`, [d], 0.02, 1), add(`${name}.bias`, [d]));
-  add("vit.embeddings.cls_token", [1, 1, d]);
-  add("vit.embeddings.position_embeddings", [1, grid * grid + 1, d]);
-  add("vit.embeddings.patch_embeddings.projection.weight", [d, cfg.num_channels, p, p]);
-  add("vit.embeddings.patch_embeddings.projection.bias", [d]);
-  for (let i = 0; i < cfg.num_hidden_layers; i++) {
-    const l = `vit.encoder.layer.${i}`;
-    ln(`${l}.layernorm_before`);
-    for (const m of ["query", "key", "value"]) lin(`${l}.attention.attention.${m}`, d, d);
-    lin(`${l}.attention.output.dense`, d, d);
-    ln(`${l}.layernorm_after`);
-    lin(`${l}.intermediate.dense`, F, d);
-    lin(`${l}.output.dense`, d, F);
-  }
-  ln("vit.layernorm");
-  lin("classifier", cfg.num_labels, d);
-  return t;
-}
 
 const ort = await import("onnxruntime-web");
 ort.env.wasm.numThreads = 1;

@@ -135,3 +135,32 @@ export function randomEncoderWeights(cfg, seed) {
   }
   return t;
 }
+
+/**
+ * ViTForImageClassification random weights for bench/vit.js: HF names and shapes, std 0.02,
+ * LayerNorm gains 1 ± 0.02.
+ */
+export function randomVitWeights(cfg, seed) {
+  const r = rng(seed);
+  const t = {};
+  const add = (name, shape, std = 0.02, mean = 0) => (t[name] = { shape, data: r.fill(new Float32Array(shape.reduce((a, b) => a * b, 1)), std, mean) });
+  const d = cfg.hidden_size, F = cfg.intermediate_size, p = cfg.patch_size, grid = Math.floor(cfg.image_size / p);
+  const lin = (name, n, k) => (add(`${name}.weight`, [n, k]), add(`${name}.bias`, [n]));
+  const ln = (name) => (add(`${name}.weight`, [d], 0.02, 1), add(`${name}.bias`, [d]));
+  add("vit.embeddings.cls_token", [1, 1, d]);
+  add("vit.embeddings.position_embeddings", [1, grid * grid + 1, d]);
+  add("vit.embeddings.patch_embeddings.projection.weight", [d, cfg.num_channels, p, p]);
+  add("vit.embeddings.patch_embeddings.projection.bias", [d]);
+  for (let i = 0; i < cfg.num_hidden_layers; i++) {
+    const l = `vit.encoder.layer.${i}`;
+    ln(`${l}.layernorm_before`);
+    for (const m of ["query", "key", "value"]) lin(`${l}.attention.attention.${m}`, d, d);
+    lin(`${l}.attention.output.dense`, d, d);
+    ln(`${l}.layernorm_after`);
+    lin(`${l}.intermediate.dense`, F, d);
+    lin(`${l}.output.dense`, d, F);
+  }
+  ln("vit.layernorm");
+  lin("classifier", cfg.num_labels, d);
+  return t;
+}
