@@ -134,6 +134,12 @@ describe("linear in K panels (f32 weights of K > 512)", () => {
     }, [3, 1]));
   it("gated_linear K=528 N=6 rows=66+2+1", () =>
     check(5280, (c) => c.b.add("gated_linear", [c.act(528, 0.3), c.param([6, 528], 0.3), c.param([6, 528], 0.3)], { act: "silu" }), [66, 2, 1], 160));
+  // single rows read the gate's and the up projection's groups side by side: one panel with
+  // K % 8 = 4 (one chunk a step), and 3 panels; full groups and a partial one of 1 or 3 outputs
+  it("gated_linear K=900 N=13 gelu_tanh rows=1+1+2 (one panel, odd chunks, a 1-output group)", () =>
+    check(9001, (c) => c.b.add("gated_linear", [c.act(900, 0.3), c.param([13, 900], 0.3), c.param([13, 900], 0.3)], { act: "gelu_tanh" }), [1, 1, 2]));
+  it("gated_linear K=1040 N=11 rows=1+1 (3 panels, a 3-output group)", () =>
+    check(10401, (c) => c.b.add("gated_linear", [c.act(1040, 0.3), c.param([11, 1040], 0.3), c.param([11, 1040], 0.3)], { act: "silu" }), [1, 1]));
 });
 
 describe("rope", () => {

@@ -92,8 +92,11 @@ function tile(g: KernelGen, e: Epilogue, rowsT: number, cols: number, dq: boolea
   // the integer path reads the rows quantize_rows_q8 wrote to the scratch area
   const xBase = intPath ? g.c32(plan.scratch!.xq) : g.get(r.X);
   const body: Expr[] = [m.local.set(r.PX, m.i32.add(xBase, m.i32.mul(g.get(r.R), g.c32(intPath ? plan.rowBytesQ : K * 4))))];
-  const sums = (weights: number, into: (i: number) => number) => (intPath ? integerSums(g, rowsT, cols, weights, into) : floatSums(g, rowsT, cols, weights, into, dq, panel));
-  if (plan.epilogue.gated) body.push(...sums(r.W, (i) => r.GATE + i), ...sums(r.B, (i) => r.ROWV + i));
+  const sums = (weights: number, into: (i: number) => number) => (intPath ? integerSums(g, rowsT, cols, weights, into) : floatSums(g, rowsT, cols, [{ weights, into }], dq, panel));
+  const gate = { weights: r.W, into: (i: number) => r.GATE + i }, up = { weights: r.B, into: (i: number) => r.ROWV + i };
+  // a single row of f32 sums reads the gate's and the up projection's rows side by side
+  if (plan.epilogue.gated && rowsT === 1 && !intPath) body.push(...floatSums(g, 1, cols, [gate, up], dq, panel));
+  else if (plan.epilogue.gated) body.push(...sums(gate.weights, gate.into), ...sums(up.weights, up.into));
   else if (quant || Kt === 0) body.push(...sums(r.W, (i) => r.ROWV + i));
   else return m.block(null, [...body, ...tailTile(g, e, rowsT, cols)]);
   for (let i = 0; i < rowsT; i++) body.push(...e.finish(i, r.ROWV + i, cols, panel));

@@ -41,7 +41,7 @@ export interface Registers {
   ROWV: number; GATE: number;
   /** The thread's dequantization buffer; q4_1's block minimums. */
   DQ: number; MM: number;
-  /** Single rows in pairs of groups: the second group's weights, the pair step, the pairs, the groups. */
+  /** Single rows in pairs of groups: the second group's weights (gated: the up projection's), the pair step, the pairs, the groups. */
   PW2: number; T: number; HALF: number; NG: number;
 }
 
