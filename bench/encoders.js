@@ -11,8 +11,9 @@
 // (compiler/export/onnx.ts: input_ids and attention_mask [B, S], BERT's token_type_ids too), loads
 // both, and checks the two systems' mean-pooled embeddings of a padded batch against each other
 // (1e-3 relative) before it times anything. A case is B sentences of S random ids: wasmformer's
-// embed() (the runtime's API: each sentence its own call) against one ORT session.run of the
-// [B, S] batch and the same mean pooling. The runtime's timing loop (runtime/bench.ts
+// embed() (the runtime's API: the sentences packed side by side into calls of at most the
+// context's 512 rows, pack-sequences) against one ORT session.run of the [B, S] batch and the
+// same mean pooling. The runtime's timing loop (runtime/bench.ts
 // benchSubjects) runs each case once untimed, then `rounds` repetitions (B = 1: 8 × rounds) on both
 // systems in turn, the one going first alternating. Reported: each system's median sentences/s,
 // and the median of the repetitions' ratios (the paired figure: this VM's speed drifts).

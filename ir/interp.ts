@@ -28,11 +28,18 @@ function paramValues(p: Program, name: string): Float32Array {
 
 /**
  * Runs entry `graph` on `inputs`, advancing `session.past` by the rows of its tokens when it
- * has a cached attention. Returns every output by name.
+ * has a cached attention. Returns every output by name. A sequences input (pack-sequences) not
+ * given makes the call's rows one sequence.
  */
 export function interpret(p: Program, graphName: string, inputs: Record<string, Value>, session: Session): Record<string, Value> {
   const g = p.graphs.find((x) => x.name === graphName);
   if (!g) throw new Error(`no entry '${graphName}'`);
+  const seq = g.nodes.find((n) => isOp(n, "input") && n.attrs.kind === "sequences");
+  if (seq && isOp(seq, "input") && !inputs[seq.attrs.name]) {
+    const tok = g.nodes.find((n) => isOp(n, "input") && n.attrs.kind === "tokens");
+    const rows = tok && isOp(tok, "input") ? (inputs[tok.attrs.name]?.length ?? 0) : 0;
+    inputs = { ...inputs, [seq.attrs.name]: Int32Array.from({ length: 2 * rows }, (_, i) => (i % 2 ? rows : 0)) };
+  }
   const st: InterpState = {
     past: session.past,
     context: p.context,

@@ -31,9 +31,11 @@ export interface Node {
 
 /**
  * How an entry input is fed: token ids, segment ids, a 0/1 padding mask, a tensor kept from
- * another entry, or an image's pixel values [1, channels, height, width] (one row per call).
+ * another entry, an image's pixel values [1, channels, height, width] (one row per call), or
+ * (pack-sequences) the sequence each row belongs to: i32[rows, 2], the first row of the row's
+ * sequence and the row after its last, so that one call runs several sequences side by side.
  */
-export type InputKind = "tokens" | "segments" | "padding" | "state" | "image";
+export type InputKind = "tokens" | "segments" | "padding" | "state" | "image" | "sequences";
 
 export interface Graph {
   readonly name: string;

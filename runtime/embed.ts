@@ -24,7 +24,9 @@ const POOLINGS: Pooling[] = ["mean", "cls", "last"];
 /**
  * One embedding per input (a text, a sequence of ids, or {ids, segments}). The inputs may differ in length: each
  * runs as its own sequence, so no padding enters the pooling and a batch gives exactly what
- * one-by-one calls give. Yields to the event loop between inputs.
+ * one-by-one calls give. An artifact compiled to take packed sequences runs as many inputs in
+ * one call as its context holds (Model.runSequences): short sentences then share the matrix
+ * kernels' rows. Yields to the event loop between calls.
  */
 export async function embed(model: Model, inputs: readonly (string | Ids | RunInputs)[], opts: EmbedOptions = {}): Promise<Float32Array[]> {
   const man = model.manifest;
@@ -37,30 +39,40 @@ export async function embed(model: Model, inputs: readonly (string | Ids | RunIn
   const entry = man.entries[0];
   const output = entry.outputs.find((o) => o.name === "hidden") ?? entry.outputs[0];
   const width = output.width;
+  const all = inputs.map((_, n) => runInputs("embed", inputs, n, tokenizer));
+  const packs = entry.inputs.some((i) => i.kind === "sequences");
   const out: Float32Array[] = [];
-  for (let n = 0; n < inputs.length; n++) {
-    const input = inputs[n];
+  // a call's inputs: as many as the context holds where the entry takes packed sequences, else one
+  for (let n = 0, rows = 0, first = 0; n < all.length; n++) {
+    rows += all[n].ids.length;
+    const next = all[n + 1]?.ids.length;
+    if (packs && next !== undefined && rows + next <= man.context) continue;
     model.reset();
-    const hidden = model.run(entry.name, runInputs("embed", inputs, n, tokenizer))[output.name];
-    const rows = hidden.length / width;
-    const v = new Float32Array(width);
-    if (pooling === "mean") {
-      for (let r = 0; r < rows; r++) for (let j = 0; j < width; j++) v[j] += hidden[r * width + j];
-      for (let j = 0; j < width; j++) v[j] /= rows;
-    } else {
-      v.set(hidden.subarray(pooling === "cls" ? 0 : (rows - 1) * width, (pooling === "cls" ? 1 : rows) * width));
-    }
-    if (normalize) {
-      let norm = 0;
-      for (const x of v) norm += x * x;
-      // as torch.nn.functional.normalize: the norm floored at 1e-12
-      const scale = 1 / Math.max(Math.sqrt(norm), 1e-12);
-      for (let j = 0; j < width; j++) v[j] *= scale;
-    }
-    out.push(v);
-    if (n + 1 < inputs.length) await breath();
+    for (const r of model.runSequences(entry.name, all.slice(first, n + 1))) out.push(pool(r[output.name], width, pooling, normalize));
+    (rows = 0), (first = n + 1);
+    if (n + 1 < all.length) await breath();
   }
   return out;
+}
+
+/** A sequence's last hidden states [rows, width] pooled into one embedding. */
+function pool(hidden: Float32Array, width: number, pooling: Pooling, normalize: boolean): Float32Array {
+  const rows = hidden.length / width;
+  const v = new Float32Array(width);
+  if (pooling === "mean") {
+    for (let r = 0; r < rows; r++) for (let j = 0; j < width; j++) v[j] += hidden[r * width + j];
+    for (let j = 0; j < width; j++) v[j] /= rows;
+  } else {
+    v.set(hidden.subarray(pooling === "cls" ? 0 : (rows - 1) * width, (pooling === "cls" ? 1 : rows) * width));
+  }
+  if (normalize) {
+    let norm = 0;
+    for (const x of v) norm += x * x;
+    // as torch.nn.functional.normalize: the norm floored at 1e-12
+    const scale = 1 / Math.max(Math.sqrt(norm), 1e-12);
+    for (let j = 0; j < width; j++) v[j] *= scale;
+  }
+  return v;
 }
 
 export interface Classification {

@@ -23,7 +23,12 @@ export interface WeightShard {
   sha256: string;
 }
 
-export type InputKind = "tokens" | "segments" | "padding" | "state" | "image";
+/**
+ * How the runtime feeds an input: token ids, segment ids, a 0/1 padding mask, a tensor kept from
+ * another entry (setState), an image's pixels, or each row's sequence [first, end) as i32 pairs
+ * (an entry that runs several sequences in one call: Model.runSequences).
+ */
+export type InputKind = "tokens" | "segments" | "padding" | "state" | "image" | "sequences";
 
 export interface ManifestInput {
   name: string;

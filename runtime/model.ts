@@ -316,32 +316,11 @@ export class Model {
   run(name: string, inputs: RunInputs, into: Record<string, Float32Array> = {}): Record<string, Float32Array> {
     const e = this.entry(name);
     const bad = (msg: string) => new ArtifactError("WF510", `${name}: ${msg}`);
-    if (typeof inputs !== "object" || inputs === null) throw bad(`inputs should be an object { ids, segments?, padding? }, got ${show(inputs)}`);
-    const count = (v: unknown, what: string) => {
-      const n = (v as { length?: unknown } | null)?.length;
-      if (typeof v !== "object" || typeof n !== "number" || !Number.isSafeInteger(n)) throw bad(`${what} should be an array of numbers, got ${show(v)}`);
-      return n;
-    };
-    if (e.inputs.some((i) => i.kind === "image")) throw new ArtifactError("WF511", `${name}: takes an image: run it with runImage`);
-    const rows = count(inputs.ids, "ids");
-    if (rows < 1) throw bad("needs at least one token");
     const past = e.cached ? this.past : 0;
-    if (past + rows > this.manifest.context)
-      throw bad(`${past + rows} tokens exceed the compiled context of ${this.manifest.context} (compile with a larger --context)`);
-    if (e.inputs.some((i) => i.kind === "state") && this.stateRows === 0) throw bad(`set its state input first (setState("${e.inputs.find((i) => i.kind === "state")!.name}", …))`);
-    const fed = e.inputs.filter((i) => i.kind !== "state").map((inp) => {
-      const src = inp.kind === "tokens" ? inputs.ids : inp.kind === "segments" ? inputs.segments : inputs.padding;
-      if (src !== undefined && count(src, inp.kind) !== rows) throw bad(`${inp.name} has ${src.length} values for ${rows} tokens`);
-      for (let i = 0; src && i < rows; i++) {
-        const v = src[i];
-        if (inp.kind === "padding" ? v !== 0 && v !== 1 : !Number.isInteger(v) || v < 0 || v >= (inp.limit ?? 2 ** 31))
-          throw bad(`${inp.name}[${i}] = ${show(v)} is outside ${inp.kind === "padding" ? "{0, 1}" : `[0, ${inp.limit ?? 2 ** 31})`}`);
-      }
-      return { inp, src };
-    });
+    const { rows, fed } = this.checkInputs(e, inputs, past, "inputs");
     for (const key of Object.keys(into))
       if (!e.outputs.some((o) => o.name === key)) throw bad(`into.${key} names no output (outputs: ${e.outputs.map((o) => o.name).join(", ")})`);
-    const sizes = e.outputs.map((o) => (o.rows === "E" ? this.stateRows : /^\d+$/.test(o.rows) ? Number(o.rows) : rows) * o.width);
+    const sizes = e.outputs.map((o) => this.outputRows(o, rows) * o.width);
     e.outputs.forEach((o, i) => {
       const dst = into[o.name];
       if (dst && !(dst instanceof Float32Array && dst.length >= sizes[i]))
@@ -349,11 +328,7 @@ export class Model {
     });
     // (every input is valid: a split call fails in none of its parts)
     if (e.cached && rows > this.maxCallRows) return this.runSplit(e, inputs, this.maxCallRows, into);
-    for (const { inp, src } of fed) {
-      // absent segments are zeros, absent padding ones (every token real)
-      if (inp.dtype === "i32") new Int32Array(this.memory.buffer, inp.offset, rows).set(src ?? new Int32Array(rows));
-      else new Float32Array(this.memory.buffer, inp.offset, rows).set(src ?? new Float32Array(rows).fill(1));
-    }
+    this.writeInputs(fed, 0, rows);
     this.exports[e.name](rows, past, this.stateRows);
     if (e.cached) {
       this.past += rows;
@@ -368,6 +343,100 @@ export class Model {
       out[o.name] = copy;
     });
     return out;
+  }
+
+  /**
+   * Runs an uncached entry on several sequences (an encoder's sentences), each giving exactly what
+   * `run` gives for it alone: its outputs, one record a sequence. An entry compiled to take packed
+   * sequences (manifest input of kind "sequences", the pack-sequences pass) runs them side by side,
+   * as few calls as keep each within `maxRows` rows (default and most: the context), so its matrix
+   * kernels multiply the rows of many short sentences at once; any other entry runs them one by one.
+   * Every sequence's inputs are checked (as `run` does, WF510) before anything runs.
+   */
+  runSequences(name: string, list: readonly RunInputs[], opts: { maxRows?: number } = {}): Record<string, Float32Array>[] {
+    const e = this.entry(name);
+    const bad = (msg: string) => new ArtifactError("WF510", `${name}: ${msg}`);
+    if (e.cached) throw new ArtifactError("WF511", `${name}: runSequences runs an entry without a KV cache; this one continues its cache (use run)`);
+    if (!Array.isArray(list)) throw bad(`sequences should be a list of { ids, segments?, padding? }, got ${show(list)}`);
+    const { maxRows = this.manifest.context } = opts;
+    if (!Number.isSafeInteger(maxRows) || maxRows < 1) throw bad(`maxRows should be a positive integer, got ${show(maxRows)}`);
+    const checked = list.map((inputs, n) => this.checkInputs(e, inputs, 0, `sequences[${n}]`));
+    const seqInput = e.inputs.find((i) => i.kind === "sequences");
+    if (!seqInput) return list.map((inputs) => this.run(name, inputs));
+    const out: Record<string, Float32Array>[] = [];
+    for (let first = 0; first < checked.length; ) {
+      // the next pack: sequences while their rows fit
+      let last = first, rows = checked[first].rows;
+      while (last + 1 < checked.length && rows + checked[last + 1].rows <= Math.min(maxRows, this.manifest.context)) rows += checked[++last].rows;
+      for (let n = first, at = 0; n <= last; n++) {
+        const k = checked[n].rows;
+        this.writeInputs(checked[n].fed, at, k);
+        at += k;
+      }
+      this.exports[e.name](rows, 0, this.stateRows);
+      for (let n = first, at = 0; n <= last; n++) {
+        const k = checked[n].rows;
+        const record: Record<string, Float32Array> = {};
+        // each output's rows of this sequence (a packable entry's outputs are one row per input row)
+        for (const o of e.outputs) record[o.name] = new Float32Array(this.memory.buffer, o.offset + at * o.width * 4, k * o.width).slice();
+        out.push(record);
+        at += k;
+      }
+      first = last + 1;
+    }
+    return out;
+  }
+
+  /** Rows of an output in a call of `rows` rows. */
+  private outputRows(o: ManifestEntry["outputs"][number], rows: number): number {
+    return o.rows === "E" ? this.stateRows : /^\d+$/.test(o.rows) ? Number(o.rows) : rows;
+  }
+
+  /**
+   * One call's inputs checked against entry `e` (see run): its rows, and the source of each input
+   * the caller feeds (absent: the default, zeros or ones).
+   */
+  private checkInputs(e: ManifestEntry, inputs: RunInputs, past: number, what: string) {
+    // (runSequences names the sequence)
+    const bad = (msg: string) => new ArtifactError("WF510", `${e.name}: ${what === "inputs" ? "" : `${what}: `}${msg}`);
+    if (typeof inputs !== "object" || inputs === null) throw bad(`inputs should be an object { ids, segments?, padding? }, got ${show(inputs)}`);
+    const count = (v: unknown, what: string) => {
+      const n = (v as { length?: unknown } | null)?.length;
+      if (typeof v !== "object" || typeof n !== "number" || !Number.isSafeInteger(n)) throw bad(`${what} should be an array of numbers, got ${show(v)}`);
+      return n;
+    };
+    if (e.inputs.some((i) => i.kind === "image")) throw new ArtifactError("WF511", `${e.name}: takes an image: run it with runImage`);
+    const rows = count(inputs.ids, "ids");
+    if (rows < 1) throw bad("needs at least one token");
+    if (past + rows > this.manifest.context)
+      throw bad(`${past + rows} tokens exceed the compiled context of ${this.manifest.context} (compile with a larger --context)`);
+    if (e.inputs.some((i) => i.kind === "state") && this.stateRows === 0) throw bad(`set its state input first (setState("${e.inputs.find((i) => i.kind === "state")!.name}", …))`);
+    const fed = e.inputs.filter((i) => i.kind !== "state").map((inp) => {
+      const src = inp.kind === "tokens" ? inputs.ids : inp.kind === "segments" ? inputs.segments : inp.kind === "padding" ? inputs.padding : undefined;
+      if (src !== undefined && count(src, inp.kind) !== rows) throw bad(`${inp.name} has ${src.length} values for ${rows} tokens`);
+      for (let i = 0; src && i < rows; i++) {
+        const v = src[i];
+        if (inp.kind === "padding" ? v !== 0 && v !== 1 : !Number.isInteger(v) || v < 0 || v >= (inp.limit ?? 2 ** 31))
+          throw bad(`${inp.name}[${i}] = ${show(v)} is outside ${inp.kind === "padding" ? "{0, 1}" : `[0, ${inp.limit ?? 2 ** 31})`}`);
+      }
+      return { inp, src };
+    });
+    return { rows, fed };
+  }
+
+  /**
+   * Writes one sequence's checked inputs (n rows) at row `at` of their buffers: absent segments
+   * are zeros, absent padding ones (every token real), and the sequences input makes the n rows
+   * one sequence.
+   */
+  private writeInputs(fed: { inp: ManifestEntry["inputs"][number]; src?: Ids }[], at: number, n: number) {
+    for (const { inp, src } of fed) {
+      if (inp.kind === "sequences") {
+        const b = new Int32Array(this.memory.buffer, inp.offset + at * 8, n * 2);
+        for (let r = 0; r < n; r++) (b[2 * r] = at), (b[2 * r + 1] = at + n);
+      } else if (inp.dtype === "i32") new Int32Array(this.memory.buffer, inp.offset + at * 4, n).set(src ?? new Int32Array(n));
+      else new Float32Array(this.memory.buffer, inp.offset + at * 4, n).set(src ?? new Float32Array(n).fill(1));
+    }
   }
 
   /**

@@ -20,9 +20,9 @@ const EXPORT_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** A sha-256 as the compiler writes it. */
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const KINDS = ["causal-lm", "encoder", "seq2seq"] as const;
-const INPUT_KINDS = ["tokens", "segments", "padding", "state", "image"] as const;
+const INPUT_KINDS = ["tokens", "segments", "padding", "state", "image", "sequences"] as const;
 /** The element type the runtime writes into each kind of input. */
-const INPUT_DTYPE = { tokens: "i32", segments: "i32", padding: "f32", state: "f32", image: "f32" } as const;
+const INPUT_DTYPE = { tokens: "i32", segments: "i32", padding: "f32", state: "f32", image: "f32", sequences: "i32" } as const;
 
 type Obj = Record<string, unknown>;
 
@@ -171,6 +171,8 @@ export function validateManifest(json: unknown, file = "manifest.json"): Manifes
       const dtype = f.oneOf(inp.dtype, `${p}.dtype`, [INPUT_DTYPE[kind]]);
       const offset = f.address(inp.offset, `${p}.offset`);
       const width = f.int(inp.width, `${p}.width`, 1, I32_MAX);
+      // each row's [first, end) of its sequence
+      if (kind === "sequences" && width !== 2) f.fail(`${p}.width`, "2 (a row's first and end)", inp.width);
       if (kind === "image") {
         // one row a call: the whole image, [channels, height, width] of it
         const shape = f.array(inp.shape, `${p}.shape`).map((d, k) => f.int(d, `${p}.shape[${k}]`, 1, I32_MAX));

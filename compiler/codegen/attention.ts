@@ -24,6 +24,8 @@ export interface AttentionShape {
   window: number;
   /** Address of the f32 padding mask (0 = padding), or 0 for none. */
   mask: number;
+  /** Address of each row's sequence [first, end) (i32 pairs, pack-sequences), or 0: the query sees only its sequence's keys. */
+  sequences: number;
   /** The threads' scratch (attentionRowsScratch bytes each, thread t at scratch + t·that). */
   scratch: number;
   /** The longest call (the context): the rows whose running softmax state the scratch holds. */
@@ -60,7 +62,7 @@ export function attentionRows(wm: WasmModule, s: AttentionShape, key: string): s
   const name = `attention_rows_${key}`;
   return wm.ensure(name, () => {
     const m = wm.m;
-    const { H, Hkv, dk, dv, scale, causal, window, mask, scratch, context } = s;
+    const { H, Hkv, dk, dv, scale, causal, window, mask, sequences, scratch, context } = s;
     // the packed block's rows: the kernel's key and value strides
     const group = H / Hkv, kw = dk * 4, vw = dv * 4;
     const block = keyBlock(context);
@@ -190,6 +192,8 @@ export function attentionRows(wm: WasmModule, s: AttentionShape, key: string): s
       m.local.set(QP, m.i32.add(m.i32.sub(get(L), get(ROWS)), get(R))),
       m.local.set(PO, m.i32.add(get(OUT), m.i32.shl(m.i32.add(m.i32.mul(get(R), c32(H * dv)), m.i32.mul(get(HD), c32(dv))), c32(2)))),
     ];
+    // row R's sequence (first, end) in the packed sequences' bounds
+    const seqAt = () => m.i32.add(c32(sequences), m.i32.shl(get(QP), c32(3)));
     // row R's running (m, l) in the thread's scratch (SB)
     const stateAt = () => m.i32.add(get(SB), m.i32.shl(get(R), c32(3)));
     // query row R against the block's keys it sees, max(first, B0)..min(limit, B0 + BN)−1
@@ -198,6 +202,11 @@ export function attentionRows(wm: WasmModule, s: AttentionShape, key: string): s
       m.local.set(LIM, causal ? m.i32.add(get(QP), c32(1)) : get(L)),
       m.if(m.i32.gt_s(get(LIM), m.i32.add(get(B0), get(BN))), m.local.set(LIM, m.i32.add(get(B0), get(BN)))),
       m.local.set(J, window ? m.select(m.i32.gt_s(get(QP), c32(window - 1)), m.i32.sub(get(QP), c32(window - 1)), c32(0)) : c32(0)),
+      // (packed sequences: the row's own sequence's keys)
+      ...(sequences ? [
+        m.if(m.i32.lt_s(get(J), m.i32.load(0, 4, seqAt())), m.local.set(J, m.i32.load(0, 4, seqAt()))),
+        m.if(m.i32.gt_s(get(LIM), m.i32.load(4, 4, seqAt())), m.local.set(LIM, m.i32.load(4, 4, seqAt()))),
+      ] : []),
       m.if(m.i32.lt_s(get(J), get(B0)), m.local.set(J, get(B0))),
       m.br(`${name}_row_skip`, m.i32.ge_s(get(J), get(LIM))),
       m.local.set(PQ, m.i32.add(get(Q), m.i32.shl(m.i32.add(m.i32.mul(get(R), c32(H * dk)), m.i32.mul(get(HD), c32(dk))), c32(2)))),

@@ -201,22 +201,51 @@ function quantizeRows(c: LowerCtx, n: MatrixNode, x: number, K: number, quant: s
   return [m.if(m.i32.le_s(c.rows(n.id), c.wm.c32(bound)), c.wm.callLib("quantize_rows_q8", { x: c.ptr(x), out: c.wm.c32(c.scratch("xq")), rows: c.rows(n.id), K: c.wm.c32(K) }))];
 }
 
-/** RoBERTa's positions (ids, out, rows, past, pad): pad for a padding id, else pad + past + the non-padding ids so far, a generated scalar loop. */
+/**
+ * RoBERTa's positions (ids, out, rows, past, pad, sequences): pad for a padding id, else pad +
+ * past + the non-padding ids so far (of the row's sequence where `sequences` is an address of
+ * packed sequences' bounds, not 0), a generated scalar loop.
+ */
 function paddedPositions(wm: WasmModule): string {
   return wm.ensure("padded_positions", () => {
     const m = wm.m;
-    const [IDS, OUT, ROWS, PAST, PAD, I, SEEN, ID] = [0, 1, 2, 3, 4, 5, 6, 7];
+    const [IDS, OUT, ROWS, PAST, PAD, SEQ, I, SEEN, ID] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
     const get = (l: number) => m.local.get(l, i32);
     const at = (base: number) => m.i32.add(get(base), m.i32.shl(get(I), m.i32.const(2)));
     const body = m.block(null, [
       m.local.set(SEEN, m.i32.const(0)),
       wm.loop("padded_positions", I, m.i32.const(0), () => get(ROWS), 1, [
+        // a sequence's first row counts from 0 again
+        m.if(m.i32.and(m.i32.ne(get(SEQ), m.i32.const(0)), m.i32.eq(m.i32.load(0, 4, m.i32.add(get(SEQ), m.i32.shl(get(I), m.i32.const(3)))), get(I))), m.local.set(SEEN, m.i32.const(0))),
         m.local.set(ID, m.i32.load(0, 4, at(IDS))),
         m.local.set(SEEN, m.i32.add(get(SEEN), m.i32.ne(get(ID), get(PAD)))),
         m.i32.store(0, 4, at(OUT), m.select(m.i32.eq(get(ID), get(PAD)), get(PAD), m.i32.add(m.i32.add(get(PAD), get(PAST)), get(SEEN)))),
       ]),
     ]);
-    m.addFunction("padded_positions", createType([i32, i32, i32, i32, i32]), none, [i32, i32, i32], body);
+    m.addFunction("padded_positions", createType([i32, i32, i32, i32, i32, i32]), none, [i32, i32, i32], body);
+  });
+}
+
+/**
+ * Positions of packed sequences' rows: row i's is offset + i − first_i, first_i the first row of
+ * its sequence (the i32 pairs at `sequences`). `sequence_positions(out, rows, sequences, offset)`
+ * writes them as i32; with `bytes`, `sequence_rows(table, out, rows, sequences, offset, bytes)`
+ * copies row (position) of a table of such rows instead. Generated loops.
+ */
+function sequencePositions(wm: WasmModule, rowsOf?: "table"): string {
+  const name = rowsOf ? "sequence_rows" : "sequence_positions";
+  return wm.ensure(name, () => {
+    const m = wm.m;
+    const [TABLE, OUT, ROWS, SEQ, OFFSET, BYTES] = rowsOf ? [0, 1, 2, 3, 4, 5] : [-1, 0, 1, 2, 3, -1];
+    const I = rowsOf ? 6 : 4;
+    const get = (l: number) => m.local.get(l, i32);
+    const position = () => m.i32.sub(m.i32.add(get(OFFSET), get(I)), m.i32.load(0, 4, m.i32.add(get(SEQ), m.i32.shl(get(I), m.i32.const(3)))));
+    const body = wm.loop(name, I, m.i32.const(0), () => get(ROWS), 1, [
+      rowsOf
+        ? m.memory.copy(m.i32.add(get(OUT), m.i32.mul(get(I), get(BYTES))), m.i32.add(get(TABLE), m.i32.mul(position(), get(BYTES))), get(BYTES))
+        : m.i32.store(0, 4, m.i32.add(get(OUT), m.i32.shl(get(I), m.i32.const(2))), position()),
+    ]);
+    m.addFunction(name, createType(Array<number>(rowsOf ? 6 : 4).fill(i32)), none, [i32], body);
   });
 }
 
@@ -248,15 +277,19 @@ export const lowerings = {
   input: () => [],
   param: () => [],
   positions: (c, n) => {
-    const pad = n.attrs.padding_idx;
+    const pad = n.attrs.padding_idx, seq = operandOf(n, "sequences");
     const past = n.attrs.offset ? c.wm.m.i32.add(c.past(), c.wm.c32(n.attrs.offset)) : c.past();
-    if (pad === undefined) return [c.wm.callLib("positions", { out: c.ptr(n.id), rows: c.rows(n.id), past })];
-    return [c.wm.m.call(paddedPositions(c.wm), [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.past(), c.wm.c32(pad)], none)];
+    if (pad !== undefined) return [c.wm.m.call(paddedPositions(c.wm), [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.past(), c.wm.c32(pad), c.wm.c32(seq === undefined ? 0 : c.address(seq))], none)];
+    if (seq !== undefined) return [c.wm.m.call(sequencePositions(c.wm), [c.ptr(n.id), c.rows(n.id), c.ptr(seq), past], none)];
+    return [c.wm.callLib("positions", { out: c.ptr(n.id), rows: c.rows(n.id), past })];
   },
-  // rows past.. of the table of every position, computed at compile time
+  // rows past.. of the table of every position, computed at compile time (packed sequences: each
+  // row's position in its sequence)
   sinusoidal_positions: (c, n) => {
-    const m = c.wm.m, bytes = n.attrs.dim * 4;
-    const from = m.i32.add(c.wm.c32(c.constant(sinusoidKey(n.attrs.dim, c.context))), m.i32.mul(c.past(), c.wm.c32(bytes)));
+    const m = c.wm.m, bytes = n.attrs.dim * 4, table = c.wm.c32(c.constant(sinusoidKey(n.attrs.dim, c.context)));
+    const seq = operandOf(n, "sequences");
+    if (seq !== undefined) return [m.call(sequencePositions(c.wm, "table"), [table, c.ptr(n.id), c.rows(n.id), c.ptr(seq), c.past(), c.wm.c32(bytes)], none)];
+    const from = m.i32.add(table, m.i32.mul(c.past(), c.wm.c32(bytes)));
     return [m.memory.copy(c.ptr(n.id), from, m.i32.mul(c.rows(n.id), c.wm.c32(bytes)))];
   },
   embedding: (c, n) => {
@@ -385,16 +418,19 @@ export const lowerings = {
       L = m.i32.add(c.past(), c.rows(k));
     }
     // the configuration, as numbers: one pair of kernels per distinct one
-    let table = 0, buckets = 0, range = 0, mask = 0;
-    const biasTable = operandOf(n, "bias"), maskAt = operandOf(n, "mask");
+    let table = 0, buckets = 0, range = 0, mask = 0, sequences = 0;
+    const biasTable = operandOf(n, "bias"), maskAt = operandOf(n, "mask"), sequencesAt = operandOf(n, "sequences");
     if (biasTable !== undefined) {
       table = c.address(biasTable);
       range = c.context;
       buckets = c.constant(constantsOf(n, c.context)[0].key);
     }
     if (maskAt !== undefined) mask = c.address(maskAt);
+    if (sequencesAt !== undefined) sequences = c.address(sequencesAt);
     const scale = a.scale, causal = a.causal ? 1 : 0, window = a.window ?? 0, cap = a.softcap ?? 0;
-    const key = [H, Hkv, dk, dv, scale, causal, window, cap, table, buckets, range, mask].join("_").replace(/[^0-9a-z_]/gi, "_");
+    const fits = generatedAttentionFits({ dk, dv, cap, table });
+    if (sequences && !fits) throw new Error(`internal: attention %${n.id} takes packed sequences but the generated kernel does not run it`);
+    const key = [H, Hkv, dk, dv, scale, causal, window, cap, table, buckets, range, mask, ...(sequences ? [sequences] : [])].join("_").replace(/[^0-9a-z_]/gi, "_");
     const head = () => ({ H: wm.c32(H), Hkv: wm.c32(Hkv), dk: wm.c32(dk), dv: wm.c32(dv), scale: wm.cf32(scale), cap: wm.cf32(cap) });
     const extras = () => ({ table: wm.c32(table), buckets: wm.c32(buckets), range: wm.c32(range), mask: wm.c32(mask) });
     // kernels of the parallel signature (q, k, v, L, out, rows, from, to, thread): more query
@@ -403,8 +439,8 @@ export const lowerings = {
     const kernel = (name: string, body: () => Expr) =>
       wm.ensure(name, () => m.addFunction(name, createType(Array<number>(9).fill(i32)), none, [], body()));
     // the queries are the last `rows` of the L positions
-    const byHeads = generatedAttentionFits({ dk, dv, cap, table })
-      ? attentionRows(wm, { H, Hkv, dk, dv, scale, causal: !!causal, window, mask, scratch: c.scratch("attention"), context: c.context }, key)
+    const byHeads = fits
+      ? attentionRows(wm, { H, Hkv, dk, dv, scale, causal: !!causal, window, mask, sequences, scratch: c.scratch("attention"), context: c.context }, key)
       : kernel(`attention_${key}`, () => wm.callLib("attention", { q: p(0), k: p(1), v: p(2), out: p(4), rows: p(5), L: p(3), q0: m.i32.sub(p(3), p(5)), ...head(), causal: wm.c32(causal), window: wm.c32(window), ...extras(), h0: p(6), h1: p(7) }));
     // the first key the last of L positions sees: 0, or the window's first
     const first = (L: () => Expr) => (window ? m.select(m.i32.gt_s(L(), wm.c32(window)), m.i32.sub(L(), wm.c32(window)), wm.c32(0)) : wm.c32(0));

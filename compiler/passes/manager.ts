@@ -11,6 +11,7 @@ import { fuseAttention } from "./fuse-attention.js";
 import { fuseFfn } from "./fuse-ffn.js";
 import { fuseNorm } from "./fuse-norm.js";
 import { fuseQkv } from "./fuse-qkv.js";
+import { packSequences } from "./pack-sequences.js";
 import { type QuantizeOptions, quantizeWeights } from "./quantize-weights.js";
 import { specializeLastRow } from "./specialize-last-row.js";
 
@@ -28,6 +29,7 @@ export const passes: readonly Pass[] = [
   { name: "fuse-qkv", run: fuseQkv },
   { name: "fuse-norm", run: fuseNorm },
   { name: "specialize-last-row", run: specializeLastRow },
+  { name: "pack-sequences", run: packSequences },
 ];
 
 /**

@@ -4,16 +4,16 @@
 import { bool, cache, float, int, optional } from "../attrs.js";
 import { relativeBucket } from "../relpos.js";
 import { type Node, formatType } from "../types.js";
-import { type OpDef, type Role, defineOp, expect, expectF32, f32, lastDim, operand } from "./def.js";
+import { type OpDef, type Role, defineOp, expect, expectF32, expectSequences, f32, lastDim, operand, sequenceOf } from "./def.js";
 
 /** Which KV cache a cached attention node uses: entries sharing a key share the cache. */
 export function cacheKey(graph: string, n: Node): string {
   return typeof n.attrs.cache === "string" ? n.attrs.cache : `${graph}:${n.id}`;
 }
 
-/** attention's operands: q, k, v, then the relative-position table (attr bias) and the mask (attr mask). */
-const attentionRoles = (a: { bias?: boolean; mask?: boolean }): readonly Role[] =>
-  ["activation", "activation", "activation", ...(a.bias ? (["bias"] as const) : []), ...(a.mask ? (["mask"] as const) : [])];
+/** attention's operands: q, k, v, then the relative-position table (attr bias), the mask (attr mask) and the rows' sequences (attr sequences). */
+const attentionRoles = (a: { bias?: boolean; mask?: boolean; sequences?: boolean }): readonly Role[] =>
+  ["activation", "activation", "activation", ...(a.bias ? (["bias"] as const) : []), ...(a.mask ? (["mask"] as const) : []), ...(a.sequences ? (["sequences"] as const) : [])];
 
 export const attentionOps = {
   /**
@@ -24,14 +24,16 @@ export const attentionOps = {
    * (operand: a relative-position table [buckets, heads], with bias_bidirectional/bias_buckets/
    * bias_max_distance), mask (operand: f32[L] of 0/1), window (causal: the query at position i sees
    * keys i − window < j ≤ i, Mistral's sliding window), softcap (scores → softcap·tanh(s / softcap)
-   * before the bias and mask, Gemma 2).
+   * before the bias and mask, Gemma 2), sequences (operand, pack-sequences: i32[rows, 2], each
+   * row's sequence [first, end); a query sees only its own sequence's keys; no cache).
    */
   attention: defineOp({
     attrs: {
       heads: int, kv_heads: int, scale: float, causal: optional(bool), window: optional(int), softcap: optional(float), cache: optional(cache),
       bias: optional(bool), bias_bidirectional: optional(bool), bias_buckets: optional(int), bias_max_distance: optional(int), mask: optional(bool),
+      sequences: optional(bool),
     },
-    arity: [3, 5],
+    arity: [3, 6],
     roles: attentionRoles,
     // a cached attention appends to its KV cache
     traits: (a) => (a.cache ? ["effects"] : ["pure"]),
@@ -61,6 +63,10 @@ export const attentionOps = {
         const t = operand(roles, args, "mask");
         expect(t !== undefined && t.shape.length === 1 && t.shape[0] === k.shape[0], `attention: mask must be [${k.shape[0]}]`);
       }
+      if (a.sequences) {
+        expect(!a.cache && q.shape[0] === k.shape[0], `attention: sequences need an uncached attention whose queries are its keys' rows`);
+        expectSequences(operand(roles, args, "sequences"), k.shape[0], "attention");
+      }
       return f32([q.shape[0], (dv / Hkv) * H]);
     },
     interp: (args, a, node, types, st) => {
@@ -81,14 +87,16 @@ export const attentionOps = {
       // the queries are the last R of the L positions
       const q0 = L - R;
       const roles = attentionRoles(a);
-      const table = operand(roles, args, "bias"), mask = operand(roles, args, "mask");
+      const table = operand(roles, args, "bias"), mask = operand(roles, args, "mask"), seq = operand(roles, args, "sequences");
       const out = new Float32Array(R * H * dv);
       const scores = new Float64Array(L);
       for (let r = 0; r < R; r++)
         for (let h = 0; h < H; h++) {
           const g = Math.floor(h / (H / Hkv));
-          const limit = a.causal ? Math.min(L, q0 + r + 1) : L;
-          const first = a.window ? Math.max(0, q0 + r - a.window + 1) : 0;
+          // (a packed call's row sees its own sequence's keys only)
+          const [from, end] = sequenceOf(seq, q0 + r, L);
+          const limit = Math.min(end, a.causal ? Math.min(L, q0 + r + 1) : L);
+          const first = Math.max(from, a.window ? Math.max(0, q0 + r - a.window + 1) : 0);
           let m = -Infinity;
           for (let j = first; j < limit; j++) {
             let s = 0;

@@ -2,7 +2,7 @@
 // count and roles, traits, shape/dtype rule and reference semantics (the interpreter).
 
 import type { AttrsOf, Schema } from "../attrs.js";
-import { type Node, type Shape, type TensorType, formatType, sameShape } from "../types.js";
+import { type Dim, type Node, type Shape, type TensorType, formatType, sameShape } from "../types.js";
 
 export type Value = Float32Array | Int32Array;
 
@@ -27,9 +27,18 @@ export class ShapeError extends Error {}
  * the matrix kernels read in their packed layout (and quantize-weights may quantize); table: an
  * embedding table (read in either layout); bias: added to the result (a vector, or attention's
  * relative-position table); gain: a norm's per-column scale; residual: added after a fused
- * epilogue; ids: token ids; mask: a 0/1 padding mask.
+ * epilogue; ids: token ids; mask: a 0/1 padding mask; sequences: each row's sequence bounds
+ * (an input of kind "sequences").
  */
-export type Role = "activation" | "weight" | "table" | "bias" | "gain" | "residual" | "ids" | "mask";
+export type Role = "activation" | "weight" | "table" | "bias" | "gain" | "residual" | "ids" | "mask" | "sequences";
+
+/** Row r's sequence [first, end) from a "sequences" operand (i32[rows, 2]); the whole call without one. */
+export const sequenceOf = (seq: Value | undefined, r: number, rows: number): [number, number] => (seq ? [seq[2 * r], seq[2 * r + 1]] : [0, rows]);
+
+/** The shape rule of a "sequences" operand beside rows of `what`. */
+export function expectSequences(t: TensorType | undefined, rows: Dim, what: string): void {
+  expect(t !== undefined && t.dtype === "i32" && t.shape.length === 2 && t.shape[1] === 2 && t.shape[0] === rows, `${what}: sequences must be i32[${rows}, 2], got ${t ? formatType(t) : "none"}`);
+}
 
 /**
  * pure: the result depends on the operands only (no input, past length or cache), so it can be

@@ -1,10 +1,10 @@
 // Leaves (inputs, parameters), lookups and ops that move values without arithmetic.
 
-import { dims, int, ints, oneOf, optional, string } from "../attrs.js";
+import { bool, dims, int, ints, oneOf, optional, string } from "../attrs.js";
 import { type InputKind, QUANT_SCHEMES, formatType, rowWidth } from "../types.js";
-import { type OpDef, defineOp, expect, expectF32, f32, lastDim } from "./def.js";
+import { type OpDef, defineOp, expect, expectF32, expectSequences, f32, lastDim, sequenceOf } from "./def.js";
 
-const INPUT_KINDS = ["tokens", "segments", "padding", "state", "image"] as const satisfies readonly InputKind[];
+const INPUT_KINDS = ["tokens", "segments", "padding", "state", "image", "sequences"] as const satisfies readonly InputKind[];
 const rowsOf = (v: ArrayLike<number>, width: number) => v.length / width;
 
 /** Rows from..from+rows-1 of the sinusoidal table of width dim: angles, sin and cos in f64, then rounded to f32, as transformers builds it. */
@@ -45,13 +45,16 @@ export const tensorOps = {
    * RoBERTa's: padding_idx for an id equal to it, else padding_idx + past + the count of such
    * non-padding ids up to and including this row (HF create_position_ids_from_input_ids).
    * offset: added to every plain position (BART's learned table keeps its first 2 rows unused).
+   * sequences (operand, pack-sequences): rows of several sequences, each counted from its own
+   * first row (past is 0: packed calls have no cache).
    */
   positions: defineOp({
-    attrs: { padding_idx: optional(int), offset: optional(int) },
-    arity: 1,
-    roles: ["activation"],
+    attrs: { padding_idx: optional(int), offset: optional(int), sequences: optional(bool) },
+    arity: [1, 2],
+    roles: (a) => (a.sequences ? ["activation", "sequences"] : ["activation"]),
     traits: [],
-    infer: ([x], a) => {
+    infer: ([x, seq], a) => {
+      if (a.sequences) expectSequences(seq, x.shape[0], "positions");
       if (a.padding_idx !== undefined) {
         expect(a.padding_idx >= 0, `positions: padding_idx must be at least 0, got ${a.padding_idx}`);
         expect(x.dtype === "i32" && x.shape.length === 1, `positions with padding_idx take the token ids i32[rows], got ${formatType(x)}`);
@@ -59,28 +62,39 @@ export const tensorOps = {
       if (a.offset !== undefined) expect(a.offset >= 1 && a.padding_idx === undefined, `positions: offset must be at least 1, without padding_idx, got ${a.offset}`);
       return { dtype: "i32", shape: [x.shape[0]] };
     },
-    interp: ([x], a, _n, [t], st) => {
+    interp: ([x, seq], a, _n, [t], st) => {
       const rows = t.shape.length === 1 ? x.length : rowsOf(x, rowWidth(t.shape));
+      const first = (i: number) => sequenceOf(seq, i, rows)[0];
       const pad = a.padding_idx;
-      if (pad === undefined) return Int32Array.from({ length: rows }, (_, i) => st.past + i + (a.offset ?? 0));
+      if (pad === undefined) return Int32Array.from({ length: rows }, (_, i) => st.past + i - first(i) + (a.offset ?? 0));
       let seen = 0;
-      return Int32Array.from(x, (id) => (id === pad ? pad : pad + st.past + ++seen));
+      return Int32Array.from(x, (id, i) => {
+        if (i === first(i)) seen = 0;
+        return id === pad ? pad : pad + st.past + ++seen;
+      });
     },
   }),
   /**
    * Sinusoidal position embeddings [rows, dim] of positions past..past+rows-1 (Marian's table):
    * column j < ⌈dim/2⌉ is sin(p / 10000^(2j/dim)), column ⌈dim/2⌉ + j is cos(p / 10000^(2j/dim)).
+   * sequences (operand): each row's position counted from its sequence's first row, as positions.
    */
   sinusoidal_positions: defineOp({
-    attrs: { dim: int },
-    arity: 1,
-    roles: ["activation"],
+    attrs: { dim: int, sequences: optional(bool) },
+    arity: [1, 2],
+    roles: (a) => (a.sequences ? ["activation", "sequences"] : ["activation"]),
     traits: [],
-    infer: ([x], a) => {
+    infer: ([x, seq], a) => {
       expect(a.dim >= 1, `sinusoidal_positions: dim must be at least 1, got ${a.dim}`);
+      if (a.sequences) expectSequences(seq, x.shape[0], "sinusoidal_positions");
       return f32([x.shape[0], a.dim]);
     },
-    interp: ([x], a, _n, [t], st) => sinusoidTable(st.past, t.shape.length === 1 ? x.length : rowsOf(x, rowWidth(t.shape)), a.dim),
+    interp: ([x, seq], a, _n, [t], st) => {
+      const rows = t.shape.length === 1 ? x.length : rowsOf(x, rowWidth(t.shape));
+      const out = new Float32Array(rows * a.dim);
+      for (let i = 0; i < rows; i++) out.set(sinusoidTable(st.past + i - sequenceOf(seq, i, rows)[0], 1, a.dim), i * a.dim);
+      return out;
+    },
   }),
   /** Rows of a table [V, D] picked by ids. */
   embedding: defineOp({

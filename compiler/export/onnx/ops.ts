@@ -98,6 +98,8 @@ function sequenceRows(n: Node, c: Ctx, start: number, end: number): string {
   return c.og.reshape(c.og.slice(c.bySequence(x, [-1, ...rest]), start, end, 1), [-1, ...rest]);
 }
 const unused = () => "";
+/** (exportOnnx writes entries without pack-sequences' operand: an ONNX entry takes a batch dimension instead) */
+const packed = (v: boolean) => (v ? "packed sequences are written as a batch dimension (exportOnnx unpacks the entry first)" : undefined);
 
 const writers: { readonly [K in OpKind]?: Writer<K> } = {
   input: {
@@ -108,7 +110,7 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
   // quant: MatMulNBits, or dequantized initializers
   param: { attrs: { name: true, shape: true, quant: true }, write: unused },
   positions: {
-    attrs: { padding_idx: true, offset: true },
+    attrs: { padding_idx: true, offset: true, sequences: packed },
     write: (n, c) => {
       const pad = n.attrs.padding_idx;
       if (pad === undefined) return n.attrs.offset ? c.og.op("Add", [c.positions(), c.og.int64([n.attrs.offset], [])]) : c.positions();
@@ -123,7 +125,7 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
     sequences: true,
   },
   sinusoidal_positions: {
-    attrs: { dim: true },
+    attrs: { dim: true, sequences: packed },
     write: (n, c) => {
       // angles p · 10000^(−2k/dim) of every column, in f32, then sin of the first ⌈dim/2⌉ and cos of the rest
       const { og } = c, dim = n.attrs.dim, sinCols = Math.ceil(dim / 2);
@@ -222,7 +224,7 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
       bias: (v) => (v ? "attention with a relative position bias (T5) is not supported" : undefined),
       window: () => "sliding-window attention is not supported",
       softcap: () => "soft-capped attention scores are not supported",
-      bias_bidirectional: true, bias_buckets: true, bias_max_distance: true,
+      bias_bidirectional: true, bias_buckets: true, bias_max_distance: true, sequences: packed,
     },
     write: (n, c) => {
       const { og } = c;
