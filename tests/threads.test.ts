@@ -29,7 +29,7 @@ async function load(p: Program, threads: number) {
 // 24 rows: enough work for every fixture matrix and prefill attention to be split (small calls run on one thread)
 const prompt = Array.from({ length: 24 }, (_, i) => (i * 17 + 3) % 60);
 
-/** Prefill, three cached decode steps, and the last-row entry: every output of every call. */
+/** Prefill, three cached decode steps, and the last-row entry (an encoder: a packed call of three sequences): every output of every call. */
 function trace(m: Model, kind: string): Float32Array[] {
   const out: Float32Array[] = [];
   m.reset();
@@ -42,6 +42,9 @@ function trace(m: Model, kind: string): Float32Array[] {
   const entry = m.manifest.entries[0].name;
   const first = m.run(entry, { ids: prompt });
   out.push(first[m.manifest.entries[0].outputs[0].name]);
+  // packed sequences (pack-sequences): attention by heads, each query within its own sequence
+  if (m.manifest.entries[0].inputs.some((i) => i.kind === "sequences"))
+    for (const r of m.runSequences(entry, [prompt.slice(0, 9), prompt.slice(9, 10), prompt.slice(10)].map((ids) => ({ ids })))) out.push(r.hidden);
   if (m.manifest.kind === "causal-lm") {
     for (const id of [4, 9, 2]) out.push(m.run(entry, { ids: [id] }).logits);
     m.reset();
@@ -51,7 +54,7 @@ function trace(m: Model, kind: string): Float32Array[] {
 }
 
 describe("threads", () => {
-  for (const name of ["gpt2", "llama", "bert", "t5"]) {
+  for (const name of ["gpt2", "llama", "bert", "t5", "distilbert"]) {
     it(`${name}: 2 and 3 threads give bit-identical outputs to 1`, async () => {
       const p = fixtureProgram(name, name === "t5" ? { context: 32 } : {});
       const one = trace(await load(p, 1), p.graphs.some((g) => g.name === "encode") ? "seq2seq" : "");
