@@ -28,6 +28,13 @@ export interface KernelGen {
   quadSum(u: number, v: number, into: number, add: Add): Expr;
   addF: Add;
   addI: Add;
+  /**
+   * i16 lane sums of 4 outputs' i16x8 vectors (each lane at most 7620 in magnitude, so sums of 4
+   * lanes fit i16): first pairs of outputs, (x0..x3 + x4..x7, y0..y3 + y4..y7) (punpckl/hqdq)...
+   */
+  pairSum16(x: number, y: number, into: number): Expr;
+  /** ...then two pairs into one i32x4 vector of the 4 outputs' sums (shufps twice, an add, pmaddwd). */
+  quadSum16(u: number, v: number, into: number): Expr[];
 }
 export type Add = (a: Expr, b: Expr) => Expr;
 
@@ -63,6 +70,11 @@ export function kernelGen(wm: WasmModule, plan: LinearPlan) {
     quadSum: (u, v, into, add) => combine(u, v, into, add, [[0, 1], [4, 5]], [[2, 3], [6, 7]]),
     addF: (a, b) => m.f32x4.add(a, b),
     addI: (a, b) => m.i32x4.add(a, b),
+    pairSum16: (x, y, into) => combine(x, y, into, (a, b) => m.i16x8.add(a, b), [[0, 1], [4, 5]], [[2, 3], [6, 7]]),
+    quadSum16: (u, v, into) => [
+      combine(u, v, into, (a, b) => m.i16x8.add(a, b), [[0, 2], [4, 6]], [[1, 3], [5, 7]]),
+      m.local.set(into, m.i32x4.extadd_pairwise_i16x8_s(get(into, v128))),
+    ],
   };
   return { g, locals };
 }

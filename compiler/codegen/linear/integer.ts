@@ -42,7 +42,8 @@ function integerBlock(g: KernelGen, scheme: WeightScheme, rowsT: number): Expr[]
   // relaxed SIMD, nibbles (0..15, within the 7 bits the 8-bit dot product needs): the 16
   // code bytes split into elements 0..15 (low nibbles) and 16..31 (high), each times the
   // x block's i8 codes by i16x8.relaxed_dot_i8x16_i7x16_s (pair sums ≤ 2·127·15, the two
-  // halves' sum ≤ 7620: no i16 overflow), widened to i32 once
+  // halves' sum ≤ 7620), the 4 outputs' lanes summed in i16 (4 lanes ≤ 30480: no overflow)
+  // and widened to i32 once
   const bytes8 = wm.relaxed && scheme !== "q8_0";
   const x8At = (K / Q8_BLOCK) * 8 + K * 2;
   const xCodes8 = (i: number, half: number) => m.v128.load(i * rowBytesQ + x8At + half * 16, 1, m.i32.add(get(r.PX), m.i32.shl(get(r.KB), g.c32(5))));
@@ -60,7 +61,7 @@ function integerBlock(g: KernelGen, scheme: WeightScheme, rowsT: number): Expr[]
     for (let i = 0; i < rowsT; i++) {
       const dot = (p: number) => m.i32x4.dot_i16x8_s(xv(i, p), get(r.WQ + p, v128));
       const sum = bytes8
-        ? m.i32x4.extadd_pairwise_i16x8_s(m.i16x8.add(wm.dotI8x16I7x16(xv(i, 0), get(r.WQ, v128)), wm.dotI8x16I7x16(xv(i, 1), get(r.WQ + 1, v128))))
+        ? m.i16x8.add(wm.dotI8x16I7x16(xv(i, 0), get(r.WQ, v128)), wm.dotI8x16I7x16(xv(i, 1), get(r.WQ + 1, v128)))
         : m.i32x4.add(m.i32x4.add(dot(0), dot(1)), m.i32x4.add(dot(2), dot(3)));
       out.push(m.local.set(dotAt(i, j), sum));
       // an ordering store into the thread's (here unused) dequantization buffer: it needs this
@@ -69,14 +70,15 @@ function integerBlock(g: KernelGen, scheme: WeightScheme, rowsT: number): Expr[]
       // much and have none.
       if (!bytes8) out.push(m.v128.store(16 * (4 * i + j), 16, get(r.DQ), get(dotAt(i, j), v128)));
       // fold outputs (0, 1) and (2, 3) as soon as both exist: fewer live registers
-      if (j % 2 === 1) out.push(g.pairSum(dotAt(i, j - 1), dotAt(i, j), dotAt(i, j >> 1), g.addI));
+      if (j % 2 === 1) out.push(bytes8 ? g.pairSum16(dotAt(i, j - 1), dotAt(i, j), dotAt(i, j >> 1)) : g.pairSum(dotAt(i, j - 1), dotAt(i, j), dotAt(i, j >> 1), g.addI));
     }
   }
   // the block's sum of x codes (quantize_rows_q8). q4_0: the nibbles were n = q + 8, so
   // Σq·x = Σn·x − 8·Σx. q4_1: Σ(n·d + min)·x = d·Σn·x + min·Σx
   const xSum = (i: number) => m.i32.load(i * rowBytesQ + xCodesAt + K * 2, 4, m.i32.add(get(r.PX), m.i32.shl(get(r.KB), g.c32(2))));
   for (let i = 0; i < rowsT; i++) {
-    out.push(g.quadSum(dotAt(i, 0), dotAt(i, 1), dotAt(i, 0), g.addI));
+    if (bytes8) out.push(...g.quadSum16(dotAt(i, 0), dotAt(i, 1), dotAt(i, 0)));
+    else out.push(g.quadSum(dotAt(i, 0), dotAt(i, 1), dotAt(i, 0), g.addI));
     if (scheme === "q4_0") out.push(m.local.set(dotAt(i, 0), m.i32x4.sub(get(dotAt(i, 0), v128), m.i32x4.splat(m.i32.shl(xSum(i), g.c32(3))))));
     const scale = m.f32x4.mul(get(r.VV, v128), m.f32x4.splat(get(r.XSF + i, f32)));
     out.push(m.local.set(r.ACC + i, wm.madd(m.f32x4.convert_i32x4_s(get(dotAt(i, 0), v128)), scale, get(r.ACC + i, v128))));
