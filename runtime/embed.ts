@@ -24,9 +24,9 @@ const POOLINGS: Pooling[] = ["mean", "cls", "last"];
 /**
  * One embedding per input (a text, a sequence of ids, or {ids, segments}). The inputs may differ in length: each
  * runs as its own sequence, so no padding enters the pooling and a batch gives exactly what
- * one-by-one calls give. An artifact compiled to take packed sequences runs as many inputs in
- * one call as its context holds (Model.runSequences): short sentences then share the matrix
- * kernels' rows. Yields to the event loop between calls.
+ * one-by-one calls give. Where the artifact has the entry's packed form (the pack-sequences
+ * pass), as many inputs run in one call as its context holds (Model.runSequences): short
+ * sentences then share the matrix kernels' rows. Yields to the event loop between calls.
  */
 export async function embed(model: Model, inputs: readonly (string | Ids | RunInputs)[], opts: EmbedOptions = {}): Promise<Float32Array[]> {
   const man = model.manifest;
@@ -39,20 +39,27 @@ export async function embed(model: Model, inputs: readonly (string | Ids | RunIn
   const entry = man.entries[0];
   const output = entry.outputs.find((o) => o.name === "hidden") ?? entry.outputs[0];
   const width = output.width;
-  const all = inputs.map((_, n) => runInputs("embed", inputs, n, tokenizer));
-  const packs = entry.inputs.some((i) => i.kind === "sequences");
   const out: Float32Array[] = [];
-  // a call's inputs: as many as the context holds where the entry takes packed sequences, else one
+  for await (const r of outputsOf(model, entry.name, inputs.map((_, n) => runInputs("embed", inputs, n, tokenizer)))) out.push(pool(r[output.name], width, pooling, normalize));
+  return out;
+}
+
+/**
+ * Each input's outputs of an encoder entry, in order: as many inputs a call as the context holds
+ * where the artifact has the entry's packed form (Model.runSequences), else one a call. Yields to
+ * the event loop between calls.
+ */
+async function* outputsOf(model: Model, entry: string, all: RunInputs[]): AsyncGenerator<Record<string, Float32Array>> {
+  const packs = model.manifest.entries.some((e) => e.name === `${entry}_packed`);
   for (let n = 0, rows = 0, first = 0; n < all.length; n++) {
     rows += all[n].ids.length;
     const next = all[n + 1]?.ids.length;
-    if (packs && next !== undefined && rows + next <= man.context) continue;
+    if (packs && next !== undefined && rows + next <= model.manifest.context) continue;
     model.reset();
-    for (const r of model.runSequences(entry.name, all.slice(first, n + 1))) out.push(pool(r[output.name], width, pooling, normalize));
+    yield* model.runSequences(entry, all.slice(first, n + 1));
     (rows = 0), (first = n + 1);
     if (n + 1 < all.length) await breath();
   }
-  return out;
 }
 
 /** A sequence's last hidden states [rows, width] pooled into one embedding. */
@@ -84,7 +91,7 @@ export interface Classification {
  * A sequence classifier's labels for each input (a text, ids, or {ids, segments}), most likely
  * first, as transformers' text-classification pipeline scores them: softmax over the labels,
  * sigmoid for multi-label classifiers and single-output ones, the raw value for regression.
- * `topK` keeps that many per input (default: all).
+ * `topK` keeps that many per input (default: all). Inputs are packed into calls as `embed` packs them.
  */
 export async function classify(model: Model, inputs: readonly (string | Ids | RunInputs)[], opts: { tokenizer?: TextTokenizer; topK?: number } = {}): Promise<Classification[][]> {
   const man = model.manifest;
@@ -95,12 +102,7 @@ export async function classify(model: Model, inputs: readonly (string | Ids | Ru
   if (!Number.isSafeInteger(topK) || topK < 1) throw new ArtifactError("WF510", `classify: topK should be a positive integer, got ${show(topK)}`);
   if (!Array.isArray(inputs) || inputs.length === 0) throw new ArtifactError("WF510", `classify: inputs should be a non-empty list of texts or id sequences, got ${show(inputs)}`);
   const out: Classification[][] = [];
-  for (let n = 0; n < inputs.length; n++) {
-    model.reset();
-    const logits = model.run(entry.name, runInputs("classify", inputs, n, tokenizer))[output.name];
-    out.push(labelScores(logits, man.classifier).slice(0, topK));
-    if (n + 1 < inputs.length) await breath();
-  }
+  for await (const r of outputsOf(model, entry.name, inputs.map((_, n) => runInputs("classify", inputs, n, tokenizer)))) out.push(labelScores(r[output.name], man.classifier).slice(0, topK));
   return out;
 }
 

@@ -346,12 +346,12 @@ export class Model {
   }
 
   /**
-   * Runs an uncached entry on several sequences (an encoder's sentences), each giving exactly what
-   * `run` gives for it alone: its outputs, one record a sequence. An entry compiled to take packed
-   * sequences (manifest input of kind "sequences", the pack-sequences pass) runs them side by side,
-   * as few calls as keep each within `maxRows` rows (default and most: the context), so its matrix
-   * kernels multiply the rows of many short sentences at once; any other entry runs them one by one.
-   * Every sequence's inputs are checked (as `run` does, WF510) before anything runs.
+   * Runs an uncached entry on several sequences (an encoder's sentences), each giving what `run`
+   * gives for it alone: its outputs, one record a sequence. Where the artifact has the entry's
+   * packed form (`<name>_packed`, compiled by the pack-sequences pass) the sequences run side by
+   * side, as few calls as keep each within `maxRows` rows (default and most: the context), so the
+   * matrix kernels multiply the rows of many short sentences at once; else one by one. Every
+   * sequence's inputs are checked (as `run` does, WF510) before anything runs.
    */
   runSequences(name: string, list: readonly RunInputs[], opts: { maxRows?: number } = {}): Record<string, Float32Array>[] {
     const e = this.entry(name);
@@ -360,25 +360,27 @@ export class Model {
     if (!Array.isArray(list)) throw bad(`sequences should be a list of { ids, segments?, padding? }, got ${show(list)}`);
     const { maxRows = this.manifest.context } = opts;
     if (!Number.isSafeInteger(maxRows) || maxRows < 1) throw bad(`maxRows should be a positive integer, got ${show(maxRows)}`);
-    const checked = list.map((inputs, n) => this.checkInputs(e, inputs, 0, `sequences[${n}]`));
-    const seqInput = e.inputs.find((i) => i.kind === "sequences");
-    if (!seqInput) return list.map((inputs) => this.run(name, inputs));
+    const p = this.manifest.entries.find((x) => x.name === `${name}_packed` && x.inputs.some((i) => i.kind === "sequences"));
+    const checked = list.map((inputs, n) => this.checkInputs(p ?? e, inputs, 0, `sequences[${n}]`, name));
+    if (!p) return list.map((inputs) => this.run(name, inputs));
     const out: Record<string, Float32Array>[] = [];
     for (let first = 0; first < checked.length; ) {
-      // the next pack: sequences while their rows fit
+      // the next call: sequences while their rows fit
       let last = first, rows = checked[first].rows;
       while (last + 1 < checked.length && rows + checked[last + 1].rows <= Math.min(maxRows, this.manifest.context)) rows += checked[++last].rows;
       for (let n = first, at = 0; n <= last; n++) {
-        const k = checked[n].rows;
-        this.writeInputs(checked[n].fed, at, k);
-        at += k;
+        this.writeInputs(checked[n].fed, at, checked[n].rows);
+        at += checked[n].rows;
       }
-      this.exports[e.name](rows, 0, this.stateRows);
+      this.exports[p.name](rows, 0, this.stateRows);
       for (let n = first, at = 0; n <= last; n++) {
         const k = checked[n].rows;
         const record: Record<string, Float32Array> = {};
-        // each output's rows of this sequence (a packable entry's outputs are one row per input row)
-        for (const o of e.outputs) record[o.name] = new Float32Array(this.memory.buffer, o.offset + at * o.width * 4, k * o.width).slice();
+        // each output's rows of this sequence; an output of fixed rows (a head's first row) the first of them
+        for (const o of p.outputs) {
+          const want = this.outputRows(e.outputs.find((x) => x.name === o.name)!, k);
+          record[o.name] = new Float32Array(this.memory.buffer, o.offset + at * o.width * 4, want * o.width).slice();
+        }
         out.push(record);
         at += k;
       }
@@ -396,16 +398,16 @@ export class Model {
    * One call's inputs checked against entry `e` (see run): its rows, and the source of each input
    * the caller feeds (absent: the default, zeros or ones).
    */
-  private checkInputs(e: ManifestEntry, inputs: RunInputs, past: number, what: string) {
+  private checkInputs(e: ManifestEntry, inputs: RunInputs, past: number, what: string, label = e.name) {
     // (runSequences names the sequence)
-    const bad = (msg: string) => new ArtifactError("WF510", `${e.name}: ${what === "inputs" ? "" : `${what}: `}${msg}`);
+    const bad = (msg: string) => new ArtifactError("WF510", `${label}: ${what === "inputs" ? "" : `${what}: `}${msg}`);
     if (typeof inputs !== "object" || inputs === null) throw bad(`inputs should be an object { ids, segments?, padding? }, got ${show(inputs)}`);
     const count = (v: unknown, what: string) => {
       const n = (v as { length?: unknown } | null)?.length;
       if (typeof v !== "object" || typeof n !== "number" || !Number.isSafeInteger(n)) throw bad(`${what} should be an array of numbers, got ${show(v)}`);
       return n;
     };
-    if (e.inputs.some((i) => i.kind === "image")) throw new ArtifactError("WF511", `${e.name}: takes an image: run it with runImage`);
+    if (e.inputs.some((i) => i.kind === "image")) throw new ArtifactError("WF511", `${label}: takes an image: run it with runImage`);
     const rows = count(inputs.ids, "ids");
     if (rows < 1) throw bad("needs at least one token");
     if (past + rows > this.manifest.context)

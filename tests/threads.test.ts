@@ -43,7 +43,7 @@ function trace(m: Model, kind: string): Float32Array[] {
   const first = m.run(entry, { ids: prompt });
   out.push(first[m.manifest.entries[0].outputs[0].name]);
   // packed sequences (pack-sequences): attention by heads, each query within its own sequence
-  if (m.manifest.entries[0].inputs.some((i) => i.kind === "sequences"))
+  if (m.manifest.entries.some((e) => e.name === `${entry}_packed`))
     for (const r of m.runSequences(entry, [prompt.slice(0, 9), prompt.slice(9, 10), prompt.slice(10)].map((ids) => ({ ids })))) out.push(r.hidden);
   if (m.manifest.kind === "causal-lm") {
     for (const id of [4, 9, 2]) out.push(m.run(entry, { ids: [id] }).logits);

@@ -9,6 +9,7 @@
 // row's running maximum and sum kept in scratch between blocks), 16 keys at a time: 4 groups of 4
 // scores side by side, one maximum and one rescale for the 16, a vector exp per group, then
 // o += Σ p_i·v_i over the head, 4 keys at a time, with o in the output row. Then 4 keys and 1.
+// Packed sequences (pack-sequences): each query row's keys are further limited to its sequence's.
 
 import { vexp } from "./vmath.js";
 import { type Expr, type WasmModule, createType, f32, i32, none, v128 } from "./wasm.js";

@@ -227,23 +227,25 @@ function paddedPositions(wm: WasmModule): string {
 }
 
 /**
- * Positions of packed sequences' rows: row i's is offset + i − first_i, first_i the first row of
- * its sequence (the i32 pairs at `sequences`). `sequence_positions(out, rows, sequences, offset)`
- * writes them as i32; with `bytes`, `sequence_rows(table, out, rows, sequences, offset, bytes)`
- * copies row (position) of a table of such rows instead. Generated loops.
+ * Packed sequences' rows (the i32 pairs at `sequences` give row i's sequence, first_i its first
+ * row), generated loops: `sequence_positions(out, rows, sequences, offset)` writes the positions
+ * offset + i − first_i as i32; `sequence_rows(table, out, rows, sequences, offset, bytes)` copies
+ * row offset + i − first_i of a table of rows of `bytes` (a position table's), and
+ * `first_rows(x, out, rows, sequences, 0, bytes)` row first_i of x.
  */
-function sequencePositions(wm: WasmModule, rowsOf?: "table"): string {
-  const name = rowsOf ? "sequence_rows" : "sequence_positions";
+function sequencePositions(wm: WasmModule, rowsOf?: "table" | "first"): string {
+  const name = rowsOf === "first" ? "first_rows" : rowsOf ? "sequence_rows" : "sequence_positions";
   return wm.ensure(name, () => {
     const m = wm.m;
     const [TABLE, OUT, ROWS, SEQ, OFFSET, BYTES] = rowsOf ? [0, 1, 2, 3, 4, 5] : [-1, 0, 1, 2, 3, -1];
     const I = rowsOf ? 6 : 4;
     const get = (l: number) => m.local.get(l, i32);
-    const position = () => m.i32.sub(m.i32.add(get(OFFSET), get(I)), m.i32.load(0, 4, m.i32.add(get(SEQ), m.i32.shl(get(I), m.i32.const(3)))));
+    const first = () => m.i32.load(0, 4, m.i32.add(get(SEQ), m.i32.shl(get(I), m.i32.const(3))));
+    const row = () => (rowsOf === "first" ? first() : m.i32.sub(m.i32.add(get(OFFSET), get(I)), first()));
     const body = wm.loop(name, I, m.i32.const(0), () => get(ROWS), 1, [
       rowsOf
-        ? m.memory.copy(m.i32.add(get(OUT), m.i32.mul(get(I), get(BYTES))), m.i32.add(get(TABLE), m.i32.mul(position(), get(BYTES))), get(BYTES))
-        : m.i32.store(0, 4, m.i32.add(get(OUT), m.i32.shl(get(I), m.i32.const(2))), position()),
+        ? m.memory.copy(m.i32.add(get(OUT), m.i32.mul(get(I), get(BYTES))), m.i32.add(get(TABLE), m.i32.mul(row(), get(BYTES))), get(BYTES))
+        : m.i32.store(0, 4, m.i32.add(get(OUT), m.i32.shl(get(I), m.i32.const(2))), row()),
     ]);
     m.addFunction(name, createType(Array<number>(rowsOf ? 6 : 4).fill(i32)), none, [i32], body);
   });
@@ -352,7 +354,11 @@ export const lowerings = {
   silu: elementwise("silu"),
   relu: elementwise("relu"),
   softmax: (c, n) => [c.wm.callLib("softmax", { x: c.ptr(n.args[0]), out: c.ptr(n.id), rows: c.rows(n.id), D: c.wm.c32(c.width(n.id)) })],
-  first_row: (c, n) => [c.wm.m.memory.copy(c.ptr(n.id), c.ptr(n.args[0]), c.wm.c32(c.width(n.id) * 4))],
+  first_row: (c, n) => {
+    const seq = operandOf(n, "sequences");
+    if (seq === undefined) return [c.wm.m.memory.copy(c.ptr(n.id), c.ptr(n.args[0]), c.wm.c32(c.width(n.id) * 4))];
+    return [c.wm.m.call(sequencePositions(c.wm, "first"), [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.ptr(seq), c.wm.c32(0), c.wm.c32(c.width(n.id) * 4)], none)];
+  },
   last_row: (c, n) => {
     const m = c.wm.m, w = c.width(n.id) * 4;
     return [m.memory.copy(c.ptr(n.id), m.i32.add(c.ptr(n.args[0]), m.i32.mul(m.i32.sub(c.rows(n.args[0]), c.wm.c32(1)), c.wm.c32(w))), c.wm.c32(w))];

@@ -38,7 +38,6 @@ import type { Graph, Node, Program, Shape } from "../../ir/types.js";
 import { DIM_B, DIM_P, DIM_S, DIM_T, FLOAT, INT64, IR_VERSION, MS_DOMAIN, NEG, OPSET, OnnxExportError, OnnxGraph, transposed } from "./onnx/graph.js";
 import { type Ctx, writerOf } from "./onnx/ops.js";
 import { Message } from "./protobuf.js";
-import { unpackGraph } from "../passes/pack-sequences.js";
 
 export { OnnxExportError } from "./onnx/graph.js";
 
@@ -82,10 +81,8 @@ export function onnxCacheLayout(program: Program, entry = "forward"): { kvHeads:
 /** Writes entry `opts.entry` (default "forward") of `program` as an ONNX model (opset 17). */
 export function exportOnnx(program: Program, opts: OnnxExportOptions = {}): Uint8Array {
   const entry = opts.entry ?? "forward";
-  const found = program.graphs.find((x) => x.name === entry);
-  if (!found) throw new OnnxExportError(`ONNX export: ${program.model} has no entry '${entry}' (entries: ${program.graphs.map((x) => x.name).join(", ")})`);
-  // (an encoder entry takes a batch dimension, not pack-sequences' packed sequences)
-  const g = unpackGraph(found);
+  const g = program.graphs.find((x) => x.name === entry);
+  if (!g) throw new OnnxExportError(`ONNX export: ${program.model} has no entry '${entry}' (entries: ${program.graphs.map((x) => x.name).join(", ")})`);
   const linearMode = opts.linear ?? "matmul";
   const live = liveNodes(g);
   const nodes = g.nodes.filter((_, i) => live[i]);

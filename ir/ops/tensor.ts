@@ -154,12 +154,22 @@ export const tensorOps = {
   }),
   /** The first row of x (a classifier reads the [CLS] position). */
   first_row: defineOp({
-    attrs: {},
-    arity: 1,
-    roles: ["activation"],
+    attrs: { sequences: optional(bool) },
+    arity: [1, 2],
+    roles: (a) => (a.sequences ? ["activation", "sequences"] : ["activation"]),
     traits: ["pure"],
-    infer: ([x]) => ({ dtype: x.dtype, shape: [1, ...x.shape.slice(1)] }),
-    interp: ([x], _a, _n, [t]) => x.slice(0, t.shape.length > 1 ? rowWidth(t.shape) : 1),
+    // (sequences, pack-sequences: every row gets its sequence's first row, [rows, ...])
+    infer: ([x, seq], a) => {
+      if (a.sequences) expectSequences(seq, x.shape[0], "first_row");
+      return { dtype: x.dtype, shape: [a.sequences ? x.shape[0] : 1, ...x.shape.slice(1)] };
+    },
+    interp: ([x, seq], a, _n, [t]) => {
+      const w = t.shape.length > 1 ? rowWidth(t.shape) : 1;
+      if (!a.sequences) return x.slice(0, w);
+      const out = x.slice();
+      for (let r = 0; r < x.length / w; r++) out.set(x.subarray(seq[2 * r] * w, seq[2 * r] * w + w), r * w);
+      return out;
+    },
   }),
   /** The last row of x (generation needs only the last position's logits). */
   last_row: defineOp({

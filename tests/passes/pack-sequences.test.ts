@@ -1,19 +1,24 @@
-// pack-sequences: an encoder call of several sequences side by side. The reference semantics
-// (a packed call is the sequences' calls concatenated) in the interpreter, the compiled kernels
-// against them, Model.runSequences and embed() against one-by-one calls, and which entries the
-// pass leaves alone.
+// pack-sequences: an encoder call of several sequences side by side (the entries' `_packed`
+// forms). The reference semantics (a packed call is the sequences' calls concatenated) in the
+// interpreter, the compiled kernels against them, Model.runSequences, embed() and classify()
+// against one-by-one calls, and which entries the pass leaves alone.
 
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { printProgram } from "../../ir/graph.js";
 import { interpret, newSession } from "../../ir/interp.js";
-import type { Program } from "../../ir/types.js";
+import { type Program, rowWidth } from "../../ir/types.js";
+import { compileModel } from "../../compiler/compile.js";
+import { exportOnnx } from "../../compiler/export/onnx.js";
 import { loadProgram } from "../../compiler/load.js";
 import { runPipeline } from "../../compiler/passes/manager.js";
 import { unpackable } from "../../compiler/passes/pack-sequences.js";
-import { embed } from "../../runtime/embed.js";
+import { classify, embed } from "../../runtime/embed.js";
 import { ArtifactError } from "../../runtime/errors.js";
 import type { RunInputs } from "../../runtime/model.js";
+import { loadArtifact } from "../../runtime/node.js";
 import { compileInMemory, families, fixtureDir, fixtureProgram, relError, root } from "../helpers.js";
 
 /** A fixture's program, with its head count changed where its own gives head sizes the generated attention kernel does not run. */
@@ -23,8 +28,12 @@ const program = (name: string, heads?: number): Program => {
 };
 
 // BERT: segments and learned positions; RoBERTa: positions from the padding id; DistilBERT: the
-// sinusoidal table; ALBERT: the shared layer (head sizes 4, 4, 12, 4)
-const packable: [string, number | undefined][] = [["bert", 13], ["roberta", 11], ["distilbert", undefined], ["albert", 11]];
+// sinusoidal table; ALBERT: the shared layer
+// (head sizes 4, 4, 12, 4); and their sequence classifiers, whose heads read the first token
+const packable: [string, number | undefined][] = [
+  ["bert", 13], ["roberta", 11], ["distilbert", undefined], ["albert", 11],
+  ["bert-cls", 13], ["roberta-cls", 11], ["distilbert-cls", undefined], ["albert-cls", 11],
+];
 
 /** Sequences of 5, 1, 9, 3 and 12 tokens, with segments (below `types`), one with padding and one starting with RoBERTa's padding id 1. */
 function sequences(limit: number, types = 2): RunInputs[] {
@@ -35,9 +44,9 @@ function sequences(limit: number, types = 2): RunInputs[] {
   }));
 }
 
-/** Inputs by name for the interpreter: each sequence's run, or (with `bounds`) all of them packed into one call. */
+/** Inputs by name for the interpreter: each sequence's run of the entry, or all of them packed into one call of its packed form. */
 function interpInputs(p: Program, list: RunInputs[], packed: boolean) {
-  const g = p.graphs[0];
+  const g = p.graphs.find((x) => x.name === (packed ? "forward_packed" : "forward"))!;
   const byKind = (kind: string) => g.nodes.find((n) => n.op === "input" && n.attrs.kind === kind)?.attrs.name as string | undefined;
   const feed = (l: RunInputs[]) => {
     const out: Record<string, Int32Array | Float32Array> = {};
@@ -61,7 +70,8 @@ function interpInputs(p: Program, list: RunInputs[], packed: boolean) {
 
 describe.each(packable)("%s: packed sequences", (name, heads) => {
   const p = program(name, heads);
-  const entry = p.graphs[0];
+  const entry = p.graphs.find((g) => g.name === "forward")!;
+  const packedEntry = p.graphs.find((g) => g.name === "forward_packed")!;
   // the rows of the tables the ids and the segments index
   const rowsOf = (kind: string) => {
     const inp = entry.nodes.find((n) => n.op === "input" && n.attrs.kind === kind);
@@ -69,41 +79,50 @@ describe.each(packable)("%s: packed sequences", (name, heads) => {
     return tables.length ? Math.min(...tables) : 2;
   };
   const list = sequences(rowsOf("tokens"), rowsOf("segments"));
-  const out = entry.outputs[0].name;
-  const width = (entry.nodes[entry.outputs[0].id].type.shape[1] as number) ?? 1;
+  // each output's width, and whether it has a row per input row (else a head's one row)
+  const outs = entry.outputs.map((o) => ({ name: o.name, width: rowWidth(entry.nodes[o.id].type.shape), perRow: entry.nodes[o.id].type.shape[0] === "S" }));
+  const starts = list.map((_, s) => list.slice(0, s).reduce((a, x) => a + x.ids.length, 0));
 
-  it("the pass gave the entry a sequences input, taken by its attention and position ops", () => {
+  it("the pass added forward_packed, whose sequences input its attention, position and first-row ops take", () => {
     expect(unpackable(entry)).toBeNull();
+    expect(entry.nodes.some((n) => n.attrs.sequences)).toBe(false);
     const text = printProgram(p);
+    expect(text).toContain("graph forward_packed {");
     expect(text).toContain('= input() {name="sequences", kind="sequences", dtype="i32", shape=[S,2]} : i32[S,2]');
-    const takers = entry.nodes.filter((n) => n.attrs.sequences === true).map((n) => n.op);
+    const takers = packedEntry.nodes.filter((n) => n.attrs.sequences === true).map((n) => n.op);
     expect(takers).toContain("attention");
     expect(takers.some((op) => op === "positions" || op === "sinusoidal_positions")).toBe(true);
+    if (outs.some((o) => !o.perRow)) expect(takers).toContain("first_row");
   });
 
-  it("interpreter: a packed call equals the sequences' calls concatenated", () => {
+  it("interpreter: a packed call equals the sequences' calls (a head's row: each sequence's first row)", () => {
     const [packedIn] = interpInputs(p, list, true);
-    const packed = interpret(p, entry.name, packedIn, newSession())[out];
-    const one = interpInputs(p, list, false).map((inp) => Array.from(interpret(p, entry.name, inp, newSession())[out]));
-    expect(relError(packed, one.flat())).toBeLessThan(1e-6);
+    const packed = interpret(p, packedEntry.name, packedIn, newSession());
+    const one = interpInputs(p, list, false).map((inp) => interpret(p, entry.name, inp, newSession()));
+    for (const o of outs)
+      list.forEach((x, s) => {
+        const rows = o.perRow ? x.ids.length : 1;
+        expect(relError(packed[o.name].subarray(starts[s] * o.width, (starts[s] + rows) * o.width), one[s][o.name])).toBeLessThan(1e-6);
+      });
   });
 
   it("compiled: runSequences equals run one by one, and the interpreter's packed call", async () => {
     const { model } = await compileInMemory(p);
     const [packedIn] = interpInputs(p, list, true);
-    const ref = interpret(p, entry.name, packedIn, newSession())[out];
-    const got = model.runSequences(entry.name, list);
-    let at = 0;
+    const ref = interpret(p, packedEntry.name, packedIn, newSession());
+    const got = model.runSequences("forward", list);
     list.forEach((x, s) => {
-      const alone = model.run(entry.name, x)[out];
-      expect(got[s][out].length).toBe(x.ids.length * width);
-      expect(relError(got[s][out], alone)).toBeLessThan(1e-6);
-      expect(relError(got[s][out], ref.subarray(at, at + alone.length))).toBeLessThan(1e-5);
-      at += alone.length;
+      const alone = model.run("forward", x);
+      for (const o of outs) {
+        const rows = o.perRow ? x.ids.length : 1;
+        expect(got[s][o.name].length).toBe(rows * o.width);
+        expect(relError(got[s][o.name], alone[o.name])).toBeLessThan(1e-6);
+        expect(relError(got[s][o.name], ref[o.name].subarray(starts[s] * o.width, (starts[s] + rows) * o.width))).toBeLessThan(1e-5);
+      }
     });
     // at most 10 rows a call: [5, 1], [9], [3], [12] (a longer sequence runs alone)
-    const split = model.runSequences(entry.name, list, { maxRows: 10 });
-    split.forEach((r, s) => expect(relError(r[out], got[s][out])).toBeLessThan(1e-6));
+    const split = model.runSequences("forward", list, { maxRows: 10 });
+    split.forEach((r, s) => outs.forEach((o) => expect(relError(r[o.name], got[s][o.name])).toBeLessThan(1e-6)));
   });
 });
 
@@ -115,18 +134,37 @@ describe("runSequences and embed", () => {
     for (let i = 0; i < list.length; i++) expect(relError(batch[i], (await embed(model, [list[i]], { normalize: true }))[0])).toBeLessThan(1e-6);
   });
 
-  it("an entry without the input (head size 13) runs the sequences one by one", async () => {
+  it("classify() packs a batch and gives one-by-one calls' labels and scores (DistilBERT classifier)", async () => {
+    const out = mkdtempSync(join(tmpdir(), "wf-packed-cls-"));
+    compileModel(join(root, "examples", "distilbert.wf"), fixtureDir("distilbert-cls"), out, { force: true });
+    const model = await loadArtifact(out);
+    expect(model.manifest.entries.map((e) => e.name)).toEqual(["forward", "forward_packed"]);
+    const list = sequences(50).map((x) => ({ ids: x.ids }));
+    const batch = await classify(model, list);
+    for (let i = 0; i < list.length; i++) {
+      const [alone] = await classify(model, [list[i]]);
+      expect(batch[i].map((c) => c.label)).toEqual(alone.map((c) => c.label));
+      expect(relError(batch[i].map((c) => c.score), alone.map((c) => c.score))).toBeLessThan(1e-6);
+    }
+  });
+
+  it("an entry without a packed form (head size 13) runs the sequences one by one", async () => {
     const p = fixtureProgram("bert");
     expect(unpackable(p.graphs[0])).toMatch(/attention %\d+ is not one the generated kernel runs/);
     const { model, art } = await compileInMemory(p);
-    expect(art.manifest.entries[0].inputs.map((i) => i.kind)).not.toContain("sequences");
+    expect(art.manifest.entries.map((e) => e.name)).toEqual(["forward"]);
     const list = sequences(50);
     model.runSequences("forward", list).forEach((r, s) => expect(relError(r.hidden, model.run("forward", list[s]).hidden)).toBeLessThan(1e-7));
   });
 
-  it("leaves causal LMs, task heads of one row and entries fed another entry's state unpacked", () => {
+  it("the ONNX export writes the entry (a batch dimension), and refuses its packed form in one line", () => {
+    const p = program("distilbert");
+    expect(exportOnnx(p).byteLength).toBeGreaterThan(0);
+    expect(() => exportOnnx(p, { entry: "forward_packed" })).toThrow(/packed sequences are not exported: export the entry without the _packed suffix/);
+  });
+
+  it("leaves causal LMs and entries fed another entry's state unpacked", () => {
     for (const g of fixtureProgram("gpt2").graphs) expect(unpackable(g)).toBe("it has a KV cache");
-    expect(unpackable(program("bert-cls", 13).graphs[0])).toMatch(/(pooled|first_row|logits|mixes rows|not one row per input row)/);
     expect(unpackable(program("bart", 3).graphs.find((g) => g.name === "decode")!)).toBe("its input hidden is of kind state");
     // BART's encoder packs (its decoder runs on the encoder output as state)
     expect(unpackable(program("bart", 3).graphs.find((g) => g.name === "encode")!)).toBeNull();

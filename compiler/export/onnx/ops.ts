@@ -98,12 +98,15 @@ function sequenceRows(n: Node, c: Ctx, start: number, end: number): string {
   return c.og.reshape(c.og.slice(c.bySequence(x, [-1, ...rest]), start, end, 1), [-1, ...rest]);
 }
 const unused = () => "";
-/** (exportOnnx writes entries without pack-sequences' operand: an ONNX entry takes a batch dimension instead) */
-const packed = (v: boolean) => (v ? "packed sequences are written as a batch dimension (exportOnnx unpacks the entry first)" : undefined);
+/** An `<entry>_packed` entry (pack-sequences) is the wasm runtime's form of `<entry>`, whose ONNX export takes a batch dimension instead. */
+const packed = (v: boolean) => (v ? "packed sequences are not exported: export the entry without the _packed suffix (its ONNX inputs take a batch dimension)" : undefined);
 
 const writers: { readonly [K in OpKind]?: Writer<K> } = {
   input: {
-    attrs: { name: true, dtype: true, shape: true, kind: (v) => (v === "state" ? "state inputs (such as an encoder output fed to a decoder) are not supported" : undefined) },
+    attrs: {
+      name: true, dtype: true, shape: true,
+      kind: (v) => (v === "state" ? "state inputs (such as an encoder output fed to a decoder) are not supported" : v === "sequences" ? packed(true) : undefined),
+    },
     write: unused,
     sequences: true,
   },
@@ -159,7 +162,7 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
       return c.og.op("Mul", [activationWriters[n.attrs.act](c.og, project(c, xin, wg)), project(c, xin, wu)]);
     },
   },
-  first_row: { attrs: {}, write: (n, c) => sequenceRows(n, c, 0, 1), sequences: true },
+  first_row: { attrs: { sequences: packed }, write: (n, c) => sequenceRows(n, c, 0, 1), sequences: true },
   last_row: { attrs: {}, write: (n, c) => sequenceRows(n, c, -1, Number.MAX_SAFE_INTEGER), sequences: true },
   matmul: { attrs: {}, write: (n, c) => c.og.op("MatMul", [c.value(n.args[0]), c.value(n.args[1])]) },
   // x[1, C, H, W] cropped to whole patches, [C, rows, p, cols, p] → [rows, cols, C, p, p] → [rows·cols, C·p²]
