@@ -51,9 +51,14 @@ export async function embed(model: Model, inputs: readonly (string | Ids | RunIn
  */
 async function* outputsOf(model: Model, entry: string, all: RunInputs[]): AsyncGenerator<Record<string, Float32Array>> {
   const packs = model.manifest.entries.some((e) => e.name === `${entry}_packed`);
+  // (runSequences checks the inputs: a malformed one counts 0 rows here)
+  const length = (n: number) => {
+    const k = (all[n]?.ids as { length?: unknown } | null | undefined)?.length;
+    return typeof k === "number" ? k : 0;
+  };
   for (let n = 0, rows = 0, first = 0; n < all.length; n++) {
-    rows += all[n].ids.length;
-    const next = all[n + 1]?.ids.length;
+    rows += length(n);
+    const next = n + 1 < all.length ? length(n + 1) : undefined;
     if (packs && next !== undefined && rows + next <= model.manifest.context) continue;
     model.reset();
     yield* model.runSequences(entry, all.slice(first, n + 1));

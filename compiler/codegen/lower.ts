@@ -233,7 +233,7 @@ function paddedPositions(wm: WasmModule): string {
  * row offset + i − first_i of a table of rows of `bytes` (a position table's), and
  * `first_rows(x, out, rows, sequences, 0, bytes)` row first_i of x.
  */
-function sequencePositions(wm: WasmModule, rowsOf?: "table" | "first"): string {
+function sequenceRows(wm: WasmModule, rowsOf?: "table" | "first"): string {
   const name = rowsOf === "first" ? "first_rows" : rowsOf ? "sequence_rows" : "sequence_positions";
   return wm.ensure(name, () => {
     const m = wm.m;
@@ -282,7 +282,7 @@ export const lowerings = {
     const pad = n.attrs.padding_idx, seq = operandOf(n, "sequences");
     const past = n.attrs.offset ? c.wm.m.i32.add(c.past(), c.wm.c32(n.attrs.offset)) : c.past();
     if (pad !== undefined) return [c.wm.m.call(paddedPositions(c.wm), [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.past(), c.wm.c32(pad), c.wm.c32(seq === undefined ? 0 : c.address(seq))], none)];
-    if (seq !== undefined) return [c.wm.m.call(sequencePositions(c.wm), [c.ptr(n.id), c.rows(n.id), c.ptr(seq), past], none)];
+    if (seq !== undefined) return [c.wm.m.call(sequenceRows(c.wm), [c.ptr(n.id), c.rows(n.id), c.ptr(seq), past], none)];
     return [c.wm.callLib("positions", { out: c.ptr(n.id), rows: c.rows(n.id), past })];
   },
   // rows past.. of the table of every position, computed at compile time (packed sequences: each
@@ -290,7 +290,7 @@ export const lowerings = {
   sinusoidal_positions: (c, n) => {
     const m = c.wm.m, bytes = n.attrs.dim * 4, table = c.wm.c32(c.constant(sinusoidKey(n.attrs.dim, c.context)));
     const seq = operandOf(n, "sequences");
-    if (seq !== undefined) return [m.call(sequencePositions(c.wm, "table"), [table, c.ptr(n.id), c.rows(n.id), c.ptr(seq), c.past(), c.wm.c32(bytes)], none)];
+    if (seq !== undefined) return [m.call(sequenceRows(c.wm, "table"), [table, c.ptr(n.id), c.rows(n.id), c.ptr(seq), c.past(), c.wm.c32(bytes)], none)];
     const from = m.i32.add(table, m.i32.mul(c.past(), c.wm.c32(bytes)));
     return [m.memory.copy(c.ptr(n.id), from, m.i32.mul(c.rows(n.id), c.wm.c32(bytes)))];
   },
@@ -357,7 +357,7 @@ export const lowerings = {
   first_row: (c, n) => {
     const seq = operandOf(n, "sequences");
     if (seq === undefined) return [c.wm.m.memory.copy(c.ptr(n.id), c.ptr(n.args[0]), c.wm.c32(c.width(n.id) * 4))];
-    return [c.wm.m.call(sequencePositions(c.wm, "first"), [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.ptr(seq), c.wm.c32(0), c.wm.c32(c.width(n.id) * 4)], none)];
+    return [c.wm.m.call(sequenceRows(c.wm, "first"), [c.ptr(n.args[0]), c.ptr(n.id), c.rows(n.id), c.ptr(seq), c.wm.c32(0), c.wm.c32(c.width(n.id) * 4)], none)];
   },
   last_row: (c, n) => {
     const m = c.wm.m, w = c.width(n.id) * 4;

@@ -13,14 +13,14 @@
 
 import { GraphBuilder, compact } from "../../ir/graph.js";
 import { hasTrait, isOp } from "../../ir/ops.js";
-import type { Graph, Node, Program } from "../../ir/types.js";
+import type { Graph, Program } from "../../ir/types.js";
 import { rowWidth } from "../../ir/types.js";
 import { generatedAttentionFits } from "../codegen/attention.js";
 
 const SEQUENCE_OPS = new Set(["positions", "sinusoidal_positions", "attention", "first_row"]);
 
-/** The packed form of entry `name`. */
-export const packedName = (name: string) => `${name}_packed`;
+/** The packed form of entry `name` (Model.runSequences looks for it by this name). */
+const packedName = (name: string) => `${name}_packed`;
 
 /** Why `g` cannot run packed sequences, or null when it can. */
 export function unpackable(g: Graph): string | null {
@@ -65,9 +65,6 @@ function packGraph(g: Graph): Graph {
   for (const o of g.outputs) b.output(o.name, map.get(o.id)!);
   return compact(b.build());
 }
-
-/** Whether an entry takes packed sequences. */
-export const takesSequences = (g: Graph) => g.nodes.some((n: Node) => isOp(n, "input") && n.attrs.kind === "sequences");
 
 export function packSequences(p: Program): Program {
   const names = new Set(p.graphs.map((g) => g.name));

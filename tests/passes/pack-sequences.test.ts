@@ -184,5 +184,8 @@ describe("runSequences and embed", () => {
     expect(err(() => gpt2.runSequences("forward", [{ ids: [1] }])).code).toBe("WF511");
     expect(err(() => model.runSequences("forward", [{ ids: [1] }], { maxRows: 0 })).message).toBe("forward: maxRows should be a positive integer, got 0");
     expect(err(() => model.runSequences("forward", [{ ids: [1, 2] }, { ids: [1, 1e9] }])).message).toMatch(/^forward: sequences\[1\]: ids\[1\] = 1000000000 is outside \[0, \d+\)$/);
+    // embed() checks through it: a malformed input is named, nothing else thrown
+    const e = (await embed(model, [[1, 2], null as never]).catch((x: unknown) => x)) as ArtifactError;
+    expect([e.code, e.message]).toEqual(["WF510", "forward: sequences[1]: ids should be an array of numbers, got null"]);
   });
 });
