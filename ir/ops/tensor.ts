@@ -166,8 +166,11 @@ export const tensorOps = {
     interp: ([x, seq], a, _n, [t]) => {
       const w = t.shape.length > 1 ? rowWidth(t.shape) : 1;
       if (!a.sequences) return x.slice(0, w);
-      const out = x.slice();
-      for (let r = 0; r < x.length / w; r++) out.set(x.subarray(seq[2 * r] * w, seq[2 * r] * w + w), r * w);
+      const out = x.slice(), rows = x.length / w;
+      for (let r = 0; r < rows; r++) {
+        const first = sequenceOf(seq, r, rows)[0];
+        out.set(x.subarray(first * w, first * w + w), r * w);
+      }
       return out;
     },
   }),
