@@ -7,7 +7,7 @@
 // One thread. Not a test: `npm run build && node bench/lora.js [--rank 16] [--repetitions 15]`.
 
 import { generateArtifact, memoryWeights, programFromSource, runPipeline, selectPasses, withQuantization } from "../dist/compiler/index.js";
-import { loraLayout, quantizeWithSlots, withLoraSlots } from "../dist/compiler/lora.js";
+import { loraLayout, withLoraSlots } from "../dist/compiler/lora.js";
 import { LoraSlots } from "../runtime/dist/lora.js";
 import { Model } from "../runtime/dist/model.js";
 import { benchSubjects, median, modelSubject, speedups } from "../runtime/dist/bench.js";
@@ -30,8 +30,7 @@ const tensors = spec.weights(cfg, 7);
 /** The int4 artifact, with rank-RANK slots on every projection when `slots`. */
 function build(slots) {
   let p = programFromSource(spec.wf, source, cfg, memoryWeights(tensors, spec.name), { context: 512 });
-  const q = slots ? quantizeWithSlots({ scheme: "int4" }) : "int4";
-  p = runPipeline(p, {}, withLoraSlots(withQuantization(selectPasses([]), q), slots ? { rank: RANK } : undefined));
+  p = runPipeline(p, {}, withLoraSlots(withQuantization(selectPasses([]), "int4"), slots ? { rank: RANK } : undefined));
   const art = generateArtifact(p);
   const manifest = slots ? { ...art.manifest, lora: loraLayout(p, art, RANK) } : art.manifest;
   return () => Model.load({ manifest, wasm: art.wasm, weights: art.weights });
@@ -86,4 +85,4 @@ console.log(`|---|---|---|`);
 console.log(`| ${spec.name} int4, no slots | ${stepMs(base).toFixed(2)} | |`);
 console.log(`| same, rank-${RANK} slots on ${slots.modules.length} projections, none applied | ${stepMs(none).toFixed(2)} | ${cost(none)} |`);
 console.log(`| same, rank-${RANK} adapter applied | ${stepMs(applied).toFixed(2)} | ${cost(applied)} |`);
-console.log(`adapter switch: ${sw.toFixed(3)} ms (median of 40)`);
+console.log(`adapter switch: ${(1000 * sw).toFixed(1)} µs (median of 40; max ${(1000 * Math.max(...switches)).toFixed(1)} µs)`);

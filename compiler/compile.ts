@@ -9,7 +9,7 @@ import { MAX_SHARD_BYTES, type Manifest, type WeightShard } from "@wasmformer/ru
 import { generate } from "./codegen/emit.js";
 import { forcedTokens, readChatTemplate, readGenerationConfig, readImageProcessor } from "./checkpoint-files.js";
 import { type ConfigOverride, loadProgram, openWeights, readHfConfig, withConfig } from "./load.js";
-import { loraLayout, mergeAdapters, quantizeWithSlots, withLoraSlots } from "./lora.js";
+import { loraLayout, mergeAdapters, withLoraSlots } from "./lora.js";
 import type { LoraSlotOptions } from "./passes/lora-slots.js";
 import { readAdapter } from "@wasmformer/runtime/lora-node";
 import { LoraError } from "@wasmformer/runtime/lora";
@@ -199,7 +199,7 @@ export function compileModel(modelPath: string, weightsPath: string, outDir: str
       ...(adapters.length ? { mapWeights: (w) => mergeAdapters(w, adapters) } : {}),
     }),
     { printAfter: opts.printAfter },
-    withLoraSlots(withQuantization(selectPasses(opts.disablePasses ?? []), opts.loraSlots ? quantizeWithSlots(quantize) : quantize), opts.loraSlots),
+    withLoraSlots(withQuantization(selectPasses(opts.disablePasses ?? []), quantize), opts.loraSlots),
   );
   progress?.done();
   // an image input's preprocessing (preprocessor_config.json, for runtimes given decoded images), checked before code is generated

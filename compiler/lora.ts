@@ -11,7 +11,6 @@ import { GROUP, linearPanels, packLinearWeight } from "./codegen/linear/layout.j
 import { InputError } from "./diagnostics.js";
 import { type LoraSlotOptions, SLOT_PREFIX, loraSlots } from "./passes/lora-slots.js";
 import type { Pass } from "./passes/manager.js";
-import type { QuantizeOptions } from "./passes/quantize-weights.js";
 import type { WeightSource } from "./weights/source.js";
 
 /**
@@ -73,53 +72,44 @@ export function withLoraSlots(pipeline: readonly Pass[], slots: LoraSlotOptions 
   return [...kept.slice(0, at), { name: "lora-slots", run: (p: Program) => loraSlots(p, slots) }, ...kept.slice(at)];
 }
 
-/** Quantization options that leave the slot matrices f32 (QLoRA: the side path beside quantized kernels). */
-export function quantizeWithSlots(q: QuantizeOptions | undefined): QuantizeOptions | undefined {
-  return q && { ...q, overrides: [{ pattern: `${SLOT_PREFIX}*`, scheme: "f32" }, ...(q.overrides ?? [])] };
-}
-
 /**
- * Where the compiled artifact keeps each slot matrix, for the manifest: its address, shape and
- * packed layout, and which module's rows it holds (fuse-qkv stacks sibling A matrices as
- * `cat(a, b, c)`). A slot matrix must be read by linear kernels only (packed, no second copy).
+ * Where the compiled artifact keeps each slot matrix, for the manifest: its address, pointer
+ * cell, shape and packed layout, and which module's rows it holds (fuse-qkv stacks sibling A
+ * matrices as `cat(a, b, c)`). A slot matrix must be read by linear kernels only (packed, no
+ * second copy), and stacked with slot matrices only (a cell moves the whole parameter).
  */
 export function loraLayout(p: Program, art: CompiledArtifact, rank: number): LoraLayout {
   const params: LoraLayout["params"] = [];
-  const seen = new Set<string>();
   const where = new Map<string, { g: Graph; id: number }>();
   for (const g of p.graphs)
     for (const u of g.nodes) {
-      if (isOp(u, "param") && u.attrs.name.includes(SLOT_PREFIX) && !where.has(u.attrs.name)) where.set(u.attrs.name, { g, id: u.id });
+      if (isOp(u, "param") && u.attrs.swappable && !where.has(u.attrs.name)) where.set(u.attrs.name, { g, id: u.id });
       u.args.forEach((a, i) => {
         const src = g.nodes[a];
-        if (isOp(src, "param") && src.attrs.name.includes(SLOT_PREFIX) && !(isOp(u, "linear") && roles(u)[i] === "weight"))
+        if (isOp(src, "param") && src.attrs.swappable && !(isOp(u, "linear") && roles(u)[i] === "weight"))
           throw new Error(`internal: LoRA slot ${src.attrs.name} is read by ${u.op} as ${roles(u)[i]}`);
       });
     }
+  const slotRe = new RegExp(`^${SLOT_PREFIX.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(.+)\\.(A|B)$`);
   for (const [name, { g, id }] of where) {
-    if (seen.has(name)) continue;
-    seen.add(name);
     const param = p.params.get(name)!;
     if (param.quant) throw new Error(`internal: LoRA slot ${name} was quantized`);
     const [rows, cols] = param.shape;
-    // fuse-qkv may stack slot matrices with each other and with base matrices reading the same x:
-    // the parts list the slot rows only, base rows are counted and left alone
     const members = name.startsWith("cat(") && name.endsWith(")") ? name.slice(4, -1).split(", ") : [name];
-    const slotRe = new RegExp(`^${SLOT_PREFIX.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(.+)\\.(A|B)$`);
     let row = 0;
     const parts: LoraLayout["params"][number]["parts"] = [];
     for (const member of members) {
       const m = slotRe.exec(member);
-      const size = m ? (m[2] === "A" ? rank : rows) : p.params.get(member)?.shape[0];
-      if (size === undefined) throw new Error(`internal: LoRA slot parameter ${name} stacks an unknown parameter ${member}`);
-      if (m) parts.push({ module: m[1], role: m[2] as "A" | "B", row, rows: size });
+      if (!m) throw new Error(`internal: LoRA slot parameter ${name} stacks ${member}, not a slot matrix`);
+      const size = m[2] === "A" ? rank : rows;
+      parts.push({ module: m[1], role: m[2] as "A" | "B", row, rows: size });
       row += size;
     }
     if (row !== rows) throw new Error(`internal: LoRA slot parameter ${name} has ${rows} rows, its parts ${row}`);
-    const at = art.buffers.get(g.name)?.get(id);
-    if (at === undefined) throw new Error(`internal: no address for LoRA slot ${name}`);
+    const at = art.buffers.get(g.name)?.get(id), cell = art.cells.get(name);
+    if (at === undefined || cell === undefined) throw new Error(`internal: no address or cell for LoRA slot ${name}`);
     const panels = linearPanels(rows, cols).map((q): [number, number, number] => [q.k0, q.size, q.at]);
-    params.push({ name, at, rows, cols, floats: packLinearWeight(new Float32Array(rows * cols), rows, cols).length, panels, parts });
+    params.push({ name, at, cell, rows, cols, floats: packLinearWeight(new Float32Array(rows * cols), rows, cols).length, panels, parts });
   }
   if (params.length === 0) throw new InputError("--lora-slots matched no linear of the model (give module names such as q_proj,v_proj or c_attn)", undefined, { code: "WF601" });
   return { rank, group: GROUP, params };

@@ -1,7 +1,8 @@
 // LoRA adapters as PEFT saves them (adapter_config.json + adapter_model.safetensors), and their
 // run-time use: an artifact compiled with LoRA slots (compile --lora-slots) holds, beside each
-// targeted linear, a side path y += (x·Aᵀ)·(s·B)ᵀ whose A and B live in weights memory that
-// this module writes. Switching adapters rewrites those matrices only; the base weights stay.
+// targeted linear, a side path y += (x·Aᵀ)·(s·B)ᵀ whose kernels read the address of A and B from
+// pointer cells. Each loaded adapter's matrices get memory of their own; switching adapters
+// writes the cells (a few dozen i32s), never the matrices or the base weights.
 // The compiler reads adapters through the same parser to merge them at compile time.
 
 import { ArtifactError, show } from "./errors.js";
@@ -198,10 +199,12 @@ function checkLayout(m: Manifest): LoraLayout {
   const fail = (what: string) => new ArtifactError("WF503", `manifest.json: lora ${what}`);
   if (!l) throw new ArtifactError("WF511", "this artifact has no LoRA slots: compile it with --lora-slots RANK to apply adapters at run time");
   if (!Number.isSafeInteger(l.rank) || l.rank < 1 || !Array.isArray(l.params) || !Number.isSafeInteger(l.group) || l.group < 1) throw fail("should hold a rank, a group and params");
-  const end = m.memory.weights_offset + m.memory.weights_bytes;
+  const weightsEnd = m.memory.weights_offset + m.memory.weights_bytes, memoryEnd = m.memory.pages * 65536;
   for (const p of l.params) {
-    if (![p.at, p.rows, p.cols, p.floats].every((v) => Number.isSafeInteger(v) && v >= 0) || p.at % 4 || p.at < m.memory.weights_offset || p.at + 4 * p.floats > end)
+    if (![p.at, p.rows, p.cols, p.floats].every((v) => Number.isSafeInteger(v) && v >= 0) || p.at % 4 || p.at < m.memory.weights_offset || p.at + 4 * p.floats > weightsEnd)
       throw fail(`parameter ${show(p.name)} lies outside the weights`);
+    if (!Number.isSafeInteger(p.cell) || p.cell % 4 || p.cell < weightsEnd || p.cell + 4 > memoryEnd)
+      throw fail(`parameter ${show(p.name)}: its pointer cell ${show(p.cell)} is not an i32 past the weights (an artifact compiled before cells: recompile it)`);
     for (const part of p.parts) {
       const fits = Number.isSafeInteger(part.row) && part.row >= 0 && part.row + part.rows <= p.rows && (part.role === "A" ? part.rows === l.rank : p.cols === l.rank);
       if (!fits || (part.role !== "A" && part.role !== "B")) throw fail(`part ${show(part.module)} does not fit ${show(p.name)}`);
@@ -212,55 +215,39 @@ function checkLayout(m: Manifest): LoraLayout {
   return l;
 }
 
-/**
- * The float ranges [start, end) of a packed [N, K] matrix that hold rows [r0, r1): a whole group
- * of rows is one contiguous block per panel, a row sharing its group with others a 4-float chunk
- * per 4 k's (and its K % 4 tail). Adjacent ranges are merged.
- */
-export function packedRanges(r0: number, r1: number, K: number, panels: readonly (readonly [number, number, number])[], group: number): [number, number][] {
-  const out: [number, number][] = [];
-  const push = (a: number, b: number) => {
-    const last = out.at(-1);
-    if (last && last[1] === a) last[1] = b;
-    else out.push([a, b]);
-  };
-  const K4 = K - (K % 4), Kt = K % 4;
-  for (const [k0, size, from] of panels) {
-    for (let n = r0; n < r1; ) {
-      const g = Math.floor(n / group), base = from + group * g * size;
-      if (n % group === 0 && n + group <= r1) {
-        push(base, base + group * size);
-        n += group;
-        continue;
-      }
-      const j = n % group, end = Math.min(k0 + size, K4);
-      for (let k = k0, at = base + j * 4; k < end; k += 4, at += 4 * group) push(at, at + 4);
-      if (Kt) push(base + 4 * K4 + j * Kt, base + 4 * K4 + (j + 1) * Kt);
-      n++;
-    }
-  }
-  return out.sort((a, b) => a[0] - b[0]);
+/** Bytes of one adapter's matrices in memory: every slot parameter's packed floats, 64-byte aligned. */
+export function loraRegionBytes(l: LoraLayout): number {
+  return regionOffsets(l).bytes;
 }
 
-/** One adapter prepared for an artifact: each slot parameter's packed image (base rows left zero). */
-interface Prepared {
-  images: Float32Array[];
+function regionOffsets(l: LoraLayout): { offsets: number[]; bytes: number } {
+  let at = 0;
+  const offsets = l.params.map((p) => {
+    const o = at;
+    at += Math.ceil((4 * p.floats) / 64) * 64;
+    return o;
+  });
+  return { offsets, bytes: at };
 }
 
 /**
- * The adapters loaded for one model: `load` checks an adapter against the artifact's slots and
- * prepares the memory images of its matrices; `use` writes one (or zeros: none) into the slots'
- * rows. Switching copies only those rows, never the base weights (fusion may have stacked a slot
- * matrix with a base one).
+ * The adapters loaded for one model: `load` checks an adapter against the artifact's slots,
+ * packs its matrices for the kernels and writes them into memory of their own (the memory grows
+ * by one region per adapter, up to the room Model.load made: its `adapters` option); `use` points
+ * the slots' cells at one adapter's region, or back at the artifact's zeros (none). A switch
+ * writes one i32 per slot parameter.
  */
 export class LoraSlots {
   private readonly layout: LoraLayout;
-  private readonly prepared = new Map<string, Prepared>();
+  /** Each loaded adapter's region (byte address). */
+  private readonly regions = new Map<string, number>();
+  /** Regions of unloaded adapters, reused before the memory grows. */
+  private readonly free: number[] = [];
+  private readonly offsets: number[];
+  private readonly regionBytes: number;
   private current: string | null = null;
   /** Every module with a slot, and where its A and B rows are. */
   private readonly slots = new Map<string, { A?: [number, number]; B?: [number, number] }>();
-  /** Per slot parameter, the packed ranges of its slot rows. */
-  private readonly ranges: [number, number][][];
 
   constructor(private readonly model: { manifest: Manifest; memory: WebAssembly.Memory }) {
     this.layout = checkLayout(model.manifest);
@@ -272,10 +259,7 @@ export class LoraSlots {
       }
     });
     for (const [module, s] of this.slots) if (!s.A || !s.B) throw new ArtifactError("WF503", `manifest.json: lora slot ${show(module)} needs an A and a B part`);
-    this.ranges = this.layout.params.map((p) => {
-      const all = p.parts.flatMap((q) => packedRanges(q.row, q.row + q.rows, p.cols, p.panels, this.layout.group));
-      return all.sort((a, b) => a[0] - b[0]);
-    });
+    ({ offsets: this.offsets, bytes: this.regionBytes } = regionOffsets(this.layout));
   }
 
   /** The rank of every slot: adapters of this rank or less fit. */
@@ -295,12 +279,13 @@ export class LoraSlots {
 
   /** The names of the adapters loaded. */
   get names(): string[] {
-    return [...this.prepared.keys()];
+    return [...this.regions.keys()];
   }
 
   /**
    * Checks `adapter` against the slots (each module has one, rank at most the slots', in/out of
-   * the base linear) and keeps its images under `name`; a failure leaves everything as it was.
+   * the base linear) and writes its matrices into memory under `name` (replacing an adapter of
+   * that name, applied or not); a failure leaves everything as it was.
    */
   load(name: string, adapter: LoraAdapter): void {
     if (typeof name !== "string" || name === "") throw new ArtifactError("WF510", `an adapter needs a non-empty name, got ${show(name)}`);
@@ -321,26 +306,44 @@ export class LoraSlots {
       for (let o = 0; o < m.out; o++) for (let j = 0; j < m.r; j++) b[(brow + o) * R + j] = Math.fround(m.b[o * m.r + j] * m.scale);
     }
     const images = this.layout.params.map((p, i) => packForKernel(rows[i], p.rows, p.cols, p.panels, this.layout.group, p.floats));
-    this.prepared.set(name, { images });
+    let region = this.regions.get(name);
+    if (region === undefined) region = this.free.pop() ?? this.grow(name);
+    this.layout.params.forEach((p, i) => new Float32Array(this.model.memory.buffer, region + this.offsets[i], p.floats).set(images[i]));
+    this.regions.set(name, region);
   }
 
-  /** Forgets a loaded adapter (the one in use stays applied until another is used). */
+  /** Forgets a loaded adapter and frees its memory for the next load (the one in use: none is applied). */
   unload(name: string): void {
-    this.prepared.delete(name);
+    const region = this.regions.get(name);
+    if (region === undefined) return;
+    if (this.current === name) this.use(null);
+    this.regions.delete(name);
+    this.free.push(region);
   }
 
   /** Applies the adapter loaded as `name`, or none (null): the base model's outputs exactly. */
   use(name: string | null): void {
-    const prepared = name === null ? undefined : this.prepared.get(name);
-    if (name !== null && !prepared) throw new ArtifactError("WF510", `no adapter loaded as ${show(name)} (loaded: ${this.names.map((n) => JSON.stringify(n)).join(", ") || "none"})`);
-    this.layout.params.forEach((p, i) => {
-      const view = new Float32Array(this.model.memory.buffer, p.at, p.floats);
-      for (const [a, b] of this.ranges[i]) {
-        if (prepared) view.set(prepared.images[i].subarray(a, b), a);
-        else view.fill(0, a, b);
-      }
-    });
+    const region = name === null ? undefined : this.regions.get(name);
+    if (name !== null && region === undefined) throw new ArtifactError("WF510", `no adapter loaded as ${show(name)} (loaded: ${this.names.map((n) => JSON.stringify(n)).join(", ") || "none"})`);
+    const cells = new Int32Array(this.model.memory.buffer);
+    this.layout.params.forEach((p, i) => (cells[p.cell >> 2] = region === undefined ? 0 : region + this.offsets[i]));
     this.current = name;
+  }
+
+  /** A new region at the end of memory, grown for it. */
+  private grow(name: string): number {
+    const memory = this.model.memory, at = memory.buffer.byteLength;
+    const pages = Math.ceil(this.regionBytes / 65536);
+    try {
+      memory.grow(pages);
+    } catch {
+      const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+      throw new ArtifactError(
+        "WF508",
+        `cannot load adapter ${show(name)}: its matrices need ${mib(pages * 65536)} more WebAssembly memory and ${this.regions.size} adapters fill the room made for them (unload one, or load the model with a larger \`adapters\` option)`,
+      );
+    }
+    return at;
   }
 
   private describeSlots(): string {

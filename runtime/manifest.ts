@@ -162,10 +162,11 @@ export interface ImagePreprocessing {
 
 /**
  * Where run-time LoRA matrices live: each parameter [rows, cols] at byte address `at`, `floats`
- * long in the f32 kernels' packed layout (groups of `group` rows; panels [k0, size, at] of K).
- * `parts` are its slot rows: `rank` rows of a module's A, or a module's s·B [out, rank]; fusion
- * may stack several A matrices, and base matrices reading the same input, in one parameter (rows
- * no part names are the base's, never written).
+ * long in the f32 kernels' packed layout (groups of `group` rows; panels [k0, size, at] of K),
+ * zeros: no adapter. `cell` is the i32 its kernels read their address from (0: `at`), so an
+ * adapter's matrices anywhere in memory are applied by writing the cells. `parts` are its rows:
+ * `rank` rows of a module's A, or a module's s·B [out, rank]; fuse-qkv may stack the A matrices
+ * of linears reading one input (slot matrices stack only with each other).
  */
 export interface LoraLayout {
   rank: number;
@@ -173,6 +174,7 @@ export interface LoraLayout {
   params: {
     name: string;
     at: number;
+    cell: number;
     rows: number;
     cols: number;
     floats: number;

@@ -6,10 +6,13 @@ import { CONTROL } from "./control.js";
 import { ArtifactError, reason, show } from "./errors.js";
 import type { ThreadHost } from "./threads.js";
 import { checkModule, validateManifest } from "./validate.js";
+import { loraRegionBytes } from "./lora.js";
 
 export { ArtifactError } from "./errors.js";
 
 /** The first 4 bytes of a saved state ("WFKV"), and its header's format number. */
+/** A WebAssembly page, and the pages of a 32-bit memory (4 GiB). */
+const PAGE_BYTES = 65536, MAX_PAGES = 65536;
 const STATE_MAGIC = 0x564b4657;
 const STATE_FORMAT = 1;
 
@@ -51,6 +54,11 @@ export interface LoadOptions {
   host?: ThreadHost;
   /** Functions the module imports besides its memory (the profiling module's `__prof`). */
   imports?: Record<string, (...args: number[]) => unknown>;
+  /**
+   * Run-time LoRA adapters to make room for (artifacts compiled with --lora-slots; default 8):
+   * each loaded adapter's matrices take memory of their own (LoraSlots), up to this many at once.
+   */
+  adapters?: number;
 }
 
 async function fillWeights(w: WeightsInput, into: Uint8Array, file: string): Promise<void> {
@@ -126,9 +134,12 @@ export class Model {
     const shared = WebAssembly.Module.exports(module).some((e) => e.name === "__worker");
     if (threads > 1 && !shared) throw new ArtifactError("WF511", `${threads} threads need the threaded module (model.threads.wasm); this one is single-threaded`);
     if (threads > 1 && !opts.host) throw new ArtifactError("WF510", "threads > 1 need a thread host (loadArtifact in Node, browserThreads in a page)");
+    const adapters = opts.adapters ?? 8;
+    if (!Number.isInteger(adapters) || adapters < 0) throw new ArtifactError("WF510", `adapters must be an integer ≥ 0, got ${show(adapters)}`);
+    const maximum = m.lora ? Math.min(MAX_PAGES, m.memory.pages + adapters * Math.ceil(loraRegionBytes(m.lora) / PAGE_BYTES)) : m.memory.pages;
     let memory: WebAssembly.Memory;
     try {
-      memory = new WebAssembly.Memory({ initial: m.memory.pages, maximum: m.memory.pages, shared });
+      memory = new WebAssembly.Memory({ initial: m.memory.pages, maximum, shared });
     } catch (e) {
       throw new ArtifactError("WF508", `${names.manifest}: cannot allocate the ${m.memory.pages} pages (${Math.ceil(m.memory.pages / 16)} MiB) of WebAssembly memory it asks for (${reason(e)})`);
     }

@@ -61,6 +61,8 @@ export interface CompiledArtifact {
   buffers: Map<string, Map<number, number>>;
   /** Each planned scratch area's address and size (for debugging and tests). */
   scratch: Map<ScratchArea, { at: number; bytes: number }>;
+  /** Each swappable parameter's pointer cell (an i32 outside weights.bin): 0, its own matrix; else the address of the matrix kernels read instead. */
+  cells: Map<string, number>;
   /** Every module variant; `wasm` is the plain SIMD128 one. */
   variants?: { file: string; features: string[]; wasm: Uint8Array }[];
 }
@@ -195,6 +197,10 @@ function planMemory(p: Program, dataEnd: number, { noReuse, onWeights }: Generat
   };
   // constant tables live with the weights: create them now, before the arena is planned
   for (const g of p.graphs) for (const n of g.nodes) for (const t of constantsOf(n, p.context)) constant(t.key, t.data);
+  // swappable matrices' pointer cells, past weights.bin (so they start at 0: the matrix itself)
+  const swappable = [...new Set(p.graphs.flatMap((g) => g.nodes.flatMap((n) => (isOp(n, "param") && n.attrs.swappable ? [n.attrs.name] : []))))];
+  const cellsAt = swappable.length ? mem.take(4 * swappable.length) : 0;
+  const cells = new Map(swappable.map((name, i) => [name, cellsAt + 4 * i]));
 
   // 2. per entry: caches, state buffers, inputs, hoisted values; activations share one arena
   const caches = new Map<string, KvCache>();
@@ -308,7 +314,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse, onWeights }: Generat
       onWeights?.(i + 1, ordered.length);
     }
   }
-  return { planned, paramAt, caches, constants, scratch, scratchNeeds: needs, pages, weightsBytes: dataEndW - weightsStart, weightPieces, weightsStart, activationBytes: arenaEnd - arenaStart };
+  return { planned, paramAt, cells, caches, constants, scratch, scratchNeeds: needs, pages, weightsBytes: dataEndW - weightsStart, weightPieces, weightsStart, activationBytes: arenaEnd - arenaStart };
 }
 
 /** 3. Lowers each entry (and its prepare function for hoisted values) into `wm`. */
@@ -347,7 +353,13 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
         const at = paramAt.get(attrsOf(g.nodes[id], "param").name);
         return at?.rowMajor === undefined && at?.packed !== undefined;
       },
-      packedWeight: (id) => wm.c32(paramAt.get(attrsOf(g.nodes[id], "param").name)!.packed!),
+      packedWeight: (id) => {
+        const name = attrsOf(g.nodes[id], "param").name, own = wm.c32(paramAt.get(name)!.packed!), cell = plan.cells.get(name);
+        if (cell === undefined) return own;
+        // a swappable matrix: the address in its cell, or its own where the cell holds 0
+        const load = () => m.i32.load(0, 4, wm.c32(cell));
+        return m.select(load(), load(), own);
+      },
       constant: (key) => constants.get(key)!,
       scratch: (area) => {
         const at = plan.scratch.get(area);
@@ -428,7 +440,7 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
   wm.addCustomSection(LAYOUT_SECTION, new TextEncoder().encode(JSON.stringify(layoutOf(manifest))));
   const { binary, text } = wm.finish(pages, exports);
   const scratch = new Map([...plan.scratch].map(([area, at]) => [area, { at, bytes: plan.scratchNeeds.get(area)! }]));
-  return { wasm: binary, manifest, wat: text, buffers: new Map(planned.map((x) => [x.g.name, x.buf])), scratch, sites };
+  return { wasm: binary, manifest, wat: text, buffers: new Map(planned.map((x) => [x.g.name, x.buf])), scratch, cells: plan.cells, sites };
 }
 
 function kindOf(p: Program): Manifest["kind"] {

@@ -306,8 +306,9 @@ export class WasmModule {
   /** Imports memory `env.memory` of the given size in 64 KiB pages (shared in the threaded variant). */
   finish(pages: number, exports: Map<string, string>) {
     const segments = this.segments.map((s) => ({ offset: this.m.i32.const(s.offset), data: s.data, passive: false }));
-    // a shared memory needs a maximum: it is exactly the planned size, as in every variant
-    this.m.setMemory(pages, this.threads ? pages : 65536, null, segments, this.threads, false, "0");
+    // the runtime creates the memory: the planned size, with room to grow where LoRA adapters are
+    // loaded at run time (runtime/lora.ts); a shared one's maximum is the runtime's choice below 4 GiB
+    this.m.setMemory(pages, 65536, null, segments, this.threads, false, "0");
     this.m.addMemoryImport("0", "env", "memory", this.threads);
     if (this.threads) {
       this.addThreadFunctions();

@@ -55,7 +55,8 @@ export function fuseSiblingLinears(g: Graph, params: Map<string, Param>): Graph 
     if (!isOp(n, "linear") || n.attrs.residual || n.attrs.ln_eps !== undefined) continue;
     const x = n.args[0], w = operandOf(n, "weight")!, b = operandOf(n, "bias");
     if (!ownParam(w) || (b !== undefined && !ownParam(b))) continue;
-    const key = `${x}|${n.args.length}|${scheme(w)}|${JSON.stringify(param(w).quant ?? null)}|${JSON.stringify(n.attrs)}`;
+    // (a swappable matrix stacks only with swappable ones: its runtime pointer moves the whole stack)
+    const key = `${x}|${n.args.length}|${scheme(w)}|${JSON.stringify(param(w).quant ?? null)}|${param(w).swappable === true}|${JSON.stringify(n.attrs)}`;
     groups.set(key, [...(groups.get(key) ?? []), n]);
   }
   const first = new Map<number, OpNode<"linear">[]>();

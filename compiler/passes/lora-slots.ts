@@ -46,7 +46,7 @@ export function loraSlots(p: Program, opts: LoraSlotOptions): Program {
     opts.modules ? opts.modules.some((m) => module === m || module.endsWith(`.${m}`)) : !/(^|\.)lm_head$/.test(module);
   const zeros = (c: Parameters<Rule["apply"]>[1], name: string, shape: [number, number]) => {
     if (!c.params.has(name)) c.params.set(name, { name, shape, data: new Float32Array(shape[0] * shape[1]) });
-    return c.b.add("param", [], { name, shape }, undefined);
+    return c.b.add("param", [], { name, shape, swappable: true }, undefined);
   };
   const rule: Rule = {
     name: "linear-side-path",

@@ -85,7 +85,8 @@ export function quantizeWeights(p: Program, opts: QuantizeOptions): Program {
   const { weightsOnly: eligible, tied } = weightUses(p);
   /** The quantized parameter of param node n, or null where it stays f32. */
   const quantized = (n: Node, c: RewriteCtx): number | null => {
-    if (!isOp(n, "param") || n.attrs.quant !== undefined) return null;
+    // (a swappable matrix is written by the runtime in f32: QLoRA's side path beside quantized kernels)
+    if (!isOp(n, "param") || n.attrs.quant !== undefined || n.attrs.swappable) return null;
     const [N, K] = n.type.shape as number[];
     const want = choice(n.attrs.name);
     if (K % Q8_BLOCK || want === "f32") return null;

@@ -31,9 +31,13 @@ export const tensorOps = {
     infer: (_, a) => ({ dtype: a.dtype, shape: a.shape }),
     interp: (_, a, _n, _t, st) => st.inputs(a.name),
   }),
-  /** A parameter of the program (attr quant: stored quantized in that scheme, see quantize-weights). */
+  /**
+   * A parameter of the program (attr quant: stored quantized in that scheme, see quantize-weights).
+   * swappable: a matrix the runtime replaces after loading (a LoRA slot, lora-slots): it stays f32,
+   * is never stacked with fixed parameters, and kernels read its address from a pointer cell.
+   */
   param: defineOp({
-    attrs: { name: string, shape: ints, quant: optional(oneOf(QUANT_SCHEMES)) },
+    attrs: { name: string, shape: ints, quant: optional(oneOf(QUANT_SCHEMES)), swappable: optional(bool) },
     arity: 0,
     roles: [],
     traits: ["pure"],

@@ -10,7 +10,7 @@ import { generate as generateArtifact } from "../../compiler/codegen/emit.js";
 import { GROUP, linearPanels, packLinearWeight } from "../../compiler/codegen/linear/layout.js";
 import { main } from "../../compiler/cli.js";
 import { loadProgram } from "../../compiler/load.js";
-import { loraLayout, mergeAdapters, quantizeWithSlots, withLoraSlots } from "../../compiler/lora.js";
+import { loraLayout, mergeAdapters, withLoraSlots } from "../../compiler/lora.js";
 import { passes, runPipeline, withQuantization } from "../../compiler/passes/manager.js";
 import { interpret, newSession } from "../../ir/interp.js";
 import type { Program } from "../../ir/types.js";
@@ -18,6 +18,7 @@ import { type LoraAdapter, LoraSlots, packForKernel, parseAdapter } from "../../
 import { readAdapter } from "../../runtime/lora-node.js";
 import type { Manifest } from "../../runtime/manifest.js";
 import { Model } from "../../runtime/model.js";
+import { nodeThreads } from "../../runtime/node.js";
 import { decodeNpy } from "../../runtime/npy.js";
 import { generate } from "../../runtime/generate.js";
 import { compileInMemory, fixtureDir, relError, rng, root, safetensors } from "../helpers.js";
@@ -31,15 +32,17 @@ const expected = (name: string, c: Case) => decodeNpy(readFileSync(join(loraDir(
 const logits = (model: Model, ids: number[]) => (model.reset(), model.run("forward", { ids }).logits);
 
 /** Compiles `p` with its slots' layout in the manifest, as compile --lora-slots does. */
-async function withSlots(p: Program, rank: number) {
+async function withSlots(p: Program, rank: number, opts: { threads?: number; adapters?: number } = {}) {
   const art = generateArtifact(p);
   const manifest: Manifest = { ...art.manifest, lora: loraLayout(p, art, rank) };
-  const model = await Model.load({ manifest, wasm: art.wasm, weights: art.weights });
+  const threads = opts.threads ?? 1;
+  const wasm = threads > 1 ? art.variants!.find((v) => v.file === "model.threads.wasm")!.wasm : art.wasm;
+  const model = await Model.load({ manifest, wasm, weights: art.weights }, { threads, host: nodeThreads, adapters: opts.adapters });
   return { art, manifest, model };
 }
 
 const slotsProgram = (family: string, fixture: string, rank: number, modules?: string[], quantize?: "int4") =>
-  runPipeline(loadProgram(wf(family), fixture), {}, withLoraSlots(withQuantization(passes, quantize && quantizeWithSlots({ scheme: quantize })), { rank, modules }));
+  runPipeline(loadProgram(wf(family), fixture), {}, withLoraSlots(withQuantization(passes, quantize && { scheme: quantize }), { rank, modules }));
 
 const tmp = mkdtempSync(join(tmpdir(), "wf-lora-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -116,11 +119,13 @@ describe.each([
     expect(relError(half, withA)).toBeGreaterThan(0.01);
     slots.use(null);
     expect(logits(model, c.input_ids)).toEqual(none);
-    // switching back gives the same outputs bit for bit; a switch takes well under 1 ms here
+    // switching back gives the same outputs bit for bit; a switch writes the slots' pointer cells
     const t0 = performance.now();
     for (let i = 0; i < 100; i++) slots.use(i % 2 ? "a" : "half");
     expect((performance.now() - t0) / 100).toBeLessThan(1);
     expect(logits(model, c.input_ids)).toEqual(withA);
+    // a slot parameter is slot rows only (a cell moves the whole of it)
+    for (const lp of manifest.lora!.params) expect(lp.parts.reduce((s, q) => s + q.rows, 0), lp.name).toBe(lp.rows);
     if (family === "llama") {
       // fuse-qkv stacked the q/k/v side paths' A matrices (and gate/up's): one pass over x
       const stacked = manifest.lora!.params.filter((p) => p.parts.length > 1).map((p) => p.parts.map((q) => q.module.split(".").at(-1)));
@@ -138,6 +143,82 @@ describe.each([
     const prompt = cases(name)[1].input_ids;
     const want = (await generate(merged.model, prompt, { maxNewTokens: 12, stopAtEos: false })).ids;
     expect((await generate(model, prompt, { maxNewTokens: 12, stopAtEos: false })).ids).toEqual(want);
+  });
+});
+
+describe("adapters in memory of their own", () => {
+  const llama = () => slotsProgram("llama", fixtureDir("llama"), 8);
+  const c = cases("llama").at(-1)!;
+
+  it("load grows memory once per adapter, unload frees it for the next, and unloading the applied one applies none", async () => {
+    const { model } = await withSlots(llama(), 8);
+    const slots = new LoraSlots(model);
+    const none = logits(model, c.input_ids);
+    const bytes = () => model.memory.buffer.byteLength;
+    const start = bytes();
+    slots.load("a", readAdapter(loraDir("llama")));
+    const one = bytes() - start;
+    expect(one).toBeGreaterThan(0);
+    slots.load("half", readAdapter(loraDir("llama"), 0.5));
+    expect(bytes() - start).toBe(2 * one);
+    slots.use("a");
+    const withA = logits(model, c.input_ids);
+    expect(relError(withA, none)).toBeGreaterThan(0.05);
+    // reloading a name overwrites its matrices in place, applied or not
+    slots.load("a", readAdapter(loraDir("llama"), 0.5));
+    const half = logits(model, c.input_ids);
+    slots.use("half");
+    expect(logits(model, c.input_ids)).toEqual(half);
+    expect(bytes() - start).toBe(2 * one);
+    slots.unload("half");
+    expect(slots.active).toBe(null);
+    expect(logits(model, c.input_ids)).toEqual(none);
+    expect(slots.names).toEqual(["a"]);
+    slots.load("b", readAdapter(loraDir("llama")));
+    expect(bytes() - start).toBe(2 * one);
+    slots.use("b");
+    expect(logits(model, c.input_ids)).toEqual(withA);
+    slots.use("a");
+    expect(logits(model, c.input_ids)).toEqual(half);
+  });
+
+  it("past the room Model.load made: one WF508 line, nothing loaded, the applied adapter stays", async () => {
+    const { model } = await withSlots(llama(), 8, { adapters: 1 });
+    const slots = new LoraSlots(model);
+    slots.load("a", readAdapter(loraDir("llama")));
+    slots.use("a");
+    const withA = logits(model, c.input_ids);
+    let err: unknown;
+    try {
+      slots.load("b", readAdapter(loraDir("llama"), 0.5));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ code: "WF508" });
+    expect((err as Error).message).toMatch(/cannot load adapter "b": its matrices need [\d.]+ MiB more WebAssembly memory and 1 adapters fill the room made for them \(unload one, or load the model with a larger `adapters` option\)$/);
+    expect(slots.names).toEqual(["a"]);
+    expect(logits(model, c.input_ids)).toEqual(withA);
+    slots.unload("a");
+    slots.load("b", readAdapter(loraDir("llama")));
+    slots.use("b");
+    expect(logits(model, c.input_ids)).toEqual(withA);
+  });
+
+  it("on 3 threads the shared memory grows for an adapter and the outputs equal one thread's", async () => {
+    const one = await withSlots(llama(), 8);
+    const three = await withSlots(llama(), 8, { threads: 3 });
+    try {
+      for (const { model } of [one, three]) {
+        const slots = new LoraSlots(model);
+        slots.load("a", readAdapter(loraDir("llama")));
+        slots.use("a");
+      }
+      const want = logits(one.model, c.input_ids);
+      expect(relError(want, expected("llama", c))).toBeLessThan(TOL);
+      expect(logits(three.model, c.input_ids)).toEqual(want);
+    } finally {
+      three.model.dispose();
+    }
   });
 });
 

@@ -111,7 +111,10 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
     sequences: true,
   },
   // quant: MatMulNBits, or dequantized initializers
-  param: { attrs: { name: true, shape: true, quant: true }, write: unused },
+  param: {
+    attrs: { name: true, shape: true, quant: true, swappable: (v) => (v ? "LoRA slots (--lora-slots) are the wasm runtime's: export without them, or merge an adapter with --lora" : undefined) },
+    write: unused,
+  },
   positions: {
     attrs: { padding_idx: true, offset: true, sequences: packed },
     write: (n, c) => {
