@@ -45,11 +45,25 @@ export async function embed(model: Model, inputs: readonly (string | Ids | RunIn
 }
 
 /**
- * Each input's outputs of an encoder entry, in order: as many inputs a call as the context holds
- * where the artifact has the entry's packed form (Model.runSequences), else one a call. Yields to
+ * Each input's outputs of an encoder entry, in order, a call at a time (callGroups), yielding to
  * the event loop between calls.
  */
 async function* outputsOf(model: Model, entry: string, all: RunInputs[]): AsyncGenerator<Record<string, Float32Array>> {
+  let first = true;
+  for (const group of callGroups(model, entry, all)) {
+    if (!first) await breath();
+    first = false;
+    model.reset();
+    yield* model.runSequences(entry, group);
+  }
+}
+
+/**
+ * `all` cut into the groups of consecutive inputs that run as one call of `entry`: as many as
+ * its context holds where the artifact has the entry's packed form (Model.runSequences), else
+ * one a group.
+ */
+export function* callGroups(model: Model, entry: string, all: readonly RunInputs[]): Generator<RunInputs[]> {
   const packs = model.manifest.entries.some((e) => e.name === `${entry}_packed`);
   // (runSequences checks the inputs: a malformed one counts 0 rows here)
   const length = (n: number) => {
@@ -60,10 +74,8 @@ async function* outputsOf(model: Model, entry: string, all: RunInputs[]): AsyncG
     rows += length(n);
     const next = n + 1 < all.length ? length(n + 1) : undefined;
     if (packs && next !== undefined && rows + next <= model.manifest.context) continue;
-    model.reset();
-    yield* model.runSequences(entry, all.slice(first, n + 1));
+    yield all.slice(first, n + 1);
     (rows = 0), (first = n + 1);
-    if (n + 1 < all.length) await breath();
   }
 }
 

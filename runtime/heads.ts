@@ -3,6 +3,7 @@
 // extractive question answering (the best span of the context, long contexts in overlapping
 // windows) and fill-mask (the likeliest tokens for each mask). No Node-only imports.
 
+import { callGroups } from "./embed.js";
 import { ArtifactError, show } from "./errors.js";
 import type { Ids, Model, RunInputs } from "./model.js";
 import type { TextTokenizer } from "./tokenizer.js";
@@ -38,34 +39,36 @@ export interface Entity {
 /**
  * The label of every token of a text (through the tokenizer, with its special tokens) or of ids,
  * from a token classifier (`*ForTokenClassification`): softmax over the labels and the likeliest,
- * as transformers' token-classification pipeline scores them before aggregation.
+ * as transformers' token-classification pipeline scores them before aggregation. A list of inputs
+ * gives a list of results, the inputs packed into calls as `embed` packs them.
  */
-export function classifyTokens(model: Model, input: string | Ids | RunInputs, opts: { tokenizer?: TextTokenizer } = {}): TokenTag[] {
+export function classifyTokens(model: Model, input: string | Ids | RunInputs, opts?: { tokenizer?: TextTokenizer }): TokenTag[];
+export function classifyTokens(model: Model, inputs: readonly (string | Ids | RunInputs)[], opts?: { tokenizer?: TextTokenizer }): TokenTag[][];
+export function classifyTokens(model: Model, input: string | Ids | RunInputs | readonly (string | Ids | RunInputs)[], opts: { tokenizer?: TextTokenizer } = {}): TokenTag[] | TokenTag[][] {
   const man = model.manifest;
   const entry = man.entries[0];
   const out = entry.outputs.find((o) => o.name === "token_logits");
   if (man.kind !== "encoder" || !out || !man.classifier) throw new ArtifactError("WF511", `classifyTokens: this artifact (${man.model}) has no token-classification head`);
   const { tokenizer } = opts;
-  let inputs: RunInputs;
-  let special = new Set<number>();
-  if (typeof input === "string") {
-    if (!tokenizer) throw new ArtifactError("WF510", `classifyTokens: input should be token ids (a text needs a tokenizer), got ${show(input)}`);
-    const ids = tokenizer.encode(input);
-    special = added(ids, tokenizer.encode(input, { addSpecialTokens: false }));
-    inputs = { ids };
-  } else inputs = isRunInputs(input) ? input : { ids: input };
-  model.reset();
-  const logits = model.run(entry.name, inputs)[out.name];
+  const batch = isBatch(input);
+  if (batch && input.length === 0) throw new ArtifactError("WF510", "classifyTokens: inputs should be a non-empty list of texts or id sequences, got []");
+  const list = batch ? input : [input];
+  const prepared = list.map((x, n) => {
+    if (typeof x !== "string") return { inputs: isRunInputs(x) ? x : { ids: x }, special: new Set<number>() };
+    if (!tokenizer) throw new ArtifactError("WF510", `classifyTokens: ${batch ? `inputs[${n}]` : "input"} should be token ids (a text needs a tokenizer), got ${show(x)}`);
+    const ids = tokenizer.encode(x);
+    return { inputs: { ids }, special: added(ids, tokenizer.encode(x, { addSpecialTokens: false })) };
+  });
   const labels = man.classifier.labels;
-  const tags: TokenTag[] = [];
-  for (let i = 0; i < inputs.ids.length; i++) {
-    const scores = softmax(logits.subarray(i * out.width, (i + 1) * out.width));
-    const best = argmax(scores);
-    const id = inputs.ids[i];
-    const word = tokenizer?.idToToken?.(id);
-    tags.push({ index: i, id, ...(word !== undefined ? { word } : {}), entity: labels[best] ?? `LABEL_${best}`, score: scores[best], scores, special: special.has(i) });
-  }
-  return tags;
+  const tagsOf = ({ inputs, special }: (typeof prepared)[number], logits: Float32Array): TokenTag[] =>
+    Array.from(inputs.ids, (id, i) => {
+      const scores = softmax(logits.subarray(i * out.width, (i + 1) * out.width));
+      const best = argmax(scores);
+      const word = tokenizer?.idToToken?.(id);
+      return { index: i, id, ...(word !== undefined ? { word } : {}), entity: labels[best] ?? `LABEL_${best}`, score: scores[best], scores, special: special.has(i) };
+    });
+  const all = runAll(model, entry.name, prepared.map((p) => p.inputs), (r, n) => tagsOf(prepared[n], r[out.name]));
+  return batch ? all : all[0];
 }
 
 /**
@@ -166,23 +169,28 @@ export function answers(model: Model, tokenizer: TextTokenizer, question: string
   if (budget < 1) throw bad("maxSeqLen", maxSeqLen, `more than the question's ${before.ids.length + after.ids.length} tokens with the special ones`);
   if (docStride >= budget) throw bad("docStride", docStride, `less than the ${budget} context tokens a window of maxSeqLen ${maxSeqLen} holds`);
 
-  const found: Answer[] = [];
+  // the windows, run side by side where the artifact packs sequences
+  const windows: { a: number; b: number; inputs: RunInputs }[] = [];
   for (let a = 0; ; a += budget - docStride) {
     const b = Math.min(a + budget, ctx.length);
     const ids = [...before.ids, ...ctx.slice(a, b), ...after.ids];
     const segments = [...before.segments, ...ctxSegments.slice(a, b), ...after.segments];
-    model.reset();
-    const r = model.run(entry.name, typed ? { ids, segments } : { ids });
+    windows.push({ a, b, inputs: typed ? { ids, segments } : { ids } });
+    if (b === ctx.length) break;
+  }
+  const found: Answer[] = [];
+  const logits = runAll(model, entry.name, windows.map((w) => w.inputs), (r) => [r[startOut.name], r[endOut.name]]);
+  for (const [n, { a, b }] of windows.entries()) {
+    const [start, end] = logits[n];
     const from = before.ids.length, to = from + b - a;
     const kept = (i: number) => (i >= from && i < to) || (i === 0 && firstSpecial);
-    const ps = softmax(r[startOut.name], kept), pe = softmax(r[endOut.name], kept);
+    const ps = softmax(start, kept), pe = softmax(end, kept);
     ps[0] = pe[0] = 0;
     const spans: Answer[] = [];
     for (let s = from; s < to; s++)
       for (let e = s; e < Math.min(to, s + maxAnswerLen); e++) spans.push({ answer: "", score: ps[s] * pe[e], first: a + s - from, last: a + e - from });
     spans.sort((x, y) => y.score - x.score || x.first - y.first || x.last - y.last);
     found.push(...spans.slice(0, topK));
-    if (b === ctx.length) break;
   }
   return found
     .sort((x, y) => y.score - x.score)
@@ -205,34 +213,59 @@ export interface MaskFill {
  * The `topK` (default 5) likeliest tokens for each mask of `text`, one list per mask in order, from
  * a masked LM (`*ForMaskedLM`), as transformers' fill-mask pipeline gives them. The mask is
  * `maskToken`, else tokenizer_config.json's, else "[MASK]" (BERT's) or "<mask>" (RoBERTa's),
- * whichever the vocabulary holds.
+ * whichever the vocabulary holds. A list of texts gives a list of results, the texts packed into
+ * calls as `embed` packs them.
  */
-export function fillMask(model: Model, tokenizer: TextTokenizer, text: string, opts: { topK?: number; maskToken?: string } = {}): MaskFill[][] {
+export function fillMask(model: Model, tokenizer: TextTokenizer, text: string, opts?: { topK?: number; maskToken?: string }): MaskFill[][];
+export function fillMask(model: Model, tokenizer: TextTokenizer, texts: readonly string[], opts?: { topK?: number; maskToken?: string }): MaskFill[][][];
+export function fillMask(model: Model, tokenizer: TextTokenizer, text: string | readonly string[], opts: { topK?: number; maskToken?: string } = {}): MaskFill[][] | MaskFill[][][] {
   const man = model.manifest;
   const entry = man.entries[0];
   const out = entry.outputs.find((o) => o.name === "logits" && o.rows === "S");
   if (man.kind !== "encoder" || !out) throw new ArtifactError("WF511", `fillMask: this artifact (${man.model}) has no masked-LM head`);
   const { topK = 5 } = opts;
   if (!Number.isSafeInteger(topK) || topK < 1) throw new ArtifactError("WF510", `fillMask: topK should be a positive integer, got ${show(topK)}`);
-  if (typeof text !== "string") throw new ArtifactError("WF510", `fillMask: text should be a string, got ${show(text)}`);
+  const batch = Array.isArray(text);
+  if (batch && text.length === 0) throw new ArtifactError("WF510", "fillMask: texts should be a non-empty list of strings, got []");
+  const texts: readonly unknown[] = batch ? text : [text];
+  texts.forEach((t, n) => {
+    if (typeof t !== "string") throw new ArtifactError("WF510", `fillMask: ${batch ? `texts[${n}]` : "text"} should be a string, got ${show(t)}`);
+  });
   if (!tokenizer?.tokenToId) throw new ArtifactError("WF510", "fillMask: the tokenizer should map tokens to ids (loadTokenizer's does)");
   const mask = opts.maskToken ?? tokenizer.maskToken ?? ["[MASK]", "<mask>"].find((t) => tokenizer.tokenToId!(t) !== undefined);
   const maskId = mask === undefined ? undefined : tokenizer.tokenToId(mask);
   if (maskId === undefined) throw new ArtifactError("WF510", `fillMask: ${mask === undefined ? "the tokenizer has no mask token (pass maskToken)" : `the mask token ${show(mask)} is not in the vocabulary`}`);
-  const ids = tokenizer.encode(text);
-  const masks = ids.flatMap((id, i) => (id === maskId ? [i] : []));
-  if (!masks.length) throw new ArtifactError("WF510", `fillMask: the text has no mask token (${mask}), got ${show(text)}`);
-  model.reset();
-  const logits = model.run(entry.name, { ids })[out.name];
-  return masks.map((m) => {
-    const probs = softmax(logits.subarray(m * out.width, (m + 1) * out.width));
-    const top = Array.from(probs.keys()).sort((x, y) => probs[y] - probs[x] || x - y).slice(0, topK);
-    return top.map((token) => {
-      const filled = ids.slice();
-      filled[m] = token;
-      return { score: probs[token], token, token_str: tokenizer.decode([token]), sequence: tokenizer.decode(filled, { skipSpecialTokens: masks.length === 1 }) };
-    });
+  const encoded = (texts as string[]).map((t) => {
+    const ids = tokenizer.encode(t);
+    const masks = ids.flatMap((id, i) => (id === maskId ? [i] : []));
+    if (!masks.length) throw new ArtifactError("WF510", `fillMask: the text has no mask token (${mask}), got ${show(t)}`);
+    return { ids, masks };
   });
+  const fills = ({ ids, masks }: (typeof encoded)[number], logits: Float32Array): MaskFill[][] =>
+    masks.map((m) => {
+      const probs = softmax(logits.subarray(m * out.width, (m + 1) * out.width));
+      const top = Array.from(probs.keys()).sort((x, y) => probs[y] - probs[x] || x - y).slice(0, topK);
+      return top.map((token) => {
+        const filled = ids.slice();
+        filled[m] = token;
+        return { score: probs[token], token, token_str: tokenizer.decode([token]), sequence: tokenizer.decode(filled, { skipSpecialTokens: masks.length === 1 }) };
+      });
+    });
+  const all = runAll(model, entry.name, encoded.map((e) => ({ ids: e.ids })), (r, n) => fills(encoded[n], r[out.name]));
+  return batch ? all : all[0];
+}
+
+/**
+ * What `keep` makes of each input's outputs of `entry` (a call's outputs go before the next call
+ * runs), the inputs packed into calls (callGroups).
+ */
+function runAll<T>(model: Model, entry: string, inputs: readonly RunInputs[], keep: (r: Record<string, Float32Array>, n: number) => T): T[] {
+  const out: T[] = [];
+  for (const group of callGroups(model, entry, inputs)) {
+    model.reset();
+    for (const r of model.runSequences(entry, group)) out.push(keep(r, out.length));
+  }
+  return out;
 }
 
 /** Softmax in float64 over the positions `kept` takes (all by default); the others get 0. */
@@ -263,5 +296,8 @@ function added(ids: readonly number[], core: readonly number[]): Set<number> {
   const at = firstRun(ids, core);
   return new Set(ids.map((_, i) => i).filter((i) => at >= 0 && (i < at || i >= at + core.length)));
 }
+
+/** A list of inputs, not one input's ids (an array of numbers). */
+const isBatch = <T>(v: T | readonly T[]): v is readonly T[] => Array.isArray(v) && (v.length === 0 || typeof v[0] !== "number");
 
 const isRunInputs = (v: Ids | RunInputs): v is RunInputs => typeof v === "object" && v !== null && !("length" in v) && "ids" in v;

@@ -116,6 +116,19 @@ describe("the runtime's heads on artifacts compiled from the fixture folders", (
     });
   });
 
+  describe.each(["bert-tok", "roberta-tok"])("%s: a batch", (name) => {
+    it("classifyTokens over a list equals it over each input (packed where the artifact packs: BERT's head size 12, not RoBERTa's 11)", async () => {
+      const { model, tokenizer } = await artifact(name);
+      expect(model.manifest.entries.some((e) => e.name === "forward_packed")).toBe(name === "bert-tok");
+      const texts = pipelineOf(name).texts!.map((t) => t.text);
+      const inputs = [...texts, readFixture(name).cases[0].input_ids, ...texts.slice(0, 2)];
+      const one = inputs.map((x) => classifyTokens(model, x, { tokenizer }));
+      const all = classifyTokens(model, inputs, { tokenizer });
+      expect(all.map((tags) => tags.map(({ scores: _, score: __, ...t }) => t))).toEqual(one.map((tags) => tags.map(({ scores: _, score: __, ...t }) => t)));
+      all.forEach((tags, n) => tags.forEach((t, i) => t.scores.forEach((p, j) => expect(Math.abs(p - one[n][i].scores[j])).toBeLessThan(1e-6))));
+    });
+  });
+
   it("groupEntities: B- opens an entity, I- and bare tags continue one of their type, special tokens and 'O' groups are left out", () => {
     const tag = (index: number, entity: string, score = 0.5, special = false) => ({ index, id: index, word: `w${index}`, entity, score, scores: [], special });
     const tags = [tag(0, "O", 0.9, true), tag(1, "B-PER", 0.8), tag(2, "I-PER", 0.6), tag(3, "B-PER"), tag(4, "I-LOC"), tag(5, "LOC", 0.7), tag(6, "O"), tag(7, "O"), tag(8, "I-ORG", 0.4, true)];
@@ -130,6 +143,8 @@ describe("the runtime's heads on artifacts compiled from the fixture folders", (
   describe.each(["bert-qa", "roberta-qa"])("%s: answer and answers", (name) => {
     it("the pair's ids are the script's; spans, scores and texts are the pipeline's, a long context in its windows", async () => {
       const { model, tokenizer } = await artifact(name);
+      // (BERT's windows run side by side in packed calls, RoBERTa's one by one)
+      expect(model.manifest.entries.some((e) => e.name === "forward_packed")).toBe(name === "bert-qa");
       const ref = pipelineOf(name);
       const pair = readFixture(name).cases.find((c) => c.name === "pair")!;
       const enc = tokenizer.encodePair!(ref.question!, ref.answers![0].context);
@@ -154,6 +169,14 @@ describe("the runtime's heads on artifacts compiled from the fixture folders", (
         got.forEach((fills, m) => fills.forEach((f, j) => expect(Math.abs(f.score - t.fills![m][j].score)).toBeLessThan(1e-5)));
       }
       expect(fillMask(model, tokenizer, pipelineOf(name).texts![0].text, { topK: 2 })[0]).toHaveLength(2);
+      // a list of texts: each text's fills, the texts side by side in a call where the artifact packs
+      const texts = [...pipelineOf(name).texts!.map((t) => t.text), pipelineOf(name).texts![0].text];
+      const all = fillMask(model, tokenizer, texts);
+      all.forEach((fills, n) => {
+        const one = fillMask(model, tokenizer, texts[n]);
+        expect(fills.map((f) => f.map(({ score: _, ...x }) => x))).toEqual(one.map((f) => f.map(({ score: _, ...x }) => x)));
+        fills.forEach((f, m) => f.forEach((x, j) => expect(Math.abs(x.score - one[m][j].score)).toBeLessThan(1e-6)));
+      });
     });
   });
 
@@ -178,6 +201,9 @@ describe("the runtime's heads on artifacts compiled from the fixture folders", (
     expect(code(() => answer(qa.model, qa.tokenizer, "where does john live?", "john lives in paris.", { maxSeqLen: 12, docStride: 6 }))?.[1]).toMatch(/^answer: docStride should be less than the \d context tokens a window of maxSeqLen 12 holds, got 6$/);
     expect(code(() => answer(qa.model, qa.tokenizer, "where?", "paris.", { maxSeqLen: 65 }))?.[1]).toBe("answer: maxSeqLen should be at most the artifact's context, 64, got 65");
     expect(code(() => answer(qa.model, qa.tokenizer, " ", "paris."))?.[1]).toBe('answer: question should be a non-empty text, got " "');
+    expect(code(() => classifyTokens(tok.model, [[2, 3], "a text"]))?.[1]).toBe('classifyTokens: inputs[1] should be token ids (a text needs a tokenizer), got "a text"');
+    expect(code(() => classifyTokens(tok.model, []))?.[1]).toBe("classifyTokens: inputs should be a non-empty list of texts or id sequences, got []");
+    expect(code(() => fillMask(mlm.model, mlm.tokenizer, ["the [MASK].", 7 as unknown as string]))?.[1]).toBe("fillMask: texts[1] should be a string, got 7");
   });
 });
 
