@@ -2,8 +2,10 @@
 // thread each, on the same random weights in two shapes: DistilBERT-base (dim 768, 6 layers, 12
 // heads, ffn 3072) and all-MiniLM-L6 (a BERT of dim 384, 6 layers, 12 heads, ffn 1536), vocab 30522.
 //
-//   flock /tmp/timing.lock node --no-liftoff bench/encoders.js [--quick]
+//   flock /tmp/timing.lock node --no-liftoff bench/encoders.js [--quick] [--relaxed]
 //   options: --models distilbert,minilm  --lengths 16,128  --batches 1,32  --rounds N  --seed N
+//   --relaxed: wasmformer's relaxed-SIMD module (the one Chrome and Firefox pick; children run
+//   with --experimental-wasm-relaxed-simd) against ORT-web's, which has no relaxed build
 //   (npm run bench runs it from bench/all.js)
 //
 // Method: for each model a fresh child process makes the weights (bench/weights.js), compiles
@@ -51,6 +53,8 @@ export const encoderModels = {
 
 const { flag, str, opt, list } = cliOptions();
 const QUICK = flag("--quick");
+const RELAXED = flag("--relaxed");
+const VARIANT = RELAXED ? "relaxed-simd" : "simd128";
 const SEED = opt("--seed", 1234);
 const ROUNDS = opt("--rounds", QUICK ? 3 : 5);
 const LENGTHS = list("--lengths", "16,128").map(Number);
@@ -80,7 +84,7 @@ async function child(key) {
   ort.env.wasm.numThreads = 1;
   ort.env.logLevel = "error";
   const rows = [];
-  const row = (system, metric, value, unit) => rows.push({ model: spec.name, system, variant: system === "wasmformer" ? "simd128" : "wasm", threads: 1, metric, value, unit });
+  const row = (system, metric, value, unit) => rows.push({ model: spec.name, system, variant: system === "wasmformer" ? VARIANT : "wasm", threads: 1, metric, value, unit });
 
   // ---- the model: weights → program → artifact and ONNX file
   let t0 = now();
@@ -97,10 +101,10 @@ async function child(key) {
   let onnx = exportOnnx(program);
   const exportS = (now() - t0) / 1000;
   program = null;
-  const variant = pickVariant(art.manifest.variants);
-  if (variant.file !== "model.wasm") throw new Error(`expected the plain SIMD128 module, the host picks ${variant.file} (run without relaxed-SIMD flags)`);
+  const variant = pickVariant(art.manifest.variants), want = RELAXED ? "model.relaxed.wasm" : "model.wasm";
+  if (variant.file !== want) throw new Error(`expected ${want}, the host picks ${variant.file}`);
   t0 = now();
-  const model = await Model.load({ manifest: art.manifest, wasm: art.wasm, weights: art.weights });
+  const model = await Model.load({ manifest: art.manifest, wasm: art.variants.find((v) => v.file === want).wasm, weights: art.weights });
   const loadS = (now() - t0) / 1000;
   const weightBytes = art.manifest.memory.weights_bytes;
   art = null;
@@ -178,7 +182,7 @@ function parent() {
   const models = list("--models", "distilbert,minilm");
   for (const m of models) if (!encoderModels[m]) throw new Error(`--models: unknown model '${m}' (${Object.keys(encoderModels).join(", ")})`);
   const ortVersion = JSON.parse(readFileSync(fileURLToPath(new URL("../node_modules/onnxruntime-web/package.json", import.meta.url)), "utf8")).version;
-  log(`encoder bench${QUICK ? " (--quick)" : ""}: wasmformer (simd128, 1 thread) and onnxruntime-web ${ortVersion} (wasm, 1 thread); batches ${BATCHES.join(", ")} of ${LENGTHS.join(", ")} tokens, ${ROUNDS} paired rounds`);
+  log(`encoder bench${QUICK ? " (--quick)" : ""}: wasmformer (${VARIANT}, 1 thread) and onnxruntime-web ${ortVersion} (wasm, 1 thread); batches ${BATCHES.join(", ")} of ${LENGTHS.join(", ")} tokens, ${ROUNDS} paired rounds`);
   log(`node ${process.version}, children with [--no-liftoff]; host CPUs: ${os.availableParallelism?.() ?? os.cpus().length} (${os.cpus()[0]?.model ?? "?"}), load average ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
   const all = [];
   const summary = [];
@@ -186,7 +190,7 @@ function parent() {
     const spec = encoderModels[key];
     log(`\n== ${spec.name} (${spec.shape})`);
     const t0 = now();
-    const args = ["--no-liftoff", self, "--child", key, "--seed", String(SEED), "--rounds", String(ROUNDS), "--lengths", LENGTHS.join(","), "--batches", BATCHES.join(",")];
+    const args = ["--no-liftoff", ...(RELAXED ? ["--experimental-wasm-relaxed-simd"] : []), self, ...(RELAXED ? ["--relaxed"] : []), "--child", key, "--seed", String(SEED), "--rounds", String(ROUNDS), "--lengths", LENGTHS.join(","), "--batches", BATCHES.join(",")];
     const r = spawnSync(process.execPath, args, { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 64 << 20 });
     const lines = (r.stdout ?? "").split("\n");
     for (const l of lines) if (l && !l.startsWith("RESULT ")) log(l);
