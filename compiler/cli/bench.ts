@@ -5,10 +5,10 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
-import { type BenchResult, benchModel, benchSubject } from "@wasmformer/runtime/bench";
+import { type BenchResult, type BenchSubject, benchSubjects, median, modelSubject, speedups } from "@wasmformer/runtime/bench";
 import { loadArtifact, readManifest } from "@wasmformer/runtime/node";
 import { type Io, command, int, intList, oneOf, optionError, path, usageError } from "./options.js";
-import { PEERS, llamaCppPeer, ortPeer } from "./peers.js";
+import { PEERS, type PreparedPeer, llamaCppPeer, ortPeer } from "./peers.js";
 
 /** One row of a bench run: a test on one thread count, with where it ran. */
 export interface BenchRow {
@@ -26,6 +26,11 @@ export interface BenchRow {
   sd: number;
   cpu: string;
   host: string;
+  /**
+   * A peer's row: how many times faster wasmformer ran the same test, the median over the
+   * repetitions of the two timed in turn (present with --peer).
+   */
+  wasmformer_speedup?: number;
 }
 
 const FORMATS = ["md", "csv", "json", "jsonl"] as const;
@@ -61,41 +66,38 @@ export const benchCommand = command({
     const cpu = cpus()[0]?.model?.trim() ?? "unknown CPU";
     const host = `Node ${process.versions.node} (V8 ${process.versions.v8})`;
     const rows: BenchRow[] = [];
-    for (const threads of a.threads) {
-      const variant = threads > 1 ? "threads" : a.variant;
-      const model = await loadArtifact(artifact, { threads, ...(variant === "plain" || variant === "relaxed" ? { module: variant } : {}) });
-      try {
-        const file = model.wasmFile;
-        const sha = artifactHash(artifact, [file]);
-        const results = await benchModel(model, {
-          prompt: a.prompt, gen: a.gen, depths: a.depth, repetitions: a.repetitions,
-          onProgress: (test, r, n) => io.stderr.write(`bench: ${test}, ${threads} thread${threads > 1 ? "s" : ""}, ${r === 0 ? "warm-up" : `repetition ${r}/${n}`}\n`),
-        });
-        const features = man.variants.find((v) => v.file === file)?.features.join("+") ?? file;
-        for (const r of results) rows.push(rowOf(r, { artifact, sha, model: man.model, threads, variant: features, repetitions: a.repetitions, cpu, host }));
-      } finally {
-        model.dispose();
-      }
-    }
-    for (const name of a.peer) {
-      // the weights exported once (ONNX or GGUF), a session or context per thread count
-      const peer = name === "ort" ? await ortPeer(a.model!, a.weights!) : await llamaCppPeer(a.weights!, a["gguf-type"], man.context);
-      try {
-        for (const threads of a.threads) {
-          const subject = await peer.subject(threads);
-          try {
-            const results = await benchSubject(subject, {
-              prompt: a.prompt, gen: a.gen, depths: a.depth, repetitions: a.repetitions,
-              onProgress: (test, r, n) => io.stderr.write(`bench ${name}: ${test}, ${threads} thread${threads > 1 ? "s" : ""}, ${r === 0 ? "warm-up" : `repetition ${r}/${n}`}\n`),
-            });
-            for (const r of results) rows.push(rowOf(r, { artifact: a.model!, sha: rows[0]?.artifact_sha256 ?? "", model: man.model, threads, variant: peer.variant, repetitions: a.repetitions, cpu, host }));
-          } finally {
-            await subject.release();
-          }
+    // the weights exported once for each peer (ONNX or GGUF), a session or context per thread count
+    const peers: { name: string; peer: PreparedPeer }[] = [];
+    try {
+      for (const name of a.peer) peers.push({ name, peer: name === "ort" ? await ortPeer(a.model!, a.weights!) : await llamaCppPeer(a.weights!, a["gguf-type"], man.context) });
+      for (const threads of a.threads) {
+        const variant = threads > 1 ? "threads" : a.variant;
+        const model = await loadArtifact(artifact, { threads, ...(variant === "plain" || variant === "relaxed" ? { module: variant } : {}) });
+        const others: (BenchSubject & { release(): Promise<void> })[] = [];
+        try {
+          for (const { peer } of peers) others.push(await peer.subject(threads));
+          const file = model.wasmFile;
+          const sha = artifactHash(artifact, [file]);
+          const who = peers.length ? ` (with ${peers.map((p) => p.name).join(", ")})` : "";
+          // wasmformer and the peers in turn, repetition by repetition (benchSubjects): each
+          // peer's speed-up is paired, not two runs minutes apart
+          const [ours, ...theirs] = await benchSubjects([modelSubject(model), ...others], {
+            prompt: a.prompt, gen: a.gen, depths: a.depth, repetitions: a.repetitions,
+            onProgress: (test, r, n) => io.stderr.write(`bench${who}: ${test}, ${threads} thread${threads > 1 ? "s" : ""}, ${r === 0 ? "warm-up" : `repetition ${r}/${n}`}\n`),
+          });
+          const features = man.variants.find((v) => v.file === file)?.features.join("+") ?? file;
+          const at = { sha, model: man.model, threads, repetitions: a.repetitions, cpu, host };
+          for (const r of ours) rows.push(rowOf(r, { ...at, artifact, variant: features }));
+          theirs.forEach((results, i) =>
+            results.forEach((r, j) => rows.push({ ...rowOf(r, { ...at, artifact: a.model!, variant: peers[i].peer.variant }), wasmformer_speedup: median(speedups(r, ours[j])) })),
+          );
+        } finally {
+          model.dispose();
+          for (const o of others) await o.release();
         }
-      } finally {
-        peer.dispose();
       }
+    } finally {
+      for (const { peer } of peers) peer.dispose();
     }
     io.stdout.write(formatRows(rows, a.output));
   },
@@ -108,7 +110,7 @@ function rowOf(r: BenchResult, at: { artifact: string; sha: string; model: strin
   };
 }
 
-const COLUMNS = ["model", "test", "threads", "variant", "repetitions", "tokens_per_s", "sd", "artifact_sha256", "cpu", "host"] as const;
+const COLUMNS = ["model", "test", "threads", "variant", "repetitions", "tokens_per_s", "sd", "wasmformer_speedup", "artifact_sha256", "cpu", "host"] as const;
 
 /** Rows as a markdown table (with where they ran above it), CSV, a JSON array or JSON lines. */
 export function formatRows(rows: BenchRow[], format: (typeof FORMATS)[number]): string {
@@ -116,14 +118,19 @@ export function formatRows(rows: BenchRow[], format: (typeof FORMATS)[number]): 
   if (format === "jsonl") return rows.map((r) => JSON.stringify(r) + "\n").join("");
   if (format === "csv") {
     const cell = (v: unknown) => (typeof v === "string" && /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : String(v));
-    return [COLUMNS.join(","), ...rows.map((r) => COLUMNS.map((c) => cell(r[c])).join(","))].join("\n") + "\n";
+    return [COLUMNS.join(","), ...rows.map((r) => COLUMNS.map((c) => cell(r[c] ?? "")).join(","))].join("\n") + "\n";
   }
   if (!rows.length) return "";
   const head = `${rows[0].cpu}, ${rows[0].host}; artifact ${rows[0].artifact} (sha-256 ${rows[0].artifact_sha256.slice(0, 12)})\n\n`;
+  const paired = rows.some((r) => r.wasmformer_speedup !== undefined);
   const table = [
-    "| model | test | threads | variant | t/s |",
-    "| --- | --- | ---: | --- | ---: |",
-    ...rows.map((r) => `| ${r.model} | ${r.test} | ${r.threads} | ${r.variant} | ${r.tokens_per_s.toFixed(2)} ± ${r.sd.toFixed(2)} |`),
+    `| model | test | threads | variant | t/s |${paired ? " wasmformer vs it (paired) |" : ""}`,
+    `| --- | --- | ---: | --- | ---: |${paired ? " ---: |" : ""}`,
+    ...rows.map(
+      (r) =>
+        `| ${r.model} | ${r.test} | ${r.threads} | ${r.variant} | ${r.tokens_per_s.toFixed(2)} ± ${r.sd.toFixed(2)} |` +
+        (paired ? ` ${r.wasmformer_speedup === undefined ? "" : `${r.wasmformer_speedup.toFixed(2)}×`} |` : ""),
+    ),
   ];
   return head + table.join("\n") + "\n";
 }

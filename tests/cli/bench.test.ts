@@ -56,9 +56,9 @@ describe("wasmformer bench", () => {
     expect(md[0]).toMatch(/Node \d+.*sha-256 [0-9a-f]{12}/);
     expect(md.slice(2)).toEqual([expect.stringMatching(/^\| model \| test \|/), expect.stringMatching(/^\| --- /), expect.stringMatching(/^\| gpt2 \| pp8 \| 1 \| simd128 \| [\d.]+ ± [\d.]+ \|$/), expect.stringMatching(/^\| gpt2 \| tg2 \| 1 \|/)]);
     const csv = (await cli(...args, "-o", "csv")).out.trim().split("\n");
-    expect(csv[0]).toBe("model,test,threads,variant,repetitions,tokens_per_s,sd,artifact_sha256,cpu,host");
+    expect(csv[0]).toBe("model,test,threads,variant,repetitions,tokens_per_s,sd,wasmformer_speedup,artifact_sha256,cpu,host");
     expect(csv.length).toBe(3);
-    for (const line of csv.slice(1)) expect(line.split(",").length).toBeGreaterThanOrEqual(10);
+    for (const line of csv.slice(1)) expect(line.split(",").length).toBeGreaterThanOrEqual(11);
     const jsonl = (await cli(...args, "-o", "jsonl")).out.trim().split("\n").map((l) => JSON.parse(l) as BenchRow);
     expect(jsonl.map((x) => x.test)).toEqual(["pp8", "tg2"]);
   });
@@ -79,7 +79,10 @@ describe("wasmformer bench", () => {
       ["pp8", "simd128"], ["tg2", "simd128"], ["pp8", "onnxruntime-web V wasm (all logits)"], ["tg2", "onnxruntime-web V wasm (all logits)"],
     ]);
     for (const row of rows) expect(row.tokens_per_s).toBeGreaterThan(0);
-    expect(r.err).toMatch(/bench ort: tg2, 1 thread, repetition 1\/1/);
+    // the two timed in turn: the peer's rows carry wasmformer's paired speed-up over it
+    expect(rows.map((x) => x.wasmformer_speedup === undefined)).toEqual([true, true, false, false]);
+    for (const [i, row] of rows.slice(2).entries()) expect(row.wasmformer_speedup).toBeCloseTo(rows[i].tokens_per_s / row.tokens_per_s, 6);
+    expect(r.err).toMatch(/bench \(with ort\): tg2, 1 thread, repetition 1\/1/);
     const bad = await cli("bench", artifact, "--peer", "ort");
     expect(bad.err.trim()).toBe("error[WF604]: --peer needs --model MODEL.wf and --weights PATH (the sources of the artifact)");
   });
