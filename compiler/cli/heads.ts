@@ -25,8 +25,8 @@ export async function classifyTokensRun(artifact: string, a: { text: string[]; "
   if (!a.text.length && !a["input-ids"].length) throw usageError("give --text TEXT or --input-ids IDS (each repeatable)");
   const tokenizer = a.text.length ? tokenizerOf(artifact, man, "--text") : man.tokenizer ? loadArtifactTokenizer(artifact, man) : undefined;
   await withModel(artifact, threadsFor(a.threads, man), (model) => {
-    for (const input of [...a.text, ...a["input-ids"]]) {
-      const tags = classifyTokens(model, input, { tokenizer });
+    // the inputs side by side in calls where the artifact packs sequences
+    for (const tags of classifyTokens(model, [...a.text, ...a["input-ids"]], { tokenizer })) {
       const entities = groupEntities(tags, { tokenizer });
       if (a.json) io.stdout.write(JSON.stringify({ tokens: tags.map(({ scores: _, ...t }) => t), entities }) + "\n");
       else io.stdout.write((entities.map((e) => `${e.entity_group} ${JSON.stringify(e.word)} ${e.score.toFixed(4)}`).join(", ") || "(no entities)") + "\n");
