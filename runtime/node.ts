@@ -69,6 +69,8 @@ export interface ArtifactLoadOptions {
   module?: "plain" | "relaxed" | "profile";
   /** Functions the module imports besides its memory (the profiling module's `__prof`). */
   imports?: LoadOptions["imports"];
+  /** Run-time LoRA adapters to make room for (see LoadOptions.adapters; default 8). */
+  adapters?: number;
 }
 
 /** Bytes read from a shard at a time. */
@@ -104,7 +106,7 @@ function readShard(path: string, shard: WeightShard, into: Uint8Array, verify: b
  * Loads an artifact folder: each weights shard is read straight into its slice of linear memory
  * (no second copy of the weights); `threads` > 1 runs the matrix kernels on worker threads.
  */
-export async function loadArtifact(dir: string, { threads = 1, verify = false, module, imports }: ArtifactLoadOptions = {}): Promise<Model> {
+export async function loadArtifact(dir: string, { threads = 1, verify = false, module, imports, adapters }: ArtifactLoadOptions = {}): Promise<Model> {
   const manifest = readManifest(dir);
   const shards = weightShards(manifest, join(dir, "manifest.json"));
   const variant = pickVariant(manifest.variants, { threads, module });
@@ -120,7 +122,7 @@ export async function loadArtifact(dir: string, { threads = 1, verify = false, m
   const weights = (into: Uint8Array) => {
     for (const s of shards) readShard(join(dir, s.file), s, into.subarray(s.offset, s.offset + s.bytes), verify);
   };
-  return Model.load({ manifest, wasm, weights, location: dir, wasmFile: variant.file }, { threads, host: nodeThreads, imports });
+  return Model.load({ manifest, wasm, weights, location: dir, wasmFile: variant.file }, { threads, host: nodeThreads, imports, adapters });
 }
 
 /**

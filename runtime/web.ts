@@ -51,6 +51,8 @@ export interface UrlLoadOptions {
   fetch?: typeof fetch;
   /** The cache storage (default globalThis.caches). */
   cacheStorage?: WeightsCacheStorage;
+  /** Run-time LoRA adapters to make room for (see LoadOptions.adapters; default 8). */
+  adapters?: number;
 }
 
 /** The Cache API cache holding weights shards. */
@@ -254,7 +256,7 @@ export async function loadArtifactFromUrl(base: string, opts: UrlLoadOptions = {
         }
       }
     };
-    const model = await Model.load({ manifest, wasm, weights, location: base, wasmFile: variant.file }, { threads, host: opts.host ?? browserThreads });
+    const model = await Model.load({ manifest, wasm, weights, location: base, wasmFile: variant.file }, { threads, host: opts.host ?? browserThreads, adapters: opts.adapters });
     if (signal?.aborted) {
       model.dispose();
       throw signal.reason;

@@ -18,7 +18,7 @@ import { type LoraAdapter, LoraSlots, packForKernel, parseAdapter } from "../../
 import { readAdapter } from "../../runtime/lora-node.js";
 import type { Manifest } from "../../runtime/manifest.js";
 import { Model } from "../../runtime/model.js";
-import { nodeThreads } from "../../runtime/node.js";
+import { loadArtifact, nodeThreads } from "../../runtime/node.js";
 import { decodeNpy } from "../../runtime/npy.js";
 import { generate } from "../../runtime/generate.js";
 import { compileInMemory, fixtureDir, relError, rng, root, safetensors } from "../helpers.js";
@@ -373,6 +373,15 @@ describe("command line", () => {
     const r2 = io();
     expect(await main(["generate", slotted, "--input-ids", ids, "--max-new-tokens", "4", "--json"], r2.io)).toBe(0);
     expect(JSON.parse(r.out.stdout).ids).toEqual(JSON.parse(r2.out.stdout).ids);
+    // loadArtifact's `adapters` sets the room for them
+    const model = await loadArtifact(slotted, { adapters: 1 });
+    try {
+      const slots = new LoraSlots(model);
+      slots.load("a", readAdapter(loraDir("llama")));
+      expect(() => slots.load("b", readAdapter(loraDir("llama")))).toThrow(/cannot load adapter "b".*1 adapters fill the room/);
+    } finally {
+      model.dispose();
+    }
   });
 
   it("a bad adapter: exit 1, one error[WF410] line, nothing written", async () => {
