@@ -15,7 +15,8 @@ import { readAdapter } from "@wasmformer/runtime/lora-node";
 import { LoraError } from "@wasmformer/runtime/lora";
 import { InputError } from "./diagnostics.js";
 import { checkFolderOut, writeFolderOut } from "./output.js";
-import { type PipelineOptions, runPipeline, selectPasses, withQuantization } from "./passes/manager.js";
+import type { KvDtype } from "./passes/kv-cache.js";
+import { type PipelineOptions, runPipeline, selectPasses, withKvCache, withQuantization } from "./passes/manager.js";
 import type { Progress } from "./progress.js";
 
 export interface CompileOptions {
@@ -30,6 +31,8 @@ export interface CompileOptions {
   disablePasses?: string[];
   /** Weight quantization of the matrices (int8: q8_0 blocks of 32). */
   quantize?: QuantizeOptions | QuantizeOptions["scheme"];
+  /** The KV caches' values: f32 (default) or bf16 (half the memory; compiler/passes/kv-cache.ts). */
+  kvCache?: KvDtype;
   progress?: Progress;
   /** PEFT LoRA adapters folded into the weights before fusion and quantization: W + scale·s·B·A. */
   lora?: readonly { dir: string; scale?: number }[];
@@ -199,7 +202,7 @@ export function compileModel(modelPath: string, weightsPath: string, outDir: str
       ...(adapters.length ? { mapWeights: (w) => mergeAdapters(w, adapters) } : {}),
     }),
     { printAfter: opts.printAfter },
-    withLoraSlots(withQuantization(selectPasses(opts.disablePasses ?? []), quantize), opts.loraSlots),
+    withKvCache(withLoraSlots(withQuantization(selectPasses(opts.disablePasses ?? []), quantize), opts.loraSlots), opts.kvCache),
   );
   progress?.done();
   // an image input's preprocessing (preprocessor_config.json, for runtimes given decoded images), checked before code is generated

@@ -47,3 +47,14 @@ export function floatToHalf(v: number): number {
   if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++; // a carry rounds into the exponent, as it should
   return sign | half;
 }
+
+/**
+ * v rounded to bfloat16 (the top 16 bits of an f32, ties to even; NaN stays NaN), as an f32: what
+ * a bf16 KV cache (attention attr kv_dtype) holds.
+ */
+export function roundBf16(v: number): number {
+  F32[0] = v;
+  const u = U32[0];
+  U32[0] = (u & 0x7fffffff) > 0x7f800000 ? 0x7fc00000 : ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
+  return F32[0];
+}

@@ -105,12 +105,12 @@ export interface Manifest {
     /** Most threads the kernels have scratch for. */
     max_threads?: number;
     /**
-     * Each KV cache: addresses of its keys and values, `context` rows of k_width / v_width f32 each,
-     * row r at k + r · width · 4. A sliding window's ring buffer has `rows` rows only: position j
+     * Each KV cache: addresses of its keys and values, `context` rows of k_width / v_width values
+     * each, `bytes` a value (4: f32, the default; 2: bfloat16), row r at k + r · width · bytes. A sliding window's ring buffer has `rows` rows only: position j
      * at row j − base, base the i32 at address `base`; a call moves the last `keep` positions to the
      * front when its rows would not fit, so each call feeds at most rows − keep rows.
      */
-    kv?: { k: number; v: number; k_width: number; v_width: number; rows?: number; window?: number; keep?: number; base?: number }[];
+    kv?: { k: number; v: number; k_width: number; v_width: number; bytes?: 2 | 4; rows?: number; window?: number; keep?: number; base?: number }[];
   };
   /**
    * The files holding the weights, in order, covering memory.weights_bytes exactly. Written with

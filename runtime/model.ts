@@ -239,7 +239,7 @@ export class Model {
     const kv = this.kvLayout("saveState");
     // each cache's rows from its base (0 but for a sliding window's ring buffer)
     const bases = kv.map((c) => this.ringBase(c));
-    const bytesOf = (past: number, bases: number[]) => kv.reduce((a, c, i) => a + (past - bases[i]) * (c.k_width + c.v_width) * 4, 0);
+    const bytesOf = (past: number, bases: number[]) => kv.reduce((a, c, i) => a + (past - bases[i]) * (c.k_width + c.v_width) * (c.bytes ?? 4), 0);
     const header = new TextEncoder().encode(JSON.stringify({ format: STATE_FORMAT, layout: this.fingerprint(), past: this.past, tokens: this.tokens, ...(this.ringCaches.length ? { bases } : {}) }));
     const out = new Uint8Array(8 + header.byteLength + bytesOf(this.past, bases));
     new DataView(out.buffer).setUint32(0, STATE_MAGIC, true);
@@ -248,7 +248,7 @@ export class Model {
     let at = 8 + header.byteLength;
     kv.forEach((c, i) => {
       for (const [addr, width] of [[c.k, c.k_width], [c.v, c.v_width]]) {
-        const n = (this.past - bases[i]) * width * 4;
+        const n = (this.past - bases[i]) * width * (c.bytes ?? 4);
         out.set(new Uint8Array(this.memory.buffer, addr, n), at);
         at += n;
       }
@@ -280,12 +280,12 @@ export class Model {
     // a ring buffer's base: at most past, with at most its rows from there
     const baseOk = (b: unknown, i: number) => Number.isInteger(b) && (b as number) >= 0 && (b as number) <= (past as number) && (past as number) - (b as number) <= (kv[i].rows ?? this.manifest.context) && (kv[i].base !== undefined || b === 0);
     if (!Array.isArray(bases) || bases.length !== kv.length || !bases.every(baseOk)) throw bad("its ring-buffer bases do not fit the caches");
-    const size = kv.reduce((a, c, i) => a + ((past as number) - bases[i]) * (c.k_width + c.v_width) * 4, 0);
+    const size = kv.reduce((a, c, i) => a + ((past as number) - bases[i]) * (c.k_width + c.v_width) * (c.bytes ?? 4), 0);
     if (bytes.byteLength !== 8 + headerBytes + size) throw bad(`${bytes.byteLength} bytes for ${past} rows (${8 + headerBytes + size} expected)`);
     let at = 8 + headerBytes;
     kv.forEach((c, i) => {
       for (const [addr, width] of [[c.k, c.k_width], [c.v, c.v_width]]) {
-        const n = ((past as number) - bases[i]) * width * 4;
+        const n = ((past as number) - bases[i]) * width * (c.bytes ?? 4);
         new Uint8Array(this.memory.buffer, addr, n).set(bytes.subarray(at, at + n));
         at += n;
       }

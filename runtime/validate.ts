@@ -120,9 +120,12 @@ export function validateManifest(json: unknown, file = "manifest.json"): Manifes
         f.int(c.keep, `memory.kv[${i}].keep`, window - 1, rows - 1);
         within(`memory.kv[${i}].base`, "the ring buffer's base", f.address(c.base, `memory.kv[${i}].base`), 4);
       }
+      // bytes a value: 4 (f32) unless a bf16 cache says 2
+      const bytes = c.bytes === undefined ? 4 : f.int(c.bytes, `memory.kv[${i}].bytes`, 2, 4);
+      if (bytes === 3) throw new ArtifactError("WF503", `${file}: memory.kv[${i}].bytes should be 2 or 4, found 3`);
       for (const part of ["k", "v"] as const) {
         const width = f.int(c[`${part}_width`], `memory.kv[${i}].${part}_width`, 1, I32_MAX);
-        within(`memory.kv[${i}].${part}`, `a cache of ${rows} rows of ${width}`, f.address(c[part], `memory.kv[${i}].${part}`), rows * width * 4);
+        within(`memory.kv[${i}].${part}`, `a cache of ${rows} rows of ${width}`, f.address(c[part], `memory.kv[${i}].${part}`), rows * width * bytes);
       }
     });
 

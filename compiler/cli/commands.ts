@@ -12,6 +12,7 @@ import { exportOnnx, onnxCacheLayout } from "../export/onnx.js";
 import { loadProgram } from "../load.js";
 import { NPY_FILE, ONNX_FILE, checkFileOut, writeFileOut } from "../output.js";
 import { passes, runPipeline, selectPasses, withQuantization } from "../passes/manager.js";
+import { KV_DTYPES } from "../passes/kv-cache.js";
 import { QUANTIZE_CHOICES, parseOverride } from "../passes/quantize-weights.js";
 import { fsReason, isFsError } from "./errors.js";
 import { classifyImagesRun, readImagePixels } from "./image.js";
@@ -72,6 +73,7 @@ const compile = command({
     lora: { kind: adapterSpec, arg: "DIR[=SCALE]", repeatable: true, help: "merge a PEFT LoRA adapter into the weights (W + SCALE·alpha/r·B·A) before fusion and quantization" },
     config: { kind: configOverride, arg: "KEY=VALUE", repeatable: true, help: "replace a config.json value (dotted key; VALUE as JSON, else text), e.g. architectures.0=BertModel for the bare encoder of a masked-LM checkpoint" },
     "shard-size": { kind: byteSize(SHARD_SIZE.min, SHARD_SIZE.max), arg: "SIZE", default: `${SHARD_SIZE.default / 2 ** 20}M`, help: "most bytes in one weights file: larger weights are written as weights-00001-of-0000N.bin shards (K, M, G are binary units)" },
+    "kv-cache": { kind: oneOf(KV_DTYPES), arg: KV_DTYPES.join("|"), default: "f32", help: "the KV cache's values: f32, or bf16 (half the memory and of the bytes a decode step reads from it; each key and value rounded once to bfloat16)" },
     "lora-slots": { kind: checkedBy("RANK or RANK:MODULES (a rank from 1 to 512, then comma-separated module names)", parseSlots), arg: "RANK[:MODULES]", help: "compile run-time LoRA side paths of this rank on the named linears (e.g. 16:q_proj,v_proj; default all but the head), for run/generate --adapter" },
   },
   async run(model, a, io) {
@@ -87,6 +89,7 @@ const compile = command({
       quantize: a.quantize ? { scheme: a.quantize, overrides: a["quantize-tensor"] } : undefined,
       lora: a.lora,
       loraSlots: a["lora-slots"],
+      kvCache: a["kv-cache"],
       shardSize: a["shard-size"],
       printAfter: a["print-ir"] ? (pass, ir) => io.stdout.write(`// ---- IR after ${pass} ----\n${ir}\n`) : undefined,
       progress: progressOn(io.stderr),

@@ -31,6 +31,8 @@ export interface AttentionShape {
   scratch: number;
   /** The longest call (the context): the rows whose running softmax state the scratch holds. */
   context: number;
+  /** Bytes a key or value in k and v: 4 (f32), 2 (a bf16 KV cache in 8-blocks, dk and dv multiples of 8: widened as the block is packed). */
+  kvBytes?: 2 | 4;
 }
 
 /**
@@ -64,6 +66,7 @@ export function attentionRows(wm: WasmModule, s: AttentionShape, key: string): s
   return wm.ensure(name, () => {
     const m = wm.m;
     const { H, Hkv, dk, dv, scale, causal, window, mask, sequences, scratch, context } = s;
+    const kvBytes = s.kvBytes ?? 4;
     // the packed block's rows: the kernel's key and value strides
     const group = H / Hkv, kw = dk * 4, vw = dv * 4;
     const block = keyBlock(context);
@@ -223,10 +226,14 @@ export function attentionRows(wm: WasmModule, s: AttentionShape, key: string): s
       m.f32.store(4, 4, stateAt(), get(LS, f32)),
     ];
     // head HD's keys and values B0..B0+BN−1 (of its KV head) packed: rows of dk and dv floats
+    // (a bf16 cache's 8-blocks widened: values 0..3 the lanes' low halves shifted up, 4..7 their
+    // high halves, see kernels/attention.ts)
+    const load4 = (d: number, at: Expr) =>
+      kvBytes === 4 ? m.v128.load(16 * d, 4, at) : d % 2 ? m.v128.and(m.v128.load(16 * (d >> 1), 2, at), m.i32x4.splat(c32(0xffff0000 | 0))) : m.i32x4.shl(m.v128.load(16 * (d >> 1), 2, at), c32(16));
     const pack = (from: Expr, stride: number, width: number, to: number): Expr =>
       wm.loop(`${name}_pack`, J, c32(0), () => get(BN), 1, Array.from({ length: width / 4 }, (_, d) => m.v128.store(to + 16 * d, 4, m.i32.add(get(SB), m.i32.sub(m.i32.mul(get(J), c32(width * 4)), c32(state))),
-        m.v128.load(16 * d, 4, m.i32.add(m.copyExpression(from), m.i32.mul(m.i32.add(get(B0), get(J)), c32(stride)))))));
-    const kvHead = (base: number, width: number) => m.i32.add(get(base), m.i32.mul(m.i32.div_u(get(HD), c32(group)), c32(width * 4)));
+        load4(d, m.i32.add(m.copyExpression(from), m.i32.mul(m.i32.add(get(B0), get(J)), c32(stride)))))));
+    const kvHead = (base: number, width: number) => m.i32.add(get(base), m.i32.mul(m.i32.div_u(get(HD), c32(group)), c32(width * kvBytes)));
     const head: Expr[] = [
       // every row's o = 0, m = −∞, l = 0
       wm.loop(`${name}_init`, R, c32(0), () => get(ROWS), 1, [
@@ -238,8 +245,8 @@ export function attentionRows(wm: WasmModule, s: AttentionShape, key: string): s
       wm.loop(`${name}_keys`, B0, c32(0), () => get(L), block, [
         m.local.set(BN, m.i32.sub(get(L), get(B0))),
         m.if(m.i32.gt_s(get(BN), c32(block)), m.local.set(BN, c32(block))),
-        pack(kvHead(K, dk), Hkv * dk * 4, dk, packK),
-        pack(kvHead(V, dv), Hkv * dv * 4, dv, packV),
+        pack(kvHead(K, dk), Hkv * dk * kvBytes, dk, packK),
+        pack(kvHead(V, dv), Hkv * dv * kvBytes, dv, packV),
         wm.loop(`${name}_rows`, R, c32(0), () => get(ROWS), 1, [m.block(`${name}_row_skip`, row)]),
       ]),
       // o /= l

@@ -242,7 +242,8 @@ function planMemory(p: Program, dataEnd: number, { noReuse, onWeights }: Generat
           // a sliding window keeps its last rows only: a ring buffer (KvCache, ringRows)
           const window = n.attrs.window, rows = ringRows(p.context, window);
           const ring = window !== undefined && rows < p.context ? { window, keep: window - 1 + REWIND_ROWS, base: mem.take(4) } : {};
-          caches.set(key, { k: mem.take(rows * kw * 4), v: mem.take(rows * vw * 4), kWidth: kw, vWidth: vw, rows, ...ring });
+          const bytes = n.attrs.kv_dtype === "bf16" ? 2 : 4;
+          caches.set(key, { k: mem.take(rows * kw * bytes), v: mem.take(rows * vw * bytes), kWidth: kw, vWidth: vw, bytes, rows, ...ring });
         }
       }
     }
@@ -289,7 +290,7 @@ function planMemory(p: Program, dataEnd: number, { noReuse, onWeights }: Generat
   const pages = Math.ceil(arenaEnd / PAGE) + 1;
   if (pages > MAX_PAGES) {
     const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
-    const kv = [...caches.values()].reduce((s, c) => s + c.rows * (c.kWidth + c.vWidth) * 4, 0);
+    const kv = [...caches.values()].reduce((s, c) => s + c.rows * (c.kWidth + c.vWidth) * c.bytes, 0);
     const weightBytes = Math.max(0, ...chunks.map((c) => c.at + c.bytes)) - weightsStart;
     throw new InputError(
       `the model needs ${gib(pages * PAGE)} of WebAssembly memory (weights ${gib(weightBytes)}, KV cache ${gib(kv)} for a context of ${p.context}, ` +
@@ -430,7 +431,7 @@ function lowerVariant(wm: WasmModule, p: Program, plan: Plan, onProgress?: (done
     memory: {
       pages, weights_offset: weightsStart, weights_bytes: weightsBytes, activation_bytes: plan.activationBytes, control: wm.control, max_threads: MAX_THREADS,
       // the KV caches, row-major by position: what saveState copies
-      ...(plan.caches.size ? { kv: [...plan.caches.values()].map((c) => ({ k: c.k, v: c.v, k_width: c.kWidth, v_width: c.vWidth, ...(c.base !== undefined ? { rows: c.rows, window: c.window, keep: c.keep, base: c.base } : {}) })) } : {}),
+      ...(plan.caches.size ? { kv: [...plan.caches.values()].map((c) => ({ k: c.k, v: c.v, k_width: c.kWidth, v_width: c.vWidth, ...(c.bytes === 2 ? { bytes: 2 } : {}), ...(c.base !== undefined ? { rows: c.rows, window: c.window, keep: c.keep, base: c.base } : {}) })) } : {}),
     },
     features: ["simd128"],
     variants: VARIANTS.map(({ file, features }) => ({ file, features })),

@@ -36,6 +36,10 @@ export const LIBRARY = {
     H: "i32", Hkv: "i32", dk: "i32", dv: "i32", scale: "f32", cap: "f32",
     table: "i32", buckets: "i32", range: "i32", mask: "i32", u0: "i32", u1: "i32", units: "i32",
   },
+  attention_part_bf16: {
+    q: "i32", k: "i32", v: "i32", part: "i32", L: "i32", first: "i32",
+    H: "i32", Hkv: "i32", dk: "i32", dv: "i32", scale: "f32", mask: "i32", u0: "i32", u1: "i32", units: "i32",
+  },
   attention_merge: { part: "i32", out: "i32", H: "i32", dv: "i32", keys: "i32", units: "i32" },
 } as const satisfies Record<string, Record<string, P>>;
 

@@ -55,6 +55,8 @@ export interface KvCache {
   v: number;
   kWidth: number;
   vWidth: number;
+  /** Bytes a value: 4 (f32), 2 (bf16, attention attr kv_dtype). */
+  bytes: 2 | 4;
   rows: number;
   window?: number;
   keep?: number;
@@ -275,6 +277,33 @@ function patchRows(wm: WasmModule): string {
   });
 }
 
+/**
+ * `to_bf16(dst, src, n)`: n f32 values at src (a multiple of 8: a bf16 cache's head sizes are)
+ * rounded to bfloat16 (ties to even; a NaN stays a quiet NaN) and stored at dst, 2 bytes each,
+ * each 8 values x0..x7 as x0 x4 x1 x5 x2 x6 x3 x7: the attention kernels load 8 and widen them
+ * in order with two bit operations (kernels/attention.ts).
+ */
+function toBf16(wm: WasmModule): string {
+  return wm.ensure("to_bf16", () => {
+    const m = wm.m;
+    const [DST, SRC, N, I] = [0, 1, 2, 3];
+    const get = (l: number) => m.local.get(l, i32);
+    // u + 0x7fff + ((u >> 16) & 1), whose top half is the rounded value; NaN lanes 0x7fc00000
+    const round = (x: Expr) => {
+      const u = () => m.v128.load(0, 4, m.copyExpression(x));
+      const r = m.i32x4.add(m.i32x4.add(u(), m.i32x4.splat(m.i32.const(0x7fff))), m.v128.and(m.i32x4.shr_u(u(), m.i32.const(16)), m.i32x4.splat(m.i32.const(1))));
+      return m.v128.bitselect(m.i32x4.splat(m.i32.const(0x7fc00000)), r, m.f32x4.ne(u(), u()));
+    };
+    const src = (off: number) => m.i32.add(get(SRC), m.i32.add(m.i32.shl(get(I), m.i32.const(2)), m.i32.const(off)));
+    // the top halves (bytes 2, 3 of each lane) of x0..x3 and x4..x7, interleaved
+    const order = [2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31];
+    const body = wm.loop("to_bf16", I, m.i32.const(0), () => get(N), 8, [
+      m.v128.store(0, 2, m.i32.add(get(DST), m.i32.shl(get(I), m.i32.const(1))), m.i8x16.shuffle(round(src(0)), round(src(16)), order)),
+    ]);
+    m.addFunction("to_bf16", createType([i32, i32, i32]), none, [i32], body);
+  });
+}
+
 export const lowerings = {
   input: () => [],
   param: () => [],
@@ -399,10 +428,12 @@ export const lowerings = {
     const dk = c.width(q) / H, dv = c.width(v) / Hkv;
     const pre: Expr[] = [];
     let kp = c.ptr(k), vp = c.ptr(v), L = c.rows(k);
+    const bf16 = a.kv_dtype === "bf16";
     if (a.cache) {
-      // append this call's keys/values at rows past.. of the cache, then attend over all of it
+      // append this call's keys/values at rows past.. of the cache (rounded to bf16 where the
+      // cache holds bf16), then attend over all of it
       const cache = c.cache(n.id);
-      const [kw, vw] = [c.width(k) * 4, c.width(v) * 4];
+      const [kw, vw] = [c.width(k) * cache.bytes, c.width(v) * cache.bytes];
       // a ring buffer holds positions base.. at its rows 0..; a plain cache has base 0
       const base = () => m.i32.load(0, 4, wm.c32(cache.base!));
       if (cache.base !== undefined) {
@@ -416,8 +447,9 @@ export const lowerings = {
       const ring = cache.base !== undefined;
       const row = () => (ring ? m.i32.sub(c.past(), base()) : c.past());
       const at = (addr: number, width: number) => m.i32.add(wm.c32(addr), m.i32.mul(row(), wm.c32(width)));
-      pre.push(m.memory.copy(at(cache.k, kw), c.ptr(k), m.i32.mul(c.rows(k), wm.c32(kw))));
-      pre.push(m.memory.copy(at(cache.v, vw), c.ptr(v), m.i32.mul(c.rows(v), wm.c32(vw))));
+      const append = (to: Expr, from: number, width: number) =>
+        bf16 ? m.call(toBf16(wm), [to, c.ptr(from), m.i32.mul(c.rows(from), wm.c32(c.width(from)))], none) : m.memory.copy(to, c.ptr(from), m.i32.mul(c.rows(from), wm.c32(width)));
+      pre.push(append(at(cache.k, kw), k, kw), append(at(cache.v, vw), v, vw));
       // key j at kp + j·width: the kernels index by position
       kp = ring ? m.i32.sub(wm.c32(cache.k), m.i32.mul(base(), wm.c32(kw))) : wm.c32(cache.k);
       vp = ring ? m.i32.sub(wm.c32(cache.v), m.i32.mul(base(), wm.c32(vw))) : wm.c32(cache.v);
@@ -436,7 +468,8 @@ export const lowerings = {
     const scale = a.scale, causal = a.causal ? 1 : 0, window = a.window ?? 0, cap = a.softcap ?? 0;
     const fits = generatedAttentionFits({ dk, dv, cap, table });
     if (sequences && !fits) throw new Error(`internal: attention %${n.id} takes packed sequences but the generated kernel does not run it`);
-    const key = [H, Hkv, dk, dv, scale, causal, window, cap, table, buckets, range, mask, ...(sequences ? [sequences] : [])].join("_").replace(/[^0-9a-z_]/gi, "_");
+    if (bf16 && !fits) throw new Error(`internal: attention %${n.id} has a bf16 cache but the generated kernel does not run it`);
+    const key = [H, Hkv, dk, dv, scale, causal, window, cap, table, buckets, range, mask, ...(sequences ? [sequences] : []), ...(bf16 ? ["bf16"] : [])].join("_").replace(/[^0-9a-z_]/gi, "_");
     const head = () => ({ H: wm.c32(H), Hkv: wm.c32(Hkv), dk: wm.c32(dk), dv: wm.c32(dv), scale: wm.cf32(scale), cap: wm.cf32(cap) });
     const extras = () => ({ table: wm.c32(table), buckets: wm.c32(buckets), range: wm.c32(range), mask: wm.c32(mask) });
     // kernels of the parallel signature (q, k, v, L, out, rows, from, to, thread): more query
@@ -446,12 +479,15 @@ export const lowerings = {
       wm.ensure(name, () => m.addFunction(name, createType(Array<number>(9).fill(i32)), none, [], body()));
     // the queries are the last `rows` of the L positions
     const byHeads = fits
-      ? attentionRows(wm, { H, Hkv, dk, dv, scale, causal: !!causal, window, mask, sequences, scratch: c.scratch("attention"), context: c.context }, key)
+      ? attentionRows(wm, { H, Hkv, dk, dv, scale, causal: !!causal, window, mask, sequences, scratch: c.scratch("attention"), context: c.context, kvBytes: bf16 ? 2 : 4 }, key)
       : kernel(`attention_${key}`, () => wm.callLib("attention", { q: p(0), k: p(1), v: p(2), out: p(4), rows: p(5), L: p(3), q0: m.i32.sub(p(3), p(5)), ...head(), causal: wm.c32(causal), window: wm.c32(window), ...extras(), h0: p(6), h1: p(7) }));
     // the first key the last of L positions sees: 0, or the window's first
     const first = (L: () => Expr) => (window ? m.select(m.i32.gt_s(L(), wm.c32(window)), m.i32.sub(L(), wm.c32(window)), wm.c32(0)) : wm.c32(0));
     // (the one query is the last position: causal or not, it sees every key of its window)
-    const byKeys = kernel(`attention_part_${key}`, () => wm.callLib("attention_part", { q: p(0), k: p(1), v: p(2), part: p(4), L: p(3), first: first(() => p(3)), ...head(), ...extras(), u0: p(6), u1: p(7), units: wm.c32(ATTENTION_CHUNKS) }));
+    const byKeys = kernel(`attention_part_${key}`, () =>
+      bf16
+        ? wm.callLib("attention_part_bf16", { q: p(0), k: p(1), v: p(2), part: p(4), L: p(3), first: first(() => p(3)), H: wm.c32(H), Hkv: wm.c32(Hkv), dk: wm.c32(dk), dv: wm.c32(dv), scale: wm.cf32(scale), mask: wm.c32(mask), u0: p(6), u1: p(7), units: wm.c32(ATTENTION_CHUNKS) })
+        : wm.callLib("attention_part", { q: p(0), k: p(1), v: p(2), part: p(4), L: p(3), first: first(() => p(3)), ...head(), ...extras(), u0: p(6), u1: p(7), units: wm.c32(ATTENTION_CHUNKS) }));
     // multiply-adds: rows × keys × heads × (dk + dv) at most
     const work = () => m.i32.mul(m.i32.mul(c.rows(q), m.i32.add(a.cache ? c.past() : wm.c32(0), c.rows(k))), wm.c32(H * (dk + dv)));
     const parts = c.scratch("attention");

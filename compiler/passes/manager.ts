@@ -11,6 +11,7 @@ import { fuseAttention } from "./fuse-attention.js";
 import { fuseFfn } from "./fuse-ffn.js";
 import { fuseNorm } from "./fuse-norm.js";
 import { fuseQkv } from "./fuse-qkv.js";
+import { type KvDtype, kvCache } from "./kv-cache.js";
 import { packSequences } from "./pack-sequences.js";
 import { type QuantizeOptions, quantizeWeights } from "./quantize-weights.js";
 import { specializeLastRow } from "./specialize-last-row.js";
@@ -46,6 +47,11 @@ export function withQuantization(pipeline: readonly Pass[], quantize: QuantizeOp
   const at = kept.findIndex((p) => p.name === "fuse-qkv" || p.name === "specialize-last-row");
   const pass: Pass = { name: "quantize-weights", run: (p) => quantizeWeights(p, opts) };
   return at < 0 ? [...kept, pass] : [...kept.slice(0, at), pass, ...kept.slice(at)];
+}
+
+/** The pipeline for `compile --kv-cache bf16`: kv-cache last, once the attention nodes are final. */
+export function withKvCache(pipeline: readonly Pass[], dtype: KvDtype | undefined): readonly Pass[] {
+  return !dtype || dtype === "f32" ? pipeline : [...pipeline, { name: "kv-cache", run: (p) => kvCache(p, dtype) }];
 }
 
 /** The pipeline without the named passes; an unknown name is an error. Lowering needs fold-norm-offset, canonicalize-matmul and fold-transpose. */

@@ -1,7 +1,8 @@
 // Attention: scaled dot-product attention over packed heads, with a KV cache, a relative-position
 // bias or a padding mask.
 
-import { bool, cache, float, int, optional } from "../attrs.js";
+import { bool, cache, float, int, oneOf, optional } from "../attrs.js";
+import { roundBf16 } from "../half.js";
 import { relativeBucket } from "../relpos.js";
 import { type Node, formatType } from "../types.js";
 import { type OpDef, type Role, defineOp, expect, expectF32, expectSequences, f32, lastDim, operand, sequenceOf } from "./def.js";
@@ -25,13 +26,15 @@ export const attentionOps = {
    * bias_max_distance), mask (operand: f32[L] of 0/1), window (causal: the query at position i sees
    * keys i − window < j ≤ i, Mistral's sliding window), softcap (scores → softcap·tanh(s / softcap)
    * before the bias and mask, Gemma 2), sequences (operand, pack-sequences: i32[rows, 2], each
-   * row's sequence [first, end); a query sees only its own sequence's keys; no cache).
+   * row's sequence [first, end); a query sees only its own sequence's keys; no cache), kv_dtype
+   * (bf16: the cache holds keys and values rounded to bfloat16, and every call attends over the
+   * rounded ones, its own rows included: compile --kv-cache bf16).
    */
   attention: defineOp({
     attrs: {
       heads: int, kv_heads: int, scale: float, causal: optional(bool), window: optional(int), softcap: optional(float), cache: optional(cache),
       bias: optional(bool), bias_bidirectional: optional(bool), bias_buckets: optional(int), bias_max_distance: optional(int), mask: optional(bool),
-      sequences: optional(bool),
+      sequences: optional(bool), kv_dtype: optional(oneOf(["bf16"])),
     },
     arity: [3, 6],
     roles: attentionRoles,
@@ -63,6 +66,7 @@ export const attentionOps = {
         const t = operand(roles, args, "mask");
         expect(t !== undefined && t.shape.length === 1 && t.shape[0] === k.shape[0], `attention: mask must be [${k.shape[0]}]`);
       }
+      expect(a.kv_dtype === undefined || !!a.cache, `attention: kv_dtype ${a.kv_dtype} needs a KV cache`);
       if (a.sequences) {
         expect(!a.cache && q.shape[0] === k.shape[0], `attention: sequences need an uncached attention whose queries are its keys' rows`);
         expectSequences(operand(roles, args, "sequences"), k.shape[0], "attention");
@@ -80,8 +84,9 @@ export const attentionOps = {
         let c = st.caches.get(key);
         if (!c) st.caches.set(key, (c = { k: new Float32Array(st.context * kw), v: new Float32Array(st.context * vw) }));
         if (st.past + Rk > st.context) throw new RangeError(`sequence of ${st.past + Rk} exceeds the context of ${st.context}`);
-        c.k.set(k, st.past * kw);
-        c.v.set(v, st.past * vw);
+        const stored = (x: ArrayLike<number>) => (a.kv_dtype === "bf16" ? Float32Array.from(x, roundBf16) : x);
+        c.k.set(stored(k), st.past * kw);
+        c.v.set(stored(v), st.past * vw);
         keys = c.k; vals = c.v; L = st.past + Rk;
       }
       // the queries are the last R of the L positions

@@ -142,6 +142,75 @@ export function attention(
   }
 }
 
+// A bf16 cache (attention attr kv_dtype) stores each 8 values of a row x0..x7 as x0 x4 x1 x5 x2
+// x6 x3 x7 (the compiler's to_bf16): one load gives x0..x3 as the low halves of its i32 lanes and
+// x4..x7 as the high halves, so two bit operations widen 8 values to f32 (a bf16 is the top half
+// of its f32), in order. Head sizes are multiples of 8.
+
+/** Values 0..3 of the bf16 8-block loaded as v. */
+@inline function bfLow(v: v128): v128 {
+  return i32x4.shl(v, 16);
+}
+
+/** Values 4..7 of the bf16 8-block loaded as v. */
+@inline function bfHigh(v: v128): v128 {
+  return v128.and(v, i32x4.splat(0xffff0000));
+}
+
+/** scores4 over a bf16 cache (rows of kw bf16 values in 8-blocks; dk % 8 = 0). */
+@inline function scores4b(pq: usize, k: usize, j: i32, kw: i32, g: i32, dk: i32, scale: f32, mask: usize): v128 {
+  const pk = k + (<usize>(j * kw + g * dk) << 1), stride = <usize>kw << 1;
+  const p1 = pk + stride, p2 = pk + 2 * stride, p3 = pk + 3 * stride;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  for (let o: usize = 0, b: usize = 0; o < (<usize>dk << 2); o += 32, b += 16) {
+    const q0 = v128.load(pq + o), q1 = v128.load(pq + o, 16);
+    const k0 = v128.load(pk + b), k1 = v128.load(p1 + b), k2 = v128.load(p2 + b), k3 = v128.load(p3 + b);
+    a0 = f32x4.add(a0, f32x4.add(f32x4.mul(q0, bfLow(k0)), f32x4.mul(q1, bfHigh(k0))));
+    a1 = f32x4.add(a1, f32x4.add(f32x4.mul(q0, bfLow(k1)), f32x4.mul(q1, bfHigh(k1))));
+    a2 = f32x4.add(a2, f32x4.add(f32x4.mul(q0, bfLow(k2)), f32x4.mul(q1, bfHigh(k2))));
+    a3 = f32x4.add(a3, f32x4.add(f32x4.mul(q0, bfLow(k3)), f32x4.mul(q1, bfHigh(k3))));
+  }
+  const s = f32x4.mul(sum4(a0, a1, a2, a3), f32x4.splat(scale));
+  return mask ? f32x4.add(s, v128.and(f32x4.eq(v128.load(mask + (<usize>j << 2)), f32x4.splat(0)), f32x4.splat(-3.4028234663852886e38))) : s;
+}
+
+/** addValues4 over a bf16 cache (dv % 8 = 0). */
+@inline function addValues4b(po: usize, v: usize, j: i32, vw: i32, g: i32, dv: i32, p: v128): void {
+  const p0 = f32x4.splat(f32x4.extract_lane(p, 0)), p1 = f32x4.splat(f32x4.extract_lane(p, 1));
+  const p2 = f32x4.splat(f32x4.extract_lane(p, 2)), p3 = f32x4.splat(f32x4.extract_lane(p, 3));
+  const pv = v + (<usize>(j * vw + g * dv) << 1), vs = <usize>vw << 1;
+  for (let d = 0; d < dv; d += 8) {
+    const pd = pv + (<usize>d << 1), out = po + (<usize>d << 2);
+    const v0 = v128.load(pd), v1 = v128.load(pd + vs), v2 = v128.load(pd + 2 * vs), v3 = v128.load(pd + 3 * vs);
+    const lo = f32x4.add(f32x4.add(f32x4.mul(p0, bfLow(v0)), f32x4.mul(p1, bfLow(v1))), f32x4.add(f32x4.mul(p2, bfLow(v2)), f32x4.mul(p3, bfLow(v3))));
+    const hi = f32x4.add(f32x4.add(f32x4.mul(p0, bfHigh(v0)), f32x4.mul(p1, bfHigh(v1))), f32x4.add(f32x4.mul(p2, bfHigh(v2)), f32x4.mul(p3, bfHigh(v3))));
+    v128.store(out, f32x4.add(v128.load(out), lo));
+    v128.store(out, f32x4.add(v128.load(out, 16), hi), 16);
+  }
+}
+
+/** po[0..dv) += p·(the bf16 row at pv) (dv % 8 = 0). */
+@inline function addValues4b1(po: usize, pv: usize, dv: i32, p: f32): void {
+  const pv4 = f32x4.splat(p);
+  for (let d = 0; d < dv; d += 8) {
+    const v = v128.load(pv + (<usize>d << 1)), out = po + (<usize>d << 2);
+    v128.store(out, f32x4.add(v128.load(out), f32x4.mul(pv4, bfLow(v))));
+    v128.store(out, f32x4.add(v128.load(out, 16), f32x4.mul(pv4, bfHigh(v))), 16);
+  }
+}
+
+/** One key's scaled (and masked) score over a bf16 cache (dk % 8 = 0). */
+@inline function keyScoreB(pq: usize, k: usize, j: i32, kw: i32, g: i32, dk: i32, scale: f32, mask: usize): f32 {
+  const pk = k + (<usize>(j * kw + g * dk) << 1);
+  let a = f32x4.splat(0);
+  for (let d = 0; d < dk; d += 8) {
+    const kv = v128.load(pk + (<usize>d << 1)), q = pq + (<usize>d << 2);
+    a = f32x4.add(a, f32x4.add(f32x4.mul(v128.load(q), bfLow(kv)), f32x4.mul(v128.load(q, 16), bfHigh(kv))));
+  }
+  const s = hsum(a) * scale;
+  return mask && f32at(mask, j) == 0 ? s + <f32>-3.4028234663852886e38 : s;
+}
+
 /**
  * One head's online softmax over keys j0..j1-1 for the query at position qpos: po gets
  * Σ exp(s_j − m)·v_j (not yet divided), lastMax the running maximum m; returns Σ exp(s_j − m)
@@ -251,7 +320,7 @@ export function attention_part(
     const j0 = first + <i32>((<i64>keys * c) / chunks), j1 = first + <i32>((<i64>keys * (c + 1)) / chunks);
     const pc = part + (<usize>(c * H * pf) << 2);
     if (dk % 4 == 0 && cap == 0 && !table) {
-      decodeRows(q, k, v, pc, j0, j1, H, group, Hkv, dk, dv, scale, mask, pf);
+      decodeRows(q, k, v, pc, j0, j1, H, group, Hkv, dk, dv, scale, mask, pf, false);
       continue;
     }
     for (let h = 0; h < H; h++) {
@@ -260,6 +329,26 @@ export function attention_part(
       setf32(pp, 0, lastMax);
       setf32(pp, 1, l);
     }
+  }
+}
+
+/**
+ * attention_part over a bf16 cache (attention attr kv_dtype): keys and values rows of Hkv·dk and
+ * Hkv·dv bfloat16 values in 8-blocks (above), dk and dv multiples of 8, no cap or bias (what the
+ * compiler allows).
+ */
+export function attention_part_bf16(
+  q: usize, k: usize, v: usize, part: usize, L: i32, first: i32,
+  H: i32, Hkv: i32, dk: i32, dv: i32, scale: f32, mask: usize, u0: i32, u1: i32, units: i32,
+): void {
+  const keys = L - first;
+  const chunks = decodeChunks(keys, units);
+  const pf = partFloats(dv);
+  for (let u = u0; u < u1; u++) {
+    const c = <i32>((<i64>u * chunks + units - 1) / units);
+    if (c >= chunks || <i32>((<i64>units * c) / chunks) != u) continue;
+    const j0 = first + <i32>((<i64>keys * c) / chunks), j1 = first + <i32>((<i64>keys * (c + 1)) / chunks);
+    decodeRows(q, k, v, part + (<usize>(c * H * pf) << 2), j0, j1, H, H / Hkv, Hkv, dk, dv, scale, mask, pf, true);
   }
 }
 
@@ -274,7 +363,7 @@ export function attention_part(
  */
 @inline function decodeRows(
   q: usize, k: usize, v: usize, pc: usize, j0: i32, j1: i32, H: i32, group: i32, Hkv: i32,
-  dk: i32, dv: i32, scale: f32, mask: usize, pf: i32,
+  dk: i32, dv: i32, scale: f32, mask: usize, pf: i32, bf: bool,
 ): void {
   const kw = Hkv * dk, vw = Hkv * dv;
   memory.fill(pc, 0, <usize>(H * pf) << 2);
@@ -285,7 +374,7 @@ export function attention_part(
   for (; j + 16 <= j1; j += 16) {
     for (let i = 0; i < 16; i += 4)
       for (let h = 0; h < H; h++)
-        v128.store(pc + (<usize>(h * pf) << 2) + ws + (<usize>i << 2), scores4(q + (<usize>(h * dk) << 2), k, j + i, kw, h / group, dk, scale, mask));
+        v128.store(pc + (<usize>(h * pf) << 2) + ws + (<usize>i << 2), bf ? scores4b(q + (<usize>(h * dk) << 2), k, j + i, kw, h / group, dk, scale, mask) : scores4(q + (<usize>(h * dk) << 2), k, j + i, kw, h / group, dk, scale, mask));
     for (let h = 0; h < H; h++) {
       const pp = pc + (<usize>(h * pf) << 2), pw = pp + ws;
       const s0 = v128.load(pw), s1 = v128.load(pw, 16), s2 = v128.load(pw, 32), s3 = v128.load(pw, 48);
@@ -297,24 +386,27 @@ export function attention_part(
     for (let i = 0; i < 16; i += 4)
       for (let h = 0; h < H; h++) {
         const pp = pc + (<usize>(h * pf) << 2);
-        addValues4(pp + 16, v, j + i, vw, h / group, dv, v128.load(pp + ws + (<usize>i << 2)));
+        if (bf) addValues4b(pp + 16, v, j + i, vw, h / group, dv, v128.load(pp + ws + (<usize>i << 2)));
+        else addValues4(pp + 16, v, j + i, vw, h / group, dv, v128.load(pp + ws + (<usize>i << 2)));
       }
   }
   for (; j + 4 <= j1; j += 4)
     for (let h = 0; h < H; h++) {
       const pp = pc + (<usize>(h * pf) << 2);
-      const s = scores4(q + (<usize>(h * dk) << 2), k, j, kw, h / group, dk, scale, mask);
+      const s = bf ? scores4b(q + (<usize>(h * dk) << 2), k, j, kw, h / group, dk, scale, mask) : scores4(q + (<usize>(h * dk) << 2), k, j, kw, h / group, dk, scale, mask);
       const p = expv(f32x4.sub(s, f32x4.splat(softmaxStep(pp, dv, hmax(s)))));
       setf32(pp, 1, f32at(pp, 1) + hsum(p));
-      addValues4(pp + 16, v, j, vw, h / group, dv, p);
+      if (bf) addValues4b(pp + 16, v, j, vw, h / group, dv, p);
+      else addValues4(pp + 16, v, j, vw, h / group, dv, p);
     }
   for (; j < j1; j++)
     for (let h = 0; h < H; h++) {
       const pp = pc + (<usize>(h * pf) << 2);
-      const s = keyScore(q + (<usize>(h * dk) << 2), k, j, kw, h / group, h, dk, scale, 0, 0, 0, 0, mask, 0, H);
+      const s = bf ? keyScoreB(q + (<usize>(h * dk) << 2), k, j, kw, h / group, dk, scale, mask) : keyScore(q + (<usize>(h * dk) << 2), k, j, kw, h / group, h, dk, scale, 0, 0, 0, 0, mask, 0, H);
       const p = Mathf.exp(s - softmaxStep(pp, dv, s));
       setf32(pp, 1, f32at(pp, 1) + p);
-      addValue(pp + 16, v + (<usize>(j * vw + (h / group) * dv) << 2), dv, p);
+      if (bf) addValues4b1(pp + 16, v + (<usize>(j * vw + (h / group) * dv) << 1), dv, p);
+      else addValue(pp + 16, v + (<usize>(j * vw + (h / group) * dv) << 2), dv, p);
     }
 }
 

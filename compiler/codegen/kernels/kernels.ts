@@ -9,7 +9,7 @@
 
 import { f32at, hsum, setf32 } from "./memory";
 
-export { attention, attention_merge, attention_part } from "./attention";
+export { attention, attention_merge, attention_part, attention_part_bf16 } from "./attention";
 
 /** out[r,:] = table[ids[r],:] */
 export function embedding(table: usize, ids: usize, out: usize, rows: i32, D: i32): void {

@@ -230,6 +230,7 @@ const writers: { readonly [K in OpKind]?: Writer<K> } = {
       bias: (v) => (v ? "attention with a relative position bias (T5) is not supported" : undefined),
       window: () => "sliding-window attention is not supported",
       softcap: () => "soft-capped attention scores are not supported",
+      kv_dtype: () => "a bf16 KV cache (--kv-cache bf16) is the wasm runtime's: export without it",
       bias_bidirectional: true, bias_buckets: true, bias_max_distance: true, sequences: packed,
     },
     write: (n, c) => {
