@@ -4,7 +4,8 @@
 // same; incremental decode against one call; the cache's memory, a saved state's bytes, threads,
 // a sliding window's ring buffer, and the attentions it refuses.
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 // (the bench's seeded random checkpoints in the HF layout: these shapes have head sizes of 16)
@@ -20,6 +21,7 @@ import type { Program } from "../../ir/types.js";
 import { Model } from "../../runtime/model.js";
 import { nodeThreads } from "../../runtime/node.js";
 import { families, fixtureDir, relError, root } from "../helpers.js";
+import { cli } from "../cli/run-cli.js";
 
 const open: Model[] = [];
 afterAll(() => open.forEach((m) => m.dispose()));
@@ -159,5 +161,16 @@ describe("bf16 KV cache", () => {
     // f32 (the default) leaves the program as it is
     const p = runPipeline(loadProgram(join(root, "examples", "llama.wf"), fixtureDir("llama")));
     expect(runPipeline(loadProgram(join(root, "examples", "llama.wf"), fixtureDir("llama")), {}, withKvCache(passes, "f32"))).toEqual(p);
+  });
+
+  it("compile --kv-cache: a refused attention is the DSL's line and a code frame, exit 1, nothing written; an unknown type one line", async () => {
+    const out = join(tmpdir(), `wf-kv-${process.pid}`);
+    const r = await cli("compile", join(root, "examples", "llama.wf"), "--weights", fixtureDir("llama"), "--kv-cache", "bf16", "--out", out);
+    expect(r.code).toBe(1);
+    expect(r.err.split("\n")[0]).toMatch(/examples\/llama\.wf:\d+:\d+: error\[WF601\]: --kv-cache bf16: this attention cannot keep a bf16 cache: its head size 10 is not a multiple of 8/);
+    expect(r.err).toMatch(/\|\s+let a = attention\(/);
+    expect(existsSync(out)).toBe(false);
+    const bad = await cli("compile", join(root, "examples", "llama.wf"), "--weights", fixtureDir("llama"), "--kv-cache", "fp16", "--out", out);
+    expect([bad.code, bad.err]).toEqual([1, "error[WF601]: --kv-cache should be one of f32, bf16, found 'fp16'\n"]);
   });
 });
