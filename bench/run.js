@@ -5,7 +5,7 @@
 //   npm run bench -- --quick    fewer repeats, for a quick check
 //   options: --context N (compiled context, default 1024), --prefill N (default 128),
 //            --repeats N, --decode-steps N, --seed N, --no-validate, --threads N,
-//            --no-long (skip decode at past 512)
+//            --no-long (skip decode at past 512), --kv-cache bf16 (compile --kv-cache)
 //
 // Method (llm.c / ggml habits): validate the compiled model against the IR interpreter first,
 // then time each test with the runtime's timing loop (runtime/bench.ts, as `wasmformer bench`):
@@ -27,7 +27,7 @@ import os from "node:os";
 import v8 from "node:v8";
 import { runInNewContext } from "node:vm";
 import { fileURLToPath } from "node:url";
-import { generateArtifact, memoryWeights, programFromSource, runPipeline, selectPasses, withQuantization } from "../dist/compiler/index.js";
+import { generateArtifact, memoryWeights, programFromSource, runPipeline, selectPasses, withKvCache, withQuantization } from "../dist/compiler/index.js";
 import { Model, pickVariant } from "../runtime/dist/index.js";
 import { benchSubject, benchSubjects, modelSubject, speedups } from "../runtime/dist/bench.js";
 import { nodeThreads } from "../runtime/dist/node.js";
@@ -58,6 +58,7 @@ const VALIDATE_TOL_FP = 1e-3, VALIDATE_TOL_INT8 = 5e-2;
 const MODEL_KEY = strOpt("--model", "gpt2");
 const UNFUSED = flag("--unfused");
 const QUANT = strOpt("--quantize", undefined); // int8 | int4 | int4-min
+const KV = strOpt("--kv-cache", undefined); // bf16: compile --kv-cache bf16
 const VALIDATE_TOL = QUANT ? VALIDATE_TOL_INT8 : VALIDATE_TOL_FP;
 const SYSTEM = "wasmformer";
 const THREADS = opt("--threads", 1); // threads running the matrix kernels (model.threads.wasm above 1)
@@ -117,7 +118,7 @@ log(`threads: ${THREADS}${THREADS > 1 ? " (matrix kernels split by output rows o
 log(`context ${CONTEXT}, prefill ${PREFILL} tokens, ${REPEATS} repeats, ${DECODE_STEPS} decode steps at past ${PREFILL}`);
 if (!process.execArgv.includes("--no-liftoff")) log("warning: not run with --no-liftoff (use `npm run bench`)");
 
-const cacheDir = CACHE && join(CACHE, `${MODEL_KEY}${QUANT ? `-${QUANT}` : ""}${UNFUSED ? "-unfused" : ""}-s${SEED}-c${CONTEXT}`);
+const cacheDir = CACHE && join(CACHE, `${MODEL_KEY}${QUANT ? `-${QUANT}` : ""}${UNFUSED ? "-unfused" : ""}${KV ? `-kv-${KV}` : ""}-s${SEED}-c${CONTEXT}`);
 const cached = cacheDir && existsSync(join(cacheDir, "bench.json")) ? JSON.parse(readFileSync(join(cacheDir, "bench.json"), "utf8")) : undefined;
 
 let t0 = now();
@@ -139,7 +140,7 @@ if (cached) {
   t0 = now();
   program0 = programFromSource(spec.wf, wfText, hfConfig, memoryWeights(tensors, `random ${MODEL_KEY} weights`), { context: CONTEXT });
   const tElab = now();
-  program = runPipeline(program0, {}, withQuantization(selectPasses(UNFUSED ? ["fuse-ffn"] : []), QUANT));
+  program = runPipeline(program0, {}, withKvCache(withQuantization(selectPasses(UNFUSED ? ["fuse-ffn"] : []), QUANT), KV));
   const tPasses = now();
   art = generateArtifact(program);
   const tGen = now();
@@ -191,7 +192,7 @@ t0 = now();
 // the variant the runtime would pick on this host (relaxed SIMD under --experimental-wasm-relaxed-simd)
 const variant = pickVariant(art.manifest.variants, { threads: THREADS });
 if (THREADS > 1 && !variant.features.includes("threads")) throw new Error("--threads: this host has no shared WebAssembly memory");
-const VARIANT = `${variant.features.includes("relaxed-simd") ? "relaxed-simd" : "simd128"}${UNFUSED ? "-unfused" : ""}${QUANT ? `-${QUANT}` : ""}`;
+const VARIANT = `${variant.features.includes("relaxed-simd") ? "relaxed-simd" : "simd128"}${UNFUSED ? "-unfused" : ""}${QUANT ? `-${QUANT}` : ""}${KV ? `-kv-${KV}` : ""}`;
 for (const r of rows) r.variant = VARIANT;
 VARIANT_NOW = VARIANT;
 log(`variant: ${VARIANT} (${variant.file})`);
@@ -326,7 +327,7 @@ const best = probes.reduce((a, b) => (median(b.gbps) > median(a.gbps) ? b : a));
 const gbps = best.gbps;
 // bytes one decode step must read: the weights (see decodeWeightBytes) plus the K and V cache
 // rows of all layers
-const kvBytes = 2 * spec.layers * PREFILL * spec.kvWidth * 4;
+const kvBytes = 2 * spec.layers * PREFILL * spec.kvWidth * (KV === "bf16" ? 2 : 4);
 const bytesPerToken = dw.read + kvBytes;
 const bestBw = Math.max(...gbps);
 // on N threads the roofline is N cores reading side by side (each its slice of the weights), not

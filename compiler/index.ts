@@ -2,7 +2,7 @@
 
 export { compileModel, type CompileOptions, type CompileResult } from "./compile.js";
 export { loadProgram, programFromSource, readHfConfig, openWeights } from "./load.js";
-export { runPipeline, passes, selectPasses, withQuantization, type Pass } from "./passes/manager.js";
+export { runPipeline, passes, selectPasses, withKvCache, withQuantization, type Pass } from "./passes/manager.js";
 export { generate as generateArtifact, type CompiledArtifact } from "./codegen/emit.js";
 export { memoryWeights } from "./weights/memory.js";
 export { openSafetensors } from "./weights/safetensors.js";
