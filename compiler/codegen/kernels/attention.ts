@@ -296,6 +296,17 @@ const CHUNK_KEYS = 32;
  */
 @inline function partFloats(dv: i32): i32 { return 4 + ((dv + 3) & ~3) + 16; }
 
+/** The chunk of unit u, if it has one (c = ⌈u·n/units⌉ with ⌊units·c/n⌋ = u), else −1. */
+@inline function chunkOf(u: i32, chunks: i32, units: i32): i32 {
+  const c = <i32>((<i64>u * chunks + units - 1) / units);
+  return c >= chunks || <i32>((<i64>units * c) / chunks) != u ? -1 : c;
+}
+
+/** The first of chunk c's keys, `keys` keys from `first` cut into `chunks`. */
+@inline function chunkStart(first: i32, keys: i32, c: i32, chunks: i32): i32 {
+  return first + <i32>((<i64>keys * c) / chunks);
+}
+
 /**
  * Decode attention split over the keys (flash-decoding), for one query row at position L − 1:
  * the visible keys first..L−1 are cut into n = decodeChunks(L − first, units) equal ranges, chunk
@@ -314,10 +325,9 @@ export function attention_part(
   const chunks = decodeChunks(keys, units);
   const pf = partFloats(dv);
   for (let u = u0; u < u1; u++) {
-    // the chunk of unit u, if it has one: c = ⌈u·n/units⌉ with ⌊units·c/n⌋ = u
-    const c = <i32>((<i64>u * chunks + units - 1) / units);
-    if (c >= chunks || <i32>((<i64>units * c) / chunks) != u) continue;
-    const j0 = first + <i32>((<i64>keys * c) / chunks), j1 = first + <i32>((<i64>keys * (c + 1)) / chunks);
+    const c = chunkOf(u, chunks, units);
+    if (c < 0) continue;
+    const j0 = chunkStart(first, keys, c, chunks), j1 = chunkStart(first, keys, c + 1, chunks);
     const pc = part + (<usize>(c * H * pf) << 2);
     if (dk % 4 == 0 && cap == 0 && !table) {
       decodeRows(q, k, v, pc, j0, j1, H, group, Hkv, dk, dv, scale, mask, pf, false);
@@ -345,9 +355,9 @@ export function attention_part_bf16(
   const chunks = decodeChunks(keys, units);
   const pf = partFloats(dv);
   for (let u = u0; u < u1; u++) {
-    const c = <i32>((<i64>u * chunks + units - 1) / units);
-    if (c >= chunks || <i32>((<i64>units * c) / chunks) != u) continue;
-    const j0 = first + <i32>((<i64>keys * c) / chunks), j1 = first + <i32>((<i64>keys * (c + 1)) / chunks);
+    const c = chunkOf(u, chunks, units);
+    if (c < 0) continue;
+    const j0 = chunkStart(first, keys, c, chunks), j1 = chunkStart(first, keys, c + 1, chunks);
     decodeRows(q, k, v, part + (<usize>(c * H * pf) << 2), j0, j1, H, H / Hkv, Hkv, dk, dv, scale, mask, pf, true);
   }
 }
