@@ -286,11 +286,11 @@ function patchRows(wm: WasmModule): string {
 function toBf16(wm: WasmModule): string {
   return wm.ensure("to_bf16", () => {
     const m = wm.m;
-    const [DST, SRC, N, I] = [0, 1, 2, 3];
+    const [DST, SRC, N, I, X0, X1] = [0, 1, 2, 3, 4, 5];
     const get = (l: number) => m.local.get(l, i32);
     // u + 0x7fff + ((u >> 16) & 1), whose top half is the rounded value; NaN lanes 0x7fc00000
-    const round = (x: Expr) => {
-      const u = () => m.v128.load(0, 4, m.copyExpression(x));
+    const round = (x: number) => {
+      const u = () => m.local.get(x, v128);
       const r = m.i32x4.add(m.i32x4.add(u(), m.i32x4.splat(m.i32.const(0x7fff))), m.v128.and(m.i32x4.shr_u(u(), m.i32.const(16)), m.i32x4.splat(m.i32.const(1))));
       return m.v128.bitselect(m.i32x4.splat(m.i32.const(0x7fc00000)), r, m.f32x4.ne(u(), u()));
     };
@@ -298,9 +298,11 @@ function toBf16(wm: WasmModule): string {
     // the top halves (bytes 2, 3 of each lane) of x0..x3 and x4..x7, interleaved
     const order = [2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31];
     const body = wm.loop("to_bf16", I, m.i32.const(0), () => get(N), 8, [
-      m.v128.store(0, 2, m.i32.add(get(DST), m.i32.shl(get(I), m.i32.const(1))), m.i8x16.shuffle(round(src(0)), round(src(16)), order)),
+      m.local.set(X0, m.v128.load(0, 4, src(0))),
+      m.local.set(X1, m.v128.load(0, 4, src(16))),
+      m.v128.store(0, 2, m.i32.add(get(DST), m.i32.shl(get(I), m.i32.const(1))), m.i8x16.shuffle(round(X0), round(X1), order)),
     ]);
-    m.addFunction("to_bf16", createType([i32, i32, i32]), none, [i32], body);
+    m.addFunction("to_bf16", createType([i32, i32, i32]), none, [i32, v128, v128], body);
   });
 }
 
@@ -447,9 +449,11 @@ export const lowerings = {
       const ring = cache.base !== undefined;
       const row = () => (ring ? m.i32.sub(c.past(), base()) : c.past());
       const at = (addr: number, width: number) => m.i32.add(wm.c32(addr), m.i32.mul(row(), wm.c32(width)));
-      const append = (to: Expr, from: number, width: number) =>
-        bf16 ? m.call(toBf16(wm), [to, c.ptr(from), m.i32.mul(c.rows(from), wm.c32(c.width(from)))], none) : m.memory.copy(to, c.ptr(from), m.i32.mul(c.rows(from), wm.c32(width)));
-      pre.push(append(at(cache.k, kw), k, kw), append(at(cache.v, vw), v, vw));
+      const append = (to: Expr, from: number) => {
+        const values = m.i32.mul(c.rows(from), wm.c32(c.width(from)));
+        return bf16 ? m.call(toBf16(wm), [to, c.ptr(from), values], none) : m.memory.copy(to, c.ptr(from), m.i32.shl(values, wm.c32(2)));
+      };
+      pre.push(append(at(cache.k, kw), k), append(at(cache.v, vw), v));
       // key j at kp + j·width: the kernels index by position
       kp = ring ? m.i32.sub(wm.c32(cache.k), m.i32.mul(base(), wm.c32(kw))) : wm.c32(cache.k);
       vp = ring ? m.i32.sub(wm.c32(cache.v), m.i32.mul(base(), wm.c32(vw))) : wm.c32(cache.v);
